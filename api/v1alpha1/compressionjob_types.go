@@ -1,0 +1,263 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CompressionJobSpec declares a source model, where results go, and the
+// ordered stages that compress it.
+// +kubebuilder:validation:XValidation:rule="self.output.uri != self.source.uri",message="spec.output.uri must differ from spec.source.uri: artifacts are written under the output prefix and the source is never overwritten"
+type CompressionJobSpec struct {
+	// Source is the ONNX model to compress.
+	Source ModelSource `json:"source"`
+
+	// Output is the prefix under which every stage writes its artifact,
+	// as <output>/<cache-key>/model.onnx with result.json beside it.
+	Output OutputSpec `json:"output"`
+
+	// Storage says how runner pods authenticate to object storage.
+	// +optional
+	Storage *StorageSpec `json:"storage,omitempty"`
+
+	// Dataset feeds calibration, evaluation and distillation.
+	// +optional
+	Dataset *DatasetSpec `json:"dataset,omitempty"`
+
+	// Stages run in order; each reads the previous stage's output.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Stages []Stage `json:"stages"`
+
+	// Evaluation says how every stage output is measured.
+	// +optional
+	// +kubebuilder:default={}
+	Evaluation EvaluationSpec `json:"evaluation,omitempty"`
+
+	// Acceptance holds quality gates the final model must pass.
+	// +optional
+	Acceptance *AcceptanceSpec `json:"acceptance,omitempty"`
+
+	// Scheduling holds defaults for every stage's pod; a stage's own
+	// fields override them.
+	// +optional
+	Scheduling *SchedulingSpec `json:"scheduling,omitempty"`
+
+	// Suspend stops creating stage Jobs and suspends the running one.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// ActiveDeadlineSeconds bounds the whole run; past it the job fails
+	// with reason DeadlineExceeded.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// TTLSecondsAfterFinished is copied to every stage Job, so finished
+	// Jobs and their pods are garbage-collected after it.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// ModelSource is where the model to compress lives.
+type ModelSource struct {
+	// URI of the ONNX model: s3://, gs://, azblob://, file:// or mem://.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3|gs|azblob|file|mem)://.+')",message="spec.source.uri must be a URI with scheme s3, gs, azblob, file or mem, such as s3://models/resnet.onnx"
+	URI string `json:"uri"`
+
+	// SHA256 pins the source's content: the runner refuses a model whose
+	// digest differs. Pinned sources make cache keys content-addressed.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(sha256:)?[0-9a-f]{64}$')",message="spec.source.sha256 must be 64 lowercase hex digits, optionally prefixed by sha256:"
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// ArtifactPolicy says what happens to intermediate artifacts when the
+// CompressionJob is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type ArtifactPolicy string
+
+const (
+	ArtifactPolicyRetain ArtifactPolicy = "Retain"
+	ArtifactPolicyDelete ArtifactPolicy = "Delete"
+)
+
+// OutputSpec is where artifacts are written.
+type OutputSpec struct {
+	// URI prefix for artifacts: s3://, gs://, azblob://, file:// or mem://.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3|gs|azblob|file|mem)://.+')",message="spec.output.uri must be a URI with scheme s3, gs, azblob, file or mem, such as s3://models/compressed"
+	URI string `json:"uri"`
+
+	// IntermediateArtifacts: Retain keeps every stage's artifact; Delete
+	// removes all but the final one when the CompressionJob is deleted.
+	// The final model is never deleted.
+	// +optional
+	// +kubebuilder:default=Retain
+	IntermediateArtifacts ArtifactPolicy `json:"intermediateArtifacts,omitempty"`
+}
+
+// StorageSpec says how runner pods reach object storage. Secret values never
+// appear in the spec.
+type StorageSpec struct {
+	// SecretRef names a Secret in the job's namespace whose keys become the
+	// runner's environment (for example AWS_ACCESS_KEY_ID,
+	// AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_KEY), one SecretKeyRef each.
+	// +optional
+	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
+
+	// ServiceAccountName runs the stage pods as this ServiceAccount, for
+	// workload identity. Defaults to the runner ServiceAccount of the chart.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+}
+
+// DatasetFormat is the encoding of a dataset.
+// +kubebuilder:validation:Enum=npz
+type DatasetFormat string
+
+const DatasetFormatNPZ DatasetFormat = "npz"
+
+// DatasetSpec is a dataset in object storage.
+type DatasetSpec struct {
+	// URI of the dataset: an .npz with array x (inputs) and optional y (labels).
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3|gs|azblob|file|mem)://.+')",message="dataset uri must be a URI with scheme s3, gs, azblob, file or mem, such as s3://data/mnist.npz"
+	URI string `json:"uri"`
+
+	// Format of the file.
+	// +optional
+	// +kubebuilder:default=npz
+	Format DatasetFormat `json:"format,omitempty"`
+
+	// SHA256 pins the dataset's content.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(sha256:)?[0-9a-f]{64}$')",message="dataset sha256 must be 64 lowercase hex digits, optionally prefixed by sha256:"
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// EvaluationSpec says how each stage output is measured.
+type EvaluationSpec struct {
+	// Samples caps how many dataset samples are scored; 0 scores them all.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Samples int32 `json:"samples,omitempty"`
+
+	// LatencyBatchSize is the batch size latency is measured at.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	LatencyBatchSize int32 `json:"latencyBatchSize,omitempty"`
+
+	// LatencyRuns is how many timed runs follow the warm-up runs.
+	// +optional
+	// +kubebuilder:default=50
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	LatencyRuns int32 `json:"latencyRuns,omitempty"`
+}
+
+// AcceptanceSpec holds quality gates on the final model's metrics.
+type AcceptanceSpec struct {
+	// MaxAccuracyDrop is the largest accuracy loss against the source model
+	// (a fraction: "0.005" is half a point).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 0.0 && double(self) < 1.0",message="spec.acceptance.maxAccuracyDrop must be a decimal string in [0, 1), such as \"0.005\""
+	MaxAccuracyDrop string `json:"maxAccuracyDrop,omitempty"`
+
+	// MinTop1Agreement is the smallest fraction of samples whose top-1 class
+	// matches the source model's.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 0.0 && double(self) <= 1.0",message="spec.acceptance.minTop1Agreement must be a decimal string in [0, 1], such as \"0.99\""
+	MinTop1Agreement string `json:"minTop1Agreement,omitempty"`
+
+	// MinCosine is the smallest mean cosine similarity between the model's
+	// outputs and the source model's.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 0.0 && double(self) <= 1.0",message="spec.acceptance.minCosine must be a decimal string in [0, 1], such as \"0.99\""
+	MinCosine string `json:"minCosine,omitempty"`
+
+	// MaxBytes is the largest acceptable model file.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MaxBytes *int64 `json:"maxBytes,omitempty"`
+
+	// MaxLatency is the largest acceptable p95 latency at the evaluation
+	// batch size, measured on the node that ran the stage (e.g. "20ms").
+	// +optional
+	MaxLatency *metav1.Duration `json:"maxLatency,omitempty"`
+}
+
+// SchedulingSpec holds pod placement defaults for every stage.
+type SchedulingSpec struct {
+	// NodeSelector for stage pods (the node pool they land on).
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations for stage pods.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// Affinity for stage pods.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// PriorityClassName for stage pods.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// QueueName is copied to every stage Job as the kueue.x-k8s.io/queue-name
+	// label; Kueue then decides when each Job starts.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	QueueName string `json:"queueName,omitempty"`
+
+	// Resources are the default requests and limits of a stage pod.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// CompressionJob compresses an ONNX model through an ordered chain of
+// pruning, distillation and quantization stages.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cpj,categories=ml
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Stage",type=string,JSONPath=`.status.currentStage`
+// +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`
+// +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.output.sizeBytes`,priority=1
+// +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.output.digest`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type CompressionJob struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   CompressionJobSpec   `json:"spec,omitempty"`
+	Status CompressionJobStatus `json:"status,omitempty"`
+}
+
+// CompressionJobList is a list of CompressionJobs.
+// +kubebuilder:object:root=true
+type CompressionJobList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []CompressionJob `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&CompressionJob{}, &CompressionJobList{})
+}

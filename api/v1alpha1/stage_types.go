@@ -1,0 +1,442 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+)
+
+// StageType names what a stage does.
+// +kubebuilder:validation:Enum=Prune;Distill;Quantize;Custom
+type StageType string
+
+const (
+	StageTypePrune    StageType = "Prune"
+	StageTypeDistill  StageType = "Distill"
+	StageTypeQuantize StageType = "Quantize"
+	StageTypeCustom   StageType = "Custom"
+)
+
+// Stage is one step of the chain: exactly one body, the one matching Type.
+// +kubebuilder:validation:XValidation:rule="has(self.prune) == (self.type == 'Prune') && has(self.distill) == (self.type == 'Distill') && has(self.quantize) == (self.type == 'Quantize') && has(self.custom) == (self.type == 'Custom')",message="a stage must set exactly one of prune, distill, quantize or custom: the one matching its type"
+type Stage struct {
+	// Name is unique in the job and part of the stage Job's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="stage name must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+	Name string `json:"name"`
+
+	// Type selects the body: Prune, Distill, Quantize or Custom.
+	Type StageType `json:"type"`
+
+	// +optional
+	Prune *PruneSpec `json:"prune,omitempty"`
+	// +optional
+	Distill *DistillSpec `json:"distill,omitempty"`
+	// +optional
+	Quantize *QuantizeSpec `json:"quantize,omitempty"`
+	// +optional
+	Custom *CustomSpec `json:"custom,omitempty"`
+
+	// Resources of this stage's pod; override spec.scheduling.resources.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// NodeSelector of this stage's pod, merged over spec.scheduling.nodeSelector.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations of this stage's pod, added to spec.scheduling.tolerations.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// BackoffLimit is how many failed pods are retried before the stage fails.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=20
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// ActiveDeadlineSeconds bounds this stage's Job.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+}
+
+// Exclusion lists nodes the stage leaves alone.
+type Exclusion struct {
+	// Nodes by name.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1024
+	Nodes []string `json:"nodes,omitempty"`
+
+	// OpTypes by ONNX operator type, e.g. Gemm.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	OpTypes []string `json:"opTypes,omitempty"`
+}
+
+// PruneMethod selects a pruning algorithm.
+// +kubebuilder:validation:Enum=magnitude;nm;structured;entropy;hessian
+type PruneMethod string
+
+const (
+	PruneMagnitude  PruneMethod = "magnitude"
+	PruneNM         PruneMethod = "nm"
+	PruneStructured PruneMethod = "structured"
+	PruneEntropy    PruneMethod = "entropy"
+	PruneHessian    PruneMethod = "hessian"
+)
+
+// PruneScope says whether sparsity is reached per layer or over all layers.
+// +kubebuilder:validation:Enum=layer;global
+type PruneScope string
+
+const (
+	ScopeLayer  PruneScope = "layer"
+	ScopeGlobal PruneScope = "global"
+)
+
+// Criterion is the norm that scores structured units.
+// +kubebuilder:validation:Enum=l1;l2
+type Criterion string
+
+const (
+	CriterionL1 Criterion = "l1"
+	CriterionL2 Criterion = "l2"
+)
+
+// WeightStorage says how pruned weights are written.
+// +kubebuilder:validation:Enum=dense;sparse
+type WeightStorage string
+
+const (
+	StorageDense  WeightStorage = "dense"
+	StorageSparse WeightStorage = "sparse"
+)
+
+// PruneSpec configures a Prune stage.
+// +kubebuilder:validation:XValidation:rule="!(has(self.sparsity) && has(self.pattern))",message="prune: set sparsity or pattern, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.pattern) || self.method in ['nm', 'hessian']",message="prune.pattern is only used by methods nm and hessian"
+// +kubebuilder:validation:XValidation:rule="has(self.sparsity) || self.method == 'nm' || (self.method == 'hessian' && has(self.pattern))",message="prune.sparsity is required for methods magnitude, structured, entropy and unstructured hessian"
+type PruneSpec struct {
+	// Method: magnitude, nm, structured, entropy or hessian.
+	Method PruneMethod `json:"method"`
+
+	// Sparsity is the fraction of weights (or channels, for structured and
+	// entropy) removed, as a decimal string in (0, 1).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) > 0.0 && double(self) < 1.0",message="prune.sparsity must be a decimal string in (0, 1), such as \"0.5\""
+	Sparsity string `json:"sparsity,omitempty"`
+
+	// Pattern N:M keeps N of every M consecutive weights along the input
+	// dimension; methods nm (default 2:4) and hessian.
+	// +optional
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[1-9][0-9]?:[1-9][0-9]?$') && int(self.split(':')[0]) < int(self.split(':')[1])",message="prune.pattern must be N:M with 0 < N < M, such as \"2:4\""
+	Pattern string `json:"pattern,omitempty"`
+
+	// Scope of unstructured sparsity: each layer, or all layers together.
+	// +optional
+	// +kubebuilder:default=layer
+	Scope PruneScope `json:"scope,omitempty"`
+
+	// Criterion scores channels for structured pruning.
+	// +optional
+	// +kubebuilder:default=l1
+	Criterion Criterion `json:"criterion,omitempty"`
+
+	// Storage: sparse writes pruned weights as ONNX sparse initializers
+	// where that is smaller.
+	// +optional
+	// +kubebuilder:default=dense
+	Storage WeightStorage `json:"storage,omitempty"`
+
+	// Exclude leaves these nodes dense.
+	// +optional
+	Exclude *Exclusion `json:"exclude,omitempty"`
+
+	// MinParams leaves weights with fewer elements than this untouched.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MinParams int64 `json:"minParams,omitempty"`
+
+	// Calibration samples feed entropy and hessian pruning.
+	// +optional
+	// +kubebuilder:default=128
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	CalibrationSamples int32 `json:"calibrationSamples,omitempty"`
+
+	// Dampening is added to the Hessian diagonal, as a fraction of its mean
+	// (hessian only).
+	// +optional
+	// +kubebuilder:default="0.01"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) > 0.0 && double(self) <= 1.0",message="prune.dampening must be a decimal string in (0, 1], such as \"0.01\""
+	Dampening string `json:"dampening,omitempty"`
+
+	// Seed breaks ties deterministically.
+	// +optional
+	Seed int64 `json:"seed,omitempty"`
+}
+
+// Optimizer selects the distillation optimizer.
+// +kubebuilder:validation:Enum=adam;sgd
+type Optimizer string
+
+const (
+	OptimizerAdam Optimizer = "adam"
+	OptimizerSGD  Optimizer = "sgd"
+)
+
+// Schedule selects the learning-rate schedule.
+// +kubebuilder:validation:Enum=constant;cosine;step
+type Schedule string
+
+const (
+	ScheduleConstant Schedule = "constant"
+	ScheduleCosine   Schedule = "cosine"
+	ScheduleStep     Schedule = "step"
+)
+
+// ModelRef points at a model other than the chain's own.
+type ModelRef struct {
+	// URI of the ONNX model.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^(s3|gs|azblob|file|mem)://.+')",message="model uri must be a URI with scheme s3, gs, azblob, file or mem"
+	URI string `json:"uri,omitempty"`
+}
+
+// DistillSpec configures a Distill stage.
+type DistillSpec struct {
+	// Teacher defaults to spec.source.
+	// +optional
+	Teacher *ModelRef `json:"teacher,omitempty"`
+
+	// Student defaults to the previous stage's output.
+	// +optional
+	Student *ModelRef `json:"student,omitempty"`
+
+	// Dataset to train on; defaults to spec.dataset. Evaluation always uses
+	// spec.dataset, so a training set here keeps the test set honest.
+	// +optional
+	Dataset *DatasetSpec `json:"dataset,omitempty"`
+
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Epochs int32 `json:"epochs,omitempty"`
+
+	// +optional
+	// +kubebuilder:default=64
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65536
+	BatchSize int32 `json:"batchSize,omitempty"`
+
+	// MaxSteps caps optimizer steps; 0 means no cap.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxSteps int64 `json:"maxSteps,omitempty"`
+
+	// Temperature softens logits: "auto" scales it to the teacher's logit
+	// spread, or a positive decimal string such as "4".
+	// +optional
+	// +kubebuilder:default=auto
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self == 'auto' || (self.matches('^[0-9]+([.][0-9]+)?$') && double(self) > 0.0)",message="distill.temperature must be \"auto\" or a positive decimal string, such as \"4\""
+	Temperature string `json:"temperature,omitempty"`
+
+	// Alpha weighs the soft (teacher) loss against hard-label cross-entropy.
+	// +optional
+	// +kubebuilder:default="0.7"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 0.0 && double(self) <= 1.0",message="distill.alpha must be a decimal string in [0, 1], such as \"0.7\""
+	Alpha string `json:"alpha,omitempty"`
+
+	// +optional
+	// +kubebuilder:default=adam
+	Optimizer Optimizer `json:"optimizer,omitempty"`
+
+	// +optional
+	// +kubebuilder:default="0.001"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?([eE]-?[0-9]+)?$') && double(self) > 0.0 && double(self) < 10.0",message="distill.learningRate must be a positive decimal string below 10, such as \"0.001\""
+	LearningRate string `json:"learningRate,omitempty"`
+
+	// Schedule of the learning rate over the run.
+	// +optional
+	// +kubebuilder:default=constant
+	Schedule Schedule `json:"schedule,omitempty"`
+
+	// Momentum of SGD.
+	// +optional
+	// +kubebuilder:default="0.9"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 0.0 && double(self) < 1.0",message="distill.momentum must be a decimal string in [0, 1), such as \"0.9\""
+	Momentum string `json:"momentum,omitempty"`
+
+	// WeightDecay is the L2 penalty.
+	// +optional
+	// +kubebuilder:default="0"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?([eE]-?[0-9]+)?$') && double(self) >= 0.0 && double(self) < 1.0",message="distill.weightDecay must be a decimal string in [0, 1), such as \"0.0001\""
+	WeightDecay string `json:"weightDecay,omitempty"`
+
+	// +optional
+	Seed int64 `json:"seed,omitempty"`
+}
+
+// QuantizeMethod selects a quantization algorithm.
+// +kubebuilder:validation:Enum=dynamic;static;weightOnly;fp16
+type QuantizeMethod string
+
+const (
+	QuantizeDynamic    QuantizeMethod = "dynamic"
+	QuantizeStatic     QuantizeMethod = "static"
+	QuantizeWeightOnly QuantizeMethod = "weightOnly"
+	QuantizeFP16       QuantizeMethod = "fp16"
+)
+
+// QuantizeFormat selects how weight-only quantized weights are stored.
+// +kubebuilder:validation:Enum=qdq;matmulnbits
+type QuantizeFormat string
+
+const (
+	FormatQDQ         QuantizeFormat = "qdq"
+	FormatMatMulNBits QuantizeFormat = "matmulnbits"
+)
+
+// CalibrationMethod selects how activation ranges are chosen.
+// +kubebuilder:validation:Enum=minmax;percentile;entropy
+type CalibrationMethod string
+
+const (
+	CalibrationMinMax     CalibrationMethod = "minmax"
+	CalibrationPercentile CalibrationMethod = "percentile"
+	CalibrationEntropy    CalibrationMethod = "entropy"
+)
+
+// ActivationType is the integer type of quantized activations.
+// +kubebuilder:validation:Enum=uint8;int8
+type ActivationType string
+
+const (
+	ActivationUInt8 ActivationType = "uint8"
+	ActivationInt8  ActivationType = "int8"
+)
+
+// IOType is the element type of a converted model's inputs and outputs.
+// +kubebuilder:validation:Enum=float32;float16
+type IOType string
+
+const (
+	IOFloat32 IOType = "float32"
+	IOFloat16 IOType = "float16"
+)
+
+// Calibration configures static quantization's activation ranges.
+type Calibration struct {
+	// +optional
+	// +kubebuilder:default=minmax
+	Method CalibrationMethod `json:"method,omitempty"`
+
+	// Samples from the dataset used to calibrate.
+	// +optional
+	// +kubebuilder:default=256
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	Samples int32 `json:"samples,omitempty"`
+
+	// Percentile of absolute activations kept (method percentile).
+	// +optional
+	// +kubebuilder:default="99.99"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 50.0 && double(self) <= 100.0",message="calibration.percentile must be a decimal string in [50, 100], such as \"99.99\""
+	Percentile string `json:"percentile,omitempty"`
+}
+
+// QuantizeSpec configures a Quantize stage.
+// +kubebuilder:validation:XValidation:rule="self.bits == 8 || self.method == 'weightOnly'",message="quantize.bits 4 is only supported with method weightOnly"
+// +kubebuilder:validation:XValidation:rule="self.format == 'qdq' || self.method == 'weightOnly'",message="quantize.format matmulnbits is only supported with method weightOnly"
+type QuantizeSpec struct {
+	// Method: dynamic, static, weightOnly or fp16.
+	Method QuantizeMethod `json:"method"`
+
+	// Bits of quantized weights: 8, or 4 with weightOnly.
+	// +optional
+	// +kubebuilder:default=8
+	// +kubebuilder:validation:XValidation:rule="self in [4, 8]",message="quantize.bits must be 4 or 8"
+	Bits int32 `json:"bits,omitempty"`
+
+	// PerChannel quantizes weights with one scale per output channel.
+	// +optional
+	// +kubebuilder:default=true
+	PerChannel *bool `json:"perChannel,omitempty"`
+
+	// Symmetric weight quantization (zero point 0).
+	// +optional
+	// +kubebuilder:default=true
+	Symmetric *bool `json:"symmetric,omitempty"`
+
+	// ActivationType of static quantization's activations.
+	// +optional
+	// +kubebuilder:default=uint8
+	ActivationType ActivationType `json:"activationType,omitempty"`
+
+	// BlockSize of weight-only quantization blocks: a power of two, 16 to 256.
+	// +optional
+	// +kubebuilder:default=32
+	// +kubebuilder:validation:XValidation:rule="self in [16, 32, 64, 128, 256]",message="quantize.blockSize must be a power of two from 16 to 256"
+	BlockSize int32 `json:"blockSize,omitempty"`
+
+	// Format of weight-only weights: qdq (DequantizeLinear with block_size,
+	// opset 21) or matmulnbits (com.microsoft MatMulNBits).
+	// +optional
+	// +kubebuilder:default=qdq
+	Format QuantizeFormat `json:"format,omitempty"`
+
+	// Calibration of static quantization.
+	// +optional
+	// +kubebuilder:default={}
+	Calibration Calibration `json:"calibration,omitempty"`
+
+	// IOType of an fp16 model's inputs and outputs.
+	// +optional
+	// +kubebuilder:default=float32
+	IOType IOType `json:"ioType,omitempty"`
+
+	// Exclude keeps these nodes in float.
+	// +optional
+	Exclude *Exclusion `json:"exclude,omitempty"`
+}
+
+// CustomSpec runs a user image that follows the runner's task/result contract.
+type CustomSpec struct {
+	// Image to run.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Image string `json:"image"`
+
+	// Command overrides the image's entrypoint.
+	// +optional
+	// +listType=atomic
+	Command []string `json:"command,omitempty"`
+
+	// Args to the command.
+	// +optional
+	// +listType=atomic
+	Args []string `json:"args,omitempty"`
+
+	// Env adds plain variables (the task arrives in KOMPRESS_TASK).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Env []corev1.EnvVar `json:"env,omitempty"`
+}

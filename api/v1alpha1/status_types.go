@@ -1,0 +1,132 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types, with kstatus polarity: Ready is normal-true, Reconciling
+// and Stalled are abnormal-true.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+	ConditionSuspended   = "Suspended"
+)
+
+// Condition reasons.
+const (
+	ReasonSucceeded            = "Succeeded"
+	ReasonRunning              = "Running"
+	ReasonPending              = "Pending"
+	ReasonSuspended            = "Suspended"
+	ReasonAwaitingAdmission    = "AwaitingAdmission"
+	ReasonUnschedulable        = "Unschedulable"
+	ReasonBackoffLimitExceeded = "BackoffLimitExceeded"
+	ReasonDeadlineExceeded     = "DeadlineExceeded"
+	ReasonInvalidResult        = "InvalidResult"
+	ReasonStageFailed          = "StageFailed"
+	ReasonBadInput             = "BadInput"
+	ReasonSecretNotFound       = "SecretNotFound"
+	ReasonJobCreateFailed      = "JobCreateFailed"
+	ReasonQualityGateFailed    = "QualityGateFailed"
+	ReasonResumed              = "Resumed"
+)
+
+// StageState is where a stage is in its life.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed;Cached;Suspended
+type StageState string
+
+const (
+	StagePending   StageState = "Pending"
+	StageRunning   StageState = "Running"
+	StageSucceeded StageState = "Succeeded"
+	StageFailed    StageState = "Failed"
+	// StageCached: an earlier run with the same cache key produced the result.
+	StageCached    StageState = "Cached"
+	StageSuspended StageState = "Suspended"
+)
+
+// Artifact is a model written by a stage.
+type Artifact struct {
+	// URI of the model.
+	URI string `json:"uri"`
+	// Digest of the model file, sha256:<hex>.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+	// SizeBytes of the model file.
+	// +optional
+	SizeBytes int64 `json:"sizeBytes,omitempty"`
+	// Metrics measured by the runner, as decimal strings.
+	// +optional
+	Metrics map[string]string `json:"metrics,omitempty"`
+}
+
+// StageStatus is the observed state of one stage.
+type StageStatus struct {
+	// Name of the stage.
+	Name string `json:"name"`
+	// JobName of the batch/v1 Job running the stage.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+	// CacheKey addresses the stage's work: same input, spec, dataset and
+	// runner version give the same key and reuse the artifact.
+	// +optional
+	CacheKey string `json:"cacheKey,omitempty"`
+	// State of the stage.
+	State StageState `json:"state"`
+	// Attempts counts pods started for the stage.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// Reason is a CamelCase word for the state.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message is for humans.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Output written by the stage.
+	// +optional
+	Output *Artifact `json:"output,omitempty"`
+}
+
+// CompressionJobStatus is the observed state of a CompressionJob.
+type CompressionJobStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Reconciling, Stalled, Suspended.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// StartTime of the current run.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// CompletionTime of the current run.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// CurrentStage is the name of the stage running, or the one that failed.
+	// +optional
+	CurrentStage string `json:"currentStage,omitempty"`
+
+	// Progress is "<stages done>/<stages>".
+	// +optional
+	Progress string `json:"progress,omitempty"`
+
+	// Stages reports every stage of the current run, in order.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Stages []StageStatus `json:"stages,omitempty"`
+
+	// Output is the final model, once the last stage succeeded.
+	// +optional
+	Output *Artifact `json:"output,omitempty"`
+}

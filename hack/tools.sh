@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Builds the pinned tools into a cache outside the checkout and reuses them
+# when present. Prints nothing but progress on stderr; `hack/tools.sh env`
+# prints the variables the Makefile and the tests read.
+#
+#   hack/tools.sh gen    controller-gen, helm, protoc-gen-go (+ protoc from apt)
+#   hack/tools.sh k8s    kube-apiserver, kube-scheduler, kube-controller-manager, etcd
+#   hack/tools.sh ort    ONNX Runtime shared library from the onnxruntime-node npm package
+#   hack/tools.sh all    everything above
+#   hack/tools.sh env    KUBEBUILDER_ASSETS=... KOMPRESS_TOOLS=... ONNXRUNTIME_LIB=...
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${KOMPRESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kompress}
+
+K8S_VERSION=v1.37.2
+ETCD_VERSION=v3.6.16
+CONTROLLER_GEN_VERSION=v0.23.0
+HELM_VERSION=v3.22.0
+PROTOC_GEN_GO_VERSION=v1.36.12
+ORT_VERSION=1.30.0
+
+assets=$cache/k8s-$K8S_VERSION
+tools=$cache/tools
+ortdir=$cache/onnxruntime-$ORT_VERSION
+ortlib=$ortdir/libonnxruntime.so
+
+log() { echo "tools: $*" >&2; }
+
+# build MODULE_DIR PKG OUT [LDFLAGS]: go build into a temp file, then rename,
+# so an interrupted build never leaves a half-written binary in the cache.
+build() {
+	local dir=$1 pkg=$2 out=$3 ldflags=${4:-}
+	[ -x "$out" ] && return 0
+	mkdir -p "$(dirname "$out")"
+	log "building $(basename "$out") (first time only; cached in $(dirname "$out"))"
+	(cd "$root/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
+	mv "$out.tmp.$$" "$out"
+}
+
+k8s_ldflags() {
+	local v=${K8S_VERSION#v} f=""
+	local major=${v%%.*} rest=${v#*.}
+	local minor=${rest%%.*}
+	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		f+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+		f+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+	done
+	echo "-s -w$f"
+}
+
+k8s() {
+	local lf
+	lf=$(k8s_ldflags)
+	build hack/tools/k8s k8s.io/kubernetes/cmd/kube-apiserver "$assets/kube-apiserver" "$lf"
+	build hack/tools/k8s k8s.io/kubernetes/cmd/kube-controller-manager "$assets/kube-controller-manager" "$lf"
+	build hack/tools/k8s k8s.io/kubernetes/cmd/kube-scheduler "$assets/kube-scheduler" "$lf"
+	build hack/tools/etcd go.etcd.io/etcd/server/v3 "$assets/etcd" "-s -w"
+}
+
+gen() {
+	build hack/tools sigs.k8s.io/controller-tools/cmd/controller-gen "$tools/controller-gen-$CONTROLLER_GEN_VERSION" "-s -w"
+	build hack/tools helm.sh/helm/v3/cmd/helm "$tools/helm-$HELM_VERSION" \
+		"-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+	build hack/tools google.golang.org/protobuf/cmd/protoc-gen-go "$tools/protoc-gen-go-$PROTOC_GEN_GO_VERSION" "-s -w"
+	if ! command -v protoc >/dev/null; then
+		log "installing protoc (Debian protobuf-compiler)"
+		local sudo=""
+		[ "$(id -u)" = 0 ] || sudo=sudo
+		$sudo apt-get install -y -qq protobuf-compiler >/dev/null 2>&1 ||
+			{ $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq protobuf-compiler >/dev/null; }
+	fi
+}
+
+ort() {
+	[ -f "$ortlib" ] && return 0
+	log "installing ONNX Runtime $ORT_VERSION from npm onnxruntime-node (first time only; cached in $ortdir)"
+	local tmp
+	tmp=$(mktemp -d)
+	(cd "$tmp" && ONNXRUNTIME_NODE_INSTALL=skip npm install --silent --no-audit --no-fund \
+		"onnxruntime-node@$ORT_VERSION" --ignore-scripts >/dev/null)
+	mkdir -p "$ortdir"
+	cp "$tmp/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$ortlib.tmp"
+	mv "$ortlib.tmp" "$ortlib"
+	rm -rf "$tmp"
+}
+
+env_out() {
+	echo "KUBEBUILDER_ASSETS=$assets"
+	echo "CONTROLLER_GEN=$tools/controller-gen-$CONTROLLER_GEN_VERSION"
+	echo "HELM=$tools/helm-$HELM_VERSION"
+	echo "PROTOC_GEN_GO=$tools/protoc-gen-go-$PROTOC_GEN_GO_VERSION"
+	echo "ONNXRUNTIME_LIB=$ortlib"
+}
+
+case "${1:-all}" in
+gen) gen ;;
+k8s) k8s ;;
+ort) ort ;;
+all) gen; k8s; ort ;;
+env) env_out ;;
+*) echo "usage: $0 [gen|k8s|ort|all|env]" >&2; exit 2 ;;
+esac

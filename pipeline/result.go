@@ -1,0 +1,120 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+)
+
+// MaxTerminationMessage is the kubelet's limit on a termination message.
+const MaxTerminationMessage = 4096
+
+// Result is what a runner reports for one stage: in full as result.json
+// beside the artifact, compacted into the pod's termination message.
+type Result struct {
+	Version  string `json:"version"`
+	Stage    string `json:"stage"`
+	CacheKey string `json:"cacheKey"`
+	// Output is the written model; nil when the stage failed.
+	Output *v1alpha1.Artifact `json:"output,omitempty"`
+	// Input is the model the stage read, with the digest it measured.
+	Input Ref `json:"input"`
+	// DurationSeconds of the stage, decimal string.
+	DurationSeconds string `json:"durationSeconds,omitempty"`
+	// Cached is true when an earlier run's artifact was reused.
+	Cached bool `json:"cached,omitempty"`
+	// Reason and Message explain a failure.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Details hold what does not fit a termination message: per-layer
+	// sparsity, tensors left in float and why, masks. Only in result.json.
+	Details json.RawMessage `json:"details,omitempty"`
+}
+
+// Succeeded reports whether the stage produced an artifact.
+func (r Result) Succeeded() bool { return r.Output != nil && r.Reason == "" }
+
+// Encode renders the whole result (for result.json).
+func (r Result) Encode() ([]byte, error) {
+	return json.MarshalIndent(r, "", "  ")
+}
+
+// TerminationMessage renders the result compactly within the kubelet's
+// 4 KiB limit: details are dropped, then the message is shortened.
+func (r Result) TerminationMessage() ([]byte, error) {
+	r.Details = nil
+	b, err := json.Marshal(r)
+	if err != nil || len(b) <= MaxTerminationMessage {
+		return b, err
+	}
+	over := len(b) - MaxTerminationMessage + len("...")
+	if over < len(r.Message) {
+		r.Message = r.Message[:len(r.Message)-over] + "..."
+		if b, err = json.Marshal(r); err == nil && len(b) <= MaxTerminationMessage {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("result of stage %s is %d bytes, over the %d-byte termination message limit even without details", r.Stage, len(b), MaxTerminationMessage)
+}
+
+// DecodeResult parses a result a runner wrote.
+func DecodeResult(data []byte) (Result, error) {
+	var r Result
+	if len(data) > MaxTerminationMessage*64 {
+		return r, fmt.Errorf("result is %d bytes, far beyond any result a runner writes", len(data))
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("result is not valid JSON: %w", err)
+	}
+	return r, nil
+}
+
+// Validate checks a successful result against the task it answers, so a
+// confused or hostile runner cannot point status at someone else's blob.
+func (r Result) Validate(t Task) error {
+	var errs []error
+	if r.Version != ContractVersion {
+		errs = append(errs, fmt.Errorf("result.version is %q, expected %q", r.Version, ContractVersion))
+	}
+	if r.Stage != t.Stage.Name {
+		errs = append(errs, fmt.Errorf("result.stage is %q, expected %q", r.Stage, t.Stage.Name))
+	}
+	if r.CacheKey != t.CacheKey {
+		errs = append(errs, fmt.Errorf("result.cacheKey is %q, expected %q", r.CacheKey, t.CacheKey))
+	}
+	if r.Output == nil {
+		return errors.Join(append(errs, errors.New("result.output is missing"))...)
+	}
+	if r.Output.URI != t.OutputURI {
+		errs = append(errs, fmt.Errorf("result.output.uri is %q, expected %q", r.Output.URI, t.OutputURI))
+	}
+	if !validDigest(r.Output.Digest) {
+		errs = append(errs, fmt.Errorf("result.output.digest %q is not sha256:<64 hex digits>", r.Output.Digest))
+	}
+	if r.Output.SizeBytes <= 0 {
+		errs = append(errs, fmt.Errorf("result.output.sizeBytes is %d, expected a positive size", r.Output.SizeBytes))
+	}
+	for k, v := range r.Output.Metrics {
+		if _, err := strconv.ParseFloat(v, 64); err != nil {
+			errs = append(errs, fmt.Errorf("result.output.metrics[%s] = %q is not a decimal number", k, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validDigest(d string) bool {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	return ok && isHexKey(hex)
+}
+
+// NormalizeDigest turns an optional "sha256:" pin into the sha256:<hex> form.
+func NormalizeDigest(d string) string {
+	if d == "" || strings.HasPrefix(d, "sha256:") {
+		return d
+	}
+	return "sha256:" + d
+}

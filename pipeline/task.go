@@ -1,0 +1,154 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+)
+
+// ContractVersion is the version of the task/result JSON. A runner refuses a
+// task of another version with ExitUsage.
+const ContractVersion = "kompress.dev/v1"
+
+// TaskEnv is the environment variable that carries the task JSON into a pod.
+const TaskEnv = "KOMPRESS_TASK"
+
+// Ref points at a blob, with its digest when known.
+type Ref struct {
+	URI string `json:"uri"`
+	// Digest is sha256:<hex>; empty when the content is not pinned.
+	Digest string `json:"digest,omitempty"`
+}
+
+// DatasetRef is a dataset blob.
+type DatasetRef struct {
+	Ref    `json:",inline"`
+	Format v1alpha1.DatasetFormat `json:"format,omitempty"`
+}
+
+// StageSpec is what a stage does: a v1alpha1.Stage without pod placement,
+// which does not change the work and so stays out of the cache key.
+type StageSpec struct {
+	Name     string                 `json:"name"`
+	Type     v1alpha1.StageType     `json:"type"`
+	Prune    *v1alpha1.PruneSpec    `json:"prune,omitempty"`
+	Distill  *v1alpha1.DistillSpec  `json:"distill,omitempty"`
+	Quantize *v1alpha1.QuantizeSpec `json:"quantize,omitempty"`
+	Custom   *v1alpha1.CustomSpec   `json:"custom,omitempty"`
+}
+
+// Task is everything a runner needs to execute one stage.
+type Task struct {
+	Version string `json:"version"`
+	// Job is the CompressionJob, namespace/name (or the file name locally).
+	Job string `json:"job"`
+	// Index of the stage in the chain, from 0; Stages is the chain length.
+	Index  int `json:"index"`
+	Stages int `json:"stages"`
+
+	Stage StageSpec `json:"stage"`
+	// Input is the model to transform: the source or the previous output.
+	Input Ref `json:"input"`
+	// Source is the job's source model: the fidelity reference and the
+	// default distillation teacher.
+	Source Ref `json:"source"`
+	// Dataset feeds calibration and evaluation.
+	Dataset *DatasetRef `json:"dataset,omitempty"`
+
+	Evaluation v1alpha1.EvaluationSpec `json:"evaluation"`
+
+	// CacheKey addresses this work; OutputURI is <output>/<key>/model.onnx.
+	CacheKey  string `json:"cacheKey"`
+	OutputURI string `json:"outputURI"`
+
+	RunnerVersion string `json:"runnerVersion"`
+}
+
+// ResultURI is where the runner writes result.json for this task.
+func (t Task) ResultURI() string {
+	return SiblingURI(t.OutputURI, ResultFile)
+}
+
+// Encode renders the task as compact JSON.
+func (t Task) Encode() (string, error) {
+	b, err := json.Marshal(t)
+	return string(b), err
+}
+
+// DecodeTask parses and validates a task.
+func DecodeTask(data []byte) (Task, error) {
+	var t Task
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return Task{}, fmt.Errorf("task: not valid JSON of the %s contract: %w", ContractVersion, err)
+	}
+	return t, t.Validate()
+}
+
+// Validate checks the fields a runner relies on.
+func (t Task) Validate() error {
+	var errs []error
+	if t.Version != ContractVersion {
+		errs = append(errs, fmt.Errorf("task.version is %q, this runner speaks %q", t.Version, ContractVersion))
+	}
+	if t.Stage.Name == "" {
+		errs = append(errs, errors.New("task.stage.name is empty"))
+	}
+	if err := checkStageBody(t.Stage); err != nil {
+		errs = append(errs, err)
+	}
+	if t.Input.URI == "" {
+		errs = append(errs, errors.New("task.input.uri is empty"))
+	}
+	if t.Source.URI == "" {
+		errs = append(errs, errors.New("task.source.uri is empty"))
+	}
+	if t.OutputURI == "" {
+		errs = append(errs, errors.New("task.outputURI is empty"))
+	}
+	if !isHexKey(t.CacheKey) {
+		errs = append(errs, fmt.Errorf("task.cacheKey %q is not 64 lowercase hex digits", t.CacheKey))
+	}
+	if t.Index < 0 || t.Index >= t.Stages {
+		errs = append(errs, fmt.Errorf("task.index %d is outside [0, %d)", t.Index, t.Stages))
+	}
+	return errors.Join(errs...)
+}
+
+func checkStageBody(s StageSpec) error {
+	set := map[v1alpha1.StageType]bool{
+		v1alpha1.StageTypePrune:    s.Prune != nil,
+		v1alpha1.StageTypeDistill:  s.Distill != nil,
+		v1alpha1.StageTypeQuantize: s.Quantize != nil,
+		v1alpha1.StageTypeCustom:   s.Custom != nil,
+	}
+	n := 0
+	for _, v := range set {
+		if v {
+			n++
+		}
+	}
+	if _, known := set[s.Type]; !known {
+		return fmt.Errorf("task.stage.type %q is not one of Prune, Distill, Quantize, Custom", s.Type)
+	}
+	if n != 1 || !set[s.Type] {
+		return fmt.Errorf("task.stage must set exactly one body, the one matching type %s", s.Type)
+	}
+	return nil
+}
+
+func isHexKey(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
