@@ -10,13 +10,13 @@ import (
 // keyed by digest when known, else by URI: pin spec.source.sha256 for
 // strictly content-addressed keys.
 type keyMaterial struct {
-	Contract      string                  `json:"contract"`
-	RunnerVersion string                  `json:"runnerVersion"`
-	Input         string                  `json:"input"`
-	Source        string                  `json:"source"`
-	Dataset       string                  `json:"dataset,omitempty"`
-	Evaluation    any                     `json:"evaluation"`
-	Stage         stageKey                `json:"stage"`
+	Contract      string   `json:"contract"`
+	RunnerVersion string   `json:"runnerVersion"`
+	Input         string   `json:"input"`
+	Source        string   `json:"source"`
+	Dataset       string   `json:"dataset,omitempty"`
+	Evaluation    any      `json:"evaluation"`
+	Stage         stageKey `json:"stage"`
 }
 
 // stageKey is the stage body without its name: renaming a stage does not
