@@ -24,6 +24,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
@@ -131,9 +132,15 @@ func Decode(doc []byte) (*v1alpha1.CompressionJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	var obj map[string]any
-	if err := yaml.Unmarshal(doc, &obj); err != nil {
+	// Decode as the API server does: integers stay int64 (CEL rules on
+	// integer fields reject float64).
+	js, err := yaml.YAMLToJSON(doc)
+	if err != nil {
 		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	var obj map[string]any
+	if err := utiljson.Unmarshal(js, &obj); err != nil {
+		return nil, fmt.Errorf("not a YAML object: %w", err)
 	}
 	if err := checkKind(obj); err != nil {
 		return nil, err
