@@ -1,0 +1,138 @@
+package quantize
+
+import "fmt"
+
+// NBits is a weight in com.microsoft MatMulNBits layout (ONNX Runtime
+// docs/ContribOperators.md): the [K, N] right-hand matrix quantized in
+// blocks of BlockSize along K, stored per output column n.
+type NBits struct {
+	K, N, Bits, BlockSize int
+	// KBlocks is ceil(K / BlockSize); BlobSize is BlockSize * Bits / 8.
+	KBlocks, BlobSize int
+	// B is [N, KBlocks, BlobSize] uint8: unsigned codes packed along K, for
+	// 4 bits the first of each pair in the low nibble. The tail of a short
+	// last block holds the zero point (it dequantizes to 0).
+	B []byte
+	// Scales is [N, KBlocks].
+	Scales []float32
+	// ZeroPoints is nil for symmetric weights (the operator's default zero
+	// point 2^(Bits-1) applies), else packed uint8 [N, ceil(KBlocks*Bits/8)].
+	ZeroPoints []byte
+}
+
+// ZeroPointsPerRow is the packed length of one column's zero points.
+func (w *NBits) ZeroPointsPerRow() int { return (w.KBlocks*w.Bits + 7) / 8 }
+
+// MatMulNBitsWeight quantizes a MatMul right-hand matrix for MatMulNBits.
+// w is row-major [K, N] (a MatMul B, or a Gemm B with transB=0); with
+// transposed it is row-major [N, K] (a Gemm B with transB=1). bits is 4 or
+// 8. Symmetric blocks use the signed type (int4 [-8, 7], int8 [-127, 127])
+// shifted by 2^(bits-1), which is the operator's default zero point, so no
+// zero-point input is needed; asymmetric blocks use the unsigned type with
+// a zero point per block.
+func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize int, symmetric bool) (*NBits, error) {
+	if bits != 4 && bits != 8 {
+		return nil, fmt.Errorf("MatMulNBits bits must be 4 or 8, got %d", bits)
+	}
+	if blockSize < 16 || blockSize&(blockSize-1) != 0 {
+		return nil, fmt.Errorf("MatMulNBits block size must be a power of two of at least 16, got %d", blockSize)
+	}
+	if K <= 0 || N <= 0 || len(w) != K*N {
+		return nil, fmt.Errorf("MatMulNBits weight [%d, %d] needs %d values, got %d", K, N, K*N, len(w))
+	}
+	at := func(k, n int) float32 { return w[k*N+n] }
+	if transposed {
+		at = func(k, n int) float32 { return w[n*K+k] }
+	}
+	t, shift := UInt4, int32(0)
+	switch {
+	case bits == 4 && symmetric:
+		t, shift = Int4, 8
+	case bits == 8 && symmetric:
+		t, shift = Int8, 128
+	case bits == 8:
+		t = UInt8
+	}
+	kb := (K + blockSize - 1) / blockSize
+	out := &NBits{
+		K: K, N: N, Bits: bits, BlockSize: blockSize, KBlocks: kb, BlobSize: blockSize * bits / 8,
+		Scales: make([]float32, N*kb),
+	}
+	out.B = make([]byte, N*kb*out.BlobSize)
+	if !symmetric {
+		out.ZeroPoints = make([]byte, N*out.ZeroPointsPerRow())
+	}
+	qmin, qmax := t.Range()
+	codes := make([]byte, blockSize)
+	for n := range N {
+		for b := range kb {
+			first, last := b*blockSize, min((b+1)*blockSize, K)
+			lo, hi := at(first, n), at(first, n)
+			for k := first + 1; k < last; k++ {
+				x := at(k, n)
+				lo, hi = min(lo, x), max(hi, x)
+			}
+			p := ComputeParams(lo, hi, t, symmetric)
+			out.Scales[n*kb+b] = p.Scale
+			zp := byte(p.ZeroPoint + shift)
+			for j := range codes {
+				codes[j] = zp // padding past K dequantizes to 0
+			}
+			for k := first; k < last; k++ {
+				codes[k-first] = byte(quantizeValue(at(k, n), p.Scale, p.ZeroPoint, qmin, qmax) + shift)
+			}
+			blob := out.B[(n*kb+b)*out.BlobSize : (n*kb+b+1)*out.BlobSize]
+			if bits == 4 {
+				copy(blob, PackNibbles(codes))
+			} else {
+				copy(blob, codes)
+			}
+			if !symmetric {
+				putPacked(out.ZeroPoints[n*out.ZeroPointsPerRow():], b, zp, bits)
+			}
+		}
+	}
+	return out, nil
+}
+
+// putPacked stores code at index i of a packed row of bits-wide codes.
+func putPacked(row []byte, i int, code byte, bits int) {
+	if bits == 8 {
+		row[i] = code
+		return
+	}
+	if i%2 == 0 {
+		row[i/2] = row[i/2]&0xf0 | code&0x0f
+	} else {
+		row[i/2] = row[i/2]&0x0f | (code&0x0f)<<4
+	}
+}
+
+// code returns the unsigned code at index i of a packed row.
+func code(row []byte, i, bits int) int32 {
+	if bits == 8 {
+		return int32(row[i])
+	}
+	if i%2 == 0 {
+		return int32(row[i/2] & 0x0f)
+	}
+	return int32(row[i/2] >> 4)
+}
+
+// Dequantize returns the [K, N] row-major matrix MatMulNBits multiplies by.
+func (w *NBits) Dequantize() []float32 {
+	out := make([]float32, w.K*w.N)
+	for n := range w.N {
+		for k := range w.K {
+			b := k / w.BlockSize
+			blob := w.B[(n*w.KBlocks+b)*w.BlobSize:]
+			q := code(blob, k%w.BlockSize, w.Bits)
+			zp := int32(1) << (w.Bits - 1)
+			if w.ZeroPoints != nil {
+				zp = code(w.ZeroPoints[n*w.ZeroPointsPerRow():], b, w.Bits)
+			}
+			out[k*w.N+n] = float32(q-zp) * w.Scales[n*w.KBlocks+b]
+		}
+	}
+	return out
+}
