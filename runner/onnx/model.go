@@ -1,0 +1,138 @@
+package onnx
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
+)
+
+// maxProtoSize is the largest message protobuf can serialize: models past
+// it must keep tensors in an external data file.
+const maxProtoSize = 1<<31 - 1
+
+// Model is an ONNX model in memory. Every tensor's data is in the protobuf
+// (external data is read in by LoadFile), so a Model can be edited and
+// saved anywhere.
+type Model struct {
+	Proto *onnxpb.ModelProto
+	// Name identifies the model in error messages (a file name or URI).
+	Name string
+	// external remembers tensors whose data came from an external file,
+	// and that file's location, for Weights.
+	external map[*onnxpb.TensorProto]string
+}
+
+// Load parses a serialized model. A model whose tensors live in external
+// data files must be loaded with LoadFile, from its directory.
+func Load(data []byte) (*Model, error) {
+	m, err := parse(data, "model")
+	if err != nil {
+		return nil, err
+	}
+	var ext *onnxpb.TensorProto
+	m.everyTensor(func(tp *onnxpb.TensorProto) {
+		if ext == nil && tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
+			ext = tp
+		}
+	})
+	if ext != nil {
+		return nil, fmt.Errorf("model: tensor %q keeps its data in external file %q: load the model with LoadFile from the directory that holds both", ext.GetName(), externalKey(ext, "location"))
+	}
+	return m, nil
+}
+
+// LoadFile reads a model file and the external data files it refers to
+// (paths relative to the model's directory).
+func LoadFile(path string) (*Model, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.readExternal(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+func parse(data []byte, name string) (*Model, error) {
+	var mp onnxpb.ModelProto
+	if err := proto.Unmarshal(data, &mp); err != nil {
+		return nil, fmt.Errorf("%s: not an ONNX model (protobuf ModelProto): %w", name, err)
+	}
+	if mp.GetGraph() == nil {
+		return nil, fmt.Errorf("%s: not an ONNX model: ModelProto.graph is missing", name)
+	}
+	if mp.IrVersion == nil {
+		return nil, fmt.Errorf("%s: not an ONNX model: ModelProto.ir_version is missing", name)
+	}
+	return &Model{Proto: &mp, Name: name}, nil
+}
+
+// Bytes serializes the model with every tensor inline. Models past the
+// 2 GiB protobuf limit must be written with SaveFile.
+func (m *Model) Bytes() ([]byte, error) {
+	if n := proto.Size(m.Proto); n > maxProtoSize {
+		return nil, fmt.Errorf("%s: model is %d bytes, past protobuf's 2 GiB limit: save it with SaveFile, which moves weights to an external data file", m.label(), n)
+	}
+	return proto.Marshal(m.Proto)
+}
+
+// SaveOptions chooses where tensor data goes when saving to a file.
+type SaveOptions struct {
+	// ExternalData moves tensor data to a side file next to the model.
+	// SaveFile does so anyway when the model would pass 2 GiB.
+	ExternalData bool
+	// ExternalFile is the side file's name, relative to the model's
+	// directory; default: the model's file name plus ".data".
+	ExternalFile string
+	// ExternalMinBytes keeps tensors smaller than this inline; default 1024.
+	ExternalMinBytes int
+}
+
+// SaveFile writes the model to path, and its external data file when
+// opts ask for one or the model is too large to save inline. The Model in
+// memory keeps its data inline either way.
+func (m *Model) SaveFile(path string, opts SaveOptions) error {
+	if !opts.ExternalData && proto.Size(m.Proto) <= maxProtoSize {
+		b, err := proto.Marshal(m.Proto)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.label(), err)
+		}
+		return os.WriteFile(path, b, 0o644)
+	}
+	return m.saveExternal(path, opts)
+}
+
+func (m *Model) label() string {
+	if m.Name == "" {
+		return "model"
+	}
+	return m.Name
+}
+
+// Clone returns a deep copy.
+func (m *Model) Clone() *Model {
+	c := &Model{Proto: proto.Clone(m.Proto).(*onnxpb.ModelProto), Name: m.Name}
+	if len(m.external) > 0 {
+		// Map the original tensors to their copies by walking both models
+		// in the same order.
+		var orig, copies []*onnxpb.TensorProto
+		m.everyTensor(func(tp *onnxpb.TensorProto) { orig = append(orig, tp) })
+		c.everyTensor(func(tp *onnxpb.TensorProto) { copies = append(copies, tp) })
+		c.external = map[*onnxpb.TensorProto]string{}
+		for i, tp := range orig {
+			if loc, ok := m.external[tp]; ok {
+				c.external[copies[i]] = loc
+			}
+		}
+	}
+	return c
+}
