@@ -196,4 +196,3 @@ func fromValue(v ortgo.Value) (*onnx.Tensor, error) {
 }
 
 func scalar[T onnx.Element](v T) *onnx.Tensor { return onnx.NewTensor([]int64{}, []T{v}) }
-
