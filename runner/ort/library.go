@@ -72,9 +72,9 @@ func initialize() error {
 		return fmt.Errorf("ONNX Runtime library %s: %w", path, err)
 	}
 	ortgo.SetSharedLibraryPath(path)
-	// Warnings such as "initializer X appears in graph inputs" would flood
-	// the logs of every stage; errors still come back as Go errors.
-	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelError()); err != nil {
+	// ONNX Runtime logs warnings and errors to stderr; every error also
+	// comes back as a Go error, so only fatal messages are worth printing.
+	if err := ortgo.InitializeEnvironment(ortgo.WithLogLevelFatal()); err != nil {
 		return fmt.Errorf("loading ONNX Runtime from %s: %w (%s)", path, err, installHint)
 	}
 	return nil
