@@ -24,6 +24,8 @@ type Model struct {
 	// external remembers tensors whose data came from an external file,
 	// and that file's location, for Weights.
 	external map[*onnxpb.TensorProto]string
+	// names reserves every name in use, for UniqueName; built on first use.
+	names map[string]bool
 }
 
 // Load parses a serialized model. A model whose tensors live in external
