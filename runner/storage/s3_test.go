@@ -1,0 +1,247 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/storage"
+	"github.com/kompress/kompress/runner/storage/storagetest"
+)
+
+// racingReader streams data and, halfway through, lets another writer
+// store the same key: the pre-write Exists check has passed by then, so
+// only the conditional commit (IfNotExist) can refuse the overwrite.
+type racingReader struct {
+	data  []byte
+	off   int
+	raced bool
+	race  func() error
+	err   error
+}
+
+func (r *racingReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.data) {
+		return 0, io.EOF
+	}
+	if !r.raced && r.off >= len(r.data)/2 {
+		r.raced = true
+		r.err = r.race()
+	}
+	n := copy(p[:min(len(p), 4096)], r.data[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func TestConcurrentWriterIsNotOverwritten(t *testing.T) {
+	ctx := context.Background()
+	ours := bytes.Repeat([]byte("ours "), 100000)
+	theirs := []byte("the other writer's model")
+	s3 := storagetest.StartS3(t, "models")
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		uri  string
+		race func() error
+	}{
+		{
+			name: "s3",
+			uri:  s3.URI("models", "k/model.onnx"),
+			race: func() error { return s3.Put("models", "k/model.onnx", theirs) },
+		},
+		{
+			name: "file",
+			uri:  storage.FileURI(filepath.Join(dir, "k", "model.onnx")),
+			race: func() error { return os.WriteFile(filepath.Join(dir, "k", "model.onnx"), theirs, 0o644) },
+		},
+		{
+			name: "mem",
+			uri:  "mem://race/k/model.onnx",
+			race: func() error {
+				_, err := (&storage.Client{}).WriteBytes(ctx, "mem://race/k/model.onnx", theirs)
+				return err
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &racingReader{data: ours, race: tt.race}
+			_, err := storage.Write(ctx, tt.uri, r)
+			if r.err != nil {
+				t.Fatalf("the concurrent write failed: %v", r.err)
+			}
+			if !r.raced {
+				t.Fatal("the concurrent write never ran")
+			}
+			if !errors.Is(err, storage.ErrExists) {
+				t.Fatalf("err = %v, want ErrExists from the conditional commit", err)
+			}
+			got, _, err := storage.ReadAll(ctx, tt.uri, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, theirs) {
+				t.Errorf("the other writer's object was replaced (%d bytes now)", len(got))
+			}
+		})
+	}
+}
+
+func TestS3AccessDenied(t *testing.T) {
+	ctx := context.Background()
+	s3 := storagetest.StartS3(t, "models")
+	uri := s3.URI("models", "model.onnx")
+	if err := s3.Put("models", "model.onnx", []byte("secret model")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, key, secret string
+	}{
+		{name: "wrong secret", key: storagetest.AccessKey, secret: "not-the-secret"},
+		{name: "unknown key id", key: "someone-else", secret: storagetest.SecretKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("AWS_ACCESS_KEY_ID", tt.key)
+			t.Setenv("AWS_SECRET_ACCESS_KEY", tt.secret)
+			_, _, err := storage.ReadAll(ctx, uri, "")
+			assertKind(t, err, storage.ErrDenied, pipeline.ExitDenied, uri)
+			_, err = storage.Exists(ctx, uri)
+			assertKind(t, err, storage.ErrDenied, pipeline.ExitDenied, uri)
+			other := s3.URI("models", "new.onnx")
+			_, err = storage.WriteBytes(ctx, other, []byte("x"))
+			assertKind(t, err, storage.ErrDenied, pipeline.ExitDenied, other)
+			if err := storage.Delete(ctx, uri); !errors.Is(err, storage.ErrDenied) {
+				t.Errorf("Delete with bad credentials: err = %v, want ErrDenied", err)
+			}
+			if got, err := s3.Object("models", "model.onnx"); err != nil || string(got) != "secret model" {
+				t.Errorf("object after denied calls: %q, %v", got, err)
+			}
+			if keys, _ := s3.Keys("models"); len(keys) != 1 {
+				t.Errorf("denied write stored something: keys %v", keys)
+			}
+		})
+	}
+}
+
+func TestS3NoSuchBucket(t *testing.T) {
+	ctx := context.Background()
+	s3 := storagetest.StartS3(t, "models")
+	uri := s3.URI("no-such-bucket", "model.onnx")
+	_, _, err := storage.ReadAll(ctx, uri, "")
+	assertKind(t, err, storage.ErrNotFound, pipeline.ExitNotFound, uri)
+	_, err = storage.WriteBytes(ctx, uri, []byte("x"))
+	assertKind(t, err, storage.ErrNotFound, pipeline.ExitNotFound, uri)
+}
+
+// logCapture is a Client whose retry log lines are kept for inspection.
+func logCapture(retry storage.Retry) (*storage.Client, *bytes.Buffer) {
+	var buf bytes.Buffer
+	return &storage.Client{Retry: retry, Logger: slog.New(slog.NewTextHandler(&buf, nil))}, &buf
+}
+
+var fastRetry = storage.Retry{Attempts: 5, Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+
+func TestS3TransientFailuresAreRetried(t *testing.T) {
+	ctx := context.Background()
+	s3 := storagetest.StartS3(t, "models")
+	data := []byte("model after a flaky network")
+
+	t.Run("write", func(t *testing.T) {
+		c, log := logCapture(fastRetry)
+		uri := s3.URI("models", "w/model.onnx")
+		// More failures than the AWS SDK retries inside one call (3
+		// attempts), so that this package's own retry has to step in.
+		s3.FailNext(4, http.StatusServiceUnavailable)
+		obj, err := c.WriteBytes(ctx, uri, data)
+		if err != nil {
+			t.Fatalf("write through 4 failures: %v", err)
+		}
+		if obj.Digest != storage.Digest(data) {
+			t.Errorf("digest %s, want %s", obj.Digest, storage.Digest(data))
+		}
+		if got, err := s3.Object("models", "w/model.onnx"); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("stored %q, %v", got, err)
+		}
+		if !strings.Contains(log.String(), "retrying") {
+			t.Errorf("no retry was logged; log:\n%s", log)
+		}
+	})
+
+	t.Run("read", func(t *testing.T) {
+		c, log := logCapture(fastRetry)
+		uri := s3.URI("models", "w/model.onnx")
+		s3.FailNext(4, http.StatusServiceUnavailable)
+		got, _, err := c.ReadAll(ctx, uri, storage.Digest(data))
+		if err != nil {
+			t.Fatalf("read through 4 failures: %v", err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Errorf("read %q", got)
+		}
+		if !strings.Contains(log.String(), "retrying") {
+			t.Errorf("no retry was logged; log:\n%s", log)
+		}
+	})
+
+	t.Run("gives up", func(t *testing.T) {
+		c, _ := logCapture(storage.Retry{Attempts: 2, Initial: time.Millisecond, Max: time.Millisecond})
+		uri := s3.URI("models", "w/model.onnx")
+		s3.FailNext(1000, http.StatusServiceUnavailable)
+		defer s3.FailNext(0, 0)
+		before := s3.Requests()
+		_, _, err := c.ReadAll(ctx, uri, "")
+		if err == nil || !strings.Contains(err.Error(), "gave up after 2 attempts") {
+			t.Fatalf("err = %v, want a give-up after 2 attempts", err)
+		}
+		if storage.KindOf(err) != storage.KindFailure || storage.ExitCode(err) != pipeline.ExitFailure {
+			t.Errorf("kind %v, exit %d; want a retryable stage failure (ExitFailure)", storage.KindOf(err), storage.ExitCode(err))
+		}
+		// 2 attempts of this package, each of 3 SDK attempts.
+		if n := s3.Requests() - before; n != 6 {
+			t.Errorf("server saw %d requests, want 6 (bounded retries)", n)
+		}
+	})
+
+	t.Run("not found is not retried", func(t *testing.T) {
+		c, log := logCapture(fastRetry)
+		before := s3.Requests()
+		_, _, err := c.ReadAll(ctx, s3.URI("models", "absent.onnx"), "")
+		if !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("err = %v, want ErrNotFound", err)
+		}
+		if n := s3.Requests() - before; n != 1 || log.Len() != 0 {
+			t.Errorf("a permanent error was retried: %d requests, log %q", n, log)
+		}
+	})
+}
+
+func TestConnectionRefused(t *testing.T) {
+	// A port that was just free: nothing listens there.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	storagetest.StartS3(t) // credentials in the environment
+	uri := "s3://models/model.onnx?endpoint=http://" + addr + "&use_path_style=true&region=us-east-1"
+	c, log := logCapture(storage.Retry{Attempts: 2, Initial: time.Millisecond, Max: time.Millisecond})
+	_, _, err = c.ReadAll(context.Background(), uri, "")
+	if err == nil || storage.ExitCode(err) != pipeline.ExitFailure || !strings.Contains(err.Error(), "gave up after 2 attempts") {
+		t.Fatalf("err = %v, want a retried, then given-up failure", err)
+	}
+	if !strings.Contains(log.String(), "retrying") {
+		t.Errorf("connection refused was not retried; log:\n%s", log)
+	}
+}
