@@ -1,0 +1,209 @@
+package dataset
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/flate"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ReadNPZ reads every array of an .npz archive (what numpy.savez and
+// numpy.savez_compressed write). Array names drop the ".npy" suffix.
+func ReadNPZ(name string, r io.ReaderAt, size int64) ([]Array, error) {
+	z, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not an .npz (zip) archive: %w", name, err)
+	}
+	var out []Array
+	for _, f := range z.File {
+		a, err := readEntry(name, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func readEntry(name string, f *zip.File) (Array, error) {
+	arr := strings.TrimSuffix(f.Name, ".npy")
+	rc, err := f.Open()
+	if err != nil {
+		return Array{}, fmt.Errorf("%s: array %q: %w", name, arr, err)
+	}
+	defer rc.Close()
+	a, err := readNPY(name+": "+arr, rc)
+	if err != nil {
+		return Array{}, err
+	}
+	a.Name = arr
+	return a, nil
+}
+
+// WriteNPZ writes arrays as a compressed .npz archive (deflate, as
+// numpy.savez_compressed), each as NAME.npy so that numpy.load finds it
+// under NAME.
+func WriteNPZ(w io.Writer, arrays ...Array) error {
+	z := zip.NewWriter(w)
+	z.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
+		return flate.NewWriter(w, flate.BestCompression)
+	})
+	for _, a := range arrays {
+		f, err := z.CreateHeader(&zip.FileHeader{Name: a.Name + ".npy", Method: zip.Deflate})
+		if err != nil {
+			return err
+		}
+		if err := writeNPY(f, a); err != nil {
+			return err
+		}
+	}
+	return z.Close()
+}
+
+// WriteNPZFile writes arrays to path through a temporary file renamed into
+// place, so a reader never sees half a file.
+func WriteNPZFile(path string, arrays ...Array) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := WriteNPZ(tmp, arrays...); err != nil {
+		tmp.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// CreateTemp makes the file private; a dataset is not a secret.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Load reads a dataset from the bytes of an .npz file. name (a file name or
+// URI) is used in error messages.
+func Load(name string, data []byte) (*Dataset, error) {
+	return Read(name, bytes.NewReader(data), int64(len(data)))
+}
+
+// LoadFile reads a dataset from an .npz file.
+func LoadFile(path string) (*Dataset, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return Read(filepath.Base(path), f, st.Size())
+}
+
+// Read reads a dataset from an .npz archive: x (the inputs: uint8, float32
+// or float64, any rank, samples along the first dimension) and optionally
+// y (integer class labels, one per sample). Other arrays are ignored.
+func Read(name string, r io.ReaderAt, size int64) (*Dataset, error) {
+	z, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not an .npz (zip) archive: %w", name, err)
+	}
+	entries := map[string]*zip.File{}
+	var names []string
+	for _, f := range z.File {
+		n := strings.TrimSuffix(f.Name, ".npy")
+		entries[n] = f
+		names = append(names, n)
+	}
+	xf, ok := entries["x"]
+	if !ok {
+		return nil, fmt.Errorf("%s: no array \"x\" (the inputs); the file has %v", name, names)
+	}
+	x, err := readEntry(name, xf)
+	if err != nil {
+		return nil, err
+	}
+	d, err := fromX(name, x)
+	if err != nil {
+		return nil, err
+	}
+	if yf, ok := entries["y"]; ok {
+		y, err := readEntry(name, yf)
+		if err != nil {
+			return nil, err
+		}
+		if d.Labels, err = labelsFrom(name, y, d.Len()); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// fromX converts the inputs to float32, unscaled (uint8 pixels stay 0..255).
+func fromX(name string, x Array) (*Dataset, error) {
+	if len(x.Shape) == 0 {
+		return nil, fmt.Errorf("%s: x is a scalar; it needs a first dimension that counts the samples", name)
+	}
+	d := &Dataset{Name: name, Shape: x.Shape}
+	switch v := x.Data.(type) {
+	case []uint8:
+		d.X = make([]float32, len(v))
+		for i, p := range v {
+			d.X[i] = float32(p)
+		}
+	case []float32:
+		d.X = v
+	case []float64:
+		d.X = make([]float32, len(v))
+		for i, p := range v {
+			d.X[i] = float32(p)
+		}
+	default:
+		return nil, fmt.Errorf("%s: x has element type %s; want uint8, float32 or float64", name, x.DType())
+	}
+	return d, nil
+}
+
+// labelsFrom accepts y of shape [N] or [N 1] and any integer type.
+func labelsFrom(name string, y Array, n int) ([]int64, error) {
+	if !(len(y.Shape) == 1 || len(y.Shape) == 2 && y.Shape[1] == 1) {
+		return nil, fmt.Errorf("%s: y has shape %v; want [%d] (one class label per sample)", name, y.Shape, n)
+	}
+	if y.Shape[0] != n {
+		return nil, fmt.Errorf("%s: y has %d labels, but x has %d samples", name, y.Shape[0], n)
+	}
+	out := make([]int64, n)
+	switch v := y.Data.(type) {
+	case []uint8:
+		convert(out, v)
+	case []int8:
+		convert(out, v)
+	case []uint16:
+		convert(out, v)
+	case []int16:
+		convert(out, v)
+	case []uint32:
+		convert(out, v)
+	case []int32:
+		convert(out, v)
+	case []uint64:
+		convert(out, v)
+	case []int64:
+		copy(out, v)
+	default:
+		return nil, fmt.Errorf("%s: y has element type %s; want integer class labels", name, y.DType())
+	}
+	return out, nil
+}
+
+func convert[T uint8 | int8 | uint16 | int16 | uint32 | int32 | uint64](dst []int64, src []T) {
+	for i, v := range src {
+		dst[i] = int64(v)
+	}
+}

@@ -1,0 +1,200 @@
+package dataset
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestReadNumpyFiles(t *testing.T) {
+	// Written by numpy itself (testdata/gen.py).
+	tests := []struct {
+		file string
+		want *Dataset
+	}{
+		{
+			file: "numpy-savez.npz",
+			want: &Dataset{
+				Name:   "numpy-savez.npz",
+				Shape:  []int{3, 2, 2},
+				X:      []float32{0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5},
+				Labels: []int64{2, 0, 1},
+			},
+		},
+		{
+			file: "numpy-compressed-be.npz",
+			want: &Dataset{
+				Name:   "numpy-compressed-be.npz",
+				Shape:  []int{4, 6},
+				X:      seq(24, -3.25),
+				Labels: []int64{9, 8, 7, 6},
+			},
+		},
+		{
+			file: "numpy-nolabels.npz",
+			want: &Dataset{
+				Name:  "numpy-nolabels.npz",
+				Shape: []int{5, 2},
+				X:     seq(10, 0),
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			got, err := LoadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func seq(n int, start float32) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = start + float32(i)
+	}
+	return out
+}
+
+func TestNPZRoundTrip(t *testing.T) {
+	arrays := []Array{
+		{Name: "u8", Shape: []int{2, 3}, Data: []uint8{0, 1, 2, 253, 254, 255}},
+		{Name: "i8", Shape: []int{3}, Data: []int8{-128, 0, 127}},
+		{Name: "u16", Shape: []int{2}, Data: []uint16{1, 65535}},
+		{Name: "i16", Shape: []int{2}, Data: []int16{-32768, 32767}},
+		{Name: "u32", Shape: []int{1}, Data: []uint32{4294967295}},
+		{Name: "i32", Shape: []int{2, 1}, Data: []int32{-7, 7}},
+		{Name: "u64", Shape: []int{1}, Data: []uint64{1 << 63}},
+		{Name: "i64", Shape: []int{3}, Data: []int64{-1 << 62, 0, 1 << 62}},
+		{Name: "f32", Shape: []int{1, 2, 2}, Data: []float32{-1.5, 0, 3.25, 1e-30}},
+		{Name: "f64", Shape: []int{2}, Data: []float64{-2.5e300, 1.0 / 3}},
+		{Name: "scalar", Shape: []int{}, Data: []float32{42}},
+		{Name: "empty", Shape: []int{0, 4}, Data: []float32{}},
+	}
+	var buf bytes.Buffer
+	if err := WriteNPZ(&buf, arrays...); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadNPZ("round.npz", bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(arrays, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+func TestWriteNPZRejectsBadArrays(t *testing.T) {
+	tests := []struct {
+		a       Array
+		wantErr string
+	}{
+		{Array{Name: "x", Shape: []int{2, 2}, Data: []float32{1, 2, 3}}, `array "x": shape [2 2] needs 4 elements, data has 3`},
+		{Array{Name: "x", Shape: []int{1}, Data: []string{"a"}}, `array "x": unsupported data type []string`},
+	}
+	for _, tt := range tests {
+		err := WriteNPZ(&bytes.Buffer{}, tt.a)
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("WriteNPZ(%v) error = %v, want %q", tt.a, err, tt.wantErr)
+		}
+	}
+}
+
+// rawNPZ builds an archive from hand-made .npy entries.
+func rawNPZ(t *testing.T, entries map[string][]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	for name, data := range entries {
+		w, err := z.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+	}
+	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rawNPY is a .npy header for descr and shape followed by data.
+func rawNPY(descr, shape string, data []byte) []byte {
+	dict := "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }\n"
+	var b bytes.Buffer
+	b.WriteString("\x93NUMPY\x01\x00")
+	binary.Write(&b, binary.LittleEndian, uint16(len(dict)))
+	b.WriteString(dict)
+	b.Write(data)
+	return b.Bytes()
+}
+
+func npzOf(t *testing.T, arrays ...Array) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := WriteNPZ(&buf, arrays...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestLoadErrors(t *testing.T) {
+	x := Array{Name: "x", Shape: []int{3, 2}, Data: make([]uint8, 6)}
+	tests := []struct {
+		name    string
+		data    []byte
+		wantErr string
+	}{
+		{"not a zip", []byte("hello"), "bad.npz: not an .npz (zip) archive"},
+		{"no x", npzOf(t, Array{Name: "inputs", Shape: []int{1}, Data: []uint8{1}}), `bad.npz: no array "x" (the inputs); the file has [inputs]`},
+		{"scalar x", npzOf(t, Array{Name: "x", Shape: []int{}, Data: []float32{1}}), "bad.npz: x is a scalar"},
+		{"int x", npzOf(t, Array{Name: "x", Shape: []int{2}, Data: []int32{1, 2}}), "bad.npz: x has element type int32; want uint8, float32 or float64"},
+		{"float y", npzOf(t, x, Array{Name: "y", Shape: []int{3}, Data: []float32{1, 2, 3}}), "bad.npz: y has element type float32; want integer class labels"},
+		{"short y", npzOf(t, x, Array{Name: "y", Shape: []int{2}, Data: []int64{1, 2}}), "bad.npz: y has 2 labels, but x has 3 samples"},
+		{"2-d y", npzOf(t, x, Array{Name: "y", Shape: []int{3, 2}, Data: make([]int64, 6)}), "bad.npz: y has shape [3 2]; want [3] (one class label per sample)"},
+		{"truncated", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<f4", "(4, 2)", make([]byte, 20))}), "bad.npz: x: shape [4 2] of float32 needs 32 bytes of data: unexpected EOF"},
+		{"complex", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<c8", "(1,)", make([]byte, 8))}), `bad.npz: x: element type "<c8" is not supported`},
+		{"not npy", rawNPZ(t, map[string][]byte{"x.npy": []byte("plain text")}), "bad.npz: x: not a .npy array"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("bad.npz", tt.data)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestWriteNPZFileIsAtomicAndReadable(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "d.npz")
+	x := Array{Name: "x", Shape: []int{2, 2}, Data: []uint8{1, 2, 3, 4}}
+	if err := WriteNPZFile(p, x); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("want only d.npz in the folder, got %d entries", len(entries))
+	}
+	d, err := LoadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Labels != nil || cmp.Diff([]float32{1, 2, 3, 4}, d.X) != "" {
+		t.Errorf("read back %+v", d)
+	}
+	if err := WriteNPZFile(filepath.Join(dir, "missing", "d.npz"), x); err == nil {
+		t.Error("writing into a missing folder succeeded")
+	}
+}
