@@ -11,8 +11,9 @@ import (
 )
 
 // maxProtoSize is the largest message protobuf can serialize: models past
-// it must keep tensors in an external data file.
-const maxProtoSize = 1<<31 - 1
+// it must keep tensors in an external data file. A variable so tests can
+// lower it.
+var maxProtoSize = 1<<31 - 1
 
 // Model is an ONNX model in memory. Every tensor's data is in the protobuf
 // (external data is read in by LoadFile), so a Model can be edited and

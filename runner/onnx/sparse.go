@@ -3,6 +3,9 @@ package onnx
 import (
 	"fmt"
 	"reflect"
+	"sort"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
@@ -120,4 +123,146 @@ func scatterReflect(dst, src any, idx []int) error {
 		d.Index(j).Set(s.Index(i))
 	}
 	return nil
+}
+
+// SparseIndices chooses how Sparsify writes COO indices.
+type SparseIndices int
+
+const (
+	// LinearIndices writes [NNZ] row-major element offsets: the smaller form.
+	LinearIndices SparseIndices = iota
+	// CoordinateIndices writes [NNZ, rank] coordinates.
+	CoordinateIndices
+)
+
+// Sparsify stores the named weights as sparse initializers (COO, int64
+// indices) where that takes fewer bytes than dense storage, and returns the
+// names it converted. A Constant-node weight first becomes an initializer
+// of its graph (a Constant with sparse_value would produce a sparse tensor,
+// which operators do not accept). Elements whose bits are all zero are
+// left out, so reading the weight back gives the same bits. 4-bit types and
+// scalars stay dense. The IR version is raised to 6 if needed, the first
+// with sparse initializers.
+func (m *Model) Sparsify(names []string, indices SparseIndices) ([]string, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var converted []string
+	for _, w := range m.Weights() {
+		if !want[w.Name] {
+			continue
+		}
+		delete(want, w.Name)
+		ok, err := m.sparsifyWeight(w, indices)
+		if err != nil {
+			return converted, err
+		}
+		if ok {
+			converted = append(converted, w.Name)
+		}
+	}
+	if len(want) > 0 {
+		var missing []string
+		for n := range want {
+			missing = append(missing, n)
+		}
+		sort.Strings(missing)
+		return converted, fmt.Errorf("%s: Sparsify: no weights named %q", m.label(), missing)
+	}
+	if len(converted) > 0 && m.Proto.GetIrVersion() < 6 {
+		m.Proto.IrVersion = proto.Int64(6)
+	}
+	return converted, nil
+}
+
+func (m *Model) sparsifyWeight(w *Weight, indices SparseIndices) (bool, error) {
+	if w.Kind == KindSparseInitializer || len(w.Dims) == 0 || ElemBits(w.DType) < 8 || w.DType == String {
+		return false, nil
+	}
+	t, err := w.Tensor()
+	if err != nil {
+		return false, err
+	}
+	raw, err := EncodeRaw(t)
+	if err != nil {
+		return false, fmt.Errorf("weight %q: %w", w.Name, err)
+	}
+	size := ElemBits(w.DType) / 8
+	var nz []int64
+	for i := 0; i < t.Len(); i++ {
+		for _, b := range raw[i*size : (i+1)*size] {
+			if b != 0 {
+				nz = append(nz, int64(i))
+				break
+			}
+		}
+	}
+	perIndex := 1
+	if indices == CoordinateIndices {
+		perIndex = len(w.Dims)
+	}
+	if len(nz)*(size+8*perIndex) >= len(raw) {
+		return false, nil // dense is no larger
+	}
+	values := make([]byte, 0, len(nz)*size)
+	for _, i := range nz {
+		values = append(values, raw[int(i)*size:(int(i)+1)*size]...)
+	}
+	idx := NewTensor([]int64{int64(len(nz))}, nz)
+	if indices == CoordinateIndices {
+		idx = NewTensor([]int64{int64(len(nz)), int64(len(w.Dims))}, coordinates(nz, w.Dims))
+	}
+	idxProto, err := TensorToProto(idx, w.Name+"_indices")
+	if err != nil {
+		return false, err
+	}
+	st := &onnxpb.SparseTensorProto{
+		Values: &onnxpb.TensorProto{
+			Name: proto.String(w.Name), DataType: proto.Int32(int32(w.DType)),
+			Dims: []int64{int64(len(nz))}, RawData: values,
+		},
+		Indices: idxProto,
+		Dims:    append([]int64{}, w.Dims...),
+	}
+	g := w.Graph.Graph
+	switch w.Kind {
+	case KindInitializer:
+		g.Initializer = removeTensor(g.Initializer, w.tp)
+	case KindConstant:
+		g.Node = removeNode(g.Node, w.Node)
+	}
+	g.SparseInitializer = append(g.SparseInitializer, st)
+	return true, nil
+}
+
+// coordinates turns row-major offsets into [len(offsets), rank] indices.
+func coordinates(offsets []int64, dims []int64) []int64 {
+	rank := len(dims)
+	out := make([]int64, len(offsets)*rank)
+	for i, off := range offsets {
+		for r := rank - 1; r >= 0; r-- {
+			out[i*rank+r] = off % dims[r]
+			off /= dims[r]
+		}
+	}
+	return out
+}
+
+func removeTensor(list []*onnxpb.TensorProto, tp *onnxpb.TensorProto) []*onnxpb.TensorProto {
+	for i, t := range list {
+		if t == tp {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+func removeNode(list []*onnxpb.NodeProto, n *onnxpb.NodeProto) []*onnxpb.NodeProto {
+	for i, x := range list {
+		if x == n {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
 }

@@ -160,7 +160,7 @@ func (w *Weight) Float32s() ([]float32, error) {
 // Set replaces the weight's data, and with it possibly its type and dims,
 // where it is stored. A Constant keeps its node and output name but holds
 // the new tensor in its value attribute; a sparse initializer becomes a
-// dense initializer of the same name (see WriteSparse to store it sparse
+// dense initializer of the same name (see Sparsify to store it sparse
 // again). Declared types of the name (graph inputs, value_info) follow.
 func (w *Weight) Set(t *Tensor) error {
 	if err := t.Validate(); err != nil {
