@@ -147,8 +147,8 @@ func TestWeightsPPOCR(t *testing.T) {
 	if len(ws) != 342 {
 		t.Errorf("%d weights, want the 342 Constant nodes", len(ws))
 	}
-	if params < 500_000 {
-		t.Errorf("%d float parameters; ppocr-det has about 600k", params)
+	if params != 1171841 {
+		t.Errorf("%d float parameters; ppocr-det has 1171841", params)
 	}
 	got := run(t, session(t, "ppocr-rewritten", mustBytes(t, m), ort.Options{}), in)
 	sameOutputs(t, "rewritten weights", want, got, 0)
