@@ -72,6 +72,7 @@ type ModelSource struct {
 	// SHA256 pins the source's content: the runner refuses a model whose
 	// digest differs. Pinned sources make cache keys content-addressed.
 	// +optional
+	// +kubebuilder:validation:MaxLength=71
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(sha256:)?[0-9a-f]{64}$')",message="spec.source.sha256 must be 64 lowercase hex digits, optionally prefixed by sha256:"
 	SHA256 string `json:"sha256,omitempty"`
 }
@@ -137,6 +138,7 @@ type DatasetSpec struct {
 
 	// SHA256 pins the dataset's content.
 	// +optional
+	// +kubebuilder:validation:MaxLength=71
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(sha256:)?[0-9a-f]{64}$')",message="dataset sha256 must be 64 lowercase hex digits, optionally prefixed by sha256:"
 	SHA256 string `json:"sha256,omitempty"`
 }
@@ -242,6 +244,7 @@ type SchedulingSpec struct {
 // +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.output.sizeBytes`,priority=1
 // +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.output.digest`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name must be at most 63 characters: it is the kompress.dev/job label value of every stage Job and pod"
 type CompressionJob struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -417,6 +417,7 @@ type QuantizeSpec struct {
 }
 
 // CustomSpec runs a user image that follows the runner's task/result contract.
+// +kubebuilder:validation:XValidation:rule="!has(self.env) || self.env.all(e, !(e.name in ['KOMPRESS_TASK', 'KOMPRESS_MEMORY_LIMIT', 'KOMPRESS_NODE_NAME', 'GOMAXPROCS', 'POD_NAME']))",message="custom.env must not set KOMPRESS_TASK, KOMPRESS_MEMORY_LIMIT, KOMPRESS_NODE_NAME, GOMAXPROCS or POD_NAME: the controller sets them"
 type CustomSpec struct {
 	// Image to run.
 	// +kubebuilder:validation:MinLength=1

@@ -104,6 +104,12 @@ type CompressionJobStatus struct {
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
+	// RunHash identifies the spec the current run executes (spec.suspend
+	// aside): a spec with another hash starts a new run, in which stages
+	// whose cache key is unchanged reuse their earlier output (Cached).
+	// +optional
+	RunHash string `json:"runHash,omitempty"`
+
 	// StartTime of the current run.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`

@@ -1,0 +1,206 @@
+package controllers
+
+import (
+	"fmt"
+	"sort"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
+)
+
+// jobCondition returns the Job's condition of type t when it is True.
+func jobCondition(job *batchv1.Job, t batchv1.JobConditionType) *batchv1.JobCondition {
+	for i := range job.Status.Conditions {
+		c := &job.Status.Conditions[i]
+		if c.Type == t && c.Status == corev1.ConditionTrue {
+			return c
+		}
+	}
+	return nil
+}
+
+func jobComplete(job *batchv1.Job) bool { return jobCondition(job, batchv1.JobComplete) != nil }
+func jobFailed(job *batchv1.Job) bool   { return jobCondition(job, batchv1.JobFailed) != nil }
+func jobFinished(job *batchv1.Job) bool { return jobComplete(job) || jobFailed(job) }
+
+// podsOf keeps the pods the Job controls (by owner UID), newest first,
+// skipping pods being deleted.
+func podsOf(job *batchv1.Job, pods []corev1.Pod) []corev1.Pod {
+	var out []corev1.Pod
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if ref := metav1.GetControllerOf(&p); ref != nil && ref.UID == job.UID {
+			out = append(out, p)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[j].CreationTimestamp.Before(&out[i].CreationTimestamp)
+	})
+	return out
+}
+
+// runnerTermination is the runner container's terminated state, if any.
+func runnerTermination(p *corev1.Pod) *corev1.ContainerStateTerminated {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == ContainerName && cs.State.Terminated != nil {
+			return cs.State.Terminated
+		}
+	}
+	return nil
+}
+
+// jobStage fills the Job-derived fields of a stage status: name, attempts
+// (pods started, from Job status) and start time.
+func jobStage(s v1alpha1.StageStatus, job *batchv1.Job) v1alpha1.StageStatus {
+	s.JobName = job.Name
+	s.Attempts = job.Status.Active + job.Status.Succeeded + job.Status.Failed
+	if s.StartTime == nil {
+		t := job.CreationTimestamp
+		s.StartTime = &t
+	}
+	return s
+}
+
+// observeActive is the state of a stage whose Job has not finished: waiting
+// for Kueue, suspended, unschedulable, starting or running. A pod the
+// scheduler cannot place is reported as Unschedulable, never as Running.
+func observeActive(s v1alpha1.StageStatus, job *batchv1.Job, pods []corev1.Pod, cpjSuspended bool) v1alpha1.StageStatus {
+	s = jobStage(s, job)
+	s.CompletionTime = nil
+	set := func(state v1alpha1.StageState, reason, msg string) v1alpha1.StageStatus {
+		s.State, s.Reason, s.Message = state, reason, pipeline.Truncate(msg, pipeline.MaxStatusMessage)
+		return s
+	}
+	if job.Spec.Suspend != nil && *job.Spec.Suspend {
+		switch {
+		case cpjSuspended:
+			return set(v1alpha1.StageSuspended, v1alpha1.ReasonSuspended, fmt.Sprintf("Job %s is suspended", job.Name))
+		case job.Labels[LabelQueueName] != "":
+			return set(v1alpha1.StagePending, v1alpha1.ReasonAwaitingAdmission,
+				fmt.Sprintf("Job %s waits for Kueue to admit it from queue %s", job.Name, job.Labels[LabelQueueName]))
+		default:
+			return set(v1alpha1.StagePending, v1alpha1.ReasonPending, fmt.Sprintf("Job %s is being resumed", job.Name))
+		}
+	}
+	own := podsOf(job, pods)
+	for i := range own {
+		p := &own[i]
+		if p.Status.Phase == corev1.PodRunning {
+			return set(v1alpha1.StageRunning, v1alpha1.ReasonRunning, fmt.Sprintf("pod %s is running on node %s", p.Name, p.Spec.NodeName))
+		}
+	}
+	for i := range own {
+		p := &own[i]
+		if p.Status.Phase != corev1.PodPending {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				return set(v1alpha1.StagePending, v1alpha1.ReasonUnschedulable, fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, c.Message))
+			}
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
+				// ErrImagePull, CreateContainerConfigError...: say so.
+				return set(v1alpha1.StagePending, pipeline.SafeReason(w.Reason, v1alpha1.ReasonPending),
+					fmt.Sprintf("pod %s: %s", p.Name, w.Message))
+			}
+		}
+		if p.Spec.NodeName != "" {
+			return set(v1alpha1.StagePending, v1alpha1.ReasonPending, fmt.Sprintf("pod %s is starting on node %s", p.Name, p.Spec.NodeName))
+		}
+	}
+	if job.Status.Active > 0 && job.Status.Ready != nil && *job.Status.Ready > 0 {
+		return set(v1alpha1.StageRunning, v1alpha1.ReasonRunning, fmt.Sprintf("Job %s has a running pod", job.Name))
+	}
+	return set(v1alpha1.StagePending, v1alpha1.ReasonPending, fmt.Sprintf("Job %s waits for its pod to start", job.Name))
+}
+
+// observeFinished is the state of a stage whose Job completed or failed,
+// from the Job's conditions and its pods' termination messages. pods must be
+// read from the API server, not a cache that may lag the Job.
+func observeFinished(s v1alpha1.StageStatus, job *batchv1.Job, pods []corev1.Pod, task pipeline.Task) v1alpha1.StageStatus {
+	s = jobStage(s, job)
+	own := podsOf(job, pods)
+	if c := jobCondition(job, batchv1.JobFailed); c != nil {
+		s.CompletionTime = ptrTime(c.LastTransitionTime)
+		return failedStage(s, job, c, own)
+	}
+	s.CompletionTime = job.Status.CompletionTime
+	if s.CompletionTime == nil {
+		s.CompletionTime = ptrTime(jobCondition(job, batchv1.JobComplete).LastTransitionTime)
+	}
+	for i := range own {
+		p := &own[i]
+		term := runnerTermination(p)
+		if p.Status.Phase != corev1.PodSucceeded || term == nil {
+			continue
+		}
+		r, err := pipeline.DecodeResult([]byte(term.Message))
+		if err != nil {
+			s.State, s.Reason = v1alpha1.StageFailed, v1alpha1.ReasonInvalidResult
+			s.Message = pipeline.Truncate(fmt.Sprintf("pod %s of stage %s ended with a termination message that is not a result: %v",
+				p.Name, task.Stage.Name, err), pipeline.MaxStatusMessage)
+			return s
+		}
+		return pipeline.StageStatusFromResult(s, task, r)
+	}
+	s.State, s.Reason = v1alpha1.StageFailed, v1alpha1.ReasonInvalidResult
+	s.Message = fmt.Sprintf("Job %s completed but none of its pods left a result in its termination message "+
+		"(pods gone before the controller read them? raise spec.ttlSecondsAfterFinished)", job.Name)
+	return s
+}
+
+// failedStage maps the Job's Failed condition to a stage failure: the Job's
+// reason (BackoffLimitExceeded, DeadlineExceeded), or for PodFailurePolicy
+// the runner's reason for its permanent exit code; the message carries the
+// runner's own words from the latest failed pod.
+func failedStage(s v1alpha1.StageStatus, job *batchv1.Job, c *batchv1.JobCondition, pods []corev1.Pod) v1alpha1.StageStatus {
+	s.State = v1alpha1.StageFailed
+	s.Reason = pipeline.SafeReason(c.Reason, v1alpha1.ReasonStageFailed)
+	msg := c.Message
+	if msg == "" {
+		msg = fmt.Sprintf("Job %s failed", job.Name)
+	}
+	for i := range pods {
+		term := runnerTermination(&pods[i])
+		if pods[i].Status.Phase != corev1.PodFailed || term == nil {
+			continue
+		}
+		if c.Reason == batchv1.JobReasonPodFailurePolicy {
+			s.Reason = pipeline.ExitReason(term.ExitCode)
+		}
+		if rm := runnerMessage(term.Message); rm != "" {
+			msg = fmt.Sprintf("%s; runner exited with code %d: %s", msg, term.ExitCode, rm)
+		} else {
+			msg = fmt.Sprintf("%s; runner exited with code %d", msg, term.ExitCode)
+		}
+		break
+	}
+	s.Message = pipeline.Truncate(msg, pipeline.MaxStatusMessage)
+	return s
+}
+
+// runnerMessage extracts the runner's explanation from a termination
+// message: the message of a failure result, or the raw text when the runner
+// died before writing JSON.
+func runnerMessage(term string) string {
+	if term == "" {
+		return ""
+	}
+	if r, err := pipeline.DecodeResult([]byte(term)); err == nil && (r.Message != "" || r.Reason != "") {
+		if r.Reason != "" && r.Message != "" {
+			return r.Reason + ": " + r.Message
+		}
+		return r.Reason + r.Message
+	}
+	return pipeline.Truncate(term, pipeline.MaxStatusMessage/2)
+}
+
+func ptrTime(t metav1.Time) *metav1.Time { return &t }

@@ -1,0 +1,75 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// NodePool describes identical Nodes: a pool stage pods can be steered to.
+type NodePool struct {
+	// Name prefixes the Nodes' names: <name>-0, <name>-1...
+	Name  string
+	Count int
+	// Labels, Taints and Capacity of every Node. Capacity is also the
+	// allocatable amount; "pods" defaults to 110.
+	Labels   map[string]string
+	Taints   []corev1.Taint
+	Capacity corev1.ResourceList
+}
+
+// AddNodePool creates the pool's Nodes as Ready, with their capacity,
+// labels and exactly their taints. There is no kubelet behind them: the
+// scheduler binds pods to them, and Kubelet functions play the rest.
+func AddNodePool(ctx context.Context, c client.Client, pool NodePool) ([]corev1.Node, error) {
+	var nodes []corev1.Node
+	for i := 0; i < pool.Count; i++ {
+		n, err := addNode(ctx, c, fmt.Sprintf("%s-%d", pool.Name, i), pool)
+		if err != nil {
+			return nodes, err
+		}
+		nodes = append(nodes, *n)
+	}
+	return nodes, nil
+}
+
+func addNode(ctx context.Context, c client.Client, name string, pool NodePool) (*corev1.Node, error) {
+	capacity := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")}
+	for k, v := range pool.Capacity {
+		capacity[k] = v.DeepCopy()
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name}},
+		Spec:       corev1.NodeSpec{Taints: append([]corev1.Taint(nil), pool.Taints...)},
+	}
+	for k, v := range pool.Labels {
+		node.Labels[k] = v
+	}
+	if err := c.Create(ctx, node); err != nil {
+		return nil, fmt.Errorf("creating Node %s: %w", name, err)
+	}
+	now := metav1.Now()
+	node.Status = corev1.NodeStatus{
+		Capacity:    capacity,
+		Allocatable: capacity.DeepCopy(),
+		Phase:       corev1.NodeRunning,
+		Conditions: []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+			Message: "played by the test", LastHeartbeatTime: now, LastTransitionTime: now,
+		}},
+	}
+	if err := c.Status().Update(ctx, node); err != nil {
+		return nil, fmt.Errorf("setting the status of Node %s: %w", name, err)
+	}
+	// The TaintNodesByCondition admission plugin added a not-ready taint on
+	// create, and with no node-lifecycle controller nothing removes it.
+	node.Spec.Taints = append([]corev1.Taint(nil), pool.Taints...)
+	if err := c.Update(ctx, node); err != nil {
+		return nil, fmt.Errorf("restoring the taints of Node %s: %w", name, err)
+	}
+	return node, nil
+}
