@@ -316,3 +316,45 @@ func TopoSort(g *onnxpb.GraphProto) error {
 	g.Node = order
 	return nil
 }
+
+// RenameTensor renames a tensor of g everywhere g refers to it: the node
+// output or initializer that defines it, graph inputs, outputs and
+// value_info, every reader (subgraphs that capture it included) and
+// quantization annotations.
+func RenameTensor(g *onnxpb.GraphProto, old, new string) {
+	ReplaceUses(g, old, new)
+	for _, n := range g.GetNode() {
+		for i, o := range n.GetOutput() {
+			if o == old {
+				n.Output[i] = new
+			}
+		}
+	}
+	for _, t := range g.GetInitializer() {
+		if t.GetName() == old {
+			t.Name = proto.String(new)
+		}
+	}
+	for _, st := range g.GetSparseInitializer() {
+		if st.GetValues().GetName() == old {
+			st.Values.Name = proto.String(new)
+		}
+	}
+	for _, list := range [][]*onnxpb.ValueInfoProto{g.GetInput(), g.GetValueInfo()} {
+		for _, v := range list {
+			if v.GetName() == old {
+				v.Name = proto.String(new)
+			}
+		}
+	}
+	for _, a := range g.GetQuantizationAnnotation() {
+		if a.GetTensorName() == old {
+			a.TensorName = proto.String(new)
+		}
+		for _, p := range a.GetQuantParameterTensorNames() {
+			if p.GetValue() == old {
+				p.Value = proto.String(new)
+			}
+		}
+	}
+}

@@ -85,3 +85,25 @@ func TestOpsetAndNames(t *testing.T) {
 		t.Errorf("AddInitializer = %q, %v", name, err)
 	}
 }
+
+// TestRenameTensor renames an initializer, an intermediate tensor and the
+// graph output of mnist-8; ONNX Runtime must give the same result under
+// the new output name.
+func TestRenameTensor(t *testing.T) {
+	m := loadModel(t, "mnist-8.onnx")
+	want := run(t, session(t, "mnist", mustBytes(t, m), ort.Options{}), mnistInput(t))
+	g := m.Proto.GetGraph()
+	onnx.RenameTensor(g, "Parameter5", "conv1.weight")
+	onnx.RenameTensor(g, "Convolution28_Output_0", "conv1.out")
+	onnx.RenameTensor(g, "Plus214_Output_0", "logits")
+	got := run(t, session(t, "renamed", mustBytes(t, m), ort.Options{}), mnistInput(t))
+	if diff := cmp.Diff(want["Plus214_Output_0"], got["logits"]); diff != "" {
+		t.Errorf("logits (-want +got):\n%s", diff)
+	}
+	if w := m.Weight("conv1.weight"); w == nil || len(w.Uses) != 1 || w.Uses[0].OpType() != "Conv" {
+		t.Errorf("renamed weight: %+v", w)
+	}
+	if onnx.IndexGraph(g, "").Producer["conv1.out"] == nil {
+		t.Errorf("no producer of the renamed tensor")
+	}
+}

@@ -1,6 +1,7 @@
 package ort_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -245,5 +246,45 @@ func TestLibraryPath(t *testing.T) {
 	t.Setenv("ONNXRUNTIME_LIB", "/lib/ort.so")
 	if got, want := ort.LibraryPath(), "/lib/ort.so"; got != want {
 		t.Errorf("LibraryPath with ONNXRUNTIME_LIB = %q, want %q", got, want)
+	}
+}
+
+// TestConcurrentRuns shares one session between goroutines, as the
+// evaluation of large datasets does.
+func TestConcurrentRuns(t *testing.T) {
+	orttest.Require(t)
+	s, err := ort.NewSession("mnist-8.onnx", readModel(t, "mnist-8.onnx"), ort.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in, err := onnx.ReadTensorFile(filepath.Join(models, "mnist-8_test_data_set_0", "input_0.pb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.Run(map[string]*onnx.Tensor{"Input3": in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for range 25 {
+				got, err := s.Run(map[string]*onnx.Tensor{"Input3": in})
+				if err == nil && !cmp.Equal(want, got) {
+					err = fmt.Errorf("concurrent run gave %v, want %v", got["Plus214_Output_0"].Data, want["Plus214_Output_0"].Data)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
