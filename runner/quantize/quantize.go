@@ -1,0 +1,136 @@
+package quantize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/onnx"
+)
+
+// ErrNoWeights is returned (wrapped, with the details) when a model has no
+// weight the method can quantize: the caller reports bad input.
+var ErrNoWeights = errors.New("no quantizable weights")
+
+// ErrSpec is returned (wrapped) for a spec that cannot be applied.
+var ErrSpec = errors.New("invalid quantize spec")
+
+// Quantize returns a quantized copy of m as spec asks, and a report of what
+// was quantized and what was left in float and why. calib feeds static
+// quantization's calibration and may be nil for the other methods. The
+// input model is not modified.
+func Quantize(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeSpec, calib Calibration) (*onnx.Model, *Report, error) {
+	o, err := resolve(spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrSpec, err)
+	}
+	out := m.Clone()
+	r := &Report{Method: o.method, own: map[string]bool{}}
+	dropInitializerInputs(out)
+	folded, err := foldConstants(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.RemovedNodes += folded
+	switch o.method {
+	case v1alpha1.QuantizeStatic:
+		err = quantizeStatic(ctx, out, o, calib, r)
+	case v1alpha1.QuantizeDynamic:
+		err = quantizeDynamic(out, o, r)
+	case v1alpha1.QuantizeWeightOnly:
+		err = quantizeWeightOnly(out, o, r)
+	case v1alpha1.QuantizeFP16:
+		err = convertFP16(out, o, r)
+	}
+	if err != nil {
+		return nil, r, err
+	}
+	listFloatWeights(out, r)
+	r.Opset = out.Opset("")
+	return out, r, nil
+}
+
+// noWeightsError explains why nothing could be quantized.
+func noWeightsError(m *onnx.Model, r *Report) error {
+	if len(r.Float) == 0 {
+		return fmt.Errorf("%w: %s has no float weights read by Conv, ConvTranspose, MatMul or Gemm", ErrNoWeights, m.Name)
+	}
+	var why []string
+	for _, f := range r.Float {
+		why = append(why, fmt.Sprintf("%s (%s %s: %s)", f.Name, f.OpType, f.Node, f.Reason))
+		if len(why) == 5 {
+			why = append(why, fmt.Sprintf("and %d more", len(r.Float)-5))
+			break
+		}
+	}
+	return fmt.Errorf("%w: %s: every candidate weight is left in float: %s", ErrNoWeights, m.Name, strings.Join(why, "; "))
+}
+
+// listFloatWeights adds to r every float weight of the output model that
+// is not yet accounted for: the quantized forms' own scales aside, each is
+// a tensor the method left in float.
+func listFloatWeights(m *onnx.Model, r *Report) {
+	known := map[string]bool{}
+	for _, f := range r.Float {
+		known[f.Name] = true
+	}
+	ix := newIndex(m)
+	names := make([]string, 0, len(ix.consts))
+	for name := range ix.consts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c := ix.consts[name]
+		if known[name] || r.own[name] || !onnx.IsFloat(c.dtype()) {
+			continue
+		}
+		if r.Method == v1alpha1.QuantizeFP16 && c.dtype() != onnx.Float {
+			continue // float16 is what fp16 writes; only float32 stayed behind
+		}
+		readers := ix.uses[name]
+		var first *use
+		if len(readers) > 0 {
+			first = &readers[0]
+		}
+		reason := ReasonNotWeight
+		if first != nil && !weightOps[first.node.GetOpType()] {
+			reason = ReasonUnsupportedOp
+		}
+		detail := fmt.Sprintf("%v %v", c.dtype(), c.dims())
+		if first != nil {
+			detail = fmt.Sprintf("input %d of %s, %s", first.input, first.node.GetOpType(), detail)
+		}
+		r.addFloat(name, first, reason, detail)
+	}
+}
+
+// weightOps are the operators whose weights the methods quantize.
+var weightOps = map[string]bool{"Conv": true, "ConvTranspose": true, "MatMul": true, "Gemm": true}
+
+// dropInitializerInputs removes initializers from the graph inputs of a
+// model older than IR 4, where the IR required listing them there (they
+// are weights, not inputs a caller replaces); from IR 4 on, an initializer
+// listed as an input is a default a caller may override, and stays one.
+func dropInitializerInputs(m *onnx.Model) {
+	if m.Proto.GetIrVersion() >= 4 {
+		return
+	}
+	for _, ref := range m.Graphs() {
+		g := ref.Graph
+		inits := map[string]bool{}
+		for _, t := range g.GetInitializer() {
+			inits[t.GetName()] = true
+		}
+		inputs := g.Input[:0]
+		for _, vi := range g.Input {
+			if !inits[vi.GetName()] {
+				inputs = append(inputs, vi)
+			}
+		}
+		g.Input = inputs
+	}
+}

@@ -1,0 +1,113 @@
+package quantize
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+)
+
+// Reason says why a tensor was left in float.
+type Reason string
+
+// Why tensors stay in float.
+const (
+	ReasonExcludedNode   Reason = "excluded by node name"
+	ReasonExcludedOpType Reason = "excluded by op type"
+	ReasonNotWeight      Reason = "not a weight input of a quantizable operator"
+	ReasonUnsupportedOp  Reason = "operator has no quantized form for this method"
+	ReasonSharedWeight   Reason = "shared with an input that is not a quantizable weight"
+	ReasonNotFloat32     Reason = "not a float32 tensor"
+	ReasonShape          Reason = "shape not supported by the quantized operator"
+	ReasonOverridable    Reason = "also a graph input, so callers may replace it"
+	ReasonNoIntegerOp    Reason = "no integer kernel in ONNX Runtime: weight dequantized, computed in float"
+	ReasonSubgraph       Reason = "inside a subgraph, where activations cannot be calibrated"
+	ReasonNotCalibrated  Reason = "activation not seen in calibration"
+	ReasonBias           Reason = "bias kept in float for this method"
+	ReasonFP16Blocked    Reason = "operator kept in float32 by the float16 block list"
+	ReasonNotFinite      Reason = "holds NaN or Inf"
+)
+
+// Report says what Quantize did.
+type Report struct {
+	Method v1alpha1.QuantizeMethod
+	// Opset is the default-domain opset of the output model.
+	Opset int64
+	// Quantized lists the weights written in a lower precision.
+	Quantized []QuantizedTensor
+	// Float lists the tensors left in float, each with the reason.
+	Float []FloatTensor
+	// Activations is the number of activation tensors quantized (static)
+	// or quantized at run time (dynamic).
+	Activations int
+	// CalibrationSamples is the number of samples static quantization
+	// calibrated on.
+	CalibrationSamples int
+	// RemovedNodes counts nodes folded away (Relu into a quantized
+	// output, an Add into a Conv bias).
+	RemovedNodes int
+
+	// own names the initializers the method added (scales, zero points,
+	// quantized data): not weights left in float.
+	own map[string]bool
+}
+
+// QuantizedTensor is one weight written in a lower precision.
+type QuantizedTensor struct {
+	Name   string
+	Node   string
+	OpType string
+	// Type is int8, uint8, int4, uint4, int32 (biases) or float16.
+	Type string
+	// Granularity is per-tensor, per-channel(axis N), block(N) or
+	// matmulnbits(N).
+	Granularity string
+	Elements    int
+}
+
+// FloatTensor is one tensor left in float.
+type FloatTensor struct {
+	Name string
+	// Node and OpType are the (first) consumer, when there is one.
+	Node   string
+	OpType string
+	Reason Reason
+	// Detail adds specifics (the operator, the shape).
+	Detail string
+}
+
+// Summary is one line for logs and result messages: counts of quantized
+// weights and of float tensors by reason.
+func (r *Report) Summary() string {
+	quantized := 0
+	for _, q := range r.Quantized {
+		quantized += q.Elements
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d weights (%d elements) quantized", r.Method, len(r.Quantized), quantized)
+	if r.Activations > 0 {
+		fmt.Fprintf(&b, ", %d activations", r.Activations)
+	}
+	byReason := map[Reason]int{}
+	for _, f := range r.Float {
+		byReason[f.Reason]++
+	}
+	reasons := make([]string, 0, len(byReason))
+	for reason, n := range byReason {
+		reasons = append(reasons, fmt.Sprintf("%d %s", n, reason))
+	}
+	sort.Strings(reasons)
+	if len(reasons) > 0 {
+		fmt.Fprintf(&b, "; left in float: %s", strings.Join(reasons, ", "))
+	}
+	return b.String()
+}
+
+func (r *Report) addFloat(name string, consumer *use, reason Reason, detail string) {
+	f := FloatTensor{Name: name, Reason: reason, Detail: detail}
+	if consumer != nil {
+		f.Node, f.OpType = nodeLabel(consumer.node), consumer.node.GetOpType()
+	}
+	r.Float = append(r.Float, f)
+}

@@ -1,0 +1,421 @@
+package quantize
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
+)
+
+// Static quantization writes the QDQ form ONNX Runtime turns into integer
+// kernels (QLinearConv, QLinearMatMul, QGemm): every quantized node reads
+// its activation through QuantizeLinear -> DequantizeLinear and its weight
+// through a DequantizeLinear of int8 data; its output goes through
+// QuantizeLinear -> DequantizeLinear again; each reader gets its own
+// DequantizeLinear, as ONNX Runtime's QDQ selectors require; biases are
+// int32 with scale input_scale * weight_scale. Operators that only move
+// data (MaxPool, Reshape, ...) after a quantized output stay between Q/DQ
+// pairs with the same parameters, which ONNX Runtime drops, so they run on
+// integers too; a Relu (or Clip at 0) right after a quantized node is
+// removed, its range folded into the output's QuantizeLinear, as
+// onnxruntime's QDQ quantizer does.
+
+// integerOps have integer kernels for QDQ in ONNX Runtime's CPU provider.
+var integerOps = map[string]bool{"Conv": true, "MatMul": true, "Gemm": true}
+
+// passThroughOps move or select values without computing new ones: their
+// output shares the input's quantization parameters.
+var passThroughOps = map[string]bool{
+	"MaxPool": true, "Reshape": true, "Flatten": true, "Transpose": true,
+	"Squeeze": true, "Unsqueeze": true,
+}
+
+// activation is a tensor static quantization puts through Q -> DQ.
+type activation struct {
+	name string
+	// root is the tensor whose calibrated range it uses: itself, or the
+	// input of the pass-through operator that made it.
+	root string
+	// producer writes it in the output model (nil for a graph input).
+	producer *onnxpb.NodeProto
+	// integer: made by a quantized node, so every reader must read it
+	// through a DequantizeLinear for ONNX Runtime to fuse the producer.
+	integer bool
+	readers []use
+}
+
+type staticPlan struct {
+	slots  []weightSlot
+	acts   []*activation
+	byName map[string]*activation
+	// folded maps a removed Relu/Clip to the quantized node before it.
+	folded map[*onnxpb.NodeProto]*onnxpb.NodeProto
+}
+
+func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibration, r *Report) error {
+	if err := ensureOpset(m, opsetPerChannel); err != nil {
+		return err
+	}
+	removed, err := foldBiases(m)
+	if err != nil {
+		return err
+	}
+	r.RemovedNodes += removed
+	ix := newIndex(m)
+	decided := map[string]bool{}
+	slots := weightSlots(ix, o, r, decided)
+	if len(slots) == 0 {
+		return noWeightsError(m, r)
+	}
+	p := planStatic(ix, o, slots, r)
+	collector, err := NewCollector(o.calib)
+	if err != nil {
+		return err
+	}
+	roots := p.roots()
+	ranges, seen, err := collectRanges(ctx, m, roots, calib, collector, int(o.calib.Samples))
+	if err != nil {
+		return err
+	}
+	r.CalibrationSamples = seen
+	return p.rewrite(ix, o, ranges, r)
+}
+
+// planStatic decides which nodes run on integers and which tensors get
+// Q/DQ, walking the main graph in topological order.
+func planStatic(ix *index, o *options, slots []weightSlot, r *Report) *staticPlan {
+	p := &staticPlan{byName: map[string]*activation{}, folded: map[*onnxpb.NodeProto]*onnxpb.NodeProto{}}
+	main := ix.model.Proto.GetGraph()
+	bySlot := map[*onnxpb.NodeProto]int{}
+	for i := range slots {
+		s := &slots[i]
+		s.integer = s.graph == main && integerOps[s.node.GetOpType()]
+		bySlot[s.node] = i
+	}
+	p.slots = slots
+	for _, n := range main.GetNode() {
+		if p.folded[n] != nil {
+			continue
+		}
+		if i, ok := bySlot[n]; ok && slots[i].integer {
+			p.readAsActivation(ix, n, 0)
+			out, producer := n.GetOutput()[0], n
+			if act := foldableActivation(ix, o, n); act != nil {
+				p.folded[act] = n
+				out = act.GetOutput()[0]
+			}
+			if n.GetOpType() != "Gemm" || feedsQuantized(ix, o, out) {
+				p.addOutput(ix, out, out, producer)
+			}
+			continue
+		}
+		if passThroughOps[n.GetOpType()] && defaultDomain(n) && o.excluded(n.GetOpType(), n.GetName()) == "" && singleOutput(ix, n) {
+			in := p.byName[n.GetInput()[0]]
+			if in != nil && in.integer {
+				p.addOutput(ix, n.GetOutput()[0], in.root, n)
+			}
+		}
+	}
+	for _, s := range slots {
+		if !s.integer {
+			reason := ReasonNoIntegerOp
+			if s.graph != main {
+				reason = ReasonSubgraph
+			}
+			r.addFloat(s.node.GetInput()[0], &s.use, reason, "activation read in float by "+s.node.GetOpType())
+		}
+	}
+	return p
+}
+
+// readAsActivation makes input i of n read through Q -> DQ.
+func (p *staticPlan) readAsActivation(ix *index, n *onnxpb.NodeProto, i int) {
+	name := n.GetInput()[i]
+	u := use{graph: ix.graphOf[n], node: n, input: i}
+	if a := p.byName[name]; a != nil {
+		if !a.integer { // integer activations already list every reader
+			a.readers = append(a.readers, u)
+		}
+		return
+	}
+	a := &activation{name: name, root: name, producer: ix.producer[name], readers: []use{u}}
+	p.byName[name] = a
+	p.acts = append(p.acts, a)
+}
+
+// addOutput quantizes the output of a quantized node: every reader reads it
+// through its own DequantizeLinear.
+func (p *staticPlan) addOutput(ix *index, name, root string, producer *onnxpb.NodeProto) {
+	a := &activation{name: name, root: root, producer: producer, integer: true}
+	a.readers = append(a.readers, ix.uses[name]...)
+	p.byName[name] = a
+	p.acts = append(p.acts, a)
+}
+
+// foldableActivation returns the Relu, or Clip with min 0, that alone reads
+// n's output, if it can be folded into the output's quantization.
+func foldableActivation(ix *index, o *options, n *onnxpb.NodeProto) *onnxpb.NodeProto {
+	out := n.GetOutput()[0]
+	uses := ix.uses[out]
+	if len(uses) != 1 || ix.outputs[out] || uses[0].input != 0 || uses[0].graph != ix.graphOf[n] {
+		return nil
+	}
+	act := uses[0].node
+	if !defaultDomain(act) || o.excluded(act.GetOpType(), act.GetName()) != "" {
+		return nil
+	}
+	switch act.GetOpType() {
+	case "Relu":
+		return act
+	case "Clip":
+		if clipMin(ix, act) == 0 {
+			return act
+		}
+	}
+	return nil
+}
+
+// clipMin is a Clip's lower bound (attribute before opset 11, input 1
+// after), or NaN when it is not a constant.
+func clipMin(ix *index, n *onnxpb.NodeProto) float32 {
+	if len(n.GetInput()) < 2 || n.GetInput()[1] == "" {
+		for _, a := range n.GetAttribute() {
+			if a.GetName() == "min" {
+				return a.GetF()
+			}
+		}
+		return float32(math.Inf(-1))
+	}
+	c := ix.floatConst(n.GetInput()[1])
+	if c == nil {
+		return float32(math.NaN())
+	}
+	v, err := floatData(c)
+	if err != nil || len(v) != 1 {
+		return float32(math.NaN())
+	}
+	return v[0]
+}
+
+// feedsQuantized reports whether some reader of name will read it as a
+// quantized activation (a quantized node or a pass-through operator).
+func feedsQuantized(ix *index, o *options, name string) bool {
+	for _, u := range ix.uses[name] {
+		op := u.node.GetOpType()
+		if u.input == 0 && (integerOps[op] || passThroughOps[op]) && o.excluded(op, u.node.GetName()) == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func singleOutput(ix *index, n *onnxpb.NodeProto) bool {
+	for i, out := range n.GetOutput() {
+		if i > 0 && out != "" && (len(ix.uses[out]) > 0 || ix.outputs[out]) {
+			return false
+		}
+	}
+	return len(n.GetOutput()) > 0
+}
+
+// roots are the tensors calibration must observe.
+func (p *staticPlan) roots() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, a := range p.acts {
+		if !seen[a.root] {
+			seen[a.root] = true
+			out = append(out, a.root)
+		}
+	}
+	return out
+}
+
+// rewrite applies the plan with the calibrated ranges.
+func (p *staticPlan) rewrite(ix *index, o *options, ranges map[string]Range, r *Report) error {
+	e := newEditor(ix, r.own)
+	for act, n := range p.folded {
+		n.Output[0] = act.GetOutput()[0]
+		e.remove(act)
+		r.RemovedNodes++
+	}
+	params := map[string]Params{}
+	for _, a := range p.acts {
+		rg, ok := ranges[a.root]
+		if !ok {
+			return fmt.Errorf("calibration produced no range for %q", a.root)
+		}
+		params[a.name] = ComputeParams(rg.Min, rg.Max, o.activation, false)
+	}
+	stored := map[string]*storedWeight{}
+	for _, s := range p.slots {
+		w, err := p.storeSlotWeight(e, o, s, stored, r)
+		if err != nil {
+			return err
+		}
+		if w == nil {
+			continue
+		}
+		readThroughDQ(e, s.use, w, s.weight.name)
+		if s.integer {
+			if err := p.quantizeBias(e, ix, s, w, params, r); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range p.acts {
+		if err := p.insertQDQ(e, ix, a, params[a.name], o.activation); err != nil {
+			return err
+		}
+	}
+	r.Activations = len(p.acts)
+	e.apply()
+	removeDeadConstants(ix.model)
+	return nil
+}
+
+// storeSlotWeight quantizes a slot's weight once (int8, per channel or per
+// tensor) and returns the stored form all its readers share.
+func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored map[string]*storedWeight, r *Report) (*storedWeight, error) {
+	if w := stored[s.weight.name]; w != nil {
+		return w, nil
+	}
+	data, err := floatData(s.weight)
+	if err == errNotFinite {
+		r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var q *Quantized
+	if o.perChannel {
+		q, err = PerAxis(data, s.weight.dims(), s.axis, Int8, o.symmetric)
+	} else {
+		q, err = PerTensor(data, s.weight.dims(), Int8, o.symmetric)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("weight %q: %w", s.weight.name, err)
+	}
+	w, err := storeWeight(e, s.weight, q)
+	if err != nil {
+		return nil, err
+	}
+	stored[s.weight.name] = w
+	r.Quantized = append(r.Quantized, QuantizedTensor{
+		Name: s.weight.name, Node: nodeLabel(s.node), OpType: s.node.GetOpType(),
+		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(data),
+	})
+	return w, nil
+}
+
+// quantizeBias writes a Conv or Gemm bias as int32 with scale
+// input_scale * weight_scale (per output channel), read through a
+// DequantizeLinear, which is how QLinearConv and QGemm take it.
+func (p *staticPlan) quantizeBias(e *editor, ix *index, s weightSlot, w *storedWeight, params map[string]Params, r *Report) error {
+	n := s.node
+	if len(n.GetInput()) < 3 || n.GetInput()[2] == "" {
+		return nil
+	}
+	bu := use{graph: s.graph, node: n, input: 2}
+	b := ix.consts[n.GetInput()[2]]
+	in, ok := params[n.GetInput()[0]]
+	switch {
+	case b == nil:
+		return nil // computed at run time: stays as it is
+	case b.dtype() != onnx.Float:
+		r.addFloat(b.name, &bu, ReasonNotFloat32, "bias")
+		return nil
+	case len(ix.uses[b.name]) != 1 || b.overridable:
+		r.addFloat(b.name, &bu, ReasonSharedWeight, "bias")
+		return nil
+	case !ok:
+		return nil
+	}
+	channels := len(w.q.Scales)
+	dims := b.dims()
+	count := onnx.NumElements(dims)
+	last := len(dims) - 1
+	if len(dims) == 0 || dims[last] != int64(count) || (channels > 1 && count != channels) {
+		r.addFloat(b.name, &bu, ReasonShape, fmt.Sprintf("bias %v", dims))
+		return nil
+	}
+	data, err := floatData(b)
+	if err != nil {
+		r.addFloat(b.name, &bu, ReasonNotFinite, "bias")
+		return nil
+	}
+	scales := make([]float32, count)
+	codes := make([]int32, count)
+	for i, v := range data {
+		scales[i] = in.Scale * w.q.Scales[min(i, channels-1)]
+		codes[i] = quantizeValue(v, scales[i], 0, math.MinInt32, math.MaxInt32)
+	}
+	qname, err := e.addInit(b.graph, b.name+"_quantized", onnx.NewTensor(append([]int64{}, dims...), codes))
+	if err != nil {
+		return err
+	}
+	sname, err := e.addInit(b.graph, b.name+"_scale", onnx.NewTensor([]int64{int64(count)}, scales))
+	if err != nil {
+		return err
+	}
+	out := e.ix.fresh(b.name + "_dequantized")
+	e.insertBefore(n, dqNode(e.ix.fresh(b.name+"_DequantizeLinear"), []string{qname, sname}, out, last, 0))
+	n.Input[2] = out
+	r.Quantized = append(r.Quantized, QuantizedTensor{
+		Name: b.name, Node: nodeLabel(n), OpType: n.GetOpType(), Type: "int32",
+		Granularity: fmt.Sprintf("per-channel(axis %d)", last), Elements: count,
+	})
+	return nil
+}
+
+// insertQDQ puts one QuantizeLinear after the activation's producer and a
+// DequantizeLinear before each reader.
+func (p *staticPlan) insertQDQ(e *editor, ix *index, a *activation, pr Params, t QType) error {
+	main := ix.model.Proto.GetGraph()
+	scale, err := e.addInit(main, a.name+"_scale", onnx.NewTensor([]int64{}, []float32{pr.Scale}))
+	if err != nil {
+		return err
+	}
+	zp, err := e.addInit(main, a.name+"_zero_point", codesTensor(t, []int64{}, []byte{byte(pr.ZeroPoint)}))
+	if err != nil {
+		return err
+	}
+	src := a.name
+	var tail []*onnxpb.NodeProto
+	if a.integer && ix.outputs[a.name] {
+		// The producer must feed only the QuantizeLinear: it writes a new
+		// name, and a DequantizeLinear gives the graph output its value.
+		src = e.ix.fresh(a.name + "_float")
+		renameOutput(a.producer, a.name, src)
+	}
+	q := e.ix.fresh(a.name + "_quantized")
+	qnode := newNode("QuantizeLinear", "", e.ix.fresh(a.name+"_QuantizeLinear"), []string{src, scale, zp}, []string{q})
+	if src != a.name {
+		tail = append(tail, dqNode(e.ix.fresh(a.name+"_DequantizeLinear"), []string{q, scale, zp}, a.name, -1, 0))
+	}
+	if a.producer != nil {
+		e.after[a.producer] = append(e.after[a.producer], append([]*onnxpb.NodeProto{qnode}, tail...)...)
+	} else {
+		e.front[main] = append(e.front[main], append([]*onnxpb.NodeProto{qnode}, tail...)...)
+	}
+	for _, u := range a.readers {
+		if u.node.GetInput()[u.input] != a.name {
+			continue // rewired already (a node reading the tensor twice)
+		}
+		out := e.ix.fresh(a.name + "_dequantized")
+		e.insertBefore(u.node, dqNode(e.ix.fresh(a.name+"_DequantizeLinear"), []string{q, scale, zp}, out, -1, 0))
+		u.node.Input[u.input] = out
+	}
+	return nil
+}
+
+func renameOutput(n *onnxpb.NodeProto, from, to string) {
+	for i, o := range n.GetOutput() {
+		if o == from {
+			n.Output[i] = to
+		}
+	}
+}

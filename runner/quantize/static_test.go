@@ -1,0 +1,164 @@
+package quantize
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/onnx"
+)
+
+// convNet is x -> Conv(+bias) -> Relu -> MaxPool -> Conv -> Flatten -> Gemm(transB, +bias) -> y.
+func convNet(seed uint64) *onnx.Model {
+	b := newBuilder(seed)
+	x := b.input("x", "N", 3, 8, 8)
+	c1 := b.node("Conv", "c1", []string{x, b.weight("w1", 8, 3, 3, 3), b.weight("b1", 8)}, onnx.AttrInts("pads", 1, 1, 1, 1))
+	r1 := b.node("Relu", "r1", []string{c1})
+	p1 := b.node("MaxPool", "p1", []string{r1}, onnx.AttrInts("kernel_shape", 2, 2), onnx.AttrInts("strides", 2, 2))
+	c2 := b.node("Conv", "c2", []string{p1, b.weight("w2", 16, 8, 3, 3)}, onnx.AttrInts("pads", 1, 1, 1, 1))
+	f := b.node("Flatten", "f", []string{c2})
+	y := b.node("Gemm", "y", []string{f, b.weight("w3", 10, 256), b.weight("b3", 10)}, onnx.AttrInt("transB", 1))
+	return b.model(13, y)
+}
+
+func TestStaticQDQStructure(t *testing.T) {
+	m := convNet(1)
+	calib := NewBatches(randomBatches(2, "x", 4, 2, 3, 8, 8)...)
+	q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, calib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"QuantizeLinear",                                                   // x
+		"DequantizeLinear", "DequantizeLinear", "DequantizeLinear", "Conv", // w1, b1, x
+		"QuantizeLinear", "DequantizeLinear", "MaxPool", // Relu folded into the Conv's output
+		"QuantizeLinear", "DequantizeLinear", "DequantizeLinear", "Conv", // w2, p1
+		"QuantizeLinear", "DequantizeLinear", "Flatten",
+		"QuantizeLinear", "DequantizeLinear", "DequantizeLinear", "DequantizeLinear", "Gemm", // w3, b3, f; float output
+	}
+	if diff := cmp.Diff(want, opTypes(q)); diff != "" {
+		t.Errorf("node sequence (-want +got):\n%s", diff)
+	}
+	// Every DequantizeLinear output has exactly one reader.
+	readers := map[string]int{}
+	for _, n := range q.Proto.GetGraph().GetNode() {
+		for _, in := range n.GetInput() {
+			readers[in]++
+		}
+	}
+	for _, n := range nodesOf(q, "DequantizeLinear") {
+		if got := readers[n.GetOutput()[0]]; got != 1 {
+			t.Errorf("DequantizeLinear %s has %d readers, want 1", n.GetName(), got)
+		}
+	}
+	// The first Conv writes the removed Relu's output.
+	if got := nodesOf(q, "Conv")[0].GetOutput()[0]; got != "r1" {
+		t.Errorf("first Conv writes %q, want r1 (the folded Relu's output)", got)
+	}
+	if r.RemovedNodes != 1 || r.Activations != 5 || r.CalibrationSamples != 8 {
+		t.Errorf("report: removed %d activations %d samples %d, want 1, 5, 8", r.RemovedNodes, r.Activations, r.CalibrationSamples)
+	}
+
+	// Weights are int8 per output channel, symmetric.
+	w1 := initializer(t, q, "w1_quantized")
+	if w1.DType != onnx.Int8 || !cmp.Equal(w1.Dims, []int64{8, 3, 3, 3}) {
+		t.Errorf("w1_quantized is %v %v, want INT8 [8 3 3 3]", w1.DType, w1.Dims)
+	}
+	if zp := initializer(t, q, "w1_zero_point"); !cmp.Equal(zp.Data, make([]int8, 8)) {
+		t.Errorf("w1 zero points %v, want eight int8 zeros", zp.Data)
+	}
+	// The bias is int32 with scale x_scale * w1_scale per channel.
+	xs := initializer(t, q, "x_scale").Data.([]float32)[0]
+	ws := initializer(t, q, "w1_scale").Data.([]float32)
+	bs := initializer(t, q, "b1_scale").Data.([]float32)
+	for c := range ws {
+		if bs[c] != xs*ws[c] {
+			t.Errorf("bias scale[%d] = %v, want x_scale*w_scale = %v", c, bs[c], xs*ws[c])
+		}
+	}
+	if bq := initializer(t, q, "b1_quantized"); bq.DType != onnx.Int32 {
+		t.Errorf("b1_quantized is %v, want INT32", bq.DType)
+	}
+	if zp := initializer(t, q, "x_zero_point"); zp.DType != onnx.Uint8 {
+		t.Errorf("activation zero point is %v, want UINT8", zp.DType)
+	}
+
+	// ONNX Runtime fuses it all into integer kernels.
+	kernels := optimizedOps(t, q)
+	for op, want := range map[string]int{"QLinearConv": 2, "QGemm": 1, "Conv": 0, "Gemm": 0, "MaxPool": 0} {
+		if kernels[op] != want {
+			t.Errorf("optimized graph has %d %s, want %d (all: %v)", kernels[op], op, want, kernels)
+		}
+	}
+	// And it computes what the float model does.
+	in := randomBatches(9, "x", 1, 4, 3, 8, 8)[0]
+	got, ref := run(t, q, in)["y"], run(t, m, in)["y"]
+	if c := cosine(t, got, ref); c < 0.99 {
+		t.Errorf("cosine to the float model %.4f, want >= 0.99", c)
+	}
+}
+
+func TestStaticActivationTypeInt8(t *testing.T) {
+	m := convNet(3)
+	q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, ActivationType: v1alpha1.ActivationInt8},
+		NewBatches(randomBatches(4, "x", 2, 2, 3, 8, 8)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if zp := initializer(t, q, "x_zero_point"); zp.DType != onnx.Int8 {
+		t.Errorf("activation zero point is %v, want INT8", zp.DType)
+	}
+	kernels := optimizedOps(t, q)
+	if kernels["QLinearConv"] != 2 || kernels["QGemm"] != 1 {
+		t.Errorf("optimized graph %v, want 2 QLinearConv and 1 QGemm", kernels)
+	}
+}
+
+func TestStaticMatMulUsesQLinearMatMul(t *testing.T) {
+	b := newBuilder(5)
+	x := b.input("x", "N", 16)
+	h := b.node("MatMul", "h", []string{x, b.weight("w1", 16, 32)})
+	h = b.node("Relu", "hr", []string{h})
+	y := b.node("MatMul", "y", []string{h, b.weight("w2", 32, 4)})
+	m := b.model(13, y)
+	q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic},
+		NewBatches(randomBatches(6, "x", 3, 8, 16)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Per-channel MatMul weights are quantized along the output axis (1).
+	for _, n := range nodesOf(q, "DequantizeLinear") {
+		if n.GetInput()[0] == "w1_quantized" && attrInt(n, "axis", -1) != 1 {
+			t.Errorf("w1 DequantizeLinear axis %d, want 1", attrInt(n, "axis", -1))
+		}
+	}
+	// The graph output y keeps its name, written by a DequantizeLinear.
+	if last := q.Proto.GetGraph().GetNode()[len(q.Proto.GetGraph().GetNode())-1]; last.GetOpType() != "DequantizeLinear" || last.GetOutput()[0] != "y" {
+		t.Errorf("last node %s writes %v, want the DequantizeLinear writing y", last.GetOpType(), last.GetOutput())
+	}
+	kernels := optimizedOps(t, q)
+	if kernels["QLinearMatMul"] != 2 || kernels["MatMul"] != 0 {
+		t.Errorf("optimized graph %v, want 2 QLinearMatMul and no float MatMul", kernels)
+	}
+	in := randomBatches(7, "x", 1, 5, 16)[0]
+	if c := cosine(t, run(t, q, in)["y"], run(t, m, in)["y"]); c < 0.99 {
+		t.Errorf("cosine to the float model %.4f, want >= 0.99", c)
+	}
+}
+
+func TestStaticNeedsCalibrationData(t *testing.T) {
+	_, _, err := Quantize(context.Background(), convNet(1), v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, nil)
+	if err == nil {
+		t.Fatal("static quantization without calibration data succeeded")
+	}
+	_, _, err = Quantize(context.Background(), convNet(1), v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, NewBatches())
+	if err == nil {
+		t.Fatal("static quantization with empty calibration data succeeded")
+	}
+	if errors.Is(err, ErrNoWeights) {
+		t.Errorf("empty calibration reported as %v", err)
+	}
+}

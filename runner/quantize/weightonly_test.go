@@ -1,0 +1,137 @@
+package quantize
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/onnx"
+)
+
+func TestWeightOnlyQDQ(t *testing.T) {
+	no := false
+	tests := []struct {
+		bits      int32
+		symmetric *bool
+		dtype     onnx.DataType
+		zeroPoint bool
+	}{
+		{4, nil, onnx.Int4, false},
+		{4, &no, onnx.Uint4, true},
+		{8, nil, onnx.Int8, true},
+		{8, &no, onnx.Uint8, true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d bits %v", tt.bits, tt.dtype), func(t *testing.T) {
+			m := mixedNet(1)
+			q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{
+				Method: v1alpha1.QuantizeWeightOnly, Bits: tt.bits, Symmetric: tt.symmetric, BlockSize: 16,
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.Opset("") != 21 {
+				t.Errorf("opset %d, want 21 (int4 and block_size)", q.Opset(""))
+			}
+			want := []string{
+				"DequantizeLinear", "Reshape", "Conv", "Relu", "Flatten",
+				"DequantizeLinear", "MatMul",
+				"DequantizeLinear", "Gemm",
+			}
+			if diff := cmp.Diff(want, opTypes(q)); diff != "" {
+				t.Errorf("node sequence (-want +got):\n%s", diff)
+			}
+			// Blocks run along the input dimension of each weight: the
+			// Conv kernel as [M, C*kh*kw] axis 1, MatMul [K, N] axis 0,
+			// transB Gemm [N, K] axis 1.
+			wantDims := map[string][]int64{"wc": {4, 27}, "wm": {64, 20}, "wg": {5, 20}}
+			wantAxis := map[string]int64{"wc": 1, "wm": 0, "wg": 1}
+			wantScale := map[string][]int64{"wc": {4, 2}, "wm": {4, 20}, "wg": {5, 2}}
+			for _, n := range nodesOf(q, "DequantizeLinear") {
+				w := n.GetInput()[0][:2]
+				data := initializer(t, q, n.GetInput()[0])
+				if data.DType != tt.dtype || !cmp.Equal(data.Dims, wantDims[w]) {
+					t.Errorf("%s data %v %v, want %v %v", w, data.DType, data.Dims, tt.dtype, wantDims[w])
+				}
+				if attrInt(n, "axis", -1) != wantAxis[w] || attrInt(n, "block_size", 0) != 16 {
+					t.Errorf("%s DequantizeLinear axis %d block %d, want %d 16", w, attrInt(n, "axis", -1), attrInt(n, "block_size", 0), wantAxis[w])
+				}
+				if s := initializer(t, q, n.GetInput()[1]); !cmp.Equal(s.Dims, wantScale[w]) {
+					t.Errorf("%s scale dims %v, want %v", w, s.Dims, wantScale[w])
+				}
+				if got := len(n.GetInput()) == 3; got != tt.zeroPoint {
+					t.Errorf("%s has a zero point: %v, want %v", w, got, tt.zeroPoint)
+				}
+			}
+			if len(r.Quantized) != 3 {
+				t.Errorf("%d weights quantized, want 3", len(r.Quantized))
+			}
+			// ONNX Runtime fuses the blocked MatMul into MatMulNBits.
+			if k := optimizedOps(t, q); k["MatMulNBits"] != 1 {
+				t.Errorf("optimized graph %v, want a MatMulNBits", k)
+			}
+			in := randomBatches(3, "x", 1, 2, 3, 6, 6)[0]
+			min := 0.99
+			if tt.bits == 4 {
+				min = 0.95
+			}
+			if c := cosine(t, run(t, q, in)["y"], run(t, m, in)["y"]); c < min {
+				t.Errorf("cosine to the float model %.4f, want >= %v", c, min)
+			}
+		})
+	}
+}
+
+func TestWeightOnlyMatMulNBits(t *testing.T) {
+	no := false
+	for _, bits := range []int32{4, 8} {
+		for _, sym := range []*bool{nil, &no} {
+			t.Run(fmt.Sprintf("%d bits symmetric %v", bits, sym == nil), func(t *testing.T) {
+				m := mixedNet(4)
+				q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{
+					Method: v1alpha1.QuantizeWeightOnly, Bits: bits, Symmetric: sym, BlockSize: 16, Format: v1alpha1.FormatMatMulNBits,
+				}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := []string{"Conv", "Relu", "Flatten", "MatMulNBits", "MatMulNBits"}
+				if diff := cmp.Diff(want, opTypes(q)); diff != "" {
+					t.Errorf("node sequence (-want +got):\n%s", diff)
+				}
+				nb := nodesOf(q, "MatMulNBits")
+				if len(nb) != 2 {
+					t.Fatalf("%d MatMulNBits, want 2", len(nb))
+				}
+				for i, kn := range [][2]int64{{64, 20}, {20, 5}} {
+					n := nb[i]
+					if n.GetDomain() != msDomain || attrInt(n, "K", 0) != kn[0] || attrInt(n, "N", 0) != kn[1] ||
+						attrInt(n, "bits", 0) != int64(bits) || attrInt(n, "block_size", 0) != 16 {
+						t.Errorf("MatMulNBits %d: domain %q K %d N %d bits %d block %d", i, n.GetDomain(),
+							attrInt(n, "K", 0), attrInt(n, "N", 0), attrInt(n, "bits", 0), attrInt(n, "block_size", 0))
+					}
+					blocks := (kn[0] + 15) / 16
+					if b := initializer(t, q, n.GetInput()[1]); !cmp.Equal(b.Dims, []int64{kn[1], blocks, int64(16 * bits / 8)}) {
+						t.Errorf("MatMulNBits %d B dims %v", i, b.Dims)
+					}
+				}
+				// The Gemm's bias is MatMulNBits' input 5.
+				if in := nb[1].GetInput(); len(in) != 6 || in[5] != "bg" {
+					t.Errorf("Gemm's MatMulNBits inputs %q, want bias bg at index 5", in)
+				}
+				if got := floatReasons(r)["wc"]; got != ReasonUnsupportedOp {
+					t.Errorf("Conv weight reason %q, want %q", got, ReasonUnsupportedOp)
+				}
+				if q.Opset(msDomain) != 1 {
+					t.Errorf("com.microsoft opset %d, want 1", q.Opset(msDomain))
+				}
+				in := randomBatches(3, "x", 1, 2, 3, 6, 6)[0]
+				if c := cosine(t, run(t, q, in)["y"], run(t, m, in)["y"]); c < 0.95 {
+					t.Errorf("cosine to the float model %.4f, want >= 0.95", c)
+				}
+			})
+		}
+	}
+}
