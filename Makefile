@@ -38,8 +38,9 @@ tools-k8s:
 	hack/tools.sh k8s
 ort: ## Install ONNX Runtime 1.30 (from npm onnxruntime-node) into the cache.
 	hack/tools.sh ort
-data: ## Build the MNIST datasets the tests use into the cache.
+data: ## Build the MNIST datasets and the ONNX operator test corpus the tests use.
 	hack/data.sh
+	hack/corpus.sh
 
 ##@ Generate
 
@@ -50,7 +51,7 @@ generate: tools-gen ## Regenerate deepcopy and the ONNX protobuf Go code.
 
 manifests: tools-gen ## Regenerate the CRD, RBAC and the chart's CRDs.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=kompress-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	hack/sync-chart.sh
 
 verify: generate manifests ## Regenerate everything and fail if anything changed.
@@ -90,12 +91,12 @@ lint: ## gofmt and go vet.
 	go vet ./...
 
 helm-lint: tools-gen ## Lint the Helm chart.
-	$(HELM) lint charts/kompress
+	$(HELM) lint --strict charts/kompress
 
 ##@ Benchmarks
 
 .PHONY: bench-runner bench-controller
-bench-runner: kompress ort ## Runner throughput against plain read+hash+write of the same model.
+bench-runner: ## Runner steps against plain read+hash+write of the same model: medians, ratios, peak memory.
 	hack/bench-runner.sh
 
 bench-controller: tools-k8s ## 500 three-stage CompressionJobs on a local API server.

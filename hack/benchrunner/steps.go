@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/quantize"
+)
+
+// steps are the transforms measured, each as the runner runs it: load the
+// model, transform, serialize.
+var steps = map[string]func([]byte) ([]byte, error){
+	"copy":                     func(b []byte) ([]byte, error) { return b, nil },
+	"quantize-weightonly-int8": weightOnlyInt8,
+}
+
+func weightOnlyInt8(data []byte) ([]byte, error) {
+	m, err := onnx.Load(data)
+	if err != nil {
+		return nil, err
+	}
+	yes := true
+	out, _, err := quantize.Quantize(context.Background(), m, v1alpha1.QuantizeSpec{
+		Method: v1alpha1.QuantizeWeightOnly, Bits: 8, BlockSize: 32, Format: v1alpha1.FormatQDQ,
+		PerChannel: &yes, Symmetric: &yes,
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return out.Bytes()
+}
+
+func modeNames() string {
+	var names []string
+	for k := range steps {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
