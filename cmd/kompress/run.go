@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline/jobfile"
+	"github.com/kompress/kompress/runner"
+	"github.com/kompress/kompress/runner/local"
+)
+
+func runCmd() *cobra.Command {
+	var file, output string
+	var allowExec bool
+	cmd := &cobra.Command{
+		Use:   "run -f JOB.yaml",
+		Short: "Run a CompressionJob on this machine, with no cluster",
+		Long: `Run every stage of the CompressionJob(s) in JOB.yaml on this machine, in
+order, through the same plan the controller follows. The file is defaulted
+and validated exactly as the API server would. file:// and mem:// storage
+work with no set-up (relative file:// paths resolve against the current
+directory); s3://, gs:// and azblob:// use the usual credentials from the
+environment. Progress goes to stderr; a summary, or with -o json|yaml the
+CompressionJob with the status the controller would write, goes to stdout.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError("-f JOB.yaml is required")
+			}
+			if output != "" && output != "json" && output != "yaml" {
+				return usageError("-o must be json or yaml, not %q", output)
+			}
+			jobs, err := jobfile.ReadFile(file)
+			if err != nil {
+				return runner.BadTask(err)
+			}
+			var errs []error
+			for _, job := range jobs {
+				done, err := runJob(cmd, job, allowExec)
+				if perr := printJob(cmd.OutOrStdout(), done, output); perr != nil {
+					return perr
+				}
+				errs = append(errs, err)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "CompressionJob manifest (- for stdin)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "print the finished CompressionJob as json or yaml")
+	cmd.Flags().BoolVar(&allowExec, "allow-exec", false, "run custom stages' commands as local processes")
+	return cmd
+}
+
+func runJob(cmd *cobra.Command, job *v1alpha1.CompressionJob, allowExec bool) (*v1alpha1.CompressionJob, error) {
+	stderr := cmd.ErrOrStderr()
+	fmt.Fprintf(stderr, "kompress: running %s (%d stages)\n", job.Name, len(job.Spec.Stages))
+	bar := newProgressBar(stderr)
+	defer bar.finish()
+	log := slog.New(slog.NewTextHandler(bar, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return local.Run(cmd.Context(), job, runner.Options{Log: log, AllowExec: allowExec, Progress: bar.event})
+}
+
+func printJob(w io.Writer, job *v1alpha1.CompressionJob, output string) error {
+	if job == nil {
+		return nil
+	}
+	job.APIVersion, job.Kind = v1alpha1.GroupVersion.String(), "CompressionJob"
+	switch output {
+	case "json":
+		b, err := json.MarshalIndent(job, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	case "yaml":
+		b, err := yaml.Marshal(job)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	return printSummary(w, job)
+}
+

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner"
+)
+
+const defaultTerminationLog = "/dev/termination-log"
+
+func stageCmd() *cobra.Command {
+	var taskFile, terminationLog, validateResult string
+	var allowExec bool
+	cmd := &cobra.Command{
+		Use:   "stage",
+		Short: "Run one stage task (what a stage pod runs)",
+		Long: `Run one stage task: read the input model, transform it, measure it with
+ONNX Runtime and publish the model and result.json write-once under the
+task's cache key. The task comes from $KOMPRESS_TASK or --task FILE. The
+compact result is written to the termination message file; the exit code
+says whether a retry can help (64 bad task, 65 bad input, 66 input not
+found, 77 access denied, 1 worth a retry).
+
+With --validate-result FILE, check a result.json a custom stage image would
+write (against the task too, when one is given) and exit.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if validateResult != "" {
+				return validateResultFile(cmd, validateResult, taskFile)
+			}
+			task, err := readTask(taskFile)
+			if err != nil {
+				return err
+			}
+			applyMemoryLimit()
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			res, err := runner.Execute(cmd.Context(), task, runner.Options{
+				Log: log, AllowExec: allowExec,
+				Progress: throttledLog(log),
+			})
+			if werr := writeTermination(terminationLog, res); werr != nil {
+				log.Error("writing the termination message", "path", terminationLog, "err", werr)
+			}
+			if err == nil {
+				log.Info("stage done", "output", res.Output.URI, "digest", res.Output.Digest, "bytes", res.Output.SizeBytes, "cached", res.Cached)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&taskFile, "task", "", "read the task from this JSON file instead of $"+pipeline.TaskEnv)
+	cmd.Flags().StringVar(&terminationLog, "termination-log", defaultTerminationLog, "write the compact result here (empty: don't)")
+	cmd.Flags().StringVar(&validateResult, "validate-result", "", "check this result.json and exit")
+	cmd.Flags().BoolVar(&allowExec, "allow-exec", false, "run a custom stage's command as a local process")
+	return cmd
+}
+
+func readTask(file string) (pipeline.Task, error) {
+	var data []byte
+	var err error
+	switch {
+	case file != "":
+		if data, err = os.ReadFile(file); err != nil {
+			return pipeline.Task{}, usageError("--task: %v", err)
+		}
+	case os.Getenv(pipeline.TaskEnv) != "":
+		data = []byte(os.Getenv(pipeline.TaskEnv))
+	default:
+		return pipeline.Task{}, usageError("no task: set $%s or pass --task FILE", pipeline.TaskEnv)
+	}
+	task, err := pipeline.DecodeTask(data)
+	if err != nil {
+		return task, runner.BadTask(err)
+	}
+	return task, nil
+}
+
+// writeTermination writes the compact result where the kubelet reads the
+// termination message. Outside a pod the default path does not exist and
+// nothing is written.
+func writeTermination(path string, res pipeline.Result) error {
+	if path == "" {
+		return nil
+	}
+	if path == defaultTerminationLog {
+		if _, err := os.Stat(path); err != nil {
+			return nil
+		}
+	}
+	msg, err := res.TerminationMessage()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, msg, 0o644)
+}
+
+// applyMemoryLimit sets the Go memory limit to 90% of the container's
+// limit, which the controller passes as KOMPRESS_MEMORY_LIMIT (bytes), so
+// the garbage collector works harder before the kernel kills the pod. An
+// explicit GOMEMLIMIT wins.
+func applyMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit, err := strconv.ParseInt(os.Getenv("KOMPRESS_MEMORY_LIMIT"), 10, 64)
+	if err != nil || limit <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(limit / 10 * 9)
+}
+
+func validateResultFile(cmd *cobra.Command, file, taskFile string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return usageError("--validate-result: %v", err)
+	}
+	res, err := pipeline.DecodeResult(data)
+	if err != nil {
+		return runner.BadInputf("%s: %w", file, err)
+	}
+	if taskFile != "" || os.Getenv(pipeline.TaskEnv) != "" {
+		task, err := readTask(taskFile)
+		if err != nil {
+			return err
+		}
+		if err := res.Validate(task); err != nil {
+			return runner.BadInputf("%s does not answer the task: %w", file, err)
+		}
+	} else if err := res.ValidateShape(); err != nil {
+		return runner.BadInputf("%s: %w", file, err)
+	}
+	if _, err := res.TerminationMessage(); err != nil {
+		return runner.BadInputf("%s: %w", file, err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: a valid %s result for stage %s\n", file, pipeline.ContractVersion, res.Stage)
+	return nil
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"text/tabwriter"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
+)
+
+// printSummary prints what each stage gained and cost, then the final
+// artifact: the numbers a user reads after `kompress run`.
+func printSummary(w io.Writer, job *v1alpha1.CompressionJob) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tSTATE\tBYTES\tPARAMS\tSPARSITY\tMACS\tACCURACY\tDROP\tAGREEMENT\tCOSINE\tP50 MS\tP95 MS")
+	for _, s := range job.Status.Stages {
+		m := map[string]string{}
+		if s.Output != nil {
+			m = s.Output.Metrics
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State,
+			get(m, pipeline.MetricBytes), get(m, pipeline.MetricParams), pct(m, pipeline.MetricSparsity),
+			get(m, pipeline.MetricMACs), pct(m, pipeline.MetricAccuracy), points(m, pipeline.MetricAccuracyDrop),
+			pct(m, pipeline.MetricTop1Agreement), get(m, pipeline.MetricCosine),
+			get(m, pipeline.MetricLatencyP50Ms), get(m, pipeline.MetricLatencyP95Ms))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	ready := meta.FindStatusCondition(job.Status.Conditions, v1alpha1.ConditionReady)
+	if ready != nil {
+		fmt.Fprintf(w, "\n%s: Ready=%s reason=%s\n  %s\n", job.Name, ready.Status, ready.Reason, ready.Message)
+	}
+	if out := job.Status.Output; out != nil {
+		fmt.Fprintf(w, "output: %s\ndigest: %s\nsize:   %d bytes", out.URI, out.Digest, out.SizeBytes)
+		if src, err := strconv.ParseFloat(out.Metrics[pipeline.MetricSourceBytes], 64); err == nil && out.SizeBytes > 0 {
+			fmt.Fprintf(w, " (%.2fx smaller than the source's %.0f)", src/float64(out.SizeBytes), src)
+		}
+		fmt.Fprintln(w)
+		printMetrics(w, out.Metrics)
+	}
+	return nil
+}
+
+func printMetrics(w io.Writer, m map[string]string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprint(w, "metrics:")
+	for _, k := range keys {
+		fmt.Fprintf(w, " %s=%s", k, m[k])
+	}
+	fmt.Fprintln(w)
+}
+
+func get(m map[string]string, k string) string {
+	if v, ok := m[k]; ok {
+		return v
+	}
+	return "-"
+}
+
+// pct renders a fraction as a percentage.
+func pct(m map[string]string, k string) string {
+	f, err := strconv.ParseFloat(m[k], 64)
+	if err != nil {
+		return "-"
+	}
+	return strconv.FormatFloat(100*f, 'f', 2, 64) + "%"
+}
+
+// points renders an accuracy drop (a fraction) in percentage points.
+func points(m map[string]string, k string) string {
+	f, err := strconv.ParseFloat(m[k], 64)
+	if err != nil {
+		return "-"
+	}
+	return strconv.FormatFloat(100*f, 'f', 2, 64) + "pt"
+}

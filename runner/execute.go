@@ -1,0 +1,224 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/storage"
+)
+
+// Options tune Execute.
+type Options struct {
+	Storage *storage.Client
+	Log     *slog.Logger
+	// Progress receives every step of the stage (see Event).
+	Progress func(Event)
+	// AllowExec lets Custom stages run their command as a local process.
+	AllowExec bool
+	// Threads bounds ONNX Runtime's intra-op threads; 0 uses every core.
+	Threads int
+}
+
+func (o *Options) defaults() {
+	if o.Storage == nil {
+		o.Storage = storage.Default
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Progress == nil {
+		o.Progress = func(Event) {}
+	}
+}
+
+// Execute runs one stage task to a published artifact. The returned result
+// is also what a failed stage reports: Reason and Message are set, Output is
+// nil, and the error carries the exit code (ExitCode).
+func Execute(ctx context.Context, task pipeline.Task, opts Options) (pipeline.Result, error) {
+	opts.defaults()
+	start := time.Now()
+	res, err := execute(ctx, task, &opts)
+	res.Version, res.Stage, res.CacheKey = pipeline.ContractVersion, task.Stage.Name, task.CacheKey
+	res.DurationSeconds = strconv.FormatFloat(time.Since(start).Seconds(), 'f', 3, 64)
+	if err != nil {
+		res.Output = nil
+		res.Reason = Reason(err)
+		res.Message = fmt.Sprintf("stage %s: %v", task.Stage.Name, err)
+	}
+	return res, err
+}
+
+func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Result, error) {
+	if err := task.Validate(); err != nil {
+		return pipeline.Result{}, BadTask(err)
+	}
+	step := stepper(task, o.Progress)
+	step(PhaseCache, "looking for "+task.ResultURI())
+	if res, ok, err := cachedResult(ctx, task, o.Storage); err != nil || ok {
+		return res, err
+	}
+	if task.Stage.Type == "Custom" {
+		return runCustom(ctx, task, o)
+	}
+	in, err := readInputs(ctx, task, o, step)
+	if err != nil {
+		return pipeline.Result{Input: in.ref}, err
+	}
+	fn, err := builtin(task.Stage.Type)
+	if err != nil {
+		return pipeline.Result{Input: in.ref}, err
+	}
+	step(PhaseTransform, fmt.Sprintf("%s %s", task.Stage.Type, describe(task)))
+	out, err := fn(ctx, &StageInput{
+		Task: task, Model: in.model, Source: in.source, Data: in.data,
+		Storage: o.Storage, Log: o.Log,
+		Progress: func(done, total int64, unit string) {
+			o.Progress(Event{Stage: task.Stage.Name, Index: task.Index, Of: task.Stages, Phase: PhaseTransform, Done: done, Total: total, Unit: unit})
+		},
+	})
+	if err != nil {
+		return pipeline.Result{Input: in.ref}, err
+	}
+	return publish(ctx, task, o, step, in, out)
+}
+
+// inputs is what a stage reads before it runs.
+type inputs struct {
+	ref    pipeline.Ref
+	model  *onnx.Model
+	source []byte
+	data   *dataset.Dataset
+}
+
+func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(Phase, string)) (inputs, error) {
+	var in inputs
+	step(PhaseRead, "reading "+task.Input.URI)
+	raw, obj, err := o.Storage.ReadAll(ctx, task.Input.URI, task.Input.Digest)
+	if err != nil {
+		return in, err
+	}
+	in.ref = pipeline.Ref{URI: obj.URI, Digest: obj.Digest}
+	if in.model, err = onnx.Load(raw); err != nil {
+		return in, BadInputf("%s is not a usable ONNX model: %w", task.Input.URI, err)
+	}
+	in.model.Name = task.Input.URI
+	in.source = raw
+	if task.Source.URI != task.Input.URI {
+		step(PhaseRead, "reading the source model "+task.Source.URI)
+		if in.source, _, err = o.Storage.ReadAll(ctx, task.Source.URI, task.Source.Digest); err != nil {
+			return in, err
+		}
+	}
+	if task.Dataset == nil {
+		return in, nil
+	}
+	step(PhaseRead, "reading the dataset "+task.Dataset.URI)
+	data, _, err := o.Storage.ReadAll(ctx, task.Dataset.URI, task.Dataset.Digest)
+	if err != nil {
+		return in, err
+	}
+	ds, err := dataset.Load(task.Dataset.URI, data)
+	if err != nil {
+		return in, BadInput(err)
+	}
+	ins := modelInputs(in.model)
+	if len(ins) != 1 {
+		return in, BadInputf("%s has %d inputs; a dataset feeds models with exactly one", task.Input.URI, len(ins))
+	}
+	if in.data, err = ds.Fit(ins[0]); err != nil {
+		return in, BadInput(err)
+	}
+	return in, nil
+}
+
+// cachedResult returns the result an earlier run published for this cache
+// key, if any. A result.json that exists but does not answer this task is
+// reported, never overwritten.
+func cachedResult(ctx context.Context, task pipeline.Task, st *storage.Client) (pipeline.Result, bool, error) {
+	data, _, err := st.ReadAll(ctx, task.ResultURI(), "")
+	if errors.Is(err, storage.ErrNotFound) {
+		return pipeline.Result{}, false, nil
+	}
+	if err != nil {
+		return pipeline.Result{}, false, err
+	}
+	res, err := pipeline.DecodeResult(data)
+	if err == nil {
+		err = res.Validate(task)
+	}
+	if err != nil {
+		return pipeline.Result{}, false, BadInputf("%s exists but is not a result for this task (left untouched): %w", task.ResultURI(), err)
+	}
+	res.Cached = true
+	return res, true, nil
+}
+
+// publish proves the model loads and runs in ONNX Runtime while measuring
+// it, then writes it and result.json, write-once: a model ONNX Runtime
+// refuses is never published. A model already at the URI (a run killed
+// between the two writes) is adopted rather than replaced: writes are
+// atomic, so it is complete; it is measured if its bytes differ from ours.
+func publish(ctx context.Context, task pipeline.Task, o *Options, step func(Phase, string), in inputs, out *StageOutput) (pipeline.Result, error) {
+	res := pipeline.Result{Input: in.ref}
+	model, err := out.Model.Bytes()
+	if err != nil {
+		return res, fmt.Errorf("serializing the %s output: %w", task.Stage.Type, err)
+	}
+	step(PhaseEvaluate, "loading, running and measuring the output with ONNX Runtime")
+	ev, err := evaluate(ctx, task, o, in, model)
+	if err != nil {
+		return res, err
+	}
+	step(PhaseWrite, "writing "+task.OutputURI)
+	obj, err := o.Storage.WriteBytes(ctx, task.OutputURI, model)
+	if errors.Is(err, storage.ErrExists) {
+		o.Log.Warn("a model is already at the output URI without a result: adopting it", "uri", task.OutputURI)
+		ours := storage.Digest(model)
+		if model, obj, err = o.Storage.ReadAll(ctx, task.OutputURI, ""); err == nil && obj.Digest != ours {
+			ev, err = evaluate(ctx, task, o, in, model)
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Output = &v1alpha1.Artifact{URI: task.OutputURI, Digest: obj.Digest, SizeBytes: obj.Size, Metrics: ev.Metrics}
+	res.Details, err = json.Marshal(details{Stage: out.Details, Evaluation: ev.Details})
+	if err != nil {
+		return res, fmt.Errorf("encoding result details: %w", err)
+	}
+	return res, writeResult(ctx, task, o, step, &res)
+}
+
+type details struct {
+	Stage      any `json:"stage,omitempty"`
+	Evaluation any `json:"evaluation,omitempty"`
+}
+
+func writeResult(ctx context.Context, task pipeline.Task, o *Options, step func(Phase, string), res *pipeline.Result) error {
+	res.Version, res.Stage, res.CacheKey = pipeline.ContractVersion, task.Stage.Name, task.CacheKey
+	body, err := res.Encode()
+	if err != nil {
+		return err
+	}
+	step(PhaseWrite, "writing "+task.ResultURI())
+	_, err = o.Storage.WriteBytes(ctx, task.ResultURI(), body)
+	if errors.Is(err, storage.ErrExists) {
+		// Another runner finished the same work first: report its result.
+		theirs, ok, cerr := cachedResult(ctx, task, o.Storage)
+		if cerr != nil || !ok {
+			return errors.Join(err, cerr)
+		}
+		*res = theirs
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,219 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/storage"
+)
+
+// fixture puts the bundled mnist-8 model and the 1k MNIST sample in a
+// fresh directory and returns a job spec over them with the given stages.
+func fixture(t *testing.T, stages ...v1alpha1.Stage) (*v1alpha1.CompressionJobSpec, string) {
+	t.Helper()
+	dir := t.TempDir()
+	copyFile(t, "../config/samples/models/mnist-8.onnx", filepath.Join(dir, "mnist-8.onnx"))
+	copyFile(t, "../config/samples/data/mnist-test-1k.npz", filepath.Join(dir, "mnist.npz"))
+	spec := &v1alpha1.CompressionJobSpec{
+		Source:     v1alpha1.ModelSource{URI: storage.FileURI(filepath.Join(dir, "mnist-8.onnx"))},
+		Output:     v1alpha1.OutputSpec{URI: storage.FileURI(filepath.Join(dir, "out"))},
+		Dataset:    &v1alpha1.DatasetSpec{URI: storage.FileURI(filepath.Join(dir, "mnist.npz")), Format: v1alpha1.DatasetFormatNPZ},
+		Evaluation: v1alpha1.EvaluationSpec{Samples: 200, LatencyBatchSize: 1, LatencyRuns: 5},
+		Stages:     stages,
+	}
+	return spec, dir
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func quantizeStageSpec(method v1alpha1.QuantizeMethod) v1alpha1.Stage {
+	yes := true
+	return v1alpha1.Stage{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{
+		Method: method, Bits: 8, PerChannel: &yes, Symmetric: &yes, ActivationType: v1alpha1.ActivationUInt8,
+		BlockSize: 32, Format: v1alpha1.FormatQDQ, IOType: v1alpha1.IOFloat32,
+		Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationMinMax, Samples: 64, Percentile: "99.99"},
+	}}
+}
+
+func firstTask(t *testing.T, spec *v1alpha1.CompressionJobSpec) pipeline.Task {
+	t.Helper()
+	task, err := pipeline.NewTask("test/job", spec, 0, pipeline.SourceRef(spec), pipeline.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func TestExecutePublishesThenReusesFromCache(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	ctx := context.Background()
+	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeStatic))
+	task := firstTask(t, spec)
+
+	res, err := Execute(ctx, task, Options{})
+	if err != nil {
+		t.Fatalf("Execute: %v (result %+v)", err, res)
+	}
+	if err := res.Validate(task); err != nil {
+		t.Fatalf("result does not answer the task: %v", err)
+	}
+	if res.Cached {
+		t.Error("first run reported a cache hit")
+	}
+	model, obj, err := storage.ReadAll(ctx, task.OutputURI, res.Output.Digest)
+	if err != nil {
+		t.Fatalf("published model does not match its reported digest: %v", err)
+	}
+	if obj.Size != res.Output.SizeBytes || int64(len(model)) != res.Output.SizeBytes {
+		t.Errorf("reported size %d, stored %d", res.Output.SizeBytes, obj.Size)
+	}
+	for _, k := range []string{pipeline.MetricAccuracy, pipeline.MetricAccuracyDrop, pipeline.MetricTop1Agreement, pipeline.MetricCosine, pipeline.MetricMACs, pipeline.MetricLatencyP95Ms} {
+		if _, ok := res.Output.Metrics[k]; !ok {
+			t.Errorf("metric %s missing from %v", k, res.Output.Metrics)
+		}
+	}
+	stored, _, err := storage.ReadAll(ctx, task.ResultURI(), "")
+	if err != nil {
+		t.Fatalf("result.json not written: %v", err)
+	}
+	if back, err := pipeline.DecodeResult(stored); err != nil || back.Output.Digest != res.Output.Digest {
+		t.Fatalf("result.json = %s, %v", stored, err)
+	}
+
+	again, err := Execute(ctx, task, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Cached || again.Output.Digest != res.Output.Digest {
+		t.Errorf("second run: cached=%v digest %s, want a cache hit on %s", again.Cached, again.Output.Digest, res.Output.Digest)
+	}
+}
+
+func TestExecuteAdoptsAModelWrittenByAKilledRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	ctx := context.Background()
+	spec, dir := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
+	task := firstTask(t, spec)
+	// A killed run left a complete model (here: the source's bytes) but no
+	// result.json. It must be measured and kept, never replaced.
+	src, _ := os.ReadFile(filepath.Join(dir, "mnist-8.onnx"))
+	if _, err := storage.WriteBytes(ctx, task.OutputURI, src); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Execute(ctx, task, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Output.Digest != storage.Digest(src) {
+		t.Errorf("result digest %s, want the existing model's %s", res.Output.Digest, storage.Digest(src))
+	}
+	if got := res.Output.Metrics[pipeline.MetricCosine]; got != "1.000000" {
+		t.Errorf("the adopted model is the source: cosine %s, want 1.000000", got)
+	}
+}
+
+func TestExecuteRejects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		edit     func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string)
+		code     int
+		contains string
+	}{
+		{"corrupt model", func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string) {
+			os.WriteFile(filepath.Join(dir, "mnist-8.onnx"), []byte("not a model"), 0o644)
+		}, pipeline.ExitBadInput, "not a usable ONNX model"},
+		{"truncated model", func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, "mnist-8.onnx"))
+			os.WriteFile(filepath.Join(dir, "mnist-8.onnx"), b[:len(b)/2], 0o644)
+		}, pipeline.ExitBadInput, "not a usable ONNX model"},
+		{"missing source", func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string) {
+			spec.Source.URI = storage.FileURI(filepath.Join(dir, "nope.onnx"))
+		}, pipeline.ExitNotFound, "nope.onnx"},
+		{"digest pin mismatch", func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string) {
+			spec.Source.SHA256 = strings.Repeat("0", 64)
+		}, pipeline.ExitBadInput, "sha256"},
+		{"dataset of the wrong shape", func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string) {
+			copyFile(t, "../config/samples/models/mnist-8.onnx", filepath.Join(dir, "mnist.npz"))
+		}, pipeline.ExitBadInput, "mnist.npz"},
+		{"static without a dataset", func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string) {
+			spec.Dataset = nil
+		}, pipeline.ExitBadInput, "spec.dataset"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec, dir := fixture(t, quantizeStageSpec(v1alpha1.QuantizeStatic))
+			tc.edit(t, spec, dir)
+			task := firstTask(t, spec)
+			res, err := Execute(ctx, task, Options{})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if got := ExitCode(err); got != tc.code {
+				t.Errorf("exit code %d, want %d (err: %v)", got, tc.code, err)
+			}
+			if !strings.Contains(res.Message, tc.contains) || res.Reason == "" || res.Output != nil {
+				t.Errorf("result reason %q message %q, want a reason and a message mentioning %q", res.Reason, res.Message, tc.contains)
+			}
+			for _, uri := range []string{task.OutputURI, task.ResultURI()} {
+				if ok, _ := storage.Exists(ctx, uri); ok {
+					t.Errorf("%s was published for a failed stage", uri)
+				}
+			}
+		})
+	}
+}
+
+func TestExecuteLeavesAForeignResultUntouched(t *testing.T) {
+	ctx := context.Background()
+	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
+	task := firstTask(t, spec)
+	junk := []byte(`{"version":"something else"}`)
+	if _, err := storage.WriteBytes(ctx, task.ResultURI(), junk); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Execute(ctx, task, Options{})
+	if ExitCode(err) != pipeline.ExitBadInput || !strings.Contains(err.Error(), "left untouched") {
+		t.Fatalf("err = %v (exit %d), want a bad-input error saying the result is left untouched", err, ExitCode(err))
+	}
+	got, _, _ := storage.ReadAll(ctx, task.ResultURI(), "")
+	if string(got) != string(junk) {
+		t.Errorf("result.json was changed to %s", got)
+	}
+}
+
+func TestExecuteRejectsAMalformedTask(t *testing.T) {
+	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
+	task := firstTask(t, spec)
+	task.CacheKey = "short"
+	_, err := Execute(context.Background(), task, Options{})
+	if ExitCode(err) != pipeline.ExitUsage {
+		t.Fatalf("exit code %d, want %d (err %v)", ExitCode(err), pipeline.ExitUsage, err)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Reason != "InvalidTask" {
+		t.Errorf("reason: %v", err)
+	}
+}

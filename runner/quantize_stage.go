@@ -1,0 +1,34 @@
+package runner
+
+import (
+	"context"
+	"errors"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/quantize"
+)
+
+// calibrationBatch is the batch size calibration feeds ONNX Runtime: large
+// enough to amortize a Run call, small enough for big activations.
+const calibrationBatch = 32
+
+func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
+	spec := *in.Task.Stage.Quantize
+	var calib quantize.Calibration
+	if spec.Method == v1alpha1.QuantizeStatic {
+		if in.Data == nil {
+			return nil, BadInputf("quantize.method static calibrates on spec.dataset, and the job has none")
+		}
+		data := in.Data.Take(int(spec.Calibration.Samples))
+		calib = quantize.FromDataset(data, firstInput(in), batchSize(in, calibrationBatch))
+	}
+	out, report, err := quantize.Quantize(ctx, in.Model, spec, calib)
+	if errors.Is(err, quantize.ErrNoWeights) || errors.Is(err, quantize.ErrSpec) {
+		return nil, BadInput(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	in.Log.Info("quantized", "summary", report.Summary())
+	return &StageOutput{Model: out, Details: report}, nil
+}
