@@ -90,4 +90,3 @@ func printJob(w io.Writer, job *v1alpha1.CompressionJob, output string) error {
 	}
 	return printSummary(w, job)
 }
-
