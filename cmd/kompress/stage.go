@@ -35,12 +35,17 @@ write (against the task too, when one is given) and exit.`,
 			if validateResult != "" {
 				return validateResultFile(cmd, validateResult, taskFile)
 			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			task, err := readTask(taskFile)
 			if err != nil {
+				// The controller learns why from the termination message.
+				res := pipeline.Result{Version: pipeline.ContractVersion, Reason: runner.Reason(err), Message: err.Error()}
+				if werr := writeTermination(terminationLog, res); werr != nil {
+					log.Error("writing the termination message", "path", terminationLog, "err", werr)
+				}
 				return err
 			}
 			applyMemoryLimit()
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			res, err := runner.Execute(cmd.Context(), task, runner.Options{
 				Log: log, AllowExec: allowExec,
 				Progress: throttledLog(log),

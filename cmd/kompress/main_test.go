@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner"
+	"github.com/kompress/kompress/runner/storage"
+)
+
+// cli runs the kompress command in process and returns what it printed and
+// the exit code main would use.
+func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := root()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	err := cmd.ExecuteContext(context.Background())
+	if err != nil {
+		errb.WriteString("kompress: " + err.Error() + "\n")
+	}
+	return out.String(), errb.String(), runner.ExitCode(err)
+}
+
+// sampleJob writes the mnist-int8 sample into a temporary directory with
+// absolute file:// URIs, so tests never write into the checkout.
+func sampleJob(t *testing.T, extra string) (jobFile, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	for from, to := range map[string]string{
+		"../../config/samples/models/mnist-8.onnx":     "mnist-8.onnx",
+		"../../config/samples/data/mnist-test-1k.npz": "mnist.npz",
+	} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, to), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := strings.NewReplacer(
+		"file://./config/samples/models/mnist-8.onnx", storage.FileURI(filepath.Join(dir, "mnist-8.onnx")),
+		"file://./config/samples/data/mnist-test-1k.npz", storage.FileURI(filepath.Join(dir, "mnist.npz")),
+		"file://./out/mnist-int8", storage.FileURI(filepath.Join(dir, "out")),
+	).Replace(readFile(t, "../../config/samples/mnist-int8.yaml")) + extra
+	jobFile = filepath.Join(dir, "job.yaml")
+	if err := os.WriteFile(jobFile, []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return jobFile, dir
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func decodeJob(t *testing.T, out string) *v1alpha1.CompressionJob {
+	t.Helper()
+	var job v1alpha1.CompressionJob
+	if err := json.Unmarshal([]byte(out), &job); err != nil {
+		t.Fatalf("-o json printed something else: %v\n%s", err, out)
+	}
+	return &job
+}
+
+func TestRunSampleThenReuse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	jobFile, _ := sampleJob(t, "")
+	out, stderr, code := cli(t, "run", "-f", jobFile, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "[1/1 int8] transform") || !strings.Contains(stderr, "1000/1000 samples") {
+		t.Errorf("no stage progress on stderr:\n%s", stderr)
+	}
+	job := decodeJob(t, out)
+	if !meta.IsStatusConditionTrue(job.Status.Conditions, v1alpha1.ConditionReady) || job.Status.Progress != "1/1" {
+		t.Fatalf("status is not Ready 1/1: %+v", job.Status)
+	}
+	o := job.Status.Output
+	if o == nil || !strings.HasSuffix(o.URI, "/model.onnx") {
+		t.Fatalf("status.output = %+v", o)
+	}
+	model, _, err := storage.ReadAll(context.Background(), o.URI, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(model)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != o.Digest || int64(len(model)) != o.SizeBytes {
+		t.Errorf("model at %s has digest %s and %d bytes; status says %s and %d", o.URI, got, len(model), o.Digest, o.SizeBytes)
+	}
+	acc, _ := strconv.ParseFloat(o.Metrics[pipeline.MetricAccuracy], 64)
+	drop, _ := strconv.ParseFloat(o.Metrics[pipeline.MetricAccuracyDrop], 64)
+	if acc < 0.98 || drop > 0.003 {
+		t.Errorf("static int8 mnist-8: accuracy %v, drop %v; want >= 0.98 and <= 0.003", acc, drop)
+	}
+	if o.SizeBytes*2 > 26454 {
+		t.Errorf("int8 model is %d bytes, not under half the 26454-byte source", o.SizeBytes)
+	}
+
+	again, stderr, code := cli(t, "run", "-f", jobFile, "-o", "json")
+	if code != 0 {
+		t.Fatalf("second run: exit %d\n%s", code, stderr)
+	}
+	job2 := decodeJob(t, again)
+	if job2.Status.Stages[0].State != v1alpha1.StageCached || job2.Status.Output.Digest != o.Digest {
+		t.Errorf("second run: stage %s digest %s, want Cached with %s", job2.Status.Stages[0].State, job2.Status.Output.Digest, o.Digest)
+	}
+	if strings.Contains(stderr, "transform") {
+		t.Errorf("second run transformed again:\n%s", stderr)
+	}
+}
+
+func TestRunSummaryAndYAML(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	jobFile, _ := sampleJob(t, "")
+	out, stderr, code := cli(t, "run", "-f", jobFile)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"STAGE", "int8", "Succeeded", "Ready=True", "output: file://", "digest: sha256:", "smaller than the source"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, _ = cli(t, "run", "-f", jobFile, "-o", "yaml")
+	if !strings.Contains(out, "kind: CompressionJob") || !strings.Contains(out, "observedGeneration: 1") {
+		t.Errorf("-o yaml:\n%s", out)
+	}
+}
+
+func TestRunRejectsBadInput(t *testing.T) {
+	jobFile, dir := sampleJob(t, "")
+	bad := strings.Replace(readFile(t, jobFile), "method: static", "method: magic", 1)
+	badFile := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badFile, []byte(bad), 0o644)
+
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"no file flag", []string{"run"}, pipeline.ExitUsage, "-f JOB.yaml is required"},
+		{"missing file", []string{"run", "-f", filepath.Join(dir, "nope.yaml")}, pipeline.ExitUsage, "nope.yaml"},
+		{"invalid spec", []string{"run", "-f", badFile}, pipeline.ExitUsage, "spec.stages[0].quantize.method"},
+		{"bad output format", []string{"run", "-f", jobFile, "-o", "xml"}, pipeline.ExitUsage, "-o must be json or yaml"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := cli(t, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.contains) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, tc.code, tc.contains)
+			}
+		})
+	}
+}
+
+func TestRunReportsAFailedStage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	jobFile, dir := sampleJob(t, "")
+	os.WriteFile(filepath.Join(dir, "mnist-8.onnx"), []byte("garbage"), 0o644)
+	out, _, code := cli(t, "run", "-f", jobFile, "-o", "json")
+	if code != pipeline.ExitBadInput {
+		t.Fatalf("exit %d, want %d", code, pipeline.ExitBadInput)
+	}
+	job := decodeJob(t, out)
+	stalled := meta.FindStatusCondition(job.Status.Conditions, v1alpha1.ConditionStalled)
+	if stalled == nil || stalled.Status != "True" || stalled.Reason != "BadInput" || !strings.Contains(stalled.Message, "mnist-8.onnx") {
+		t.Errorf("Stalled condition = %+v", stalled)
+	}
+	if job.Status.Output != nil {
+		t.Errorf("a failed run reports an output: %+v", job.Status.Output)
+	}
+}
+
+func TestStageWritesTerminationMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	jobFile, dir := sampleJob(t, "")
+	jobs := mustParse(t, jobFile)
+	spec := &jobs.Spec
+	task, err := pipeline.NewTask("ns/mnist", spec, 0, pipeline.SourceRef(spec), pipeline.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := task.Encode()
+	taskFile := filepath.Join(dir, "task.json")
+	os.WriteFile(taskFile, []byte(enc), 0o644)
+	term := filepath.Join(dir, "termination-log")
+
+	_, stderr, code := cli(t, "stage", "--task", taskFile, "--termination-log", term)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	msg, err := os.ReadFile(term)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg) > pipeline.MaxTerminationMessage {
+		t.Errorf("termination message is %d bytes", len(msg))
+	}
+	res, err := pipeline.DecodeResult(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Validate(task); err != nil || res.Details != nil {
+		t.Errorf("termination message does not answer the task or carries details: %v", err)
+	}
+	if _, stdout, code := cli(t, "stage", "--validate-result", term, "--task", taskFile); code != 0 {
+		t.Errorf("--validate-result rejected the runner's own result: %s", stdout)
+	}
+
+	// A bad task fails with 64 and still says why in the termination message.
+	os.WriteFile(taskFile, []byte(`{"version":"kompress.dev/v1"}`), 0o644)
+	_, _, code = cli(t, "stage", "--task", taskFile, "--termination-log", term)
+	if code != pipeline.ExitUsage {
+		t.Errorf("bad task: exit %d, want %d", code, pipeline.ExitUsage)
+	}
+	msg, _ = os.ReadFile(term)
+	if res, err := pipeline.DecodeResult(msg); err != nil || res.Reason != "InvalidTask" {
+		t.Errorf("bad task termination message = %s", msg)
+	}
+}
+
+func TestValidateResultRejects(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "result.json")
+	os.WriteFile(f, []byte(`{"version":"kompress.dev/v1","stage":"s","cacheKey":"abc","output":{"uri":"s3://b/m.onnx","digest":"md5:1","sizeBytes":0}}`), 0o644)
+	_, stderr, code := cli(t, "stage", "--validate-result", f)
+	if code != pipeline.ExitBadInput {
+		t.Fatalf("exit %d, want %d", code, pipeline.ExitBadInput)
+	}
+	for _, want := range []string{"cacheKey", "digest", "sizeBytes"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("error does not mention %s: %s", want, stderr)
+		}
+	}
+}
+
+func TestInspect(t *testing.T) {
+	out, stderr, code := cli(t, "inspect", "../../config/samples/models/mnist-8.onnx")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"ai.onnx 7", "Input3 FLOAT [1 1 28 28]", "Conv 2", "MatMul 1", "parameters:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+	_, stderr, code = cli(t, "inspect", "main.go")
+	if code != pipeline.ExitBadInput || !strings.Contains(stderr, "not a usable ONNX model") {
+		t.Errorf("inspect of a Go file: exit %d, %s", code, stderr)
+	}
+}
+
+func mustParse(t *testing.T, file string) *v1alpha1.CompressionJob {
+	t.Helper()
+	out, stderr, code := cli(t, "run", "-f", file, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	return decodeJob(t, out)
+}
