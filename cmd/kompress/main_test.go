@@ -42,7 +42,7 @@ func sampleJob(t *testing.T, extra string) (jobFile, dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	for from, to := range map[string]string{
-		"../../config/samples/models/mnist-8.onnx":     "mnist-8.onnx",
+		"../../config/samples/models/mnist-8.onnx":    "mnist-8.onnx",
 		"../../config/samples/data/mnist-test-1k.npz": "mnist.npz",
 	} {
 		b, err := os.ReadFile(from)
