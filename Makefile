@@ -53,11 +53,12 @@ manifests: tools-gen ## Regenerate the CRD, RBAC and the chart's CRDs.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	hack/sync-chart.sh
+	go run ./hack/apidocs config/crd/bases/kompress.dev_compressionjobs.yaml > docs/api.md
 
 verify: generate manifests ## Regenerate everything and fail if anything changed.
-	@if [ -n "$$(git status --porcelain -- api config charts runner/onnx/onnxpb)" ]; then \
-		git status --porcelain -- api config charts runner/onnx/onnxpb; \
-		git --no-pager diff --stat -- api config charts runner/onnx/onnxpb; \
+	@if [ -n "$$(git status --porcelain -- api config charts docs/api.md runner/onnx/onnxpb)" ]; then \
+		git status --porcelain -- api config charts docs/api.md runner/onnx/onnxpb; \
+		git --no-pager diff --stat -- api config charts docs/api.md runner/onnx/onnxpb; \
 		echo "verify: generated files are out of date; run 'make generate manifests' and commit"; exit 1; fi
 
 ##@ Build
