@@ -137,7 +137,7 @@ func (r *CompressionJobReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // durations of stages that just finished.
 func (r *CompressionJobReconciler) emit(cpj, orig *v1alpha1.CompressionJob, run *runState) {
 	for _, e := range transitionEvents(&orig.Status, &cpj.Status) {
-		r.event(cpj, nil, e)
+		r.event(cpj, e)
 	}
 	for i, s := range cpj.Status.Stages {
 		if s.State != v1alpha1.StageSucceeded && s.State != v1alpha1.StageFailed {
@@ -152,15 +152,15 @@ func (r *CompressionJobReconciler) emit(cpj, orig *v1alpha1.CompressionJob, run 
 	}
 }
 
-func (r *CompressionJobReconciler) event(cpj *v1alpha1.CompressionJob, related *batchv1.Job, e event) {
+func (r *CompressionJobReconciler) event(cpj *v1alpha1.CompressionJob, e event) {
 	if r.Recorder == nil {
 		return
 	}
-	if related == nil {
-		// A nil *batchv1.Job in the interface would not be a nil related.
+	if e.Job == "" {
 		r.Recorder.Eventf(cpj, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 		return
 	}
+	related := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: cpj.Namespace, Name: e.Job}}
 	r.Recorder.Eventf(cpj, related, e.Type, e.Reason, e.Action, "%s", e.Note)
 }
 

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,9 +23,13 @@ const (
 	EventJobDeleted     = "JobDeleted"
 )
 
-// event is one Kubernetes event to emit.
+// event is one Kubernetes event to emit. Job names the stage Job it is
+// about, if any: events.k8s.io folds events with the same regarding object,
+// reason and related object into one series (keeping the first note), so
+// events about different stages must name different Jobs.
 type event struct {
 	Type, Reason, Action, Note string
+	Job                        string
 }
 
 // transitionEvents compares two statuses and returns an event for every
@@ -35,14 +40,26 @@ type event struct {
 // the object is reconciled.
 func transitionEvents(old, cur *v1alpha1.CompressionJobStatus) []event {
 	var evs []event
+	var cached []string
 	for _, s := range cur.Stages {
 		prev := findStage(old.Stages, s.Name)
 		if prev != nil && prev.State == s.State && prev.Reason == s.Reason && prev.CacheKey == s.CacheKey {
 			continue
 		}
+		if s.State == v1alpha1.StageCached && s.Output != nil {
+			cached = append(cached, fmt.Sprintf("stage %s reuses %s (cache key %s)", s.Name, s.Output.URI, short(s.CacheKey)))
+			continue
+		}
 		if e, ok := stageEvent(s); ok {
+			e.Job = s.JobName
 			evs = append(evs, e)
 		}
+	}
+	if len(cached) > 0 {
+		// Stages cached together have no Job to tell their events apart:
+		// one event lists them all.
+		evs = append(evs, event{Type: corev1.EventTypeNormal, Reason: EventStageCached, Action: "ReuseStage",
+			Note: strings.Join(cached, "; ") + ", written by an earlier run"})
 	}
 	evs = append(evs, conditionEvents(old.Conditions, cur.Conditions)...)
 	return evs
@@ -51,19 +68,16 @@ func transitionEvents(old, cur *v1alpha1.CompressionJobStatus) []event {
 func stageEvent(s v1alpha1.StageStatus) (event, bool) {
 	switch {
 	case s.State == v1alpha1.StageRunning:
-		return event{corev1.EventTypeNormal, EventStageRunning, "RunStage", fmt.Sprintf("stage %s is running: %s", s.Name, s.Message)}, true
+		return event{Type: corev1.EventTypeNormal, Reason: EventStageRunning, Action: "RunStage", Note: fmt.Sprintf("stage %s is running: %s", s.Name, s.Message)}, true
 	case s.State == v1alpha1.StageSucceeded && s.Output != nil:
-		return event{corev1.EventTypeNormal, EventStageSucceeded, "RunStage",
-			fmt.Sprintf("stage %s wrote %s (%s, %d bytes)", s.Name, s.Output.URI, s.Output.Digest, s.Output.SizeBytes)}, true
-	case s.State == v1alpha1.StageCached && s.Output != nil:
-		return event{corev1.EventTypeNormal, EventStageCached, "ReuseStage",
-			fmt.Sprintf("stage %s reuses %s from an earlier run (cache key %s)", s.Name, s.Output.URI, short(s.CacheKey))}, true
+		return event{Type: corev1.EventTypeNormal, Reason: EventStageSucceeded, Action: "RunStage",
+			Note: fmt.Sprintf("stage %s wrote %s (%s, %d bytes)", s.Name, s.Output.URI, s.Output.Digest, s.Output.SizeBytes)}, true
 	case s.State == v1alpha1.StageFailed:
-		return event{corev1.EventTypeWarning, EventStageFailed, "RunStage", fmt.Sprintf("stage %s failed (%s): %s", s.Name, s.Reason, s.Message)}, true
+		return event{Type: corev1.EventTypeWarning, Reason: EventStageFailed, Action: "RunStage", Note: fmt.Sprintf("stage %s failed (%s): %s", s.Name, s.Reason, s.Message)}, true
 	case s.Reason == v1alpha1.ReasonUnschedulable:
-		return event{corev1.EventTypeWarning, v1alpha1.ReasonUnschedulable, "ScheduleStage", fmt.Sprintf("stage %s: %s", s.Name, s.Message)}, true
+		return event{Type: corev1.EventTypeWarning, Reason: v1alpha1.ReasonUnschedulable, Action: "ScheduleStage", Note: fmt.Sprintf("stage %s: %s", s.Name, s.Message)}, true
 	case s.Reason == v1alpha1.ReasonAwaitingAdmission:
-		return event{corev1.EventTypeNormal, v1alpha1.ReasonAwaitingAdmission, "ScheduleStage", fmt.Sprintf("stage %s: %s", s.Name, s.Message)}, true
+		return event{Type: corev1.EventTypeNormal, Reason: v1alpha1.ReasonAwaitingAdmission, Action: "ScheduleStage", Note: fmt.Sprintf("stage %s: %s", s.Name, s.Message)}, true
 	}
 	return event{}, false
 }
@@ -81,17 +95,17 @@ func conditionEvents(old, cur []metav1.Condition) []event {
 	}
 	var evs []event
 	if c := became(v1alpha1.ConditionReady, metav1.ConditionTrue); c != nil {
-		evs = append(evs, event{corev1.EventTypeNormal, v1alpha1.ReasonSucceeded, "Complete", c.Message})
+		evs = append(evs, event{Type: corev1.EventTypeNormal, Reason: v1alpha1.ReasonSucceeded, Action: "Complete", Note: c.Message})
 	}
 	if c := became(v1alpha1.ConditionStalled, metav1.ConditionTrue); c != nil {
-		evs = append(evs, event{corev1.EventTypeWarning, c.Reason, "Stall", c.Message})
+		evs = append(evs, event{Type: corev1.EventTypeWarning, Reason: c.Reason, Action: "Stall", Note: c.Message})
 	}
 	if c := became(v1alpha1.ConditionSuspended, metav1.ConditionTrue); c != nil {
-		evs = append(evs, event{corev1.EventTypeNormal, v1alpha1.ReasonSuspended, "Suspend", c.Message})
+		evs = append(evs, event{Type: corev1.EventTypeNormal, Reason: v1alpha1.ReasonSuspended, Action: "Suspend", Note: c.Message})
 	}
 	if o := meta.FindStatusCondition(old, v1alpha1.ConditionSuspended); o != nil && o.Status == metav1.ConditionTrue {
 		if c := meta.FindStatusCondition(cur, v1alpha1.ConditionSuspended); c != nil && c.Status == metav1.ConditionFalse {
-			evs = append(evs, event{corev1.EventTypeNormal, v1alpha1.ReasonResumed, "Resume", "spec.suspend is false: the run goes on"})
+			evs = append(evs, event{Type: corev1.EventTypeNormal, Reason: v1alpha1.ReasonResumed, Action: "Resume", Note: "spec.suspend is false: the run goes on"})
 		}
 	}
 	return evs

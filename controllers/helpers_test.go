@@ -293,6 +293,13 @@ func (e *env) events(t testing.TB, cpj *v1alpha1.CompressionJob) []eventsv1.Even
 func (e *env) waitEvent(t testing.TB, cpj *v1alpha1.CompressionJob, reason, text string) eventsv1.Event {
 	t.Helper()
 	var found eventsv1.Event
+	defer func() {
+		if t.Failed() {
+			for _, ev := range e.events(t, cpj) {
+				t.Logf("event %s %s: %s", ev.Type, ev.Reason, ev.Note)
+			}
+		}
+	}()
 	poll(t, fmt.Sprintf("event %s %q of %s", reason, text, cpj.Name), func(context.Context) (bool, error) {
 		for _, ev := range e.events(t, cpj) {
 			if ev.Reason == reason && strings.Contains(ev.Note, text) {

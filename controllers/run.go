@@ -246,7 +246,7 @@ func (s *runState) deleteJob(ctx context.Context, job *batchv1.Job, why string) 
 	if err != nil {
 		return fmt.Errorf("deleting Job %s: %w", job.Name, err)
 	}
-	s.r.event(s.cpj, job, event{corev1.EventTypeNormal, EventJobDeleted, "DeleteJob", fmt.Sprintf("deleted Job %s: %s", job.Name, why)})
+	s.r.event(s.cpj, event{Job: job.Name, Type: corev1.EventTypeNormal, Reason: EventJobDeleted, Action: "DeleteJob", Note: fmt.Sprintf("deleted Job %s: %s", job.Name, why)})
 	return nil
 }
 
@@ -336,10 +336,10 @@ func (s *runState) setJobSuspend(ctx context.Context, st *v1alpha1.StageStatus, 
 	}
 	if suspend {
 		st.State, st.Reason, st.Message = v1alpha1.StageSuspended, v1alpha1.ReasonSuspended, fmt.Sprintf("Job %s is suspended", job.Name)
-		s.r.event(s.cpj, job, event{corev1.EventTypeNormal, EventJobSuspended, "SuspendJob", fmt.Sprintf("suspended Job %s of stage %s", job.Name, st.Name)})
+		s.r.event(s.cpj, event{Job: job.Name, Type: corev1.EventTypeNormal, Reason: EventJobSuspended, Action: "SuspendJob", Note: fmt.Sprintf("suspended Job %s of stage %s", job.Name, st.Name)})
 	} else {
 		st.State, st.Reason, st.Message = v1alpha1.StagePending, v1alpha1.ReasonPending, fmt.Sprintf("Job %s is being resumed", job.Name)
-		s.r.event(s.cpj, job, event{corev1.EventTypeNormal, EventJobResumed, "ResumeJob", fmt.Sprintf("resumed Job %s of stage %s", job.Name, st.Name)})
+		s.r.event(s.cpj, event{Job: job.Name, Type: corev1.EventTypeNormal, Reason: EventJobResumed, Action: "ResumeJob", Note: fmt.Sprintf("resumed Job %s of stage %s", job.Name, st.Name)})
 	}
 	return nil
 }
@@ -367,8 +367,7 @@ func (s *runState) create(ctx context.Context, st *v1alpha1.StageStatus) error {
 	}
 	switch {
 	case err == nil:
-		s.r.event(s.cpj, job, event{corev1.EventTypeNormal, EventStageStarted, "CreateJob",
-			fmt.Sprintf("created Job %s for stage %s (%d/%d)", job.Name, st.Name, f.index+1, len(s.cpj.Spec.Stages))})
+		s.r.event(s.cpj, event{Job: job.Name, Type: corev1.EventTypeNormal, Reason: EventStageStarted, Action: "CreateJob", Note: fmt.Sprintf("created Job %s for stage %s (%d/%d)", job.Name, st.Name, f.index+1, len(s.cpj.Spec.Stages))})
 	case apierrors.IsAlreadyExists(err):
 		return s.alreadyExists(ctx, st, f.name)
 	case apierrors.IsInvalid(err):

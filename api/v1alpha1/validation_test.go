@@ -1,0 +1,258 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/test/controlplane"
+)
+
+var (
+	apiOnce   sync.Once
+	apiCP     *controlplane.ControlPlane
+	apiClient client.Client
+	apiErr    error
+)
+
+// apiServer starts kube-apiserver and etcd with the CRD, once.
+func apiServer(t *testing.T) client.Client {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs kube-apiserver and etcd (KUBEBUILDER_ASSETS); skipped with -short")
+	}
+	apiOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		crds := filepath.Join(filepath.Dir(file), "..", "..", "config", "crd", "bases")
+		apiCP, apiErr = controlplane.Start(controlplane.Options{CRDDirectoryPaths: []string{crds}})
+		if apiErr != nil {
+			return
+		}
+		s := k8sruntime.NewScheme()
+		if apiErr = v1alpha1.AddToScheme(s); apiErr != nil {
+			return
+		}
+		apiClient, apiErr = client.New(apiCP.Config, client.Options{Scheme: s})
+	})
+	if apiErr != nil {
+		t.Fatal(apiErr)
+	}
+	return apiClient
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if apiCP != nil {
+		if err := apiCP.Stop(); err != nil {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func valid(name string) *v1alpha1.CompressionJob {
+	return &v1alpha1.CompressionJob{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: v1alpha1.CompressionJobSpec{
+			Source:  v1alpha1.ModelSource{URI: "s3://models/mnist.onnx"},
+			Output:  v1alpha1.OutputSpec{URI: "s3://models/compressed"},
+			Dataset: &v1alpha1.DatasetSpec{URI: "s3://data/mnist.npz"},
+			Stages: []v1alpha1.Stage{
+				{Name: "prune", Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}},
+				{Name: "recover", Type: v1alpha1.StageTypeDistill, Distill: &v1alpha1.DistillSpec{}},
+				{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}},
+			},
+		},
+	}
+}
+
+func prune(c *v1alpha1.CompressionJob) *v1alpha1.PruneSpec       { return c.Spec.Stages[0].Prune }
+func distill(c *v1alpha1.CompressionJob) *v1alpha1.DistillSpec   { return c.Spec.Stages[1].Distill }
+func quantize(c *v1alpha1.CompressionJob) *v1alpha1.QuantizeSpec { return c.Spec.Stages[2].Quantize }
+
+// TestInvalidSpecsAreRejected creates specs that break each validation rule
+// and checks that the API server names the field and says what is expected.
+func TestInvalidSpecsAreRejected(t *testing.T) {
+	c := apiServer(t)
+	cases := []struct {
+		name   string
+		mutate func(*v1alpha1.CompressionJob)
+		field  string
+		msg    string
+	}{
+		{"output equals source", func(c *v1alpha1.CompressionJob) { c.Spec.Output.URI = c.Spec.Source.URI },
+			"spec", "spec.output.uri must differ from spec.source.uri"},
+		{"source scheme", func(c *v1alpha1.CompressionJob) { c.Spec.Source.URI = "https://example.com/m.onnx" },
+			"spec.source.uri", "spec.source.uri must be a URI with scheme s3, gs, azblob, file or mem"},
+		{"source digest", func(c *v1alpha1.CompressionJob) { c.Spec.Source.SHA256 = "sha256:ABC" },
+			"spec.source.sha256", "spec.source.sha256 must be 64 lowercase hex digits"},
+		{"output scheme", func(c *v1alpha1.CompressionJob) { c.Spec.Output.URI = "/tmp/out" },
+			"spec.output.uri", "spec.output.uri must be a URI with scheme s3, gs, azblob, file or mem"},
+		{"dataset scheme", func(c *v1alpha1.CompressionJob) { c.Spec.Dataset.URI = "ftp://data/x.npz" },
+			"spec.dataset.uri", "dataset uri must be a URI with scheme"},
+		{"dataset digest", func(c *v1alpha1.CompressionJob) { c.Spec.Dataset.SHA256 = strings.Repeat("g", 64) },
+			"spec.dataset.sha256", "dataset sha256 must be 64 lowercase hex digits"},
+		{"distill dataset scheme", func(c *v1alpha1.CompressionJob) { distill(c).Dataset = &v1alpha1.DatasetSpec{URI: "data.npz"} },
+			"spec.stages[1].distill.dataset.uri", "dataset uri must be a URI with scheme"},
+		{"max accuracy drop of 1", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxAccuracyDrop: "1"}
+		}, "spec.acceptance.maxAccuracyDrop", "spec.acceptance.maxAccuracyDrop must be a decimal string in [0, 1)"},
+		{"min top-1 agreement a percentage", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MinTop1Agreement: "99"}
+		}, "spec.acceptance.minTop1Agreement", "spec.acceptance.minTop1Agreement must be a decimal string in [0, 1]"},
+		{"min cosine not a number", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MinCosine: "high"}
+		}, "spec.acceptance.minCosine", "spec.acceptance.minCosine must be a decimal string in [0, 1]"},
+		// A rule on the root cannot point fieldPath at metadata: the
+		// message names the field instead.
+		{"name too long", func(c *v1alpha1.CompressionJob) { c.Name = strings.Repeat("n", 64) },
+			"<nil>", "metadata.name must be at most 63 characters"},
+		{"body does not match type", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Stages[0].Type = v1alpha1.StageTypeQuantize
+		}, "spec.stages[0]", "a stage must set exactly one of prune, distill, quantize or custom: the one matching its type"},
+		{"two bodies", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Stages[2].Prune = &v1alpha1.PruneSpec{Method: v1alpha1.PruneNM}
+		}, "spec.stages[2]", "a stage must set exactly one of prune, distill, quantize or custom"},
+		{"stage name not a DNS label", func(c *v1alpha1.CompressionJob) { c.Spec.Stages[0].Name = "Prune_1" },
+			"spec.stages[0].name", "stage name must be a DNS label"},
+		{"duplicate stage names", func(c *v1alpha1.CompressionJob) { c.Spec.Stages[2].Name = "prune" },
+			"spec.stages[2]", "Duplicate value"},
+		{"no stages", func(c *v1alpha1.CompressionJob) { c.Spec.Stages = []v1alpha1.Stage{} },
+			"spec.stages", "should have at least 1 items"},
+		{"sparsity and pattern", func(c *v1alpha1.CompressionJob) { prune(c).Pattern = "2:4" },
+			"spec.stages[0].prune", "prune: set sparsity or pattern, not both"},
+		{"pattern with magnitude", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity, prune(c).Pattern = "", "2:4" },
+			"spec.stages[0].prune", "prune.pattern is only used by methods nm and hessian"},
+		{"magnitude without sparsity", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity = "" },
+			"spec.stages[0].prune", "prune.sparsity is required for methods magnitude"},
+		{"sparsity of 1", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity = "1.0" },
+			"spec.stages[0].prune.sparsity", "prune.sparsity must be a decimal string in (0, 1)"},
+		{"sparsity with a percent sign", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity = "50%" },
+			"spec.stages[0].prune.sparsity", "prune.sparsity must be a decimal string in (0, 1)"},
+		{"pattern N not below M", func(c *v1alpha1.CompressionJob) {
+			*prune(c) = v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "4:4"}
+		}, "spec.stages[0].prune.pattern", "prune.pattern must be N:M with 0 < N < M"},
+		{"dampening of 0", func(c *v1alpha1.CompressionJob) { prune(c).Dampening = "0" },
+			"spec.stages[0].prune.dampening", "prune.dampening must be a decimal string in (0, 1]"},
+		{"teacher scheme", func(c *v1alpha1.CompressionJob) { distill(c).Teacher = &v1alpha1.ModelRef{URI: "teacher.onnx"} },
+			"spec.stages[1].distill.teacher.uri", "model uri must be a URI with scheme"},
+		{"temperature of 0", func(c *v1alpha1.CompressionJob) { distill(c).Temperature = "0" },
+			"spec.stages[1].distill.temperature", `distill.temperature must be "auto" or a positive decimal string`},
+		{"alpha above 1", func(c *v1alpha1.CompressionJob) { distill(c).Alpha = "1.5" },
+			"spec.stages[1].distill.alpha", "distill.alpha must be a decimal string in [0, 1]"},
+		{"learning rate of 10", func(c *v1alpha1.CompressionJob) { distill(c).LearningRate = "10" },
+			"spec.stages[1].distill.learningRate", "distill.learningRate must be a positive decimal string below 10"},
+		{"momentum of 1", func(c *v1alpha1.CompressionJob) { distill(c).Momentum = "1" },
+			"spec.stages[1].distill.momentum", "distill.momentum must be a decimal string in [0, 1)"},
+		{"negative weight decay", func(c *v1alpha1.CompressionJob) { distill(c).WeightDecay = "-0.1" },
+			"spec.stages[1].distill.weightDecay", "distill.weightDecay must be a decimal string in [0, 1)"},
+		{"4 bits with static", func(c *v1alpha1.CompressionJob) { quantize(c).Bits = 4 },
+			"spec.stages[2].quantize", "quantize.bits 4 is only supported with method weightOnly"},
+		{"matmulnbits with dynamic", func(c *v1alpha1.CompressionJob) {
+			quantize(c).Method, quantize(c).Format = v1alpha1.QuantizeDynamic, v1alpha1.FormatMatMulNBits
+		}, "spec.stages[2].quantize", "quantize.format matmulnbits is only supported with method weightOnly"},
+		{"6 bits", func(c *v1alpha1.CompressionJob) {
+			quantize(c).Method, quantize(c).Bits = v1alpha1.QuantizeWeightOnly, 6
+		},
+			"spec.stages[2].quantize.bits", "quantize.bits must be 4 or 8"},
+		{"block size 48", func(c *v1alpha1.CompressionJob) { quantize(c).BlockSize = 48 },
+			"spec.stages[2].quantize.blockSize", "quantize.blockSize must be a power of two from 16 to 256"},
+		{"percentile below 50", func(c *v1alpha1.CompressionJob) { quantize(c).Calibration.Percentile = "10" },
+			"spec.stages[2].quantize.calibration.percentile", "calibration.percentile must be a decimal string in [50, 100]"},
+		{"unknown calibration method", func(c *v1alpha1.CompressionJob) { quantize(c).Calibration.Method = "kl" },
+			"spec.stages[2].quantize.calibration.method", `supported values: "minmax", "percentile", "entropy"`},
+		{"custom env sets the task", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Stages[2] = v1alpha1.Stage{Name: "mine", Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
+				Image: "registry.example/mine:1", Env: []corev1.EnvVar{{Name: "KOMPRESS_TASK", Value: "{}"}}}}
+		}, "spec.stages[2].custom", "custom.env must not set KOMPRESS_TASK"},
+		{"run deadline of 0", func(c *v1alpha1.CompressionJob) { c.Spec.ActiveDeadlineSeconds = ptr.To[int64](0) },
+			"spec.activeDeadlineSeconds", "should be greater than or equal to 1"},
+		{"stage deadline negative", func(c *v1alpha1.CompressionJob) { c.Spec.Stages[1].ActiveDeadlineSeconds = ptr.To[int64](-5) },
+			"spec.stages[1].activeDeadlineSeconds", "should be greater than or equal to 1"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cpj := valid("invalid-" + strings.ReplaceAll(strings.ToLower(tc.name), " ", "-"))
+			if len(cpj.Name) > 63 {
+				cpj.Name = cpj.Name[:63]
+			}
+			tc.mutate(cpj)
+			err := c.Create(context.Background(), cpj)
+			if err == nil {
+				t.Fatalf("case %d: the API server accepted the spec, want it rejected at %q with %q", i, tc.field, tc.msg)
+			}
+			var status *apierrors.StatusError
+			if !errors.As(err, &status) || !apierrors.IsInvalid(err) || status.ErrStatus.Details == nil {
+				t.Fatalf("want an Invalid status error, got %v", err)
+			}
+			for _, cause := range status.ErrStatus.Details.Causes {
+				if cause.Field == tc.field && strings.Contains(cause.Message, tc.msg) {
+					return
+				}
+			}
+			t.Errorf("no cause at field %q with message %q in: %v", tc.field, tc.msg, err)
+		})
+	}
+}
+
+// TestValidSpecGetsDefaults creates valid specs and checks the defaults the
+// API server fills in.
+func TestValidSpecGetsDefaults(t *testing.T) {
+	c := apiServer(t)
+	ctx := context.Background()
+	cpj := valid("defaults")
+	if err := c.Create(ctx, cpj); err != nil {
+		t.Fatalf("a valid spec was rejected: %v", err)
+	}
+	var got v1alpha1.CompressionJob
+	if err := c.Get(ctx, client.ObjectKeyFromObject(cpj), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := valid("defaults").Spec
+	want.Output.IntermediateArtifacts = v1alpha1.ArtifactPolicyRetain
+	want.Dataset.Format = v1alpha1.DatasetFormatNPZ
+	want.Evaluation = v1alpha1.EvaluationSpec{LatencyBatchSize: 1, LatencyRuns: 50}
+	for i := range want.Stages {
+		want.Stages[i].BackoffLimit = ptr.To[int32](2)
+	}
+	*want.Stages[0].Prune = v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer,
+		Criterion: v1alpha1.CriterionL1, Storage: v1alpha1.StorageDense, CalibrationSamples: 128, Dampening: "0.01"}
+	*want.Stages[1].Distill = v1alpha1.DistillSpec{Epochs: 1, BatchSize: 64, Temperature: "auto", Alpha: "0.7",
+		Optimizer: v1alpha1.OptimizerAdam, LearningRate: "0.001", Schedule: v1alpha1.ScheduleConstant, Momentum: "0.9", WeightDecay: "0"}
+	*want.Stages[2].Quantize = v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Bits: 8, PerChannel: ptr.To(true), Symmetric: ptr.To(true),
+		ActivationType: v1alpha1.ActivationUInt8, BlockSize: 32, Format: v1alpha1.FormatQDQ, IOType: v1alpha1.IOFloat32,
+		Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationMinMax, Samples: 256, Percentile: "99.99"}}
+	if diff := cmp.Diff(want, got.Spec); diff != "" {
+		t.Errorf("defaulted spec (-want +got):\n%s", diff)
+	}
+
+	// Other valid shapes: n:m, hessian with a pattern, int4 weight-only in
+	// MatMulNBits, a custom stage, gates at their bounds, file:// and mem://.
+	more := valid("more-shapes")
+	more.Spec.Source = v1alpha1.ModelSource{URI: "file:///models/m.onnx", SHA256: "sha256:" + strings.Repeat("a", 64)}
+	more.Spec.Output.URI = "mem://out"
+	more.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxAccuracyDrop: "0", MinTop1Agreement: "1", MinCosine: "0.999", MaxBytes: ptr.To[int64](1 << 20)}
+	more.Spec.Stages = []v1alpha1.Stage{
+		{Name: "nm", Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}},
+		{Name: "obs", Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "1:8"}},
+		{Name: "int4", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Format: v1alpha1.FormatMatMulNBits, BlockSize: 128}},
+		{Name: "mine", Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{Image: "registry.example/mine:1", Env: []corev1.EnvVar{{Name: "MODE", Value: "fast"}}}},
+	}
+	if err := c.Create(ctx, more); err != nil {
+		t.Fatalf("a valid spec was rejected: %v", err)
+	}
+}
