@@ -42,8 +42,8 @@ func prune(t *testing.T, w *onnx.Weight, keep float64) {
 // weights read back bit for bit, and ONNX Runtime gives the dense model's
 // outputs.
 func TestSparsify(t *testing.T) {
-	for _, layout := range []onnx.SparseIndices{onnx.LinearIndices, onnx.CoordinateIndices} {
-		t.Run(map[onnx.SparseIndices]string{onnx.LinearIndices: "linear", onnx.CoordinateIndices: "coordinates"}[layout], func(t *testing.T) {
+	for _, layout := range []onnx.SparseIndices{onnx.LinearIndices, onnx.CoordinateIndices, onnx.CompactIndices} {
+		t.Run(map[onnx.SparseIndices]string{onnx.LinearIndices: "linear", onnx.CoordinateIndices: "coordinates", onnx.CompactIndices: "compact"}[layout], func(t *testing.T) {
 			m := loadModel(t, "mnist-8.onnx")
 			prune(t, m.Weight("Parameter193"), 0.1)
 			prune(t, m.Weight("Parameter87"), 0.1)
@@ -70,11 +70,23 @@ func TestSparsify(t *testing.T) {
 			// 10% non-zeros: linear indices cost 8 bytes per value, [NNZ, 4]
 			// coordinates 32.
 			limit := len(dense) / 2
-			if layout == onnx.CoordinateIndices {
+			switch layout {
+			case onnx.CoordinateIndices:
 				limit = len(dense) * 95 / 100
+			case onnx.CompactIndices:
+				// int16 offsets: 6 bytes per value instead of 12.
+				limit = len(dense) * 30 / 100
 			}
 			if len(sparse) > limit {
 				t.Errorf("sparse model is %d bytes, dense %d: expected at most %d", len(sparse), len(dense), limit)
+			}
+			if layout == onnx.CompactIndices {
+				// 2560 and 3200 elements: offsets fit int16.
+				for _, st := range m.Proto.GetGraph().GetSparseInitializer() {
+					if dt := onnx.DataType(st.GetIndices().GetDataType()); dt != onnx.Int16 {
+						t.Errorf("compact indices of %s are %v, want INT16", st.GetValues().GetName(), dt)
+					}
+				}
 			}
 			back := mustLoad(t, sparse)
 			for _, w := range back.Weights() {
