@@ -35,8 +35,27 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		}
 	}
 
-	h.mustRun(t, "install", "kompress", chart, "--namespace", "kompress-system", "--create-namespace", "--kubeconfig", cp.kubeconfig)
+	notes := h.mustRun(t, "install", "kompress", chart, "--namespace", "kompress-system", "--create-namespace", "--kubeconfig", cp.kubeconfig)
 	installed := cp.releaseObjects(t, h)
+
+	t.Run("NOTES", func(t *testing.T) {
+		// They tell how to apply the in-cluster sample and watch it.
+		sample := readManifests(t, "config/samples/kompress_v1alpha1_compressionjob.yaml")
+		if len(sample) != 1 {
+			t.Fatalf("want one CompressionJob in the in-cluster sample, got %v", sample.ids())
+		}
+		for _, want := range []string{
+			"kubectl -n kompress-system create secret generic kompress-s3",
+			"kubectl -n kompress-system apply -f config/samples/kompress_v1alpha1_compressionjob.yaml",
+			"kubectl -n kompress-system get cpj",
+			"kubectl -n kompress-system wait --for=condition=Ready cpj/" + sample[0].GetName(),
+			`Stage pods run as ServiceAccount "kompress-runner"`,
+		} {
+			if !strings.Contains(notes, want) {
+				t.Errorf("helm install output lacks %q:\n%s", want, notes)
+			}
+		}
+	})
 
 	t.Run("CRD established", func(t *testing.T) {
 		var crd apiextensionsv1.CustomResourceDefinition

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,6 +49,11 @@ func TestManagerRunsWithChartValues(t *testing.T) {
 		t.Skip("builds cmd/manager and needs kube-apiserver and etcd; run without -short")
 	}
 	manager := buildManager(t)
+	t.Run("chart covers every manager flag", func(t *testing.T) {
+		if diff := cmp.Diff(allManagerFlags, managerFlags(t, manager)); diff != "" {
+			t.Errorf("flags of cmd/manager the chart should render (-chart +manager):\n%s", diff)
+		}
+	})
 	for _, tc := range []struct {
 		name                  string
 		values                []string
@@ -143,6 +149,30 @@ func buildManager(t *testing.T) string {
 		t.Fatalf("go build ./cmd/manager: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// managerFlags lists the flags `manager -h` prints, but for the
+// kubeconfig (in-cluster config in a pod) and zap's encoding options (left at
+// their defaults; --zap-log-level is rendered).
+func managerFlags(t *testing.T, bin string) []string {
+	t.Helper()
+	out, _ := exec.Command(bin, "-h").CombinedOutput() // -h exits non-zero on some Go versions
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "  -") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(line, "  -"), " ")
+		if name == "kubeconfig" || (strings.HasPrefix(name, "zap-") && name != "zap-log-level") {
+			continue
+		}
+		names = append(names, name)
+	}
+	if len(names) == 0 {
+		t.Fatalf("manager -h listed no flags:\n%s", out)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // syncBuffer collects the manager's output for failure messages.

@@ -80,6 +80,9 @@ type helm struct {
 
 func newHelm(t *testing.T) *helm {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the pinned helm (make tools-gen); run without -short")
+	}
 	return &helm{bin: helmBinary(t), home: t.TempDir()}
 }
 
