@@ -120,7 +120,8 @@ const (
 // PruneSpec configures a Prune stage.
 // +kubebuilder:validation:XValidation:rule="!(has(self.sparsity) && has(self.pattern))",message="prune: set sparsity or pattern, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.pattern) || self.method in ['nm', 'hessian']",message="prune.pattern is only used by methods nm and hessian"
-// +kubebuilder:validation:XValidation:rule="has(self.sparsity) || self.method == 'nm' || (self.method == 'hessian' && has(self.pattern))",message="prune.sparsity is required for methods magnitude, structured, entropy and unstructured hessian"
+// +kubebuilder:validation:XValidation:rule="!has(self.keep) || !(has(self.sparsity) || has(self.pattern))",message="prune: set keep or sparsity (or pattern), not more than one"
+// +kubebuilder:validation:XValidation:rule="has(self.sparsity) || has(self.keep) || self.method == 'nm' || (self.method == 'hessian' && has(self.pattern))",message="prune.sparsity is required for methods magnitude, structured, entropy and unstructured hessian (or keep, the fraction kept)"
 type PruneSpec struct {
 	// Method: magnitude, nm, structured, entropy or hessian.
 	Method PruneMethod `json:"method"`
@@ -131,6 +132,13 @@ type PruneSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) > 0.0 && double(self) < 1.0",message="prune.sparsity must be a decimal string in (0, 1), such as \"0.5\""
 	Sparsity string `json:"sparsity,omitempty"`
+
+	// Keep is the fraction of weights (or channels) kept, 1 - sparsity.
+	// Set keep or sparsity, not both.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) > 0.0 && double(self) < 1.0",message="prune.keep must be a decimal string in (0, 1), such as \"0.5\""
+	Keep string `json:"keep,omitempty"`
 
 	// Pattern N:M keeps N of every M consecutive weights along the input
 	// dimension; methods nm (default 2:4) and hessian.
