@@ -1,0 +1,46 @@
+// Package eval measures a model the runner is about to publish, with ONNX
+// Runtime, and refuses (returns an error) when ONNX Runtime cannot load or
+// run it: a model Evaluate rejects is never published.
+//
+// What each figure means:
+//
+//   - bytes: the size of the serialized model.
+//   - params: elements of the model's parameter tensors, wherever they
+//     live (initializers, sparse initializers, Constant nodes, subgraphs):
+//     every floating-point weight, and every integer weight a quantized
+//     operator reads as a weight (DequantizeLinear's input, the weight of
+//     ConvInteger, MatMulInteger, QLinearConv, QLinearMatMul, MatMulNBits
+//     and QLinearConv's int32 bias). Quantization parameters (scales and
+//     zero points, including the weight scale a dynamically quantized
+//     graph multiplies by the DynamicQuantizeLinear scale) and integer
+//     tensors such as Reshape shapes are not parameters. So quantizing a
+//     model keeps params unchanged while bytes shrink. A MatMulNBits weight
+//     counts K*N elements, not its packed bytes.
+//   - nonzeroParams: parameters whose value is not zero; for quantized
+//     weights, codes that differ from their zero point (the ones that
+//     dequantize to a non-zero value). sparsity = 1 - nonzero/params.
+//   - macs: multiply-accumulates of one sample through Conv, ConvTranspose,
+//     Gemm, MatMul and their integer forms (ConvInteger, QLinearConv,
+//     MatMulInteger, QLinearMatMul, MatMulNBits; a DequantizeLinear feeding
+//     a MatMul or Conv is counted as that MatMul or Conv), from the shapes
+//     ONNX Runtime produces on a real run: output elements x (input
+//     channels / group x kernel elements) for convolutions, input elements
+//     x (output channels / group x kernel elements) for ConvTranspose,
+//     output elements x K for matrix products. Nodes inside subgraphs
+//     (If/Loop/Scan bodies) are not counted.
+//   - accuracy: top-1 of the first output against the dataset's labels;
+//     sourceAccuracy the same for the source model; accuracyDrop is
+//     sourceAccuracy - accuracy (negative when the model does better).
+//   - top1Agreement and cosine: how often the model's and the source's
+//     first outputs have the same argmax, and the mean over samples of the
+//     cosine similarity of the two outputs flattened per sample, on the
+//     same inputs. Two all-zero outputs count as cosine 1, one all-zero
+//     output as 0.
+//   - latencyP50Ms, latencyP95Ms: wall time of Session.Run over timed runs
+//     after warm-up runs, at latencyBatchSize.
+//
+// Without a dataset, inputs are synthesized: uniform random values in
+// [0, 1) from a fixed seed (integer inputs get zeros), batch 1, dynamic
+// dimensions set from Request.Shapes or else DefaultDynamicDim. Fidelity,
+// MACs and latency are measured on them; accuracy is not.
+package eval

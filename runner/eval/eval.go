@@ -1,0 +1,180 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/ort"
+)
+
+// Defaults for values the spec or the request leaves at zero.
+const (
+	DefaultLatencyBatchSize = 1
+	DefaultLatencyRuns      = 50
+	// WarmupRuns precede the timed runs: the first runs of a session pay
+	// for memory allocation and kernel selection.
+	WarmupRuns = 5
+	// DefaultDynamicDim replaces dynamic non-batch dimensions of
+	// synthesized inputs (3x320x320 for an image model taking [N,3,H,W]).
+	DefaultDynamicDim = 320
+	// DefaultSynthSamples is how many samples are synthesized when there
+	// is no dataset (fewer when spec.samples asks for fewer).
+	DefaultSynthSamples = 8
+)
+
+// Request is one model to measure.
+type Request struct {
+	// Model is the serialized model; Name identifies it in errors.
+	Model []byte
+	Name  string
+	// Source is the job's source model, the reference for fidelity and
+	// sourceAccuracy (it may be the same bytes as Model); nil measures no
+	// fidelity. SourceName identifies it in errors.
+	Source     []byte
+	SourceName string
+	// Data feeds the model's single input; nil synthesizes inputs.
+	Data *dataset.Dataset
+	Spec v1alpha1.EvaluationSpec
+	// Shapes gives, by input name, the sample dimensions (batch excluded)
+	// of synthesized inputs whose declared shape has dynamic dimensions.
+	Shapes map[string][]int64
+	// Threads is ONNX Runtime's intra-op thread count; 0 means GOMAXPROCS.
+	Threads int
+	// Progress, when set, is called after each scored batch.
+	Progress func(done, total int)
+}
+
+// Report holds the measurements. Fields that were not measured (no labels,
+// no source) are zero and their flags false.
+type Report struct {
+	Bytes         int64
+	SourceBytes   int64 // 0 without a source
+	Params        int64
+	NonzeroParams int64
+	Sparsity      float64
+	// MACs is per sample; MACsByOp splits it by operator type.
+	MACs     int64
+	MACsByOp map[string]int64
+
+	// Samples is how many samples were scored; Synthesized says they were
+	// made up from InputShapes (one sample's dims per input name).
+	Samples     int
+	Synthesized bool
+	InputShapes map[string][]int64
+
+	// Labeled: Accuracy (and SourceAccuracy with a source) were measured.
+	Labeled        bool
+	Accuracy       float64
+	SourceAccuracy float64
+	// Compared: the model was compared with the source.
+	Compared      bool
+	Top1Agreement float64
+	Cosine        float64
+
+	LatencyP50       time.Duration
+	LatencyP95       time.Duration
+	LatencyBatchSize int
+}
+
+// AccuracyDrop is SourceAccuracy - Accuracy.
+func (r Report) AccuracyDrop() float64 { return r.SourceAccuracy - r.Accuracy }
+
+// Evaluate loads the model (and the source) into ONNX Runtime, scores it on
+// the request's data, counts its parameters and MACs and times it. Any
+// failure to load or run the model is an error naming it.
+func Evaluate(ctx context.Context, req Request) (Report, error) {
+	if err := req.validate(); err != nil {
+		return Report{}, err
+	}
+	name := req.name()
+	threads := req.Threads
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	// Scoring runs batches in parallel on one-thread sessions; latency is
+	// timed on a session with the requested intra-op threads.
+	one := ort.Options{IntraOpThreads: 1}
+	sess, err := ort.NewSession(name, req.Model, one)
+	if err != nil {
+		return Report{}, err
+	}
+	defer sess.Close()
+	var src *ort.Session
+	if req.Source != nil {
+		if src, err = ort.NewSession(req.sourceName(), req.Source, one); err != nil {
+			return Report{}, err
+		}
+		defer src.Close()
+	}
+
+	model, err := onnx.Load(req.Model)
+	if err != nil {
+		return Report{}, fmt.Errorf("%s: %w", name, err)
+	}
+	rep := Report{Bytes: int64(len(req.Model)), SourceBytes: int64(len(req.Source))}
+	if rep.Params, rep.NonzeroParams, err = countParams(model); err != nil {
+		return Report{}, fmt.Errorf("%s: counting parameters: %w", name, err)
+	}
+	if rep.Params > 0 {
+		rep.Sparsity = 1 - float64(rep.NonzeroParams)/float64(rep.Params)
+	}
+	f, err := newFeed(req, sess, src)
+	if err != nil {
+		return Report{}, err
+	}
+	rep.Samples, rep.Synthesized, rep.InputShapes = f.len(), f.synthesized, f.sampleShapes(sess)
+	if err := score(ctx, req, f, sess, src, threads, &rep); err != nil {
+		return Report{}, err
+	}
+	if rep.MACs, rep.MACsByOp, err = countMACs(name, model, f, sess, one); err != nil {
+		return Report{}, err
+	}
+	timed, err := ort.NewSession(name, req.Model, ort.Options{IntraOpThreads: threads})
+	if err != nil {
+		return Report{}, err
+	}
+	defer timed.Close()
+	if err := measureLatency(ctx, req, f, timed, &rep); err != nil {
+		return Report{}, err
+	}
+	return rep, nil
+}
+
+func (req Request) name() string {
+	if req.Name != "" {
+		return req.Name
+	}
+	return "model"
+}
+
+func (req Request) sourceName() string {
+	if req.SourceName != "" {
+		return req.SourceName
+	}
+	return "source model"
+}
+
+func (req Request) validate() error {
+	switch {
+	case len(req.Model) == 0:
+		return fmt.Errorf("%s: the model is empty (0 bytes)", req.name())
+	case req.Source != nil && len(req.Source) == 0:
+		return fmt.Errorf("%s: the source model is empty (0 bytes)", req.sourceName())
+	case req.Spec.Samples < 0:
+		return fmt.Errorf("evaluation.samples is %d, expected >= 0", req.Spec.Samples)
+	case req.Spec.LatencyBatchSize < 0:
+		return fmt.Errorf("evaluation.latencyBatchSize is %d, expected >= 1 (or 0 for the default %d)", req.Spec.LatencyBatchSize, DefaultLatencyBatchSize)
+	case req.Spec.LatencyRuns < 0:
+		return fmt.Errorf("evaluation.latencyRuns is %d, expected >= 1 (or 0 for the default %d)", req.Spec.LatencyRuns, DefaultLatencyRuns)
+	case req.Threads < 0:
+		return fmt.Errorf("eval: Threads is %d, expected >= 0", req.Threads)
+	case req.Data != nil && req.Data.Len() == 0:
+		return fmt.Errorf("%s: the dataset has no samples", req.Data.Name)
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/kompress/kompress/runner/ort"
+)
+
+// maxEvalBatch bounds the samples of one scoring run, and evalBatchBytes
+// the input bytes: big inputs (images of 640x640) go a few at a time so
+// the activations stay small.
+const (
+	maxEvalBatch   = 64
+	evalBatchBytes = 4 << 20
+)
+
+// tally accumulates scores over batches, so outputs are never all held at
+// once.
+type tally struct {
+	n, correct, sourceCorrect, agree int
+	cosine                           float64
+}
+
+// score runs the model (and the source) over every sample, batch by
+// batch. Batches go to workers goroutines sharing the sessions (Run is safe
+// for concurrent use); the sessions should have one intra-op thread each,
+// as running whole batches in parallel keeps the cores busier than
+// splitting small operators across threads.
+func score(ctx context.Context, req Request, f *feed, sess, src *ort.Session, workers int, rep *Report) error {
+	fixed, err := fixedBatch(sess, src)
+	if err != nil {
+		return fmt.Errorf("%s: %w", req.name(), err)
+	}
+	batch := fixed
+	if batch == 0 {
+		batch = dynamicBatch(f)
+	}
+	total := f.len()
+	starts := make(chan int)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// One tally per batch, summed in order at the end: the cosine sum is
+	// the same float whatever order the workers finish in.
+	tallies := make([]tally, (total+batch-1)/batch)
+	var (
+		mu     sync.Mutex
+		done   int
+		wg     sync.WaitGroup
+		fail   error
+		failed sync.Once
+	)
+	for range max(1, min(workers, len(tallies))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for start := range starts {
+				end := min(start+batch, total)
+				if err := scoreBatch(req, f, sess, src, padded(start, end, fixed), end-start, &tallies[start/batch]); err != nil {
+					failed.Do(func() { fail = err; cancel(err) })
+					continue
+				}
+				mu.Lock()
+				done += end - start
+				if req.Progress != nil {
+					req.Progress(done, total)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for start := 0; start < total; start += batch {
+		select {
+		case starts <- start:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(starts)
+	wg.Wait()
+	if fail != nil {
+		return fail
+	}
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	var sum tally
+	for _, t := range tallies {
+		sum.merge(t)
+	}
+	sum.report(rep, f.labels != nil, src != nil)
+	return nil
+}
+
+// scoreBatch runs the samples idx, of which the first n are real (the rest
+// pad a fixed batch), and adds their scores to t.
+func scoreBatch(req Request, f *feed, sess, src *ort.Session, idx []int, n int, t *tally) error {
+	out, per, err := firstOutput(req.name(), sess, f, idx, n)
+	if err != nil {
+		return err
+	}
+	var ref []float32
+	if src != nil {
+		var srcPer int
+		if ref, srcPer, err = firstOutput(req.sourceName(), src, f, idx, n); err != nil {
+			return err
+		}
+		if srcPer != per {
+			return fmt.Errorf("%s: the first output has %d values per sample, the source model %s's %d: they cannot be compared", req.name(), per, req.sourceName(), srcPer)
+		}
+	}
+	var labels []int64
+	if f.labels != nil {
+		labels = f.labels[idx[0] : idx[0]+n]
+	}
+	t.add(out, ref, per, labels)
+	return nil
+}
+
+// dynamicBatch is the scoring batch size for a model with a dynamic batch
+// dimension.
+func dynamicBatch(f *feed) int {
+	bytes := 0
+	for _, d := range f.x {
+		bytes += 4 * d.SampleSize()
+	}
+	return max(1, min(maxEvalBatch, evalBatchBytes/max(bytes, 1)))
+}
+
+// firstOutput runs the samples idx and returns the first output of the
+// first n of them as float32, and its number of values per sample.
+func firstOutput(name string, s *ort.Session, f *feed, idx []int, n int) ([]float32, int, error) {
+	in, err := f.tensors(s.Inputs, idx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", name, err)
+	}
+	outs, err := s.Run(in)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := s.Outputs[0].Name
+	vals, err := outs[out].Float32s()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: output %q: %w", name, out, err)
+	}
+	if len(vals)%len(idx) != 0 {
+		return nil, 0, fmt.Errorf("%s: output %q has %d values for a batch of %d: its first dimension is not the batch", name, out, len(vals), len(idx))
+	}
+	per := len(vals) / len(idx)
+	vals = vals[:n*per]
+	for i, v := range vals {
+		if math.IsNaN(float64(v)) {
+			return nil, 0, fmt.Errorf("%s: output %q is NaN for sample %d (value %d)", name, out, idx[i/per], i%per)
+		}
+	}
+	return vals, per, nil
+}
+
+// add scores one batch: out and ref (nil without a source) hold per values
+// for each sample.
+func (t *tally) add(out, ref []float32, per int, labels []int64) {
+	for s := range len(out) / max(per, 1) {
+		o := out[s*per : (s+1)*per]
+		top := argmax(o)
+		if labels != nil && int64(top) == labels[s] {
+			t.correct++
+		}
+		if ref != nil {
+			r := ref[s*per : (s+1)*per]
+			refTop := argmax(r)
+			if refTop == top {
+				t.agree++
+			}
+			if labels != nil && int64(refTop) == labels[s] {
+				t.sourceCorrect++
+			}
+			t.cosine += cosine(o, r)
+		}
+		t.n++
+	}
+}
+
+func (t *tally) merge(o tally) {
+	t.n += o.n
+	t.correct += o.correct
+	t.sourceCorrect += o.sourceCorrect
+	t.agree += o.agree
+	t.cosine += o.cosine
+}
+
+func (t *tally) report(rep *Report, labeled, compared bool) {
+	if t.n == 0 {
+		return
+	}
+	n := float64(t.n)
+	if rep.Labeled = labeled; labeled {
+		rep.Accuracy = float64(t.correct) / n
+		if compared {
+			rep.SourceAccuracy = float64(t.sourceCorrect) / n
+		}
+	}
+	if rep.Compared = compared; compared {
+		rep.Top1Agreement = float64(t.agree) / n
+		rep.Cosine = t.cosine / n
+	}
+}
+
+// argmax is the index of the largest value (the first one on ties).
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// cosine is the cosine similarity of a and b, in float64: two zero vectors
+// are identical (1), one zero vector is unrelated to anything (0).
+func cosine(a, b []float32) float64 {
+	var dot, na, nb float64
+	for i := range a {
+		x, y := float64(a[i]), float64(b[i])
+		dot += x * y
+		na += x * x
+		nb += y * y
+	}
+	switch {
+	case na == 0 && nb == 0:
+		return 1
+	case na == 0 || nb == 0:
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
+}
