@@ -28,10 +28,12 @@ type backend struct {
 	visible func(t *testing.T) []string
 }
 
-// backends starts a loopback S3 server and prepares a temporary directory
-// and a fresh mem:// bucket.
+// backends starts loopback S3, GCS and Azure Blob servers and prepares a
+// temporary directory and a fresh mem:// bucket.
 func backends(t *testing.T) []backend {
 	s3 := storagetest.StartS3(t, "models")
+	gcs := storagetest.StartGCS(t, "models")
+	az := storagetest.StartAzurite(t, "models")
 	dir := t.TempDir()
 	mem := "test-" + strings.ReplaceAll(t.Name(), "/", "-")
 	return []backend{
@@ -40,6 +42,28 @@ func backends(t *testing.T) []backend {
 			uri:  func(key string) string { return s3.URI("models", key) },
 			visible: func(t *testing.T) []string {
 				keys, err := s3.Keys("models")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return keys
+			},
+		},
+		{
+			name: "gs",
+			uri:  func(key string) string { return gcs.URI("models", key) },
+			visible: func(t *testing.T) []string {
+				keys, err := gcs.Keys("models")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return keys
+			},
+		},
+		{
+			name: "azblob",
+			uri:  func(key string) string { return az.URI("models", key) },
+			visible: func(t *testing.T) []string {
+				keys, err := az.Keys("models")
 				if err != nil {
 					t.Fatal(err)
 				}

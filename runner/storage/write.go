@@ -81,28 +81,25 @@ func writeOnce(ctx context.Context, loc location, r io.Reader) (Object, error) {
 		return Object{}, &Error{Op: "write", URI: loc.uri, Kind: KindExists}
 	}
 
-	// Cancelling wctx before Close is how gocloud aborts an upload.
+	// Upload, not NewWriter+Write: the driver reads the content itself
+	// (azureblob's Write path panics when a conditional upload fails).
+	// Cancelling wctx is how gocloud aborts an upload: sourceReader does it
+	// when the content fails, so no driver commits a partial object.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := b.NewWriter(wctx, loc.key, &blob.WriterOptions{IfNotExist: true})
-	if err != nil {
-		return Object{}, writeError(loc.uri, err)
-	}
 	h := sha256.New()
-	src := &sourceReader{r: r}
-	n, err := io.Copy(w, io.TeeReader(src, h))
+	src := &sourceReader{r: r, cancel: cancel}
+	err = b.Upload(wctx, loc.key, io.TeeReader(src, h), &blob.WriterOptions{
+		ContentType: "application/octet-stream",
+		IfNotExist:  true,
+	})
+	if src.err != nil {
+		return Object{}, sourceError(loc.uri, src.err)
+	}
 	if err != nil {
-		cancel()
-		_ = w.Close()
-		if src.err != nil {
-			return Object{}, sourceError(loc.uri, src.err)
-		}
 		return Object{}, writeError(loc.uri, err)
 	}
-	if err := w.Close(); err != nil {
-		return Object{}, writeError(loc.uri, err)
-	}
-	return Object{URI: loc.uri, Digest: digestOf(h), Size: n}, nil
+	return Object{URI: loc.uri, Digest: digestOf(h), Size: src.n}, nil
 }
 
 func writeError(uri string, err error) error {
@@ -112,17 +109,22 @@ func writeError(uri string, err error) error {
 	return wrap("write", uri, err)
 }
 
-// sourceReader remembers an error of the content being written, to tell it
-// from an error of the storage it is written to.
+// sourceReader counts the content being written and, when reading it
+// fails, remembers the error (to tell it from an error of the storage) and
+// aborts the upload.
 type sourceReader struct {
-	r   io.Reader
-	err error
+	r      io.Reader
+	cancel context.CancelFunc
+	n      int64
+	err    error
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
+	s.n += int64(n)
 	if err != nil && err != io.EOF {
 		s.err = err
+		s.cancel()
 	}
 	return n, err
 }
