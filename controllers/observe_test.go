@@ -39,7 +39,7 @@ func testPod(name string, created time.Duration, opts ...podOpt) corev1.Pod {
 }
 
 func phase(ph corev1.PodPhase) podOpt { return func(p *corev1.Pod) { p.Status.Phase = ph } }
-func onNode(n string) podOpt         { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
+func onNode(n string) podOpt          { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
 func ownedBy(uid types.UID) podOpt {
 	return func(p *corev1.Pod) { p.OwnerReferences[0].UID = uid }
 }
