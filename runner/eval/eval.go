@@ -43,9 +43,13 @@ type Request struct {
 	// Shapes gives, by input name, the sample dimensions (batch excluded)
 	// of synthesized inputs whose declared shape has dynamic dimensions.
 	Shapes map[string][]int64
-	// Threads is ONNX Runtime's intra-op thread count; 0 means GOMAXPROCS.
+	// Threads is how many batches are scored at once (each on one
+	// thread) and ONNX Runtime's intra-op thread count for latency; 0
+	// means GOMAXPROCS.
 	Threads int
-	// Progress, when set, is called after each scored batch.
+	// Progress, when set, is called after each scored batch with the
+	// samples scored so far; calls come from several goroutines, one at a
+	// time.
 	Progress func(done, total int)
 }
 
@@ -97,7 +101,9 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	// Scoring runs batches in parallel on one-thread sessions; latency is
-	// timed on a session with the requested intra-op threads.
+	// timed on a session with the requested intra-op threads. Sessions are
+	// closed as soon as they are done with, so at most two models are in
+	// ONNX Runtime at once.
 	one := ort.Options{IntraOpThreads: 1}
 	sess, err := ort.NewSession(name, req.Model, one)
 	if err != nil {
@@ -111,11 +117,11 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 		}
 		defer src.Close()
 	}
-
 	model, err := onnx.Load(req.Model)
 	if err != nil {
 		return Report{}, fmt.Errorf("%s: %w", name, err)
 	}
+
 	rep := Report{Bytes: int64(len(req.Model)), SourceBytes: int64(len(req.Source))}
 	if rep.Params, rep.NonzeroParams, err = countParams(model); err != nil {
 		return Report{}, fmt.Errorf("%s: counting parameters: %w", name, err)
@@ -131,7 +137,15 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 	if err := score(ctx, req, f, sess, src, threads, &rep); err != nil {
 		return Report{}, err
 	}
-	if rep.MACs, rep.MACsByOp, err = countMACs(name, model, f, sess, one); err != nil {
+	fixed, err := fixedBatch(sess)
+	if err != nil {
+		return Report{}, fmt.Errorf("%s: %w", name, err)
+	}
+	sess.Close()
+	if src != nil {
+		src.Close()
+	}
+	if rep.MACs, rep.MACsByOp, err = countMACs(name, model, f, max(fixed, 1), one); err != nil {
 		return Report{}, err
 	}
 	timed, err := ort.NewSession(name, req.Model, ort.Options{IntraOpThreads: threads})

@@ -458,3 +458,43 @@ func TestFloat16Model(t *testing.T) {
 }
 
 func proto32(v int32) *int32 { return &v }
+
+// TestFixedBatchOf4 feeds 6 labelled samples to a model whose batch is
+// fixed at 4: the last run is padded with repeats that must not be scored,
+// labels must stay with their samples, and MACs are per sample.
+func TestFixedBatchOf4(t *testing.T) {
+	orttest.Require(t)
+	// y = x W with W the 3x3 identity: the argmax of each sample is its
+	// label, so accuracy is exactly 1 only if samples and labels line up.
+	model := newGraph(t).input("x", onnx.Float, 4, 3).
+		init("w", onnx.NewTensor([]int64{3, 3}, []float32{1, 0, 0, 0, 1, 0, 0, 0, 1})).
+		node("MatMul", []string{"x", "w"}, []string{"y"}).output("y", onnx.Float).bytes(13)
+	data := &dataset.Dataset{Name: "six.npz", Shape: []int{6, 3}, X: make([]float32, 18), Labels: make([]int64, 6)}
+	for i := range 6 {
+		label := (i * 2) % 3
+		data.X[i*3+label] = float32(i + 1)
+		data.Labels[i] = int64(label)
+	}
+	var calls [][2]int
+	rep, err := eval.Evaluate(context.Background(), eval.Request{
+		Model: model, Name: "fixed4", Source: model, Data: data, Threads: 2,
+		Spec:     v1alpha1.EvaluationSpec{LatencyBatchSize: 1, LatencyRuns: 3},
+		Progress: func(done, total int) { calls = append(calls, [2]int{done, total}) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkProgress(t, calls, 6)
+	type figures struct {
+		Samples            int
+		Accuracy, Agree    float64
+		MACs               int64
+		LatencyBatch       int
+		Params, NonzeroPar int64
+	}
+	got := figures{rep.Samples, rep.Accuracy, rep.Top1Agreement, rep.MACs, rep.LatencyBatchSize, rep.Params, rep.NonzeroParams}
+	// 9 MACs per sample; the identity has 3 non-zero values of 9.
+	if diff := cmp.Diff(figures{6, 1, 1, 9, 4, 9, 3}, got); diff != "" {
+		t.Errorf("figures (-want +got):\n%s", diff)
+	}
+}

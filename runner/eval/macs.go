@@ -56,8 +56,10 @@ type shapeProbe struct {
 	nodes   []*onnxpb.NodeProto
 }
 
+// newShapeProbe turns m itself into the probe (Evaluate has no further use
+// for it: not copying it saves memory on big models).
 func newShapeProbe(m *onnx.Model) *shapeProbe {
-	p := &shapeProbe{model: m.Clone(), shapeOf: map[string]string{}}
+	p := &shapeProbe{model: m, shapeOf: map[string]string{}}
 	g := p.model.Proto.GetGraph()
 	for _, n := range g.GetNode() {
 		op, ok := macOps[n.GetOpType()]
@@ -101,10 +103,10 @@ func input(n *onnxpb.NodeProto, i int) string {
 	return ""
 }
 
-// countMACs runs the shape probe once on the feed's first sample (padded
-// to the model's fixed batch, when it has one) and returns the MACs of one
-// sample, in total and by operator type.
-func countMACs(name string, m *onnx.Model, f *feed, sess *ort.Session, opts ort.Options) (int64, map[string]int64, error) {
+// countMACs runs the shape probe, made from m (which it edits), once on
+// the feed's first sample repeated to batch (the model's fixed batch, else
+// 1), and returns the MACs of one sample, in total and by operator type.
+func countMACs(name string, m *onnx.Model, f *feed, batch int, opts ort.Options) (int64, map[string]int64, error) {
 	p := newShapeProbe(m)
 	if len(p.nodes) == 0 {
 		return 0, map[string]int64{}, nil
@@ -120,11 +122,6 @@ func countMACs(name string, m *onnx.Model, f *feed, sess *ort.Session, opts ort.
 		return 0, nil, err
 	}
 	defer probe.Close()
-	fixed, err := fixedBatch(sess)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", name, err)
-	}
-	batch := max(fixed, 1)
 	in, err := f.tensors(probe.Inputs, padded(0, 1, batch))
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", name, err)

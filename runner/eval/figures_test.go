@@ -1,0 +1,63 @@
+package eval_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/eval"
+	"github.com/kompress/kompress/runner/ort"
+	"github.com/kompress/kompress/runner/ort/orttest"
+)
+
+// TestMNIST10kFigures reports mnist-8 on the full 10,000-image MNIST test
+// set: accuracy (checked against a plain one-image-at-a-time loop) and how
+// long Evaluate takes. It only reports figures, so it runs on request:
+//
+//	make data && KOMPRESS_EVAL_FIGURES=1 go test -count=1 -run TestMNIST10kFigures -v ./runner/eval/
+func TestMNIST10kFigures(t *testing.T) {
+	if os.Getenv("KOMPRESS_EVAL_FIGURES") == "" {
+		t.Skip("reports figures on request: set KOMPRESS_EVAL_FIGURES=1 (the 10k set comes from `make data`)")
+	}
+	orttest.Require(t)
+	path, err := dataset.MNISTPath(dataset.MNISTTest10k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := dataset.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := readModel(t, "mnist-8.onnx")
+	if err := ort.Init(); err != nil { // not part of the timing
+		t.Fatal(err)
+	}
+	want := plainAccuracy(t, model, data)
+	for _, tc := range []struct {
+		name    string
+		source  []byte
+		threads int
+	}{
+		{"model only, 1 thread", nil, 1},
+		{"model only, 2 threads", nil, 2},
+		{"model and source, 1 thread", model, 1},
+		{"model and source, 2 threads", model, 2},
+	} {
+		start := time.Now()
+		rep, err := eval.Evaluate(context.Background(), eval.Request{
+			Model: model, Name: "mnist-8.onnx", Source: tc.source, Data: data, Threads: tc.threads,
+			Spec: v1alpha1.EvaluationSpec{LatencyRuns: 50},
+		})
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Samples != 10000 || rep.Accuracy != want {
+			t.Errorf("%s: %d samples, accuracy %v; want 10000 and %v (plain loop)", tc.name, rep.Samples, rep.Accuracy, want)
+		}
+		t.Logf("%s: accuracy %v on %d images in %v (latency p50 %v p95 %v)", tc.name, rep.Accuracy, rep.Samples, took.Round(time.Millisecond), rep.LatencyP50, rep.LatencyP95)
+	}
+}
