@@ -39,52 +39,27 @@ func score(ctx context.Context, req Request, f *feed, sess, src *ort.Session, wo
 		batch = dynamicBatch(f)
 	}
 	total := f.len()
-	starts := make(chan int)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	// One tally per batch, summed in order at the end: the cosine sum is
 	// the same float whatever order the workers finish in.
 	tallies := make([]tally, (total+batch-1)/batch)
 	var (
-		mu     sync.Mutex
-		done   int
-		wg     sync.WaitGroup
-		fail   error
-		failed sync.Once
+		mu   sync.Mutex
+		done int
 	)
-	for range max(1, min(workers, len(tallies))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for start := range starts {
-				end := min(start+batch, total)
-				if err := scoreBatch(req, f, sess, src, padded(start, end, fixed), end-start, &tallies[start/batch]); err != nil {
-					failed.Do(func() { fail = err; cancel(err) })
-					continue
-				}
-				mu.Lock()
-				done += end - start
-				if req.Progress != nil {
-					req.Progress(done, total)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-feed:
-	for start := 0; start < total; start += batch {
-		select {
-		case starts <- start:
-		case <-ctx.Done():
-			break feed
+	err = parallel(ctx, len(tallies), workers, func(i int) error {
+		start, end := i*batch, min((i+1)*batch, total)
+		if err := scoreBatch(req, f, sess, src, padded(start, end, fixed), end-start, &tallies[i]); err != nil {
+			return err
 		}
-	}
-	close(starts)
-	wg.Wait()
-	if fail != nil {
-		return fail
-	}
-	if err := context.Cause(ctx); err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		done += end - start
+		if req.Progress != nil {
+			req.Progress(done, total)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	var sum tally
@@ -118,6 +93,38 @@ func scoreBatch(req Request, f *feed, sess, src *ort.Session, idx []int, n int, 
 	}
 	t.add(out, ref, per, labels)
 	return nil
+}
+
+// parallel calls do(0) ... do(n-1) from up to workers goroutines and
+// returns the first error (which stops handing out more calls) or the
+// context's.
+func parallel(ctx context.Context, n, workers int, do func(i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(workers, n)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := do(i); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+send:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break send
+		}
+	}
+	close(next)
+	wg.Wait()
+	return context.Cause(ctx)
 }
 
 // dynamicBatch is the scoring batch size for a model with a dynamic batch
