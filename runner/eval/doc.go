@@ -15,7 +15,9 @@
 //     graph multiplies by the DynamicQuantizeLinear scale) and integer
 //     tensors such as Reshape shapes are not parameters. So quantizing a
 //     model keeps params unchanged while bytes shrink. A MatMulNBits weight
-//     counts K*N elements, not its packed bytes.
+//     counts K*N elements, not its packed bytes. (runner/onnx's Stats counts
+//     float weights only, scales included, so its params change when a model
+//     is quantized: the stage metrics use this package's count.)
 //   - nonzeroParams: parameters whose value is not zero; for quantized
 //     weights, codes that differ from their zero point (the ones that
 //     dequantize to a non-zero value). sparsity = 1 - nonzero/params.
@@ -30,7 +32,7 @@
 //     (If/Loop/Scan bodies) are not counted.
 //   - accuracy: top-1 of the first output against the dataset's labels;
 //     sourceAccuracy the same for the source model; accuracyDrop is
-//     sourceAccuracy - accuracy (negative when the model does better).
+//     sourceAccuracy minus accuracy (negative when the model does better).
 //   - top1Agreement and cosine: how often the model's and the source's
 //     first outputs have the same argmax, and the mean over samples of the
 //     cosine similarity of the two outputs flattened per sample, on the
@@ -38,6 +40,9 @@
 //     output as 0.
 //   - latencyP50Ms, latencyP95Ms: wall time of Session.Run over timed runs
 //     after warm-up runs, at latencyBatchSize.
+//
+// A model that ONNX Runtime cannot load, that fails to run, or whose first
+// output holds NaN is refused.
 //
 // Without a dataset, inputs are synthesized: uniform random values in
 // [0, 1) from a fixed seed (integer inputs get zeros), batch 1, dynamic
