@@ -83,6 +83,9 @@ type retriesError struct {
 }
 
 func (e *retriesError) Error() string {
+	if e.attempts == 1 {
+		return "not retried (the content cannot be rewound): " + e.err.Error()
+	}
 	return "gave up after " + strconv.Itoa(e.attempts) + " attempts: " + e.err.Error()
 }
 

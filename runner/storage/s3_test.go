@@ -164,3 +164,47 @@ func TestConnectionRefused(t *testing.T) {
 		t.Errorf("connection refused was not retried; log:\n%s", log)
 	}
 }
+
+// A write whose response is lost may already be stored: retrying it meets
+// the write-once check, which must recognise our own content.
+func TestS3LostResponseIsNotAConflict(t *testing.T) {
+	ctx := context.Background()
+	s3 := storagetest.StartS3(t, "models")
+	data := bytes.Repeat([]byte("lost response "), 1000)
+	tests := []struct {
+		name string
+		lose int
+	}{
+		// The SDK's own retry meets the conditional PUT's 412.
+		{"sdk retry", 1},
+		// The SDK gives up after 3 attempts; this package's retry meets
+		// the Exists check.
+		{"package retry", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, log := logCapture(fastRetry)
+			key := strings.ReplaceAll(tt.name, " ", "-") + "/model.onnx"
+			s3.LoseNext(http.MethodPut, tt.lose)
+			obj, err := c.WriteBytes(ctx, s3.URI("models", key), data)
+			if err != nil {
+				t.Fatalf("write with %d lost responses: %v", tt.lose, err)
+			}
+			if obj.Digest != storage.Digest(data) || obj.Size != int64(len(data)) {
+				t.Errorf("object %+v, want digest %s size %d", obj, storage.Digest(data), len(data))
+			}
+			if got, err := s3.Object("models", key); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("stored %d bytes, %v", len(got), err)
+			}
+			if retried := strings.Contains(log.String(), "retrying"); retried != (tt.lose >= 3) {
+				t.Errorf("package-level retry: %v, want %v; log:\n%s", retried, tt.lose >= 3, log)
+			}
+		})
+	}
+	// Different content at the key is still a conflict.
+	s3.LoseNext("", 0)
+	_, err := storage.WriteBytes(ctx, s3.URI("models", "sdk-retry/model.onnx"), []byte("other"))
+	if !errors.Is(err, storage.ErrExists) {
+		t.Errorf("err = %v, want ErrExists for different content", err)
+	}
+}

@@ -96,10 +96,28 @@ func writeOnce(ctx context.Context, loc location, r io.Reader) (Object, error) {
 	if src.err != nil {
 		return Object{}, sourceError(loc.uri, src.err)
 	}
+	obj := Object{URI: loc.uri, Digest: digestOf(h), Size: src.n}
 	if err != nil {
-		return Object{}, writeError(loc.uri, err)
+		err = writeError(loc.uri, err)
+		// An SDK that retried a write whose response was lost finds its
+		// own object: the same content is success, not a conflict.
+		if errors.Is(err, ErrExists) && sameDigest(ctx, loc, obj.Digest) {
+			return obj, nil
+		}
+		return Object{}, err
 	}
-	return Object{URI: loc.uri, Digest: digestOf(h), Size: src.n}, nil
+	return obj, nil
+}
+
+// sameDigest reports whether the object at loc has the given digest.
+func sameDigest(ctx context.Context, loc location, digest string) bool {
+	rd, err := openReader(ctx, loc, digest)
+	if err != nil {
+		return false
+	}
+	defer rd.Close()
+	_, err = io.Copy(io.Discard, rd)
+	return err == nil
 }
 
 func writeError(uri string, err error) error {
@@ -142,19 +160,12 @@ func sourceError(uri string, err error) error {
 // sameContent reports whether the object at loc holds exactly what r holds.
 func sameContent(ctx context.Context, loc location, r io.Reader) (Object, bool) {
 	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return Object{}, false
-	}
-	want := digestOf(h)
-	rd, err := openReader(ctx, loc, want)
+	n, err := io.Copy(h, r)
 	if err != nil {
 		return Object{}, false
 	}
-	defer rd.Close()
-	if _, err := io.Copy(io.Discard, rd); err != nil {
-		return Object{}, false
-	}
-	return Object{URI: loc.uri, Digest: want, Size: rd.n}, true
+	obj := Object{URI: loc.uri, Digest: digestOf(h), Size: n}
+	return obj, sameDigest(ctx, loc, obj.Digest)
 }
 
 // Delete removes the object at uri. An object, bucket or directory that does

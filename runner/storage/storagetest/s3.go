@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -47,6 +48,8 @@ type S3 struct {
 	mu       sync.Mutex
 	failN    int
 	failCode int
+	loseN    int
+	loseM    string
 }
 
 // StartS3 starts a server with the given buckets, points the AWS SDK's
@@ -161,6 +164,15 @@ func (s *S3) FailNext(n, status int) {
 	s.failN, s.failCode = n, status
 }
 
+// LoseNext makes the server carry out the next n requests with the HTTP
+// method (PUT for uploads) but answer each with 503, as when a response is
+// lost on the way back: the client cannot tell whether its write happened.
+func (s *S3) LoseNext(method string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseM, s.loseN = method, n
+}
+
 // Requests counts the requests the server has received.
 func (s *S3) Requests() int64 { return s.requests.Load() }
 
@@ -182,8 +194,23 @@ func (s *S3) middleware(next http.Handler) http.Handler {
 			writeError(w, r, http.StatusForbidden, ae.code, ae.msg)
 			return
 		}
+		if s.takeLoss(r.Method) {
+			next.ServeHTTP(httptest.NewRecorder(), r)
+			writeError(w, r, http.StatusServiceUnavailable, "ServiceUnavailable", "injected lost response")
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func (s *S3) takeLoss(method string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loseN <= 0 || method != s.loseM {
+		return false
+	}
+	s.loseN--
+	return true
 }
 
 func (s *S3) takeFailure() int {
