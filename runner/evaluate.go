@@ -2,8 +2,6 @@ package runner
 
 import (
 	"context"
-	"strconv"
-	"time"
 
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/eval"
@@ -30,42 +28,5 @@ func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, mo
 	if err != nil {
 		return evaluation{}, &Error{Code: pipeline.ExitBadInput, Reason: "OutputRejected", Err: err}
 	}
-	return evaluation{Metrics: metrics(rep), Details: rep}, nil
-}
-
-// metrics renders a report with the pipeline's metric names; what was not
-// measured (accuracy without labels) is left out rather than zero.
-func metrics(r eval.Report) map[string]string {
-	m := map[string]string{
-		pipeline.MetricBytes:            strconv.FormatInt(r.Bytes, 10),
-		pipeline.MetricParams:           strconv.FormatInt(r.Params, 10),
-		pipeline.MetricNonzeroParams:    strconv.FormatInt(r.NonzeroParams, 10),
-		pipeline.MetricSparsity:         frac(r.Sparsity),
-		pipeline.MetricMACs:             strconv.FormatInt(r.MACs, 10),
-		pipeline.MetricSamples:          strconv.Itoa(r.Samples),
-		pipeline.MetricLatencyP50Ms:     ms(r.LatencyP50),
-		pipeline.MetricLatencyP95Ms:     ms(r.LatencyP95),
-		pipeline.MetricLatencyBatchSize: strconv.Itoa(r.LatencyBatchSize),
-	}
-	if r.SourceBytes > 0 {
-		m[pipeline.MetricSourceBytes] = strconv.FormatInt(r.SourceBytes, 10)
-	}
-	if r.Labeled {
-		m[pipeline.MetricAccuracy] = frac(r.Accuracy)
-		if r.Compared {
-			m[pipeline.MetricSourceAccuracy] = frac(r.SourceAccuracy)
-			m[pipeline.MetricAccuracyDrop] = frac(r.AccuracyDrop())
-		}
-	}
-	if r.Compared {
-		m[pipeline.MetricTop1Agreement] = frac(r.Top1Agreement)
-		m[pipeline.MetricCosine] = strconv.FormatFloat(r.Cosine, 'f', 6, 64)
-	}
-	return m
-}
-
-func frac(f float64) string { return strconv.FormatFloat(f, 'f', 4, 64) }
-
-func ms(d time.Duration) string {
-	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
+	return evaluation{Metrics: rep.Metrics(), Details: rep}, nil
 }

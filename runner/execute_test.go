@@ -126,8 +126,8 @@ func TestExecuteAdoptsAModelWrittenByAKilledRun(t *testing.T) {
 	if res.Output.Digest != storage.Digest(src) {
 		t.Errorf("result digest %s, want the existing model's %s", res.Output.Digest, storage.Digest(src))
 	}
-	if got := res.Output.Metrics[pipeline.MetricCosine]; got != "1.000000" {
-		t.Errorf("the adopted model is the source: cosine %s, want 1.000000", got)
+	if got := res.Output.Metrics[pipeline.MetricCosine]; got != "1" {
+		t.Errorf("the adopted model is the source: cosine %s, want 1", got)
 	}
 }
 
