@@ -77,20 +77,36 @@ func DecodeResult(data []byte) (Result, error) {
 // confused or hostile runner cannot point status at someone else's blob.
 func (r Result) Validate(t Task) error {
 	var errs []error
-	if r.Version != ContractVersion {
-		errs = append(errs, fmt.Errorf("result.version is %q, expected %q", r.Version, ContractVersion))
-	}
 	if r.Stage != t.Stage.Name {
 		errs = append(errs, fmt.Errorf("result.stage is %q, expected %q", r.Stage, t.Stage.Name))
 	}
 	if r.CacheKey != t.CacheKey {
 		errs = append(errs, fmt.Errorf("result.cacheKey is %q, expected %q", r.CacheKey, t.CacheKey))
 	}
+	if r.Output != nil && r.Output.URI != t.OutputURI {
+		errs = append(errs, fmt.Errorf("result.output.uri is %q, expected %q", r.Output.URI, t.OutputURI))
+	}
+	return errors.Join(append(errs, r.ValidateShape())...)
+}
+
+// ValidateShape checks a successful result on its own: what every field
+// must look like, whatever the task.
+func (r Result) ValidateShape() error {
+	var errs []error
+	if r.Version != ContractVersion {
+		errs = append(errs, fmt.Errorf("result.version is %q, expected %q", r.Version, ContractVersion))
+	}
+	if r.Stage == "" {
+		errs = append(errs, errors.New("result.stage is empty"))
+	}
+	if !isHexKey(r.CacheKey) {
+		errs = append(errs, fmt.Errorf("result.cacheKey %q is not 64 lowercase hex digits", r.CacheKey))
+	}
 	if r.Output == nil {
 		return errors.Join(append(errs, errors.New("result.output is missing"))...)
 	}
-	if r.Output.URI != t.OutputURI {
-		errs = append(errs, fmt.Errorf("result.output.uri is %q, expected %q", r.Output.URI, t.OutputURI))
+	if r.Output.URI == "" {
+		errs = append(errs, errors.New("result.output.uri is empty"))
 	}
 	if !validDigest(r.Output.Digest) {
 		errs = append(errs, fmt.Errorf("result.output.digest %q is not sha256:<64 hex digits>", r.Output.Digest))
