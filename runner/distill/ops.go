@@ -1,0 +1,922 @@
+package distill
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// converter adds one ONNX node to the graph being built.
+type converter func(b *builder, n *onnxpb.NodeProto) error
+
+// converters are the operators distillation trains through. Everything
+// else is refused, by name, before training starts.
+var converters map[string]converter
+
+func init() {
+	converters = map[string]converter{
+		"Conv":               convertConv,
+		"Gemm":               convertGemm,
+		"MatMul":             convertMatMul,
+		"Add":                binaryConverter(binAdd),
+		"Sub":                binaryConverter(binSub),
+		"Mul":                binaryConverter(binMul),
+		"Div":                binaryConverter(binDiv),
+		"Relu":               unaryConverter(unRelu),
+		"LeakyRelu":          unaryConverter(unLeakyRelu),
+		"Sigmoid":            unaryConverter(unSigmoid),
+		"Tanh":               unaryConverter(unTanh),
+		"HardSigmoid":        unaryConverter(unHardSigmoid),
+		"MaxPool":            poolConverter(false, false),
+		"AveragePool":        poolConverter(true, false),
+		"GlobalMaxPool":      poolConverter(false, true),
+		"GlobalAveragePool":  poolConverter(true, true),
+		"BatchNormalization": convertBatchNorm,
+		"Flatten":            convertFlatten,
+		"Reshape":            convertReshape,
+		"Squeeze":            squeezeConverter(false),
+		"Unsqueeze":          squeezeConverter(true),
+		"Transpose":          convertTranspose,
+		"Concat":             convertConcat,
+		"Softmax":            softmaxConverter(false),
+		"LogSoftmax":         softmaxConverter(true),
+		"Identity":           convertIdentity,
+		"Dropout":            convertIdentity,
+		"Shape":              convertShape,
+		"Gather":             convertGather,
+		"Cast":               convertCast,
+	}
+}
+
+func attr(n *onnxpb.NodeProto, name string) *onnxpb.AttributeProto {
+	for _, a := range n.GetAttribute() {
+		if a.GetName() == name {
+			return a
+		}
+	}
+	return nil
+}
+
+func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
+	if a := attr(n, name); a != nil {
+		return a.GetI()
+	}
+	return def
+}
+
+func attrFloat(n *onnxpb.NodeProto, name string, def float64) float64 {
+	if a := attr(n, name); a != nil {
+		return float64(a.GetF())
+	}
+	return def
+}
+
+func attrInts(n *onnxpb.NodeProto, name string) ([]int64, bool) {
+	if a := attr(n, name); a != nil {
+		return a.GetInts(), true
+	}
+	return nil, false
+}
+
+func attrString(n *onnxpb.NodeProto, name, def string) string {
+	if a := attr(n, name); a != nil {
+		return string(a.GetS())
+	}
+	return def
+}
+
+// onlyFirstOutput refuses nodes whose optional extra outputs are used.
+func onlyFirstOutput(n *onnxpb.NodeProto) error {
+	for i, o := range n.GetOutput() {
+		if i > 0 && o != "" {
+			return fmt.Errorf("output %d (%q) is not supported: only the first output can be trained through", i, o)
+		}
+	}
+	return nil
+}
+
+// window2D reads the spatial attributes shared by Conv and the pools for
+// a 2-D window k over input spatial dims in, as [top, left, bottom,
+// right] pads, strides and dilations.
+func window2D(n *onnxpb.NodeProto, in, k [2]int) (pads [4]int, strides, dils [2]int, err error) {
+	strides, dils = [2]int{1, 1}, [2]int{1, 1}
+	if s, ok := attrInts(n, "strides"); ok {
+		if len(s) != 2 {
+			return pads, strides, dils, fmt.Errorf("strides %v: want 2 values", s)
+		}
+		strides = [2]int{int(s[0]), int(s[1])}
+	}
+	if d, ok := attrInts(n, "dilations"); ok {
+		if len(d) != 2 {
+			return pads, strides, dils, fmt.Errorf("dilations %v: want 2 values", d)
+		}
+		dils = [2]int{int(d[0]), int(d[1])}
+	}
+	switch ap := attrString(n, "auto_pad", "NOTSET"); ap {
+	case "NOTSET", "":
+		if p, ok := attrInts(n, "pads"); ok {
+			if len(p) != 4 {
+				return pads, strides, dils, fmt.Errorf("pads %v: want 4 values", p)
+			}
+			pads = [4]int{int(p[0]), int(p[1]), int(p[2]), int(p[3])}
+		}
+	case "VALID":
+	case "SAME_UPPER", "SAME_LOWER":
+		for a := 0; a < 2; a++ {
+			out := (in[a] + strides[a] - 1) / strides[a]
+			total := max(0, (out-1)*strides[a]+(k[a]-1)*dils[a]+1-in[a])
+			lo := total / 2
+			if ap == "SAME_LOWER" {
+				lo = total - total/2
+			}
+			pads[a], pads[a+2] = lo, total-lo
+		}
+	default:
+		return pads, strides, dils, fmt.Errorf("auto_pad %q is not supported", ap)
+	}
+	return pads, strides, dils, nil
+}
+
+// to2D views a 1-D (N, C, L) tensor as 2-D (N, C, 1, L).
+func to2D(x *G.Node) (*G.Node, error) {
+	s := x.Shape()
+	return G.Reshape(x, tensor.Shape{s[0], s[1], 1, s[2]})
+}
+
+// widen1D turns 1-D window attributes into 2-D ones on a copy of n.
+func widen1D(n *onnxpb.NodeProto) *onnxpb.NodeProto {
+	c := &onnxpb.NodeProto{Name: n.Name, OpType: n.OpType, Input: n.Input, Output: n.Output}
+	for _, a := range n.GetAttribute() {
+		switch a.GetName() {
+		case "kernel_shape", "strides", "dilations":
+			v := a.GetInts()
+			if len(v) == 1 {
+				c.Attribute = append(c.Attribute, &onnxpb.AttributeProto{Name: a.Name, Type: a.Type, Ints: []int64{1, v[0]}})
+				continue
+			}
+		case "pads":
+			v := a.GetInts()
+			if len(v) == 2 {
+				c.Attribute = append(c.Attribute, &onnxpb.AttributeProto{Name: a.Name, Type: a.Type, Ints: []int64{0, v[0], 0, v[1]}})
+				continue
+			}
+		}
+		c.Attribute = append(c.Attribute, a)
+	}
+	return c
+}
+
+func convertConv(b *builder, n *onnxpb.NodeProto) error {
+	x, needX, err := b.input(n, 0)
+	if err != nil {
+		return err
+	}
+	w, needW, err := b.input(n, 1)
+	if err != nil {
+		return err
+	}
+	var bias *G.Node
+	needB := false
+	if hasInput(n, 2) {
+		if bias, needB, err = b.input(n, 2); err != nil {
+			return err
+		}
+	}
+	oneD := x.Shape().Dims() == 3
+	if oneD {
+		if x, err = to2D(x); err != nil {
+			return err
+		}
+		if w, err = to2D(w); err != nil {
+			return err
+		}
+		n = widen1D(n)
+	}
+	xs, ws := x.Shape(), w.Shape()
+	if xs.Dims() != 4 || ws.Dims() != 4 {
+		return fmt.Errorf("input %v and weight %v: only 1-D and 2-D convolutions are supported", xs, ws)
+	}
+	pads, strides, dils, err := window2D(n, [2]int{xs[2], xs[3]}, [2]int{ws[2], ws[3]})
+	if err != nil {
+		return err
+	}
+	c := convGeom{n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: ws[0], kh: ws[2], kw: ws[3],
+		group: int(attrInt(n, "group", 1)), padT: pads[0], padL: pads[1], padB: pads[2], padR: pads[3],
+		strideH: strides[0], stride: strides[1], dilH: dils[0], dilW: dils[1]}
+	if ws[1]*c.group != c.cin {
+		return fmt.Errorf("weight %v with group %d does not match %d input channels", ws, c.group, c.cin)
+	}
+	if err := c.finish(); err != nil {
+		return err
+	}
+	need := []bool{needX, needW}
+	if bias != nil {
+		need = append(need, needB)
+	}
+	y, err := conv(c, x, w, bias, need)
+	if err != nil {
+		return err
+	}
+	if oneD {
+		if y, err = G.Reshape(y, tensor.Shape{c.n, c.cout, c.ow}); err != nil {
+			return err
+		}
+	}
+	b.set(n, 0, &value{n: y, need: needX || needW || needB})
+	return nil
+}
+
+func convertGemm(b *builder, n *onnxpb.NodeProto) error {
+	a, needA, err := b.input(n, 0)
+	if err != nil {
+		return err
+	}
+	w, needW, err := b.input(n, 1)
+	if err != nil {
+		return err
+	}
+	as, ws := a.Shape(), w.Shape()
+	if as.Dims() != 2 || ws.Dims() != 2 {
+		return fmt.Errorf("inputs %v and %v: Gemm needs matrices", as, ws)
+	}
+	g := mmGeom{transA: attrInt(n, "transA", 0) != 0, transB: attrInt(n, "transB", 0) != 0, alpha: attrFloat(n, "alpha", 1)}
+	g.m, g.k = as[0], as[1]
+	if g.transA {
+		g.m, g.k = as[1], as[0]
+	}
+	k2 := ws[0]
+	g.n = ws[1]
+	if g.transB {
+		k2, g.n = ws[1], ws[0]
+	}
+	if k2 != g.k {
+		return fmt.Errorf("inputs %v and %v do not multiply (transA=%v, transB=%v)", as, ws, g.transA, g.transB)
+	}
+	y, err := matmul(g, a, w, []bool{needA, needW})
+	if err != nil {
+		return err
+	}
+	need := needA || needW
+	if hasInput(n, 2) {
+		c, needC, err := b.input(n, 2)
+		if err != nil {
+			return err
+		}
+		if beta := attrFloat(n, "beta", 1); beta != 1 {
+			s := b.constNode(n.GetName()+":beta", nil, []float32{float32(beta)})
+			if c, err = binary(binMul, c, s, []bool{needC, false}); err != nil {
+				return err
+			}
+		}
+		if y, err = binary(binAdd, y, c, []bool{need, needC}); err != nil {
+			return err
+		}
+		need = need || needC
+	}
+	b.set(n, 0, &value{n: y, need: need})
+	return nil
+}
+
+func convertMatMul(b *builder, n *onnxpb.NodeProto) error {
+	a, needA, err := b.input(n, 0)
+	if err != nil {
+		return err
+	}
+	w, needW, err := b.input(n, 1)
+	if err != nil {
+		return err
+	}
+	as, ws := a.Shape(), w.Shape()
+	if as.Dims() < 2 || ws.Dims() != 2 {
+		return fmt.Errorf("inputs %v and %v: only an N-D (N >= 2) by 2-D product is supported", as, ws)
+	}
+	k := as[as.Dims()-1]
+	if ws[0] != k {
+		return fmt.Errorf("inputs %v and %v do not multiply", as, ws)
+	}
+	rows := as.TotalSize() / k
+	a2 := a
+	if as.Dims() > 2 {
+		if a2, err = G.Reshape(a, tensor.Shape{rows, k}); err != nil {
+			return err
+		}
+	}
+	y, err := matmul(mmGeom{m: rows, k: k, n: ws[1], alpha: 1}, a2, w, []bool{needA, needW})
+	if err != nil {
+		return err
+	}
+	if as.Dims() > 2 {
+		out := append(as[:as.Dims()-1:as.Dims()-1], ws[1])
+		if y, err = G.Reshape(y, out); err != nil {
+			return err
+		}
+	}
+	b.set(n, 0, &value{n: y, need: needA || needW})
+	return nil
+}
+
+func binaryConverter(kind binKind) converter {
+	return func(b *builder, n *onnxpb.NodeProto) error {
+		x, needX, err := b.input(n, 0)
+		if err != nil {
+			return err
+		}
+		y, needY, err := b.input(n, 1)
+		if err != nil {
+			return err
+		}
+		if !needX && !needY {
+			return fmt.Errorf("computes on constants only, which is not supported")
+		}
+		z, err := binary(kind, x, y, []bool{needX, needY})
+		if err != nil {
+			return err
+		}
+		b.set(n, 0, &value{n: z, need: true})
+		return nil
+	}
+}
+
+func unaryConverter(kind unaryKind) converter {
+	return func(b *builder, n *onnxpb.NodeProto) error {
+		x, need, err := b.input(n, 0)
+		if err != nil {
+			return err
+		}
+		a := activation{kind: kind}
+		switch kind {
+		case unLeakyRelu:
+			a.alpha = attrFloat(n, "alpha", 0.01)
+		case unHardSigmoid:
+			a.alpha, a.beta = attrFloat(n, "alpha", 0.2), attrFloat(n, "beta", 0.5)
+		}
+		y, err := unary(a, x, need)
+		if err != nil {
+			return err
+		}
+		b.set(n, 0, &value{n: y, need: need})
+		return nil
+	}
+}
+
+func poolConverter(average, global bool) converter {
+	return func(b *builder, n *onnxpb.NodeProto) error {
+		if err := onlyFirstOutput(n); err != nil {
+			return err
+		}
+		x, need, err := b.input(n, 0)
+		if err != nil {
+			return err
+		}
+		oneD := x.Shape().Dims() == 3
+		if oneD {
+			if x, err = to2D(x); err != nil {
+				return err
+			}
+			n = widen1D(n)
+		}
+		xs := x.Shape()
+		if xs.Dims() != 4 {
+			return fmt.Errorf("input %v: only 1-D and 2-D pooling is supported", xs)
+		}
+		g := poolGeom{n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: xs[2], kw: xs[3], strideH: 1, strideW: 1, dilH: 1, dilW: 1}
+		if !global {
+			ks, ok := attrInts(n, "kernel_shape")
+			if !ok || len(ks) != 2 {
+				return fmt.Errorf("kernel_shape %v: want 2 values", ks)
+			}
+			g.kh, g.kw = int(ks[0]), int(ks[1])
+			pads, strides, dils, err := window2D(n, [2]int{xs[2], xs[3]}, [2]int{g.kh, g.kw})
+			if err != nil {
+				return err
+			}
+			g.padT, g.padL, g.padB, g.padR = pads[0], pads[1], pads[2], pads[3]
+			g.strideH, g.strideW, g.dilH, g.dilW = strides[0], strides[1], dils[0], dils[1]
+			g.ceil = attrInt(n, "ceil_mode", 0) != 0
+			g.includePad = attrInt(n, "count_include_pad", 0) != 0
+		}
+		if err := g.finish(); err != nil {
+			return err
+		}
+		var y *G.Node
+		if average {
+			y, err = avgPool(g, x, need)
+		} else {
+			y, err = maxPool(g, x, need)
+		}
+		if err != nil {
+			return err
+		}
+		if oneD {
+			if y, err = G.Reshape(y, tensor.Shape{g.n, g.c, g.ow}); err != nil {
+				return err
+			}
+		}
+		b.set(n, 0, &value{n: y, need: need})
+		return nil
+	}
+}
+
+// convertBatchNorm trains BatchNormalization in inference mode: the
+// running mean and variance stay as they are (they describe the data the
+// teacher saw, and a distillation batch is too small to re-estimate them
+// well), scale and bias train. y = x·s + (bias − mean·s) with
+// s = scale/√(var+ε), so the gradient reaches scale and bias directly.
+func convertBatchNorm(b *builder, n *onnxpb.NodeProto) error {
+	if err := onlyFirstOutput(n); err != nil {
+		return err
+	}
+	if attrInt(n, "training_mode", 0) != 0 {
+		return fmt.Errorf("training_mode=1 is not supported: batch statistics are frozen")
+	}
+	x, needX, err := b.input(n, 0)
+	if err != nil {
+		return err
+	}
+	xs := x.Shape()
+	if xs.Dims() < 2 {
+		return fmt.Errorf("input %v: want at least [N, C]", xs)
+	}
+	ch := xs[1]
+	stats := make([][]float32, 2)
+	for i := range stats {
+		v, err := b.get(n.GetInput()[3+i])
+		if err != nil {
+			return err
+		}
+		if v.c == nil {
+			return fmt.Errorf("input %q (running statistics) must be a weight", n.GetInput()[3+i])
+		}
+		if stats[i], err = v.c.Float32s(); err != nil {
+			return err
+		}
+		if len(stats[i]) != ch {
+			return fmt.Errorf("input %q has %d values for %d channels", n.GetInput()[3+i], len(stats[i]), ch)
+		}
+	}
+	eps := attrFloat(n, "epsilon", 1e-5)
+	inv := make([]float32, ch)
+	for c := range inv {
+		inv[c] = float32(1 / math.Sqrt(float64(stats[1][c])+eps))
+	}
+	scale, needS, err := b.input(n, 1)
+	if err != nil {
+		return err
+	}
+	bias, needB, err := b.input(n, 2)
+	if err != nil {
+		return err
+	}
+	s, err := binary(binMul, scale, b.constNode(n.GetName()+":invstd", []int{ch}, inv), []bool{needS, false})
+	if err != nil {
+		return err
+	}
+	ms, err := binary(binMul, b.constNode(n.GetName()+":mean", []int{ch}, stats[0]), s, []bool{false, needS})
+	if err != nil {
+		return err
+	}
+	shift, err := binary(binSub, bias, ms, []bool{needB, needS})
+	if err != nil {
+		return err
+	}
+	bshape := make(tensor.Shape, xs.Dims()-1)
+	for i := range bshape {
+		bshape[i] = 1
+	}
+	bshape[0] = ch
+	if s, err = G.Reshape(s, bshape); err != nil {
+		return err
+	}
+	if shift, err = G.Reshape(shift, bshape); err != nil {
+		return err
+	}
+	y, err := binary(binMul, x, s, []bool{needX, needS})
+	if err != nil {
+		return err
+	}
+	if y, err = binary(binAdd, y, shift, []bool{needX || needS, needS || needB}); err != nil {
+		return err
+	}
+	b.set(n, 0, &value{n: y, need: needX || needS || needB})
+	return nil
+}
+
+func convertFlatten(b *builder, n *onnxpb.NodeProto) error {
+	x, need, err := b.input(n, 0)
+	if err != nil {
+		return err
+	}
+	s := x.Shape()
+	axis := int(attrInt(n, "axis", 1))
+	if axis < 0 {
+		axis += s.Dims()
+	}
+	if axis < 0 || axis > s.Dims() {
+		return fmt.Errorf("axis %d out of range for shape %v", axis, s)
+	}
+	outer := 1
+	for _, d := range s[:axis] {
+		outer *= d
+	}
+	y, err := G.Reshape(x, tensor.Shape{outer, s.TotalSize() / outer})
+	if err != nil {
+		return err
+	}
+	b.set(n, 0, &value{n: y, need: need})
+	return nil
+}
+
+// reshapeTarget resolves an ONNX Reshape shape against the input shape:
+// 0 copies the input's dimension (unless allowzero), -1 takes what is
+// left. A shape that fixed the batch dimension when the model was
+// exported (mnist-8 reshapes to the constant [1, 256]) is rewritten for
+// the batch being trained: the first dimension becomes the batch when
+// that is the only way the sizes agree.
+func reshapeTarget(in []int, shape []int64, allowZero bool, batch int) ([]int, error) {
+	out := make([]int, len(shape))
+	infer, known := -1, 1
+	for i, d := range shape {
+		switch {
+		case d == 0 && !allowZero:
+			if i >= len(in) {
+				return nil, fmt.Errorf("shape %v copies dimension %d that input %v lacks", shape, i, in)
+			}
+			out[i] = in[i]
+		case d == -1:
+			if infer >= 0 {
+				return nil, fmt.Errorf("shape %v has more than one -1", shape)
+			}
+			infer = i
+			continue
+		case d < 0:
+			return nil, fmt.Errorf("shape %v has a negative dimension", shape)
+		default:
+			out[i] = int(d)
+		}
+		known *= out[i]
+	}
+	total := 1
+	for _, d := range in {
+		total *= d
+	}
+	if infer >= 0 {
+		if known == 0 || total%known != 0 {
+			return nil, fmt.Errorf("cannot reshape %v to %v", in, shape)
+		}
+		out[infer] = total / known
+		return out, nil
+	}
+	if known == total {
+		return out, nil
+	}
+	if len(out) > 0 && len(in) > 0 && in[0] == batch {
+		rest := known / max(out[0], 1)
+		if out[0] > 0 && rest > 0 && rest*batch == total {
+			out[0] = batch
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("cannot reshape %v (%d values) to %v", in, total, shape)
+}
+
+func convertReshape(b *builder, n *onnxpb.NodeProto) error {
+	v, err := b.get(n.GetInput()[0])
+	if err != nil {
+		return err
+	}
+	var shape []int64
+	if hasInput(n, 1) {
+		if shape, err = b.constInts(n, 1); err != nil {
+			return err
+		}
+	} else if shape, _ = attrInts(n, "shape"); shape == nil {
+		return fmt.Errorf("no shape")
+	}
+	allowZero := attrInt(n, "allowzero", 0) != 0
+	if v.c != nil {
+		out, err := reshapeTarget(intDims(v.c.Dims), shape, allowZero, -1)
+		if err != nil {
+			return err
+		}
+		c := *v.c
+		c.Dims = int64Dims(out)
+		b.set(n, 0, &value{c: &c})
+		return nil
+	}
+	out, err := reshapeTarget(v.n.Shape(), shape, allowZero, b.batch)
+	if err != nil {
+		return err
+	}
+	y, err := G.Reshape(v.n, out)
+	if err != nil {
+		return err
+	}
+	b.set(n, 0, &value{n: y, need: v.need})
+	return nil
+}
+
+func int64Dims(d []int) []int64 {
+	out := make([]int64, len(d))
+	for i, v := range d {
+		out[i] = int64(v)
+	}
+	return out
+}
+
+// squeezeConverter handles Squeeze and Unsqueeze (axes as an attribute
+// before opset 13, as an input since).
+func squeezeConverter(unsqueeze bool) converter {
+	return func(b *builder, n *onnxpb.NodeProto) error {
+		v, err := b.get(n.GetInput()[0])
+		if err != nil {
+			return err
+		}
+		axes, _ := attrInts(n, "axes")
+		if hasInput(n, 1) {
+			if axes, err = b.constInts(n, 1); err != nil {
+				return err
+			}
+		}
+		var in []int
+		if v.c != nil {
+			in = intDims(v.c.Dims)
+		} else {
+			in = v.n.Shape()
+		}
+		out, err := squeezeShape(in, axes, unsqueeze)
+		if err != nil {
+			return err
+		}
+		if v.c != nil {
+			c := *v.c
+			c.Dims = int64Dims(out)
+			b.set(n, 0, &value{c: &c})
+			return nil
+		}
+		y, err := G.Reshape(v.n, out)
+		if err != nil {
+			return err
+		}
+		b.set(n, 0, &value{n: y, need: v.need})
+		return nil
+	}
+}
+
+func squeezeShape(in []int, axes []int64, unsqueeze bool) ([]int, error) {
+	rank := len(in)
+	if unsqueeze {
+		rank += len(axes)
+	}
+	mark := make([]bool, rank)
+	for _, a := range axes {
+		if a < 0 {
+			a += int64(rank)
+		}
+		if a < 0 || int(a) >= rank {
+			return nil, fmt.Errorf("axis %d out of range", a)
+		}
+		mark[a] = true
+	}
+	var out []int
+	if unsqueeze {
+		j := 0
+		for i := 0; i < rank; i++ {
+			if mark[i] {
+				out = append(out, 1)
+			} else {
+				out = append(out, in[j])
+				j++
+			}
+		}
+		return out, nil
+	}
+	for i, d := range in {
+		if (len(axes) == 0 && d == 1) || mark[i] {
+			if d != 1 {
+				return nil, fmt.Errorf("cannot squeeze axis %d of size %d", i, d)
+			}
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func convertTranspose(b *builder, n *onnxpb.NodeProto) error {
+	x, need, err := b.input(n, 0)
+	if err != nil {
+		return err
+	}
+	rank := x.Shape().Dims()
+	perm, ok := attrInts(n, "perm")
+	if !ok {
+		for i := rank - 1; i >= 0; i-- {
+			perm = append(perm, int64(i))
+		}
+	}
+	if len(perm) != rank {
+		return fmt.Errorf("perm %v for rank %d", perm, rank)
+	}
+	axes := make([]int, rank)
+	identity := true
+	for i, p := range perm {
+		axes[i] = int(p)
+		identity = identity && int(p) == i
+	}
+	y := x
+	if !identity {
+		if y, err = G.Transpose(x, axes...); err != nil {
+			return err
+		}
+	}
+	b.set(n, 0, &value{n: y, need: need})
+	return nil
+}
+
+func convertConcat(b *builder, n *onnxpb.NodeProto) error {
+	axis := int(attrInt(n, "axis", 0))
+	allConst := true
+	for _, in := range n.GetInput() {
+		v, err := b.get(in)
+		if err != nil {
+			return err
+		}
+		allConst = allConst && v.c != nil
+	}
+	if allConst {
+		return foldConcat(b, n, axis)
+	}
+	var nodes []*G.Node
+	need := false
+	for i := range n.GetInput() {
+		x, nd, err := b.input(n, i)
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, x)
+		need = need || nd
+	}
+	if axis < 0 {
+		axis += nodes[0].Shape().Dims()
+	}
+	y := nodes[0]
+	if len(nodes) > 1 {
+		var err error
+		if y, err = G.Concat(axis, nodes...); err != nil {
+			return err
+		}
+	}
+	b.set(n, 0, &value{n: y, need: need})
+	return nil
+}
+
+// foldConcat joins 1-D integer constants (shape computations).
+func foldConcat(b *builder, n *onnxpb.NodeProto, axis int) error {
+	var out []int64
+	for i := range n.GetInput() {
+		v, err := b.constInts(n, i)
+		if err != nil {
+			return err
+		}
+		out = append(out, v...)
+	}
+	if axis != 0 && axis != -1 {
+		return fmt.Errorf("constant concatenation along axis %d is not supported", axis)
+	}
+	b.set(n, 0, &value{c: int64Tensor(out)})
+	return nil
+}
+
+func softmaxConverter(log bool) converter {
+	return func(b *builder, n *onnxpb.NodeProto) error {
+		x, need, err := b.input(n, 0)
+		if err != nil {
+			return err
+		}
+		s := x.Shape()
+		def := int64(-1)
+		if b.p.opset < 13 {
+			def = 1
+		}
+		axis := int(attrInt(n, "axis", def))
+		if axis < 0 {
+			axis += s.Dims()
+		}
+		if axis < 0 || axis >= s.Dims() {
+			return fmt.Errorf("axis %d out of range for shape %v", axis, s)
+		}
+		g := smGeom{outer: 1, n: s[axis], inner: 1, log: log}
+		for _, d := range s[:axis] {
+			g.outer *= d
+		}
+		for _, d := range s[axis+1:] {
+			g.inner *= d
+		}
+		if b.p.opset < 13 {
+			// Before opset 13 the input is coerced to 2-D at axis.
+			g.n, g.inner = g.n*g.inner, 1
+		}
+		y, err := softmax(g, x, need)
+		if err != nil {
+			return err
+		}
+		b.set(n, 0, &value{n: y, need: need})
+		return nil
+	}
+}
+
+func convertIdentity(b *builder, n *onnxpb.NodeProto) error {
+	if err := onlyFirstOutput(n); err != nil {
+		return err
+	}
+	v, err := b.get(n.GetInput()[0])
+	if err != nil {
+		return err
+	}
+	b.set(n, 0, v)
+	return nil
+}
+
+// convertShape folds Shape into a constant: every shape is known when
+// the graph is built for a batch size.
+func convertShape(b *builder, n *onnxpb.NodeProto) error {
+	v, err := b.get(n.GetInput()[0])
+	if err != nil {
+		return err
+	}
+	var dims []int
+	if v.c != nil {
+		dims = intDims(v.c.Dims)
+	} else {
+		dims = v.n.Shape()
+	}
+	start, end := int(attrInt(n, "start", 0)), int(attrInt(n, "end", int64(len(dims))))
+	if start < 0 {
+		start += len(dims)
+	}
+	if end < 0 {
+		end += len(dims)
+	}
+	start, end = max(0, min(start, len(dims))), max(0, min(end, len(dims)))
+	b.set(n, 0, &value{c: int64Tensor(int64Dims(dims[start:max(start, end)]))})
+	return nil
+}
+
+// convertGather folds Gather on integer constants (shape computations).
+func convertGather(b *builder, n *onnxpb.NodeProto) error {
+	data, err := b.constInts(n, 0)
+	if err != nil {
+		return fmt.Errorf("gathering from activations is not supported: %w", err)
+	}
+	idx, err := b.constInts(n, 1)
+	if err != nil {
+		return err
+	}
+	v, _ := b.get(n.GetInput()[0])
+	iv, _ := b.get(n.GetInput()[1])
+	if len(v.c.Dims) != 1 || attrInt(n, "axis", 0) != 0 {
+		return fmt.Errorf("only gathering from a 1-D constant is supported")
+	}
+	out := make([]int64, len(idx))
+	for i, j := range idx {
+		if j < 0 {
+			j += int64(len(data))
+		}
+		if j < 0 || int(j) >= len(data) {
+			return fmt.Errorf("index %d out of range", idx[i])
+		}
+		out[i] = data[j]
+	}
+	t := int64Tensor(out)
+	t.Dims = iv.c.Dims
+	b.set(n, 0, &value{c: t})
+	return nil
+}
+
+// convertCast passes float activations through (a cast to float32) and
+// folds integer constants.
+func convertCast(b *builder, n *onnxpb.NodeProto) error {
+	v, err := b.get(n.GetInput()[0])
+	if err != nil {
+		return err
+	}
+	to := attrInt(n, "to", 0)
+	switch {
+	case v.c != nil && (to == int64(onnxpb.TensorProto_INT64) || to == int64(onnxpb.TensorProto_INT32)):
+		ints, err := tensorInts(v.c)
+		if err != nil {
+			return err
+		}
+		t := int64Tensor(ints)
+		t.Dims = v.c.Dims
+		b.set(n, 0, &value{c: t})
+	case v.n != nil && to == int64(onnxpb.TensorProto_FLOAT):
+		b.set(n, 0, v)
+	default:
+		return fmt.Errorf("cast to type %d is not supported", to)
+	}
+	return nil
+}
