@@ -126,7 +126,8 @@ func TestS3TransientFailuresAreRetried(t *testing.T) {
 		if storage.KindOf(err) != storage.KindFailure || storage.ExitCode(err) != pipeline.ExitFailure {
 			t.Errorf("kind %v, exit %d; want a retryable stage failure (ExitFailure)", storage.KindOf(err), storage.ExitCode(err))
 		}
-		// 2 attempts of this package, each of 3 SDK attempts.
+		// 2 attempts of this package, each of 3 attempts of the SDK
+		// (gocloud fixes the SDK's retryer at 3; AWS_MAX_ATTEMPTS is ignored).
 		if n := s3.Requests() - before; n != 6 {
 			t.Errorf("server saw %d requests, want 6 (bounded retries)", n)
 		}

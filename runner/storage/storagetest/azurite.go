@@ -48,6 +48,12 @@ func AzuriteBinary() string {
 	return filepath.Join(cache, "azurite-"+AzuriteVersion, "node_modules", ".bin", "azurite-blob")
 }
 
+// HaveAzurite reports whether azurite-blob is installed.
+func HaveAzurite() bool {
+	_, err := os.Stat(AzuriteBinary())
+	return err == nil
+}
+
 // StartAzurite runs azurite-blob (in memory, telemetry off) with the given
 // containers, sets AZURE_STORAGE_ACCOUNT/KEY for the rest of the test and
 // stops it when the test ends. gocloud's azblob:// opener reads those
