@@ -12,11 +12,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/test/controlplane"
@@ -139,6 +141,10 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			"spec.stages[0].prune", "prune.pattern is only used by methods nm and hessian"},
 		{"magnitude without sparsity", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity = "" },
 			"spec.stages[0].prune", "prune.sparsity is required for methods magnitude"},
+		{"keep and sparsity", func(c *v1alpha1.CompressionJob) { prune(c).Keep = "0.5" },
+			"spec.stages[0].prune", "prune: set keep or sparsity (or pattern), not more than one"},
+		{"keep of 0", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity, prune(c).Keep = "", "0" },
+			"spec.stages[0].prune.keep", "prune.keep must be a decimal string in (0, 1)"},
 		{"sparsity of 1", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity = "1.0" },
 			"spec.stages[0].prune.sparsity", "prune.sparsity must be a decimal string in (0, 1)"},
 		{"sparsity with a percent sign", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity = "50%" },
@@ -183,6 +189,16 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			"spec.activeDeadlineSeconds", "should be greater than or equal to 1"},
 		{"stage deadline negative", func(c *v1alpha1.CompressionJob) { c.Spec.Stages[1].ActiveDeadlineSeconds = ptr.To[int64](-5) },
 			"spec.stages[1].activeDeadlineSeconds", "should be greater than or equal to 1"},
+	}
+	// Every CEL rule in the CRD must have a case here.
+	for _, rule := range celMessages(t) {
+		covered := false
+		for _, tc := range cases {
+			covered = covered || strings.Contains(rule, tc.msg)
+		}
+		if !covered {
+			t.Errorf("no case covers the CEL rule with message %q", rule)
+		}
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,4 +271,45 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 	if err := c.Create(ctx, more); err != nil {
 		t.Fatalf("a valid spec was rejected: %v", err)
 	}
+}
+
+// celMessages lists the message of every x-kubernetes-validations rule in
+// the generated CRD.
+func celMessages(t *testing.T) []string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "config", "crd", "bases", "kompress.dev_compressionjobs.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(data, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	var walk func(s *apiextensionsv1.JSONSchemaProps)
+	walk = func(s *apiextensionsv1.JSONSchemaProps) {
+		if s == nil {
+			return
+		}
+		for _, r := range s.XValidations {
+			msgs = append(msgs, r.Message)
+		}
+		for _, p := range s.Properties {
+			walk(&p)
+		}
+		if s.Items != nil {
+			walk(s.Items.Schema)
+		}
+		if s.AdditionalProperties != nil {
+			walk(s.AdditionalProperties.Schema)
+		}
+	}
+	for _, v := range crd.Spec.Versions {
+		walk(v.Schema.OpenAPIV3Schema)
+	}
+	if len(msgs) < 30 {
+		t.Fatalf("found only %d CEL rules in the CRD", len(msgs))
+	}
+	return msgs
 }

@@ -107,6 +107,10 @@ func Start(opts Options) (cp *ControlPlane, err error) {
 		return cp, fmt.Errorf("adding the admin user: %w", err)
 	}
 	cp.Config = admin.Config()
+	// client-go would throttle clients of this config to 5 requests per
+	// second; a local API server for tests needs no client-side limit (the
+	// kubeconfig file, for separate processes, leaves that to them).
+	cp.Config.QPS = -1
 	kc, err := admin.KubeConfig()
 	if err != nil {
 		return cp, err
