@@ -39,13 +39,69 @@ func (b *Batches) Next() (map[string]*onnx.Tensor, error) {
 	return b.batches[b.next-1], nil
 }
 
-// collectRanges runs the float model over at most samples calibration
-// samples with the named tensors as extra outputs and returns each tensor's
-// calibrated range and the number of samples seen.
-func collectRanges(ctx context.Context, m *onnx.Model, tensors []string, calib Calibration, c Collector, samples int) (map[string]Range, int, error) {
+// calibration is what a calibration run yields.
+type calibration struct {
+	ranges  map[string]Range
+	samples int
+	// held are the first batches, kept to measure fidelity.
+	held []map[string]*onnx.Tensor
+}
+
+// calibrate runs the float model over at most samples calibration samples
+// with the named tensors as extra outputs, and returns each tensor's
+// calibrated range, the number of samples seen and the first batches.
+func calibrate(ctx context.Context, m *onnx.Model, tensors []string, calib Calibration, c Collector, samples int) (*calibration, error) {
 	if calib == nil {
-		return nil, 0, errors.New("static quantization needs calibration data (the job's dataset)")
+		return nil, errors.New("static quantization needs calibration data (the job's dataset)")
 	}
+	sess, err := probeSession(m, tensors, " (calibration)")
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	cal := &calibration{}
+	seen := 0
+	for seen < samples {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		batch, err := calib.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("calibration data: %w", err)
+		}
+		batch, n, err := truncateBatch(batch, samples-seen)
+		if err != nil {
+			return nil, fmt.Errorf("calibration data: %w", err)
+		}
+		out, err := sess.Run(batch)
+		if err != nil {
+			return nil, fmt.Errorf("calibration run: %w", err)
+		}
+		for _, name := range tensors {
+			data, err := out[name].Float32s()
+			if err != nil {
+				return nil, fmt.Errorf("calibration: tensor %q: %w", name, err)
+			}
+			c.Collect(name, data)
+		}
+		if len(cal.held) < heldBatches {
+			cal.held = append(cal.held, batch)
+		}
+		seen += n
+	}
+	if seen == 0 {
+		return nil, errors.New("calibration data is empty: static quantization needs at least one sample")
+	}
+	cal.ranges, cal.samples = c.Ranges(), seen
+	return cal, nil
+}
+
+// probeSession loads m into ONNX Runtime with the named tensors as extra
+// outputs.
+func probeSession(m *onnx.Model, tensors []string, label string) (*ort.Session, error) {
 	probe := m.Clone()
 	g := probe.Proto.GetGraph()
 	have := map[string]bool{}
@@ -60,46 +116,27 @@ func collectRanges(ctx context.Context, m *onnx.Model, tensors []string, calib C
 	}
 	b, err := probe.Bytes()
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	sess, err := ort.NewSession(m.Name+" (calibration)", b, ort.Options{})
+	return ort.NewSession(m.Name+label, b, ort.Options{})
+}
+
+// runBatches runs m on each batch and returns the outputs.
+func runBatches(m *onnx.Model, batches []map[string]*onnx.Tensor) ([]map[string]*onnx.Tensor, error) {
+	sess, err := probeSession(m, nil, "")
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer sess.Close()
-	seen := 0
-	for seen < samples {
-		if err := ctx.Err(); err != nil {
-			return nil, seen, err
-		}
-		batch, err := calib.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	var outs []map[string]*onnx.Tensor
+	for _, b := range batches {
+		out, err := sess.Run(b)
 		if err != nil {
-			return nil, seen, fmt.Errorf("calibration data: %w", err)
+			return nil, err
 		}
-		batch, n, err := truncateBatch(batch, samples-seen)
-		if err != nil {
-			return nil, seen, fmt.Errorf("calibration data: %w", err)
-		}
-		out, err := sess.Run(batch)
-		if err != nil {
-			return nil, seen, fmt.Errorf("calibration run: %w", err)
-		}
-		for _, name := range tensors {
-			data, err := out[name].Float32s()
-			if err != nil {
-				return nil, seen, fmt.Errorf("calibration: tensor %q: %w", name, err)
-			}
-			c.Collect(name, data)
-		}
-		seen += n
+		outs = append(outs, out)
 	}
-	if seen == 0 {
-		return nil, 0, errors.New("calibration data is empty: static quantization needs at least one sample")
-	}
-	return c.Ranges(), seen, nil
+	return outs, nil
 }
 
 // truncateBatch keeps at most limit samples (dimension 0) of every input
@@ -113,22 +150,31 @@ func truncateBatch(batch map[string]*onnx.Tensor, limit int) (map[string]*onnx.T
 	if len(names) == 0 {
 		return nil, 0, errors.New("a batch has no inputs")
 	}
-	n := -1
+	// Scalar inputs (flags, a loop count) are fed as they are; the others
+	// hold the samples along dimension 0.
+	n, first := -1, ""
 	for _, name := range names {
 		t := batch[name]
 		if len(t.Dims) == 0 {
-			return nil, 0, fmt.Errorf("input %q is a scalar: batches need the samples along dimension 0", name)
+			continue
 		}
 		if n >= 0 && int(t.Dims[0]) != n {
-			return nil, 0, fmt.Errorf("input %q has %d samples, input %q has %d", name, t.Dims[0], names[0], n)
+			return nil, 0, fmt.Errorf("input %q has %d samples, input %q has %d", name, t.Dims[0], first, n)
 		}
-		n = int(t.Dims[0])
+		n, first = int(t.Dims[0]), name
+	}
+	if n < 0 {
+		n = 1 // only scalars: one sample
 	}
 	if n <= limit {
 		return batch, n, nil
 	}
 	out := make(map[string]*onnx.Tensor, len(batch))
 	for name, t := range batch {
+		if len(t.Dims) == 0 {
+			out[name] = t
+			continue
+		}
 		inner := t.Len() / int(t.Dims[0])
 		dims := append([]int64{int64(limit)}, t.Dims[1:]...)
 		data := reflect.ValueOf(t.Data).Slice(0, limit*inner).Interface()

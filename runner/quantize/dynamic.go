@@ -125,6 +125,7 @@ func (d *dynamic) gemm(s weightSlot) error {
 	beta := attrFloat(n, "beta", 1)
 	if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
 		bias = n.GetInput()[2]
+		d.r.addFloat(bias, &use{graph: s.graph, node: n, input: 2}, ReasonBias, "added in float after MatMulInteger")
 		if beta != 1 {
 			c := d.ix.floatConst(bias)
 			if c == nil {
@@ -138,7 +139,7 @@ func (d *dynamic) gemm(s weightSlot) error {
 			for i := range v {
 				v[i] *= beta
 			}
-			if bias, err = d.e.addInit(c.graph, c.name+"_beta", onnx.NewTensor(append([]int64{}, c.dims()...), v)); err != nil {
+			if bias, err = d.e.addInit(s.graph, c.name+"_beta", onnx.NewTensor(append([]int64{}, c.dims()...), v)); err != nil {
 				return err
 			}
 		}
@@ -194,7 +195,7 @@ type dynamicWeight struct{ data, scale, zp string }
 // scaleDims (shaped to broadcast over the output) and the zero point: one
 // per channel, or a scalar when all are equal (ConvInteger takes no other).
 func (d *dynamic) storeDynamicWeight(s weightSlot, q *Quantized, alpha float32, scaleDims []int64) (*dynamicWeight, error) {
-	g := s.weight.graph
+	g := s.graph
 	data, err := d.e.addInit(g, s.weight.name+"_quantized", q.tensor())
 	if err != nil {
 		return nil, err
@@ -290,7 +291,7 @@ func (d *dynamic) channelBias(s weightSlot, name string, rank int) (string, erro
 		}
 		dims[0] = int64(len(v))
 		d.r.addFloat(name, &use{graph: s.graph, node: s.node, input: 2}, ReasonBias, "added in float after ConvInteger")
-		return d.e.addInit(c.graph, c.name+"_channels", onnx.NewTensor(dims, v))
+		return d.e.addInit(s.graph, c.name+"_channels", onnx.NewTensor(dims, v))
 	}
 	shape, err := d.e.addInit(s.graph, name+"_shape", onnx.NewTensor([]int64{int64(len(dims))}, dims))
 	if err != nil {
@@ -308,7 +309,7 @@ func (d *dynamic) weightOnly(s weightSlot) error {
 	if err != nil {
 		return err
 	}
-	w, err := storeWeight(d.e, s.weight, q)
+	w, err := storeWeight(d.e, s.graph, s.weight, q)
 	if err != nil {
 		return err
 	}

@@ -1,18 +1,27 @@
 package quantize
 
 import (
+	"math"
+
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
 
-// Rewrites that put a model in the shape ONNX Runtime's QDQ fusions expect,
-// as onnxruntime's quantization pre-processing does: an Add of a constant
-// after a Conv becomes the Conv's bias (so it is quantized to int32 inside
-// QLinearConv instead of a float Add on a dequantized output), and
-// MatMul + Add of a 2-D input becomes Gemm (QGemm keeps a float output,
-// so logits are not quantized). Both are exact up to float rounding.
+// Rewrites that put a model in the shape quantization wants, as
+// onnxruntime's quantization pre-processing does, all exact up to float
+// rounding:
+//   - an Add of a constant after a Conv or ConvTranspose becomes its bias
+//     (quantized to int32 inside QLinearConv instead of a float Add on a
+//     dequantized output);
+//   - a BatchNormalization after a Conv or ConvTranspose is folded into its
+//     weights and bias: quantizing the un-normalized output (ppocr-det has
+//     one spanning +-12000 before its BatchNormalization) would lose what
+//     the normalization then magnifies, and float16 would lose it to
+//     cancellation in x - mean;
+//   - MatMul + Add of a 2-D input becomes Gemm (QGemm keeps a float output,
+//     so logits are not quantized).
 
-// foldBiases applies both rewrites to the main graph and returns the number
+// foldBiases applies the rewrites to the main graph and returns the number
 // of nodes removed.
 func foldBiases(m *onnx.Model) (int, error) {
 	removed := 0
@@ -36,6 +45,23 @@ func foldOne(ix *index) (int, error) {
 	e := newEditor(ix, nil)
 	touched := map[*onnxpb.NodeProto]bool{}
 	count := 0
+	for _, bn := range g.GetNode() {
+		if bn.GetOpType() != "BatchNormalization" || !defaultDomain(bn) || touched[bn] {
+			continue
+		}
+		prod := ix.producer[bn.GetInput()[0]]
+		if prod == nil || touched[prod] || ix.graphOf[prod] != g || len(ix.uses[prod.GetOutput()[0]]) != 1 || ix.outputs[prod.GetOutput()[0]] {
+			continue
+		}
+		ok, err := foldBatchNorm(ix, e, prod, bn)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			touched[prod], touched[bn] = true, true
+			count++
+		}
+	}
 	for _, add := range g.GetNode() {
 		if add.GetOpType() != "Add" || !defaultDomain(add) || len(add.GetInput()) != 2 || touched[add] {
 			continue
@@ -52,7 +78,7 @@ func foldOne(ix *index) (int, error) {
 			var ok bool
 			var err error
 			switch prod.GetOpType() {
-			case "Conv":
+			case "Conv", "ConvTranspose":
 				ok, err = foldConvAdd(ix, e, prod, add, c)
 			case "MatMul":
 				ok, err = matMulAddToGemm(ix, e, prod, add, c)
@@ -74,14 +100,61 @@ func foldOne(ix *index) (int, error) {
 	return count, nil
 }
 
+// outChannels returns the number of output channels of a Conv or
+// ConvTranspose with a constant weight, and the weight's output-channel
+// axis; 0 when it cannot tell (grouped ConvTranspose, computed weight).
+func outChannels(ix *index, conv *onnxpb.NodeProto) (*constant, int, int) {
+	w := ix.floatConst(conv.GetInput()[1])
+	if w == nil || len(w.dims()) < 3 || len(ix.uses[w.name]) != 1 || w.overridable {
+		return nil, 0, 0
+	}
+	if conv.GetOpType() == "ConvTranspose" {
+		if attrInt(conv, "group", 1) != 1 {
+			return nil, 0, 0
+		}
+		return w, int(w.dims()[1]), 1
+	}
+	return w, int(w.dims()[0]), 0
+}
+
+// convBias returns a Conv's bias values (zeros when it has none), or ok
+// false when the bias is not a constant of its own.
+func convBias(ix *index, conv *onnxpb.NodeProto, channels int) ([]float32, bool, error) {
+	bias := make([]float32, channels)
+	if len(conv.GetInput()) < 3 || conv.GetInput()[2] == "" {
+		return bias, true, nil
+	}
+	old := ix.floatConst(conv.GetInput()[2])
+	if old == nil || len(ix.uses[old.name]) != 1 || old.overridable {
+		return nil, false, nil
+	}
+	ov, err := floatData(old)
+	if err != nil || len(ov) != channels {
+		return nil, false, err
+	}
+	return ov, true, nil
+}
+
+// setConvBias gives conv a new bias initializer.
+func setConvBias(ix *index, e *editor, conv *onnxpb.NodeProto, bias []float32) error {
+	name, err := e.addInit(ix.graphOf[conv], conv.GetOutput()[0]+"_bias", onnx.NewTensor([]int64{int64(len(bias))}, bias))
+	if err != nil {
+		return err
+	}
+	for len(conv.Input) < 3 {
+		conv.Input = append(conv.Input, "")
+	}
+	conv.Input[2] = name
+	return nil
+}
+
 // foldConvAdd makes c the bias of conv (added to any bias it has) when c
 // broadcasts along the output channels only.
 func foldConvAdd(ix *index, e *editor, conv, add *onnxpb.NodeProto, c *constant) (bool, error) {
-	w := ix.floatConst(conv.GetInput()[1])
-	if w == nil || len(w.dims()) < 3 {
+	w, channels, _ := outChannels(ix, conv)
+	if w == nil {
 		return false, nil
 	}
-	channels := int(w.dims()[0])
 	if !channelVector(c.dims(), len(w.dims()), channels) {
 		return false, nil
 	}
@@ -93,37 +166,82 @@ func foldConvAdd(ix *index, e *editor, conv, add *onnxpb.NodeProto, c *constant)
 	if err != nil {
 		return false, err
 	}
-	bias := make([]float32, channels)
-	for i := range bias {
-		bias[i] = cv[i%len(cv)] // one value per channel, or one for all
+	bias, ok, err := convBias(ix, conv, channels)
+	if err != nil || !ok {
+		return false, err
 	}
-	if len(conv.GetInput()) > 2 && conv.GetInput()[2] != "" {
-		old := ix.floatConst(conv.GetInput()[2])
-		if old == nil || len(ix.uses[old.name]) != 1 {
+	for i := range bias {
+		bias[i] += cv[i%len(cv)] // one value per channel, or one for all
+	}
+	if err := setConvBias(ix, e, conv, bias); err != nil {
+		return false, err
+	}
+	conv.Output[0] = add.GetOutput()[0]
+	e.remove(add)
+	return true, nil
+}
+
+// foldBatchNorm folds an inference BatchNormalization into the Conv or
+// ConvTranspose before it: with s = scale / sqrt(var + epsilon) per output
+// channel, W' = W * s and b' = (b - mean) * s + B. Zero weights stay zero.
+func foldBatchNorm(ix *index, e *editor, conv, bn *onnxpb.NodeProto) (bool, error) {
+	if conv.GetOpType() != "Conv" && conv.GetOpType() != "ConvTranspose" || !defaultDomain(conv) {
+		return false, nil
+	}
+	if attrInt(bn, "training_mode", 0) != 0 || len(bn.GetInput()) != 5 || attrInt(bn, "spatial", 1) != 1 {
+		return false, nil
+	}
+	for _, out := range bn.GetOutput()[1:] {
+		if out != "" && (len(ix.uses[out]) > 0 || ix.outputs[out]) {
 			return false, nil
 		}
-		ot, err := old.tensor()
-		if err != nil {
-			return false, err
-		}
-		ov, err := ot.Float32s()
-		if err != nil || len(ov) != channels {
-			return false, err
-		}
-		for i := range bias {
-			bias[i] += ov[i]
-		}
 	}
-	name, err := e.addInit(ix.graphOf[conv], conv.GetOutput()[0]+"_bias", onnx.NewTensor([]int64{int64(channels)}, bias))
+	w, channels, axis := outChannels(ix, conv)
+	if w == nil {
+		return false, nil
+	}
+	var p [4][]float32 // scale, B, mean, var
+	for i := range p {
+		c := ix.floatConst(bn.GetInput()[i+1])
+		if c == nil || c.overridable {
+			return false, nil
+		}
+		v, err := floatData(c)
+		if err != nil || len(v) != channels {
+			return false, err
+		}
+		p[i] = v
+	}
+	bias, ok, err := convBias(ix, conv, channels)
+	if err != nil || !ok {
+		return false, err
+	}
+	eps := float64(attrFloat(bn, "epsilon", 1e-5))
+	s := make([]float32, channels)
+	for c := range s {
+		s[c] = float32(float64(p[0][c]) / math.Sqrt(float64(p[3][c])+eps))
+		bias[c] = (bias[c]-p[2][c])*s[c] + p[1][c]
+	}
+	wv, err := floatData(w)
 	if err != nil {
 		return false, err
 	}
-	for len(conv.Input) < 3 {
-		conv.Input = append(conv.Input, "")
+	outer, dim, inner := axisSplit(w.dims(), axis)
+	for o := range outer {
+		for c := range dim {
+			for i := range inner {
+				wv[(o*dim+c)*inner+i] *= s[c]
+			}
+		}
 	}
-	conv.Input[2] = name
-	conv.Output[0] = add.GetOutput()[0]
-	e.remove(add)
+	if err := w.w.Set(onnx.NewTensor(append([]int64{}, w.dims()...), wv)); err != nil {
+		return false, err
+	}
+	if err := setConvBias(ix, e, conv, bias); err != nil {
+		return false, err
+	}
+	conv.Output[0] = bn.GetOutput()[0]
+	e.remove(bn)
 	return true, nil
 }
 

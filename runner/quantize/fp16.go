@@ -148,7 +148,11 @@ func (f *fp16) convertConstants() (int, error) {
 			}
 		}
 		if half == 0 && len(readers) > 0 {
-			f.r.addFloat(name, &readers[0], ReasonFP16Blocked, "read by "+readers[0].node.GetOpType())
+			reason := f.o.excluded(readers[0].node.GetOpType(), readers[0].node.GetName())
+			if reason == "" {
+				reason = ReasonFP16Blocked
+			}
+			f.r.addFloat(name, &readers[0], reason, "read by "+readers[0].node.GetOpType())
 			continue
 		}
 		if c.overridable {

@@ -81,6 +81,9 @@ func resolve(spec v1alpha1.QuantizeSpec) (*options, error) {
 	default:
 		return nil, fmt.Errorf("quantize.ioType %q: want float32 or float16", spec.IOType)
 	}
+	if _, err := NewCollector(o.calib); err != nil {
+		return nil, err
+	}
 	if o.calib.Samples == 0 {
 		o.calib.Samples = 256
 	}

@@ -35,9 +35,14 @@ func Quantize(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeSpec, ca
 		return nil, nil, err
 	}
 	r.RemovedNodes += folded
+	fused, err := foldBiases(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.RemovedNodes += fused
 	switch o.method {
 	case v1alpha1.QuantizeStatic:
-		err = quantizeStatic(ctx, out, o, calib, r)
+		out, err = quantizeStatic(ctx, out, o, calib, r)
 	case v1alpha1.QuantizeDynamic:
 		err = quantizeDynamic(out, o, r)
 	case v1alpha1.QuantizeWeightOnly:
@@ -97,8 +102,11 @@ func listFloatWeights(m *onnx.Model, r *Report) {
 			first = &readers[0]
 		}
 		reason := ReasonNotWeight
-		if first != nil && !weightOps[first.node.GetOpType()] {
+		switch {
+		case first != nil && !weightOps[first.node.GetOpType()]:
 			reason = ReasonUnsupportedOp
+		case first != nil && first.input == 2:
+			reason = ReasonBias
 		}
 		detail := fmt.Sprintf("%v %v", c.dtype(), c.dims())
 		if first != nil {

@@ -20,6 +20,7 @@ const (
 	ReasonSharedWeight   Reason = "shared with an input that is not a quantizable weight"
 	ReasonNotFloat32     Reason = "not a float32 tensor"
 	ReasonShape          Reason = "shape not supported by the quantized operator"
+	ReasonTooSmall       Reason = "too small for 4-bit blocks"
 	ReasonOverridable    Reason = "also a graph input, so callers may replace it"
 	ReasonNoIntegerOp    Reason = "no integer kernel in ONNX Runtime: weight dequantized, computed in float"
 	ReasonSubgraph       Reason = "inside a subgraph, where activations cannot be calibrated"
@@ -27,6 +28,7 @@ const (
 	ReasonBias           Reason = "bias kept in float for this method"
 	ReasonFP16Blocked    Reason = "operator kept in float32 by the float16 block list"
 	ReasonNotFinite      Reason = "holds NaN or Inf"
+	ReasonSensitive      Reason = "activation kept in float: quantizing it cost the most output fidelity"
 )
 
 // Report says what Quantize did.
@@ -44,6 +46,9 @@ type Report struct {
 	// CalibrationSamples is the number of samples static quantization
 	// calibrated on.
 	CalibrationSamples int
+	// Fidelity is the mean output cosine of the quantized model against
+	// the float model on held calibration batches (static only).
+	Fidelity float64
 	// RemovedNodes counts nodes folded away (Relu into a quantized
 	// output, an Add into a Conv bias).
 	RemovedNodes int

@@ -54,44 +54,139 @@ type staticPlan struct {
 	folded map[*onnxpb.NodeProto]*onnxpb.NodeProto
 }
 
-func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibration, r *Report) error {
+// Static quantization keeps the output cosine, against the float model on
+// held calibration batches, at fidelityTarget, or within fidelitySlack of
+// what int8 weights alone allow when that is lower: below it, the nodes
+// whose activations lose most in quantization are computed in float
+// (weights still int8), the fewest that meet the target. Models such as
+// MobileNetV3 (ppocr-det's backbone, where 8-bit conv outputs feed
+// HardSwish) lose too much when every activation is 8-bit.
+const (
+	fidelityTarget = 0.99
+	fidelitySlack  = 0.005
+)
+
+// heldBatches is how many calibration batches are kept to measure fidelity.
+const heldBatches = 2
+
+func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibration, r *Report) (*onnx.Model, error) {
 	if err := ensureOpset(m, opsetPerChannel); err != nil {
-		return err
+		return nil, err
 	}
-	removed, err := foldBiases(m)
-	if err != nil {
-		return err
-	}
-	r.RemovedNodes += removed
 	ix := newIndex(m)
-	decided := map[string]bool{}
-	slots := weightSlots(ix, o, r, decided)
+	probeReport := &Report{own: map[string]bool{}}
+	slots := weightSlots(ix, o, probeReport, map[string]bool{})
 	if len(slots) == 0 {
-		return noWeightsError(m, r)
+		return nil, noWeightsError(m, probeReport)
 	}
-	p := planStatic(ix, o, slots, r)
+	p := planStatic(ix, o, slots, probeReport, nil)
 	collector, err := NewCollector(o.calib)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	roots := p.roots()
-	ranges, seen, err := collectRanges(ctx, m, roots, calib, collector, int(o.calib.Samples))
+	cal, err := calibrate(ctx, m, roots, calib, collector, int(o.calib.Samples))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r.CalibrationSamples = seen
-	return p.rewrite(ix, o, ranges, r)
+	// With nodes in float, an activation that shared its range (the output
+	// of a MaxPool or Reshape) can be planned on its own: give every
+	// activation of the full plan its range by name.
+	for _, a := range p.acts {
+		cal.ranges[a.name] = cal.ranges[a.root]
+	}
+	order, err := sensitivityOrder(m, ix, p, cal, o)
+	if err != nil {
+		return nil, err
+	}
+	floatOut, err := runBatches(m, cal.held)
+	if err != nil {
+		return nil, err
+	}
+	// The fewest most-sensitive nodes to compute in float: double the
+	// count until the target is met, then bisect (fidelity grows, roughly
+	// monotonically, as nodes leave the integer path).
+	try := func(k int) (*onnx.Model, *Report, error) {
+		fallback := map[int]bool{}
+		for _, i := range order[:k] {
+			fallback[i] = true
+		}
+		q, rq, err := buildStatic(m, o, cal.ranges, fallback, r)
+		if err != nil {
+			return nil, nil, err
+		}
+		got, err := runBatches(q, cal.held)
+		if err != nil {
+			return nil, nil, err
+		}
+		rq.CalibrationSamples = cal.samples
+		rq.Fidelity = meanCosine(floatOut, got)
+		return q, rq, nil
+	}
+	best, bestReport, err := try(0)
+	if err != nil {
+		return nil, err
+	}
+	target := fidelityTarget
+	if bestReport.Fidelity < target && len(order) > 0 {
+		_, floor, err := try(len(order))
+		if err != nil {
+			return nil, err
+		}
+		target = min(target, floor.Fidelity-fidelitySlack)
+	}
+	lo, hi := 0, 0 // lo fails the target; hi is the best passing count found
+	for bestReport.Fidelity < target && hi < len(order) {
+		lo, hi = hi, min(max(2*hi, 1), len(order))
+		if best, bestReport, err = try(hi); err != nil {
+			return nil, err
+		}
+	}
+	for hi-lo > 1 && bestReport.Fidelity >= target {
+		mid := (lo + hi) / 2
+		q, rq, err := try(mid)
+		if err != nil {
+			return nil, err
+		}
+		if rq.Fidelity >= target {
+			hi, best, bestReport = mid, q, rq
+		} else {
+			lo = mid
+		}
+	}
+	*r = *bestReport
+	return best, nil
+}
+
+// buildStatic quantizes a copy of m with the calibrated ranges, computing
+// the main-graph nodes at the positions in fallback in float.
+func buildStatic(m *onnx.Model, o *options, ranges map[string]Range, fallback map[int]bool, base *Report) (*onnx.Model, *Report, error) {
+	q := m.Clone()
+	r := &Report{Method: base.Method, RemovedNodes: base.RemovedNodes, own: map[string]bool{}}
+	ix := newIndex(q)
+	slots := weightSlots(ix, o, r, map[string]bool{})
+	nodes := map[*onnxpb.NodeProto]bool{}
+	for i, n := range q.Proto.GetGraph().GetNode() {
+		if fallback[i] {
+			nodes[n] = true
+		}
+	}
+	p := planStatic(ix, o, slots, r, nodes)
+	if err := p.rewrite(ix, o, ranges, r); err != nil {
+		return nil, nil, err
+	}
+	return q, r, nil
 }
 
 // planStatic decides which nodes run on integers and which tensors get
 // Q/DQ, walking the main graph in topological order.
-func planStatic(ix *index, o *options, slots []weightSlot, r *Report) *staticPlan {
+func planStatic(ix *index, o *options, slots []weightSlot, r *Report, fallback map[*onnxpb.NodeProto]bool) *staticPlan {
 	p := &staticPlan{byName: map[string]*activation{}, folded: map[*onnxpb.NodeProto]*onnxpb.NodeProto{}}
 	main := ix.model.Proto.GetGraph()
 	bySlot := map[*onnxpb.NodeProto]int{}
 	for i := range slots {
 		s := &slots[i]
-		s.integer = s.graph == main && integerOps[s.node.GetOpType()]
+		s.integer = s.graph == main && integerOps[s.node.GetOpType()] && !fallback[s.node]
 		bySlot[s.node] = i
 	}
 	p.slots = slots
@@ -121,8 +216,11 @@ func planStatic(ix *index, o *options, slots []weightSlot, r *Report) *staticPla
 	for _, s := range slots {
 		if !s.integer {
 			reason := ReasonNoIntegerOp
-			if s.graph != main {
+			switch {
+			case s.graph != main:
 				reason = ReasonSubgraph
+			case fallback[s.node]:
+				reason = ReasonSensitive
 			}
 			r.addFloat(s.node.GetInput()[0], &s.use, reason, "activation read in float by "+s.node.GetOpType())
 		}
@@ -249,7 +347,7 @@ func (p *staticPlan) rewrite(ix *index, o *options, ranges map[string]Range, r *
 		}
 		params[a.name] = ComputeParams(rg.Min, rg.Max, o.activation, false)
 	}
-	stored := map[string]*storedWeight{}
+	stored := map[storedKey]*storedWeight{}
 	for _, s := range p.slots {
 		w, err := p.storeSlotWeight(e, o, s, stored, r)
 		if err != nil {
@@ -278,8 +376,9 @@ func (p *staticPlan) rewrite(ix *index, o *options, ranges map[string]Range, r *
 
 // storeSlotWeight quantizes a slot's weight once (int8, per channel or per
 // tensor) and returns the stored form all its readers share.
-func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored map[string]*storedWeight, r *Report) (*storedWeight, error) {
-	if w := stored[s.weight.name]; w != nil {
+func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored map[storedKey]*storedWeight, r *Report) (*storedWeight, error) {
+	key := storedKey{s.weight.name, s.graph}
+	if w := stored[key]; w != nil {
 		return w, nil
 	}
 	data, err := floatData(s.weight)
@@ -299,16 +398,22 @@ func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored
 	if err != nil {
 		return nil, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
-	w, err := storeWeight(e, s.weight, q)
+	w, err := storeWeight(e, s.graph, s.weight, q)
 	if err != nil {
 		return nil, err
 	}
-	stored[s.weight.name] = w
+	stored[key] = w
 	r.Quantized = append(r.Quantized, QuantizedTensor{
 		Name: s.weight.name, Node: nodeLabel(s.node), OpType: s.node.GetOpType(),
 		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(data),
 	})
 	return w, nil
+}
+
+// storedKey is a weight stored in one graph.
+type storedKey struct {
+	name  string
+	graph *onnxpb.GraphProto
 }
 
 // quantizeBias writes a Conv or Gemm bias as int32 with scale

@@ -59,6 +59,12 @@ func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
 	return nil
 }
 
+// minBlockRow is the shortest input dimension 4-bit blocks are made for
+// (the smallest block MatMulNBits takes): depthwise and tiny kernels (3x3
+// over one channel is 9 weights) quantized to 16 levels per output channel
+// cost far more accuracy than their few bytes are worth.
+const minBlockRow = 16
+
 func (o *options) blockType() QType {
 	switch {
 	case o.bits == 4 && o.symmetric:
@@ -96,11 +102,15 @@ func blockedDQ(e *editor, o *options, s weightSlot, r *Report) (bool, error) {
 	case "ConvTranspose":
 		shape, axis = []int64{dims[0], int64(len(data)) / dims[0]}, 0
 	}
+	if o.bits == 4 && shape[axis] < minBlockRow {
+		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", shape[axis]))
+		return false, nil
+	}
 	q, err := Blocked(data, shape, axis, o.blockSize, o.blockType(), o.symmetric)
 	if err != nil {
 		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
-	w, err := storeWeight(e, s.weight, q)
+	w, err := storeWeight(e, s.graph, s.weight, q)
 	if err != nil {
 		return false, err
 	}
@@ -108,7 +118,7 @@ func blockedDQ(e *editor, o *options, s weightSlot, r *Report) (bool, error) {
 		readThroughDQ(e, s.use, w, s.weight.name)
 	} else {
 		// DequantizeLinear -> Reshape back to the kernel's shape.
-		shapeName, err := e.addInit(s.weight.graph, s.weight.name+"_shape", onnx.NewTensor([]int64{int64(len(dims))}, append([]int64{}, dims...)))
+		shapeName, err := e.addInit(s.graph, s.weight.name+"_shape", onnx.NewTensor([]int64{int64(len(dims))}, append([]int64{}, dims...)))
 		if err != nil {
 			return false, err
 		}
@@ -144,7 +154,7 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 		if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
 			var ok bool
 			var err error
-			if bias, ok, err = nbitsBias(e, ix, n, attrFloat(n, "beta", 1)); err != nil || !ok {
+			if bias, ok, err = nbitsBias(e, ix, s.graph, n, attrFloat(n, "beta", 1)); err != nil || !ok {
 				if err == nil {
 					r.addFloat(s.weight.name, &s.use, ReasonShape, "MatMulNBits takes a constant bias of shape [N] only")
 				}
@@ -169,6 +179,10 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 	if transposed {
 		k, nn = nn, k
 	}
+	if o.bits == 4 && k < minBlockRow {
+		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", k))
+		return false, nil
+	}
 	w, err := MatMulNBitsWeight(data, k, nn, transposed, o.bits, o.blockSize, o.symmetric)
 	if err != nil {
 		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
@@ -176,7 +190,7 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 	for i := range w.Scales {
 		w.Scales[i] *= alpha
 	}
-	g, base := s.weight.graph, s.weight.name
+	g, base := s.graph, s.weight.name
 	bName, err := e.addInit(g, base+"_quantized", onnx.NewTensor([]int64{int64(nn), int64(w.KBlocks), int64(w.BlobSize)}, w.B))
 	if err != nil {
 		return false, err
@@ -194,6 +208,7 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 		inputs = append(inputs, zName)
 	}
 	if bias != "" {
+		r.addFloat(n.GetInput()[2], &s.use, ReasonBias, "MatMulNBits bias input")
 		for len(inputs) < 5 {
 			inputs = append(inputs, "")
 		}
@@ -210,16 +225,22 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 	return true, nil
 }
 
-// nbitsBias returns a Gemm's C as MatMulNBits' bias: the constant itself,
-// or beta*C as a new constant; ok is false when C is not a constant [N].
-func nbitsBias(e *editor, ix *index, n *onnxpb.NodeProto, beta float32) (string, bool, error) {
+// nbitsBias returns a Gemm's C as MatMulNBits' bias [N]: the constant
+// itself, or beta*C (or C reshaped from [1, N]) as a new constant; ok is
+// false when C is not a constant [N] or [1, N].
+func nbitsBias(e *editor, ix *index, g *onnxpb.GraphProto, n *onnxpb.NodeProto, beta float32) (string, bool, error) {
 	name := n.GetInput()[2]
 	c := ix.floatConst(name)
-	if c == nil || len(c.dims()) != 1 {
+	if c == nil {
 		return "", false, nil
 	}
-	if beta == 1 {
+	dims := c.dims()
+	switch {
+	case len(dims) == 1 && beta == 1:
 		return name, true, nil
+	case len(dims) == 1, len(dims) == 2 && dims[0] == 1:
+	default:
+		return "", false, nil
 	}
 	v, err := floatData(c)
 	if err != nil {
@@ -228,6 +249,6 @@ func nbitsBias(e *editor, ix *index, n *onnxpb.NodeProto, beta float32) (string,
 	for i := range v {
 		v[i] *= beta
 	}
-	out, err := e.addInit(c.graph, name+"_beta", onnx.NewTensor(append([]int64{}, c.dims()...), v))
+	out, err := e.addInit(g, name+"_bias", onnx.NewTensor([]int64{int64(len(v))}, v))
 	return out, err == nil, err
 }

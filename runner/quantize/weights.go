@@ -225,23 +225,24 @@ func dqNode(name string, inputs []string, out string, axis, blockSize int) *onnx
 	return newNode("DequantizeLinear", "", name, inputs, []string{out}, attrs...)
 }
 
-// storeWeight writes q as initializers next to the float weight c (in c's
-// graph). An all-zero int4 zero point is left out (a missing zero point is
+// storeWeight writes q as initializers in g, the graph of the node that
+// reads it (ONNX Runtime's DequantizeLinear fusions look for the quantized
+// weight in the reader's own graph, not in an enclosing one). An all-zero int4 zero point is left out (a missing zero point is
 // 0 of the data's type), which halves the size of small blocks' metadata;
 // 8-bit zero points are always written, as ONNX Runtime's own quantizer
 // does, so its QDQ fusions see the form they were written for.
-func storeWeight(e *editor, c *constant, q *Quantized) (*storedWeight, error) {
-	data, err := e.addInit(c.graph, c.name+"_quantized", q.tensor())
+func storeWeight(e *editor, g *onnxpb.GraphProto, c *constant, q *Quantized) (*storedWeight, error) {
+	data, err := e.addInit(g, c.name+"_quantized", q.tensor())
 	if err != nil {
 		return nil, err
 	}
-	scale, err := e.addInit(c.graph, c.name+"_scale", q.scaleTensor())
+	scale, err := e.addInit(g, c.name+"_scale", q.scaleTensor())
 	if err != nil {
 		return nil, err
 	}
 	inputs := []string{data, scale}
 	if !(q.allZero() && q.Type == Int4) {
-		zp, err := e.addInit(c.graph, c.name+"_zero_point", q.zeroPointTensor())
+		zp, err := e.addInit(g, c.name+"_zero_point", q.zeroPointTensor())
 		if err != nil {
 			return nil, err
 		}
