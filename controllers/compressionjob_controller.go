@@ -44,8 +44,10 @@ type CompressionJobReconciler struct {
 	MaxConcurrentReconciles int
 	// SecretRetryInterval defaults to DefaultSecretRetryInterval.
 	SecretRetryInterval time.Duration
-	// Clock defaults to the real clock; tests move it.
+	// Clock defaults to the real clock.
 	Clock clock.PassiveClock
+
+	writes statusWrites
 }
 
 // +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs,verbs=get;list;watch
@@ -91,6 +93,7 @@ func (r *CompressionJobReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Client.Get(ctx, req.NamespacedName, cpj); err != nil {
 		if apierrors.IsNotFound(err) {
 			tracker.forget(req.NamespacedName)
+			r.writes.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		reconcileErrors.WithLabelValues("get").Inc()
@@ -127,9 +130,12 @@ func (r *CompressionJobReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			reconcileErrors.WithLabelValues("status").Inc()
 			return ctrl.Result{}, errors.Join(actErr, err)
 		}
+		r.writes.set(cpj)
 		r.emit(cpj, orig, run)
 	}
-	tracker.set(req.NamespacedName, run.summary.Phase)
+	if run.summary.Phase != "" {
+		tracker.set(req.NamespacedName, run.summary.Phase)
+	}
 	return res, actErr
 }
 

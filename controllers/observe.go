@@ -142,6 +142,12 @@ func observeFinished(s v1alpha1.StageStatus, job *batchv1.Job, pods []corev1.Pod
 		if p.Status.Phase != corev1.PodSucceeded || term == nil {
 			continue
 		}
+		if len(term.Message) > pipeline.MaxTerminationMessage {
+			s.State, s.Reason = v1alpha1.StageFailed, v1alpha1.ReasonInvalidResult
+			s.Message = fmt.Sprintf("pod %s of stage %s ended with a %d-byte termination message, over the %d-byte limit of a result",
+				p.Name, task.Stage.Name, len(term.Message), pipeline.MaxTerminationMessage)
+			return s
+		}
 		r, err := pipeline.DecodeResult([]byte(term.Message))
 		if err != nil {
 			s.State, s.Reason = v1alpha1.StageFailed, v1alpha1.ReasonInvalidResult

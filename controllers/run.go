@@ -80,17 +80,17 @@ func newRun(r *CompressionJobReconciler, cpj *v1alpha1.CompressionJob, kids chil
 // status (in memory) for the current generation.
 func (s *runState) reconcile(ctx context.Context) (reconcile.Result, error) {
 	st := &s.cpj.Status
-	prev := st.Stages
+	if err := s.observe(ctx, st.Stages); err != nil {
+		// Without a full view of the stages, leave status (and its
+		// observedGeneration) as it was and try again.
+		return reconcile.Result{}, err
+	}
 	if s.newRun {
 		st.RunHash = s.runHash
 		st.StartTime = &s.now
 		st.CompletionTime = nil
 	}
-	var errs []error
-	if err := s.observe(ctx, prev); err != nil {
-		errs = append(errs, err)
-	}
-	errs = append(errs, s.deleteStale(ctx))
+	errs := []error{s.deleteStale(ctx)}
 	if s.front != nil && s.stages[s.front.index].State != v1alpha1.StageFailed {
 		errs = append(errs, s.act(ctx))
 	}
@@ -182,9 +182,7 @@ func (s *runState) observeStage(ctx context.Context, i int, task pipeline.Task, 
 	}
 	pods, err := s.r.finishedPods(ctx, job)
 	if err != nil {
-		base.Reason = v1alpha1.ReasonPending
-		base.Message = fmt.Sprintf("reading the pods of finished Job %s: %v", job.Name, err)
-		return base, err
+		return base, fmt.Errorf("reading the pods of finished Job %s: %w", job.Name, err)
 	}
 	st := observeFinished(base, job, pods, task)
 	if st.State == v1alpha1.StageFailed && st.Reason == v1alpha1.ReasonInvalidResult && job.Annotations[AnnotationRun] != s.runHash {
@@ -349,6 +347,9 @@ func (s *runState) setJobSuspend(ctx context.Context, st *v1alpha1.StageStatus, 
 // invalid Job fails the stage, and other errors are retried.
 func (s *runState) create(ctx context.Context, st *v1alpha1.StageStatus) error {
 	f := s.front
+	if fresh, err := s.r.upToDate(ctx, s.cpj); err != nil || !fresh {
+		return err
+	}
 	keys, err := s.secretKeys(ctx)
 	if err != nil {
 		var nf *secretNotFound

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -259,6 +260,15 @@ func TestInvalidResult(t *testing.T) {
 	}{
 		{"not JSON", func(pipeline.Task) string { return "Segmentation fault (core dumped)" }, "is not a result: result is not valid JSON"},
 		{"empty", func(pipeline.Task) string { return "" }, "is not a result"},
+		{"oversized", func(task pipeline.Task) string {
+			r := resultFor(task, nil)
+			r.Message = strings.Repeat("x", 5000)
+			b, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}, "over the 4096-byte limit"},
 		{"another task's key", func(task pipeline.Task) string {
 			r := resultFor(task, nil)
 			r.CacheKey = strings.Repeat("f", 64)
@@ -415,6 +425,22 @@ func TestKueueQueue(t *testing.T) {
 	if !ptr.Deref(job.Spec.Suspend, false) {
 		t.Fatalf("the controller unsuspended a Job that Kueue owns")
 	}
+
+	// Suspending the CompressionJob deletes the queued Job (Kueue would
+	// admit it again); resuming creates it again, still Kueue's to start.
+	setSuspend(t, e, key, true)
+	e.waitCPJ(t, key, "Suspended", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionSuspended, metav1.ConditionTrue, v1alpha1.ReasonSuspended) && stageState(c, 0) == v1alpha1.StageSuspended
+	})
+	e.waitJobs(t, cpj, 0)
+	setSuspend(t, e, key, false)
+	job = e.waitJobs(t, cpj, 1)[0]
+	if !ptr.Deref(job.Spec.Suspend, false) {
+		t.Fatalf("Job %s re-created unsuspended: Kueue owns suspend", job.Name)
+	}
+	e.waitCPJ(t, key, "AwaitingAdmission again", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonAwaitingAdmission)
+	})
 	// Kueue admits it.
 	patch := client.MergeFrom(job.DeepCopy())
 	job.Spec.Suspend = ptr.To(false)
@@ -475,4 +501,111 @@ func TestUnschedulablePod(t *testing.T) {
 		t.Errorf("Ready message %q, stage %s", cond(got, v1alpha1.ConditionReady).Message, got.Status.Stages[0].State)
 	}
 	e.waitEvent(t, cpj, v1alpha1.ReasonUnschedulable, msg)
+}
+
+// TestNewRunRetriesFailedStage fails a stage, then changes the spec in a way
+// that keeps the stage's cache key: the new run replaces the failed Job of
+// the same name and runs the stage again.
+func TestNewRunRetriesFailedStage(t *testing.T) {
+	e := sharedEnv(t)
+	ns := e.namespace(t)
+	cpj := newCPJ(ns, "retry", pruneStage("prune"))
+	e.create(t, cpj)
+	key := client.ObjectKeyFromObject(cpj)
+	failed := e.waitJobs(t, cpj, 1)[0]
+	e.failJob(t, &failed, batchv1.JobReasonBackoffLimitExceeded, "backoff limit", 3)
+	e.waitCPJ(t, key, "Stalled", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonBackoffLimitExceeded)
+	})
+
+	// More retries: placement is not part of the cache key, so the Job
+	// keeps its name.
+	updateSpec(t, e, key, func(s *v1alpha1.CompressionJobSpec) { s.Stages[0].BackoffLimit = ptr.To[int32](6) })
+	var retry batchv1.Job
+	poll(t, "a new Job replacing the failed one", func(context.Context) (bool, error) {
+		jobs := e.jobs(t, cpj)
+		if len(jobs) != 1 || jobs[0].UID == failed.UID {
+			return false, nil
+		}
+		retry = jobs[0]
+		return true, nil
+	})
+	if retry.Name != failed.Name || *retry.Spec.BackoffLimit != 6 {
+		t.Errorf("replacement Job %s with backoffLimit %d, want %s with 6", retry.Name, *retry.Spec.BackoffLimit, failed.Name)
+	}
+	e.waitCPJ(t, key, "no longer stalled", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionStalled, metav1.ConditionFalse, v1alpha1.ReasonPending) && c.Status.CompletionTime == nil
+	})
+	e.succeedStage(t, &retry, nil)
+	e.waitCPJ(t, key, "Ready", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded) && stageState(c, 0) == v1alpha1.StageSucceeded
+	})
+}
+
+// TestSchedulingFixReplacesPendingJob moves an unschedulable stage to
+// another pool: the waiting Job is replaced by one with the new selector,
+// while a spec change that leaves the pod as it was keeps the Job.
+func TestSchedulingFixReplacesPendingJob(t *testing.T) {
+	e := sharedEnv(t)
+	ns := e.namespace(t)
+	cpj := newCPJ(ns, "moved", pruneStage("prune"))
+	cpj.Spec.Scheduling = &v1alpha1.SchedulingSpec{NodeSelector: map[string]string{"pool": "nowhere"}}
+	e.create(t, cpj)
+	key := client.ObjectKeyFromObject(cpj)
+	stuck := e.waitJobs(t, cpj, 1)[0]
+
+	updateSpec(t, e, key, func(s *v1alpha1.CompressionJobSpec) {
+		s.Acceptance = &v1alpha1.AcceptanceSpec{MaxBytes: ptr.To[int64](1 << 30)}
+	})
+	e.waitCPJ(t, key, "second generation observed", func(c *v1alpha1.CompressionJob) bool { return c.Status.ObservedGeneration == 2 })
+	if jobs := e.jobs(t, cpj); len(jobs) != 1 || jobs[0].UID != stuck.UID {
+		t.Fatalf("a change that keeps the pod replaced its Job")
+	}
+
+	updateSpec(t, e, key, func(s *v1alpha1.CompressionJobSpec) { s.Scheduling.NodeSelector["pool"] = "edge" })
+	var moved batchv1.Job
+	poll(t, "the Job replaced with the new node selector", func(context.Context) (bool, error) {
+		jobs := e.jobs(t, cpj)
+		if len(jobs) != 1 || jobs[0].UID == stuck.UID {
+			return false, nil
+		}
+		moved = jobs[0]
+		return true, nil
+	})
+	if got := moved.Spec.Template.Spec.NodeSelector["pool"]; got != "edge" {
+		t.Errorf("replacement Job's pool %q, want edge", got)
+	}
+	e.waitEvent(t, cpj, controllers.EventJobDeleted, "the current run replaces it")
+}
+
+// TestFinishedJobDeletedByTTL removes a finished stage's Job (as
+// ttlSecondsAfterFinished would): the stage's result stays in status and
+// the stage does not run again.
+func TestFinishedJobDeletedByTTL(t *testing.T) {
+	e := sharedEnv(t)
+	ns := e.namespace(t)
+	cpj := newCPJ(ns, "ttl", pruneStage("prune"), quantizeStage("int8"))
+	cpj.Spec.TTLSecondsAfterFinished = ptr.To[int32](0)
+	e.create(t, cpj)
+	key := client.ObjectKeyFromObject(cpj)
+	first := e.waitJobs(t, cpj, 1)[0]
+	r := e.succeedStage(t, &first, nil)
+	second := e.waitJobs(t, cpj, 2)[1]
+	if err := e.client.Delete(context.Background(), &first, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the first Job gone", func(context.Context) (bool, error) {
+		jobs := e.jobs(t, cpj)
+		return len(jobs) == 1 && jobs[0].UID == second.UID, nil
+	})
+	e.succeedStage(t, &second, nil)
+	got := e.waitCPJ(t, key, "Ready", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	})
+	if diff := cmp.Diff(r.Output, got.Status.Stages[0].Output); diff != "" || got.Status.Stages[0].State != v1alpha1.StageSucceeded {
+		t.Errorf("first stage %s after its Job was deleted; output (-want +got):\n%s", got.Status.Stages[0].State, diff)
+	}
+	if jobs := e.jobs(t, cpj); len(jobs) != 1 {
+		t.Errorf("%d Jobs: the deleted stage Job was created again", len(jobs))
+	}
 }
