@@ -34,6 +34,7 @@ func quantizeDynamic(m *onnx.Model, o *options, r *Report) error {
 		return noWeightsError(m, r)
 	}
 	d := &dynamic{e: newEditor(ix, r.own), ix: ix, o: o, r: r, dql: map[dqlKey]*dqlOutputs{}}
+	left := pendingReaders(slots)
 	for _, s := range slots {
 		var err error
 		switch s.node.GetOpType() {
@@ -49,6 +50,7 @@ func quantizeDynamic(m *onnx.Model, o *options, r *Report) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", nodeLabel(s.node), err)
 		}
+		left.done(s, s.node.GetOpType() != "Gemm" || d.e.drop[s.node])
 	}
 	r.Activations = len(d.dql)
 	d.e.apply()
@@ -112,7 +114,7 @@ func (d *dynamic) matMul(s weightSlot) error {
 	if err != nil {
 		return err
 	}
-	return d.integerMatMul(s, q, 1)
+	return d.integerMatMulWith(s, q, 1, "")
 }
 
 func (d *dynamic) gemm(s weightSlot) error {
@@ -152,10 +154,6 @@ func (d *dynamic) gemm(s weightSlot) error {
 		q = transpose2D(q)
 	}
 	return d.integerMatMulWith(s, q, attrFloat(n, "alpha", 1), bias)
-}
-
-func (d *dynamic) integerMatMul(s weightSlot, q *Quantized, alpha float32) error {
-	return d.integerMatMulWith(s, q, alpha, "")
 }
 
 // integerMatMulWith replaces the node by MatMulInteger on a [K, N] weight

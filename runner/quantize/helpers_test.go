@@ -3,7 +3,6 @@ package quantize
 import (
 	"math"
 	"math/rand/v2"
-	"sort"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -11,7 +10,6 @@ import (
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
-	"github.com/kompress/kompress/runner/ort"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
@@ -199,14 +197,3 @@ func floatReasons(r *Report) map[string]Reason {
 	}
 	return out
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-var _ = ort.Version

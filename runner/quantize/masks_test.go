@@ -8,6 +8,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
 // prunedConvNet is convNet with every third weight of each layer set to 0,
@@ -61,6 +62,7 @@ func weightsAsRun(t *testing.T, q *onnx.Model, nodes ...string) map[string][]flo
 }
 
 func TestPruningMasksKept(t *testing.T) {
+	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	no := false
 	specs := []v1alpha1.QuantizeSpec{
 		{Method: v1alpha1.QuantizeStatic},
@@ -199,4 +201,55 @@ func maxAbs(v []float32) float32 {
 		m = max(m, float32(math.Abs(float64(x))))
 	}
 	return m
+}
+
+func TestSparseInitializerWeights(t *testing.T) {
+	// An earlier Prune stage with storage: sparse leaves 80%-zero weights
+	// as sparse initializers.
+	m := convNet(5)
+	for _, w := range m.Weights() {
+		if w.Name[0] != 'w' {
+			continue
+		}
+		v, _ := w.Float32s()
+		for i := range v {
+			if i%5 != 0 {
+				v[i] = 0
+			}
+		}
+		if err := w.Set(onnx.NewTensor(w.Dims, v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	converted, err := m.Sparsify([]string{"w1", "w2", "w3"}, onnx.CompactIndices)
+	if err != nil || len(converted) != 3 {
+		t.Fatalf("Sparsify: %v, converted %v", err, converted)
+	}
+	for _, spec := range allMethods {
+		if spec.Format == v1alpha1.FormatMatMulNBits {
+			continue // convNet has no MatMul
+		}
+		t.Run(specName(spec), func(t *testing.T) {
+			if spec.Method == v1alpha1.QuantizeStatic {
+				orttest.Require(t)
+			}
+			q, r, err := Quantize(context.Background(), m, spec, NewBatches(randomBatches(1, "x", 2, 2, 3, 8, 8)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, w := range r.Quantized {
+				got[w.Name] = true
+			}
+			for _, w := range []string{"w1", "w2", "w3"} {
+				if !got[w] {
+					t.Errorf("sparse weight %s not quantized (report %+v)", w, r.Quantized)
+				}
+			}
+			in := randomBatches(3, "x", 1, 2, 3, 8, 8)[0]
+			if c := cosine(t, run(t, q, in)["y"], run(t, m, in)["y"]); c < 0.98 {
+				t.Errorf("cosine to the float model %.4f", c)
+			}
+		})
+	}
 }

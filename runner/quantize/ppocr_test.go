@@ -8,6 +8,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
 // textImages makes n synthetic 3x320x320 images, normalized as PaddleOCR
@@ -47,6 +48,7 @@ func textImages(seed uint64, n int) []*onnx.Tensor {
 }
 
 func TestPPOCRDet(t *testing.T) {
+	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	if testing.Short() {
 		t.Skip("runs a 4.7 MB detector on 320x320 images; skipped with -short")
 	}

@@ -23,11 +23,22 @@ var ErrSpec = errors.New("invalid quantize spec")
 // quantization's calibration and may be nil for the other methods. The
 // input model is not modified.
 func Quantize(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeSpec, calib Calibration) (*onnx.Model, *Report, error) {
+	if _, err := resolve(spec); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrSpec, err)
+	}
+	return QuantizeInPlace(ctx, m.Clone(), spec, calib)
+}
+
+// QuantizeInPlace is Quantize without the copy: it rewrites m itself, which
+// saves a model's worth of memory when the caller loaded m only to quantize
+// it. m must not be used afterwards; the quantized model is the one
+// returned.
+func QuantizeInPlace(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeSpec, calib Calibration) (*onnx.Model, *Report, error) {
 	o, err := resolve(spec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrSpec, err)
 	}
-	out := m.Clone()
+	out := m
 	r := &Report{Method: o.method, own: map[string]bool{}}
 	dropInitializerInputs(out)
 	folded, err := foldConstants(out)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
 // convNet is x -> Conv(+bias) -> Relu -> MaxPool -> Conv -> Flatten -> Gemm(transB, +bias) -> y.
@@ -25,6 +26,7 @@ func convNet(seed uint64) *onnx.Model {
 }
 
 func TestStaticQDQStructure(t *testing.T) {
+	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	m := convNet(1)
 	calib := NewBatches(randomBatches(2, "x", 4, 2, 3, 8, 8)...)
 	q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, calib)
@@ -102,6 +104,7 @@ func TestStaticQDQStructure(t *testing.T) {
 }
 
 func TestStaticActivationTypeInt8(t *testing.T) {
+	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	m := convNet(3)
 	q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, ActivationType: v1alpha1.ActivationInt8},
 		NewBatches(randomBatches(4, "x", 2, 2, 3, 8, 8)...))
@@ -118,6 +121,7 @@ func TestStaticActivationTypeInt8(t *testing.T) {
 }
 
 func TestStaticMatMulUsesQLinearMatMul(t *testing.T) {
+	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	b := newBuilder(5)
 	x := b.input("x", "N", 16)
 	h := b.node("MatMul", "h", []string{x, b.weight("w1", 16, 32)})
@@ -150,6 +154,7 @@ func TestStaticMatMulUsesQLinearMatMul(t *testing.T) {
 }
 
 func TestStaticNeedsCalibrationData(t *testing.T) {
+	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	_, _, err := Quantize(context.Background(), convNet(1), v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, nil)
 	if err == nil {
 		t.Fatal("static quantization without calibration data succeeded")

@@ -153,22 +153,32 @@ func Blocked(data []float32, shape []int64, axis, blockSize int, t QType, symmet
 		Axis: axis, BlockSize: blockSize, ScaleShape: scaleShape,
 	}
 	qmin, qmax := t.Range()
+	// Blocks are strided by inner in data: walk each block's rows in order,
+	// keeping one running range per column, so memory is read sequentially.
+	lo := make([]float32, inner)
+	hi := make([]float32, inner)
 	for o := range outer {
 		for b := range nb {
 			first, last := b*blockSize, min((b+1)*blockSize, dim)
 			for i := range inner {
-				// The block is strided by inner in data.
-				lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
-				for j := first; j < last; j++ {
-					x := data[(o*dim+j)*inner+i]
-					lo, hi = min(lo, x), max(hi, x)
+				lo[i], hi[i] = float32(math.Inf(1)), float32(math.Inf(-1))
+			}
+			for j := first; j < last; j++ {
+				row := data[(o*dim+j)*inner : (o*dim+j+1)*inner]
+				for i, x := range row {
+					lo[i], hi[i] = min(lo[i], x), max(hi[i], x)
 				}
-				p := ComputeParams(lo, hi, t, symmetric)
-				si := (o*nb+b)*inner + i
-				q.Scales[si], q.ZeroPoints[si] = p.Scale, p.ZeroPoint
-				for j := first; j < last; j++ {
-					k := (o*dim+j)*inner + i
-					q.Data[k] = byte(quantizeValue(data[k], p.Scale, p.ZeroPoint, qmin, qmax))
+			}
+			base := (o*nb + b) * inner
+			for i := range inner {
+				p := ComputeParams(lo[i], hi[i], t, symmetric)
+				q.Scales[base+i], q.ZeroPoints[base+i] = p.Scale, p.ZeroPoint
+			}
+			scales, zps := q.Scales[base:base+inner], q.ZeroPoints[base:base+inner]
+			for j := first; j < last; j++ {
+				off := (o*dim + j) * inner
+				for i, x := range data[off : off+inner] {
+					q.Data[off+i] = byte(quantizeValue(x, scales[i], zps[i], qmin, qmax))
 				}
 			}
 		}

@@ -33,6 +33,7 @@ func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
 	slots := weightSlots(ix, o, r, map[string]bool{})
 	e := newEditor(ix, r.own)
 	done := 0
+	left := pendingReaders(slots)
 	for _, s := range slots {
 		var ok bool
 		var err error
@@ -47,6 +48,7 @@ func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
 		if ok {
 			done++
 		}
+		left.done(s, ok)
 	}
 	if done == 0 {
 		return noWeightsError(m, r)

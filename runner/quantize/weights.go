@@ -257,3 +257,52 @@ func readThroughDQ(e *editor, u use, w *storedWeight, name string) {
 	e.insertBefore(u.node, dqNode(e.ix.fresh(name+"_DequantizeLinear"), w.inputs, out, w.q.Axis, w.q.BlockSize))
 	u.node.Input[u.input] = out
 }
+
+// releaseData drops a replaced float weight's data as soon as its quantized
+// form exists, so a model's weights are not held twice while the rest is
+// quantized; the emptied constant is removed when the edits are applied.
+func releaseData(c *constant) {
+	for _, t := range c.graph.GetInitializer() {
+		if t.GetName() == c.name {
+			t.RawData, t.FloatData = nil, nil
+			return
+		}
+	}
+	for _, n := range c.graph.GetNode() {
+		if n.GetOpType() == "Constant" && len(n.GetOutput()) == 1 && n.GetOutput()[0] == c.name {
+			for _, a := range n.GetAttribute() {
+				if a.GetT() != nil {
+					a.T.RawData, a.T.FloatData = nil, nil
+				}
+			}
+			return
+		}
+	}
+}
+
+// readersLeft counts, per weight, the slots not yet rewritten, and whether
+// all rewritten ones stopped reading the float data.
+type readersLeft struct {
+	left      map[string]int
+	stillRead map[string]bool
+}
+
+func pendingReaders(slots []weightSlot) *readersLeft {
+	l := &readersLeft{left: map[string]int{}, stillRead: map[string]bool{}}
+	for _, s := range slots {
+		l.left[s.weight.name]++
+	}
+	return l
+}
+
+// done records that slot s was rewritten (replaced: it no longer reads the
+// float weight) and releases the weight's data after its last reader.
+func (l *readersLeft) done(s weightSlot, replaced bool) {
+	if !replaced {
+		l.stillRead[s.weight.name] = true
+	}
+	l.left[s.weight.name]--
+	if l.left[s.weight.name] == 0 && !l.stillRead[s.weight.name] {
+		releaseData(s.weight)
+	}
+}
