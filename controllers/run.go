@@ -130,6 +130,9 @@ func (s *runState) observe(ctx context.Context, prev []v1alpha1.StageStatus) err
 		if oerr != nil {
 			err = errors.Join(err, oerr)
 		}
+		if st.JobName != "" {
+			s.planned[st.JobName] = true // a settled stage keeps its Job
+		}
 		s.stages = append(s.stages, st)
 		if st.State == v1alpha1.StageSucceeded || st.State == v1alpha1.StageCached {
 			input = st.Output
@@ -152,17 +155,18 @@ func (s *runState) task(i int, prevOutput *v1alpha1.Artifact) (pipeline.Task, er
 // already settled it, Cached when an earlier run produced the same cache
 // key, else read from its Job and pods.
 func (s *runState) observeStage(ctx context.Context, i int, task pipeline.Task, name string, prev *v1alpha1.StageStatus) (v1alpha1.StageStatus, error) {
-	if prev != nil && prev.CacheKey == task.CacheKey {
-		switch {
-		case !s.newRun && (prev.State == v1alpha1.StageSucceeded || prev.State == v1alpha1.StageCached || prev.State == v1alpha1.StageFailed):
-			// Settled in this run: the Job and its pods may be gone (TTL).
-			return *prev.DeepCopy(), nil
-		case s.newRun && (prev.State == v1alpha1.StageSucceeded || prev.State == v1alpha1.StageCached) && prev.Output != nil:
-			c := *prev.DeepCopy()
-			c.State, c.Reason, c.JobName, c.Attempts = v1alpha1.StageCached, pipeline.ReasonCached, "", 0
-			c.Message = "reused " + prev.Output.URI + " from an earlier run with the same cache key"
-			return c, nil
-		}
+	if prev != nil && !s.newRun && settled(prev.State) {
+		// Settled in this run: the Job and its pods may be gone (TTL), and
+		// a manager with another --runner-version does not redo a stage
+		// (or a whole finished run) until the spec changes.
+		return *prev.DeepCopy(), nil
+	}
+	if prev != nil && s.newRun && prev.CacheKey == task.CacheKey && prev.Output != nil &&
+		(prev.State == v1alpha1.StageSucceeded || prev.State == v1alpha1.StageCached) {
+		c := *prev.DeepCopy()
+		c.State, c.Reason, c.JobName, c.Attempts = v1alpha1.StageCached, pipeline.ReasonCached, "", 0
+		c.Message = "reused " + prev.Output.URI + " from an earlier run with the same cache key"
+		return c, nil
 	}
 	base := v1alpha1.StageStatus{Name: task.Stage.Name, JobName: name, CacheKey: task.CacheKey, State: v1alpha1.StagePending}
 	job := s.kids.jobs[name]
@@ -196,6 +200,10 @@ func (s *runState) observeStage(ctx context.Context, i int, task pipeline.Task, 
 	return st, nil
 }
 
+func settled(s v1alpha1.StageState) bool {
+	return s == v1alpha1.StageSucceeded || s == v1alpha1.StageCached || s == v1alpha1.StageFailed
+}
+
 // staleJob reports whether a Job an earlier run created for this stage must
 // be replaced rather than adopted: it failed (a new run retries), or it is
 // unfinished with another pod template than this run would create.
@@ -213,15 +221,24 @@ func (s *runState) staleJob(i int, task pipeline.Task, job *batchv1.Job) (bool, 
 	return false, ""
 }
 
-// deleteStale deletes the Jobs of earlier runs that the current plan does
-// not use, and those to replace. Jobs of the current run are never deleted
-// here, so a stale view of status cannot remove live work.
+// deleteStale deletes the Jobs that the current plan does not use, and
+// those to replace.
 func (s *runState) deleteStale(ctx context.Context) error {
 	var errs []error
 	for _, job := range s.kids.jobs {
-		if job.Annotations[AnnotationRun] != s.runHash && !s.planned[job.Name] {
-			errs = append(errs, s.deleteJob(ctx, job, "its stage is not in the current plan"))
+		if s.planned[job.Name] {
+			continue
 		}
+		if job.Annotations[AnnotationRun] == s.runHash {
+			// A Job of this run outside the plan: its cache key changed
+			// (another --runner-version). Make sure the plan was not drawn
+			// from a copy that misses this manager's last write.
+			if fresh, err := s.r.upToDate(ctx, s.cpj); err != nil || !fresh {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		errs = append(errs, s.deleteJob(ctx, job, "its stage is not in the current plan"))
 	}
 	for _, job := range s.replace {
 		errs = append(errs, s.deleteJob(ctx, job, "the current run replaces it"))

@@ -19,6 +19,7 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/controllers"
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/test/controlplane"
 )
 
 // TestFailingStage fails the first of two stages in the ways the Job
@@ -607,5 +608,74 @@ func TestFinishedJobDeletedByTTL(t *testing.T) {
 	}
 	if jobs := e.jobs(t, cpj); len(jobs) != 1 {
 		t.Errorf("%d Jobs: the deleted stage Job was created again", len(jobs))
+	}
+}
+
+// TestRunnerUpgrade restarts the manager with another --runner-version: a
+// finished run stays as it is (no stage runs again until the spec changes),
+// while a run in progress replaces its running Job with one keyed by the
+// new version.
+func TestRunnerUpgrade(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts its own control plane; skipped with -short")
+	}
+	e, err := startEnv(controlplane.Options{CRDDirectoryPaths: []string{crdDir()}}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.stop(); err != nil {
+			t.Errorf("stopping: %v", err)
+		}
+	})
+	ns := e.namespace(t)
+	done := newCPJ(ns, "done", quantizeStage("int8"))
+	busy := newCPJ(ns, "busy", pruneStage("prune"), quantizeStage("int8"))
+	e.create(t, done)
+	e.create(t, busy)
+	j := e.waitJobs(t, done, 1)[0]
+	e.succeedStage(t, &j, nil)
+	before := e.waitCPJ(t, client.ObjectKeyFromObject(done), "Ready", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	})
+	j = e.waitJobs(t, busy, 1)[0]
+	e.succeedStage(t, &j, nil)
+	old := e.waitJobs(t, busy, 2)[1]
+	e.waitCPJ(t, client.ObjectKeyFromObject(busy), "second stage pending", func(c *v1alpha1.CompressionJob) bool {
+		return stageState(c, 1) == v1alpha1.StagePending && c.Status.Stages[1].JobName == old.Name
+	})
+
+	if err := e.mgr.stop(); err != nil {
+		t.Fatal(err)
+	}
+	next := testDefaults
+	next.RunnerVersion = "v-next"
+	if e.mgr, err = startManager(e.cp, next, time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	var jobs []batchv1.Job
+	poll(t, "the running Job replaced by one of the new runner version", func(context.Context) (bool, error) {
+		jobs = e.jobs(t, busy)
+		return len(jobs) == 2 && jobs[1].UID != old.UID, nil
+	})
+	if task := taskOf(t, &jobs[1]); task.RunnerVersion != "v-next" || jobs[1].Name == old.Name {
+		t.Errorf("new Job %s carries runner version %s", jobs[1].Name, task.RunnerVersion)
+	}
+	got := e.waitCPJ(t, client.ObjectKeyFromObject(busy), "first stage kept", func(c *v1alpha1.CompressionJob) bool {
+		return c.Status.Stages[1].JobName == jobs[1].Name
+	})
+	if got.Status.Stages[0].State != v1alpha1.StageSucceeded || got.Status.Stages[0].JobName != jobs[0].Name {
+		t.Errorf("finished first stage became %s (Job %s)", got.Status.Stages[0].State, got.Status.Stages[0].JobName)
+	}
+	time.Sleep(500 * time.Millisecond)
+	after := e.waitCPJ(t, client.ObjectKeyFromObject(done), "still Ready", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	})
+	if diff := cmp.Diff(before.Status, after.Status); diff != "" {
+		t.Errorf("a finished run changed after the runner upgrade (-before +after):\n%s", diff)
+	}
+	if n := len(e.jobs(t, done)); n != 1 {
+		t.Errorf("%d Jobs for the finished run, want 1", n)
 	}
 }

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,10 +54,10 @@ var testDefaults = controllers.StageDefaults{
 // env is a control plane with the CRD installed and a manager running the
 // reconciler, shared by the integration tests of this package.
 type env struct {
-	cp     *controlplane.ControlPlane
-	client client.Client
-	cancel context.CancelFunc
-	done   chan error
+	cp          *controlplane.ControlPlane
+	client      client.Client
+	mgr         *manager
+	secretRetry time.Duration
 }
 
 var (
@@ -98,6 +99,26 @@ func startEnv(opts controlplane.Options, secretRetry time.Duration) (*env, error
 	if err != nil {
 		return nil, err
 	}
+	c, err := client.New(cp.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, errors.Join(err, cp.Stop())
+	}
+	e := &env{cp: cp, client: c, secretRetry: secretRetry}
+	if e.mgr, err = startManager(cp, testDefaults, secretRetry); err != nil {
+		return nil, errors.Join(err, cp.Stop())
+	}
+	return e, nil
+}
+
+// manager is a controller manager running in the test process.
+type manager struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startManager runs the reconciler with the given manager flags against
+// the control plane, with the cache the real manager uses.
+func startManager(cp *controlplane.ControlPlane, d controllers.StageDefaults, secretRetry time.Duration) (*manager, error) {
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  controllers.CacheOptions(""),
@@ -113,34 +134,31 @@ func startEnv(opts controlplane.Options, secretRetry time.Duration) (*env, error
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("kompress-manager"),
-		Defaults:                testDefaults,
+		Defaults:                d,
 		MaxConcurrentReconciles: 4,
 		SecretRetryInterval:     secretRetry,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	c, err := client.New(cp.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{cp: cp, client: c, cancel: cancel, done: make(chan error, 1)}
-	go func() { e.done <- mgr.Start(ctx) }()
-	return e, nil
+	m := &manager{cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- mgr.Start(ctx) }()
+	return m, nil
 }
 
-func (e *env) stop() error {
-	e.cancel()
+func (m *manager) stop() error {
+	m.cancel()
 	select {
-	case err := <-e.done:
-		if err != nil {
-			return err
-		}
+	case err := <-m.done:
+		return err
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("the manager did not stop within 30s")
 	}
-	return e.cp.Stop()
+}
+
+func (e *env) stop() error {
+	return errors.Join(e.mgr.stop(), e.cp.Stop())
 }
 
 func TestMain(m *testing.M) {
