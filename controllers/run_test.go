@@ -64,6 +64,9 @@ func TestThreeStageRun(t *testing.T) {
 			return stageState(c, i) == v1alpha1.StagePending && c.Status.Stages[i].JobName == job.Name &&
 				hasCond(c, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonPending)
 		})
+		if n := len(e.jobs(t, cpj)); n != i+1 {
+			t.Fatalf("%d Jobs while stage %d is pending, want %d: stages run one at a time", n, i, i+1)
+		}
 		if got := kstatusOf(t, cur); got != kstatus.InProgressStatus {
 			t.Errorf("stage %d pending: kstatus %s, want InProgress", i, got)
 		}
