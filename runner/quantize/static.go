@@ -107,6 +107,9 @@ func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibr
 	// count until the target is met, then bisect (fidelity grows, roughly
 	// monotonically, as nodes leave the integer path).
 	try := func(k int) (*onnx.Model, *Report, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
 		fallback := map[int]bool{}
 		for _, i := range order[:k] {
 			fallback[i] = true
