@@ -50,10 +50,14 @@ var mnistTargets = []struct {
 	name    string
 	spec    v1alpha1.QuantizeSpec
 	maxDrop float64
+	// kernels ONNX Runtime must run the quantized model with.
+	kernels map[string]int
 }{
-	{"static int8 per-channel", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, 0.3},
-	{"dynamic int8", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}, 0.5},
-	{"weight-only int4", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4}, 1.0},
+	{"static int8 per-channel", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, 0.3,
+		map[string]int{"QLinearConv": 2, "QGemm": 1, "Conv": 0}},
+	{"dynamic int8", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}, 0.5,
+		map[string]int{"ConvInteger": 2, "DynamicQuantizeMatMul": 1, "Conv": 0}},
+	{"weight-only int4", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4}, 1.0, nil},
 }
 
 // checkMNIST quantizes mnist-8 with each target method (static calibrated
@@ -72,6 +76,12 @@ func checkMNIST(t *testing.T, eval, calib *dataset.Dataset) {
 		drop := 100 * (base - acc)
 		b, _ := q.Bytes()
 		t.Logf("%s: %.2f%% (drop %.2f points, %d bytes) — %s", tt.name, 100*acc, drop, len(b), r.Summary())
+		k := optimizedOps(t, q)
+		for op, n := range tt.kernels {
+			if k[op] != n {
+				t.Errorf("%s: optimized graph has %d %s, want %d (all: %v)", tt.name, k[op], op, n, k)
+			}
+		}
 		if drop > tt.maxDrop {
 			t.Errorf("%s: accuracy %.2f%% drops %.2f points from %.2f%%, want at most %.1f", tt.name, 100*acc, drop, 100*base, tt.maxDrop)
 		}

@@ -72,6 +72,9 @@ func QuantizeInPlace(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeS
 // noWeightsError explains why nothing could be quantized.
 func noWeightsError(m *onnx.Model, r *Report) error {
 	if len(r.Float) == 0 {
+		if r.Method == v1alpha1.QuantizeFP16 {
+			return fmt.Errorf("%w: %s has no float32 weights to convert", ErrNoWeights, m.Name)
+		}
 		return fmt.Errorf("%w: %s has no float weights read by Conv, ConvTranspose, MatMul or Gemm", ErrNoWeights, m.Name)
 	}
 	var why []string

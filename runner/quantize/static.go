@@ -74,7 +74,7 @@ func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibr
 		return nil, err
 	}
 	ix := newIndex(m)
-	probeReport := &Report{own: map[string]bool{}}
+	probeReport := &Report{Method: r.Method, own: map[string]bool{}}
 	slots := weightSlots(ix, o, probeReport, map[string]bool{})
 	if len(slots) == 0 {
 		return nil, noWeightsError(m, probeReport)
