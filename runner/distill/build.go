@@ -185,7 +185,6 @@ func (b *builder) constNode(name string, dims []int, vals []float32) *G.Node {
 	return b.tensorNode(b.dense(dims, vals), name)
 }
 
-
 // hasInput reports whether n has a non-empty input i (ONNX marks omitted
 // optional inputs with "").
 func hasInput(n *onnxpb.NodeProto, i int) bool {

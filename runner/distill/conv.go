@@ -46,43 +46,9 @@ func (c *convGeom) finish() error {
 	return nil
 }
 
-// im2rows writes the patches of one group of one sample as rows: rows
-// [p, k], one row per output position (the layout the forward product
-// and the input gradient need).
-func im2rows[T float](c *convGeom, x []T, rows []T) {
-	kk := c.k()
-	for oh := 0; oh < c.oh; oh++ {
-		for ow := 0; ow < c.ow; ow++ {
-			row := rows[(oh*c.ow+ow)*kk:][:kk]
-			ih0, iw0 := oh*c.strideH-c.padT, ow*c.stride-c.padL
-			idx := 0
-			for ch := 0; ch < c.cg(); ch++ {
-				plane := x[ch*c.h*c.w:]
-				for i := 0; i < c.kh; i++ {
-					ih := ih0 + i*c.dilH
-					if ih < 0 || ih >= c.h {
-						clear(row[idx : idx+c.kw])
-						idx += c.kw
-						continue
-					}
-					line := plane[ih*c.w:][:c.w]
-					for j := 0; j < c.kw; j++ {
-						iw := iw0 + j*c.dilW
-						if iw < 0 || iw >= c.w {
-							row[idx] = 0
-						} else {
-							row[idx] = line[iw]
-						}
-						idx++
-					}
-				}
-			}
-		}
-	}
-}
-
 // im2cols writes the patches of one group of one sample as columns:
-// cols [k, p] (the layout the weight gradient needs).
+// cols [k, p], one row per weight position, one column per output
+// position.
 func im2cols[T float](c *convGeom, x []T, cols []T) {
 	p := c.p()
 	for ch := 0; ch < c.cg(); ch++ {
@@ -99,6 +65,17 @@ func im2cols[T float](c *convGeom, x []T, cols []T) {
 					}
 					line := plane[ih*c.w:][:c.w]
 					iw := j*c.dilW - c.padL
+					if c.stride == 1 {
+						// Zeros where the row runs into the pads, a copy
+						// in between.
+						lo, hi := min(max(0, -iw), c.ow), max(0, min(c.ow, c.w-iw))
+						clear(out[:lo])
+						if hi > lo {
+							copy(out[lo:hi], line[iw+lo:])
+						}
+						clear(out[max(lo, hi):])
+						continue
+					}
 					for ow := range out {
 						if iw < 0 || iw >= c.w {
 							out[ow] = 0
@@ -113,28 +90,35 @@ func im2cols[T float](c *convGeom, x []T, cols []T) {
 	}
 }
 
-// rows2im adds patch rows [p, k] back into one group of one sample.
-func rows2im[T float](c *convGeom, rows []T, dx []T) {
-	kk := c.k()
-	for oh := 0; oh < c.oh; oh++ {
-		for ow := 0; ow < c.ow; ow++ {
-			row := rows[(oh*c.ow+ow)*kk:][:kk]
-			ih0, iw0 := oh*c.strideH-c.padT, ow*c.stride-c.padL
-			idx := 0
-			for ch := 0; ch < c.cg(); ch++ {
-				plane := dx[ch*c.h*c.w:]
-				for i := 0; i < c.kh; i++ {
-					ih := ih0 + i*c.dilH
+// cols2im adds column gradients [k, p] back into one group of one
+// sample.
+func cols2im[T float](c *convGeom, cols []T, dx []T) {
+	p := c.p()
+	for ch := 0; ch < c.cg(); ch++ {
+		plane := dx[ch*c.h*c.w:]
+		for i := 0; i < c.kh; i++ {
+			for j := 0; j < c.kw; j++ {
+				col := cols[((ch*c.kh+i)*c.kw+j)*p:][:p]
+				for oh := 0; oh < c.oh; oh++ {
+					ih := oh*c.strideH - c.padT + i*c.dilH
 					if ih < 0 || ih >= c.h {
-						idx += c.kw
 						continue
 					}
 					line := plane[ih*c.w:][:c.w]
-					for j := 0; j < c.kw; j++ {
-						if iw := iw0 + j*c.dilW; iw >= 0 && iw < c.w {
-							line[iw] += row[idx]
+					in := col[oh*c.ow:][:c.ow]
+					iw := j*c.dilW - c.padL
+					if c.stride == 1 {
+						lo, hi := min(max(0, -iw), c.ow), max(0, min(c.ow, c.w-iw))
+						if hi > lo {
+							axpy(1, in[lo:hi], line[iw+lo:])
 						}
-						idx++
+						continue
+					}
+					for _, v := range in {
+						if iw >= 0 && iw < c.w {
+							line[iw] += v
+						}
+						iw += c.stride
 					}
 				}
 			}
@@ -142,54 +126,80 @@ func rows2im[T float](c *convGeom, rows []T, dx []T) {
 	}
 }
 
-// convForward computes y = conv(x, w) + b (b may be nil).
-func convForward[T float](c *convGeom, x, w, b, y []T) {
-	rows := make([]T, c.p()*c.k())
-	inG, outG := c.cg()*c.h*c.w, c.mg()*c.p()
+// convState is shared by a convolution's forward and backward kernels:
+// the forward pass keeps the patch columns of every sample, which the
+// weight gradient needs again (the tape runs the backward after the
+// forward of the same step).
+type convState struct {
+	geom convGeom
+	// skip marks the weight entries whose gradient is never used (pruned
+	// weights); nil when all are.
+	skip []bool
+	cols scratch
+	work scratch
+}
+
+// colsOf returns the patch columns of sample n, group g.
+func colsOf[T float](st *convState, n, g int) []T {
+	size := st.geom.k() * st.geom.p()
+	all := buf[T](&st.cols, 0, st.geom.n*st.geom.group*size)
+	return all[(n*st.geom.group+g)*size:][:size]
+}
+
+// convForward computes y = conv(x, w) + b (b may be nil) and keeps the
+// columns.
+func convForward[T float](st *convState, x, w, b, y []T) {
+	c := &st.geom
+	inG, outG, wG := c.cg()*c.h*c.w, c.mg()*c.p(), c.mg()*c.k()
 	for n := 0; n < c.n; n++ {
 		for g := 0; g < c.group; g++ {
-			im2rows(c, x[(n*c.group+g)*inG:], rows)
-			gemm(c.mg(), c.p(), c.k(), w[g*c.mg()*c.k():], rows, y[(n*c.group+g)*outG:], false)
+			cols := colsOf[T](st, n, g)
+			im2cols(c, x[(n*c.group+g)*inG:], cols)
+			gemmNN(c.mg(), c.p(), c.k(), w[g*wG:], cols, y[(n*c.group+g)*outG:], false)
 		}
 		if b != nil {
 			out := y[n*c.cout*c.p():]
 			for co := 0; co < c.cout; co++ {
 				v := b[co]
-				for i, o := range out[co*c.p() : (co+1)*c.p()] {
-					out[co*c.p()+i] = o + v
+				row := out[co*c.p() : (co+1)*c.p()]
+				for i := range row {
+					row[i] += v
 				}
 			}
 		}
 	}
 }
 
-// convGradW computes dW = Σ_samples dY·colsᵀ.
-func convGradW[T float](c *convGeom, x, dy, dw []T) {
-	cols := make([]T, c.k()*c.p())
-	inG, outG := c.cg()*c.h*c.w, c.mg()*c.p()
+// convGradW computes dW = Σ_samples dY·colsᵀ from the kept columns.
+func convGradW[T float](st *convState, dy, dw []T) {
+	c := &st.geom
+	outG, wG := c.mg()*c.p(), c.mg()*c.k()
 	clear(dw)
 	for n := 0; n < c.n; n++ {
 		for g := 0; g < c.group; g++ {
-			im2cols(c, x[(n*c.group+g)*inG:], cols)
-			gemm(c.mg(), c.k(), c.p(), dy[(n*c.group+g)*outG:], cols, dw[g*c.mg()*c.k():], true)
+			var skip []bool
+			if st.skip != nil {
+				skip = st.skip[g*wG:][:wG]
+			}
+			gemmNT(c.mg(), c.k(), c.p(), dy[(n*c.group+g)*outG:], colsOf[T](st, n, g), dw[g*wG:], true, skip)
 		}
 	}
 }
 
-// convGradX computes dX: the patch gradients dYᵀ·W added back into place.
-func convGradX[T float](c *convGeom, w, dy, dx []T) {
+// convGradX computes dX: the column gradients Wᵀ·dY added back into
+// place.
+func convGradX[T float](st *convState, w, dy, dx []T) {
+	c := &st.geom
 	mg, kk, p := c.mg(), c.k(), c.p()
-	wt := make([]T, kk*mg)
-	dyt := make([]T, p*mg)
-	rows := make([]T, p*kk)
+	wt := buf[T](&st.work, 0, kk*mg)
+	dcols := buf[T](&st.work, 1, kk*p)
 	inG, outG := c.cg()*c.h*c.w, mg*p
 	clear(dx)
 	for g := 0; g < c.group; g++ {
 		transpose(mg, kk, w[g*mg*kk:], wt)
 		for n := 0; n < c.n; n++ {
-			transpose(mg, p, dy[(n*c.group+g)*outG:], dyt)
-			gemm(p, kk, mg, dyt, wt, rows, false)
-			rows2im(c, rows, dx[(n*c.group+g)*inG:])
+			gemmNN(kk, p, mg, wt, dy[(n*c.group+g)*outG:], dcols, false)
+			cols2im(c, dcols, dx[(n*c.group+g)*inG:])
 		}
 	}
 }
@@ -210,15 +220,15 @@ func sumChannels[T float](n, ch, p int, dy, db []T) {
 
 // conv adds a convolution node: x [n, cin, h, w], w [cout, cin/group,
 // kh, kw], b [cout] or nil.
-func conv(c convGeom, x, w, b *G.Node, need []bool) (*G.Node, error) {
-	geom := c
+func conv(c convGeom, skip []bool, x, w, b *G.Node, need []bool) (*G.Node, error) {
+	st := &convState{geom: c, skip: skip}
 	k := &kernel{name: "Conv", need: need}
 	k.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 		return dispatch(in[0], func() error {
-			convForward(&geom, data[float32](in[0]), data[float32](in[1]), optData[float32](in, 2), data[float32](out))
+			convForward(st, data[float32](in[0]), data[float32](in[1]), optData[float32](in, 2), data[float32](out))
 			return nil
 		}, func() error {
-			convForward(&geom, data[float64](in[0]), data[float64](in[1]), optData[float64](in, 2), data[float64](out))
+			convForward(st, data[float64](in[0]), data[float64](in[1]), optData[float64](in, 2), data[float64](out))
 			return nil
 		})
 	}
@@ -226,17 +236,17 @@ func conv(c convGeom, x, w, b *G.Node, need []bool) (*G.Node, error) {
 		grads := make(G.Nodes, len(in))
 		var err error
 		if need[0] {
-			if grads[0], err = convBackX(&geom, in[1], dy); err != nil {
+			if grads[0], err = convBackX(st, in[1], dy); err != nil {
 				return nil, err
 			}
 		}
 		if need[1] {
-			if grads[1], err = convBackW(&geom, in[0], dy); err != nil {
+			if grads[1], err = convBackW(st, dy); err != nil {
 				return nil, err
 			}
 		}
 		if len(in) > 2 && need[2] {
-			if grads[2], err = channelSum(geom.n, geom.cout, geom.p(), dy); err != nil {
+			if grads[2], err = channelSum(c.n, c.cout, c.p(), dy); err != nil {
 				return nil, err
 			}
 		}
@@ -256,32 +266,35 @@ func optData[T float](in []*tensor.Dense, i int) []T {
 	return nil
 }
 
-func convBackX(c *convGeom, w, dy *G.Node) (*G.Node, error) {
+func convBackX(st *convState, w, dy *G.Node) (*G.Node, error) {
+	c := &st.geom
 	k := &kernel{name: "ConvGradX", need: []bool{false, false}}
 	k.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 		return dispatch(in[0], func() error {
-			convGradX(c, data[float32](in[0]), data[float32](in[1]), data[float32](out))
+			convGradX(st, data[float32](in[0]), data[float32](in[1]), data[float32](out))
 			return nil
 		}, func() error {
-			convGradX(c, data[float64](in[0]), data[float64](in[1]), data[float64](out))
+			convGradX(st, data[float64](in[0]), data[float64](in[1]), data[float64](out))
 			return nil
 		})
 	}
 	return apply(k, tensor.Shape{c.n, c.cin, c.h, c.w}, w, dy)
 }
 
-func convBackW(c *convGeom, x, dy *G.Node) (*G.Node, error) {
-	k := &kernel{name: "ConvGradW", need: []bool{false, false}}
+// convBackW reads the columns the forward kernel of the same node kept.
+func convBackW(st *convState, dy *G.Node) (*G.Node, error) {
+	c := &st.geom
+	k := &kernel{name: "ConvGradW", need: []bool{false}}
 	k.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 		return dispatch(in[0], func() error {
-			convGradW(c, data[float32](in[0]), data[float32](in[1]), data[float32](out))
+			convGradW(st, data[float32](in[0]), data[float32](out))
 			return nil
 		}, func() error {
-			convGradW(c, data[float64](in[0]), data[float64](in[1]), data[float64](out))
+			convGradW(st, data[float64](in[0]), data[float64](out))
 			return nil
 		})
 	}
-	return apply(k, tensor.Shape{c.cout, c.cg(), c.kh, c.kw}, x, dy)
+	return apply(k, tensor.Shape{c.cout, c.cg(), c.kh, c.kw}, dy)
 }
 
 // channelSum adds a node summing dy [n, ch, p...] to [ch].

@@ -147,34 +147,53 @@ func binForward[T float](bc *bcast, kind binKind, a, b, y []T) {
 
 // binBackward accumulates the gradient of operand side (0 for a, 1 for b)
 // into g, summing over the dimensions that operand was broadcast along.
-func binBackward[T float](bc *bcast, kind binKind, side int, a, b, dy, g []T) {
+// tmp holds one output row.
+func binBackward[T float](bc *bcast, kind binKind, side int, a, b, dy, g, tmp []T) {
 	clear(g)
 	last := len(bc.out) - 1
 	sa, sb := bc.sa[last], bc.sb[last]
 	bc.rows(func(o, ia, ib, n int) {
-		d := dy[o : o+n]
-		for i, v := range d {
-			x, z := a[ia+i*sa], b[ib+i*sb]
-			var gv T
-			switch {
-			case kind == binAdd, kind == binSub && side == 0:
-				gv = v
-			case kind == binSub:
-				gv = -v
-			case kind == binMul && side == 0:
-				gv = v * z
-			case kind == binMul:
-				gv = v * x
-			case kind == binDiv && side == 0:
-				gv = v / z
-			default:
-				gv = -v * x / (z * z)
+		d, t := dy[o:o+n], tmp[:n]
+		// t = ∂out/∂operand · dy along the row, one loop per case.
+		switch {
+		case kind == binAdd, kind == binSub && side == 0:
+			copy(t, d)
+		case kind == binSub:
+			for i, v := range d {
+				t[i] = -v
 			}
-			if side == 0 {
-				g[ia+i*sa] += gv
-			} else {
-				g[ib+i*sb] += gv
+		case kind == binMul && side == 0:
+			for i, v := range d {
+				t[i] = v * b[ib+i*sb]
 			}
+		case kind == binMul:
+			for i, v := range d {
+				t[i] = v * a[ia+i*sa]
+			}
+		case kind == binDiv && side == 0:
+			for i, v := range d {
+				t[i] = v / b[ib+i*sb]
+			}
+		default:
+			for i, v := range d {
+				z := b[ib+i*sb]
+				t[i] = -v * a[ia+i*sa] / (z * z)
+			}
+		}
+		off, st := ia, sa
+		if side == 1 {
+			off, st = ib, sb
+		}
+		if st == 0 {
+			var sum T
+			for _, v := range t {
+				sum += v
+			}
+			g[off] += sum
+			return
+		}
+		for i, v := range t {
+			g[off+i*st] += v
 		}
 	})
 }
@@ -203,12 +222,14 @@ func binary(kind binKind, a, b *G.Node, need []bool) (*G.Node, error) {
 				continue
 			}
 			b := &kernel{name: binNames[kind] + "Grad", need: []bool{false, false, false}}
+			var tmp scratch
+			row := bc.out[len(bc.out)-1]
 			b.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 				return dispatch(in[0], func() error {
-					binBackward(bc, kind, side, data[float32](in[0]), data[float32](in[1]), data[float32](in[2]), data[float32](out))
+					binBackward(bc, kind, side, data[float32](in[0]), data[float32](in[1]), data[float32](in[2]), data[float32](out), buf[float32](&tmp, 0, row))
 					return nil
 				}, func() error {
-					binBackward(bc, kind, side, data[float64](in[0]), data[float64](in[1]), data[float64](in[2]), data[float64](out))
+					binBackward(bc, kind, side, data[float64](in[0]), data[float64](in[1]), data[float64](in[2]), data[float64](out), buf[float64](&tmp, 0, row))
 					return nil
 				})
 			}

@@ -1,36 +1,55 @@
 package distill
 
-import (
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
-)
+// The matrix products of the kernels, in the two forms that run on fast
+// vector kernels (see vec.go): both read rows contiguously.
 
-var blasImpl gonum.Implementation
-
-// gemm computes c = a·bᵀ (+ c when acc) for row-major a [m,k], b [n,k],
-// c [m,n]. Every product in the kernels is arranged in this form because
-// it is gonum's fastest: each element is one contiguous dot product
-// (about twice the speed of the other layouts measured on mnist-8's
-// shapes).
-func gemm[T float](m, n, k int, a, b, c []T, acc bool) {
-	if m == 0 || n == 0 {
-		return
-	}
-	var beta T
-	if acc {
-		beta = 1
-	}
-	if k == 0 {
+// gemmNN computes c = a·b (+ c when acc) for row-major a [m,k], b [k,n],
+// c [m,n], as sums of rows of b scaled by entries of a. Zero entries of
+// a are skipped: a pruned weight matrix costs only its non-zeros.
+func gemmNN[T float](m, n, k int, a, b, c []T, acc bool) {
+	var coef [4]T
+	var rows [4][]T
+	for i := 0; i < m; i++ {
+		crow := c[i*n : (i+1)*n]
 		if !acc {
-			clear(c[:m*n])
+			clear(crow)
 		}
-		return
+		cnt := 0
+		for kk, av := range a[i*k : (i+1)*k] {
+			if av == 0 {
+				continue
+			}
+			coef[cnt], rows[cnt] = av, b[kk*n:(kk+1)*n]
+			cnt++
+			if cnt == 4 {
+				axpy4(&coef, rows[0], rows[1], rows[2], rows[3], crow)
+				cnt = 0
+			}
+		}
+		for j := 0; j < cnt; j++ {
+			axpy(coef[j], rows[j], crow)
+		}
 	}
-	switch a := any(a).(type) {
-	case []float32:
-		blasImpl.Sgemm(blas.NoTrans, blas.Trans, m, n, k, 1, a, k, any(b).([]float32), k, float32(beta), any(c).([]float32), n)
-	case []float64:
-		blasImpl.Dgemm(blas.NoTrans, blas.Trans, m, n, k, 1, a, k, any(b).([]float64), k, float64(beta), any(c).([]float64), n)
+}
+
+// gemmNT computes c = a·bᵀ (+ c when acc) for row-major a [m,k], b [n,k],
+// c [m,n], one dot product per entry. Entries where skip is true (when
+// skip is not nil) are left alone: the gradients of pruned weights are
+// never used.
+func gemmNT[T float](m, n, k int, a, b, c []T, acc bool, skip []bool) {
+	for i := 0; i < m; i++ {
+		arow := a[i*k : (i+1)*k]
+		for j := 0; j < n; j++ {
+			if skip != nil && skip[i*n+j] {
+				continue
+			}
+			d := dot(arow, b[j*k:(j+1)*k])
+			if acc {
+				c[i*n+j] += d
+			} else {
+				c[i*n+j] = d
+			}
+		}
 	}
 }
 
@@ -48,5 +67,35 @@ func transpose[T float](rows, cols int, src, dst []T) {
 				}
 			}
 		}
+	}
+}
+
+// scratch is a kernel's reusable work memory: a node runs once per step
+// on one goroutine, so it can keep its buffers between steps instead of
+// allocating them each time.
+type scratch struct {
+	f32 [][]float32
+	f64 [][]float64
+}
+
+// buf returns scratch buffer i with n elements (contents undefined).
+func buf[T float](s *scratch, i, n int) []T {
+	switch any(*new(T)).(type) {
+	case float32:
+		for len(s.f32) <= i {
+			s.f32 = append(s.f32, nil)
+		}
+		if cap(s.f32[i]) < n {
+			s.f32[i] = make([]float32, n)
+		}
+		return any(s.f32[i][:n]).([]T)
+	default:
+		for len(s.f64) <= i {
+			s.f64 = append(s.f64, nil)
+		}
+		if cap(s.f64[i]) < n {
+			s.f64[i] = make([]float64, n)
+		}
+		return any(s.f64[i][:n]).([]T)
 	}
 }

@@ -151,7 +151,9 @@ func TestGradients(t *testing.T) {
 			defer fw.close()
 			k := fw.net.k
 			labels := []int64{0, int64(k - 1), int64(k / 2)}
-			g := newGraph64(t, p, x, c.sample, batch, softTargets(rng, batch, k), labels, lossGeom{t: 2, alpha: 0.6, labels: true})
+			soft := softTargets(rng, batch, k)
+			lg := lossGeom{t: 2, alpha: 0.6, labels: true}
+			g := newGraph64(t, p, x, c.sample, batch, soft, labels, lg)
 			loss := g.run(t)
 			// Finite differences cannot be more precise than the rounding
 			// of the loss (summed over many terms) divided by the step.
@@ -166,6 +168,7 @@ func TestGradients(t *testing.T) {
 				}
 				grads[i] = append([]float64(nil), g.grads[i].Data().([]float64)...)
 			}
+			checkFloat32(t, p, x, c.sample, batch, soft, labels, lg, grads)
 			checked := 0
 			for i, pr := range p.params {
 				ana := grads[i]
@@ -236,13 +239,29 @@ func sampleIndices(rng *rand.Rand, n, k int) []int {
 	return rng.Perm(n)[:k]
 }
 
-// maxRelDiff is the largest difference between a and b relative to the
-// largest magnitude in b.
-func maxRelDiff(a, b []float32) float64 {
-	var d, scale float64
-	for i := range a {
-		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
-		scale = math.Max(scale, math.Abs(float64(b[i])))
+// checkFloat32 checks the float32 training replica (the vector kernels
+// that train) against the float64 gradients.
+func checkFloat32(t *testing.T, p *plan, x []float32, sample []int, n int, soft []float32, labels []int64, lg lossGeom, want [][]float64) {
+	t.Helper()
+	r, err := newReplica(p, n, sample, lg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return d / math.Max(scale, 1e-6)
+	defer r.close()
+	if _, err := r.step(x, soft, labels); err != nil {
+		t.Fatal(err)
+	}
+	for i, pr := range p.params {
+		got := r.grad(i)
+		var scale float64
+		for _, v := range want[i] {
+			scale = math.Max(scale, math.Abs(v))
+		}
+		for j, v := range got {
+			if d := math.Abs(float64(v) - want[i][j]); d > 1e-4*scale+1e-6 {
+				t.Errorf("float32 d loss / d %s[%d] = %.6g, float64 %.6g", pr.w.Name, j, v, want[i][j])
+				break
+			}
+		}
+	}
 }

@@ -153,4 +153,3 @@ func (g *graph64) run(t testing.TB) float64 {
 	g.vm.Reset()
 	return float64(*g.loss.(*G.F64))
 }
-

@@ -13,57 +13,55 @@ type mmGeom struct {
 	alpha          float64
 }
 
-// mmForward computes y. bt is scratch of k*n elements, at of m*k.
-func mmForward[T float](g *mmGeom, a, b, y []T) {
-	// The product is taken as op(a) [m,k] times the rows of op(b)ᵀ [n,k].
+// mmForward computes y = alpha·op(a)·op(b) as rows of op(b) [k,n].
+func mmForward[T float](g *mmGeom, s *scratch, a, b, y []T) {
 	a2 := a
 	if g.transA {
-		a2 = make([]T, g.m*g.k)
+		a2 = buf[T](s, 0, g.m*g.k)
 		transpose(g.k, g.m, a, a2)
 	}
-	bt := b
-	if !g.transB {
-		bt = make([]T, g.n*g.k)
-		transpose(g.k, g.n, b, bt)
+	b2 := b
+	if g.transB {
+		b2 = buf[T](s, 1, g.k*g.n)
+		transpose(g.n, g.k, b, b2)
 	}
-	gemm(g.m, g.n, g.k, a2, bt, y, false)
+	gemmNN(g.m, g.n, g.k, a2, b2, y, false)
 	scale(y[:g.m*g.n], T(g.alpha))
 }
 
-// mmGradA computes da (in a's stored layout) from b and dy [m,n].
-func mmGradA[T float](g *mmGeom, b, dy, da []T) {
-	// d op(a) [m,k] = dy [m,n] · op(b)ᵀ; op(b) as [k,n] rows is b itself
-	// unless b is stored transposed.
-	bk := b
+// mmGradA computes da (in a's stored layout) from b and dy [m,n]:
+// d op(a) [m,k] = dy·op(b)ᵀ, one dot product of rows per entry.
+func mmGradA[T float](g *mmGeom, s *scratch, b, dy, da []T) {
+	b2 := b // op(b) as [k,n]
 	if g.transB {
-		bk = make([]T, g.k*g.n)
-		transpose(g.n, g.k, b, bk)
+		b2 = buf[T](s, 0, g.k*g.n)
+		transpose(g.n, g.k, b, b2)
 	}
 	if !g.transA {
-		gemm(g.m, g.k, g.n, dy, bk, da, false)
+		gemmNT(g.m, g.k, g.n, dy, b2, da, false, nil)
 	} else {
-		tmp := make([]T, g.m*g.k)
-		gemm(g.m, g.k, g.n, dy, bk, tmp, false)
+		tmp := buf[T](s, 1, g.m*g.k)
+		gemmNT(g.m, g.k, g.n, dy, b2, tmp, false, nil)
 		transpose(g.m, g.k, tmp, da)
 	}
 	scale(da[:g.m*g.k], T(g.alpha))
 }
 
-// mmGradB computes db (in b's stored layout) from a and dy [m,n].
-func mmGradB[T float](g *mmGeom, a, dy, db []T) {
-	// d op(b) [k,n] = op(a)ᵀ · dy: both operands are needed with m, the
-	// summed axis, innermost.
+// mmGradB computes db (in b's stored layout) from a and dy [m,n]:
+// d op(b) [k,n] = op(a)ᵀ·dy, as rows of dy scaled by entries of op(a)ᵀ
+// (activations after a Relu are often zero and cost nothing).
+func mmGradB[T float](g *mmGeom, s *scratch, a, dy, db []T) {
 	at := a // op(a)ᵀ as [k,m]
 	if !g.transA {
-		at = make([]T, g.k*g.m)
+		at = buf[T](s, 0, g.k*g.m)
 		transpose(g.m, g.k, a, at)
 	}
-	dyt := make([]T, g.n*g.m)
-	transpose(g.m, g.n, dy, dyt)
-	if g.transB {
-		gemm(g.n, g.k, g.m, dyt, at, db, false)
+	if !g.transB {
+		gemmNN(g.k, g.n, g.m, at, dy, db, false)
 	} else {
-		gemm(g.k, g.n, g.m, at, dyt, db, false)
+		tmp := buf[T](s, 1, g.k*g.n)
+		gemmNN(g.k, g.n, g.m, at, dy, tmp, false)
+		transpose(g.k, g.n, tmp, db)
 	}
 	scale(db[:g.k*g.n], T(g.alpha))
 }
@@ -82,12 +80,13 @@ func matmul(geom mmGeom, a, b *G.Node, need []bool) (*G.Node, error) {
 	g := geom
 	shapeA, shapeB := a.Shape(), b.Shape()
 	k := &kernel{name: "MatMul", need: need}
+	var sf, sa, sb scratch
 	k.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 		return dispatch(in[0], func() error {
-			mmForward(&g, data[float32](in[0]), data[float32](in[1]), data[float32](out))
+			mmForward(&g, &sf, data[float32](in[0]), data[float32](in[1]), data[float32](out))
 			return nil
 		}, func() error {
-			mmForward(&g, data[float64](in[0]), data[float64](in[1]), data[float64](out))
+			mmForward(&g, &sf, data[float64](in[0]), data[float64](in[1]), data[float64](out))
 			return nil
 		})
 	}
@@ -98,10 +97,10 @@ func matmul(geom mmGeom, a, b *G.Node, need []bool) (*G.Node, error) {
 			b := &kernel{name: "MatMulGradA", need: []bool{false, false}}
 			b.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 				return dispatch(in[0], func() error {
-					mmGradA(&g, data[float32](in[0]), data[float32](in[1]), data[float32](out))
+					mmGradA(&g, &sa, data[float32](in[0]), data[float32](in[1]), data[float32](out))
 					return nil
 				}, func() error {
-					mmGradA(&g, data[float64](in[0]), data[float64](in[1]), data[float64](out))
+					mmGradA(&g, &sa, data[float64](in[0]), data[float64](in[1]), data[float64](out))
 					return nil
 				})
 			}
@@ -113,10 +112,10 @@ func matmul(geom mmGeom, a, b *G.Node, need []bool) (*G.Node, error) {
 			b := &kernel{name: "MatMulGradB", need: []bool{false, false}}
 			b.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 				return dispatch(in[0], func() error {
-					mmGradB(&g, data[float32](in[0]), data[float32](in[1]), data[float32](out))
+					mmGradB(&g, &sb, data[float32](in[0]), data[float32](in[1]), data[float32](out))
 					return nil
 				}, func() error {
-					mmGradB(&g, data[float64](in[0]), data[float64](in[1]), data[float64](out))
+					mmGradB(&g, &sb, data[float64](in[0]), data[float64](in[1]), data[float64](out))
 					return nil
 				})
 			}

@@ -216,7 +216,12 @@ func convertConv(b *builder, n *onnxpb.NodeProto) error {
 	if bias != nil {
 		need = append(need, needB)
 	}
-	y, err := conv(c, x, w, bias, need)
+	// The gradient of pruned filter entries is never used: skip them.
+	var skip []bool
+	if pr, ok := b.p.byName[n.GetInput()[1]]; ok && pr.mask != nil {
+		skip = pr.mask
+	}
+	y, err := conv(c, skip, x, w, bias, need)
 	if err != nil {
 		return err
 	}

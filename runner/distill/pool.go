@@ -108,7 +108,7 @@ func (g *poolGeom) window(oh, ow int) (h0, h1, w0, w1, count int) {
 	if g.includePad {
 		// The window counts its padded part but not what runs past
 		// the pads in ceil mode.
-		count = ((min(h1, g.h+g.padB)-h0+g.dilH-1)/g.dilH) * ((min(w1, g.w+g.padR)-w0+g.dilW-1)/g.dilW)
+		count = ((min(h1, g.h+g.padB) - h0 + g.dilH - 1) / g.dilH) * ((min(w1, g.w+g.padR) - w0 + g.dilW - 1) / g.dilW)
 	}
 	for h0 < 0 {
 		h0 += g.dilH

@@ -1,0 +1,207 @@
+package distill
+
+import (
+	"context"
+	"math"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/ort/orttest"
+)
+
+const mnistModel = "../../testdata/models/mnist-8.onnx"
+
+func loadMNISTModel(t testing.TB) *onnx.Model {
+	t.Helper()
+	m, err := onnx.LoadFile(mnistModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func loadMNIST(t testing.TB, name string) *dataset.Dataset {
+	t.Helper()
+	path, err := dataset.MNISTPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dataset.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = d.Fit(dataset.Input{Name: "Input3", Shape: []int64{1, 1, 28, 28}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// accuracy scores m on d with ONNX Runtime.
+func accuracy(t testing.TB, m *onnx.Model, d *dataset.Dataset) float64 {
+	t.Helper()
+	raw, err := m.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits, k, err := outputs(context.Background(), m.Name, raw, d.X, d.Len(), d.SampleShape(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	correct := 0
+	for i := 0; i < d.Len(); i++ {
+		row := logits[i*k : (i+1)*k]
+		if int64(slices.Index(row, slices.Max(row))) == d.Labels[i] {
+			correct++
+		}
+	}
+	return float64(correct) / float64(d.Len())
+}
+
+// prunable lists the Conv and MatMul weight matrices of m.
+func prunable(m *onnx.Model) []*onnx.Weight {
+	var out []*onnx.Weight
+	for _, w := range m.Weights() {
+		for _, u := range w.Uses {
+			if roleOf(u.OpType(), u.Input, w.NumElements()) == rolePrune {
+				out = append(out, w)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// magnitudePrune zeroes the smallest fraction of the prunable weights'
+// entries by magnitude: per weight, or over all of them (global).
+func magnitudePrune(t testing.TB, m *onnx.Model, fraction float64, global bool) {
+	t.Helper()
+	ws := prunable(m)
+	vals := make([][]float32, len(ws))
+	for i, w := range ws {
+		v, err := w.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals[i] = append([]float32(nil), v...)
+	}
+	// Zero exactly cut(n) entries: the smallest magnitudes, ties broken
+	// by position, so the sparsity is exact.
+	zeroSmallest := func(groups [][]float32) {
+		type entry struct {
+			mag  float64
+			g, i int
+		}
+		var es []entry
+		for g, v := range groups {
+			for i, x := range v {
+				es = append(es, entry{math.Abs(float64(x)), g, i})
+			}
+		}
+		slices.SortStableFunc(es, func(a, b entry) int {
+			if a.mag < b.mag {
+				return -1
+			}
+			if a.mag > b.mag {
+				return 1
+			}
+			return 0
+		})
+		for _, e := range es[:int(math.Round(fraction*float64(len(es))))] {
+			groups[e.g][e.i] = 0
+		}
+	}
+	if global {
+		zeroSmallest(vals)
+	} else {
+		for i := range vals {
+			zeroSmallest(vals[i : i+1])
+		}
+	}
+	for i, w := range ws {
+		if err := w.Set(onnx.NewTensor(w.Dims, vals[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sparsityOf is the fraction of zeros in m's prunable weights.
+func sparsityOf(t testing.TB, m *onnx.Model) float64 {
+	var zero, total int
+	for _, w := range prunable(m) {
+		v, err := w.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(v)
+		for _, x := range v {
+			if x == 0 {
+				zero++
+			}
+		}
+	}
+	return float64(zero) / float64(total)
+}
+
+// TestMNISTTargets distills 80%-pruned mnist-8 students on the 60,000
+// training images and scores them on the 10,000 test images. It takes
+// minutes: set KOMPRESS_LONG=1 to run it.
+func TestMNISTTargets(t *testing.T) {
+	if os.Getenv("KOMPRESS_LONG") == "" {
+		t.Skip("set KOMPRESS_LONG=1 to distill mnist-8 on 60,000 images (minutes)")
+	}
+	orttest.Require(t)
+	train := loadMNIST(t, dataset.MNISTTrain60k)
+	test := loadMNIST(t, dataset.MNISTTest10k)
+	teacher := loadMNISTModel(t)
+	teacherBytes, err := teacher.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("teacher: %.2f%%", 100*accuracy(t, teacher, test))
+	for _, tc := range []struct {
+		name    string
+		global  bool
+		epochs  int32
+		minimum float64
+	}{
+		{"80% per-layer", false, 2, 0.980},
+		{"80% global", true, 2, 0.985},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			student := loadMNISTModel(t)
+			magnitudePrune(t, student, 0.8, tc.global)
+			before := accuracy(t, student, test)
+			sp := sparsityOf(t, student)
+			out, rep, err := Distill(context.Background(), student, teacherBytes, train,
+				v1alpha1.DistillSpec{Epochs: tc.epochs, BatchSize: 64}, Options{Progress: func(p Progress) {
+					if p.Step%200 == 0 || p.Step == p.Steps {
+						t.Logf("step %d/%d epoch %d loss %.4g %.0f images/s ETA %s", p.Step, p.Steps, p.Epoch, p.Loss, p.ImagesPerSec, p.ETA)
+					}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := accuracy(t, out, test)
+			t.Logf("%s: %.2f%% -> %.2f%% after %d epochs (%d steps, T=%.4g, %.1f s, %.0f images/s, %.1f s/epoch, peak RSS %d MiB); sparsity %.4f -> %.4f",
+				tc.name, 100*before, 100*after, rep.Epochs, rep.Steps, rep.Temperature, rep.TrainSeconds, rep.ImagesPerSec,
+				rep.TrainSeconds/float64(rep.Epochs), rep.PeakRSSBytes>>20, sp, sparsityOf(t, out))
+			if after < tc.minimum {
+				t.Errorf("accuracy %.2f%%, want at least %.1f%%", 100*after, 100*tc.minimum)
+			}
+			if got := sparsityOf(t, out); got != sp || math.Abs(sp-0.8) > 1e-3 {
+				t.Errorf("sparsity %.5f after, %.5f before: want 0.8 both", got, sp)
+			}
+			if rep.ImagesPerSec < 4000 {
+				t.Errorf("throughput %.0f images/s, want at least 4000", rep.ImagesPerSec)
+			}
+			if s := rep.TrainSeconds / float64(rep.Epochs); s > 20 {
+				t.Errorf("%.1f s per epoch, want under 20", s)
+			}
+		})
+	}
+}

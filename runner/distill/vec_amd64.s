@@ -1,0 +1,184 @@
+#include "textflag.h"
+
+// func axpyAVX2(a float32, x, y []float32)
+// y[i] += a * x[i] for i < len(x); len(y) >= len(x).
+TEXT ·axpyAVX2(SB), NOSPLIT, $0-56
+	VBROADCASTSS a+0(FP), Y0
+	MOVQ x_base+8(FP), SI
+	MOVQ x_len+16(FP), CX
+	MOVQ y_base+32(FP), DI
+	XORQ AX, AX
+	MOVQ CX, BX
+	ANDQ $-32, BX
+
+loop32:
+	CMPQ AX, BX
+	JGE  tail8
+	VMOVUPS (SI)(AX*4), Y1
+	VMOVUPS 32(SI)(AX*4), Y2
+	VMOVUPS 64(SI)(AX*4), Y3
+	VMOVUPS 96(SI)(AX*4), Y4
+	VFMADD213PS (DI)(AX*4), Y0, Y1
+	VFMADD213PS 32(DI)(AX*4), Y0, Y2
+	VFMADD213PS 64(DI)(AX*4), Y0, Y3
+	VFMADD213PS 96(DI)(AX*4), Y0, Y4
+	VMOVUPS Y1, (DI)(AX*4)
+	VMOVUPS Y2, 32(DI)(AX*4)
+	VMOVUPS Y3, 64(DI)(AX*4)
+	VMOVUPS Y4, 96(DI)(AX*4)
+	ADDQ $32, AX
+	JMP  loop32
+
+tail8:
+	MOVQ CX, BX
+	ANDQ $-8, BX
+
+loop8:
+	CMPQ AX, BX
+	JGE  tail1
+	VMOVUPS (SI)(AX*4), Y1
+	VFMADD213PS (DI)(AX*4), Y0, Y1
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP  loop8
+
+tail1:
+	CMPQ AX, CX
+	JGE  done
+	VMOVSS (SI)(AX*4), X1
+	VFMADD213SS (DI)(AX*4), X0, X1
+	VMOVSS X1, (DI)(AX*4)
+	INCQ AX
+	JMP  tail1
+
+done:
+	VZEROUPPER
+	RET
+
+// func dotAVX2(x, y []float32) float32
+// Σ x[i]·y[i] for i < len(x); len(y) >= len(x).
+TEXT ·dotAVX2(SB), NOSPLIT, $0-52
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ y_base+24(FP), DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ AX, AX
+	MOVQ CX, BX
+	ANDQ $-32, BX
+
+dloop32:
+	CMPQ AX, BX
+	JGE  dtail8
+	VMOVUPS (SI)(AX*4), Y4
+	VMOVUPS 32(SI)(AX*4), Y5
+	VMOVUPS 64(SI)(AX*4), Y6
+	VMOVUPS 96(SI)(AX*4), Y7
+	VFMADD231PS (DI)(AX*4), Y4, Y0
+	VFMADD231PS 32(DI)(AX*4), Y5, Y1
+	VFMADD231PS 64(DI)(AX*4), Y6, Y2
+	VFMADD231PS 96(DI)(AX*4), Y7, Y3
+	ADDQ $32, AX
+	JMP  dloop32
+
+dtail8:
+	MOVQ CX, BX
+	ANDQ $-8, BX
+
+dloop8:
+	CMPQ AX, BX
+	JGE  dreduce
+	VMOVUPS (SI)(AX*4), Y4
+	VFMADD231PS (DI)(AX*4), Y4, Y0
+	ADDQ $8, AX
+	JMP  dloop8
+
+dreduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+
+dtail1:
+	CMPQ AX, CX
+	JGE  ddone
+	VMOVSS (SI)(AX*4), X4
+	VFMADD231SS (DI)(AX*4), X4, X0
+	INCQ AX
+	JMP  dtail1
+
+ddone:
+	VMOVSS X0, ret+48(FP)
+	VZEROUPPER
+	RET
+
+// func axpy4AVX2(a *[4]float32, x0, x1, x2, x3, y []float32)
+// y[i] += a[0]·x0[i] + a[1]·x1[i] + a[2]·x2[i] + a[3]·x3[i] for i < len(y);
+// every x is at least as long as y.
+TEXT ·axpy4AVX2(SB), NOSPLIT, $0-128
+	MOVQ a+0(FP), AX
+	VBROADCASTSS 0(AX), Y0
+	VBROADCASTSS 4(AX), Y1
+	VBROADCASTSS 8(AX), Y2
+	VBROADCASTSS 12(AX), Y3
+	MOVQ x0_base+8(FP), R8
+	MOVQ x1_base+32(FP), R9
+	MOVQ x2_base+56(FP), R10
+	MOVQ x3_base+80(FP), R11
+	MOVQ y_base+104(FP), DI
+	MOVQ y_len+112(FP), CX
+	XORQ AX, AX
+	MOVQ CX, BX
+	ANDQ $-16, BX
+
+q16:
+	CMPQ AX, BX
+	JGE  q8
+	VMOVUPS (DI)(AX*4), Y4
+	VMOVUPS 32(DI)(AX*4), Y5
+	VFMADD231PS (R8)(AX*4), Y0, Y4
+	VFMADD231PS 32(R8)(AX*4), Y0, Y5
+	VFMADD231PS (R9)(AX*4), Y1, Y4
+	VFMADD231PS 32(R9)(AX*4), Y1, Y5
+	VFMADD231PS (R10)(AX*4), Y2, Y4
+	VFMADD231PS 32(R10)(AX*4), Y2, Y5
+	VFMADD231PS (R11)(AX*4), Y3, Y4
+	VFMADD231PS 32(R11)(AX*4), Y3, Y5
+	VMOVUPS Y4, (DI)(AX*4)
+	VMOVUPS Y5, 32(DI)(AX*4)
+	ADDQ $16, AX
+	JMP  q16
+
+q8:
+	MOVQ CX, BX
+	ANDQ $-8, BX
+	CMPQ AX, BX
+	JGE  q1
+	VMOVUPS (DI)(AX*4), Y4
+	VFMADD231PS (R8)(AX*4), Y0, Y4
+	VFMADD231PS (R9)(AX*4), Y1, Y4
+	VFMADD231PS (R10)(AX*4), Y2, Y4
+	VFMADD231PS (R11)(AX*4), Y3, Y4
+	VMOVUPS Y4, (DI)(AX*4)
+	ADDQ $8, AX
+
+q1:
+	CMPQ AX, CX
+	JGE  qdone
+	VMOVSS (DI)(AX*4), X4
+	VFMADD231SS (R8)(AX*4), X0, X4
+	VFMADD231SS (R9)(AX*4), X1, X4
+	VFMADD231SS (R10)(AX*4), X2, X4
+	VFMADD231SS (R11)(AX*4), X3, X4
+	VMOVSS X4, (DI)(AX*4)
+	INCQ AX
+	JMP  q1
+
+qdone:
+	VZEROUPPER
+	RET
