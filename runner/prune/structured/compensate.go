@@ -1,0 +1,254 @@
+package structured
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
+)
+
+// compensate folds the average contribution of every removed channel into
+// the bias of the layer that mixed it in. A removed channel is not zero:
+// after a bias, a BatchNormalization or an activation it usually holds an
+// offset, and the next layer added W*offset to every output. Adding
+// W*mean to that layer's bias keeps the expected output where it was, so
+// only the channel's variation is lost (the bias correction of channel
+// pruning). means gives the mean of each position along a tensor's
+// channel axis over the calibration samples.
+func (a *analysis) compensate(p *plan, means map[string][]float64) error {
+	for _, e := range a.edits {
+		if !e.mixing {
+			continue
+		}
+		keep := map[int]bool{}
+		for _, q := range positions(a.kept(p, e.lay), e.lay.block) {
+			keep[q] = true
+		}
+		if len(keep) == e.lay.size() {
+			continue
+		}
+		mean := means[input(e.node, 0)]
+		if len(mean) != e.lay.size() {
+			continue // no activations measured for this input
+		}
+		delta, err := a.delta(e, keep, mean)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(delta, func(d float64) bool { return d != 0 }) {
+			if err := a.addToBias(e.node, delta); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// delta is, per output unit of e's layer, the contribution of the removed
+// input channels at their mean value.
+func (a *analysis) delta(e edit, keep map[int]bool, mean []float64) ([]float64, error) {
+	w := a.weight(e.node, e.input)
+	vals, err := w.Float32s()
+	if err != nil {
+		return nil, fmt.Errorf("weight %q: %w", w.Name, err)
+	}
+	dims := w.Dims
+	// outAxis is the weight's output-unit axis; scale spreads the sum
+	// over the kernel to one output element.
+	outAxis, scale := 0, 1.0
+	switch e.node.GetOpType() {
+	case "ConvTranspose":
+		outAxis = 1
+		strides, _ := attrInts(e.node, "strides")
+		for _, s := range strides {
+			scale /= float64(s) // each output element sees prod(kernel)/prod(strides) taps on average
+		}
+	case "Gemm":
+		outAxis = 1 - e.axis
+		if al := attr(e.node, "alpha"); al != nil {
+			scale = float64(al.GetF())
+		}
+		if be := attr(e.node, "beta"); be != nil && be.GetF() != 0 {
+			scale /= float64(be.GetF())
+		}
+	case "MatMul":
+		outAxis = 1
+	}
+	delta := make([]float64, dims[outAxis])
+	strides := make([]int, len(dims))
+	st := 1
+	for i := len(dims) - 1; i >= 0; i-- {
+		strides[i] = st
+		st *= int(dims[i])
+	}
+	for i, v := range vals {
+		in := (i / strides[e.axis]) % int(dims[e.axis])
+		if keep[in] {
+			continue
+		}
+		out := (i / strides[outAxis]) % int(dims[outAxis])
+		delta[out] += float64(v) * mean[in] * scale
+	}
+	return delta, nil
+}
+
+// addToBias adds delta to the bias of n: input 2 of Conv, ConvTranspose
+// and Gemm (created when absent), or the constant of the Add that alone
+// follows a MatMul. Layers without a place for it are left as they are.
+func (a *analysis) addToBias(n *onnxpb.NodeProto, delta []float64) error {
+	node, i := n, 2
+	if n.GetOpType() == "MatMul" {
+		add := a.biasAdd(n, len(delta))
+		if add == nil {
+			return nil
+		}
+		node, i = add, 1
+		if a.weight(add, 0) != nil {
+			i = 0
+		}
+	}
+	w := a.weight(node, i)
+	if input(node, i) == "" {
+		return a.newBias(node, delta)
+	}
+	if w == nil || w.NumElements() != len(delta) || len(w.Uses) != 1 {
+		return nil // computed, broadcast or shared: leave it
+	}
+	t, err := w.Tensor()
+	if err != nil {
+		return err
+	}
+	vals, err := t.Float32s()
+	if err != nil {
+		return err
+	}
+	sum := make([]float32, len(vals))
+	for j := range vals {
+		sum[j] = vals[j] + float32(delta[j])
+	}
+	nt, err := onnx.FromFloat32s(t.DType, t.Dims, sum)
+	if err != nil {
+		return err
+	}
+	return w.Set(nt)
+}
+
+// biasAdd finds the Add that adds a constant of units values to n's
+// output, when it is n's only reader.
+func (a *analysis) biasAdd(n *onnxpb.NodeProto, units int) *onnxpb.NodeProto {
+	cs := a.ix.Consumers[output(n, 0)]
+	if len(cs) != 1 || cs[0].OpType() != "Add" || cs[0].GraphPath != "" {
+		return nil
+	}
+	add := cs[0].Node
+	if w := a.weight(add, 1-cs[0].Input); w != nil && w.NumElements() == units {
+		return add
+	}
+	return nil
+}
+
+// newBias gives a Conv, ConvTranspose or Gemm without a bias one holding
+// delta, sliced like the layer's output channels.
+func (a *analysis) newBias(n *onnxpb.NodeProto, delta []float64) error {
+	vals := make([]float32, len(delta))
+	for j, d := range delta {
+		vals[j] = float32(d)
+	}
+	name, err := a.addWeight(output(n, 0)+"_bias", onnx.NewTensor([]int64{int64(len(vals))}, vals))
+	if err != nil {
+		return err
+	}
+	for len(n.Input) < 2 {
+		n.Input = append(n.Input, "")
+	}
+	n.Input = append(n.Input[:2], name)
+	a.weights[name] = a.m.Weight(name)
+	if l := a.lay[output(n, 0)]; l != nil && l.size() == len(delta) {
+		a.edits = append(a.edits, edit{kind: sliceWeight, node: n, input: 2, axis: 0, lay: l})
+	}
+	return nil
+}
+
+// addWeight stores t as a new initializer of the main graph; models of IR
+// version 3 declare it as an input too, as they must.
+func (a *analysis) addWeight(base string, t *onnx.Tensor) (string, error) {
+	name, err := a.m.AddInitializer(a.g, base, t)
+	if err != nil {
+		return "", err
+	}
+	if a.m.Proto.GetIrVersion() < 4 {
+		a.g.Input = append(a.g.Input, onnx.ValueInfo(name, t.DType, dimsOf(t.Dims)))
+	}
+	return name, nil
+}
+
+// axisMeans averages t over every axis but axis: one mean per position.
+func axisMeans(t *onnx.Tensor, axis int, sums []float64, count *int) ([]float64, error) {
+	vals, err := t.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	outer, size, inner := int(prod(t.Dims[:axis])), int(t.Dims[axis]), int(prod(t.Dims[axis+1:]))
+	if sums == nil {
+		sums = make([]float64, size)
+	}
+	for o := range outer {
+		for q := range size {
+			for _, v := range vals[(o*size+q)*inner : (o*size+q+1)*inner] {
+				sums[q] += float64(v)
+			}
+		}
+	}
+	*count += outer * inner
+	return sums, nil
+}
+
+// inputMeans measures, for the input of every layer that mixes tracked
+// channels, the mean of each position along its channel axis: over the
+// calibration samples when there are any, else on the probe run.
+func (a *analysis) inputMeans(ctx context.Context, m *onnx.Model, probe map[string]*onnx.Tensor) (map[string][]float64, error) {
+	axes := map[string]int{}
+	var names []string
+	for _, e := range a.edits {
+		x := input(e.node, 0)
+		if _, seen := axes[x]; e.mixing && !seen {
+			axes[x] = a.lay[x].axis
+			names = append(names, x)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	sums := map[string][]float64{}
+	counts := map[string]*int{}
+	add := func(out map[string]*onnx.Tensor) error {
+		for _, x := range names {
+			if counts[x] == nil {
+				counts[x] = new(int)
+			}
+			s, err := axisMeans(out[x], axes[x], sums[x], counts[x])
+			if err != nil {
+				return fmt.Errorf("tensor %q: %w", x, err)
+			}
+			sums[x] = s
+		}
+		return nil
+	}
+	if a.opts.Calibration != nil {
+		if _, err := a.calibrate(ctx, m, names, nil, add); err != nil {
+			return nil, err
+		}
+	} else if err := add(probe); err != nil {
+		return nil, err
+	}
+	means := map[string][]float64{}
+	for x, s := range sums {
+		for q := range s {
+			s[q] /= float64(*counts[x])
+		}
+		means[x] = s
+	}
+	return means, nil
+}

@@ -1,0 +1,29 @@
+// Package structured removes whole channels from an ONNX model: Conv and
+// ConvTranspose output channels (filters), Gemm and MatMul output units.
+// Unlike unstructured pruning, which leaves zeros in tensors of the same
+// size, the model it writes is physically smaller and does fewer
+// multiply-accumulates.
+//
+// Removing a channel touches every tensor that carries it: the layer's own
+// weight and bias, the BatchNormalization and per-channel constants after it,
+// the input dimension of the next Conv, Gemm or MatMul (through Flatten and
+// Reshape, where each channel is a block of rows), the group count of a
+// depthwise convolution, Concat offsets, and every branch of an Add or Mul
+// whose channels must stay aligned. The package builds that dependency graph
+// once over the ONNX graph, the way Torch-Pruning's DepGraph does for PyTorch
+// modules, but at the granularity of single channels: every channel a layer
+// produces gets an id, each tensor records which ids lie along its channel
+// axis (its layout), and a union-find joins the ids that must go together
+// (the two inputs of a residual Add, say). A class of joined ids is the unit
+// that is scored and removed, everywhere at once. Classes that cannot go —
+// they reach a graph output, an operator this package does not rewrite, a
+// Reshape whose shape is computed at run time — are pinned, and the reason
+// is reported.
+//
+// Two criteria score channels: the L1 or L2 norm of the filter (Li et al.,
+// "Pruning Filters for Efficient ConvNets"), and the entropy of the
+// channel's activations over calibration data (Luo & Wu, "An Entropy-based
+// Pruning Method for CNN Compression"). Tensor shapes come from one run of
+// the model in ONNX Runtime, and the pruned model is run again before it is
+// returned: a model ONNX Runtime cannot run is an error, never a result.
+package structured

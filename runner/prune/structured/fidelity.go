@@ -1,0 +1,98 @@
+package structured
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/kompress/kompress/runner/onnx"
+)
+
+// evalSamples is how many calibration samples fidelity is measured on.
+const evalSamples = 4
+
+// evalInputs chooses the inputs fidelity is measured on (the first
+// calibration samples, one per run, or the probe inputs) and runs m0 on
+// them.
+func (pr *pruning) evalInputs(ctx context.Context) error {
+	pr.evals = []map[string]*onnx.Tensor{pr.inputs}
+	if pr.opts.Calibration != nil {
+		in := feedInputs(pr.m0.Proto.GetGraph())[0]
+		d, err := fitInput(pr.m0, in, pr.opts.Calibration)
+		if err != nil {
+			return err
+		}
+		pr.evals = nil
+		n := batchOf(in, 1)
+		for start := 0; start+n <= min(d.Len(), evalSamples*n); start += n {
+			pr.evals = append(pr.evals, map[string]*onnx.Tensor{in.GetName(): batchTensor(d, start, n)})
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var err error
+	pr.want, err = runEach(pr.m0, pr.evals, pr.opts.Threads)
+	return err
+}
+
+// fidelity runs m on the evaluation inputs and returns the mean over them
+// of the smallest cosine similarity between one of m's outputs and m0's
+// (each flattened). An output whose shape changed is an error.
+func (pr *pruning) fidelity(m *onnx.Model) (float64, error) {
+	outs, err := runEach(m, pr.evals, pr.opts.Threads)
+	if err != nil {
+		return 0, err
+	}
+	total := 0.0
+	for i, out := range outs {
+		worst := 1.0
+		for name, want := range pr.want[i] {
+			got := out[name]
+			if got == nil || !slices.Equal(got.Dims, want.Dims) {
+				return 0, fmt.Errorf("output %q of %s has shape %v, the source's %v", name, m.Name, dimsOrNil(got), want.Dims)
+			}
+			c, err := cosine(got, want)
+			if err != nil {
+				return 0, fmt.Errorf("output %q: %w", name, err)
+			}
+			worst = math.Min(worst, c)
+		}
+		total += worst
+	}
+	return total / float64(len(pr.evals)), nil
+}
+
+// cosine is the cosine similarity of two tensors' values; two all-zero
+// tensors count as 1, one as 0.
+func cosine(a, b *onnx.Tensor) (float64, error) {
+	av, err := a.Float32s()
+	if err != nil {
+		return 0, err
+	}
+	bv, err := b.Float32s()
+	if err != nil {
+		return 0, err
+	}
+	var ab, aa, bb float64
+	for i := range av {
+		ab += float64(av[i]) * float64(bv[i])
+		aa += float64(av[i]) * float64(av[i])
+		bb += float64(bv[i]) * float64(bv[i])
+	}
+	switch {
+	case aa == 0 && bb == 0:
+		return 1, nil
+	case aa == 0 || bb == 0:
+		return 0, nil
+	}
+	return ab / math.Sqrt(aa*bb), nil
+}
+
+func dimsOrNil(t *onnx.Tensor) []int64 {
+	if t == nil {
+		return nil
+	}
+	return t.Dims
+}

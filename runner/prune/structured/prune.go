@@ -1,0 +1,216 @@
+package structured
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kompress/kompress/runner/onnx"
+)
+
+// Prune removes opts.Fraction of the output channels of the model's Conv,
+// ConvTranspose, Gemm and MatMul layers, with everything that depends on
+// them, and returns the smaller model (src is not modified) and a report.
+//
+// The model is run once in ONNX Runtime to learn every tensor's shape (on
+// the first calibration sample, or on synthesized inputs), and the pruned
+// model is run on the same inputs before it is returned: its outputs must
+// keep their shapes.
+func Prune(ctx context.Context, src *onnx.Model, opts Options) (*onnx.Model, *Report, error) {
+	pr, err := newPruning(ctx, src, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	a := pr.a
+	scores, samples, err := a.score(ctx, a.m)
+	if err != nil {
+		return nil, nil, err
+	}
+	var means map[string][]float64
+	if !pr.opts.NoBiasCorrection {
+		if means, err = a.inputMeans(ctx, a.m, pr.ref); err != nil {
+			return nil, nil, err
+		}
+	}
+	var p *plan
+	if pr.opts.Scope == ScopeSensitivity {
+		if p, err = pr.allocate(ctx, scores, means); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		p = a.decide(scores)
+	}
+	rep := a.report(p)
+	rep.Samples = samples
+	if rep.ChannelsAfter == rep.ChannelsBefore {
+		return nil, rep, a.nothingRemoved(rep)
+	}
+	before, err := a.m.Stats()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := a.compensate(p, means); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", a.m.Name, err)
+	}
+	if err := a.apply(p); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", a.m.Name, err)
+	}
+	after, err := a.m.Stats()
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.ParamsBefore, rep.ParamsAfter = before.Params, after.Params
+	if rep.Cosine, err = pr.fidelity(a.m); err != nil {
+		return nil, nil, fmt.Errorf("structured pruning produced a model ONNX Runtime cannot run: %w", err)
+	}
+	return a.m, rep, nil
+}
+
+// pruning is a model on its way: the source with its weight reshapes
+// folded (m0, never modified), what the probe run showed, and the analysis
+// of a copy of m0 that Prune rewrites.
+type pruning struct {
+	m0     *onnx.Model
+	opts   Options
+	shapes map[string][]int64
+	values map[string]*onnx.Tensor
+	// inputs and ref are the probe run's inputs and every tensor it
+	// computed; evals and want the inputs fidelity is measured on and
+	// m0's outputs for them.
+	inputs map[string]*onnx.Tensor
+	ref    map[string]*onnx.Tensor
+	evals  []map[string]*onnx.Tensor
+	want   []map[string]*onnx.Tensor
+	a      *analysis
+}
+
+func newPruning(ctx context.Context, src *onnx.Model, opts Options) (*pruning, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m := src.Clone()
+	if err := onnx.TopoSort(m.Proto.GetGraph()); err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Name, err)
+	}
+	pr := &pruning{m0: m, opts: opts}
+	if pr.inputs, err = probeInputs(m, opts); err != nil {
+		return nil, err
+	}
+	if pr.ref, err = runExposed(m, exposable(m.Proto.GetGraph()), pr.inputs, opts.Threads); err != nil {
+		return nil, fmt.Errorf("structured pruning: running the source model to learn its shapes: %w", err)
+	}
+	pr.shapes, pr.values = probeFacts(pr.ref, pr.inputs)
+	folded, err := foldWeightReshapes(newGraph(m, pr.shapes, pr.values))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Name, err)
+	}
+	removeUnused(m, folded)
+	pr.a = pr.analyze()
+	if len(pr.a.sources) == 0 {
+		return nil, fmt.Errorf("%s has nothing to prune structurally: no Conv, ConvTranspose, Gemm or MatMul with a constant weight", m.Name)
+	}
+	if err := pr.evalInputs(ctx); err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+// analyze builds the channel dependency graph of a fresh copy of m0.
+func (pr *pruning) analyze() *analysis {
+	a := newAnalysis(newGraph(pr.m0.Clone(), pr.shapes, pr.values), pr.opts)
+	a.run()
+	return a
+}
+
+// probeFacts keeps what the rules need from the probe run: every tensor's
+// shape, and the values of small integer tensors (computed shapes).
+func probeFacts(out, inputs map[string]*onnx.Tensor) (map[string][]int64, map[string]*onnx.Tensor) {
+	shapes := map[string][]int64{}
+	values := map[string]*onnx.Tensor{}
+	for name, t := range inputs {
+		shapes[name] = t.Dims
+	}
+	for name, t := range out {
+		shapes[name] = t.Dims
+		if onnx.IsInteger(t.DType) && t.Len() <= 64 {
+			values[name] = t
+		}
+	}
+	return shapes, values
+}
+
+func (a *analysis) score(ctx context.Context, m *onnx.Model) ([][]float64, int, error) {
+	if a.opts.Criterion == Entropy {
+		return a.entropyScores(ctx, m)
+	}
+	scores := make([][]float64, len(a.sources))
+	for i, s := range a.sources {
+		var err error
+		if scores[i], err = magnitudes(s, a.opts.Criterion); err != nil {
+			return nil, 0, err
+		}
+	}
+	return scores, 0, nil
+}
+
+// nothingRemoved explains why no channel could go.
+func (a *analysis) nothingRemoved(rep *Report) error {
+	var why []string
+	for _, l := range rep.Layers {
+		if l.Protected != "" && len(why) < 5 {
+			why = append(why, fmt.Sprintf("%s: %s", l.Node, l.Protected))
+		}
+	}
+	largest := 0
+	for _, g := range rep.Groups {
+		largest = max(largest, g.Channels-g.Protected)
+	}
+	msg := fmt.Sprintf("%s: structured pruning at fraction %v removes no channel", a.m.Name, a.opts.Fraction)
+	if largest > 0 {
+		msg += fmt.Sprintf(" (the largest group has %d removable channels: raise the fraction)", largest)
+	}
+	if len(why) > 0 {
+		msg += "; protected: " + strings.Join(why, "; ")
+	}
+	return errors.New(msg)
+}
+
+// report describes the plan.
+func (a *analysis) report(p *plan) *Report {
+	rep := &Report{Criterion: a.opts.Criterion, Scope: a.opts.Scope, Fraction: a.opts.Fraction, Protected: a.protected}
+	groupOf := map[int]int{}
+	for g, members := range p.groups {
+		grp := Group{}
+		for _, si := range members {
+			groupOf[si] = g
+			grp.Layers = append(grp.Layers, a.sources[si].label)
+		}
+		for _, k := range p.groupClasses[g] {
+			grp.Channels++
+			if k.removed {
+				grp.Removed++
+			}
+			if k.pin != "" {
+				grp.Protected++
+			}
+		}
+		rep.Groups = append(rep.Groups, grp)
+	}
+	for si, s := range a.sources {
+		l := Layer{Node: s.label, OpType: s.node.GetOpType(), Group: groupOf[si], Channels: len(s.ids)}
+		for c, id := range s.ids {
+			if p.removed(&a.cls, id) {
+				l.Removed = append(l.Removed, c)
+			} else if r := a.cls.pinned(id); r != "" && l.Protected == "" {
+				l.Protected = r
+			}
+		}
+		l.Kept = l.Channels - len(l.Removed)
+		rep.ChannelsBefore += l.Channels
+		rep.ChannelsAfter += l.Kept
+		rep.Layers = append(rep.Layers, l)
+	}
+	return rep
+}
