@@ -1,0 +1,33 @@
+// Package prune holds the Prune stage. Prune is its one entry point: it
+// reads a PruneSpec and runs the method it names on an ONNX model.
+//
+// This package does the unstructured methods, which zero weights in place
+// and keep every tensor's shape:
+//
+//   - magnitude: the weights of smallest absolute value go, either the same
+//     fraction of every layer (scope layer) or below one threshold over all
+//     layers together (scope global).
+//   - nm: N of every M consecutive weights along the input dimension stay
+//     (2:4 by default), the pattern sparse tensor cores run.
+//   - hessian: SparseGPT (Frantar & Alistarh, 2023), an Optimal Brain
+//     Surgeon method: per layer, H = 2·XᵀX from the layer's inputs on
+//     calibration data; weights go by w²/[H⁻¹]ᵢᵢ, and the remaining weights
+//     of each row are updated to make up for them. Unstructured or N:M.
+//
+// The structured methods (structured, entropy), which remove whole channels
+// and rewrite the graph, are in package runner/prune/structured; Prune
+// dispatches to it.
+//
+// Prunable weights are the weight inputs of Conv, ConvTranspose, Gemm and
+// MatMul, wherever they are stored (initializers, Constant nodes,
+// subgraphs), also when they reach the operator through Identity, Reshape
+// or Flatten. Everything else — biases, normalization parameters, weights
+// shared with other operators, excluded nodes, tensors smaller than
+// minParams — is left alone and listed in the Report with the reason.
+//
+// With storage sparse, pruned weights are written as ONNX sparse
+// initializers where that is smaller, with compact (int8/int16/int32)
+// indices, so the file really shrinks. Masks recovers the zero pattern of a
+// pruned model's weights so that later stages can keep pruned weights at
+// zero.
+package prune

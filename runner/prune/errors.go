@@ -1,0 +1,16 @@
+package prune
+
+import "errors"
+
+// Errors Prune returns wrapped, for the caller to tell bad input (the same
+// job would fail again) from a failure worth retrying.
+var (
+	// ErrSpec: the spec cannot be applied (sparsity out of range, N >= M,
+	// an option the method does not take).
+	ErrSpec = errors.New("invalid prune spec")
+	// ErrNothingPrunable: the model has no weight the method can prune.
+	ErrNothingPrunable = errors.New("nothing to prune")
+	// ErrCalibration: the calibration data is missing, empty or does not
+	// fit the model's inputs.
+	ErrCalibration = errors.New("unusable calibration data")
+)

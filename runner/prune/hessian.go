@@ -1,0 +1,296 @@
+package prune
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/ort"
+)
+
+// calibratable says why hessian pruning cannot collect a target's inputs,
+// or "" when it can: its nodes must be in the main graph, read a tensor
+// the model computes (or a graph input) and be 1-D or 2-D when they are
+// convolutions.
+func calibratable(t *target, main *onnx.GraphIndex) string {
+	for _, u := range t.uses {
+		if u.graph != "" {
+			return fmt.Sprintf("%s is inside subgraph %s", nodeLabel(u.node), u.graph)
+		}
+		in := u.node.GetInput()[0]
+		if main.Producer[in] == nil && main.Input[in] == nil || main.Initializer[in] != nil {
+			return fmt.Sprintf("%s input %q is a constant", nodeLabel(u.node), in)
+		}
+		if k := len(t.lay.kernel); (u.node.GetOpType() == "Conv") && (k < 1 || k > 2) {
+			return fmt.Sprintf("%s is a %d-D convolution (1-D and 2-D are supported)", nodeLabel(u.node), k)
+		}
+	}
+	return ""
+}
+
+// hessian prunes every target with SparseGPT, layer by layer in waves: a
+// wave is the layers whose inputs depend only on layers pruned in earlier
+// waves, so each layer is calibrated on the outputs of the already pruned
+// layers before it, as SparseGPT prunes sequentially. Each wave is one
+// pass of ONNX Runtime over the calibration set with the wave's inputs
+// exposed as outputs. out is the model being pruned; vals are its targets'
+// values, written back after each wave.
+func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]float32, o *options, calib Calibration, progress func(done int)) ([]hessianLayer, *HessianStats, error) {
+	start := time.Now()
+	set, err := readCalibration(out, calib, o.samples)
+	if err != nil {
+		return nil, nil, err
+	}
+	wave := waves(out.Proto.GetGraph(), targets)
+	last := 0
+	for _, w := range wave {
+		last = max(last, w)
+	}
+	stats := &HessianStats{Samples: set.samples}
+	biases := findBiases(out, targets)
+	layers := make([]hessianLayer, len(targets))
+	done := 0
+	for w := 0; w <= last; w++ {
+		var ids []int
+		for i := range targets {
+			if wave[i] == w {
+				ids = append(ids, i)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		t0 := time.Now()
+		accs, err := collect(ctx, out, targets, biases, ids, set)
+		if err != nil {
+			return nil, nil, err
+		}
+		stats.Passes++
+		t1 := time.Now()
+		stats.CalibrationSeconds += t1.Sub(t0).Seconds()
+		for _, i := range ids {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err
+			}
+			t := targets[i]
+			var bias []float32
+			if b := biases[i]; b != nil {
+				if bias, err = b.Float32s(); err != nil {
+					return nil, nil, fmt.Errorf("bias %q: %w", b.Name, err)
+				}
+			}
+			l := &layers[i]
+			l.rows, l.features = accs[i].rows, accs[i].cols
+			l.loss, l.refit, err = solve(t.lay, vals[i], bias, accs[i].hessians(), o)
+			if err != nil {
+				return nil, nil, fmt.Errorf("weight %q (%s): %w", t.w.Name, t.nodeName(), err)
+			}
+			if bias != nil {
+				if err := setValues(biases[i], bias); err != nil {
+					return nil, nil, err
+				}
+				l.bias = biases[i].Name
+			}
+			accs[i] = nil // the Hessian can be large: free it now
+			l.mask = hessianDescription(o, t.lay, l.refit)
+			if err := setValues(t.w, vals[i]); err != nil {
+				return nil, nil, err
+			}
+			done++
+			progress(done)
+		}
+		stats.SolveSeconds += time.Since(t1).Seconds()
+	}
+	total := time.Since(start).Seconds()
+	params := 0
+	for _, v := range vals {
+		params += len(v)
+	}
+	stats.SecondsPerMParams = total / (float64(params) / 1e6)
+	stats.SecondsPerSample = total / float64(set.samples)
+	return layers, stats, nil
+}
+
+// hessianLayer is what hessian pruning did to one weight.
+type hessianLayer struct {
+	mask string
+	loss float64
+	// rows of X and features (columns, the bias included) H was built
+	// from; refit when the kept weights were re-solved exactly; bias the
+	// bias updated with the weight.
+	rows     int64
+	features int
+	refit    bool
+	bias     string
+}
+
+// waves numbers each target by the number of targets on its longest path
+// from the graph inputs: targets of the same wave can be calibrated in the
+// same pass.
+func waves(g *onnxpb.GraphProto, targets []*target) []int {
+	users := map[*onnxpb.NodeProto]int{}
+	for i, t := range targets {
+		for _, u := range t.uses {
+			users[u.node] = i
+		}
+	}
+	wave := make([]int, len(targets))
+	level := map[string]int{} // pruned layers upstream of each tensor
+	for _, n := range g.GetNode() {
+		l := 0
+		for _, in := range n.GetInput() {
+			l = max(l, level[in])
+		}
+		if i, ok := users[n]; ok {
+			wave[i] = max(wave[i], l)
+			l = max(l, wave[i]+1)
+		}
+		for _, out := range n.GetOutput() {
+			level[out] = l
+		}
+	}
+	return wave
+}
+
+// collect runs the calibration set through the model with the inputs of
+// the chosen targets' nodes exposed and accumulates each target's XᵀX.
+func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*onnx.Weight, ids []int, set *calibSet) (map[int]*hessianAcc, error) {
+	main := onnx.IndexGraph(m.Proto.GetGraph(), "")
+	var expose []string
+	seen := map[string]bool{}
+	for _, i := range ids {
+		for _, u := range targets[i].uses {
+			in := u.node.GetInput()[0]
+			if main.Input[in] == nil && !seen[in] {
+				expose = append(expose, in)
+				seen[in] = true
+			}
+		}
+	}
+	probe := m
+	if len(expose) > 0 { // else every input is a graph input
+		var err error
+		if probe, err = m.ExposeOutputs(expose); err != nil {
+			return nil, err
+		}
+	}
+	data, err := probe.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	sess, err := ort.NewSession(m.Name+" (hessian calibration)", data, ort.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	accs := map[int]*hessianAcc{}
+	for _, i := range ids {
+		accs[i] = newHessianAcc(targets[i].lay, biases[i] != nil)
+	}
+	for b, batch := range set.batches {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		outs, err := sess.Run(batch)
+		if err != nil {
+			return nil, fmt.Errorf("%w: batch %d: %v", ErrCalibration, b+1, err)
+		}
+		for _, i := range ids {
+			for _, u := range targets[i].uses {
+				in := u.node.GetInput()[0]
+				x := outs[in]
+				if x == nil {
+					x = batch[in]
+				}
+				if err := accs[i].add(u.node, x); err != nil {
+					return nil, fmt.Errorf("weight %q: %s input %q: %w", targets[i].w.Name, nodeLabel(u.node), in, err)
+				}
+			}
+		}
+	}
+	return accs, nil
+}
+
+// findBiases returns the bias hessian pruning updates with each target
+// (nil where there is none).
+func findBiases(m *onnx.Model, targets []*target) []*onnx.Weight {
+	main := onnx.IndexGraph(m.Proto.GetGraph(), "")
+	weights := map[string]*onnx.Weight{}
+	for _, w := range m.Weights() {
+		weights[w.Name] = w
+	}
+	out := make([]*onnx.Weight, len(targets))
+	for i, t := range targets {
+		out[i] = findBias(main, weights, t)
+	}
+	return out
+}
+
+// solve runs SparseGPT on each group's matrix of a weight (with the bias,
+// one value per row, as a last column when there is one) and writes the
+// result back into vals and bias. It returns the summed loss and whether
+// every group's kept weights were re-solved exactly.
+func solve(l *layout, vals, bias []float32, hs [][]float64, o *options) (float64, bool, error) {
+	var starts []int
+	if o.structured() {
+		starts, _ = l.nmGroups(o.m)
+	}
+	cols, fixed := l.cols, 0
+	if bias != nil {
+		cols, fixed = l.cols+1, 1
+	}
+	var loss float64
+	refit := true
+	for g := 0; g < l.groups; g++ {
+		w := make([]float64, l.rows*cols)
+		for r := 0; r < l.rows; r++ {
+			for c := 0; c < l.cols; c++ {
+				w[r*cols+c] = float64(vals[l.at(g, r, c)])
+			}
+			if bias != nil {
+				w[r*cols+l.cols] = float64(bias[g*l.rows+r])
+			}
+		}
+		s := &sweep{rows: l.rows, cols: cols, w: w, h: hs[g], sparsity: o.sparsity, n: o.n, m: o.m,
+			starts: starts, fixed: fixed, damp: o.dampening, seed: o.seed + int64(g), block: blockSize,
+			refitBudget: refitBudget}
+		gl, err := sparseGPT(s)
+		if err != nil {
+			return 0, false, err
+		}
+		loss += gl
+		refit = refit && s.refitted
+		for r := 0; r < l.rows; r++ {
+			for c := 0; c < l.cols; c++ {
+				vals[l.at(g, r, c)] = float32(w[r*cols+c])
+			}
+			if bias != nil {
+				bias[g*l.rows+r] = float32(w[r*cols+l.cols])
+			}
+		}
+	}
+	return loss, refit, nil
+}
+
+func hessianDescription(o *options, l *layout, refit bool) string {
+	how := "remaining weights updated"
+	if refit {
+		how = "remaining weights re-solved exactly"
+	}
+	if o.structured() {
+		_, rest := l.nmGroups(o.m)
+		return fmt.Sprintf("hessian (SparseGPT), %s: %s", how, nmDescription(o, l, rest))
+	}
+	return fmt.Sprintf("hessian (SparseGPT), %s: unstructured, %.4g%% of each block of %d input columns by w²/[H⁻¹]ᵢᵢ", how, 100*o.sparsity, blockSize)
+}
+
+// setValues writes float32 values into a weight in its own element type.
+func setValues(w *onnx.Weight, vals []float32) error {
+	t, err := onnx.FromFloat32s(w.DType, w.Dims, vals)
+	if err != nil {
+		return fmt.Errorf("weight %q: %w", w.Name, err)
+	}
+	return w.Set(t)
+}

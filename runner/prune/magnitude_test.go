@@ -1,0 +1,125 @@
+package prune
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+)
+
+func TestMagnitude(t *testing.T) {
+	tests := []struct {
+		name     string
+		scope    v1alpha1.PruneScope
+		sparsity float64
+		vals     [][]float32
+		want     [][]float32
+	}{{
+		name: "layer: the three smallest |w| of six go", scope: v1alpha1.ScopeLayer, sparsity: 0.5,
+		vals: [][]float32{{0.5, -0.1, 0.3, -0.7, 0.2, 0.05}},
+		want: [][]float32{{0.5, 0, 0.3, -0.7, 0, 0}},
+	}, {
+		name: "layer: each weight loses half", scope: v1alpha1.ScopeLayer, sparsity: 0.5,
+		vals: [][]float32{{1, -2, 3, 4}, {10, 20, -30, 40}},
+		want: [][]float32{{0, 0, 3, 4}, {0, 0, -30, 40}},
+	}, {
+		name: "global: one threshold, the small weight loses everything", scope: v1alpha1.ScopeGlobal, sparsity: 0.5,
+		vals: [][]float32{{1, -2, 3, 4}, {10, 20, -30, 40}},
+		want: [][]float32{{0, 0, 0, 0}, {10, 20, -30, 40}},
+	}, {
+		name: "layer: 2.5 of 5 rounds to 3, zeros count", scope: v1alpha1.ScopeLayer, sparsity: 0.5,
+		vals: [][]float32{{0, 9, -1, 8, 2}},
+		want: [][]float32{{0, 9, 0, 8, 0}},
+	}, {
+		name: "global 0.25: below-threshold values of both weights", scope: v1alpha1.ScopeGlobal, sparsity: 0.25,
+		vals: [][]float32{{5, -0.5, 6, 7}, {0.25, 8, 9, 10}},
+		want: [][]float32{{5, 0, 6, 7}, {0, 8, 9, 10}},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			done := 0
+			magnitude(tc.vals, &options{scope: tc.scope, sparsity: tc.sparsity}, func(n int) { done = n })
+			if diff := cmp.Diff(tc.want, tc.vals); diff != "" {
+				t.Errorf("pruned (-want +got):\n%s", diff)
+			}
+			if done != len(tc.vals) {
+				t.Errorf("progress reached %d of %d", done, len(tc.vals))
+			}
+		})
+	}
+}
+
+// TestMagnitudeTies checks that values tied at the threshold go in an
+// order the seed fixes: the same seed prunes the same ones, another seed
+// others, and the count is exact either way.
+func TestMagnitudeTies(t *testing.T) {
+	prune := func(seed int64) []float32 {
+		v := []float32{1, -1, 1, 1, -1, 1, 1, 1, 2, 2, 2, 2}
+		zeroSmallestAbs([][]float32{v}, 5, seed)
+		return v
+	}
+	zeros := func(v []float32) int {
+		n := 0
+		for _, x := range v {
+			if x == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	first := prune(1)
+	if diff := cmp.Diff(first, prune(1)); diff != "" {
+		t.Errorf("same seed, different masks (-first +second):\n%s", diff)
+	}
+	if zeros(first) != 5 {
+		t.Errorf("%d zeros, want 5: %v", zeros(first), first)
+	}
+	for _, v := range first[8:] {
+		if v != 2 {
+			t.Errorf("a value above the threshold went: %v", first)
+		}
+	}
+	differs := false
+	for seed := int64(2); seed < 10 && !differs; seed++ {
+		other := prune(seed)
+		if zeros(other) != 5 {
+			t.Errorf("seed %d: %d zeros, want 5", seed, zeros(other))
+		}
+		differs = !cmp.Equal(first, other)
+	}
+	if !differs {
+		t.Errorf("seeds 2..9 all chose the same tied values as seed 1: ties are not broken by the seed")
+	}
+}
+
+// TestKthAbs checks the radix selection against sorting on values that
+// share their high 16 bits.
+func TestKthAbs(t *testing.T) {
+	rng := newRand(3)
+	vals := make([]float32, 5000)
+	for i := range vals {
+		vals[i] = float32(rng.NormFloat64())
+		if i%7 == 0 {
+			vals[i] = 1 + float32(i%13)*1e-7 // same high bits, different low bits
+		}
+	}
+	sorted := make([]uint32, len(vals))
+	for i, v := range vals {
+		sorted[i] = absKey(v)
+	}
+	sortUint32(sorted)
+	for _, k := range []int{1, 2, 100, 2500, 4999, 5000} {
+		kth, below := kthAbs([][]float32{vals[:2000], vals[2000:]}, k)
+		if kth != sorted[k-1] {
+			t.Errorf("k=%d: key %x, want %x", k, kth, sorted[k-1])
+		}
+		wantBelow := 0
+		for wantBelow < len(sorted) && sorted[wantBelow] < kth {
+			wantBelow++
+		}
+		if below != wantBelow {
+			t.Errorf("k=%d: %d below, want %d", k, below, wantBelow)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package prune
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/quantize"
+)
+
+// calibrationBatch is how many samples one calibration run feeds ONNX
+// Runtime when the model's batch dimension is dynamic.
+const calibrationBatch = 32
+
+// Prune returns a pruned copy of m as spec asks, and a report of what was
+// pruned and what was left dense and why. m is not modified.
+//
+// data is the job's dataset: hessian calibrates on its first
+// spec.calibrationSamples samples (fed to the model's single input, after
+// dataset.Fit), entropy scores channels on it; the other methods ignore it
+// and it may be nil. progress, when not nil, is called with the number of
+// layers done and the total.
+//
+// Errors wrap ErrSpec (the spec cannot be applied), ErrNothingPrunable (no
+// weight the method can prune) or ErrCalibration (no or unusable
+// calibration data): all three are bad input, which retrying cannot fix.
+func Prune(ctx context.Context, m *onnx.Model, spec v1alpha1.PruneSpec, data *dataset.Dataset, progress func(done, total int)) (*onnx.Model, *Report, error) {
+	if progress == nil {
+		progress = func(int, int) {}
+	}
+	switch spec.Method {
+	case v1alpha1.PruneStructured, v1alpha1.PruneEntropy:
+		return pruneChannels(ctx, m, spec, data, progress)
+	}
+	o, err := parseSpec(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	var calib Calibration
+	if o.method == v1alpha1.PruneHessian {
+		if calib, err = calibrationFrom(m, data, o.samples); err != nil {
+			return nil, nil, err
+		}
+	}
+	return unstructured(ctx, m, o, calib, progress)
+}
+
+// unstructured runs magnitude, nm or hessian.
+func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibration, progress func(done, total int)) (*onnx.Model, *Report, error) {
+	start := time.Now()
+	out := m.Clone()
+	targets, skipped := findTargets(out, o)
+	if o.method == v1alpha1.PruneHessian {
+		targets, skipped = keepCalibratable(out, targets, skipped)
+	}
+	if len(targets) == 0 {
+		return nil, nil, nothingPrunable(m, skipped)
+	}
+	vals := make([][]float32, len(targets))
+	lays := make([]*layout, len(targets))
+	for i, t := range targets {
+		v, err := t.w.Float32s()
+		if err != nil {
+			return nil, nil, fmt.Errorf("weight %q: %w", t.w.Name, err)
+		}
+		vals[i], lays[i] = v, t.lay
+	}
+	report := &Report{Method: o.method, Storage: o.storage, Skipped: skipped}
+	step := func(done int) { progress(done, len(targets)) }
+	var masks []string
+	var dense []int64
+	var hl []hessianLayer
+	switch o.method {
+	case v1alpha1.PruneMagnitude:
+		report.Sparsity, report.Scope = o.sparsity, o.scope
+		masks = magnitude(vals, o, step)
+	case v1alpha1.PruneNM:
+		report.Pattern = fmt.Sprintf("%d:%d", o.n, o.m)
+		masks, dense = nm(vals, lays, o, step)
+	case v1alpha1.PruneHessian:
+		if o.structured() {
+			report.Pattern = fmt.Sprintf("%d:%d", o.n, o.m)
+		} else {
+			report.Sparsity = o.sparsity
+		}
+		var err error
+		hl, report.Hessian, err = hessian(ctx, out, targets, vals, o, calib, step)
+		if err != nil {
+			return nil, nil, err
+		}
+		masks = make([]string, len(hl))
+		for i, h := range hl {
+			masks[i] = h.mask
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if o.method != v1alpha1.PruneHessian { // hessian wrote each wave back already
+		for i, t := range targets {
+			if err := setValues(t.w, vals[i]); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	stored, err := store(out, targets, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, t := range targets {
+		mask := maskOf(t.w.Name, t.w.Dims, vals[i])
+		l := Layer{
+			Name: t.w.Name, Node: t.nodeName(), OpType: t.opType(), Shape: append([]int64{}, t.w.Dims...),
+			Params: int64(len(vals[i])), Zeros: int64(mask.Zeros()), Mask: masks[i], MaskDigest: mask.Digest(),
+			Stored: v1alpha1.StorageDense,
+		}
+		l.Sparsity = float64(l.Zeros) / float64(l.Params)
+		if dense != nil {
+			l.Dense = dense[i]
+		}
+		if hl != nil {
+			h := hl[i]
+			l.Loss, l.CalibrationRows, l.ExactRefit, l.Bias = h.loss, h.rows, h.refit, h.bias
+			if h.rows < int64(h.features) {
+				report.Warnings = append(report.Warnings, fmt.Sprintf(
+					"weight %q: H is %dx%d but built from %d rows of calibration data, so it is singular and only dampening holds the solution: raise prune.calibrationSamples",
+					t.w.Name, h.features, h.features, h.rows))
+			}
+		}
+		if stored[t.w.Name] {
+			l.Stored = v1alpha1.StorageSparse
+		}
+		report.Layers = append(report.Layers, l)
+		report.Params += l.Params
+		report.Zeros += l.Zeros
+	}
+	report.Achieved = float64(report.Zeros) / float64(report.Params)
+	report.Seconds = time.Since(start).Seconds()
+	return out, report, nil
+}
+
+// keepCalibratable moves the targets whose inputs hessian pruning cannot
+// collect to the skipped list.
+func keepCalibratable(m *onnx.Model, targets []*target, skipped []Skipped) ([]*target, []Skipped) {
+	main := onnx.IndexGraph(m.Proto.GetGraph(), "")
+	var keep []*target
+	for _, t := range targets {
+		if why := calibratable(t, main); why != "" {
+			skipped = append(skipped, Skipped{Name: t.w.Name, Node: t.nodeName(), OpType: t.opType(),
+				Params: int64(t.w.NumElements()), Reason: ReasonNoCalibration, Detail: why})
+			continue
+		}
+		keep = append(keep, t)
+	}
+	return keep, skipped
+}
+
+// nothingPrunable is the error for a model without a prunable weight,
+// with the reasons its weights were left alone.
+func nothingPrunable(m *onnx.Model, skipped []Skipped) error {
+	if len(skipped) == 0 {
+		return fmt.Errorf("%w: model %s has no floating-point weights", ErrNothingPrunable, m.Name)
+	}
+	by := map[Reason][]string{}
+	for _, s := range skipped {
+		by[s.Reason] = append(by[s.Reason], s.Name)
+	}
+	var parts []string
+	for reason, names := range by {
+		if len(names) > 3 {
+			names = append(names[:3:3], fmt.Sprintf("and %d more", len(names)-3))
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s", reason, strings.Join(names, ", ")))
+	}
+	sort.Strings(parts)
+	return fmt.Errorf("%w: model %s has no weight to prune (weights of Conv, ConvTranspose, Gemm and MatMul); its %d floating-point weights were left alone: %s",
+		ErrNothingPrunable, m.Name, len(skipped), strings.Join(parts, "; "))
+}
+
+// calibrationFrom feeds up to samples samples of data to the model's
+// single input.
+func calibrationFrom(m *onnx.Model, data *dataset.Dataset, samples int) (Calibration, error) {
+	if data == nil {
+		return nil, fmt.Errorf("%w: method hessian calibrates on the job's dataset (spec.dataset), and there is none", ErrCalibration)
+	}
+	ins := graphInputs(m)
+	if len(ins) != 1 {
+		return nil, fmt.Errorf("%w: a dataset feeds one model input; model %s has %d", ErrCalibration, m.Name, len(ins))
+	}
+	in := dataset.Input{Name: ins[0].name, ElemType: strings.ToLower(ins[0].dtype.String()), Shape: ins[0].dims}
+	if ins[0].dtype == onnx.Float || ins[0].dtype == onnx.Undefined {
+		in.ElemType = dataset.Float32
+	}
+	fitted, err := data.Fit(in)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCalibration, err)
+	}
+	return quantize.FromDataset(fitted.Take(samples), in.Name, calibrationBatch), nil
+}
