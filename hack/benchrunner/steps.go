@@ -7,6 +7,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/prune"
 	"github.com/kompress/kompress/runner/quantize"
 )
 
@@ -15,6 +16,7 @@ import (
 var steps = map[string]func([]byte) ([]byte, error){
 	"copy":                     func(b []byte) ([]byte, error) { return b, nil },
 	"quantize-weightonly-int8": weightOnlyInt8,
+	"prune-magnitude-50":       magnitude50,
 }
 
 func weightOnlyInt8(data []byte) ([]byte, error) {
@@ -27,6 +29,18 @@ func weightOnlyInt8(data []byte) ([]byte, error) {
 		Method: v1alpha1.QuantizeWeightOnly, Bits: 8, BlockSize: 32, Format: v1alpha1.FormatQDQ,
 		PerChannel: &yes, Symmetric: &yes,
 	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return out.Bytes()
+}
+
+func magnitude50(data []byte) ([]byte, error) {
+	m, err := onnx.Load(data)
+	if err != nil {
+		return nil, err
+	}
+	out, _, err := prune.Prune(context.Background(), m, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}, nil, nil)
 	if err != nil {
 		return nil, err
 	}

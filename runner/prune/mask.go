@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
+	"math/bits"
 	"sort"
 
 	"github.com/kompress/kompress/runner/onnx"
@@ -53,21 +55,57 @@ func (k *Mask) Apply(vals []float32) error {
 }
 
 // Digest identifies the pattern: sha256 over the dims and the pattern
-// packed 8 elements to a byte, as "sha256:<hex>". Two weights have the same
-// digest exactly when they have the same shape and the same zeros.
+// packed 8 elements to a byte (element i in bit i%8 of byte i/8), as
+// "sha256:<hex>". Two weights have the same digest exactly when they have
+// the same shape and the same zeros.
 func (k *Mask) Digest() string {
-	h := sha256.New()
-	for _, d := range k.Dims {
-		binary.Write(h, binary.LittleEndian, d)
-	}
 	packed := make([]byte, (len(k.Pruned)+7)/8)
 	for i, p := range k.Pruned {
 		if p {
 			packed[i/8] |= 1 << (i % 8)
 		}
 	}
+	return digest(k.Dims, packed)
+}
+
+func digest(dims []int64, packed []byte) string {
+	h := sha256.New()
+	for _, d := range dims {
+		binary.Write(h, binary.LittleEndian, d)
+	}
 	h.Write(packed)
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// isZero is 1 for ±0 and 0 otherwise, without a branch: about half the
+// values of a pruned weight are zero, in no order a branch predictor can
+// follow.
+func isZero(v float32) byte {
+	return byte((uint64(math.Float32bits(v)<<1) - 1) >> 63)
+}
+
+// zeroPattern returns the digest Mask.Digest gives for the zeros of vals
+// and their count, in one pass without building the mask: the report
+// needs both for every pruned weight, and weights can be large.
+func zeroPattern(dims []int64, vals []float32) (string, int) {
+	packed := make([]byte, (len(vals)+7)/8)
+	zeros := 0
+	full := len(vals) / 8 * 8
+	for i := 0; i < full; i += 8 {
+		var b byte
+		for j, v := range vals[i : i+8] {
+			b |= isZero(v) << j
+		}
+		packed[i/8] = b
+		zeros += bits.OnesCount8(b)
+	}
+	for i := full; i < len(vals); i++ {
+		if vals[i] == 0 {
+			packed[i/8] |= 1 << (i % 8)
+			zeros++
+		}
+	}
+	return digest(dims, packed), zeros
 }
 
 // Masks returns the zero pattern of every prunable weight of m (the weight

@@ -113,10 +113,10 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 		return nil, nil, err
 	}
 	for i, t := range targets {
-		mask := maskOf(t.w.Name, t.w.Dims, vals[i])
+		dig, zeros := zeroPattern(t.w.Dims, vals[i])
 		l := Layer{
 			Name: t.w.Name, Node: t.nodeName(), OpType: t.opType(), Shape: append([]int64{}, t.w.Dims...),
-			Params: int64(len(vals[i])), Zeros: int64(mask.Zeros()), Mask: masks[i], MaskDigest: mask.Digest(),
+			Params: int64(len(vals[i])), Zeros: int64(zeros), Mask: masks[i], MaskDigest: dig,
 			Stored: v1alpha1.StorageDense,
 		}
 		l.Sparsity = float64(l.Zeros) / float64(l.Params)

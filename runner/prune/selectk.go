@@ -64,12 +64,15 @@ func zeroSmallestAbs(slices [][]float32, k int, seed int64) float32 {
 	base := 0
 	for _, s := range slices {
 		for i, v := range s {
-			switch key := absKey(v); {
-			case key < kth:
-				s[i] = 0
-			case key == kth:
+			key := absKey(v)
+			if key == kth { // rare: predictable
 				ties = append(ties, base+i)
 			}
+			// Zero v when key < kth without a branch (half the values
+			// go, in random order): keys are below 2^31, so key - kth
+			// is negative exactly then, and its sign fills the mask.
+			drop := uint32(int32(key-kth) >> 31)
+			s[i] = math.Float32frombits(math.Float32bits(v) &^ drop)
 		}
 		base += len(s)
 	}
