@@ -171,9 +171,20 @@ func (a *analysis) newBias(n *onnxpb.NodeProto, delta []float64) error {
 	return nil
 }
 
-// addWeight stores t as a new initializer of the main graph; models of IR
-// version 3 declare it as an input too, as they must.
+// addWeight stores t as a new weight of the main graph, the way the model
+// keeps its weights: a Constant node when it has no initializers (as
+// Paddle exports do), else an initializer, declared as an input too in
+// models of IR version 3, which must.
 func (a *analysis) addWeight(base string, t *onnx.Tensor) (string, error) {
+	if len(a.g.GetInitializer()) == 0 {
+		name := a.m.UniqueName(base)
+		tp, err := onnx.TensorToProto(t, name)
+		if err != nil {
+			return "", err
+		}
+		a.g.Node = append([]*onnxpb.NodeProto{onnx.NewNode("Constant", name, nil, []string{name}, onnx.AttrTensor("value", tp))}, a.g.Node...)
+		return name, nil
+	}
 	name, err := a.m.AddInitializer(a.g, base, t)
 	if err != nil {
 		return "", err
@@ -207,7 +218,7 @@ func axisMeans(t *onnx.Tensor, axis int, sums []float64, count *int) ([]float64,
 
 // inputMeans measures, for the input of every layer that mixes tracked
 // channels, the mean of each position along its channel axis: over the
-// calibration samples when there are any, else on the probe run.
+// calibration samples when there are any, else on the probe inputs.
 func (a *analysis) inputMeans(ctx context.Context, m *onnx.Model, probe map[string]*onnx.Tensor) (map[string][]float64, error) {
 	axes := map[string]int{}
 	var names []string
@@ -240,8 +251,14 @@ func (a *analysis) inputMeans(ctx context.Context, m *onnx.Model, probe map[stri
 		if _, err := a.calibrate(ctx, m, names, nil, add); err != nil {
 			return nil, err
 		}
-	} else if err := add(probe); err != nil {
-		return nil, err
+	} else {
+		out, err := runExposed(m, names, probe, a.opts.Threads)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(out); err != nil {
+			return nil, err
+		}
 	}
 	means := map[string][]float64{}
 	for x, s := range sums {

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort/orttest"
@@ -254,4 +255,68 @@ func nodeNamed(m *onnx.Model, name string) *onnxpb.NodeProto {
 		}
 	}
 	return nil
+}
+
+// images makes n image-like inputs [n,3,h,w]: a smooth background gradient,
+// light blocks and dark text-like strokes, normalized as PaddleOCR does.
+func images(n, h, w int, seed uint64) *onnx.Tensor {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	mean := []float64{0.485, 0.456, 0.406}
+	std := []float64{0.229, 0.224, 0.225}
+	out := make([]float32, n*3*h*w)
+	for s := range n {
+		img := make([]float64, 3*h*w)
+		base := [3]float64{0.5 + 0.4*rng.Float64(), 0.5 + 0.4*rng.Float64(), 0.5 + 0.4*rng.Float64()}
+		gx, gy := rng.Float64()*0.3-0.15, rng.Float64()*0.3-0.15
+		for c := range 3 {
+			for y := range h {
+				for x := range w {
+					img[(c*h+y)*w+x] = base[c] + gx*float64(x)/float64(w) + gy*float64(y)/float64(h)
+				}
+			}
+		}
+		for range 3 + rng.IntN(4) { // blocks
+			y0, x0 := rng.IntN(h), rng.IntN(w)
+			bh, bw := 20+rng.IntN(h/3), 20+rng.IntN(w/3)
+			col := [3]float64{rng.Float64(), rng.Float64(), rng.Float64()}
+			for c := range 3 {
+				for y := y0; y < min(h, y0+bh); y++ {
+					for x := x0; x < min(w, x0+bw); x++ {
+						img[(c*h+y)*w+x] = col[c]
+					}
+				}
+			}
+		}
+		for range 4 + rng.IntN(5) { // text lines: runs of dark glyph-like strokes
+			y0, x0 := rng.IntN(h-20), rng.IntN(w/2)
+			gh := 8 + rng.IntN(10)
+			x := x0
+			for x < min(w-10, x0+60+rng.IntN(w/2)) {
+				gw := 3 + rng.IntN(6)
+				for y := y0; y < min(h, y0+gh); y++ {
+					for xx := x; xx < min(w, x+gw); xx++ {
+						if rng.Float64() < 0.8 {
+							for c := range 3 {
+								img[(c*h+y)*w+xx] = 0.05 + 0.1*rng.Float64()
+							}
+						}
+					}
+				}
+				x += gw + 2 + rng.IntN(4)
+			}
+		}
+		for c := range 3 {
+			for i := range h * w {
+				v := math.Min(1, math.Max(0, img[c*h*w+i]))
+				out[((s*3)+c)*h*w+i] = float32((v - mean[c]) / std[c])
+			}
+		}
+	}
+	return onnx.NewTensor([]int64{int64(n), 3, int64(h), int64(w)}, out)
+}
+
+// imageData is a calibration set of n image-like samples at 320x320.
+func imageData(n int, seed uint64) *dataset.Dataset {
+	x := images(n, 320, 320, seed)
+	return &dataset.Dataset{Name: "synthetic", Shape: []int{n, 3, 320, 320}, X: x.Data.([]float32)}
 }

@@ -2,6 +2,8 @@ package structured
 
 import (
 	"fmt"
+
+	"google.golang.org/protobuf/proto"
 	"math/rand/v2"
 	"strings"
 
@@ -139,6 +141,80 @@ func exposable(g *onnxpb.GraphProto) []string {
 		}
 	}
 	return names
+}
+
+// shapeInputs are the inputs whose values describe shapes, axes or
+// bounds: the rules need the values of those that are computed.
+var shapeInputs = map[string][]int{
+	"Reshape": {1}, "Slice": {1, 2, 3, 4}, "Pad": {1, 3}, "Resize": {3}, "Gather": {1}, "Expand": {1},
+	"ReduceMean": {1}, "ReduceSum": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceProd": {1},
+	"ReduceL1": {1}, "ReduceL2": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1}, "ReduceSumSquare": {1},
+	"Squeeze": {1}, "Unsqueeze": {1},
+}
+
+// probeShapes runs m once and returns the shape of every exposable tensor
+// and the values of the computed tensors read as shapes, axes or bounds.
+// The run returns Shape(t) rather than t itself (and the values
+// flattened): small, and never a scalar, which the ONNX Runtime binding
+// cannot return undeclared.
+func probeShapes(m *onnx.Model, inputs map[string]*onnx.Tensor, threads int) (map[string][]int64, map[string]*onnx.Tensor, error) {
+	p := m.Clone()
+	g := p.Proto.GetGraph()
+	names := exposable(g)
+	produced := map[string]bool{}
+	for _, name := range names {
+		produced[name] = true
+	}
+	shapeOf := map[string]string{}
+	valueOf := map[string]string{}
+	for _, name := range names {
+		out := p.UniqueName(name + "_probe_shape")
+		g.Node = append(g.Node, onnx.NewNode("Shape", out, []string{name}, []string{out}))
+		g.Output = append(g.Output, &onnxpb.ValueInfoProto{Name: proto.String(out)})
+		shapeOf[name] = out
+	}
+	if p.Opset("") >= 5 {
+		flat := p.UniqueName("probe_flat")
+		tp, err := onnx.TensorToProto(onnx.NewTensor([]int64{1}, []int64{-1}), flat)
+		if err != nil {
+			return nil, nil, err
+		}
+		g.Node = append(g.Node, onnx.NewNode("Constant", flat, nil, []string{flat}, onnx.AttrTensor("value", tp)))
+		for _, n := range m.Proto.GetGraph().GetNode() {
+			for _, i := range shapeInputs[n.GetOpType()] {
+				name := input(n, i)
+				if !produced[name] || valueOf[name] != "" {
+					continue
+				}
+				out := p.UniqueName(name + "_probe_value")
+				g.Node = append(g.Node, onnx.NewNode("Reshape", out, []string{name, flat}, []string{out}))
+				g.Output = append(g.Output, &onnxpb.ValueInfoProto{Name: proto.String(out)})
+				valueOf[name] = out
+			}
+		}
+	}
+	outs, err := runEach(p, []map[string]*onnx.Tensor{inputs}, threads)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := outs[0]
+	shapes := map[string][]int64{}
+	for name, t := range inputs {
+		shapes[name] = t.Dims
+	}
+	for name, s := range shapeOf {
+		if dims, ok := out[s].Data.([]int64); ok {
+			shapes[name] = dims
+		}
+	}
+	values := map[string]*onnx.Tensor{}
+	for name, v := range valueOf {
+		t := out[v]
+		if dims, ok := shapes[name]; ok && t != nil && onnx.IsInteger(t.DType) && t.Len() <= 64 {
+			values[name] = &onnx.Tensor{DType: t.DType, Dims: dims, Data: t.Data}
+		}
+	}
+	return shapes, values, nil
 }
 
 // runExposed runs m once with the named tensors as extra outputs and

@@ -29,13 +29,14 @@ func Prune(ctx context.Context, src *onnx.Model, opts Options) (*onnx.Model, *Re
 	}
 	var means map[string][]float64
 	if !pr.opts.NoBiasCorrection {
-		if means, err = a.inputMeans(ctx, a.m, pr.ref); err != nil {
+		if means, err = a.inputMeans(ctx, a.m, pr.inputs); err != nil {
 			return nil, nil, err
 		}
 	}
 	var p *plan
+	var curves []curve
 	if pr.opts.Scope == ScopeSensitivity {
-		if p, err = pr.allocate(ctx, scores, means); err != nil {
+		if p, curves, err = pr.allocate(ctx, scores, means); err != nil {
 			return nil, nil, err
 		}
 	} else {
@@ -43,6 +44,11 @@ func Prune(ctx context.Context, src *onnx.Model, opts Options) (*onnx.Model, *Re
 	}
 	rep := a.report(p)
 	rep.Samples = samples
+	for g, c := range curves {
+		for i := range c.counts {
+			rep.Groups[g].Sensitivity = append(rep.Groups[g].Sensitivity, Point{Removed: c.counts[i], Loss: c.loss[i]})
+		}
+	}
 	if rep.ChannelsAfter == rep.ChannelsBefore {
 		return nil, rep, a.nothingRemoved(rep)
 	}
@@ -75,11 +81,9 @@ type pruning struct {
 	opts   Options
 	shapes map[string][]int64
 	values map[string]*onnx.Tensor
-	// inputs and ref are the probe run's inputs and every tensor it
-	// computed; evals and want the inputs fidelity is measured on and
-	// m0's outputs for them.
+	// inputs fed the probe run; evals and want are the inputs fidelity
+	// is measured on and m0's outputs for them.
 	inputs map[string]*onnx.Tensor
-	ref    map[string]*onnx.Tensor
 	evals  []map[string]*onnx.Tensor
 	want   []map[string]*onnx.Tensor
 	a      *analysis
@@ -98,10 +102,9 @@ func newPruning(ctx context.Context, src *onnx.Model, opts Options) (*pruning, e
 	if pr.inputs, err = probeInputs(m, opts); err != nil {
 		return nil, err
 	}
-	if pr.ref, err = runExposed(m, exposable(m.Proto.GetGraph()), pr.inputs, opts.Threads); err != nil {
+	if pr.shapes, pr.values, err = probeShapes(m, pr.inputs, opts.Threads); err != nil {
 		return nil, fmt.Errorf("structured pruning: running the source model to learn its shapes: %w", err)
 	}
-	pr.shapes, pr.values = probeFacts(pr.ref, pr.inputs)
 	folded, err := foldWeightReshapes(newGraph(m, pr.shapes, pr.values))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Name, err)
@@ -122,23 +125,6 @@ func (pr *pruning) analyze() *analysis {
 	a := newAnalysis(newGraph(pr.m0.Clone(), pr.shapes, pr.values), pr.opts)
 	a.run()
 	return a
-}
-
-// probeFacts keeps what the rules need from the probe run: every tensor's
-// shape, and the values of small integer tensors (computed shapes).
-func probeFacts(out, inputs map[string]*onnx.Tensor) (map[string][]int64, map[string]*onnx.Tensor) {
-	shapes := map[string][]int64{}
-	values := map[string]*onnx.Tensor{}
-	for name, t := range inputs {
-		shapes[name] = t.Dims
-	}
-	for name, t := range out {
-		shapes[name] = t.Dims
-		if onnx.IsInteger(t.DType) && t.Len() <= 64 {
-			values[name] = t
-		}
-	}
-	return shapes, values
 }
 
 func (a *analysis) score(ctx context.Context, m *onnx.Model) ([][]float64, int, error) {

@@ -214,6 +214,75 @@ func TestPruneGraphs(t *testing.T) {
 			"ws": {cuts: []cut{{1, []int{0, 2}}}}, "ws_pruned": {from: "ws", cuts: []cut{{1, []int{2, 3}}}},
 		},
 	}, {
+		name: "squeeze-excite couples the gate with the features",
+		build: func(b *builder) *onnx.Model {
+			x := b.input("x", 1, 3, 5, 5)
+			a := b.node("Relu", "ra", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 1, 3)})})
+			s1 := b.node("Relu", "rs", []string{b.node("Conv", "c2", []string{b.node("GlobalAveragePool", "gap", []string{a}), b.weight("w2", []int64{2, 4, 1, 1}, 0, 0)})})
+			gate := b.node("Sigmoid", "sg", []string{b.node("Conv", "c3", []string{s1, b.weight("w3", []int64{4, 2, 1, 1}, 0, 1, 3)})})
+			return b.model(b.node("Conv", "c4", []string{b.node("Mul", "mul", []string{a, gate}), b.weight("w4", []int64{2, 4, 1, 1}, 0)}))
+		},
+		input:   []int64{1, 3, 5, 5},
+		opts:    Options{Fraction: 0.5},
+		removed: map[string][]int{"c1": {1, 3}, "c2": {0}, "c3": {1, 3}, "c4": nil},
+		weights: map[string]sliced{
+			"w1": {cuts: []cut{{0, []int{0, 2}}}}, "w2": {cuts: []cut{{0, []int{1}}, {1, []int{0, 2}}}},
+			"w3": {cuts: []cut{{0, []int{0, 2}}, {1, []int{1}}}}, "w4": {cuts: []cut{{1, []int{0, 2}}}},
+		},
+	}, {
+		name: "flatten by a computed shape (Shape, Gather, Concat) into gemm",
+		build: func(b *builder) *onnx.Model {
+			x := b.input("x", 1, 3, 4, 4)
+			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0, 2)})})
+			n := b.node("Gather", "n", []string{b.node("Shape", "shape", []string{r}), b.init("zero", onnx.NewTensor([]int64{}, []int64{0}))})
+			dims := b.node("Concat", "dims", []string{b.node("Unsqueeze", "n1", []string{n, b.ints("axis0", 0)}), b.ints("rest", -1)}, onnx.AttrInt("axis", 0))
+			flat := b.node("Reshape", "flat", []string{r, dims})
+			return b.model(b.node("Gemm", "g", []string{flat, b.weight("wg", []int64{10, 64}, 0)}, onnx.AttrInt("transB", 1)))
+		},
+		input:   []int64{1, 3, 4, 4},
+		opts:    Options{Fraction: 0.5},
+		removed: map[string][]int{"c1": {0, 2}, "g": nil},
+		weights: map[string]sliced{
+			"w1": {cuts: []cut{{0, []int{1, 3}}}}, "wg": {cuts: []cut{{1, append(span(16, 32), span(48, 64)...)}}},
+		},
+		ints: map[string][]int64{"axis0": {0}, "rest": {-1}},
+	}, {
+		name: "resize with constant sizes and pad keep the channels",
+		build: func(b *builder) *onnx.Model {
+			x := b.input("x", 1, 3, 4, 4)
+			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 3)})})
+			up := b.node("Resize", "up", []string{r, "", "", b.ints("sizes", 1, 4, 8, 8)}, onnx.AttrString("mode", "nearest"))
+			pad := b.node("Pad", "pad", []string{up, b.ints("pads", 0, 0, 1, 1, 0, 0, 1, 1)})
+			return b.model(b.node("Conv", "c2", []string{pad, b.weight("w2", []int64{2, 4, 3, 3}, 0)}))
+		},
+		input:   []int64{1, 3, 4, 4},
+		opts:    Options{Fraction: 0.25},
+		removed: map[string][]int{"c1": {3}, "c2": nil},
+		weights: map[string]sliced{"w1": {cuts: []cut{{0, []int{0, 1, 2}}}}, "w2": {cuts: []cut{{1, []int{0, 1, 2}}}}},
+		ints:    map[string][]int64{"sizes": {1, 3, 8, 8}, "pads": {0, 0, 1, 1, 0, 0, 1, 1}},
+	}, {
+		name: "reduce without keepdims moves the channel axis",
+		build: func(b *builder) *onnx.Model {
+			x := b.input("x", 1, 3, 4, 4)
+			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0, 1)})})
+			mean := b.node("ReduceMean", "mean", []string{r}, onnx.AttrInts("axes", 2, 3), onnx.AttrInt("keepdims", 0))
+			return b.model(b.node("Gemm", "g", []string{mean, b.weight("wg", []int64{3, 4}, 0)}, onnx.AttrInt("transB", 1)))
+		},
+		input:   []int64{1, 3, 4, 4},
+		opts:    Options{Fraction: 0.5},
+		removed: map[string][]int{"c1": {0, 1}, "g": nil},
+		weights: map[string]sliced{"w1": {cuts: []cut{{0, []int{2, 3}}}}, "wg": {cuts: []cut{{1, []int{2, 3}}}}},
+	}, {
+		name: "softmax over the channels is refused",
+		build: func(b *builder) *onnx.Model {
+			x := b.input("x", 1, 3, 4, 4)
+			sm := b.node("Softmax", "sm", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})}, onnx.AttrInt("axis", 1))
+			return b.model(b.node("Conv", "c2", []string{sm, b.weight("w2", []int64{2, 4, 1, 1}, 0)}))
+		},
+		input: []int64{1, 3, 4, 4},
+		opts:  Options{Fraction: 0.5},
+		err:   "sm normalizes over the channel axis",
+	}, {
 		name: "split along the channels is refused",
 		build: func(b *builder) *onnx.Model {
 			x := b.input("x", 1, 3, 4, 4)

@@ -54,6 +54,15 @@ type Group struct {
 	Channels  int
 	Removed   int
 	Protected int
+	// Sensitivity is the group's measured curve (ScopeSensitivity).
+	Sensitivity []Point
+}
+
+// Point is the loss of fidelity (1 - cosine of the outputs) when a group
+// alone loses Removed classes of channels.
+type Point struct {
+	Removed int
+	Loss    float64
 }
 
 // Protection is a tensor whose channels were all kept.

@@ -133,7 +133,7 @@ func (a *analysis) rewriteWeight(w *onnx.Weight, todo map[use][]transform) error
 			}
 			continue
 		}
-		name, err := a.m.AddInitializer(a.g, w.Name+"_pruned", t)
+		name, err := a.addWeight(w.Name+"_pruned", t)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package structured
 
 import (
-	"fmt"
 	"context"
 	"math"
 )
@@ -24,10 +23,10 @@ type curve struct {
 // allocate decides ScopeSensitivity: it measures every group's curve,
 // then finds the lowest loss threshold at which taking, in each group, the
 // most classes whose loss stays under it removes Fraction of all classes.
-func (pr *pruning) allocate(ctx context.Context, scores [][]float64, means map[string][]float64) (*plan, error) {
+func (pr *pruning) allocate(ctx context.Context, scores [][]float64, means map[string][]float64) (*plan, []curve, error) {
 	base := pr.a.classify(scores)
 	curves := make([]curve, len(base.groups))
-	trials, total := 0, 0
+	total := 0
 	for _, ks := range base.groupClasses {
 		total += len(ks)
 	}
@@ -46,15 +45,14 @@ func (pr *pruning) allocate(ctx context.Context, scores [][]float64, means map[s
 				continue
 			}
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			counts := make([]int, len(base.groups))
 			counts[g] = n
 			fid, err := pr.trial(scores, means, counts)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			trials++
 			if pr.opts.Progress != nil {
 				pr.opts.Progress(g+1, len(base.groups))
 			}
@@ -67,13 +65,7 @@ func (pr *pruning) allocate(ctx context.Context, scores [][]float64, means map[s
 		}
 	}
 	counts := chooseCounts(curves, int(math.Round(pr.opts.Fraction*float64(total))))
-	if debugSensitivity {
-		for g, c := range curves {
-			fmt.Println("group", g, len(base.groupClasses[g]), c.counts, c.loss, "->", counts[g])
-		}
-		fmt.Println("trials", trials, "target", int(math.Round(pr.opts.Fraction*float64(total))))
-	}
-	return pr.a.decideCounts(scores, counts), nil
+	return pr.a.decideCounts(scores, counts), curves, nil
 }
 
 // chooseCounts spends the target on the cheapest removals: starting from
@@ -124,5 +116,3 @@ func (pr *pruning) trial(scores [][]float64, means map[string][]float64, counts 
 	}
 	return pr.fidelity(a.m)
 }
-
-var debugSensitivity = false
