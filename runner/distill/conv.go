@@ -110,7 +110,12 @@ func cols2im[T float](c *convGeom, cols []T, dx []T) {
 					if c.stride == 1 {
 						lo, hi := min(max(0, -iw), c.ow), max(0, min(c.ow, c.w-iw))
 						if hi > lo {
-							axpy(1, in[lo:hi], line[iw+lo:])
+							// Rows are short (the output width): a
+							// plain loop beats a kernel call.
+							dst := line[iw+lo : iw+hi]
+							for i, v := range in[lo:hi] {
+								dst[i] += v
+							}
 						}
 						continue
 					}

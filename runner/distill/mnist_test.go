@@ -205,3 +205,74 @@ func TestMNISTTargets(t *testing.T) {
 		})
 	}
 }
+
+// TestAutoTemperatureMNIST: mnist-8's logits are in the thousands, so a
+// fixed small temperature leaves its targets one-hot; "auto" gives soft
+// targets with real weight on the other classes.
+func TestAutoTemperatureMNIST(t *testing.T) {
+	orttest.Require(t)
+	d := loadMNIST(t, dataset.MNISTTest1k)
+	logits, k, err := outputs(context.Background(), "mnist-8", modelBytes(t, loadMNISTModel(t)), d.X, d.Len(), d.SampleShape(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auto := autoTemperature(logits, d.Len(), k)
+	stats := func(temp float64) (top, entropy float64) {
+		soft := softenAll(logits, d.Len(), k, temp)
+		for r := 0; r < d.Len(); r++ {
+			row := soft[r*k : (r+1)*k]
+			top += float64(slices.Max(row)) / float64(d.Len())
+			for _, p := range row {
+				if p > 0 {
+					entropy -= float64(p) * math.Log(float64(p)) / float64(d.Len())
+				}
+			}
+		}
+		return top, entropy
+	}
+	top4, _ := stats(4)
+	topAuto, entAuto := stats(auto)
+	t.Logf("T=4: mean top probability %.5f; auto T=%.4g: mean top probability %.3f, mean entropy %.3f nats (ln 10 = %.3f)",
+		top4, auto, topAuto, entAuto, math.Log(10))
+	if top4 < 0.999 {
+		t.Errorf("T=4 gives mean top probability %.4f: expected one-hot targets from mnist-8's large logits", top4)
+	}
+	if auto < 100 {
+		t.Errorf("auto temperature %.4g: expected it to follow mnist-8's logits in the thousands", auto)
+	}
+	if topAuto > 0.9 || math.Abs(entAuto-autoEntropy*math.Log(10)) > 0.01 {
+		t.Errorf("auto temperature gives mean top probability %.3f and entropy %.3f: want soft targets with entropy %.3f",
+			topAuto, entAuto, autoEntropy*math.Log(10))
+	}
+}
+
+// TestMNISTRecovers distills an 80% per-layer pruned mnist-8 for a few
+// hundred steps on the 1,000-image sample: a quick check that training
+// recovers accuracy and keeps the sparsity (TestMNISTTargets does the
+// full run).
+func TestMNISTRecovers(t *testing.T) {
+	orttest.Require(t)
+	d := loadMNIST(t, dataset.MNISTTest1k)
+	teacher := loadMNISTModel(t)
+	student := loadMNISTModel(t)
+	magnitudePrune(t, student, 0.8, false)
+	sp := sparsityOf(t, student)
+	before := accuracy(t, student, d)
+	out, rep, err := Distill(context.Background(), student, modelBytes(t, teacher), d,
+		v1alpha1.DistillSpec{Epochs: 20, MaxSteps: 300, BatchSize: 32}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := accuracy(t, out, d)
+	t.Logf("%.1f%% -> %.1f%% on the training sample in %d steps (%.0f images/s, T=%.4g, loss %.4g -> %.4g)",
+		100*before, 100*after, rep.Steps, rep.ImagesPerSec, rep.Temperature, rep.FirstLoss, rep.FinalLoss)
+	if after < 0.95 || after < before+0.1 {
+		t.Errorf("accuracy %.1f%% -> %.1f%%: want at least 95%%", 100*before, 100*after)
+	}
+	if got := sparsityOf(t, out); got != sp {
+		t.Errorf("sparsity %.5f after, %.5f before", got, sp)
+	}
+	if rep.Steps != 300 {
+		t.Errorf("%d steps, want maxSteps 300", rep.Steps)
+	}
+}

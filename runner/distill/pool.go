@@ -56,28 +56,39 @@ func outSize(in, k, padA, padB, stride, dil int, ceil bool) int {
 	return out
 }
 
+// span is the clipped range of input positions [lo, hi) one output
+// position's window covers along one axis (stepping by the dilation).
+type span struct{ lo, hi int }
+
+// spans returns the window range of every output position along an axis.
+func spans(out, in, k, pad, stride, dil int) []span {
+	s := make([]span, out)
+	for o := range s {
+		lo := o*stride - pad
+		hi := min(lo+(k-1)*dil+1, in)
+		for lo < 0 {
+			lo += dil
+		}
+		s[o] = span{lo, max(lo, hi)}
+	}
+	return s
+}
+
 // maxPoolForward computes the maximum of each window and records where
 // it came from (the plane offset) for the backward pass; windows that
 // hold only padding give 0 and have no source.
-func maxPoolForward[T float](g *poolGeom, x, y []T, arg []int32) {
+func maxPoolForward[T float](g *poolGeom, hs, ws []span, x, y []T, arg []int32) {
 	for pl := 0; pl < g.n*g.c; pl++ {
 		in := x[pl*g.h*g.w:][:g.h*g.w]
 		out := y[pl*g.oh*g.ow:][:g.oh*g.ow]
 		args := arg[pl*g.oh*g.ow:][:g.oh*g.ow]
-		for oh := 0; oh < g.oh; oh++ {
-			for ow := 0; ow < g.ow; ow++ {
+		for oh, hsp := range hs {
+			for ow, wsp := range ws {
 				best, at := T(0), int32(-1)
-				for i := 0; i < g.kh; i++ {
-					ih := oh*g.strideH - g.padT + i*g.dilH
-					if ih < 0 || ih >= g.h {
-						continue
-					}
-					for j := 0; j < g.kw; j++ {
-						iw := ow*g.strideW - g.padL + j*g.dilW
-						if iw < 0 || iw >= g.w {
-							continue
-						}
-						if v := in[ih*g.w+iw]; at < 0 || v > best {
+				for ih := hsp.lo; ih < hsp.hi; ih += g.dilH {
+					row := in[ih*g.w:]
+					for iw := wsp.lo; iw < wsp.hi; iw += g.dilW {
+						if v := row[iw]; at < 0 || v > best {
 							best, at = v, int32(ih*g.w+iw)
 						}
 					}
@@ -171,13 +182,15 @@ func avgPoolBackward[T float](g *poolGeom, dy, dx []T) {
 func maxPool(geom poolGeom, x *G.Node, need bool) (*G.Node, error) {
 	g := geom
 	arg := make([]int32, g.n*g.c*g.oh*g.ow)
+	hs := spans(g.oh, g.h, g.kh, g.padT, g.strideH, g.dilH)
+	ws := spans(g.ow, g.w, g.kw, g.padL, g.strideW, g.dilW)
 	k := &kernel{name: "MaxPool", need: []bool{need}}
 	k.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 		return dispatch(in[0], func() error {
-			maxPoolForward(&g, data[float32](in[0]), data[float32](out), arg)
+			maxPoolForward(&g, hs, ws, data[float32](in[0]), data[float32](out), arg)
 			return nil
 		}, func() error {
-			maxPoolForward(&g, data[float64](in[0]), data[float64](out), arg)
+			maxPoolForward(&g, hs, ws, data[float64](in[0]), data[float64](out), arg)
 			return nil
 		})
 	}

@@ -24,6 +24,9 @@ type Progress struct {
 // progressEvery is how often the loop reports progress.
 const progressEvery = time.Second
 
+// lossWindow is how many steps the first and final losses average.
+const lossWindow = 20
+
 // run is one training run: the data, the teacher's soft targets and the
 // replicas that share the work of each batch.
 type run struct {
@@ -41,9 +44,10 @@ type run struct {
 type stats struct {
 	steps      int64
 	epochs     int
-	firstLoss  float64 // mean loss of the first epoch's first steps
-	lastLoss   float64 // mean loss of the last steps
+	firstLoss  float64 // mean loss of the first lossWindow steps
+	lastLoss   float64 // mean loss of the last lossWindow steps
 	seconds    float64
+	cpuSeconds float64
 	imagesPerS float64
 }
 
@@ -78,10 +82,11 @@ func (r *run) train(ctx context.Context) (stats, error) {
 		grads[i] = make([]float32, len(pr.data))
 	}
 	var st stats
-	start, last := time.Now(), time.Now()
+	start, last, cpu0 := time.Now(), time.Now(), cpuTime()
 	var windowLoss float64
 	var windowSteps int
-	firstWindow := min(total, 20)
+	firstWindow := min(total, lossWindow)
+	recent := make([]float64, 0, lossWindow)
 	for epoch := 0; st.steps < total; epoch++ {
 		order := rng.Perm(r.data.Len())
 		st.epochs = epoch + 1
@@ -101,19 +106,26 @@ func (r *run) train(ctx context.Context) (stats, error) {
 			}
 			windowLoss += loss
 			windowSteps++
-			st.lastLoss = windowLoss / float64(windowSteps)
+			if len(recent) == lossWindow {
+				recent = recent[1:]
+			}
+			recent = append(recent, loss)
 			if now := time.Now(); now.Sub(last) >= progressEvery || st.steps == total {
 				el := now.Sub(start)
 				ips := float64(st.steps) * float64(batch) / el.Seconds()
 				eta := time.Duration(float64(total-st.steps) * float64(batch) / ips * float64(time.Second))
 				r.report(Progress{Step: st.steps, Steps: total, Epoch: epoch + 1, Epochs: int((total + perEpoch - 1) / perEpoch),
-					Loss: st.lastLoss, ImagesPerSec: ips, ETA: eta})
+					Loss: windowLoss / float64(windowSteps), ImagesPerSec: ips, ETA: eta})
 				last = now
 				windowLoss, windowSteps = 0, 0
 			}
 		}
 	}
+	for _, l := range recent {
+		st.lastLoss += l / float64(len(recent))
+	}
 	st.seconds = time.Since(start).Seconds()
+	st.cpuSeconds = (cpuTime() - cpu0).Seconds()
 	st.imagesPerS = float64(st.steps) * float64(batch) / st.seconds
 	return st, nil
 }
