@@ -188,6 +188,16 @@ func calibrationFrom(m *onnx.Model, data *dataset.Dataset, samples int) (Calibra
 	if data == nil {
 		return nil, fmt.Errorf("%w: method hessian calibrates on the job's dataset (spec.dataset), and there is none", ErrCalibration)
 	}
+	fitted, err := fitData(m, data)
+	if err != nil {
+		return nil, err
+	}
+	return quantize.FromDataset(fitted.Take(samples), graphInputs(m)[0].name, calibrationBatch), nil
+}
+
+// fitData checks that data can feed the model's single input
+// (dataset.Fit) and returns it in the input's shape.
+func fitData(m *onnx.Model, data *dataset.Dataset) (*dataset.Dataset, error) {
 	ins := graphInputs(m)
 	if len(ins) != 1 {
 		return nil, fmt.Errorf("%w: a dataset feeds one model input; model %s has %d", ErrCalibration, m.Name, len(ins))
@@ -200,5 +210,5 @@ func calibrationFrom(m *onnx.Model, data *dataset.Dataset, samples int) (Calibra
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCalibration, err)
 	}
-	return quantize.FromDataset(fitted.Take(samples), in.Name, calibrationBatch), nil
+	return fitted, nil
 }

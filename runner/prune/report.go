@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/prune/structured"
 )
 
 // Report says what Prune did: every pruned weight with its sparsity and
@@ -33,8 +34,9 @@ type Report struct {
 	// Seconds is the wall time of the whole method.
 	Seconds float64 `json:"seconds"`
 	// Structured is the report of the structured and entropy methods
-	// (package runner/prune/structured).
-	Structured any `json:"structured,omitempty"`
+	// (package runner/prune/structured): channels removed per layer and
+	// group, and what could not be removed and why.
+	Structured *structured.Report `json:"structured,omitempty"`
 }
 
 // Layer is one pruned weight.
@@ -100,6 +102,10 @@ type HessianStats struct {
 
 // Summary is one line for logs and result messages.
 func (r *Report) Summary() string {
+	if s := r.Structured; s != nil {
+		return fmt.Sprintf("%s %.4g%%: output channels %d -> %d, parameters %d -> %d, %d coupled groups, %d tensors kept whole, output cosine %.4f",
+			r.Method, 100*r.Sparsity, s.ChannelsBefore, s.ChannelsAfter, s.ParamsBefore, s.ParamsAfter, len(s.Groups), len(s.Protected), s.Cosine)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s", r.Method)
 	if r.Pattern != "" {
