@@ -320,3 +320,33 @@ func imageData(n int, seed uint64) *dataset.Dataset {
 	x := images(n, 320, 320, seed)
 	return &dataset.Dataset{Name: "synthetic", Shape: []int{n, 3, 320, 320}, X: x.Data.([]float32)}
 }
+
+// filled adds a float initializer whose elements at index c of axis are
+// all vals[c].
+func (b *builder) filled(name string, dims []int64, axis int, vals ...float32) string {
+	t := onnx.NewTensor(dims, make([]float32, onnx.NumElements(dims)))
+	data := t.Data.([]float32)
+	outer, size, inner := int(prod(dims[:axis])), int(dims[axis]), int(prod(dims[axis+1:]))
+	for o := range outer {
+		for c := range size {
+			for i := range inner {
+				data[(o*size+c)*inner+i] = vals[c]
+			}
+		}
+	}
+	return b.init(name, t)
+}
+
+// normalData is a calibration set of n samples of normal values.
+func normalData(seed uint64, n int, sample ...int) *dataset.Dataset {
+	r := rand.New(rand.NewPCG(seed, 3))
+	size := 1
+	for _, s := range sample {
+		size *= s
+	}
+	x := make([]float32, n*size)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	return &dataset.Dataset{Name: "normal", Shape: append([]int{n}, sample...), X: x}
+}

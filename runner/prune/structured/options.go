@@ -27,17 +27,19 @@ type Scope string
 const (
 	// ScopeLayer removes Fraction of the channels of every group.
 	ScopeLayer Scope = "layer"
-	// ScopeGlobal ranks the channels of all groups together, each score
-	// divided by its group's mean, and removes Fraction of all channels:
-	// groups whose channels matter more lose fewer. No group loses more
-	// than MaxGroupFraction of its channels.
+	// ScopeGlobal removes as many channels as ScopeLayer, but ranks the
+	// channels of all groups together, each score divided by its group's
+	// mean: groups whose channels matter more lose fewer. No group loses
+	// more than MaxGroupFraction of its channels.
 	ScopeGlobal Scope = "global"
-	// ScopeSensitivity measures how much the model's outputs change
+	// ScopeSensitivity removes as many channels as ScopeLayer, where they
+	// cost the least: it measures how much the model's outputs change
+	// (1 - cosine, on the first calibration samples or the probe inputs)
 	// when each group alone loses 10%, 20% ... 90% of its channels (the
-	// sensitivity analysis of Li et al.), then gives each group the
-	// largest share whose change stays under one threshold, the lowest
-	// threshold that removes Fraction of all channels. It runs the model
-	// about nine times per group.
+	// sensitivity analysis of Li et al.), then takes channels from the
+	// groups whose next step costs the least per channel, as if the
+	// groups' losses added up. It runs the model up to nine times per
+	// group.
 	ScopeSensitivity Scope = "sensitivity"
 )
 

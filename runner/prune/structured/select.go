@@ -138,6 +138,9 @@ func ranked(ks []*class, key func(*class) float64) []*class {
 			free = append(free, k)
 		}
 	}
+	if key == nil {
+		return free
+	}
 	sort.SliceStable(free, func(i, j int) bool {
 		if ki, kj := key(free[i]), key(free[j]); ki != kj {
 			return ki < kj
@@ -145,6 +148,16 @@ func ranked(ks []*class, key func(*class) float64) []*class {
 		return free[i].tie < free[j].tie
 	})
 	return free
+}
+
+// budget is how many classes ScopeLayer removes: round(Fraction x
+// classes) of each group, within its free classes, leaving one.
+func (a *analysis) budget(p *plan) int {
+	n := 0
+	for _, ks := range p.groupClasses {
+		n += min(int(math.Round(a.opts.Fraction*float64(len(ks)))), len(ranked(ks, nil)), len(ks)-1)
+	}
+	return n
 }
 
 // removeLowest removes the n lowest-scoring free classes of a group,
@@ -157,10 +170,11 @@ func removeLowest(ks []*class, n int) {
 	}
 }
 
-// removeGlobal removes round(Fraction x all classes) over every group, by
-// normalized score, no group past MaxGroupFraction or its last class.
+// removeGlobal removes as many classes as ScopeLayer would, chosen over
+// all groups by normalized score, no group past MaxGroupFraction or its
+// last class.
 func (a *analysis) removeGlobal(p *plan) {
-	budget := int(math.Round(a.opts.Fraction * float64(len(p.order))))
+	budget := a.budget(p)
 	caps := make([]int, len(p.groupClasses))
 	for g, ks := range p.groupClasses {
 		caps[g] = min(int(math.Floor(a.opts.MaxGroupFraction*float64(len(ks)))), len(ks)-1)

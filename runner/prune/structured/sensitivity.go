@@ -21,15 +21,11 @@ type curve struct {
 }
 
 // allocate decides ScopeSensitivity: it measures every group's curve,
-// then finds the lowest loss threshold at which taking, in each group, the
-// most classes whose loss stays under it removes Fraction of all classes.
+// then spends the budget ScopeLayer would remove where it costs the least
+// fidelity.
 func (pr *pruning) allocate(ctx context.Context, scores [][]float64, means map[string][]float64) (*plan, []curve, error) {
 	base := pr.a.classify(scores)
 	curves := make([]curve, len(base.groups))
-	total := 0
-	for _, ks := range base.groupClasses {
-		total += len(ks)
-	}
 	for g, ks := range base.groupClasses {
 		free := 0
 		for _, k := range ks {
@@ -64,7 +60,7 @@ func (pr *pruning) allocate(ctx context.Context, scores [][]float64, means map[s
 			}
 		}
 	}
-	counts := chooseCounts(curves, int(math.Round(pr.opts.Fraction*float64(total))))
+	counts := chooseCounts(curves, pr.a.budget(base))
 	return pr.a.decideCounts(scores, counts), curves, nil
 }
 

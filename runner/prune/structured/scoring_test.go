@@ -1,0 +1,233 @@
+package structured
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/ort/orttest"
+)
+
+// TestBiasCorrection: a removed channel that holds a constant (zero
+// filter, bias 3, after Relu) costs nothing once the next layer's bias
+// absorbs it; without the correction the outputs move.
+func TestBiasCorrection(t *testing.T) {
+	orttest.Require(t)
+	for _, c := range []struct {
+		name  string
+		build func(b *builder) *onnx.Model
+		input []int64
+	}{{
+		name: "into a conv with a bias",
+		build: func(b *builder) *onnx.Model {
+			x := b.input("x", 1, 3, 5, 5)
+			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 2), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)})})
+			return b.model(b.node("Conv", "c2", []string{r, b.weight("w2", []int64{2, 4, 1, 1}, 0), b.weight("b2", []int64{2}, 0)}))
+		},
+		input: []int64{1, 3, 5, 5},
+	}, {
+		name: "into a conv without a bias",
+		build: func(b *builder) *onnx.Model {
+			x := b.input("x", 1, 3, 5, 5)
+			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 2), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)})})
+			return b.model(b.node("Conv", "c2", []string{r, b.weight("w2", []int64{2, 4, 1, 1}, 0)}))
+		},
+		input: []int64{1, 3, 5, 5},
+	}, {
+		name: "into a matmul followed by its bias",
+		build: func(b *builder) *onnx.Model {
+			x := b.input("x", 2, 8)
+			h := b.node("Add", "h", []string{b.node("MatMul", "m1", []string{x, b.weight("w1", []int64{8, 4}, 1, 2)}), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)})
+			m2 := b.node("MatMul", "m2", []string{b.node("Relu", "r", []string{h}), b.weight("w2", []int64{4, 3}, 0)})
+			return b.model(b.node("Add", "out", []string{m2, b.weight("b2", []int64{3}, 0)}))
+		},
+		input: []int64{2, 8},
+	}, {
+		name: "into a gemm",
+		build: func(b *builder) *onnx.Model {
+			x := b.input("x", 2, 8)
+			r := b.node("Relu", "r", []string{b.node("Gemm", "g1", []string{x, b.weight("w1", []int64{4, 8}, 0, 2), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)}, onnx.AttrInt("transB", 1))})
+			return b.model(b.node("Gemm", "g2", []string{r, b.weight("w2", []int64{4, 3}, 0)}, onnx.AttrFloat("alpha", 0.5)))
+		},
+		input: []int64{2, 8},
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			m := c.build(newBuilder(4))
+			in := normalInputs(6, "x", c.input...)
+			for _, off := range []bool{false, true} {
+				out, rep, err := Prune(context.Background(), m, Options{Fraction: 0.25, NoBiasCorrection: off})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := rep.Layers[0].Removed; !cmp.Equal(got, []int{2}) {
+					t.Fatalf("removed %v, want [2] (the zero filter)", got)
+				}
+				d := maxDiff(t, out, m, in)
+				if !off && d > 1e-5 {
+					t.Errorf("with bias correction the outputs moved by %g, want 0", d)
+				}
+				if off && d < 0.1 {
+					t.Errorf("without bias correction the outputs moved by only %g: the test does not test it", d)
+				}
+			}
+		})
+	}
+}
+
+// TestEntropyCriterion: a dead channel (its Relu never fires) has zero
+// entropy and goes first under entropy, though its filter is the largest;
+// L1 removes the smallest filter instead.
+func TestEntropyCriterion(t *testing.T) {
+	orttest.Require(t)
+	b := newBuilder(2)
+	x := b.input("x", -1, 3, 4, 4)
+	w := b.weight("w1", []int64{4, 3, 1, 1}, 0)
+	scale := []float32{10, 0.01, 1, 1}
+	mustScale(t, b, w, 0, scale)
+	r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, w, b.filled("b1", []int64{4}, 0, -1000, 0, 0, 0)})})
+	m := b.model(b.node("Conv", "c2", []string{r, b.weight("w2", []int64{2, 4, 1, 1}, 0)}))
+	calib := normalData(1, 64, 3, 4, 4)
+	for _, c := range []struct {
+		crit Criterion
+		want []int
+	}{{Entropy, []int{0}}, {L1, []int{1}}} {
+		var progress []int
+		out, rep, err := Prune(context.Background(), m, Options{Fraction: 0.25, Criterion: c.crit, Calibration: calib, BatchSize: 10,
+			Progress: func(done, total int) { progress = append(progress, done) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rep.Layers[0].Removed; !cmp.Equal(got, c.want) {
+			t.Errorf("%s removed %v, want %v", c.crit, got, c.want)
+		}
+		if c.crit == Entropy {
+			if rep.Samples != 64 || !cmp.Equal(progress, []int{10, 20, 30, 40, 50, 60, 64}) {
+				t.Errorf("entropy scored %d samples with progress %v, want 64 in batches of 10", rep.Samples, progress)
+			}
+			// The dead channel never reached the next layer: lossless.
+			if d := maxDiff(t, out, m, normalInputs(3, "x", 2, 3, 4, 4)); d > 1e-5 {
+				t.Errorf("removing the dead channel moved the outputs by %g", d)
+			}
+		}
+	}
+}
+
+// mustScale multiplies the values at each index c of axis of weight name by
+// scale[c].
+func mustScale(t *testing.T, b *builder, name string, axis int, scale []float32) {
+	t.Helper()
+	for i, tp := range b.inits {
+		if tp.GetName() != name {
+			continue
+		}
+		w, err := onnx.TensorFromProto(tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals := w.Data.([]float32)
+		outer, size, inner := int(prod(w.Dims[:axis])), int(w.Dims[axis]), int(prod(w.Dims[axis+1:]))
+		for o := range outer {
+			for c := range size {
+				for j := range inner {
+					vals[(o*size+c)*inner+j] *= scale[c]
+				}
+			}
+		}
+		if b.inits[i], err = onnx.TensorToProto(w, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestEntropy(t *testing.T) {
+	uniform := make([]float64, 320)
+	for i := range uniform {
+		uniform[i] = float64(i)
+	}
+	for _, c := range []struct {
+		name   string
+		values []float64
+		bins   int
+		want   float64
+	}{
+		{"constant", []float64{2, 2, 2, 2}, 32, 0},
+		{"none", nil, 32, 0},
+		{"two values", []float64{0, 1, 0, 1}, 32, math.Log(2)},
+		{"uniform over the bins", uniform, 32, math.Log(32)},
+		{"one value apart", []float64{0, 0, 0, 1}, 4, -(0.75*math.Log(0.75) + 0.25*math.Log(0.25))},
+	} {
+		if got := entropy(c.values, c.bins); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("%s: entropy = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestGlobalScope: two groups of four channels; in one the filters are
+// alike, in the other two are tiny. Layer scope takes one from each,
+// global scope both tiny ones.
+func TestGlobalScope(t *testing.T) {
+	orttest.Require(t)
+	b := newBuilder(3)
+	x := b.input("x", 1, 3, 4, 4)
+	a := b.node("Relu", "ra", []string{b.node("Conv", "ca", []string{x, b.filled("wa", []int64{4, 3, 1, 1}, 0, 1, 1.1, 1.2, 1.3)})})
+	c := b.node("Relu", "rc", []string{b.node("Conv", "cc", []string{x, b.filled("wc", []int64{4, 3, 1, 1}, 0, 1, 0.01, 1, 0.02)})})
+	cat := b.node("Concat", "cat", []string{a, c}, onnx.AttrInt("axis", 1))
+	m := b.model(b.node("Conv", "out", []string{cat, b.weight("wo", []int64{2, 8, 1, 1}, 0)}))
+	for _, s := range []struct {
+		scope Scope
+		want  map[string][]int
+	}{
+		{ScopeLayer, map[string][]int{"ca": {0}, "cc": {1}, "out": nil}},
+		{ScopeGlobal, map[string][]int{"ca": nil, "cc": {1, 3}, "out": nil}},
+	} {
+		_, rep, err := Prune(context.Background(), m, Options{Fraction: 0.25, Scope: s.scope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]int{}
+		for _, l := range rep.Layers {
+			got[l.Node] = l.Removed
+		}
+		if d := cmp.Diff(s.want, got); d != "" {
+			t.Errorf("%s scope removed (-want +got):\n%s", s.scope, d)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	orttest.Require(t)
+	mnist := loadModel(t, mnistModel)
+	b := newBuilder(1)
+	relu := b.model(b.node("Relu", "r", []string{b.input("x", 1, 4)}))
+	for _, c := range []struct {
+		name string
+		m    *onnx.Model
+		opts Options
+		want string
+	}{
+		{"zero fraction", mnist, Options{}, "fraction 0 must be in (0, 1)"},
+		{"whole fraction", mnist, Options{Fraction: 1}, "fraction 1 must be in (0, 1)"},
+		{"NaN fraction", mnist, Options{Fraction: math.NaN()}, "must be in (0, 1)"},
+		{"unknown criterion", mnist, Options{Fraction: 0.5, Criterion: "l3"}, `criterion "l3" must be one of l1, l2, entropy`},
+		{"unknown scope", mnist, Options{Fraction: 0.5, Scope: "all"}, `scope "all" must be layer, global or sensitivity`},
+		{"entropy without data", mnist, Options{Fraction: 0.5, Criterion: Entropy}, "entropy needs calibration data"},
+		{"calibration of the wrong shape", mnist, Options{Fraction: 0.5, Calibration: normalData(1, 4, 5, 5)}, "calibration data"},
+		{"input shape of an unknown input", mnist, Options{Fraction: 0.5, InputShapes: map[string][]int64{"image": {1, 1, 28, 28}}}, `inputShapes names "image", which is not an input`},
+		{"nothing to prune", relu, Options{Fraction: 0.5}, "nothing to prune structurally"},
+		{"fraction too small", mnist, Options{Fraction: 0.01}, "removes no channel (the largest group has 16 removable channels: raise the fraction); protected: Times212: graph output"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, _, err := Prune(context.Background(), c.m, c.opts)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error = %v, want one containing %q", err, c.want)
+			}
+			if out != nil {
+				t.Errorf("a model came back with the error")
+			}
+		})
+	}
+}
