@@ -5,10 +5,12 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kompress/kompress/api/v1alpha1"
@@ -318,5 +320,50 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("%d training steps ran before the error", steps)
 			}
 		})
+	}
+}
+
+// TestMemoryLimit: under a memory limit (GOMEMLIMIT, set by the runner
+// from the pod's limit) too small for one replica's graph, Distill
+// refuses before training and says what to lower.
+func TestMemoryLimit(t *testing.T) {
+	orttest.Require(t)
+	ws := tinyWeights()
+	teacher := modelBytes(t, tinyModel(t, ws, false))
+	old := debug.SetMemoryLimit(64 << 10)
+	defer debug.SetMemoryLimit(old)
+	_, _, err := Distill(context.Background(), tinyModel(t, ws, false), teacher, randomDataset(4096, []int{1, 7, 7}, 0),
+		v1alpha1.DistillSpec{Alpha: "1", BatchSize: 4096}, Options{})
+	if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "lower distill.batchSize") {
+		t.Fatalf("error %v: want a refusal naming distill.batchSize", err)
+	}
+}
+
+// TestProgress checks the progress reports of a short run.
+func TestProgress(t *testing.T) {
+	orttest.Require(t)
+	ws := tinyWeights()
+	teacher := modelBytes(t, tinyModel(t, ws, false))
+	var reports []Progress
+	_, rep, err := Distill(context.Background(), tinyModel(t, perturb(ws, 0.3), false), teacher, randomDataset(100, []int{1, 7, 7}, 0),
+		v1alpha1.DistillSpec{Alpha: "1", BatchSize: 16, Epochs: 3, MaxSteps: 13}, Options{Progress: func(p Progress) { reports = append(reports, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 samples in batches of 16: 6 steps an epoch; 3 epochs would be
+	// 18, capped at 13.
+	if rep.Steps != 13 || rep.Epochs != 3 {
+		t.Errorf("%d steps in %d epochs, want 13 in 3", rep.Steps, rep.Epochs)
+	}
+	if len(reports) == 0 {
+		t.Fatal("no progress reported")
+	}
+	last := reports[len(reports)-1]
+	if d := cmp.Diff(Progress{Step: 13, Steps: 13, Epoch: 3, Epochs: 3}, last,
+		cmpopts.IgnoreFields(Progress{}, "Loss", "ImagesPerSec", "ETA")); d != "" {
+		t.Errorf("last report (-want +got):\n%s", d)
+	}
+	if last.ETA != 0 || last.ImagesPerSec <= 0 || math.IsNaN(last.Loss) {
+		t.Errorf("last report %+v: want ETA 0, a throughput and a loss", last)
 	}
 }

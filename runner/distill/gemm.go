@@ -35,15 +35,17 @@ func gemmNN[T float](m, n, k int, a, b, c []T, acc bool) {
 // gemmNT computes c = a·bᵀ (+ c when acc) for row-major a [m,k], b [n,k],
 // c [m,n], one dot product per entry. Entries where skip is true (when
 // skip is not nil) are left alone: the gradients of pruned weights are
-// never used.
+// never used. Rows of b are the outer loop: b is the larger operand in
+// the kernels (a convolution's columns), so each of its rows is read
+// once while the rows of a stay in cache.
 func gemmNT[T float](m, n, k int, a, b, c []T, acc bool, skip []bool) {
-	for i := 0; i < m; i++ {
-		arow := a[i*k : (i+1)*k]
-		for j := 0; j < n; j++ {
+	for j := 0; j < n; j++ {
+		brow := b[j*k : (j+1)*k]
+		for i := 0; i < m; i++ {
 			if skip != nil && skip[i*n+j] {
 				continue
 			}
-			d := dot(arow, b[j*k:(j+1)*k])
+			d := dot(a[i*k:(i+1)*k], brow)
 			if acc {
 				c[i*n+j] += d
 			} else {

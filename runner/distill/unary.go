@@ -2,6 +2,7 @@ package distill
 
 import (
 	"math"
+	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -61,12 +62,12 @@ func unaryBackward[T float](a activation, x, y, dy, dx []T) {
 	alpha, beta := T(a.alpha), T(a.beta)
 	switch a.kind {
 	case unRelu:
+		// Half the inputs are negative at random: a branch here would
+		// mispredict half the time.
+		dy = dy[:len(x)]
+		dx = dx[:len(x)]
 		for i, v := range x {
-			if v > 0 {
-				dx[i] = dy[i]
-			} else {
-				dx[i] = 0
-			}
+			dx[i] = dy[i] * T(b2u(v > 0))
 		}
 	case unLeakyRelu:
 		for i, v := range x {
@@ -123,4 +124,9 @@ func unary(a activation, x *G.Node, need bool) (*G.Node, error) {
 		return G.Nodes{dx}, err
 	}
 	return apply(k, shape, x)
+}
+
+// b2u converts a bool to 0 or 1 without a branch.
+func b2u(b bool) uint8 {
+	return *(*uint8)(unsafe.Pointer(&b))
 }
