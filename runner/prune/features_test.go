@@ -14,6 +14,7 @@ import (
 // group g times the patch must be ONNX Runtime's output channel g*O/g+r
 // there. That is what makes H = 2·XᵀX the Hessian of the right product.
 func TestConvPatchesMatchORT(t *testing.T) {
+	requireORT(t)
 	tests := []struct {
 		name  string
 		x, w  []int64

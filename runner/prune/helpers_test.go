@@ -52,10 +52,14 @@ func mnistData(t testing.TB, name string) *dataset.Dataset {
 	return f
 }
 
-// requireORT fails the test with the way to get ONNX Runtime when it is
-// missing.
+// requireORT skips the test under -short (make test-unit runs without
+// tools) and otherwise fails it with the way to get ONNX Runtime when it
+// is missing.
 func requireORT(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
 	if err := ort.Init(); err != nil {
 		t.Fatalf("ONNX Runtime is needed (run `make ort`): %v", err)
 	}

@@ -20,7 +20,8 @@ func calibratable(t *target, main *onnx.GraphIndex) string {
 			return fmt.Sprintf("%s is inside subgraph %s", nodeLabel(u.node), u.graph)
 		}
 		in := u.node.GetInput()[0]
-		if main.Producer[in] == nil && main.Input[in] == nil || main.Initializer[in] != nil {
+		computed := main.Producer[in] != nil || main.Input[in] != nil
+		if !computed || main.Initializer[in] != nil {
 			return fmt.Sprintf("%s input %q is a constant", nodeLabel(u.node), in)
 		}
 		if k := len(t.lay.kernel); (u.node.GetOpType() == "Conv") && (k < 1 || k > 2) {

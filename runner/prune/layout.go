@@ -127,6 +127,16 @@ func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
 	return def
 }
 
+// attrFloat reads a FLOAT attribute, def when absent.
+func attrFloat(n *onnxpb.NodeProto, name string, def float32) float32 {
+	for _, a := range n.GetAttribute() {
+		if a.GetName() == name {
+			return a.GetF()
+		}
+	}
+	return def
+}
+
 // attrInts reads an INTS attribute, nil when absent.
 func attrInts(n *onnxpb.NodeProto, name string) []int64 {
 	for _, a := range n.GetAttribute() {

@@ -62,76 +62,37 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 		return nil, nil, nothingPrunable(m, skipped)
 	}
 	vals := make([][]float32, len(targets))
-	lays := make([]*layout, len(targets))
 	for i, t := range targets {
 		v, err := t.w.Float32s()
 		if err != nil {
 			return nil, nil, fmt.Errorf("weight %q: %w", t.w.Name, err)
 		}
-		vals[i], lays[i] = v, t.lay
+		vals[i] = v
 	}
 	report := &Report{Method: o.method, Storage: o.storage, Skipped: skipped}
-	step := func(done int) { progress(done, len(targets)) }
-	var masks []string
-	var dense []int64
-	var hl []hessianLayer
-	switch o.method {
-	case v1alpha1.PruneMagnitude:
-		report.Sparsity, report.Scope = o.sparsity, o.scope
-		masks = magnitude(vals, o, step)
-	case v1alpha1.PruneNM:
+	if o.structured() {
 		report.Pattern = fmt.Sprintf("%d:%d", o.n, o.m)
-		masks, dense = nm(vals, lays, o, step)
-	case v1alpha1.PruneHessian:
-		if o.structured() {
-			report.Pattern = fmt.Sprintf("%d:%d", o.n, o.m)
-		} else {
-			report.Sparsity = o.sparsity
-		}
-		var err error
-		hl, report.Hessian, err = hessian(ctx, out, targets, vals, o, calib, step)
-		if err != nil {
-			return nil, nil, err
-		}
-		masks = make([]string, len(hl))
-		for i, h := range hl {
-			masks[i] = h.mask
-		}
+	} else {
+		report.Sparsity = o.sparsity
 	}
-	if err := ctx.Err(); err != nil {
+	if o.method == v1alpha1.PruneMagnitude {
+		report.Scope = o.scope
+	}
+	layers, err := apply(ctx, out, targets, vals, o, calib, func(done int) { progress(done, len(targets)) }, report)
+	if err != nil {
 		return nil, nil, err
-	}
-	if o.method != v1alpha1.PruneHessian { // hessian wrote each wave back already
-		for i, t := range targets {
-			if err := setValues(t.w, vals[i]); err != nil {
-				return nil, nil, err
-			}
-		}
 	}
 	stored, err := store(out, targets, o)
 	if err != nil {
 		return nil, nil, err
 	}
 	for i, t := range targets {
+		l := layers[i]
 		dig, zeros := zeroPattern(t.w.Dims, vals[i])
-		l := Layer{
-			Name: t.w.Name, Node: t.nodeName(), OpType: t.opType(), Shape: append([]int64{}, t.w.Dims...),
-			Params: int64(len(vals[i])), Zeros: int64(zeros), Mask: masks[i], MaskDigest: dig,
-			Stored: v1alpha1.StorageDense,
-		}
+		l.Name, l.Node, l.OpType, l.Shape = t.w.Name, t.nodeName(), t.opType(), append([]int64{}, t.w.Dims...)
+		l.Params, l.Zeros, l.MaskDigest = int64(len(vals[i])), int64(zeros), dig
 		l.Sparsity = float64(l.Zeros) / float64(l.Params)
-		if dense != nil {
-			l.Dense = dense[i]
-		}
-		if hl != nil {
-			h := hl[i]
-			l.Loss, l.CalibrationRows, l.ExactRefit, l.Bias = h.loss, h.rows, h.refit, h.bias
-			if h.rows < int64(h.features) {
-				report.Warnings = append(report.Warnings, fmt.Sprintf(
-					"weight %q: H is %dx%d but built from %d rows of calibration data, so it is singular and only dampening holds the solution: raise prune.calibrationSamples",
-					t.w.Name, h.features, h.features, h.rows))
-			}
-		}
+		l.Stored = v1alpha1.StorageDense
 		if stored[t.w.Name] {
 			l.Stored = v1alpha1.StorageSparse
 		}
@@ -142,6 +103,54 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 	report.Achieved = float64(report.Zeros) / float64(report.Params)
 	report.Seconds = time.Since(start).Seconds()
 	return out, report, nil
+}
+
+// apply runs the method on the targets' values and writes them back into
+// the model. It returns each target's Layer with what the method knows
+// of it (the mask description; N:M's dense remainder; hessian's loss,
+// calibration rows, re-fit and bias) and adds hessian's cost and warnings
+// to the report.
+func apply(ctx context.Context, out *onnx.Model, targets []*target, vals [][]float32, o *options, calib Calibration, step func(done int), report *Report) ([]Layer, error) {
+	layers := make([]Layer, len(targets))
+	switch o.method {
+	case v1alpha1.PruneMagnitude:
+		for i, mask := range magnitude(vals, o, step) {
+			layers[i].Mask = mask
+		}
+	case v1alpha1.PruneNM:
+		lays := make([]*layout, len(targets))
+		for i, t := range targets {
+			lays[i] = t.lay
+		}
+		masks, dense := nm(vals, lays, o, step)
+		for i := range layers {
+			layers[i].Mask, layers[i].Dense = masks[i], dense[i]
+		}
+	case v1alpha1.PruneHessian:
+		hl, stats, err := hessian(ctx, out, targets, vals, o, calib, step)
+		if err != nil {
+			return nil, err
+		}
+		report.Hessian = stats
+		for i, h := range hl {
+			layers[i] = Layer{Mask: h.mask, Loss: h.loss, CalibrationRows: h.rows, ExactRefit: h.refit, Bias: h.bias}
+			if h.rows < int64(h.features) {
+				report.Warnings = append(report.Warnings, fmt.Sprintf(
+					"weight %q: H is %dx%d but built from %d rows of calibration data, so it is singular and only dampening holds the solution: raise prune.calibrationSamples",
+					targets[i].w.Name, h.features, h.features, h.rows))
+			}
+		}
+		return layers, nil // hessian wrote each wave back already
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i, t := range targets {
+		if err := setValues(t.w, vals[i]); err != nil {
+			return nil, err
+		}
+	}
+	return layers, nil
 }
 
 // keepCalibratable moves the targets whose inputs hessian pruning cannot

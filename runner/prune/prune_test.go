@@ -213,6 +213,7 @@ func countZeros(v []float32) int {
 // is at most 40% of the dense pruned file, reads back bit for bit, and ONNX
 // Runtime gives the dense model's outputs.
 func TestSparseStorage(t *testing.T) {
+	requireORT(t)
 	src := loadModel(t, "mnist-8.onnx")
 	spec := v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.8"}
 	dense, _ := mustPrune(t, src, spec, nil)
@@ -290,6 +291,7 @@ func TestKeep(t *testing.T) {
 // Constant nodes and If branches, to 90%, stores them sparse, and checks
 // ONNX Runtime still runs the model.
 func TestZooMagnitude(t *testing.T) {
+	requireORT(t)
 	src := zoo(t)
 	out, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.9", Storage: v1alpha1.StorageSparse}, nil)
 	var names []string
@@ -335,6 +337,7 @@ func runZoo(t *testing.T, m *onnx.Model) {
 // branches cannot be calibrated and stay dense with the reason, the others
 // are pruned with their biases updated, and ONNX Runtime runs the result.
 func TestZooHessian(t *testing.T) {
+	requireORT(t)
 	src := zoo(t)
 	b := newBuilder(t, "")
 	var batches []map[string]*onnx.Tensor
