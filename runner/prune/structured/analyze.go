@@ -12,9 +12,10 @@ import (
 // which channels are coupled or pinned (cls), and the edits that remove a
 // channel from every tensor that carries it.
 //
-// Its invariant: a tensor without a layout keeps its shape and values
-// whatever is removed. A rule that cannot give a node's output a layout
-// must pin the channels of the node's inputs.
+// Its invariant: a tensor without a layout keeps its shape whatever is
+// removed (and a computed integer tensor its values). A rule that cannot
+// give a node's output a layout must pin the channels of the node's
+// inputs.
 type analysis struct {
 	*graph
 	opts    Options

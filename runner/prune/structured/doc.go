@@ -23,7 +23,18 @@
 // Two criteria score channels: the L1 or L2 norm of the filter (Li et al.,
 // "Pruning Filters for Efficient ConvNets"), and the entropy of the
 // channel's activations over calibration data (Luo & Wu, "An Entropy-based
-// Pruning Method for CNN Compression"). Tensor shapes come from one run of
-// the model in ONNX Runtime, and the pruned model is run again before it is
-// returned: a model ONNX Runtime cannot run is an error, never a result.
+// Pruning Method for CNN Compression"). A class's score is the sum of its
+// channels'. Each group of coupled layers loses the same fraction of its
+// classes (ScopeLayer), or the same total is spread by normalized score
+// (ScopeGlobal) or by measured sensitivity (ScopeSensitivity: Li et al.'s
+// per-layer sensitivity analysis, run on the model's real outputs).
+//
+// A removed channel usually held an offset (a bias, a BatchNormalization
+// shift after an activation); the layer that read it gets that offset's
+// contribution folded into its bias (bias correction), measured on the
+// calibration data.
+//
+// Tensor shapes come from one run of the model in ONNX Runtime, and the
+// pruned model is run again before it is returned: a model ONNX Runtime
+// cannot run is an error, never a result.
 package structured

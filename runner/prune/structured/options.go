@@ -104,7 +104,9 @@ type Options struct {
 	Seed int64
 	// Threads bounds ONNX Runtime's intra-op threads; 0 lets it choose.
 	Threads int
-	// Progress, when set, is called after each calibration batch.
+	// Progress, when set, is called after each entropy calibration batch
+	// (samples done of total) and after each sensitivity trial (groups
+	// measured of total).
 	Progress func(done, total int)
 }
 
