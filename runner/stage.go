@@ -43,6 +43,8 @@ func builtin(t v1alpha1.StageType) (StageFunc, error) {
 	switch t {
 	case v1alpha1.StageTypeQuantize:
 		return quantizeStage, nil
+	case v1alpha1.StageTypePrune:
+		return pruneStage, nil
 	}
 	return nil, BadTask(fmt.Errorf("stage type %s is not built into runner %s", t, pipeline.Version))
 }

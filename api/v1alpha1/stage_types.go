@@ -147,9 +147,11 @@ type PruneSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[1-9][0-9]?:[1-9][0-9]?$') && int(self.split(':')[0]) < int(self.split(':')[1])",message="prune.pattern must be N:M with 0 < N < M, such as \"2:4\""
 	Pattern string `json:"pattern,omitempty"`
 
-	// Scope of unstructured sparsity: each layer, or all layers together.
+	// Scope of unstructured sparsity: global ranks every prunable weight
+	// together (small, sensitive layers keep more), layer prunes each to
+	// the same sparsity. Global loses less accuracy at the same sparsity.
 	// +optional
-	// +kubebuilder:default=layer
+	// +kubebuilder:default=global
 	Scope PruneScope `json:"scope,omitempty"`
 
 	// Criterion scores channels for structured pruning.
@@ -172,9 +174,11 @@ type PruneSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	MinParams int64 `json:"minParams,omitempty"`
 
-	// Calibration samples feed entropy and hessian pruning.
+	// Calibration samples feed entropy and hessian pruning. Hessian needs
+	// more samples than its widest layer has inputs (rows of X) for a
+	// well-conditioned H.
 	// +optional
-	// +kubebuilder:default=128
+	// +kubebuilder:default=512
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	CalibrationSamples int32 `json:"calibrationSamples,omitempty"`

@@ -46,8 +46,8 @@ func TestDecodeAppliesCRDDefaults(t *testing.T) {
 	if got := *job.Spec.Stages[0].BackoffLimit; got != 2 {
 		t.Errorf("backoffLimit default = %d, want 2", got)
 	}
-	if got := job.Spec.Stages[0].Prune.Scope; got != v1alpha1.ScopeLayer {
-		t.Errorf("prune.scope default = %q, want layer", got)
+	if got := job.Spec.Stages[0].Prune.Scope; got != v1alpha1.ScopeGlobal {
+		t.Errorf("prune.scope default = %q, want global", got)
 	}
 	if got := job.Spec.Evaluation.LatencyBatchSize; got != 1 {
 		t.Errorf("evaluation.latencyBatchSize default = %d, want 1", got)

@@ -1,0 +1,22 @@
+package runner
+
+import (
+	"context"
+	"errors"
+
+	"github.com/kompress/kompress/runner/prune"
+)
+
+func pruneStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
+	out, report, err := prune.Prune(ctx, in.Model, *in.Task.Stage.Prune, in.Data, func(done, total int) {
+		in.Progress(int64(done), int64(total), "layers")
+	})
+	if errors.Is(err, prune.ErrSpec) || errors.Is(err, prune.ErrNothingPrunable) || errors.Is(err, prune.ErrCalibration) {
+		return nil, BadInput(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	in.Log.Info("pruned", "summary", report.Summary())
+	return &StageOutput{Model: out, Details: report}, nil
+}
