@@ -37,8 +37,11 @@ type builder struct {
 // net is a built graph: the student's forward pass, and with a loss its
 // gradients.
 type net struct {
-	g      *G.ExprGraph
-	x      *G.Node
+	g *G.ExprGraph
+	x *G.Node
+	// output is the model's output, logits what the loss reads: the
+	// same node unless the student ends in Softmax.
+	output *G.Node
 	logits *G.Node
 	// k is the number of logits per sample.
 	k int
@@ -68,19 +71,65 @@ func (p *plan) buildForward(batch int, sample []int, dt tensor.Dtype) (*net, err
 	if !out.need {
 		return nil, fmt.Errorf("student output %q does not depend on any trainable weight", p.output)
 	}
-	logits := out.n
-	s := logits.Shape()
-	if len(s) == 0 || s[0] != batch {
-		return nil, fmt.Errorf("student output %q has shape %v: want the batch (%d) first", p.output, s, batch)
+	flat := func(n *G.Node) (*G.Node, int, error) {
+		s := n.Shape()
+		if len(s) == 0 || s[0] != batch {
+			return nil, 0, fmt.Errorf("student output %q has shape %v: want the batch (%d) first", p.output, s, batch)
+		}
+		k := s.TotalSize() / batch
+		if len(s) == 2 {
+			return n, k, nil
+		}
+		n, err := G.Reshape(n, tensor.Shape{batch, k})
+		return n, k, err
 	}
-	k := s.TotalSize() / batch
-	if len(s) != 2 {
-		var err error
-		if logits, err = G.Reshape(logits, tensor.Shape{batch, k}); err != nil {
+	output, k, err := flat(out.n)
+	if err != nil {
+		return nil, err
+	}
+	// A student that ends in Softmax outputs probabilities: the loss
+	// takes the logits before it.
+	logits := output
+	if in := b.softmaxInput(); in != nil {
+		if logits, _, err = flat(in.n); err != nil {
 			return nil, err
 		}
 	}
-	return &net{g: b.g, x: x, logits: logits, k: k, params: b.params, paramVals: b.paramVals}, nil
+	return &net{g: b.g, x: x, output: output, logits: logits, k: k, params: b.params, paramVals: b.paramVals}, nil
+}
+
+// softmaxInput returns the input of the student's last node when that
+// node is a Softmax or LogSoftmax over all of a sample's values; nil
+// otherwise.
+func (b *builder) softmaxInput() *value {
+	for _, n := range b.p.nodes {
+		if len(n.GetOutput()) == 0 || n.GetOutput()[0] != b.p.output {
+			continue
+		}
+		if op := n.GetOpType(); op != "Softmax" && op != "LogSoftmax" {
+			return nil
+		}
+		in := b.vals[n.GetInput()[0]]
+		if in == nil || in.n == nil {
+			return nil
+		}
+		rank := in.n.Shape().Dims()
+		def := int64(-1)
+		if b.p.opset < 13 {
+			def = 1
+		}
+		axis := attrInt(n, "axis", def)
+		if axis < 0 {
+			axis += int64(rank)
+		}
+		// Over every value of a sample: the last axis of [N, K], or axis
+		// 1 before opset 13 (which flattened the rest).
+		if axis == int64(rank-1) && rank == 2 || b.p.opset < 13 && axis == 1 {
+			return in
+		}
+		return nil
+	}
+	return nil
 }
 
 func (b *builder) node(n *onnxpb.NodeProto) error {

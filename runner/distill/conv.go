@@ -191,10 +191,17 @@ func convGradW[T float](st *convState, dy, dw []T) {
 	}
 }
 
-// convGradX computes dX: the column gradients Wᵀ·dY added back into
-// place.
+// convGradX computes dX. With stride and dilation 1 (most layers) it is
+// the convolution of dY with the flipped, transposed filters, which runs
+// on the same column and product kernels as the forward pass; otherwise
+// the column gradients Wᵀ·dY are added back into place.
 func convGradX[T float](st *convState, w, dy, dx []T) {
 	c := &st.geom
+	if c.strideH == 1 && c.stride == 1 && c.dilH == 1 && c.dilW == 1 &&
+		c.padT < c.kh && c.padB < c.kh && c.padL < c.kw && c.padR < c.kw {
+		convGradXFlipped(st, w, dy, dx)
+		return
+	}
 	mg, kk, p := c.mg(), c.k(), c.p()
 	wt := buf[T](&st.work, 0, kk*mg)
 	dcols := buf[T](&st.work, 1, kk*p)
@@ -205,6 +212,37 @@ func convGradX[T float](st *convState, w, dy, dx []T) {
 		for n := 0; n < c.n; n++ {
 			gemmNN(kk, p, mg, wt, dy[(n*c.group+g)*outG:], dcols, false)
 			cols2im(c, dcols, dx[(n*c.group+g)*inG:])
+		}
+	}
+}
+
+// convGradXFlipped computes dX of a stride-1, dilation-1 convolution as
+// dX = conv(dY, W'), W'[ci, co, i, j] = W[co, ci, kh−1−i, kw−1−j], with
+// the pads mirrored (kh−1−pad).
+func convGradXFlipped[T float](st *convState, w, dy, dx []T) {
+	c := &st.geom
+	mg, cg, kh, kw := c.mg(), c.cg(), c.kh, c.kw
+	back := convGeom{n: 1, cin: mg, h: c.oh, w: c.ow, cout: cg, kh: kh, kw: kw, group: 1,
+		padT: kh - 1 - c.padT, padL: kw - 1 - c.padL, padB: kh - 1 - c.padB, padR: kw - 1 - c.padR,
+		strideH: 1, stride: 1, dilH: 1, dilW: 1, oh: c.h, ow: c.w}
+	kk := back.k()
+	wf := buf[T](&st.work, 2, cg*kk)
+	cols := buf[T](&st.work, 3, kk*back.p())
+	inG, outG := cg*c.h*c.w, mg*c.p()
+	for g := 0; g < c.group; g++ {
+		wg := w[g*mg*cg*kh*kw:]
+		for co := 0; co < mg; co++ {
+			for ci := 0; ci < cg; ci++ {
+				src := wg[(co*cg+ci)*kh*kw:][:kh*kw]
+				dst := wf[ci*kk+co*kh*kw:][:kh*kw]
+				for i := range src {
+					dst[len(src)-1-i] = src[i]
+				}
+			}
+		}
+		for n := 0; n < c.n; n++ {
+			im2cols(&back, dy[(n*c.group+g)*outG:], cols)
+			gemmNN(cg, back.p(), kk, wf, cols, dx[(n*c.group+g)*inG:], false)
 		}
 	}
 }

@@ -46,10 +46,14 @@ type Report struct {
 	Temperature     float64 `json:"temperature"`
 	TemperatureAuto bool    `json:"temperatureAuto"`
 	Alpha           float64 `json:"alpha"`
-	HardLabels      bool    `json:"hardLabels"`
-	Optimizer       string  `json:"optimizer"`
-	Schedule        string  `json:"schedule"`
-	LearningRate    float64 `json:"learningRate"`
+	// TeacherProbabilities is true when the teacher outputs
+	// probabilities (it ends in Softmax): their logarithms were used as
+	// its logits.
+	TeacherProbabilities bool    `json:"teacherProbabilities,omitempty"`
+	HardLabels           bool    `json:"hardLabels"`
+	Optimizer            string  `json:"optimizer"`
+	Schedule             string  `json:"schedule"`
+	LearningRate         float64 `json:"learningRate"`
 	// FirstLoss is the mean loss of the first steps, FinalLoss of the
 	// last ones.
 	FirstLoss float64 `json:"firstLoss"`
@@ -181,7 +185,13 @@ func prepare(ctx context.Context, student *onnx.Model, teacher []byte, train *da
 	if err != nil {
 		return nil, nil, fmt.Errorf("teacher: %w", err)
 	}
-	rep := &Report{Samples: train.Len(), Classes: k, BatchSize: sum(shards), Replicas: len(shards), Alpha: s.alpha,
+	probs := probabilities(logits, k)
+	if probs {
+		// softmax(log p / T) is the teacher's distribution softened:
+		// log-probabilities are logits up to a constant per sample.
+		toLogits(logits)
+	}
+	rep := &Report{Samples: train.Len(), Classes: k, TeacherProbabilities: probs, BatchSize: sumInts(shards), Replicas: len(shards), Alpha: s.alpha,
 		HardLabels: labels, Optimizer: string(s.optimizer), Schedule: string(s.schedule), LearningRate: s.lr,
 		TeacherSeconds: time.Since(start).Seconds(), SparsityBefore: p.sparsity()}
 	rep.Temperature, rep.TemperatureAuto = s.temp, s.autoTemp
@@ -233,7 +243,7 @@ func fitMemory(r *replica, shards []int, cached int) ([]int, error) {
 	}
 	per := graphBytes(r)
 	fixed := int64(cached) * 4 * 2 // teacher logits and soft targets
-	batch := sum(shards)
+	batch := sumInts(shards)
 	for reps := len(shards); reps >= 1; reps-- {
 		// Graph memory scales with the shard size.
 		need := fixed + per*int64(batch)/int64(shards[0])
@@ -305,4 +315,30 @@ func maxRelDiff(a, b []float32) float64 {
 		scale = math.Max(scale, math.Abs(float64(b[i])))
 	}
 	return d / math.Max(scale, 1e-6)
+}
+
+// probabilities reports whether every row of k outputs is a probability
+// distribution (non-negative, summing to 1).
+func probabilities(out []float32, k int) bool {
+	for r := 0; r+k <= len(out); r += k {
+		var sum float64
+		for _, v := range out[r : r+k] {
+			if v < 0 {
+				return false
+			}
+			sum += float64(v)
+		}
+		if math.Abs(sum-1) > 1e-3 {
+			return false
+		}
+	}
+	return len(out) > 0
+}
+
+// toLogits replaces probabilities by their logarithms (floored, so that a
+// probability that underflowed to zero stays finite).
+func toLogits(p []float32) {
+	for i, v := range p {
+		p[i] = float32(math.Log(math.Max(float64(v), 1e-30)))
+	}
 }

@@ -367,3 +367,37 @@ func TestProgress(t *testing.T) {
 		t.Errorf("last report %+v: want ETA 0, a throughput and a loss", last)
 	}
 }
+
+// TestSoftmaxOutputs distills a teacher and a student that both end in
+// Softmax: the teacher's probabilities become log-probabilities, the
+// student's loss reads the logits before its Softmax, and the student's
+// probabilities come to match the teacher's.
+func TestSoftmaxOutputs(t *testing.T) {
+	orttest.Require(t)
+	withSoftmax := func(ws []weight) *onnx.Model {
+		return testModel(t, 13, []onnx.Dim{"N", 1, 7, 7}, ws, nil,
+			node("Conv", []string{"x", "w1", "b1"}, []string{"c"}, onnx.AttrInts("strides", 2, 2)),
+			node("Tanh", []string{"c"}, []string{"a"}),
+			node("Flatten", []string{"a"}, []string{"f"}),
+			node("Gemm", []string{"f", "w2", "b2"}, []string{"l"}),
+			node("Softmax", []string{"l"}, []string{"y"}))
+	}
+	ws := tinyWeights()
+	teacher := modelBytes(t, withSoftmax(ws))
+	student := withSoftmax(perturb(ws, 0.3))
+	data := randomDataset(256, []int{1, 7, 7}, 0)
+	before := logitGap(t, student, teacher, data)
+	out, rep, err := Distill(context.Background(), student, teacher, data,
+		v1alpha1.DistillSpec{Epochs: 40, BatchSize: 32, Temperature: "1", Alpha: "1", LearningRate: "0.01"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := logitGap(t, out, teacher, data)
+	t.Logf("largest probability difference to the teacher (relative): %.3g before, %.3g after", before, after)
+	if !rep.TeacherProbabilities {
+		t.Error("the teacher's probabilities were not recognized")
+	}
+	if after > before/20 {
+		t.Errorf("probabilities differ from the teacher's by %.3g after, %.3g before: want 20 times closer", after, before)
+	}
+}

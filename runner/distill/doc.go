@@ -47,7 +47,10 @@
 //
 //	L = α·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1−α)·CE(softmax(s), y)
 //
-// averaged over the batch. The hard term needs labels: a dataset without
+// averaged over the batch. A student that ends in Softmax (or
+// LogSoftmax) is trained on the logits before it, and a teacher whose
+// outputs are probabilities (rows of non-negative values summing to 1)
+// has their logarithms taken as its logits. The hard term needs labels: a dataset without
 // them is refused unless α is 1. Temperature "auto" chooses T so that the
 // teacher's softened outputs have a mean entropy of half the maximum
 // (ln k) on the dataset (temperature.go); mnist-8, whose logits are in the

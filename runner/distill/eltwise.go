@@ -156,6 +156,14 @@ func binBackward[T float](bc *bcast, kind binKind, side int, a, b, dy, g, tmp []
 		d, t := dy[o:o+n], tmp[:n]
 		// t = ∂out/∂operand · dy along the row, one loop per case.
 		switch {
+		case kind == binAdd && (side == 0 && sa == 0 || side == 1 && sb == 0):
+			// A bias's gradient: the row's sum, without a copy.
+			if side == 0 {
+				g[ia] += sum(d)
+			} else {
+				g[ib] += sum(d)
+			}
+			return
 		case kind == binAdd, kind == binSub && side == 0:
 			copy(t, d)
 		case kind == binSub:
@@ -185,11 +193,7 @@ func binBackward[T float](bc *bcast, kind binKind, side int, a, b, dy, g, tmp []
 			off, st = ib, sb
 		}
 		if st == 0 {
-			var sum T
-			for _, v := range t {
-				sum += v
-			}
-			g[off] += sum
+			g[off] += sum(t)
 			return
 		}
 		for i, v := range t {
@@ -242,4 +246,25 @@ func binary(kind binKind, a, b *G.Node, need []bool) (*G.Node, error) {
 		return grads, nil
 	}
 	return apply(k, bc.full, a, b)
+}
+
+// sum adds up x with independent partial sums (a single running sum
+// waits on each addition's latency).
+func sum[T float](x []T) T {
+	var s0, s1, s2, s3, s4, s5, s6, s7 T
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		s0 += x[i]
+		s1 += x[i+1]
+		s2 += x[i+2]
+		s3 += x[i+3]
+		s4 += x[i+4]
+		s5 += x[i+5]
+		s6 += x[i+6]
+		s7 += x[i+7]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i]
+	}
+	return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 }

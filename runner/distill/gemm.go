@@ -4,16 +4,72 @@ package distill
 // vector kernels (see vec.go): both read rows contiguously.
 
 // gemmNN computes c = a·b (+ c when acc) for row-major a [m,k], b [k,n],
-// c [m,n], as sums of rows of b scaled by entries of a. Zero entries of
-// a are skipped: a pruned weight matrix costs only its non-zeros.
+// c [m,n]. A mostly-zero a (a pruned weight matrix) takes the sparse
+// path, which costs only its non-zeros; a dense one the blocked vector
+// kernel.
 func gemmNN[T float](m, n, k int, a, b, c []T, acc bool) {
+	if !acc {
+		clear(c[:m*n])
+	}
+	if density(a[:m*k]) < sparseBelow {
+		gemmSparse(m, n, k, a, b, c)
+		return
+	}
+	a32, ok := any(a).([]float32)
+	if !ok || m < 4 || n < 16 {
+		gemmSparse(m, n, k, a, b, c)
+		return
+	}
+	b32, c32 := any(b).([]float32), any(c).([]float32)
+	m4, n16 := m/4*4, n/16*16
+	for i := 0; i < m4; i += 4 {
+		for j := 0; j < n16; j += 16 {
+			if !block4x16(k, a32[i*k:], k, b32[j:], n, c32[i*n+j:], n) {
+				gemmSparse(m, n, k, a, b, c)
+				return
+			}
+		}
+		// The last columns, fewer than 16.
+		if n16 < n {
+			for r := i; r < i+4; r++ {
+				crow := c32[r*n+n16 : (r+1)*n]
+				for kk, av := range a32[r*k : (r+1)*k] {
+					if av != 0 {
+						axpyGo(av, b32[kk*n+n16:(kk+1)*n], crow)
+					}
+				}
+			}
+		}
+	}
+	// The last rows, fewer than 4.
+	if m4 < m {
+		gemmSparse(m-m4, n, k, a[m4*k:], b, c[m4*n:])
+	}
+}
+
+// sparseBelow is the density of a below which gemmNN skips zeros rather
+// than running the dense kernel (which does about four times the work
+// per second).
+const sparseBelow = 0.3
+
+// density is the fraction of non-zero values.
+func density[T float](a []T) float64 {
+	nz := 0
+	for _, v := range a {
+		if v != 0 {
+			nz++
+		}
+	}
+	return float64(nz) / float64(max(1, len(a)))
+}
+
+// gemmSparse adds a·b to c as sums of rows of b scaled by the non-zero
+// entries of a, four rows at a time.
+func gemmSparse[T float](m, n, k int, a, b, c []T) {
 	var coef [4]T
 	var rows [4][]T
 	for i := 0; i < m; i++ {
 		crow := c[i*n : (i+1)*n]
-		if !acc {
-			clear(crow)
-		}
 		cnt := 0
 		for kk, av := range a[i*k : (i+1)*k] {
 			if av == 0 {

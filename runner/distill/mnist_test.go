@@ -7,10 +7,13 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
+	"github.com/kompress/kompress/runner/prune/structured"
 )
 
 const mnistModel = "../../testdata/models/mnist-8.onnx"
@@ -165,16 +168,19 @@ func TestMNISTTargets(t *testing.T) {
 	t.Logf("teacher: %.2f%%", 100*accuracy(t, teacher, test))
 	for _, tc := range []struct {
 		name    string
-		global  bool
+		prune   func(t *testing.T) *onnx.Model
 		epochs  int32
 		minimum float64
+		// sparsity the student has and keeps
+		sparsity float64
 	}{
-		{"80% per-layer", false, 2, 0.980},
-		{"80% global", true, 2, 0.985},
+		{"80% per-layer", func(t *testing.T) *onnx.Model { return magnitudePruned(t, 0.8, false) }, 2, 0.980, 0.8},
+		{"80% global", func(t *testing.T) *onnx.Model { return magnitudePruned(t, 0.8, true) }, 2, 0.985, 0.8},
+		{"25% channels", func(t *testing.T) *onnx.Model { return channelPruned(t, teacher, 0.25) }, 2, 0.9891 - 0.004, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			student := loadMNISTModel(t)
-			magnitudePrune(t, student, 0.8, tc.global)
+			student := tc.prune(t)
+			dims := weightDims(student)
 			before := accuracy(t, student, test)
 			sp := sparsityOf(t, student)
 			out, rep, err := Distill(context.Background(), student, teacherBytes, train,
@@ -193,8 +199,11 @@ func TestMNISTTargets(t *testing.T) {
 			if after < tc.minimum {
 				t.Errorf("accuracy %.2f%%, want at least %.1f%%", 100*after, 100*tc.minimum)
 			}
-			if got := sparsityOf(t, out); got != sp || math.Abs(sp-0.8) > 1e-3 {
-				t.Errorf("sparsity %.5f after, %.5f before: want 0.8 both", got, sp)
+			if got := sparsityOf(t, out); got != sp || math.Abs(sp-tc.sparsity) > 1e-3 {
+				t.Errorf("sparsity %.5f after, %.5f before: want %g both", got, sp, tc.sparsity)
+			}
+			if d := cmp.Diff(dims, weightDims(out)); d != "" {
+				t.Errorf("weight shapes changed (-before +after):\n%s", d)
 			}
 			if rep.ImagesPerSec < 4000 {
 				t.Errorf("throughput %.0f images/s, want at least 4000", rep.ImagesPerSec)
@@ -275,4 +284,44 @@ func TestMNISTRecovers(t *testing.T) {
 	if rep.Steps != 300 {
 		t.Errorf("%d steps, want maxSteps 300", rep.Steps)
 	}
+}
+
+func magnitudePruned(t *testing.T, fraction float64, global bool) *onnx.Model {
+	m := loadMNISTModel(t)
+	magnitudePrune(t, m, fraction, global)
+	return m
+}
+
+// channelPruned removes a fraction of mnist-8's channels with the
+// structured pruning package: a physically smaller student.
+func channelPruned(t *testing.T, teacher *onnx.Model, fraction float64) *onnx.Model {
+	m, rep, err := structured.Prune(context.Background(), teacher, structured.Options{Fraction: fraction})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after := paramCount(teacher), paramCount(m)
+	t.Logf("structured pruning: %d -> %d parameters", before, after)
+	if after >= before {
+		t.Fatalf("structured pruning kept every parameter: %+v", rep)
+	}
+	return m
+}
+
+func paramCount(m *onnx.Model) int {
+	n := 0
+	for _, w := range m.Weights() {
+		if w.DType == onnx.Float {
+			n += w.NumElements()
+		}
+	}
+	return n
+}
+
+// weightDims maps each weight to its shape.
+func weightDims(m *onnx.Model) map[string][]int64 {
+	out := map[string][]int64{}
+	for _, w := range m.Weights() {
+		out[w.Name] = w.Dims
+	}
+	return out
 }

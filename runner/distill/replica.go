@@ -107,8 +107,9 @@ func (r *replica) close() {
 	r.vm.Close()
 }
 
-// forward runs the student's forward pass on batches of a fixed size,
-// for scoring and for checking the written model against ONNX Runtime.
+// forward runs the student's forward pass on batches of a fixed size and
+// returns its output, for checking the written model against ONNX
+// Runtime.
 type forward struct {
 	net  *net
 	vm   G.VM
@@ -123,12 +124,12 @@ func newForward(p *plan, n int, sample []int) (*forward, error) {
 	}
 	f := &forward{net: nt, xBuf: nt.x.Value().Data().([]float32)}
 	f.out = tensor.New(tensor.WithShape(n, nt.k), tensor.Of(tensor.Float32))
-	G.Read(nt.logits, &f.out)
+	G.Read(nt.output, &f.out)
 	f.vm = G.NewTapeMachine(nt.g)
 	return f, nil
 }
 
-// run returns the logits of n samples (a copy).
+// run returns the outputs of n samples (a copy).
 func (f *forward) run(x []float32) ([]float32, error) {
 	copy(f.xBuf, x)
 	err := f.vm.RunAll()

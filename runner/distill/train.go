@@ -56,7 +56,7 @@ type stats struct {
 // shuffle gives its samples their turn in other epochs), capped by
 // maxSteps.
 func (r *run) steps() (perEpoch, total int64) {
-	batch := sum(r.shards)
+	batch := sumInts(r.shards)
 	perEpoch = int64(r.data.Len() / batch)
 	total = perEpoch * int64(r.s.epochs)
 	if r.s.maxSteps > 0 && total > r.s.maxSteps {
@@ -67,7 +67,7 @@ func (r *run) steps() (perEpoch, total int64) {
 
 func (r *run) train(ctx context.Context) (stats, error) {
 	perEpoch, total := r.steps()
-	batch := sum(r.shards)
+	batch := sumInts(r.shards)
 	size := r.data.SampleSize()
 	opt := newOptimizer(r.s, r.p.params, total)
 	rng := rand.New(rand.NewPCG(uint64(r.s.seed), 0x6b6f6d7072657373))
@@ -147,7 +147,7 @@ func (r *run) gather(idx []int, xb, pb []float32, yb []int64) {
 // replica's loss is the mean over its own shard).
 func (r *run) step(xb, pb []float32, yb []int64, grads [][]float32) (float64, error) {
 	size := r.data.SampleSize()
-	batch := sum(r.shards)
+	batch := sumInts(r.shards)
 	losses := make([]float64, len(r.reps))
 	errs := make([]error, len(r.reps))
 	var wg sync.WaitGroup
@@ -189,7 +189,7 @@ func (r *run) step(xb, pb []float32, yb []int64, grads [][]float32) (float64, er
 	return loss, nil
 }
 
-func sum(v []int) int {
+func sumInts(v []int) int {
 	s := 0
 	for _, x := range v {
 		s += x

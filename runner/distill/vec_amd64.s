@@ -182,3 +182,67 @@ q1:
 qdone:
 	VZEROUPPER
 	RET
+
+// func kern4x16AVX2(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int)
+// C[0:4, 0:16] += A[0:4, 0:k] · B[0:k, 0:16], all row-major with the given
+// leading dimensions (in elements). The 4x16 block of C stays in eight
+// registers for the whole k loop.
+TEXT ·kern4x16AVX2(SB), NOSPLIT, $0-56
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R8
+	SHLQ $2, R8
+	MOVQ b+24(FP), DI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R10
+	SHLQ $2, R10
+	LEAQ (SI)(R8*1), R11
+	LEAQ (R11)(R8*1), R12
+	LEAQ (R12)(R8*1), R13
+	LEAQ (DX)(R10*1), R14
+	LEAQ (R14)(R10*1), BX
+	LEAQ (BX)(R10*1), R8
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS (R14), Y2
+	VMOVUPS 32(R14), Y3
+	VMOVUPS (BX), Y4
+	VMOVUPS 32(BX), Y5
+	VMOVUPS (R8), Y6
+	VMOVUPS 32(R8), Y7
+	XORQ AX, AX
+
+kloop:
+	CMPQ AX, CX
+	JGE  kdone
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	VBROADCASTSS (SI)(AX*4), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS (R11)(AX*4), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS (R12)(AX*4), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS (R13)(AX*4), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, DI
+	INCQ AX
+	JMP  kloop
+
+kdone:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, (R14)
+	VMOVUPS Y3, 32(R14)
+	VMOVUPS Y4, (BX)
+	VMOVUPS Y5, 32(BX)
+	VMOVUPS Y6, (R8)
+	VMOVUPS Y7, 32(R8)
+	VZEROUPPER
+	RET

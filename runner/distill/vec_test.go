@@ -47,3 +47,38 @@ func TestVectorKernels(t *testing.T) {
 		t.Log("no AVX2/FMA on this CPU: checked the Go kernels only")
 	}
 }
+
+// TestGemmNN checks the blocked and the sparse products against a plain
+// triple loop, on shapes with and without remainders.
+func TestGemmNN(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, sz := range [][3]int{{4, 16, 1}, {12, 196, 150}, {7, 37, 5}, {150, 196, 12}, {3, 10, 4}, {8, 784, 25}} {
+		m, n, k := sz[0], sz[1], sz[2]
+		for _, zeros := range []float64{0, 0.8} {
+			a := randFloats(rng, m*k, -1, 1)
+			for i := range a {
+				if rng.Float64() < zeros {
+					a[i] = 0
+				}
+			}
+			b := randFloats(rng, k*n, -1, 1)
+			c := randFloats(rng, m*n, -1, 1)
+			want := append([]float32(nil), c...)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					var s float64
+					for kk := 0; kk < k; kk++ {
+						s += float64(a[i*k+kk]) * float64(b[kk*n+j])
+					}
+					want[i*n+j] += float32(s)
+				}
+			}
+			gemmNN(m, n, k, a, b, c, true)
+			for i := range c {
+				if math.Abs(float64(c[i]-want[i])) > 1e-4 {
+					t.Fatalf("%dx%dx%d with %.0f%% zeros: element %d is %g, want %g", m, n, k, 100*zeros, i, c[i], want[i])
+				}
+			}
+		}
+	}
+}
