@@ -90,13 +90,17 @@ const (
 	PruneHessian    PruneMethod = "hessian"
 )
 
-// PruneScope says whether sparsity is reached per layer or over all layers.
-// +kubebuilder:validation:Enum=layer;global
+// PruneScope says where the sparsity budget is spent.
+// +kubebuilder:validation:Enum=layer;global;sensitivity
 type PruneScope string
 
 const (
 	ScopeLayer  PruneScope = "layer"
 	ScopeGlobal PruneScope = "global"
+	// ScopeSensitivity (structured, entropy) measures how much each group
+	// of coupled layers hurts the output at several fractions, then spends
+	// the same channel budget where it costs least.
+	ScopeSensitivity PruneScope = "sensitivity"
 )
 
 // Criterion is the norm that scores structured units.
@@ -121,6 +125,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="!(has(self.sparsity) && has(self.pattern))",message="prune: set sparsity or pattern, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.pattern) || self.method in ['nm', 'hessian']",message="prune.pattern is only used by methods nm and hessian"
 // +kubebuilder:validation:XValidation:rule="!has(self.keep) || !(has(self.sparsity) || has(self.pattern))",message="prune: set keep or sparsity (or pattern), not more than one"
+// +kubebuilder:validation:XValidation:rule="!has(self.scope) || self.scope == 'layer' || self.method in ['magnitude', 'structured', 'entropy']",message="prune.scope global applies to methods magnitude, structured and entropy; hessian and nm work layer by layer"
+// +kubebuilder:validation:XValidation:rule="!has(self.scope) || self.scope != 'sensitivity' || self.method in ['structured', 'entropy']",message="prune.scope sensitivity applies to methods structured and entropy"
 // +kubebuilder:validation:XValidation:rule="has(self.sparsity) || has(self.keep) || self.method == 'nm' || (self.method == 'hessian' && has(self.pattern))",message="prune.sparsity is required for methods magnitude, structured, entropy and unstructured hessian (or keep, the fraction kept)"
 type PruneSpec struct {
 	// Method: magnitude, nm, structured, entropy or hessian.
@@ -147,11 +153,12 @@ type PruneSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[1-9][0-9]?:[1-9][0-9]?$') && int(self.split(':')[0]) < int(self.split(':')[1])",message="prune.pattern must be N:M with 0 < N < M, such as \"2:4\""
 	Pattern string `json:"pattern,omitempty"`
 
-	// Scope of unstructured sparsity: global ranks every prunable weight
-	// together (small, sensitive layers keep more), layer prunes each to
-	// the same sparsity. Global loses less accuracy at the same sparsity.
+	// Scope: layer prunes every layer to the same sparsity; global ranks
+	// all prunable weights (or channel groups) together, so small, sensitive
+	// layers keep more; sensitivity (structured and entropy) measures each
+	// group's loss before choosing. Unset: global for magnitude, layer for
+	// the other methods (hessian and nm work layer by layer).
 	// +optional
-	// +kubebuilder:default=global
 	Scope PruneScope `json:"scope,omitempty"`
 
 	// Criterion scores channels for structured pruning.

@@ -139,6 +139,10 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			"spec.stages[0].prune", "prune: set sparsity or pattern, not both"},
 		{"pattern with magnitude", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity, prune(c).Pattern = "", "2:4" },
 			"spec.stages[0].prune", "prune.pattern is only used by methods nm and hessian"},
+		{"global scope with hessian", func(c *v1alpha1.CompressionJob) { prune(c).Method, prune(c).Scope = v1alpha1.PruneHessian, v1alpha1.ScopeGlobal },
+			"spec.stages[0].prune", "prune.scope global applies to methods magnitude, structured and entropy"},
+		{"sensitivity scope with magnitude", func(c *v1alpha1.CompressionJob) { prune(c).Scope = v1alpha1.ScopeSensitivity },
+			"spec.stages[0].prune", "prune.scope sensitivity applies to methods structured and entropy"},
 		{"magnitude without sparsity", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity = "" },
 			"spec.stages[0].prune", "prune.sparsity is required for methods magnitude"},
 		{"keep and sparsity", func(c *v1alpha1.CompressionJob) { prune(c).Keep = "0.5" },
@@ -245,8 +249,8 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 	for i := range want.Stages {
 		want.Stages[i].BackoffLimit = ptr.To[int32](2)
 	}
-	*want.Stages[0].Prune = v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer,
-		Criterion: v1alpha1.CriterionL1, Storage: v1alpha1.StorageDense, CalibrationSamples: 128, Dampening: "0.01"}
+	*want.Stages[0].Prune = v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5",
+		Criterion: v1alpha1.CriterionL1, Storage: v1alpha1.StorageDense, CalibrationSamples: 512, Dampening: "0.01"}
 	*want.Stages[1].Distill = v1alpha1.DistillSpec{Epochs: 1, BatchSize: 64, Temperature: "auto", Alpha: "0.7",
 		Optimizer: v1alpha1.OptimizerAdam, LearningRate: "0.001", Schedule: v1alpha1.ScheduleConstant, Momentum: "0.9", WeightDecay: "0"}
 	*want.Stages[2].Quantize = v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Bits: 8, PerChannel: ptr.To(true), Symmetric: ptr.To(true),

@@ -46,8 +46,8 @@ func TestDecodeAppliesCRDDefaults(t *testing.T) {
 	if got := *job.Spec.Stages[0].BackoffLimit; got != 2 {
 		t.Errorf("backoffLimit default = %d, want 2", got)
 	}
-	if got := job.Spec.Stages[0].Prune.Scope; got != v1alpha1.ScopeGlobal {
-		t.Errorf("prune.scope default = %q, want global", got)
+	if got := job.Spec.Stages[0].Prune.Scope; got != "" {
+		t.Errorf("prune.scope = %q, want unset (the method chooses)", got)
 	}
 	if got := job.Spec.Evaluation.LatencyBatchSize; got != 1 {
 		t.Errorf("evaluation.latencyBatchSize default = %d, want 1", got)
@@ -78,6 +78,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"negative deadline", repl(`  stages:`, "  activeDeadlineSeconds: 0\n  stages:"), []string{"spec.activeDeadlineSeconds", "greater than or equal to 1"}},
 		{"unknown field", repl(`{method: static}`, `{method: static, bitz: 4}`), []string{"unknown field", "bitz"}},
 		{"wrong kind", repl(`kind: CompressionJob`, `kind: Job`), []string{`expected apiVersion kompress.dev/v1alpha1 kind CompressionJob`}},
+		{"sensitivity scope with magnitude", repl(`{method: magnitude, sparsity: "0.5"}`, `{method: magnitude, sparsity: "0.5", scope: sensitivity}`), []string{"prune.scope sensitivity applies to methods structured and entropy"}},
+		{"global scope with hessian", repl(`{method: magnitude, sparsity: "0.5"}`, `{method: hessian, sparsity: "0.5", scope: global}`), []string{"hessian and nm work layer by layer"}},
 		{"stage name not a DNS label", repl(`name: int8`, `name: Int_8`), []string{"stage name must be a DNS label"}},
 	}
 	for _, tc := range tests {

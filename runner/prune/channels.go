@@ -78,9 +78,9 @@ func channelOptions(spec v1alpha1.PruneSpec) (structured.Options, error) {
 		opts.Criterion = structured.Entropy
 	}
 	switch opts.Scope {
-	case "", structured.ScopeLayer, structured.ScopeGlobal:
+	case "", structured.ScopeLayer, structured.ScopeGlobal, structured.ScopeSensitivity:
 	default:
-		return structured.Options{}, specErr("prune.scope %q is not layer or global", spec.Scope)
+		return structured.Options{}, specErr("prune.scope %q is not layer, global or sensitivity", spec.Scope)
 	}
 	if spec.MinParams < 0 {
 		return structured.Options{}, specErr("prune.minParams is %d, expected 0 or more", spec.MinParams)

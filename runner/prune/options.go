@@ -89,6 +89,9 @@ func parseSpec(spec v1alpha1.PruneSpec) (*options, error) {
 	switch o.scope {
 	case "":
 		o.scope = v1alpha1.ScopeLayer
+		if o.method == v1alpha1.PruneMagnitude {
+			o.scope = v1alpha1.ScopeGlobal // it loses less accuracy at the same sparsity
+		}
 	case v1alpha1.ScopeLayer:
 	case v1alpha1.ScopeGlobal:
 		if o.method != v1alpha1.PruneMagnitude {

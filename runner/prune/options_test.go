@@ -16,7 +16,7 @@ func TestParseSpec(t *testing.T) {
 		want options
 	}{
 		{v1alpha1.PruneSpec{Method: "magnitude", Sparsity: "0.5"},
-			options{method: "magnitude", sparsity: 0.5, scope: "layer", storage: "dense", samples: 128, dampening: 0.01}},
+			options{method: "magnitude", sparsity: 0.5, scope: "global", storage: "dense", samples: 128, dampening: 0.01}},
 		{v1alpha1.PruneSpec{Method: "magnitude", Keep: "0.25", Scope: "global", Storage: "sparse", Seed: 3, MinParams: 100},
 			options{method: "magnitude", sparsity: 0.75, scope: "global", storage: "sparse", samples: 128, dampening: 0.01, seed: 3, minParams: 100}},
 		{v1alpha1.PruneSpec{Method: "nm"},

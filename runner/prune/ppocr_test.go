@@ -89,8 +89,8 @@ func TestPPOCRMagnitude(t *testing.T) {
 	}
 	src := loadModel(t, "ppocr-det.onnx")
 	want := ppocrOutputs(t, "ppocr-det", src, 1, 2)
-	dense, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}, nil)
-	sparse, srep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Storage: v1alpha1.StorageSparse}, nil)
+	dense, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer}, nil)
+	sparse, srep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer, Storage: v1alpha1.StorageSparse}, nil)
 	// 62 Conv and 2 ConvTranspose, every weight a Constant node.
 	if len(rep.Layers) != 64 {
 		t.Errorf("%d weights pruned, want 64: %s", len(rep.Layers), rep.Summary())
@@ -114,7 +114,7 @@ func TestPPOCRMagnitude(t *testing.T) {
 		}
 		t.Logf("magnitude 50%%, image %d: output cosine %.4f against the source", i+1, cosine(want[i], got[i]))
 	}
-	light, _ := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.1"}, nil)
+	light, _ := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.1", Scope: v1alpha1.ScopeLayer}, nil)
 	for i, v := range ppocrOutputs(t, "ppocr-det 10%", light, 1, 2) {
 		c := cosine(want[i], v)
 		t.Logf("magnitude 10%%, image %d: output cosine %.4f", i+1, c)

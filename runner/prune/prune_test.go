@@ -45,10 +45,10 @@ func TestPruneMNIST(t *testing.T) {
 		maxDrop, minDrop float64
 		sparsity         float64 // of the pruned weights
 	}{
-		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}, maxDrop: 0.01, sparsity: 0.5},
+		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer}, maxDrop: 0.01, sparsity: 0.5},
 		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeGlobal}, maxDrop: 0.005, sparsity: 0.5},
 		// At 70% magnitude falls far, hessian hardly.
-		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.7"}, minDrop: 0.05, sparsity: 0.7},
+		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.7", Scope: v1alpha1.ScopeLayer}, minDrop: 0.05, sparsity: 0.7},
 		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Sparsity: "0.7", CalibrationSamples: 200}, maxDrop: 0.015, sparsity: 0.7},
 		// 2:4 leaves the first Conv (one input channel) dense: 2880 of
 		// 5960 weights go.
@@ -88,7 +88,7 @@ func TestPruneMNIST(t *testing.T) {
 func TestPruneReport(t *testing.T) {
 	src := loadModel(t, "mnist-8.onnx")
 	var progress [][2]int
-	out, rep, err := Prune(context.Background(), src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}, nil,
+	out, rep, err := Prune(context.Background(), src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer}, nil,
 		func(done, total int) { progress = append(progress, [2]int{done, total}) })
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +293,7 @@ func TestKeep(t *testing.T) {
 func TestZooMagnitude(t *testing.T) {
 	requireORT(t)
 	src := zoo(t)
-	out, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.9", Storage: v1alpha1.StorageSparse}, nil)
+	out, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.9", Scope: v1alpha1.ScopeLayer, Storage: v1alpha1.StorageSparse}, nil)
 	var names []string
 	stored := map[string]bool{}
 	for _, l := range rep.Layers {
