@@ -131,36 +131,134 @@ func cols2im[T float](c *convGeom, cols []T, dx []T) {
 	}
 }
 
+// implicitConv computes a stride-1 convolution without copying patches:
+// the input planes are padded once, and the patch row of weight position
+// (channel, i, j) is then a view of the padded input starting at
+// channel·plane + i·dilH·wp + j·dilW, read over oh rows of the padded
+// width wp (the wp−ow extra columns compute values that are dropped).
+type implicitConv struct {
+	c      convGeom
+	hp, wp int
+	plane  int
+	size   int   // padded input of one group, with the tail the last view reads
+	np     int   // output positions at the padded width: oh·wp, rounded up to 16
+	off    []int // view offsets, one per weight position
+}
+
+func newImplicitConv(c convGeom) *implicitConv {
+	ic := &implicitConv{c: c, hp: c.h + c.padT + c.padB, wp: c.w + c.padL + c.padR}
+	ic.plane = ic.hp * ic.wp
+	// Rounding the row length up to the product kernel's block of 16
+	// spares it a remainder; the views then read that much further.
+	ic.np = (c.oh*ic.wp + 15) &^ 15
+	ic.size = c.cg()*ic.plane + c.dilW*(c.kw-1) + ic.np - c.oh*ic.wp
+	for ch := 0; ch < c.cg(); ch++ {
+		for i := 0; i < c.kh; i++ {
+			for j := 0; j < c.kw; j++ {
+				ic.off = append(ic.off, ch*ic.plane+i*c.dilH*ic.wp+j*c.dilW)
+			}
+		}
+	}
+	return ic
+}
+
+// padPlanes copies the cg input planes x into the padded planes xp.
+func padPlanes[T float](ic *implicitConv, x, xp []T) {
+	c := &ic.c
+	clear(xp[:ic.size])
+	for ch := 0; ch < c.cg(); ch++ {
+		for h := 0; h < c.h; h++ {
+			copy(xp[ch*ic.plane+(h+c.padT)*ic.wp+c.padL:][:c.w], x[(ch*c.h+h)*c.w:][:c.w])
+		}
+	}
+}
+
+// padOutput lays m planes of oh×ow values out at the padded width, the
+// extra columns zero.
+func padOutput[T float](ic *implicitConv, m int, y, yp []T) {
+	c := &ic.c
+	for co := 0; co < m; co++ {
+		for oh := 0; oh < c.oh; oh++ {
+			row := yp[co*ic.np+oh*ic.wp:][:ic.wp]
+			copy(row, y[(co*c.oh+oh)*c.ow:][:c.ow])
+			clear(row[c.ow:])
+		}
+		clear(yp[co*ic.np+c.oh*ic.wp : (co+1)*ic.np])
+	}
+}
+
+// cropOutput drops the extra columns of m padded-width planes.
+func cropOutput[T float](ic *implicitConv, m int, yp, y []T) {
+	c := &ic.c
+	for co := 0; co < m; co++ {
+		for oh := 0; oh < c.oh; oh++ {
+			copy(y[(co*c.oh+oh)*c.ow:][:c.ow], yp[co*ic.np+oh*ic.wp:][:c.ow])
+		}
+	}
+}
+
 // convState is shared by a convolution's forward and backward kernels:
-// the forward pass keeps the patch columns of every sample, which the
-// weight gradient needs again (the tape runs the backward after the
-// forward of the same step).
+// the forward pass keeps, for every sample and group, what the weight
+// gradient reads again (the padded input, or the patch columns of a
+// strided convolution); the tape runs the backward after the forward of
+// the same step.
 type convState struct {
 	geom convGeom
 	// skip marks the weight entries whose gradient is never used (pruned
 	// weights); nil when all are.
 	skip []bool
-	cols scratch
-	work scratch
+	// fwd is set for stride-1 convolutions; back for those whose input
+	// gradient is a stride-1 convolution of dY with the flipped filters.
+	fwd, back *implicitConv
+	saved     scratch
+	work      scratch
 }
 
-// colsOf returns the patch columns of sample n, group g.
-func colsOf[T float](st *convState, n, g int) []T {
+func newConvState(c convGeom, skip []bool) *convState {
+	st := &convState{geom: c, skip: skip}
+	if c.strideH == 1 && c.stride == 1 {
+		st.fwd = newImplicitConv(c)
+		// dX[ci, ih, iw] = Σ W[co, ci, i, j]·dY[co, ih+padT−i·dilH, iw+padL−j·dilW]:
+		// a convolution of dY padded by dil·(k−1)−pad with the flipped
+		// filters, when those pads are not negative.
+		b := convGeom{n: 1, cin: c.mg(), h: c.oh, w: c.ow, cout: c.cg(), kh: c.kh, kw: c.kw, group: 1,
+			padT: c.dilH*(c.kh-1) - c.padT, padL: c.dilW*(c.kw-1) - c.padL,
+			padB: c.dilH*(c.kh-1) - c.padB, padR: c.dilW*(c.kw-1) - c.padR,
+			strideH: 1, stride: 1, dilH: c.dilH, dilW: c.dilW}
+		if b.padT >= 0 && b.padL >= 0 && b.padB >= 0 && b.padR >= 0 && b.finish() == nil && b.oh == c.h && b.ow == c.w {
+			st.back = newImplicitConv(b)
+		}
+	}
+	return st
+}
+
+// savedOf returns what the forward pass kept for sample n, group g.
+func savedOf[T float](st *convState, n, g int) []T {
 	size := st.geom.k() * st.geom.p()
-	all := buf[T](&st.cols, 0, st.geom.n*st.geom.group*size)
+	if st.fwd != nil {
+		size = st.fwd.size
+	}
+	all := buf[T](&st.saved, 0, st.geom.n*st.geom.group*size)
 	return all[(n*st.geom.group+g)*size:][:size]
 }
 
-// convForward computes y = conv(x, w) + b (b may be nil) and keeps the
-// columns.
+// convForward computes y = conv(x, w) + b (b may be nil).
 func convForward[T float](st *convState, x, w, b, y []T) {
 	c := &st.geom
 	inG, outG, wG := c.cg()*c.h*c.w, c.mg()*c.p(), c.mg()*c.k()
 	for n := 0; n < c.n; n++ {
 		for g := 0; g < c.group; g++ {
-			cols := colsOf[T](st, n, g)
-			im2cols(c, x[(n*c.group+g)*inG:], cols)
-			gemmNN(c.mg(), c.p(), c.k(), w[g*wG:], cols, y[(n*c.group+g)*outG:], false)
+			xg, yg, wg := x[(n*c.group+g)*inG:], y[(n*c.group+g)*outG:], w[g*wG:]
+			saved := savedOf[T](st, n, g)
+			if ic := st.fwd; ic != nil {
+				padPlanes(ic, xg, saved)
+				yp := buf[T](&st.work, 0, c.mg()*ic.np)
+				gemmNN(c.mg(), ic.np, c.k(), wg, saved, rows{off: ic.off}, yp, false)
+				cropOutput(ic, c.mg(), yp, yg)
+				continue
+			}
+			im2cols(c, xg, saved)
+			gemmNN(c.mg(), c.p(), c.k(), wg, saved, rows{ld: c.p()}, yg, false)
 		}
 		if b != nil {
 			out := y[n*c.cout*c.p():]
@@ -175,7 +273,8 @@ func convForward[T float](st *convState, x, w, b, y []T) {
 	}
 }
 
-// convGradW computes dW = Σ_samples dY·colsᵀ from the kept columns.
+// convGradW computes dW = Σ_samples dY·patchesᵀ from what the forward
+// pass kept.
 func convGradW[T float](st *convState, dy, dw []T) {
 	c := &st.geom
 	outG, wG := c.mg()*c.p(), c.mg()*c.k()
@@ -186,63 +285,58 @@ func convGradW[T float](st *convState, dy, dw []T) {
 			if st.skip != nil {
 				skip = st.skip[g*wG:][:wG]
 			}
-			gemmNT(c.mg(), c.k(), c.p(), dy[(n*c.group+g)*outG:], colsOf[T](st, n, g), dw[g*wG:], true, skip)
+			dyg, saved := dy[(n*c.group+g)*outG:], savedOf[T](st, n, g)
+			if ic := st.fwd; ic != nil {
+				dyp := buf[T](&st.work, 1, c.mg()*ic.np)
+				padOutput(ic, c.mg(), dyg, dyp)
+				gemmNT(c.mg(), c.k(), ic.np, dyp, saved, rows{off: ic.off}, dw[g*wG:], true, skip)
+				continue
+			}
+			gemmNT(c.mg(), c.k(), c.p(), dyg, saved, rows{ld: c.p()}, dw[g*wG:], true, skip)
 		}
 	}
 }
 
-// convGradX computes dX. With stride and dilation 1 (most layers) it is
-// the convolution of dY with the flipped, transposed filters, which runs
-// on the same column and product kernels as the forward pass; otherwise
-// the column gradients Wᵀ·dY are added back into place.
+// convGradX computes dX: for stride-1 convolutions as the convolution of
+// dY with the flipped, transposed filters (the forward machinery again);
+// otherwise the patch gradients Wᵀ·dY are added back into place.
 func convGradX[T float](st *convState, w, dy, dx []T) {
 	c := &st.geom
-	if c.strideH == 1 && c.stride == 1 && c.dilH == 1 && c.dilW == 1 &&
-		c.padT < c.kh && c.padB < c.kh && c.padL < c.kw && c.padR < c.kw {
-		convGradXFlipped(st, w, dy, dx)
+	mg, cg, kk, p := c.mg(), c.cg(), c.k(), c.p()
+	inG, outG := cg*c.h*c.w, mg*p
+	if ic := st.back; ic != nil {
+		// W'[ci, co, i, j] = W[co, ci, kh−1−i, kw−1−j]
+		khw := c.kh * c.kw
+		wf := buf[T](&st.work, 2, cg*mg*khw)
+		dyp := buf[T](&st.work, 3, ic.size)
+		dxp := buf[T](&st.work, 4, cg*ic.np)
+		for g := 0; g < c.group; g++ {
+			wg := w[g*mg*kk:]
+			for co := 0; co < mg; co++ {
+				for ci := 0; ci < cg; ci++ {
+					src := wg[(co*cg+ci)*khw:][:khw]
+					dst := wf[(ci*mg+co)*khw:][:khw]
+					for i := range src {
+						dst[khw-1-i] = src[i]
+					}
+				}
+			}
+			for n := 0; n < c.n; n++ {
+				padPlanes(ic, dy[(n*c.group+g)*outG:], dyp)
+				gemmNN(cg, ic.np, mg*khw, wf, dyp, rows{off: ic.off}, dxp, false)
+				cropOutput(ic, cg, dxp, dx[(n*c.group+g)*inG:])
+			}
+		}
 		return
 	}
-	mg, kk, p := c.mg(), c.k(), c.p()
 	wt := buf[T](&st.work, 0, kk*mg)
 	dcols := buf[T](&st.work, 1, kk*p)
-	inG, outG := c.cg()*c.h*c.w, mg*p
 	clear(dx)
 	for g := 0; g < c.group; g++ {
 		transpose(mg, kk, w[g*mg*kk:], wt)
 		for n := 0; n < c.n; n++ {
-			gemmNN(kk, p, mg, wt, dy[(n*c.group+g)*outG:], dcols, false)
+			gemmNN(kk, p, mg, wt, dy[(n*c.group+g)*outG:], rows{ld: p}, dcols, false)
 			cols2im(c, dcols, dx[(n*c.group+g)*inG:])
-		}
-	}
-}
-
-// convGradXFlipped computes dX of a stride-1, dilation-1 convolution as
-// dX = conv(dY, W'), W'[ci, co, i, j] = W[co, ci, kh−1−i, kw−1−j], with
-// the pads mirrored (kh−1−pad).
-func convGradXFlipped[T float](st *convState, w, dy, dx []T) {
-	c := &st.geom
-	mg, cg, kh, kw := c.mg(), c.cg(), c.kh, c.kw
-	back := convGeom{n: 1, cin: mg, h: c.oh, w: c.ow, cout: cg, kh: kh, kw: kw, group: 1,
-		padT: kh - 1 - c.padT, padL: kw - 1 - c.padL, padB: kh - 1 - c.padB, padR: kw - 1 - c.padR,
-		strideH: 1, stride: 1, dilH: 1, dilW: 1, oh: c.h, ow: c.w}
-	kk := back.k()
-	wf := buf[T](&st.work, 2, cg*kk)
-	cols := buf[T](&st.work, 3, kk*back.p())
-	inG, outG := cg*c.h*c.w, mg*c.p()
-	for g := 0; g < c.group; g++ {
-		wg := w[g*mg*cg*kh*kw:]
-		for co := 0; co < mg; co++ {
-			for ci := 0; ci < cg; ci++ {
-				src := wg[(co*cg+ci)*kh*kw:][:kh*kw]
-				dst := wf[ci*kk+co*kh*kw:][:kh*kw]
-				for i := range src {
-					dst[len(src)-1-i] = src[i]
-				}
-			}
-		}
-		for n := 0; n < c.n; n++ {
-			im2cols(&back, dy[(n*c.group+g)*outG:], cols)
-			gemmNN(cg, back.p(), kk, wf, cols, dx[(n*c.group+g)*inG:], false)
 		}
 	}
 }
@@ -264,7 +358,7 @@ func sumChannels[T float](n, ch, p int, dy, db []T) {
 // conv adds a convolution node: x [n, cin, h, w], w [cout, cin/group,
 // kh, kw], b [cout] or nil.
 func conv(c convGeom, skip []bool, x, w, b *G.Node, need []bool) (*G.Node, error) {
-	st := &convState{geom: c, skip: skip}
+	st := newConvState(c, skip)
 	k := &kernel{name: "Conv", need: need}
 	k.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 		return dispatch(in[0], func() error {

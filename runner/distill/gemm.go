@@ -3,31 +3,59 @@ package distill
 // The matrix products of the kernels, in the two forms that run on fast
 // vector kernels (see vec.go): both read rows contiguously.
 
-// gemmNN computes c = a·b (+ c when acc) for row-major a [m,k], b [k,n],
-// c [m,n]. A mostly-zero a (a pruned weight matrix) takes the sparse
-// path, which costs only its non-zeros; a dense one the blocked vector
-// kernel.
-func gemmNN[T float](m, n, k int, a, b, c []T, acc bool) {
+// rows says where the rows of a matrix operand start in its slice: row
+// r at off[r], or at r·ld when off is nil. Offsets let a product read
+// rows that are shifted views of one buffer (an implicit im2col).
+type rows struct {
+	ld  int
+	off []int
+}
+
+func (r rows) at(i int) int {
+	if r.off != nil {
+		return r.off[i]
+	}
+	return i * r.ld
+}
+
+// offsets returns r's row offsets as a slice.
+func (r rows) offsets(k int) []int {
+	if r.off != nil {
+		return r.off[:k]
+	}
+	off := make([]int, k)
+	for i := range off {
+		off[i] = i * r.ld
+	}
+	return off
+}
+
+// gemmNN computes c = a·b (+ c when acc) for row-major a [m,k] and c
+// [m,n], and b [k,n] with rows placed as br says. A mostly-zero a (a
+// pruned weight matrix) takes the sparse path, which costs only its
+// non-zeros; a dense one the blocked vector kernel.
+func gemmNN[T float](m, n, k int, a, b []T, br rows, c []T, acc bool) {
 	if !acc {
 		clear(c[:m*n])
 	}
-	if density(a[:m*k]) < sparseBelow {
-		gemmSparse(m, n, k, a, b, c)
-		return
+	if k > 0 {
+		last := br.at(k-1) + n
+		for kk := 0; kk < k; kk++ {
+			last = max(last, br.at(kk)+n)
+		}
+		_ = b[last-1] // every row is inside b: the kernels do not check
 	}
 	a32, ok := any(a).([]float32)
-	if !ok || m < 4 || n < 16 {
-		gemmSparse(m, n, k, a, b, c)
+	if !ok || m < 4 || n < 16 || !useAVX2 || density(a[:m*k]) < sparseBelow {
+		gemmSparse(m, n, k, a, b, br, c)
 		return
 	}
 	b32, c32 := any(b).([]float32), any(c).([]float32)
+	offs := br.offsets(k)
 	m4, n16 := m/4*4, n/16*16
 	for i := 0; i < m4; i += 4 {
 		for j := 0; j < n16; j += 16 {
-			if !block4x16(k, a32[i*k:], k, b32[j:], n, c32[i*n+j:], n) {
-				gemmSparse(m, n, k, a, b, c)
-				return
-			}
+			block4x16(k, a32[i*k:], k, b32[j:], offs, c32[i*n+j:], n)
 		}
 		// The last columns, fewer than 16.
 		if n16 < n {
@@ -35,7 +63,7 @@ func gemmNN[T float](m, n, k int, a, b, c []T, acc bool) {
 				crow := c32[r*n+n16 : (r+1)*n]
 				for kk, av := range a32[r*k : (r+1)*k] {
 					if av != 0 {
-						axpyGo(av, b32[kk*n+n16:(kk+1)*n], crow)
+						axpyGo(av, b32[offs[kk]+n16:offs[kk]+n], crow)
 					}
 				}
 			}
@@ -43,7 +71,7 @@ func gemmNN[T float](m, n, k int, a, b, c []T, acc bool) {
 	}
 	// The last rows, fewer than 4.
 	if m4 < m {
-		gemmSparse(m-m4, n, k, a[m4*k:], b, c[m4*n:])
+		gemmSparse(m-m4, n, k, a[m4*k:], b, br, c[m4*n:])
 	}
 }
 
@@ -65,9 +93,9 @@ func density[T float](a []T) float64 {
 
 // gemmSparse adds a·b to c as sums of rows of b scaled by the non-zero
 // entries of a, four rows at a time.
-func gemmSparse[T float](m, n, k int, a, b, c []T) {
+func gemmSparse[T float](m, n, k int, a, b []T, br rows, c []T) {
 	var coef [4]T
-	var rows [4][]T
+	var rs [4][]T
 	for i := 0; i < m; i++ {
 		crow := c[i*n : (i+1)*n]
 		cnt := 0
@@ -75,28 +103,31 @@ func gemmSparse[T float](m, n, k int, a, b, c []T) {
 			if av == 0 {
 				continue
 			}
-			coef[cnt], rows[cnt] = av, b[kk*n:(kk+1)*n]
+			o := br.at(kk)
+			coef[cnt], rs[cnt] = av, b[o:o+n]
 			cnt++
 			if cnt == 4 {
-				axpy4(&coef, rows[0], rows[1], rows[2], rows[3], crow)
+				axpy4(&coef, rs[0], rs[1], rs[2], rs[3], crow)
 				cnt = 0
 			}
 		}
 		for j := 0; j < cnt; j++ {
-			axpy(coef[j], rows[j], crow)
+			axpy(coef[j], rs[j], crow)
 		}
 	}
 }
 
-// gemmNT computes c = a·bᵀ (+ c when acc) for row-major a [m,k], b [n,k],
-// c [m,n], one dot product per entry. Entries where skip is true (when
-// skip is not nil) are left alone: the gradients of pruned weights are
-// never used. Rows of b are the outer loop: b is the larger operand in
-// the kernels (a convolution's columns), so each of its rows is read
-// once while the rows of a stay in cache.
-func gemmNT[T float](m, n, k int, a, b, c []T, acc bool, skip []bool) {
+// gemmNT computes c = a·bᵀ (+ c when acc) for row-major a [m,k] and c
+// [m,n], and b [n,k] with rows placed as br says, one dot product per
+// entry. Entries where skip is true (when skip is not nil) are left
+// alone: the gradients of pruned weights are never used. Rows of b are
+// the outer loop: b is the larger operand in the kernels (a
+// convolution's input), so each of its rows is read once while the rows
+// of a stay in cache.
+func gemmNT[T float](m, n, k int, a, b []T, br rows, c []T, acc bool, skip []bool) {
 	for j := 0; j < n; j++ {
-		brow := b[j*k : (j+1)*k]
+		o := br.at(j)
+		brow := b[o : o+k]
 		for i := 0; i < m; i++ {
 			if skip != nil && skip[i*n+j] {
 				continue

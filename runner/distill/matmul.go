@@ -25,7 +25,7 @@ func mmForward[T float](g *mmGeom, s *scratch, a, b, y []T) {
 		b2 = buf[T](s, 1, g.k*g.n)
 		transpose(g.n, g.k, b, b2)
 	}
-	gemmNN(g.m, g.n, g.k, a2, b2, y, false)
+	gemmNN(g.m, g.n, g.k, a2, b2, rows{ld: g.n}, y, false)
 	scale(y[:g.m*g.n], T(g.alpha))
 }
 
@@ -38,10 +38,10 @@ func mmGradA[T float](g *mmGeom, s *scratch, b, dy, da []T) {
 		transpose(g.n, g.k, b, b2)
 	}
 	if !g.transA {
-		gemmNT(g.m, g.k, g.n, dy, b2, da, false, nil)
+		gemmNT(g.m, g.k, g.n, dy, b2, rows{ld: g.n}, da, false, nil)
 	} else {
 		tmp := buf[T](s, 1, g.m*g.k)
-		gemmNT(g.m, g.k, g.n, dy, b2, tmp, false, nil)
+		gemmNT(g.m, g.k, g.n, dy, b2, rows{ld: g.n}, tmp, false, nil)
 		transpose(g.m, g.k, tmp, da)
 	}
 	scale(da[:g.m*g.k], T(g.alpha))
@@ -57,10 +57,10 @@ func mmGradB[T float](g *mmGeom, s *scratch, a, dy, db []T) {
 		transpose(g.m, g.k, a, at)
 	}
 	if !g.transB {
-		gemmNN(g.k, g.n, g.m, at, dy, db, false)
+		gemmNN(g.k, g.n, g.m, at, dy, rows{ld: g.n}, db, false)
 	} else {
 		tmp := buf[T](s, 1, g.k*g.n)
-		gemmNN(g.k, g.n, g.m, at, dy, tmp, false)
+		gemmNN(g.k, g.n, g.m, at, dy, rows{ld: g.n}, tmp, false)
 		transpose(g.k, g.n, tmp, db)
 	}
 	scale(db[:g.k*g.n], T(g.alpha))

@@ -2,6 +2,7 @@ package distill
 
 import (
 	"fmt"
+	"math"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -74,41 +75,61 @@ func spans(out, in, k, pad, stride, dil int) []span {
 	return s
 }
 
-// maxPoolForward computes the maximum of each window and records where
-// it came from (the plane offset) for the backward pass; windows that
-// hold only padding give 0 and have no source.
-func maxPoolForward[T float](g *poolGeom, hs, ws []span, x, y []T, arg []int32) {
+// maxPoolForward computes the maximum of each window (0 for windows that
+// hold only padding). Taking the maximum without tracking where it came
+// from keeps the loop free of unpredictable branches; the backward pass
+// finds the position again.
+func maxPoolForward[T float](g *poolGeom, hs, ws []span, x, y []T) {
 	for pl := 0; pl < g.n*g.c; pl++ {
 		in := x[pl*g.h*g.w:][:g.h*g.w]
 		out := y[pl*g.oh*g.ow:][:g.oh*g.ow]
-		args := arg[pl*g.oh*g.ow:][:g.oh*g.ow]
 		for oh, hsp := range hs {
 			for ow, wsp := range ws {
-				best, at := T(0), int32(-1)
+				best := T(math.Inf(-1))
 				for ih := hsp.lo; ih < hsp.hi; ih += g.dilH {
 					row := in[ih*g.w:]
 					for iw := wsp.lo; iw < wsp.hi; iw += g.dilW {
-						if v := row[iw]; at < 0 || v > best {
-							best, at = v, int32(ih*g.w+iw)
-						}
+						best = max(best, row[iw])
 					}
 				}
-				out[oh*g.ow+ow], args[oh*g.ow+ow] = best, at
+				if math.IsInf(float64(best), -1) && (hsp.lo >= hsp.hi || wsp.lo >= wsp.hi) {
+					best = 0
+				}
+				out[oh*g.ow+ow] = best
 			}
 		}
 	}
 }
 
-func maxPoolBackward[T float](g *poolGeom, dy, dx []T, arg []int32) {
+// maxPoolBackward sends each output's gradient to the first position of
+// its window that holds the maximum (the one a strict comparison keeps).
+func maxPoolBackward[T float](g *poolGeom, hs, ws []span, x, y, dy, dx []T) {
 	clear(dx)
 	for pl := 0; pl < g.n*g.c; pl++ {
+		in := x[pl*g.h*g.w:][:g.h*g.w]
 		d := dx[pl*g.h*g.w:][:g.h*g.w]
-		for i, a := range arg[pl*g.oh*g.ow:][:g.oh*g.ow] {
-			if a >= 0 {
-				d[a] += dy[pl*g.oh*g.ow+i]
+		out := y[pl*g.oh*g.ow:][:g.oh*g.ow]
+		grad := dy[pl*g.oh*g.ow:][:g.oh*g.ow]
+		for oh, hsp := range hs {
+			for ow, wsp := range ws {
+				if at := argFirst(g, hsp, wsp, in, out[oh*g.ow+ow]); at >= 0 {
+					d[at] += grad[oh*g.ow+ow]
+				}
 			}
 		}
 	}
+}
+
+// argFirst returns the first position of the window holding v, or -1.
+func argFirst[T float](g *poolGeom, hsp, wsp span, in []T, v T) int {
+	for ih := hsp.lo; ih < hsp.hi; ih += g.dilH {
+		for iw := wsp.lo; iw < wsp.hi; iw += g.dilW {
+			if in[ih*g.w+iw] == v {
+				return ih*g.w + iw
+			}
+		}
+	}
+	return -1
 }
 
 // window returns the clipped window of output (oh, ow) and the divisor
@@ -181,33 +202,30 @@ func avgPoolBackward[T float](g *poolGeom, dy, dx []T) {
 // maxPool adds a max pooling node.
 func maxPool(geom poolGeom, x *G.Node, need bool) (*G.Node, error) {
 	g := geom
-	arg := make([]int32, g.n*g.c*g.oh*g.ow)
 	hs := spans(g.oh, g.h, g.kh, g.padT, g.strideH, g.dilH)
 	ws := spans(g.ow, g.w, g.kw, g.padL, g.strideW, g.dilW)
 	k := &kernel{name: "MaxPool", need: []bool{need}}
 	k.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 		return dispatch(in[0], func() error {
-			maxPoolForward(&g, hs, ws, data[float32](in[0]), data[float32](out), arg)
+			maxPoolForward(&g, hs, ws, data[float32](in[0]), data[float32](out))
 			return nil
 		}, func() error {
-			maxPoolForward(&g, hs, ws, data[float64](in[0]), data[float64](out), arg)
+			maxPoolForward(&g, hs, ws, data[float64](in[0]), data[float64](out))
 			return nil
 		})
 	}
-	k.grad = func(in G.Nodes, _, dy *G.Node, _ []bool) (G.Nodes, error) {
-		// The backward kernel reads the positions the forward kernel of
-		// this same node recorded: the tape runs it after the forward.
-		b := &kernel{name: "MaxPoolGrad", need: []bool{false}}
+	k.grad = func(in G.Nodes, y, dy *G.Node, _ []bool) (G.Nodes, error) {
+		b := &kernel{name: "MaxPoolGrad", need: []bool{false, false, false}}
 		b.fwd = func(in []*tensor.Dense, out *tensor.Dense) error {
 			return dispatch(in[0], func() error {
-				maxPoolBackward(&g, data[float32](in[0]), data[float32](out), arg)
+				maxPoolBackward(&g, hs, ws, data[float32](in[0]), data[float32](in[1]), data[float32](in[2]), data[float32](out))
 				return nil
 			}, func() error {
-				maxPoolBackward(&g, data[float64](in[0]), data[float64](out), arg)
+				maxPoolBackward(&g, hs, ws, data[float64](in[0]), data[float64](in[1]), data[float64](in[2]), data[float64](out))
 				return nil
 			})
 		}
-		dx, err := apply(b, tensor.Shape{g.n, g.c, g.h, g.w}, dy)
+		dx, err := apply(b, tensor.Shape{g.n, g.c, g.h, g.w}, in[0], y, dy)
 		return G.Nodes{dx}, err
 	}
 	return apply(k, tensor.Shape{g.n, g.c, g.oh, g.ow}, x)

@@ -2,7 +2,6 @@ package distill
 
 import (
 	"math"
-	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -126,7 +125,12 @@ func unary(a activation, x *G.Node, need bool) (*G.Node, error) {
 	return apply(k, shape, x)
 }
 
-// b2u converts a bool to 0 or 1 without a branch.
+// b2u converts a bool to 0 or 1; the compiler makes it a SETcc, not a
+// branch.
 func b2u(b bool) uint8 {
-	return *(*uint8)(unsafe.Pointer(&b))
+	var u uint8
+	if b {
+		u = 1
+	}
+	return u
 }

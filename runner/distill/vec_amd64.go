@@ -40,19 +40,19 @@ func axpy4_32(a *[4]float32, x0, x1, x2, x3, y []float32) {
 }
 
 //go:noescape
-func kern4x16AVX2(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int)
+func kern4x16AVX2(k int, a *float32, lda int, b *float32, offs *int, c *float32, ldc int)
 
-// block4x16 adds A[0:4, 0:k]·B[0:k, 0:16] to C[0:4, 0:16] (row-major,
-// leading dimensions lda, ldb, ldc); false when there is no vector
-// kernel.
-func block4x16(k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
+// block4x16 adds A[0:4, 0:k]·B[0:k, 0:16] to C[0:4, 0:16]: A and C
+// row-major with leading dimensions lda and ldc, row kk of B at
+// b[offs[kk]:]. It returns false when there is no vector kernel.
+func block4x16(k int, a []float32, lda int, b []float32, offs []int, c []float32, ldc int) bool {
 	if !useAVX2 || k == 0 {
 		return useAVX2
 	}
-	// Bounds the kernel relies on.
+	// Bounds the kernel relies on (offs are checked by the caller).
 	_ = a[3*lda+k-1]
-	_ = b[(k-1)*ldb+15]
+	_ = offs[k-1]
 	_ = c[3*ldc+15]
-	kern4x16AVX2(k, &a[0], lda, &b[0], ldb, &c[0], ldc)
+	kern4x16AVX2(k, &a[0], lda, &b[0], &offs[0], &c[0], ldc)
 	return true
 }

@@ -183,9 +183,10 @@ qdone:
 	VZEROUPPER
 	RET
 
-// func kern4x16AVX2(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int)
-// C[0:4, 0:16] += A[0:4, 0:k] · B[0:k, 0:16], all row-major with the given
-// leading dimensions (in elements). The 4x16 block of C stays in eight
+// func kern4x16AVX2(k int, a *float32, lda int, b *float32, offs *int, c *float32, ldc int)
+// C[0:4, 0:16] += A[0:4, 0:k] · B[0:k, 0:16], A and C row-major with
+// leading dimensions lda and ldc (in elements), row kk of B starting
+// offs[kk] elements after b. The 4x16 block of C stays in eight
 // registers for the whole k loop.
 TEXT ·kern4x16AVX2(SB), NOSPLIT, $0-56
 	MOVQ k+0(FP), CX
@@ -193,8 +194,7 @@ TEXT ·kern4x16AVX2(SB), NOSPLIT, $0-56
 	MOVQ lda+16(FP), R8
 	SHLQ $2, R8
 	MOVQ b+24(FP), DI
-	MOVQ ldb+32(FP), R9
-	SHLQ $2, R9
+	MOVQ offs+32(FP), R9
 	MOVQ c+40(FP), DX
 	MOVQ ldc+48(FP), R10
 	SHLQ $2, R10
@@ -217,8 +217,10 @@ TEXT ·kern4x16AVX2(SB), NOSPLIT, $0-56
 kloop:
 	CMPQ AX, CX
 	JGE  kdone
-	VMOVUPS (DI), Y8
-	VMOVUPS 32(DI), Y9
+	MOVQ (R9)(AX*8), R10
+	LEAQ (DI)(R10*4), R10
+	VMOVUPS (R10), Y8
+	VMOVUPS 32(R10), Y9
 	VBROADCASTSS (SI)(AX*4), Y10
 	VFMADD231PS Y8, Y10, Y0
 	VFMADD231PS Y9, Y10, Y1
@@ -231,7 +233,6 @@ kloop:
 	VBROADCASTSS (R13)(AX*4), Y13
 	VFMADD231PS Y8, Y13, Y6
 	VFMADD231PS Y9, Y13, Y7
-	ADDQ R9, DI
 	INCQ AX
 	JMP  kloop
 

@@ -73,7 +73,7 @@ func TestGemmNN(t *testing.T) {
 					want[i*n+j] += float32(s)
 				}
 			}
-			gemmNN(m, n, k, a, b, c, true)
+			gemmNN(m, n, k, a, b, rows{ld: n}, c, true)
 			for i := range c {
 				if math.Abs(float64(c[i]-want[i])) > 1e-4 {
 					t.Fatalf("%dx%dx%d with %.0f%% zeros: element %d is %g, want %g", m, n, k, 100*zeros, i, c[i], want[i])
