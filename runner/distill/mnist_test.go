@@ -193,9 +193,10 @@ func TestMNISTTargets(t *testing.T) {
 				t.Fatal(err)
 			}
 			after := accuracy(t, out, test)
-			t.Logf("%s: %.2f%% -> %.2f%% after %d epochs (%d steps, T=%.4g, %.1f s, %.0f images/s, %.1f s/epoch, peak RSS %d MiB); sparsity %.4f -> %.4f",
+			t.Logf("%s: %.2f%% -> %.2f%% after %d epochs (%d steps, T=%.4g, %.1f s, %.0f images/s, %.0f images per CPU second, %.1f s/epoch, teacher %.1f s, peak RSS %d MiB); sparsity %.4f -> %.4f",
 				tc.name, 100*before, 100*after, rep.Epochs, rep.Steps, rep.Temperature, rep.TrainSeconds, rep.ImagesPerSec,
-				rep.TrainSeconds/float64(rep.Epochs), rep.PeakRSSBytes>>20, sp, sparsityOf(t, out))
+				float64(rep.Steps)*float64(rep.BatchSize)/rep.TrainCPUSeconds, rep.TrainSeconds/float64(rep.Epochs),
+				rep.TeacherSeconds, rep.PeakRSSBytes>>20, sp, sparsityOf(t, out))
 			if after < tc.minimum {
 				t.Errorf("accuracy %.2f%%, want at least %.1f%%", 100*after, 100*tc.minimum)
 			}
