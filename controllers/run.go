@@ -148,7 +148,9 @@ func (s *runState) task(i int, prevOutput *v1alpha1.Artifact) (pipeline.Task, er
 	if err != nil {
 		return pipeline.Task{}, err
 	}
-	return pipeline.NewTask(s.cpj.Namespace+"/"+s.cpj.Name, &s.cpj.Spec, i, in, s.r.Defaults.RunnerVersion)
+	t, err := pipeline.NewTask(s.cpj.Namespace+"/"+s.cpj.Name, &s.cpj.Spec, i, in, s.r.Defaults.RunnerVersion)
+	t.SetChain(&s.cpj.Spec, s.stages) // the stages observed before i, for release.json
+	return t, err
 }
 
 // observeStage decides one stage's status: kept from status when this run

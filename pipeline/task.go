@@ -65,6 +65,10 @@ type Task struct {
 	OutputURI string `json:"outputURI"`
 
 	RunnerVersion string `json:"runnerVersion"`
+
+	// Chain is set on the final stage only: every stage of the job with
+	// its cache key and output (see SetChain), for release.json.
+	Chain []ChainLink `json:"chain,omitempty"`
 }
 
 // ResultURI is where the runner writes result.json for this task.

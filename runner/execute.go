@@ -47,6 +47,10 @@ func Execute(ctx context.Context, task pipeline.Task, opts Options) (pipeline.Re
 	opts.defaults()
 	start := time.Now()
 	res, err := execute(ctx, task, &opts)
+	if err == nil {
+		// After result.json: release.json describes the committed result.
+		err = writeRelease(ctx, task, &opts, res)
+	}
 	res.Version, res.Stage, res.CacheKey = pipeline.ContractVersion, task.Stage.Name, task.CacheKey
 	res.DurationSeconds = strconv.FormatFloat(time.Since(start).Seconds(), 'f', 3, 64)
 	if err != nil {

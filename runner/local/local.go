@@ -69,6 +69,7 @@ func runStage(ctx context.Context, job *v1alpha1.CompressionJob, i int, prev *v1
 	if err != nil {
 		return failed(s, err), runner.BadTask(err)
 	}
+	task.SetChain(&job.Spec, job.Status.Stages) // for release.json
 	s.CacheKey = task.CacheKey
 	res, err := runner.Execute(ctx, task, opts)
 	s = pipeline.StageStatusFromResult(s, task, res)
