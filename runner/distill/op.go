@@ -110,7 +110,9 @@ func (k *kernel) Do(vals ...G.Value) (G.Value, error) {
 	if len(shape) == 0 {
 		shape = tensor.Shape{1}
 	}
-	if k.out == nil || k.out.Dtype() != dt {
+	// Reuse the buffer unless an operator downstream changed it in place
+	// (gorgonia's may, once this value is no longer needed).
+	if k.out == nil || k.out.Dtype() != dt || k.out.IsMaterializable() || !k.out.Shape().Eq(shape) {
 		k.out = tensor.New(tensor.Of(dt), tensor.WithShape(shape.Clone()...))
 	}
 	if err := k.fwd(ins, k.out); err != nil {
