@@ -13,7 +13,9 @@ import (
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
+	"github.com/kompress/kompress/runner/prune"
 	"github.com/kompress/kompress/runner/prune/structured"
+	"github.com/kompress/kompress/runner/quantize"
 )
 
 const mnistModel = "../../testdata/models/mnist-8.onnx"
@@ -331,4 +333,45 @@ func weightDims(m *onnx.Model) map[string][]int64 {
 		out[w.Name] = w.Dims
 	}
 	return out
+}
+
+// TestMNISTChain runs the canonical chain on mnist-8 in Go — prune
+// (hessian 2:4) -> distill -> quantize (static int8) — and scores each
+// step on the 10,000 test images: distillation must bring the chain
+// within 0.7 points of the teacher. KOMPRESS_LONG=1 runs it.
+func TestMNISTChain(t *testing.T) {
+	if os.Getenv("KOMPRESS_LONG") == "" {
+		t.Skip("set KOMPRESS_LONG=1 to run prune -> distill -> quantize on mnist-8 (minutes)")
+	}
+	orttest.Require(t)
+	ctx := context.Background()
+	train := loadMNIST(t, dataset.MNISTTrain60k)
+	test := loadMNIST(t, dataset.MNISTTest10k)
+	teacher := loadMNISTModel(t)
+	base := accuracy(t, teacher, test)
+	pruned, _, err := prune.Prune(ctx, teacher, v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "2:4"}, train, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	afterPrune := accuracy(t, pruned, test)
+	distilled, rep, err := Distill(ctx, pruned, modelBytes(t, teacher), train, v1alpha1.DistillSpec{Epochs: 2}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	afterDistill := accuracy(t, distilled, test)
+	q, _, err := quantize.Quantize(ctx, distilled, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic},
+		quantize.FromDataset(train.Take(256), "Input3", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := accuracy(t, q, test)
+	t.Logf("teacher %.2f%%; hessian 2:4 %.2f%% (sparsity %.3f); distilled %.2f%% (sparsity %.3f, %.1f s); static int8 %.2f%%; %d -> %d bytes",
+		100*base, 100*afterPrune, rep.SparsityBefore, 100*afterDistill, rep.SparsityAfter, rep.TrainSeconds, 100*final,
+		len(modelBytes(t, teacher)), len(modelBytes(t, q)))
+	if drop := 100 * (base - final); drop > 0.7 {
+		t.Errorf("the chain ends at %.2f%%, %.2f points below the teacher: want at most 0.7", 100*final, drop)
+	}
+	if rep.SparsityAfter != rep.SparsityBefore {
+		t.Errorf("distillation changed the sparsity from %.4f to %.4f", rep.SparsityBefore, rep.SparsityAfter)
+	}
 }
