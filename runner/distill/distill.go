@@ -265,12 +265,23 @@ func graphBytes(r *replica) int64 {
 	return n * 4 * 2
 }
 
-// writeBack stores the trained weights where they came from.
+// writeBack stores the trained weights where they came from. Weights
+// stored as sparse initializers (by a pruning stage) are stored sparse
+// again: their zeros were kept.
 func writeBack(p *plan) error {
+	var sparse []string
 	for _, pr := range p.params {
+		if pr.w.Kind == onnx.KindSparseInitializer {
+			sparse = append(sparse, pr.w.Name)
+		}
 		t := onnx.NewTensor(pr.w.Dims, append([]float32(nil), pr.data...))
 		if err := pr.w.Set(t); err != nil {
 			return fmt.Errorf("writing back %q: %w", pr.w.Name, err)
+		}
+	}
+	if len(sparse) > 0 {
+		if _, err := p.model.Sparsify(sparse, onnx.LinearIndices); err != nil {
+			return fmt.Errorf("storing %v sparse again: %w", sparse, err)
 		}
 	}
 	return nil

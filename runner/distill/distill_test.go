@@ -209,20 +209,28 @@ func TestMasksKept(t *testing.T) {
 	}
 	w2 := pruned[2].vals
 	for j := range w2 {
-		if j%3 != 0 {
+		if j%8 != 0 {
 			w2[j] = 0
 		}
 	}
 	for _, tc := range []struct {
-		name string
-		spec v1alpha1.DistillSpec
+		name   string
+		spec   v1alpha1.DistillSpec
+		sparse bool // the pruned weights are stored as sparse initializers
 	}{
-		{"adam", v1alpha1.DistillSpec{Epochs: 3, BatchSize: 16, Alpha: "1", WeightDecay: "0.01"}},
+		{"adam", v1alpha1.DistillSpec{Epochs: 3, BatchSize: 16, Alpha: "1", WeightDecay: "0.01"}, false},
 		{"sgd momentum step", v1alpha1.DistillSpec{Epochs: 3, BatchSize: 16, Alpha: "1", Optimizer: v1alpha1.OptimizerSGD,
-			LearningRate: "0.05", Momentum: "0.9", Schedule: v1alpha1.ScheduleStep, WeightDecay: "0.01"}},
+			LearningRate: "0.05", Momentum: "0.9", Schedule: v1alpha1.ScheduleStep, WeightDecay: "0.01"}, false},
+		{"sparse storage", v1alpha1.DistillSpec{Epochs: 3, BatchSize: 16, Alpha: "1"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			student := tinyModel(t, pruned, false)
+			if tc.sparse {
+				// Only w2 is sparse enough for sparse storage to be smaller.
+				if names, err := student.Sparsify([]string{"w1", "w2"}, onnx.LinearIndices); err != nil || len(names) != 1 {
+					t.Fatalf("Sparsify: %v %v", names, err)
+				}
+			}
 			out, rep, err := Distill(context.Background(), student, teacher, randomDataset(128, []int{1, 7, 7}, 0), tc.spec, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -245,13 +253,18 @@ func TestMasksKept(t *testing.T) {
 					t.Errorf("no unpruned entry of %s moved", w.name)
 				}
 			}
-			// w1: 9 of 18 zero; w2: 48 of 72 zero.
-			want := float64(9+48) / float64(18+72)
+			if tc.sparse {
+				if k := out.Weight("w2").Kind; k != onnx.KindSparseInitializer {
+					t.Errorf("w2 is stored as %s after distillation, want it sparse again", k)
+				}
+			}
+			// w1: 9 of 18 zero; w2: 63 of 72 zero.
+			want := float64(9+63) / float64(18+72)
 			if math.Abs(rep.SparsityBefore-want) > 1e-9 || rep.SparsityAfter != rep.SparsityBefore {
 				t.Errorf("sparsity %.4f before, %.4f after: want %.4f both", rep.SparsityBefore, rep.SparsityAfter, want)
 			}
-			if rep.Masked != 9+48 {
-				t.Errorf("masked %d entries, want %d", rep.Masked, 9+48)
+			if rep.Masked != 9+63 {
+				t.Errorf("masked %d entries, want %d", rep.Masked, 9+63)
 			}
 		})
 	}

@@ -72,7 +72,8 @@
 // replicas shrinks when the memory limit (GOMEMLIMIT) cannot hold them.
 //
 // After training the weights are written back where they came from
-// (initializers or Constant nodes), and the written student is run in
+// (initializers or Constant nodes; sparse initializers are stored sparse
+// again), and the written student is run in
 // ONNX Runtime on the first samples and compared with the training
 // graph's outputs before it is returned.
 package distill
