@@ -185,13 +185,3 @@ func dispatch(t *tensor.Dense, f32 func() error, f64 func() error) error {
 	}
 	return fmt.Errorf("element type %v: want float32 or float64", t.Dtype())
 }
-
-// needsAny reports whether any input needs a gradient.
-func needsAny(need []bool) bool {
-	for _, n := range need {
-		if n {
-			return true
-		}
-	}
-	return false
-}
