@@ -243,6 +243,10 @@ func fitMemory(r *replica, shards []int, cached int) ([]int, error) {
 	}
 	per := graphBytes(r)
 	fixed := int64(cached) * 4 * 2 // teacher logits and soft targets
+	if float64(fixed) > 0.7*float64(limit) {
+		return nil, fmt.Errorf("%w: the teacher's outputs for the dataset need %d MiB, over 70%% of the memory limit (%d MiB): use a smaller dataset or raise the memory limit",
+			ErrBadInput, fixed>>20, limit>>20)
+	}
 	batch := sumInts(shards)
 	for reps := len(shards); reps >= 1; reps-- {
 		// Graph memory scales with the shard size.

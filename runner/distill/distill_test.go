@@ -337,18 +337,32 @@ func TestBadInput(t *testing.T) {
 }
 
 // TestMemoryLimit: under a memory limit (GOMEMLIMIT, set by the runner
-// from the pod's limit) too small for one replica's graph, Distill
-// refuses before training and says what to lower.
+// from the pod's limit) too small for one replica's graph or for the
+// teacher's outputs, Distill refuses before training and says what to
+// change.
 func TestMemoryLimit(t *testing.T) {
 	orttest.Require(t)
 	ws := tinyWeights()
 	teacher := modelBytes(t, tinyModel(t, ws, false))
-	old := debug.SetMemoryLimit(64 << 10)
-	defer debug.SetMemoryLimit(old)
-	_, _, err := Distill(context.Background(), tinyModel(t, ws, false), teacher, randomDataset(4096, []int{1, 7, 7}, 0),
-		v1alpha1.DistillSpec{Alpha: "1", BatchSize: 4096}, Options{})
-	if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "lower distill.batchSize") {
-		t.Fatalf("error %v: want a refusal naming distill.batchSize", err)
+	for _, tc := range []struct {
+		name  string
+		limit int64
+		want  string
+	}{
+		// 4,096 samples of 4 outputs: 128 KiB of teacher outputs; a
+		// batch of 4,096 needs megabytes of graph.
+		{"graph", 1 << 20, "lower distill.batchSize"},
+		{"teacher outputs", 64 << 10, "the teacher's outputs for the dataset need"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := debug.SetMemoryLimit(tc.limit)
+			defer debug.SetMemoryLimit(old)
+			_, _, err := Distill(context.Background(), tinyModel(t, ws, false), teacher, randomDataset(4096, []int{1, 7, 7}, 0),
+				v1alpha1.DistillSpec{Alpha: "1", BatchSize: 4096}, Options{})
+			if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v: want a refusal saying %q", err, tc.want)
+			}
+		})
 	}
 }
 
