@@ -18,7 +18,7 @@
 // Trained operators: Conv (1-D and 2-D; pads, auto_pad, strides,
 // dilations, groups), Gemm (transA/B, alpha, beta), MatMul (N-D by 2-D),
 // Add, Sub, Mul, Div (ONNX broadcasting), Relu, LeakyRelu, Sigmoid, Tanh,
-// HardSigmoid, MaxPool and AveragePool (pads, strides, dilations,
+// HardSigmoid, Clip, MaxPool and AveragePool (pads, strides, dilations,
 // ceil_mode, count_include_pad), GlobalAveragePool, GlobalMaxPool,
 // BatchNormalization, Flatten, Reshape (0, -1, allowzero), Squeeze,
 // Unsqueeze, Transpose, Concat, Softmax, LogSoftmax, Identity, Dropout;

@@ -2,6 +2,7 @@ package distill
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
@@ -27,6 +28,7 @@ func init() {
 		"Sigmoid":            unaryConverter(unSigmoid),
 		"Tanh":               unaryConverter(unTanh),
 		"HardSigmoid":        unaryConverter(unHardSigmoid),
+		"Clip":               convertClip,
 		"MaxPool":            poolConverter(false, false),
 		"AveragePool":        poolConverter(true, false),
 		"GlobalMaxPool":      poolConverter(false, true),
@@ -175,4 +177,37 @@ func softmaxConverter(log bool) converter {
 		b.set(n, 0, &value{n: y, need: need})
 		return nil
 	}
+}
+
+// convertClip reads Clip's bounds: attributes before opset 11, optional
+// constant inputs since; a missing bound is unbounded.
+func convertClip(b *builder, n *onnxpb.NodeProto) error {
+	x, need, err := b.input(n, 0)
+	if err != nil {
+		return err
+	}
+	a := activation{kind: unClip, alpha: attrFloat(n, "min", -math.MaxFloat32), beta: attrFloat(n, "max", math.MaxFloat32)}
+	for i, bound := range []*float64{&a.alpha, &a.beta} {
+		if !hasInput(n, i+1) {
+			continue
+		}
+		v, err := b.get(n.GetInput()[i+1])
+		if err != nil {
+			return err
+		}
+		if v.c == nil {
+			return fmt.Errorf("bound %q must be a constant", n.GetInput()[i+1])
+		}
+		vals, err := v.c.Float32s()
+		if err != nil || len(vals) != 1 {
+			return fmt.Errorf("bound %q must be a scalar", n.GetInput()[i+1])
+		}
+		*bound = float64(vals[0])
+	}
+	y, err := unary(a, x, need)
+	if err != nil {
+		return err
+	}
+	b.set(n, 0, &value{n: y, need: need})
+	return nil
 }

@@ -137,9 +137,31 @@ type UnsupportedError struct {
 	Nodes []string // "name (OpType)"
 }
 
+// Error names the unsupported operators, with up to three of their nodes
+// each: the message must stay short enough for a pod's termination
+// message whatever the model.
 func (e *UnsupportedError) Error() string {
-	return fmt.Sprintf("distillation cannot train %d node(s) of the student: %s (supported: %s)",
-		len(e.Nodes), strings.Join(e.Nodes, ", "), strings.Join(supportedOps(), ", "))
+	var ops []string
+	byOp := map[string][]string{}
+	for _, n := range e.Nodes {
+		i := strings.LastIndex(n, " (")
+		op := strings.TrimSuffix(n[i+2:], ")")
+		if byOp[op] == nil {
+			ops = append(ops, op)
+		}
+		byOp[op] = append(byOp[op], n[:i])
+	}
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		names := byOp[op]
+		list := strings.Join(names[:min(3, len(names))], ", ")
+		if len(names) > 3 {
+			list += fmt.Sprintf(" and %d more", len(names)-3)
+		}
+		parts[i] = fmt.Sprintf("%s ×%d (%s)", op, len(names), list)
+	}
+	return fmt.Sprintf("distillation cannot train %d node(s) of the student: %s; supported operators: %s",
+		len(e.Nodes), strings.Join(parts, ", "), strings.Join(supportedOps(), ", "))
 }
 
 func (p *plan) checkOps() error {

@@ -16,12 +16,14 @@ const (
 	unSigmoid
 	unTanh
 	unHardSigmoid
+	unClip
 )
 
-var unaryNames = [...]string{"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid"}
+var unaryNames = [...]string{"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "Clip"}
 
 // activation is an activation with its ONNX attributes (alpha for
-// LeakyRelu and HardSigmoid, beta for HardSigmoid).
+// LeakyRelu and HardSigmoid, beta for HardSigmoid; for Clip the bounds
+// alpha ≤ x ≤ beta).
 type activation struct {
 	kind        unaryKind
 	alpha, beta float64
@@ -52,6 +54,10 @@ func unaryForward[T float](a activation, x, y []T) {
 	case unHardSigmoid:
 		for i, v := range x {
 			y[i] = min(max(alpha*v+beta, 0), 1)
+		}
+	case unClip:
+		for i, v := range x {
+			y[i] = min(max(v, alpha), beta)
 		}
 	}
 }
@@ -91,6 +97,12 @@ func unaryBackward[T float](a activation, x, y, dy, dx []T) {
 			} else {
 				dx[i] = 0
 			}
+		}
+	case unClip:
+		dy = dy[:len(x)]
+		dx = dx[:len(x)]
+		for i, v := range x {
+			dx[i] = dy[i] * T(b2u(v >= alpha && v <= beta))
 		}
 	}
 }
