@@ -5,8 +5,12 @@
 // and keep every tensor's shape:
 //
 //   - magnitude: the weights of smallest absolute value go, either the same
-//     fraction of every layer (scope layer) or below one threshold over all
-//     layers together (scope global).
+//     fraction of every layer (scope layer) or the same total over all
+//     layers, each layer's share set by LAMP scores (scope global, the
+//     default): w² over the squared norm of the layer's weights at least as
+//     large (Lee et al., 2021), which a layer's overall scale does not
+//     change, so layers whose weights are small as a whole (a
+//     normalization after them scales them up) are not emptied.
 //   - nm: N of every M consecutive weights along the input dimension stay
 //     (2:4 by default), the pattern sparse tensor cores run.
 //   - hessian: SparseGPT (Frantar & Alistarh, 2023), an Optimal Brain

@@ -24,15 +24,27 @@ func TestMagnitude(t *testing.T) {
 		vals: [][]float32{{1, -2, 3, 4}, {10, 20, -30, 40}},
 		want: [][]float32{{0, 0, 3, 4}, {0, 0, -30, 40}},
 	}, {
-		name: "global: one threshold, the small weight loses everything", scope: v1alpha1.ScopeGlobal, sparsity: 0.5,
+		// LAMP scores do not change when a layer is scaled: a layer ten
+		// times smaller loses as much, where one raw threshold would take
+		// all of it.
+		name: "global: scaling a layer does not change its share", scope: v1alpha1.ScopeGlobal, sparsity: 0.5,
 		vals: [][]float32{{1, -2, 3, 4}, {10, 20, -30, 40}},
-		want: [][]float32{{0, 0, 0, 0}, {10, 20, -30, 40}},
+		want: [][]float32{{0, 0, 3, 4}, {0, 0, -30, 40}},
+	}, {
+		// Scores: first layer 1/5.34, 1.21/4.34, 1.44/3.13, 1; second
+		// 4/10029, 9/10025, 16/10016, 1. The four smallest are the
+		// second layer's three small weights, whose squares are a sliver
+		// of its norm, and the first layer's smallest.
+		name: "global: a layer whose norm is one weight loses the rest first", scope: v1alpha1.ScopeGlobal, sparsity: 0.5,
+		vals: [][]float32{{1, 1.1, -1.2, 1.3}, {2, -3, 4, 100}},
+		want: [][]float32{{0, 1.1, -1.2, 1.3}, {0, 0, 0, 100}},
 	}, {
 		name: "layer: 2.5 of 5 rounds to 3, zeros count", scope: v1alpha1.ScopeLayer, sparsity: 0.5,
 		vals: [][]float32{{0, 9, -1, 8, 2}},
 		want: [][]float32{{0, 9, 0, 8, 0}},
 	}, {
-		name: "global 0.25: below-threshold values of both weights", scope: v1alpha1.ScopeGlobal, sparsity: 0.25,
+		// Scores 0.25/110.25 and 0.0625/245.0625 are the two smallest.
+		name: "global 0.25: the smallest weight of each layer", scope: v1alpha1.ScopeGlobal, sparsity: 0.25,
 		vals: [][]float32{{5, -0.5, 6, 7}, {0.25, 8, 9, 10}},
 		want: [][]float32{{5, 0, 6, 7}, {0, 8, 9, 10}},
 	}}

@@ -77,50 +77,58 @@ func ppocrOutputs(t *testing.T, name string, m *onnx.Model, seeds ...uint64) [][
 }
 
 // TestPPOCRMagnitude prunes PaddleOCR's text detector, whose weights are
-// all Constant nodes and whose input is dynamic: every Conv and
-// ConvTranspose weight to 50%, stored dense and sparse. ONNX Runtime runs
-// both, with the same outputs. How close they stay to the source is
-// logged: one-shot magnitude pruning at 50% loses the text (cosine about
-// 0.2-0.3 on page images; see TestPPOCRHessian for what calibration
-// recovers), while at 10% the outputs stay close, which is checked.
+// all Constant nodes and whose input is dynamic: 50% of its Conv and
+// ConvTranspose weights with the default scope (global: each layer's share
+// by LAMP score), stored dense and sparse. ONNX Runtime runs both, with the
+// same outputs, which stay close to the source's on page images (cosine
+// >= 0.95; 0.96-0.99 measured). The same 50% taken from every layer alike
+// (scope layer) loses the text (cosine about 0.2, logged), and so does
+// one threshold on raw |w| over all layers (about 0.6: the layers' weights
+// differ in scale).
 func TestPPOCRMagnitude(t *testing.T) {
 	if testing.Short() {
 		t.Skip("ppocr-det: a few seconds of ONNX Runtime")
 	}
 	src := loadModel(t, "ppocr-det.onnx")
-	want := ppocrOutputs(t, "ppocr-det", src, 1, 2)
-	dense, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer}, nil)
-	sparse, srep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer, Storage: v1alpha1.StorageSparse}, nil)
+	seeds := []uint64{1, 2, 3}
+	want := ppocrOutputs(t, "ppocr-det", src, seeds...)
+	dense, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}, nil)
+	sparse, srep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Storage: v1alpha1.StorageSparse}, nil)
 	// 62 Conv and 2 ConvTranspose, every weight a Constant node.
 	if len(rep.Layers) != 64 {
 		t.Errorf("%d weights pruned, want 64: %s", len(rep.Layers), rep.Summary())
 	}
-	for _, l := range rep.Layers {
-		if l.Zeros != int64(removed(int(l.Params), 0.5)) {
-			t.Errorf("layer %s: %d of %d zeros, want half", l.Name, l.Zeros, l.Params)
-		}
+	if rep.Scope != v1alpha1.ScopeGlobal || rep.Zeros != int64(removed(int(rep.Params), 0.5)) {
+		t.Errorf("scope %s, %d of %d zeros: want global, half", rep.Scope, rep.Zeros, rep.Params)
 	}
-	if srep.storedSparse() < 40 {
-		t.Errorf("%d weights stored sparse at 50%%: compact indices should pay for most", srep.storedSparse())
+	// LAMP leaves many small layers far below 50%, where sparse storage
+	// does not pay; the large ones lose more and are stored sparse.
+	for _, l := range srep.Layers {
+		if l.Sparsity >= 0.6 && l.Stored != v1alpha1.StorageSparse {
+			t.Errorf("%s: %.0f%% zeros stored %s: compact indices pay above 50%%", l.Name, 100*l.Sparsity, l.Stored)
+		}
 	}
 	db, _ := dense.Bytes()
 	sb, _ := sparse.Bytes()
+	if len(sb) >= len(db) {
+		t.Errorf("sparse storage: %d bytes, dense %d", len(sb), len(db))
+	}
 	t.Logf("50%%: dense file %d bytes, sparse %d (%.0f%%), %d weights sparse", len(db), len(sb), 100*float64(len(sb))/float64(len(db)), srep.storedSparse())
-	got := ppocrOutputs(t, "ppocr-det dense 50%", dense, 1, 2)
-	gotSparse := ppocrOutputs(t, "ppocr-det sparse 50%", sparse, 1, 2)
+	got := ppocrOutputs(t, "ppocr-det dense 50%", dense, seeds...)
+	gotSparse := ppocrOutputs(t, "ppocr-det sparse 50%", sparse, seeds...)
 	for i := range want {
 		if c := cosine(got[i], gotSparse[i]); c < 0.99999 {
 			t.Errorf("image %d: sparse and dense storage give different outputs (cosine %.6f)", i+1, c)
 		}
-		t.Logf("magnitude 50%%, image %d: output cosine %.4f against the source", i+1, cosine(want[i], got[i]))
-	}
-	light, _ := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.1", Scope: v1alpha1.ScopeLayer}, nil)
-	for i, v := range ppocrOutputs(t, "ppocr-det 10%", light, 1, 2) {
-		c := cosine(want[i], v)
-		t.Logf("magnitude 10%%, image %d: output cosine %.4f", i+1, c)
+		c := cosine(want[i], got[i])
+		t.Logf("magnitude 50%% global, image %d: output cosine %.4f against the source", i+1, c)
 		if c < 0.95 {
-			t.Errorf("magnitude 10%%, image %d: output cosine %.4f < 0.95", i+1, c)
+			t.Errorf("magnitude 50%% global, image %d: output cosine %.4f < 0.95", i+1, c)
 		}
+	}
+	layer, _ := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer}, nil)
+	for i, v := range ppocrOutputs(t, "ppocr-det layer 50%", layer, seeds...) {
+		t.Logf("magnitude 50%% layer, image %d: output cosine %.4f", i+1, cosine(want[i], v))
 	}
 }
 

@@ -37,10 +37,16 @@ func kthAbs(slices [][]float32, k int) (kth uint32, below int) {
 	for ; below+hist[hi] < k; hi++ {
 		below += hist[hi]
 	}
-	clear(hist)
+	return kthWithPrefix(slices, k, uint32(hi), below)
+}
+
+// kthWithPrefix is kthAbs's second pass: the k-th smallest key is known
+// to have the top 16 bits hi, and below values have smaller top bits.
+func kthWithPrefix(slices [][]float32, k int, hi uint32, below int) (kth uint32, belowKth int) {
+	hist := make([]int, 1<<16)
 	for _, s := range slices {
 		for _, v := range s {
-			if key := absKey(v); int(key>>16) == hi {
+			if key := absKey(v); key>>16 == hi {
 				hist[key&0xffff]++
 			}
 		}
@@ -49,7 +55,7 @@ func kthAbs(slices [][]float32, k int) (kth uint32, below int) {
 	for ; below+hist[lo] < k; lo++ {
 		below += hist[lo]
 	}
-	return uint32(hi)<<16 | uint32(lo), below
+	return hi<<16 | uint32(lo), below
 }
 
 // zeroSmallestAbs zeroes the k values of smallest magnitude over the
@@ -60,6 +66,12 @@ func zeroSmallestAbs(slices [][]float32, k int, seed int64) float32 {
 		return 0
 	}
 	kth, below := kthAbs(slices, k)
+	return zeroUpTo(slices, k, kth, below, seed)
+}
+
+// zeroUpTo zeroes the values with keys below kth (below of them) and
+// k - below of those equal to it, and returns the magnitude kth.
+func zeroUpTo(slices [][]float32, k int, kth uint32, below int, seed int64) float32 {
 	var ties []int // global indices of values at the threshold
 	base := 0
 	for _, s := range slices {
