@@ -14,7 +14,7 @@ import (
 const (
 	defaultPattern   = "2:4"
 	defaultDampening = 0.01
-	defaultSamples   = 128
+	defaultSamples   = 512
 	// blockSize is the number of columns SparseGPT prunes and updates
 	// together (the paper's B = 128).
 	blockSize = 128

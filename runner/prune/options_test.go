@@ -16,11 +16,11 @@ func TestParseSpec(t *testing.T) {
 		want options
 	}{
 		{v1alpha1.PruneSpec{Method: "magnitude", Sparsity: "0.5"},
-			options{method: "magnitude", sparsity: 0.5, scope: "global", storage: "dense", samples: 128, dampening: 0.01}},
+			options{method: "magnitude", sparsity: 0.5, scope: "global", storage: "dense", samples: 512, dampening: 0.01}},
 		{v1alpha1.PruneSpec{Method: "magnitude", Keep: "0.25", Scope: "global", Storage: "sparse", Seed: 3, MinParams: 100},
-			options{method: "magnitude", sparsity: 0.75, scope: "global", storage: "sparse", samples: 128, dampening: 0.01, seed: 3, minParams: 100}},
+			options{method: "magnitude", sparsity: 0.75, scope: "global", storage: "sparse", samples: 512, dampening: 0.01, seed: 3, minParams: 100}},
 		{v1alpha1.PruneSpec{Method: "nm"},
-			options{method: "nm", n: 2, m: 4, scope: "layer", storage: "dense", samples: 128, dampening: 0.01}},
+			options{method: "nm", n: 2, m: 4, scope: "layer", storage: "dense", samples: 512, dampening: 0.01}},
 		{v1alpha1.PruneSpec{Method: "hessian", Pattern: "1:8", CalibrationSamples: 64, Dampening: "0.1"},
 			options{method: "hessian", n: 1, m: 8, scope: "layer", storage: "dense", samples: 64, dampening: 0.1}},
 	}
