@@ -45,6 +45,8 @@ func builtin(t v1alpha1.StageType) (StageFunc, error) {
 		return quantizeStage, nil
 	case v1alpha1.StageTypePrune:
 		return pruneStage, nil
+	case v1alpha1.StageTypeDistill:
+		return distillStage, nil
 	}
 	return nil, BadTask(fmt.Errorf("stage type %s is not built into runner %s", t, pipeline.Version))
 }

@@ -63,3 +63,55 @@ func TestRunPruneThenQuantize(t *testing.T) {
 		t.Errorf("stage progress missing:\n%s", stderr)
 	}
 }
+
+// prune (80%, per layer) -> distill -> quantize: distillation recovers
+// accuracy the pruning cost, keeps the mask, and quantization keeps it too.
+func TestRunPruneDistillQuantize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	jobFile, dir := sampleJob(t, "")
+	job := strings.Replace(readFile(t, jobFile), "  stages:\n", `  stages:
+  - name: prune
+    type: Prune
+    prune: {method: magnitude, sparsity: "0.8", scope: layer}
+  - name: recover
+    type: Distill
+    distill: {epochs: 3, batchSize: 32, learningRate: "0.002", seed: 1}
+`, 1)
+	chain := filepath.Join(dir, "chain.yaml")
+	if err := os.WriteFile(chain, []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := cli(t, "run", "-f", chain, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	got := decodeJob(t, out)
+	if got.Status.Progress != "3/3" {
+		t.Fatalf("progress %s: %+v", got.Status.Progress, got.Status.Conditions)
+	}
+	metric := func(i int, k string) float64 {
+		v, err := strconv.ParseFloat(got.Status.Stages[i].Output.Metrics[k], 64)
+		if err != nil {
+			t.Fatalf("stage %d metric %s: %v", i, k, err)
+		}
+		return v
+	}
+	pruned, distilled, final := metric(0, pipeline.MetricAccuracy), metric(1, pipeline.MetricAccuracy), metric(2, pipeline.MetricAccuracy)
+	t.Logf("accuracy: pruned %.4f, distilled %.4f, int8 %.4f", pruned, distilled, final)
+	if distilled < pruned+0.05 {
+		t.Errorf("distillation did not recover: %.4f after pruning, %.4f after distillation", pruned, distilled)
+	}
+	for i := 0; i < 3; i++ {
+		if s := metric(i, pipeline.MetricSparsity); s < 0.78 {
+			t.Errorf("stage %d sparsity %.4f: the 80%% mask was lost", i, s)
+		}
+	}
+	if final < distilled-0.01 {
+		t.Errorf("int8 lost %.4f accuracy after distillation", distilled-final)
+	}
+	if !strings.Contains(stderr, "[2/3 recover]") || !strings.Contains(stderr, "steps") {
+		t.Errorf("no distillation progress:\n%s", stderr)
+	}
+}

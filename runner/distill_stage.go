@@ -1,0 +1,95 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/distill"
+	"github.com/kompress/kompress/runner/onnx"
+)
+
+// distillStage trains the student (the previous stage's output, or
+// distill.student.uri) to match the teacher (the job's source, or
+// distill.teacher.uri) on distill.dataset, else the job's dataset.
+func distillStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
+	spec := *in.Task.Stage.Distill
+	student, err := distillStudent(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	teacher, teacherName := in.Source, in.Task.Source.URI
+	if spec.Teacher != nil && spec.Teacher.URI != "" {
+		teacherName = spec.Teacher.URI
+		if teacher, _, err = in.Storage.ReadAll(ctx, teacherName, ""); err != nil {
+			return nil, err
+		}
+	}
+	train, err := distillData(ctx, in, student)
+	if err != nil {
+		return nil, err
+	}
+	out, report, err := distill.Distill(ctx, student, teacher, train, spec, distill.Options{
+		Threads: runtime.GOMAXPROCS(0), TeacherName: teacherName, Log: in.Log,
+		Progress: func(p distill.Progress) { in.Progress(p.Step, p.Steps, "steps") },
+	})
+	if errors.Is(err, distill.ErrSpec) || errors.Is(err, distill.ErrBadInput) {
+		return nil, BadInput(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &StageOutput{Model: out, Details: report}, nil
+}
+
+// distillStudent is the model to train: the stage's input unless the spec
+// names another architecture.
+func distillStudent(ctx context.Context, in *StageInput) (*onnx.Model, error) {
+	s := in.Task.Stage.Distill.Student
+	if s == nil || s.URI == "" {
+		return in.Model, nil
+	}
+	raw, _, err := in.Storage.ReadAll(ctx, s.URI, "")
+	if err != nil {
+		return nil, err
+	}
+	m, err := onnx.Load(raw)
+	if err != nil {
+		return nil, BadInputf("distill.student.uri %s is not a usable ONNX model: %w", s.URI, err)
+	}
+	m.Name = s.URI
+	return m, nil
+}
+
+// distillData is the training set fitted to the student's input:
+// distill.dataset when given (a training split keeps the evaluation set
+// honest), else the job's dataset.
+func distillData(ctx context.Context, in *StageInput, student *onnx.Model) (*dataset.Dataset, error) {
+	ref := in.Task.Stage.Distill.Dataset
+	var ds *dataset.Dataset
+	switch {
+	case ref != nil && ref.URI != "":
+		raw, _, err := in.Storage.ReadAll(ctx, ref.URI, ref.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		if ds, err = dataset.Load(ref.URI, raw); err != nil {
+			return nil, BadInput(err)
+		}
+	case in.Data != nil:
+		ds = in.Data
+	default:
+		return nil, BadInputf("distill trains on distill.dataset or spec.dataset, and the job has neither")
+	}
+	ins := modelInputs(student)
+	if len(ins) != 1 {
+		return nil, BadInputf("the student %s has %d inputs; distillation feeds models with exactly one", student.Name, len(ins))
+	}
+	fitted, err := ds.Fit(ins[0])
+	if err != nil {
+		return nil, BadInput(fmt.Errorf("distillation data: %w", err))
+	}
+	return fitted, nil
+}
