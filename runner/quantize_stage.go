@@ -22,7 +22,8 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 		data := in.Data.Take(int(spec.Calibration.Samples))
 		calib = quantize.FromDataset(data, firstInput(in), batchSize(in, calibrationBatch))
 	}
-	out, report, err := quantize.Quantize(ctx, in.Model, spec, calib)
+	// The runner loaded the model for this stage only: quantize it in place.
+	out, report, err := quantize.QuantizeInPlace(ctx, in.Model, spec, calib)
 	if errors.Is(err, quantize.ErrNoWeights) || errors.Is(err, quantize.ErrSpec) {
 		return nil, BadInput(err)
 	}

@@ -56,7 +56,9 @@ func run(ctx context.Context, step func([]byte) ([]byte, error), inURI, outURI s
 	if err != nil {
 		return 0, 0, err
 	}
-	result, err := step(data)
+	// The step owns the bytes from here, as the runner's transform owns
+	// the model it loaded: holding them here would count them twice.
+	result, err := step(take(&data))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -83,4 +85,11 @@ func check(err error) {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: benchrunner gen -params N OUT | benchrunner MODE IN OUT; modes:", modeNames())
 	os.Exit(2)
+}
+
+// take hands over a slice, leaving nil behind.
+func take(b *[]byte) []byte {
+	v := *b
+	*b = nil
+	return v
 }

@@ -25,7 +25,7 @@ func weightOnlyInt8(data []byte) ([]byte, error) {
 		return nil, err
 	}
 	yes := true
-	out, _, err := quantize.Quantize(context.Background(), m, v1alpha1.QuantizeSpec{
+	out, _, err := quantize.QuantizeInPlace(context.Background(), m, v1alpha1.QuantizeSpec{
 		Method: v1alpha1.QuantizeWeightOnly, Bits: 8, BlockSize: 32, Format: v1alpha1.FormatQDQ,
 		PerChannel: &yes, Symmetric: &yes,
 	}, nil)

@@ -110,7 +110,9 @@ func (c *Client) ReadAll(ctx context.Context, uri, digest string) ([]byte, Objec
 		}
 		defer r.Close()
 		var buf bytes.Buffer
-		buf.Grow(int(r.Size()))
+		// ReadFrom wants MinRead bytes free before it sees EOF: without
+		// them a buffer of exactly Size bytes doubles at the very end.
+		buf.Grow(int(r.Size()) + bytes.MinRead)
 		if _, err := buf.ReadFrom(r); err != nil {
 			return err
 		}
