@@ -93,6 +93,11 @@ func newNamespace(b *testing.B, c client.Client) string {
 	if err := c.Create(context.Background(), ns); err != nil {
 		b.Fatal(err)
 	}
+	// The manager's default runner ServiceAccount, as the chart creates it.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "kompress-runner"}}
+	if err := c.Create(context.Background(), sa); err != nil {
+		b.Fatal(err)
+	}
 	return ns.Name
 }
 

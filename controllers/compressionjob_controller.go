@@ -46,6 +46,11 @@ type CompressionJobReconciler struct {
 	SecretRetryInterval time.Duration
 	// Clock defaults to the real clock.
 	Clock clock.PassiveClock
+	// CleanupBackoffLimit, CleanupDeadline and CleanupGrace bound the
+	// deletion of intermediate artifacts (see cleanup.go); zero values
+	// take the Default* constants.
+	CleanupBackoffLimit           int32
+	CleanupDeadline, CleanupGrace time.Duration
 
 	writes statusWrites
 }
@@ -101,8 +106,14 @@ func (r *CompressionJobReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 	if !cpj.DeletionTimestamp.IsZero() {
 		// Stage Jobs go with the CompressionJob through their owner
-		// references; artifacts in storage are never deleted here.
-		return ctrl.Result{}, nil
+		// references; the final model is never deleted. Intermediate
+		// artifacts may be, by policy (cleanup.go).
+		after, err := r.reconcileDelete(ctx, cpj)
+		return ctrl.Result{RequeueAfter: after}, err
+	}
+	if err := r.syncFinalizer(ctx, cpj); err != nil {
+		reconcileErrors.WithLabelValues("finalizer").Inc()
+		return ctrl.Result{}, err
 	}
 	kids, err := r.children(ctx, cpj)
 	if err != nil {

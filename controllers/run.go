@@ -381,6 +381,9 @@ func (s *runState) create(ctx context.Context, st *v1alpha1.StageStatus) error {
 		st.Reason, st.Message = v1alpha1.ReasonJobCreateFailed, pipeline.Truncate(err.Error(), pipeline.MaxStatusMessage)
 		return err
 	}
+	if stop, err := s.requireServiceAccount(ctx, st); stop {
+		return err
+	}
 	job, err := BuildJob(StageJob{Owner: s.cpj, Index: f.index, Task: f.task, RunHash: s.runHash, SecretKeys: keys}, s.r.Defaults)
 	if err == nil {
 		err = s.r.Client.Create(ctx, job)

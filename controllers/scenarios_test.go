@@ -326,6 +326,7 @@ func TestMissingSecret(t *testing.T) {
 	ns := e.namespace(t)
 	cpj := newCPJ(ns, "creds", pruneStage("prune"))
 	cpj.Spec.Storage = &v1alpha1.StorageSpec{SecretRef: &corev1.LocalObjectReference{Name: "s3-creds"}, ServiceAccountName: "workload-identity"}
+	e.create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workload-identity"}})
 	e.create(t, cpj)
 	key := client.ObjectKeyFromObject(cpj)
 	got := e.waitCPJ(t, key, "SecretNotFound", func(c *v1alpha1.CompressionJob) bool {

@@ -172,11 +172,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// namespace creates a fresh namespace for one test.
+// namespace creates a fresh namespace for one test, with the runner
+// ServiceAccount stage pods run as (the chart creates it).
 func (e *env) namespace(t testing.TB) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
 	if err := e.client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: testDefaults.ServiceAccount}}
+	if err := e.client.Create(context.Background(), sa); err != nil {
 		t.Fatal(err)
 	}
 	return ns.Name

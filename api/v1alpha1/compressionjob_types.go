@@ -249,7 +249,11 @@ type CompressionJob struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   CompressionJobSpec   `json:"spec,omitempty"`
+	Spec CompressionJobSpec `json:"spec,omitempty"`
+	// Status is the observed state of the CompressionJob. It defaults to
+	// observedGeneration 0, so one the controller has not acted on yet reads
+	// as in progress to kstatus (Flux, kpt, kubectl), not as current.
+	// +kubebuilder:default={observedGeneration: 0}
 	Status CompressionJobStatus `json:"status,omitempty"`
 }
 

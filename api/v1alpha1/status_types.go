@@ -27,9 +27,12 @@ const (
 	ReasonStageFailed          = "StageFailed"
 	ReasonBadInput             = "BadInput"
 	ReasonSecretNotFound       = "SecretNotFound"
-	ReasonJobCreateFailed      = "JobCreateFailed"
-	ReasonQualityGateFailed    = "QualityGateFailed"
-	ReasonResumed              = "Resumed"
+	// ReasonServiceAccountNotFound: the ServiceAccount stage pods run as
+	// does not exist in the job's namespace.
+	ReasonServiceAccountNotFound = "ServiceAccountNotFound"
+	ReasonJobCreateFailed        = "JobCreateFailed"
+	ReasonQualityGateFailed      = "QualityGateFailed"
+	ReasonResumed                = "Resumed"
 )
 
 // StageState is where a stage is in its life.

@@ -34,7 +34,7 @@ func root() *cobra.Command {
 		SilenceErrors: true,
 		Version:       pipeline.Version,
 	}
-	cmd.AddCommand(runCmd(), stageCmd(), inspectCmd())
+	cmd.AddCommand(runCmd(), stageCmd(), inspectCmd(), cleanupCmd())
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -67,8 +68,15 @@ func addNode(ctx context.Context, c client.Client, name string, pool NodePool) (
 	}
 	// The TaintNodesByCondition admission plugin added a not-ready taint on
 	// create, and with no node-lifecycle controller nothing removes it.
-	node.Spec.Taints = append([]corev1.Taint(nil), pool.Taints...)
-	if err := c.Update(ctx, node); err != nil {
+	// Other controllers may write the Node meanwhile: retry on conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(node), node); err != nil {
+			return err
+		}
+		node.Spec.Taints = append([]corev1.Taint(nil), pool.Taints...)
+		return c.Update(ctx, node)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("restoring the taints of Node %s: %w", name, err)
 	}
 	return node, nil
