@@ -271,8 +271,8 @@ func BuildCleanupJob(cpj *v1alpha1.CompressionJob, uris, keep, secretKeys []stri
 			BackoffLimit:            ptr.To(backoffLimit),
 			ActiveDeadlineSeconds:   ptr.To(int64(deadline / time.Second)),
 			TTLSecondsAfterFinished: ptr.To[int32](600),
-			PodFailurePolicy:      podFailurePolicy(),
-			Template:              pod,
+			PodFailurePolicy:        podFailurePolicy(),
+			Template:                pod,
 		},
 	}
 }

@@ -64,7 +64,7 @@ func TestIntermediateArtifacts(t *testing.T) {
 		uris:   []string{"s3://b/out/k0/result.json", "s3://b/out/k0/model.onnx"},
 		keep:   []string{"s3://b/out/k2/model.onnx", "s3://b/out/k2/result.json", "s3://b/out/k2/release.json"},
 	}, {
-		name: "nothing written yet",
+		name:   "nothing written yet",
 		status: []v1alpha1.StageStatus{{Name: "prune", State: v1alpha1.StageRunning}, {Name: "recover"}, {Name: "int8"}},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
