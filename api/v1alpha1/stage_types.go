@@ -103,13 +103,16 @@ const (
 	ScopeSensitivity PruneScope = "sensitivity"
 )
 
-// Criterion is the norm that scores structured units.
-// +kubebuilder:validation:Enum=l1;l2
+// Criterion scores structured units: the l1 or l2 norm of their filters,
+// or reconstruction, the share of the next layers' output variance each
+// unit carries, measured on the job's dataset (needed then).
+// +kubebuilder:validation:Enum=l1;l2;reconstruction
 type Criterion string
 
 const (
-	CriterionL1 Criterion = "l1"
-	CriterionL2 Criterion = "l2"
+	CriterionL1             Criterion = "l1"
+	CriterionL2             Criterion = "l2"
+	CriterionReconstruction Criterion = "reconstruction"
 )
 
 // WeightStorage says how pruned weights are written.
@@ -161,7 +164,10 @@ type PruneSpec struct {
 	// +optional
 	Scope PruneScope `json:"scope,omitempty"`
 
-	// Criterion scores channels for structured pruning.
+	// Criterion scores channels for structured pruning: l1 or l2, the norm
+	// of their filters; reconstruction, the share of the next layers'
+	// output variance they carry on the job's dataset (needed then), which
+	// compares channels across layers (scope global).
 	// +optional
 	// +kubebuilder:default=l1
 	Criterion Criterion `json:"criterion,omitempty"`
@@ -181,9 +187,9 @@ type PruneSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	MinParams int64 `json:"minParams,omitempty"`
 
-	// Calibration samples feed entropy and hessian pruning. Hessian needs
-	// more samples than its widest layer has inputs (rows of X) for a
-	// well-conditioned H.
+	// Calibration samples feed entropy, reconstruction and hessian
+	// pruning. Hessian needs more samples than its widest layer has inputs
+	// (rows of X) for a well-conditioned H.
 	// +optional
 	// +kubebuilder:default=512
 	// +kubebuilder:validation:Minimum=1

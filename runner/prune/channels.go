@@ -30,6 +30,9 @@ func pruneChannels(ctx context.Context, m *onnx.Model, spec v1alpha1.PruneSpec, 
 	if opts.Criterion == structured.Entropy && opts.Calibration == nil {
 		return nil, nil, fmt.Errorf("%w: method entropy scores channels by their activations on the job's dataset (spec.dataset), and there is none", ErrCalibration)
 	}
+	if opts.Criterion == structured.Reconstruction && opts.Calibration == nil {
+		return nil, nil, fmt.Errorf("%w: prune.criterion reconstruction measures the channels' activations on the job's dataset (spec.dataset), and there is none", ErrCalibration)
+	}
 	opts.Progress = progress
 	out, rep, err := structured.Prune(ctx, m, opts)
 	if err != nil {
@@ -71,8 +74,10 @@ func channelOptions(spec v1alpha1.PruneSpec) (structured.Options, error) {
 		opts.Criterion = structured.L1
 	case v1alpha1.CriterionL2:
 		opts.Criterion = structured.L2
+	case v1alpha1.CriterionReconstruction:
+		opts.Criterion = structured.Reconstruction
 	default:
-		return structured.Options{}, specErr("prune.criterion %q is not l1 or l2", spec.Criterion)
+		return structured.Options{}, specErr("prune.criterion %q is not l1, l2 or reconstruction", spec.Criterion)
 	}
 	if spec.Method == v1alpha1.PruneEntropy {
 		opts.Criterion = structured.Entropy

@@ -22,8 +22,9 @@ func TestChannelsDispatch(t *testing.T) {
 	for _, spec := range []v1alpha1.PruneSpec{
 		{Method: v1alpha1.PruneStructured, Keep: "0.75", Criterion: v1alpha1.CriterionL2},
 		{Method: v1alpha1.PruneEntropy, Sparsity: "0.25", CalibrationSamples: 64},
+		{Method: v1alpha1.PruneStructured, Sparsity: "0.25", Criterion: v1alpha1.CriterionReconstruction, Scope: v1alpha1.ScopeGlobal, CalibrationSamples: 100},
 	} {
-		t.Run(string(spec.Method), func(t *testing.T) {
+		t.Run(string(spec.Method)+" "+string(spec.Criterion), func(t *testing.T) {
 			out, rep := mustPrune(t, src, spec, calib)
 			s := rep.Structured
 			if s == nil || rep.Sparsity != 0.25 {
@@ -32,12 +33,12 @@ func TestChannelsDispatch(t *testing.T) {
 			if s.ParamsAfter >= s.ParamsBefore || s.ChannelsAfter >= s.ChannelsBefore {
 				t.Errorf("nothing removed: %s", rep.Summary())
 			}
-			wantCrit := "l2"
+			wantCrit, wantSamples := string(spec.Criterion), int(spec.CalibrationSamples)
 			if spec.Method == v1alpha1.PruneEntropy {
 				wantCrit = "entropy"
 			}
-			if string(s.Criterion) != wantCrit {
-				t.Errorf("criterion %s, want %s", s.Criterion, wantCrit)
+			if string(s.Criterion) != wantCrit || s.Samples != wantSamples {
+				t.Errorf("criterion %s on %d samples, want %s on %d", s.Criterion, s.Samples, wantCrit, wantSamples)
 			}
 			stats, err := out.Stats()
 			if err != nil {
@@ -67,6 +68,8 @@ func TestChannelsBadInput(t *testing.T) {
 		{"sparse storage", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.2", Storage: "sparse"}, nil, ErrSpec, "prune.storage sparse"},
 		{"entropy without data", v1alpha1.PruneSpec{Method: "entropy", Sparsity: "0.2"}, nil, ErrCalibration, "spec.dataset"},
 		{"data of the wrong shape", v1alpha1.PruneSpec{Method: "entropy", Sparsity: "0.2"}, wrong, ErrCalibration, "wrong.npz"},
+		{"reconstruction without data", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.2", Criterion: "reconstruction"}, nil, ErrCalibration, "spec.dataset"},
+		{"unknown criterion", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.2", Criterion: "l3"}, nil, ErrSpec, "not l1, l2 or reconstruction"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -49,7 +49,7 @@ func TestMNIST10k(t *testing.T) {
 	}
 	t.Logf("mnist-8, 10,000 test images, ONNX Runtime:\n| method | sparsity | accuracy | drop (points) | hessian time |\n|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
 	for name, limit := range map[string]float64{
-		"magnitude 50%, scope global (default)":         0.005,
+		"magnitude 50%, scope global (default)":          0.005,
 		"hessian 70%, 512 calibration samples (default)": 0.01,
 		"hessian 2:4, 512 calibration samples (default)": 0.01,
 	} {

@@ -1,6 +1,7 @@
 package prune
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -156,5 +157,51 @@ func TestPPOCRHessian(t *testing.T) {
 		if c < 0.95 {
 			t.Errorf("image %d: output cosine %.4f < 0.95", i+1, c)
 		}
+	}
+}
+
+// TestPPOCRStructured removes 20% of ppocr-det's channels through Prune,
+// as a CompressionJob's stage does, calibrating on the job's dataset (16
+// page images), and checks that ONNX Runtime's outputs on other pages stay
+// close to the source's (cosine >= 0.95) with scope sensitivity and with
+// criterion reconstruction at scope global; scope layer (20% of every
+// group, the sensitive head included) is logged for comparison. Minutes
+// (the sensitivity analysis runs the model about 300 times): set
+// KOMPRESS_PRUNE_FIGURES=1.
+func TestPPOCRStructured(t *testing.T) {
+	if !envSet("KOMPRESS_PRUNE_FIGURES") {
+		t.Skip("set KOMPRESS_PRUNE_FIGURES=1 (minutes)")
+	}
+	src := loadModel(t, "ppocr-det.onnx")
+	var x []float32
+	for s := uint64(10); s < 26; s++ {
+		x = append(x, documentImage(s)...)
+	}
+	pages := &dataset.Dataset{Name: "pages", Shape: []int{16, 3, 320, 320}, X: x}
+	seeds := []uint64{1, 2, 3}
+	want := ppocrOutputs(t, "ppocr-det", src, seeds...)
+	for _, c := range []struct {
+		spec v1alpha1.PruneSpec
+		min  float64 // 0: logged only
+	}{
+		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.2"}, 0},
+		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.2", Criterion: v1alpha1.CriterionReconstruction, Scope: v1alpha1.ScopeGlobal}, 0.95},
+		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.2", Scope: v1alpha1.ScopeSensitivity}, 0.95},
+	} {
+		out, rep := mustPrune(t, src, c.spec, pages)
+		s := rep.Structured
+		name := fmt.Sprintf("structured 20%%, criterion %s, scope %s", s.Criterion, s.Scope)
+		db, _ := src.Bytes()
+		ob, _ := out.Bytes()
+		var cos []string
+		for i, v := range ppocrOutputs(t, name, out, seeds...) {
+			cs := cosine(want[i], v)
+			cos = append(cos, fmt.Sprintf("%.4f", cs))
+			if cs < c.min {
+				t.Errorf("%s, image %d: output cosine %.4f < %.2f", name, i+1, cs, c.min)
+			}
+		}
+		t.Logf("%s: %.1f s; parameters %d -> %d, file %d -> %d bytes; output cosine on 3 other pages %v",
+			name, rep.Seconds, s.ParamsBefore, s.ParamsAfter, len(db), len(ob), cos)
 	}
 }

@@ -1,7 +1,6 @@
 package structured
 
 import (
-	"context"
 	"fmt"
 	"slices"
 
@@ -193,79 +192,4 @@ func (a *analysis) addWeight(base string, t *onnx.Tensor) (string, error) {
 		a.g.Input = append(a.g.Input, onnx.ValueInfo(name, t.DType, dimsOf(t.Dims)))
 	}
 	return name, nil
-}
-
-// axisMeans averages t over every axis but axis: one mean per position.
-func axisMeans(t *onnx.Tensor, axis int, sums []float64, count *int) ([]float64, error) {
-	vals, err := t.Float32s()
-	if err != nil {
-		return nil, err
-	}
-	outer, size, inner := int(prod(t.Dims[:axis])), int(t.Dims[axis]), int(prod(t.Dims[axis+1:]))
-	if sums == nil {
-		sums = make([]float64, size)
-	}
-	for o := range outer {
-		for q := range size {
-			for _, v := range vals[(o*size+q)*inner : (o*size+q+1)*inner] {
-				sums[q] += float64(v)
-			}
-		}
-	}
-	*count += outer * inner
-	return sums, nil
-}
-
-// inputMeans measures, for the input of every layer that mixes tracked
-// channels, the mean of each position along its channel axis: over the
-// calibration samples when there are any, else on the probe inputs.
-func (a *analysis) inputMeans(ctx context.Context, m *onnx.Model, probe map[string]*onnx.Tensor) (map[string][]float64, error) {
-	axes := map[string]int{}
-	var names []string
-	for _, e := range a.edits {
-		x := input(e.node, 0)
-		if _, seen := axes[x]; e.mixing && !seen {
-			axes[x] = a.lay[x].axis
-			names = append(names, x)
-		}
-	}
-	if len(names) == 0 {
-		return nil, nil
-	}
-	sums := map[string][]float64{}
-	counts := map[string]*int{}
-	add := func(out map[string]*onnx.Tensor) error {
-		for _, x := range names {
-			if counts[x] == nil {
-				counts[x] = new(int)
-			}
-			s, err := axisMeans(out[x], axes[x], sums[x], counts[x])
-			if err != nil {
-				return fmt.Errorf("tensor %q: %w", x, err)
-			}
-			sums[x] = s
-		}
-		return nil
-	}
-	if a.opts.Calibration != nil {
-		if _, err := a.calibrate(ctx, m, names, nil, add); err != nil {
-			return nil, err
-		}
-	} else {
-		out, err := runExposed(m, names, probe, a.opts.Threads)
-		if err != nil {
-			return nil, err
-		}
-		if err := add(out); err != nil {
-			return nil, err
-		}
-	}
-	means := map[string][]float64{}
-	for x, s := range sums {
-		for q := range s {
-			s[q] /= float64(*counts[x])
-		}
-		means[x] = s
-	}
-	return means, nil
 }

@@ -20,14 +20,29 @@
 // Reshape whose shape is computed at run time — are pinned, and the reason
 // is reported.
 //
-// Two criteria score channels: the L1 or L2 norm of the filter (Li et al.,
-// "Pruning Filters for Efficient ConvNets"), and the entropy of the
+// Three criteria score channels: the L1 or L2 norm of the filter (Li et
+// al., "Pruning Filters for Efficient ConvNets"); the entropy of the
 // channel's activations over calibration data (Luo & Wu, "An Entropy-based
-// Pruning Method for CNN Compression"). A class's score is the sum of its
-// channels'. Each group of coupled layers loses the same fraction of its
-// classes (ScopeLayer), or the same total is spread by normalized score
-// (ScopeGlobal) or by measured sensitivity (ScopeSensitivity: Li et al.'s
-// per-layer sensitivity analysis, run on the model's real outputs).
+// Pruning Method for CNN Compression"); and reconstruction, the share of
+// the output variance of the layers that read the channel which it
+// carries, measured on calibration data (‖W_c‖²·Var(x_c) over the layer's
+// total: the next layer's reconstruction error, as in ThiNet and He et
+// al.'s channel pruning, in closed form). A class's score is the sum of
+// its channels'. Each group of coupled layers loses the same fraction of
+// its classes (ScopeLayer), or the same total is spread by score over all
+// groups (ScopeGlobal: norms and entropies divided by their group's mean,
+// reconstruction shares as they are) or by measured sensitivity
+// (ScopeSensitivity: Li et al.'s per-layer sensitivity analysis, run on
+// the model's real outputs).
+//
+// Which of these works depends on the model. Filter norms say nothing
+// about how much a channel matters downstream: on ppocr-det (20% of the
+// channels, image calibration) every group losing 20% by L1 keeps an
+// output cosine of 0.02-0.16 to the source, the global scope by L1 about
+// 0.0; reconstruction shares ranked globally keep 0.996-0.999 in seconds,
+// the sensitivity analysis 0.98 in minutes. On mnist-8 (25%) the drop in
+// accuracy is 2.9 points (layer, L1), 2.7 (layer, reconstruction), 1.0
+// (global, reconstruction; and sensitivity).
 //
 // A removed channel usually held an offset (a bias, a BatchNormalization
 // shift after an activation); the layer that read it gets that offset's

@@ -57,6 +57,8 @@ func TestFiguresMNIST8(t *testing.T) {
 		{"entropy 25% with 1000 training images", Options{Fraction: 0.25, Criterion: Entropy, Calibration: calib}},
 		{"entropy 25% without bias correction", Options{Fraction: 0.25, Criterion: Entropy, Calibration: calib, NoBiasCorrection: true}},
 		{"l1 25% sensitivity scope", Options{Fraction: 0.25, Calibration: calib, Scope: ScopeSensitivity}},
+		{"reconstruction 25% with 1000 training images", Options{Fraction: 0.25, Criterion: Reconstruction, Calibration: calib}},
+		{"reconstruction 25% global scope", Options{Fraction: 0.25, Criterion: Reconstruction, Calibration: calib, Scope: ScopeGlobal}},
 	} {
 		start := time.Now()
 		out, rep, err := Prune(context.Background(), m, c.opts)
@@ -69,6 +71,14 @@ func TestFiguresMNIST8(t *testing.T) {
 			c.name, took.Round(time.Millisecond), rep.ChannelsBefore, rep.ChannelsAfter,
 			modelBytes(t, m), modelBytes(t, out), 100*(1-float64(modelBytes(t, out))/float64(modelBytes(t, m))),
 			macs(t, m), macs(t, out), 100*(1-float64(macs(t, out))/float64(macs(t, m))), acc, 100*(srcAcc-acc))
+		// The targets: the file at least 20% smaller, at least 20%
+		// fewer multiply-accumulates.
+		if smaller := 1 - float64(modelBytes(t, out))/float64(modelBytes(t, m)); smaller < 0.2 {
+			t.Errorf("%s: file %.1f%% smaller, want at least 20%%", c.name, 100*smaller)
+		}
+		if fewer := 1 - float64(macs(t, out))/float64(macs(t, m)); fewer < 0.2 {
+			t.Errorf("%s: %.1f%% fewer MACs, want at least 20%%", c.name, 100*fewer)
+		}
 		if c.name == "l1 25% (no data: bias correction on the probe input)" {
 			for _, batch := range []int{1, 64} {
 				src, pruned := latency(t, dynamicBatch(t, m), dynamicBatch(t, out), "Input3", []int64{int64(batch), 1, 28, 28})
@@ -94,6 +104,8 @@ func TestFiguresPPOCR(t *testing.T) {
 		{"l1 20% of every group, image calibration", Options{Fraction: 0.2, Calibration: calib}},
 		{"l1 20% global scope, image calibration", Options{Fraction: 0.2, Calibration: calib, Scope: ScopeGlobal}},
 		{"l1 20% sensitivity scope, image calibration", Options{Fraction: 0.2, Calibration: calib, Scope: ScopeSensitivity}},
+		{"reconstruction 20% of every group, image calibration", Options{Fraction: 0.2, Calibration: calib, Criterion: Reconstruction}},
+		{"reconstruction 20% global scope, image calibration", Options{Fraction: 0.2, Calibration: calib, Criterion: Reconstruction, Scope: ScopeGlobal}},
 	} {
 		start := time.Now()
 		out, rep, err := Prune(context.Background(), m, c.opts)
@@ -110,6 +122,10 @@ func TestFiguresPPOCR(t *testing.T) {
 				t.Fatal(err)
 			}
 			cos = append(cos, fmt.Sprintf("%.4f", v))
+			// The target, met by measuring what channels cost.
+			if (c.opts.Scope == ScopeSensitivity || c.opts.Criterion == Reconstruction && c.opts.Scope == ScopeGlobal) && v < 0.95 {
+				t.Errorf("%s: output cosine %.4f < 0.95", c.name, v)
+			}
 		}
 		t.Logf("%s: pruned in %v; channels %d -> %d; params %d -> %d; %d -> %d bytes; %d -> %d MACs (%.1f%% fewer); cosine on 4 held-out 320x320 images %v",
 			c.name, took.Round(time.Millisecond), rep.ChannelsBefore, rep.ChannelsAfter, rep.ParamsBefore, rep.ParamsAfter,

@@ -38,7 +38,7 @@ func planned(t testing.TB, m *onnx.Model, opts Options) (*pruning, *plan) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scores, _, err := pr.a.score(context.Background(), pr.a.m)
+	scores, _, _, err := pr.measure(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,12 @@ const (
 	// calibration data (Luo & Wu): a channel whose response hardly varies
 	// from one input to the next carries little information.
 	Entropy Criterion = "entropy"
+	// Reconstruction scores a channel by the share of the output variance
+	// of the layers that read it which it carries, measured on the
+	// calibration data (‖W_c‖²·Var(x_c) over the layer's total): what
+	// removing it, with bias correction, costs those layers. Shares are
+	// comparable between layers, so ScopeGlobal ranks them as they are.
+	Reconstruction Criterion = "reconstruction"
 )
 
 // Scope says how many channels each group of coupled layers loses.
@@ -29,8 +35,9 @@ const (
 	ScopeLayer Scope = "layer"
 	// ScopeGlobal removes as many channels as ScopeLayer, but ranks the
 	// channels of all groups together, each score divided by its group's
-	// mean: groups whose channels matter more lose fewer. No group loses
-	// more than MaxGroupFraction of its channels.
+	// mean (Reconstruction scores are shares of a layer's output already
+	// and are ranked as they are): groups whose channels matter more lose
+	// fewer. No group loses more than MaxGroupFraction of its channels.
 	ScopeGlobal Scope = "global"
 	// ScopeSensitivity removes as many channels as ScopeLayer, where they
 	// cost the least: it measures how much the model's outputs change
@@ -67,9 +74,9 @@ type Options struct {
 	// default DefaultMaxGroupFraction.
 	MaxGroupFraction float64
 
-	// Calibration feeds the model's single input for Entropy (required
-	// then) and gives the shapes the model is run at. Samples holds how
-	// many of them are used (0: all).
+	// Calibration feeds the model's single input for Entropy and
+	// Reconstruction (required then) and gives the shapes the model is
+	// run at. Samples holds how many of them are used (0: all).
 	Calibration *dataset.Dataset
 	Samples     int
 	// BatchSize of calibration runs when the model's batch dimension is
@@ -117,9 +124,9 @@ func (o Options) withDefaults() (Options, error) {
 	switch o.Criterion {
 	case "":
 		o.Criterion = L1
-	case L1, L2, Entropy:
+	case L1, L2, Entropy, Reconstruction:
 	default:
-		return o, fmt.Errorf("structured pruning: criterion %q must be one of l1, l2, entropy", o.Criterion)
+		return o, fmt.Errorf("structured pruning: criterion %q must be one of l1, l2, entropy, reconstruction", o.Criterion)
 	}
 	switch o.Scope {
 	case "":
@@ -146,8 +153,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.BatchSize < 0 || o.Samples < 0 || o.MinParams < 0 {
 		return o, fmt.Errorf("structured pruning: batchSize %d, samples %d and minParams %d must not be negative", o.BatchSize, o.Samples, o.MinParams)
 	}
-	if o.Criterion == Entropy && (o.Calibration == nil || o.Calibration.Len() == 0) {
-		return o, fmt.Errorf("structured pruning: criterion entropy needs calibration data (the job's dataset): channels are scored by their activations")
+	if (o.Criterion == Entropy || o.Criterion == Reconstruction) && (o.Calibration == nil || o.Calibration.Len() == 0) {
+		return o, fmt.Errorf("structured pruning: criterion %s needs calibration data (the job's dataset): channels are scored by their activations", o.Criterion)
 	}
 	return o, nil
 }

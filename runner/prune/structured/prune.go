@@ -23,15 +23,9 @@ func Prune(ctx context.Context, src *onnx.Model, opts Options) (*onnx.Model, *Re
 		return nil, nil, err
 	}
 	a := pr.a
-	scores, samples, err := a.score(ctx, a.m)
+	scores, means, samples, err := pr.measure(ctx)
 	if err != nil {
 		return nil, nil, err
-	}
-	var means map[string][]float64
-	if !pr.opts.NoBiasCorrection {
-		if means, err = a.inputMeans(ctx, a.m, pr.inputs); err != nil {
-			return nil, nil, err
-		}
 	}
 	var p *plan
 	var curves []curve
@@ -71,6 +65,34 @@ func Prune(ctx context.Context, src *onnx.Model, opts Options) (*onnx.Model, *Re
 		return nil, nil, fmt.Errorf("structured pruning produced a model ONNX Runtime cannot run: %w", err)
 	}
 	return a.m, rep, nil
+}
+
+// measure scores every source's channels and measures the input means of
+// the mixing layers that bias correction needs (nil without it). samples
+// is how many calibration samples scored the channels (entropy and
+// reconstruction; 0 for the weight norms).
+func (pr *pruning) measure(ctx context.Context) (scores [][]float64, means map[string][]float64, samples int, err error) {
+	a := pr.a
+	var mom map[string]*moments
+	var momSamples int
+	if pr.opts.Criterion == Reconstruction || !pr.opts.NoBiasCorrection {
+		if mom, momSamples, err = a.inputMoments(ctx, a.m, pr.inputs); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	if !pr.opts.NoBiasCorrection {
+		means = meansOf(mom)
+	}
+	switch pr.opts.Criterion {
+	case Entropy:
+		scores, samples, err = a.entropyScores(ctx, a.m)
+	case Reconstruction:
+		scores, err = a.reconstructionScores(mom)
+		samples = momSamples
+	default:
+		scores, err = a.magnitudeScores()
+	}
+	return scores, means, samples, err
 }
 
 // pruning is a model on its way: the source with its weight reshapes
@@ -127,18 +149,17 @@ func (pr *pruning) analyze() *analysis {
 	return a
 }
 
-func (a *analysis) score(ctx context.Context, m *onnx.Model) ([][]float64, int, error) {
-	if a.opts.Criterion == Entropy {
-		return a.entropyScores(ctx, m)
-	}
+// magnitudeScores scores every source's channels by the norm of their
+// filters (L1 or L2).
+func (a *analysis) magnitudeScores() ([][]float64, error) {
 	scores := make([][]float64, len(a.sources))
 	for i, s := range a.sources {
 		var err error
 		if scores[i], err = magnitudes(s, a.opts.Criterion); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
-	return scores, 0, nil
+	return scores, nil
 }
 
 // nothingRemoved explains why no channel could go.

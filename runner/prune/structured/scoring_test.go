@@ -231,3 +231,92 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestReconstructionCriterion: the next layer barely reads channel 0
+// (its column of w2 is scaled by 1e-4) though its filter is the largest,
+// so removing it costs the least output variance: reconstruction removes
+// it, L1 the smallest filter (channel 1). Channel 3 is a constant (zero
+// filter, bias 3, after Relu): with bias correction it has no variance to
+// lose and goes first at 50%; without, its mean is lost with it and it is
+// kept over the barely-read channel.
+func TestReconstructionCriterion(t *testing.T) {
+	orttest.Require(t)
+	b := newBuilder(5)
+	x := b.input("x", -1, 3, 4, 4)
+	w1 := b.weight("w1", []int64{4, 3, 1, 1}, 0, 3)
+	mustScale(t, b, w1, 0, []float32{10, 0.01, 1, 1})
+	r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, w1, b.filled("b1", []int64{4}, 0, 0, 0, 0, 3)})})
+	w2 := b.weight("w2", []int64{2, 4, 1, 1}, 0)
+	mustScale(t, b, w2, 1, []float32{1e-4, 1, 1, 1})
+	m := b.model(b.node("Conv", "c2", []string{r, w2, b.weight("b2", []int64{2}, 0)}))
+	calib := normalData(1, 64, 3, 4, 4)
+	for _, c := range []struct {
+		crit     Criterion
+		fraction float64
+		noBias   bool
+		want     []int
+	}{
+		{L1, 0.25, false, []int{3}}, // the zero filter
+		{L1, 0.5, false, []int{1, 3}},
+		{Reconstruction, 0.25, false, []int{3}},
+		{Reconstruction, 0.5, false, []int{0, 3}},
+		{Reconstruction, 0.25, true, []int{0}},
+	} {
+		out, rep, err := Prune(context.Background(), m, Options{Fraction: c.fraction, Criterion: c.crit, Calibration: calib, NoBiasCorrection: c.noBias})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rep.Layers[0].Removed; !cmp.Equal(got, c.want) {
+			t.Errorf("%s %v (no bias correction %v): removed %v, want %v", c.crit, c.fraction, c.noBias, got, c.want)
+		}
+		if c.crit == Reconstruction && rep.Samples != 64 {
+			t.Errorf("reconstruction scored on %d samples, want 64", rep.Samples)
+		}
+		if c.crit == Reconstruction && c.fraction == 0.5 {
+			// What went was a constant (absorbed by c2's bias) and a
+			// channel c2 reads at 1e-4: the outputs hardly move.
+			if d := maxDiff(t, out, m, normalInputs(3, "x", 2, 3, 4, 4)); d > 1e-2 {
+				t.Errorf("removing the least-read channels moved the outputs by %g", d)
+			}
+		}
+	}
+	if _, _, err := Prune(context.Background(), m, Options{Fraction: 0.25, Criterion: Reconstruction}); err == nil || !strings.Contains(err.Error(), "needs calibration data") {
+		t.Errorf("reconstruction without calibration data: %v, want an error asking for it", err)
+	}
+}
+
+// TestReconstructionGlobal: in a chain of two 4-channel layers, the last
+// layer barely reads two of the second layer's channels. Their shares of
+// its output variance are tiny, the first layer's channels each carry
+// about a quarter of theirs, so the global scope takes both from the
+// second layer, where the layer scope takes one from each.
+func TestReconstructionGlobal(t *testing.T) {
+	orttest.Require(t)
+	b := newBuilder(8)
+	x := b.input("x", -1, 3, 4, 4)
+	r1 := b.node("Relu", "r1", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0), b.weight("b1", []int64{4}, 0)})})
+	r2 := b.node("Relu", "r2", []string{b.node("Conv", "c2", []string{r1, b.weight("w2", []int64{4, 4, 1, 1}, 0), b.weight("b2", []int64{4}, 0)})})
+	w3 := b.weight("w3", []int64{2, 4, 1, 1}, 0)
+	mustScale(t, b, w3, 1, []float32{1, 1e-4, 1, 1e-4})
+	m := b.model(b.node("Conv", "c3", []string{r2, w3}))
+	calib := normalData(2, 64, 3, 4, 4)
+	for _, c := range []struct {
+		scope  Scope
+		c1, c2 int
+	}{{ScopeLayer, 1, 1}, {ScopeGlobal, 0, 2}} {
+		_, rep, err := Prune(context.Background(), m, Options{Fraction: 0.25, Criterion: Reconstruction, Scope: c.scope, Calibration: calib})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]int{}
+		for _, l := range rep.Layers {
+			got[l.Node] = l.Removed
+		}
+		if len(got["c1"]) != c.c1 || len(got["c2"]) != c.c2 {
+			t.Errorf("%s: removed %v, want %d from c1 and %d from c2", c.scope, got, c.c1, c.c2)
+		}
+		if c.scope == ScopeGlobal && !cmp.Equal(got["c2"], []int{1, 3}) {
+			t.Errorf("global: c2 lost %v, want the barely-read [1 3]", got["c2"])
+		}
+	}
+}

@@ -114,6 +114,12 @@ func (a *analysis) classify(scores [][]float64) *plan {
 		p.groupClasses[k.group] = append(p.groupClasses[k.group], k)
 	}
 	for _, ks := range p.groupClasses {
+		if a.opts.Criterion == Reconstruction {
+			for _, k := range ks {
+				k.norm = k.score // shares of output variance: comparable as they are
+			}
+			continue
+		}
 		mean := 0.0
 		for _, k := range ks {
 			mean += k.score
