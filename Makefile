@@ -94,6 +94,17 @@ lint: ## gofmt and go vet.
 helm-lint: tools-gen ## Lint the Helm chart.
 	$(HELM) lint --strict charts/kompress
 
+##@ End to end
+
+.PHONY: e2e e2e-fixtures
+e2e: tools data ## End-to-end suite on a local cluster: control plane, node pools, S3, the chart, the manager (hack/e2e.sh).
+	hack/e2e.sh
+
+e2e-fixtures: tools data ## Run the e2e suite and record the statuses the Argo CD health check test reads.
+	mkdir -p test/e2e/testdata/statuses
+	KOMPRESS_E2E_FIXTURES=$(CURDIR)/test/e2e/testdata/statuses hack/e2e.sh
+	go test -count=1 -run TestArgoHealthOnRecordedStatuses ./test/e2e/
+
 ##@ Benchmarks
 
 .PHONY: bench-runner bench-controller
