@@ -19,16 +19,32 @@ func TestChannelsDispatch(t *testing.T) {
 	}
 	src := loadModel(t, "mnist-8.onnx")
 	calib, eval := mnistSplit(t)
-	for _, spec := range []v1alpha1.PruneSpec{
-		{Method: v1alpha1.PruneStructured, Keep: "0.75", Criterion: v1alpha1.CriterionL2},
-		{Method: v1alpha1.PruneEntropy, Sparsity: "0.25", CalibrationSamples: 64},
-		{Method: v1alpha1.PruneStructured, Sparsity: "0.25", Criterion: v1alpha1.CriterionReconstruction, Scope: v1alpha1.ScopeGlobal, CalibrationSamples: 100},
+	for _, c := range []struct {
+		spec     v1alpha1.PruneSpec
+		sparsity float64
+		recovery bool // the report says the model needs recovery
+	}{
+		// Output cosine about 0.95 on the calibration samples.
+		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Keep: "0.75", Criterion: v1alpha1.CriterionL2}, 0.25, true},
+		{v1alpha1.PruneSpec{Method: v1alpha1.PruneEntropy, Sparsity: "0.25", CalibrationSamples: 64}, 0.25, true},
+		// About 0.98.
+		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.25", Criterion: v1alpha1.CriterionReconstruction, Scope: v1alpha1.ScopeGlobal, CalibrationSamples: 100}, 0.25, true},
+		// Above 0.99.
+		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.1", Criterion: v1alpha1.CriterionReconstruction, Scope: v1alpha1.ScopeGlobal, CalibrationSamples: 100}, 0.1, false},
 	} {
-		t.Run(string(spec.Method)+" "+string(spec.Criterion), func(t *testing.T) {
+		spec := c.spec
+		t.Run(string(spec.Method)+" "+string(spec.Criterion)+" "+spec.Sparsity, func(t *testing.T) {
 			out, rep := mustPrune(t, src, spec, calib)
 			s := rep.Structured
-			if s == nil || rep.Sparsity != 0.25 {
-				t.Fatalf("report %+v: want the structured report and sparsity 0.25", rep)
+			if s == nil || rep.Sparsity != c.sparsity {
+				t.Fatalf("report %+v: want the structured report and sparsity %v", rep, c.sparsity)
+			}
+			if rep.NeedsRecovery != c.recovery || c.recovery != strings.Contains(rep.Summary(), "needs recovery") ||
+				c.recovery != (len(rep.Warnings) > 0 && strings.Contains(strings.Join(rep.Warnings, " "), "Distill stage")) {
+				t.Errorf("output cosine %.4f: needs recovery %v, warnings %q, summary %q; want recovery %v", s.Cosine, rep.NeedsRecovery, rep.Warnings, rep.Summary(), c.recovery)
+			}
+			if rep.Scope == "" {
+				t.Errorf("the report does not say which scope ran")
 			}
 			if s.ParamsAfter >= s.ParamsBefore || s.ChannelsAfter >= s.ChannelsBefore {
 				t.Errorf("nothing removed: %s", rep.Summary())

@@ -20,7 +20,10 @@
 //
 // The structured methods (structured, entropy), which remove whole channels
 // and rewrite the graph, are in package runner/prune/structured; Prune
-// dispatches to it.
+// dispatches to it. Their Report says NeedsRecovery, with a warning, when
+// the pruned model should be fine-tuned (a Distill stage) before use: its
+// outputs keep a cosine below 0.99 to the source's, or the method is
+// entropy, which Luo & Wu follow with fine-tuning.
 //
 // Prunable weights are the weight inputs of Conv, ConvTranspose, Gemm and
 // MatMul, wherever they are stored (initializers, Constant nodes,

@@ -27,8 +27,15 @@ type Report struct {
 	Zeros    int64   `json:"zeros"`
 	Achieved float64 `json:"achievedSparsity"`
 	// Warnings point at settings that hurt the result (too little
-	// calibration data).
+	// calibration data) and at results that need recovery.
 	Warnings []string `json:"warnings,omitempty"`
+	// NeedsRecovery says the pruned model strays far enough from the
+	// source that it should be fine-tuned (a Distill stage) before use:
+	// structured pruning whose outputs keep a cosine below 0.99 to the
+	// source's, and entropy pruning always (Luo &
+	// Wu fine-tune after pruning; the criterion does not look at what a
+	// channel contributes).
+	NeedsRecovery bool `json:"needsRecovery,omitempty"`
 	// Hessian holds the cost of hessian pruning.
 	Hessian *HessianStats `json:"hessian,omitempty"`
 	// Seconds is the wall time of the whole method.
@@ -103,8 +110,12 @@ type HessianStats struct {
 // Summary is one line for logs and result messages.
 func (r *Report) Summary() string {
 	if s := r.Structured; s != nil {
-		return fmt.Sprintf("%s %.4g%%: output channels %d -> %d, parameters %d -> %d, %d coupled groups, %d tensors kept whole, output cosine %.4f",
+		line := fmt.Sprintf("%s %.4g%%: output channels %d -> %d, parameters %d -> %d, %d coupled groups, %d tensors kept whole, output cosine %.4f",
 			r.Method, 100*r.Sparsity, s.ChannelsBefore, s.ChannelsAfter, s.ParamsBefore, s.ParamsAfter, len(s.Groups), len(s.Protected), s.Cosine)
+		if r.NeedsRecovery {
+			line += "; needs recovery (a Distill stage)"
+		}
+		return line
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s", r.Method)

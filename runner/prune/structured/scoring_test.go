@@ -144,24 +144,42 @@ func mustScale(t *testing.T, b *builder, name string, axis int, scale []float32)
 }
 
 func TestEntropy(t *testing.T) {
-	uniform := make([]float64, 320)
+	uniform := make([]float32, 3200)
 	for i := range uniform {
-		uniform[i] = float64(i)
+		uniform[i] = float32(i%320) + 0.5
+	}
+	// 990 values spread over [0, 1) and 10 far out: binned over the full
+	// range, the 990 would share one bin.
+	outliers := make([]float32, 1000)
+	for i := range outliers {
+		outliers[i] = float32(i) / 990
+		if i >= 990 {
+			outliers[i] = 1000
+		}
 	}
 	for _, c := range []struct {
 		name   string
-		values []float64
+		values []float32
 		bins   int
 		want   float64
+		within float64
 	}{
-		{"constant", []float64{2, 2, 2, 2}, 32, 0},
-		{"none", nil, 32, 0},
-		{"two values", []float64{0, 1, 0, 1}, 32, math.Log(2)},
-		{"uniform over the bins", uniform, 32, math.Log(32)},
-		{"one value apart", []float64{0, 0, 0, 1}, 4, -(0.75*math.Log(0.75) + 0.25*math.Log(0.25))},
+		{"constant", []float32{2, 2, 2, 2}, 32, 0, 1e-12},
+		{"none", nil, 32, 0, 1e-12},
+		{"two values", []float32{0, 1, 0, 1}, 32, math.Log(2), 1e-12},
+		{"one value apart", []float32{0, 0, 0, 1}, 4, -(0.75*math.Log(0.75) + 0.25*math.Log(0.25)), 1e-12},
+		// The 1st and 99th percentiles are 3.5 and 316.5: the end bins
+		// take the 32 values beyond them, each of the 32 bins ~100.
+		{"uniform over the bins", uniform, 32, math.Log(32), 0.01},
+		// Between the percentiles the 990 spread over all bins.
+		{"outliers beyond the 99th percentile", outliers, 32, math.Log(32), 0.05},
+		// 99% of the values are one number: its percentiles agree, so
+		// the full range is binned, and the entropy is that of 990 to 10.
+		{"one value but for 1%", append(make([]float32, 990), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 32,
+			-(0.99*math.Log(0.99) + 10*0.001*math.Log(0.001)), 1e-12},
 	} {
-		if got := entropy(c.values, c.bins); math.Abs(got-c.want) > 1e-12 {
-			t.Errorf("%s: entropy = %v, want %v", c.name, got, c.want)
+		if got := entropy(c.values, c.bins); math.Abs(got-c.want) > c.within {
+			t.Errorf("%s: entropy = %v, want %v within %g", c.name, got, c.want, c.within)
 		}
 	}
 }
@@ -317,6 +335,47 @@ func TestReconstructionGlobal(t *testing.T) {
 		}
 		if c.scope == ScopeGlobal && !cmp.Equal(got["c2"], []int{1, 3}) {
 			t.Errorf("global: c2 lost %v, want the barely-read [1 3]", got["c2"])
+		}
+	}
+}
+
+// TestSampleChannels checks which activation values entropy scoring keeps:
+// evenly strided positions of each channel's map, the offset moving from
+// one sample to the next, and every row of a channel's block (a flattened
+// channel) counted as its positions.
+func TestSampleChannels(t *testing.T) {
+	iota := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(i)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		name      string
+		t         *onnx.Tensor
+		l         *layout
+		perSample int
+		want      [][]float32
+	}{{
+		// Two samples of three 2x2 maps; two of four positions each:
+		// 0 and 2 in the first sample, 1 and 3 in the second.
+		name: "feature maps", t: onnx.NewTensor([]int64{2, 3, 2, 2}, iota(24)), l: &layout{axis: 1, ids: []int32{0, 1, 2}, block: 1}, perSample: 2,
+		want: [][]float32{{0, 2, 13, 15}, {4, 6, 17, 19}, {8, 10, 21, 23}},
+	}, {
+		name: "a flattened channel of two values", t: onnx.NewTensor([]int64{2, 6}, iota(12)), l: &layout{axis: 1, ids: []int32{0, 1, 2}, block: 2}, perSample: 4,
+		want: [][]float32{{0, 1, 6, 7}, {2, 3, 8, 9}, {4, 5, 10, 11}},
+	}} {
+		values := map[string][][]float32{}
+		n, err := sampleChannels(c.t, c.l, values, "x", c.perSample, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Errorf("%s: %d samples, want 2", c.name, n)
+		}
+		if diff := cmp.Diff(c.want, values["x"]); diff != "" {
+			t.Errorf("%s: values (-want +got):\n%s", c.name, diff)
 		}
 	}
 }
