@@ -72,6 +72,17 @@ manager:
 kompress:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/kompress ./cmd/kompress
 
+##@ Images
+
+# The images the chart runs (image.repository, runner.image.repository).
+MANAGER_IMAGE ?= ghcr.io/kompress/kompress-manager
+RUNNER_IMAGE ?= ghcr.io/kompress/kompress-runner
+
+.PHONY: images
+images: ## Build the manager and runner images with docker (build/manager.Dockerfile, build/runner.Dockerfile).
+	docker build -f build/manager.Dockerfile --build-arg VERSION=$(VERSION) -t $(MANAGER_IMAGE):$(VERSION) .
+	docker build -f build/runner.Dockerfile --build-arg VERSION=$(VERSION) -t $(RUNNER_IMAGE):$(VERSION) .
+
 ##@ Run
 
 .PHONY: run
