@@ -473,11 +473,13 @@ func waitEvent(t *testing.T, ns, name, reason, text string, timeout time.Duratio
 		return false, nil
 	})
 	if err != nil {
+		var list eventsv1.EventList
+		_ = cl.client.List(context.Background(), &list, client.InNamespace(ns))
 		var seen []string
-		for _, e := range events(t, ns, name) {
-			seen = append(seen, e.Reason+": "+e.Note)
+		for _, e := range list.Items {
+			seen = append(seen, fmt.Sprintf("%s/%s %s: %s", e.Regarding.Kind, e.Regarding.Name, e.Reason, e.Note))
 		}
-		t.Fatalf("no event %s %q about %s/%s in %s; events:\n%s", reason, text, ns, name, timeout, strings.Join(seen, "\n"))
+		t.Fatalf("no event %s %q about %s/%s in %s; events in %s:\n%s", reason, text, ns, name, timeout, ns, strings.Join(seen, "\n"))
 	}
 	return found
 }

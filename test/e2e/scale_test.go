@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kompress/kompress/api/v1alpha1"
@@ -70,6 +71,9 @@ func TestFiftyJobsAtOnce(t *testing.T) {
 	digests := map[string]string{}
 	for i := range list.Items {
 		c := &list.Items[i]
+		if res, err := kstatus.Compute(toUnstructured(c)); err != nil || res.Status != kstatus.CurrentStatus {
+			t.Errorf("%s: kstatus %v (%v), want Current", c.Name, res, err)
+		}
 		verifyArtifact(t, c.Status.Output)
 		if other, dup := digests[c.Status.Output.URI]; dup {
 			t.Errorf("%s and %s report the same artifact %s", c.Name, other, c.Status.Output.URI)
