@@ -118,7 +118,7 @@ func (b *builder) softmaxInput() *value {
 		if b.p.opset < 13 {
 			def = 1
 		}
-		axis := attrInt(n, "axis", def)
+		axis := onnx.IntAttr(n, "axis", def)
 		if axis < 0 {
 			axis += int64(rank)
 		}

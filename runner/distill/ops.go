@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
 
@@ -50,43 +51,6 @@ func init() {
 	}
 }
 
-func attr(n *onnxpb.NodeProto, name string) *onnxpb.AttributeProto {
-	for _, a := range n.GetAttribute() {
-		if a.GetName() == name {
-			return a
-		}
-	}
-	return nil
-}
-
-func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
-	if a := attr(n, name); a != nil {
-		return a.GetI()
-	}
-	return def
-}
-
-func attrFloat(n *onnxpb.NodeProto, name string, def float64) float64 {
-	if a := attr(n, name); a != nil {
-		return float64(a.GetF())
-	}
-	return def
-}
-
-func attrInts(n *onnxpb.NodeProto, name string) ([]int64, bool) {
-	if a := attr(n, name); a != nil {
-		return a.GetInts(), true
-	}
-	return nil, false
-}
-
-func attrString(n *onnxpb.NodeProto, name, def string) string {
-	if a := attr(n, name); a != nil {
-		return string(a.GetS())
-	}
-	return def
-}
-
 // onlyFirstOutput refuses nodes whose optional extra outputs are used.
 func onlyFirstOutput(n *onnxpb.NodeProto) error {
 	for i, o := range n.GetOutput() {
@@ -128,9 +92,9 @@ func unaryConverter(kind unaryKind) converter {
 		a := activation{kind: kind}
 		switch kind {
 		case unLeakyRelu:
-			a.alpha = attrFloat(n, "alpha", 0.01)
+			a.alpha = float64(onnx.FloatAttr(n, "alpha", float32(0.01)))
 		case unHardSigmoid:
-			a.alpha, a.beta = attrFloat(n, "alpha", 0.2), attrFloat(n, "beta", 0.5)
+			a.alpha, a.beta = float64(onnx.FloatAttr(n, "alpha", float32(0.2))), float64(onnx.FloatAttr(n, "beta", float32(0.5)))
 		}
 		y, err := unary(a, x, need)
 		if err != nil {
@@ -152,7 +116,7 @@ func softmaxConverter(log bool) converter {
 		if b.p.opset < 13 {
 			def = 1
 		}
-		axis := int(attrInt(n, "axis", def))
+		axis := int(onnx.IntAttr(n, "axis", def))
 		if axis < 0 {
 			axis += s.Dims()
 		}
@@ -186,7 +150,7 @@ func convertClip(b *builder, n *onnxpb.NodeProto) error {
 	if err != nil {
 		return err
 	}
-	a := activation{kind: unClip, alpha: attrFloat(n, "min", -math.MaxFloat32), beta: attrFloat(n, "max", math.MaxFloat32)}
+	a := activation{kind: unClip, alpha: float64(onnx.FloatAttr(n, "min", float32(-math.MaxFloat32))), beta: float64(onnx.FloatAttr(n, "max", float32(math.MaxFloat32)))}
 	for i, bound := range []*float64{&a.alpha, &a.beta} {
 		if !hasInput(n, i+1) {
 			continue

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -17,21 +18,21 @@ import (
 // right] pads, strides and dilations.
 func window2D(n *onnxpb.NodeProto, in, k [2]int) (pads [4]int, strides, dils [2]int, err error) {
 	strides, dils = [2]int{1, 1}, [2]int{1, 1}
-	if s, ok := attrInts(n, "strides"); ok {
+	if s, ok := onnx.IntsAttr(n, "strides"); ok {
 		if len(s) != 2 {
 			return pads, strides, dils, fmt.Errorf("strides %v: want 2 values", s)
 		}
 		strides = [2]int{int(s[0]), int(s[1])}
 	}
-	if d, ok := attrInts(n, "dilations"); ok {
+	if d, ok := onnx.IntsAttr(n, "dilations"); ok {
 		if len(d) != 2 {
 			return pads, strides, dils, fmt.Errorf("dilations %v: want 2 values", d)
 		}
 		dils = [2]int{int(d[0]), int(d[1])}
 	}
-	switch ap := attrString(n, "auto_pad", "NOTSET"); ap {
+	switch ap := onnx.StringAttr(n, "auto_pad", "NOTSET"); ap {
 	case "NOTSET", "":
-		if p, ok := attrInts(n, "pads"); ok {
+		if p, ok := onnx.IntsAttr(n, "pads"); ok {
 			if len(p) != 4 {
 				return pads, strides, dils, fmt.Errorf("pads %v: want 4 values", p)
 			}
@@ -118,7 +119,7 @@ func convertConv(b *builder, n *onnxpb.NodeProto) error {
 		return err
 	}
 	c := convGeom{n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: ws[0], kh: ws[2], kw: ws[3],
-		group: int(attrInt(n, "group", 1)), padT: pads[0], padL: pads[1], padB: pads[2], padR: pads[3],
+		group: int(onnx.IntAttr(n, "group", 1)), padT: pads[0], padL: pads[1], padB: pads[2], padR: pads[3],
 		strideH: strides[0], stride: strides[1], dilH: dils[0], dilW: dils[1]}
 	if ws[1]*c.group != c.cin {
 		return fmt.Errorf("weight %v with group %d does not match %d input channels", ws, c.group, c.cin)
@@ -161,7 +162,7 @@ func convertGemm(b *builder, n *onnxpb.NodeProto) error {
 	if as.Dims() != 2 || ws.Dims() != 2 {
 		return fmt.Errorf("inputs %v and %v: Gemm needs matrices", as, ws)
 	}
-	g := mmGeom{transA: attrInt(n, "transA", 0) != 0, transB: attrInt(n, "transB", 0) != 0, alpha: attrFloat(n, "alpha", 1)}
+	g := mmGeom{transA: onnx.IntAttr(n, "transA", 0) != 0, transB: onnx.IntAttr(n, "transB", 0) != 0, alpha: float64(onnx.FloatAttr(n, "alpha", float32(1)))}
 	g.m, g.k = as[0], as[1]
 	if g.transA {
 		g.m, g.k = as[1], as[0]
@@ -184,7 +185,7 @@ func convertGemm(b *builder, n *onnxpb.NodeProto) error {
 		if err != nil {
 			return err
 		}
-		if beta := attrFloat(n, "beta", 1); beta != 1 {
+		if beta := float64(onnx.FloatAttr(n, "beta", float32(1))); beta != 1 {
 			s := b.constNode(n.GetName()+":beta", nil, []float32{float32(beta)})
 			if c, err = binary(binMul, c, s, []bool{needC, false}); err != nil {
 				return err
@@ -259,7 +260,7 @@ func poolConverter(average, global bool) converter {
 		}
 		g := poolGeom{n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: xs[2], kw: xs[3], strideH: 1, strideW: 1, dilH: 1, dilW: 1}
 		if !global {
-			ks, ok := attrInts(n, "kernel_shape")
+			ks, ok := onnx.IntsAttr(n, "kernel_shape")
 			if !ok || len(ks) != 2 {
 				return fmt.Errorf("kernel_shape %v: want 2 values", ks)
 			}
@@ -270,8 +271,8 @@ func poolConverter(average, global bool) converter {
 			}
 			g.padT, g.padL, g.padB, g.padR = pads[0], pads[1], pads[2], pads[3]
 			g.strideH, g.strideW, g.dilH, g.dilW = strides[0], strides[1], dils[0], dils[1]
-			g.ceil = attrInt(n, "ceil_mode", 0) != 0
-			g.includePad = attrInt(n, "count_include_pad", 0) != 0
+			g.ceil = onnx.IntAttr(n, "ceil_mode", 0) != 0
+			g.includePad = onnx.IntAttr(n, "count_include_pad", 0) != 0
 		}
 		if err := g.finish(); err != nil {
 			return err
@@ -304,7 +305,7 @@ func convertBatchNorm(b *builder, n *onnxpb.NodeProto) error {
 	if err := onlyFirstOutput(n); err != nil {
 		return err
 	}
-	if attrInt(n, "training_mode", 0) != 0 {
+	if onnx.IntAttr(n, "training_mode", 0) != 0 {
 		return fmt.Errorf("training_mode=1 is not supported: batch statistics are frozen")
 	}
 	x, needX, err := b.input(n, 0)
@@ -332,7 +333,7 @@ func convertBatchNorm(b *builder, n *onnxpb.NodeProto) error {
 			return fmt.Errorf("input %q has %d values for %d channels", n.GetInput()[3+i], len(stats[i]), ch)
 		}
 	}
-	eps := attrFloat(n, "epsilon", 1e-5)
+	eps := float64(onnx.FloatAttr(n, "epsilon", float32(1e-5)))
 	inv := make([]float32, ch)
 	for c := range inv {
 		inv[c] = float32(1 / math.Sqrt(float64(stats[1][c])+eps))

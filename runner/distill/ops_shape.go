@@ -6,6 +6,7 @@ package distill
 import (
 	"fmt"
 
+	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -17,7 +18,7 @@ func convertFlatten(b *builder, n *onnxpb.NodeProto) error {
 		return err
 	}
 	s := x.Shape()
-	axis := int(attrInt(n, "axis", 1))
+	axis := int(onnx.IntAttr(n, "axis", 1))
 	if axis < 0 {
 		axis += s.Dims()
 	}
@@ -99,10 +100,10 @@ func convertReshape(b *builder, n *onnxpb.NodeProto) error {
 		if shape, err = b.constInts(n, 1); err != nil {
 			return err
 		}
-	} else if shape, _ = attrInts(n, "shape"); shape == nil {
+	} else if shape, _ = onnx.IntsAttr(n, "shape"); shape == nil {
 		return fmt.Errorf("no shape")
 	}
-	allowZero := attrInt(n, "allowzero", 0) != 0
+	allowZero := onnx.IntAttr(n, "allowzero", 0) != 0
 	if v.c != nil {
 		out, err := reshapeTarget(intDims(v.c.Dims), shape, allowZero, -1)
 		if err != nil {
@@ -141,7 +142,7 @@ func squeezeConverter(unsqueeze bool) converter {
 		if err != nil {
 			return err
 		}
-		axes, _ := attrInts(n, "axes")
+		axes, _ := onnx.IntsAttr(n, "axes")
 		if hasInput(n, 1) {
 			if axes, err = b.constInts(n, 1); err != nil {
 				return err
@@ -218,7 +219,7 @@ func convertTranspose(b *builder, n *onnxpb.NodeProto) error {
 		return err
 	}
 	rank := x.Shape().Dims()
-	perm, ok := attrInts(n, "perm")
+	perm, ok := onnx.IntsAttr(n, "perm")
 	if !ok {
 		for i := rank - 1; i >= 0; i-- {
 			perm = append(perm, int64(i))
@@ -244,7 +245,7 @@ func convertTranspose(b *builder, n *onnxpb.NodeProto) error {
 }
 
 func convertConcat(b *builder, n *onnxpb.NodeProto) error {
-	axis := int(attrInt(n, "axis", 0))
+	axis := int(onnx.IntAttr(n, "axis", 0))
 	allConst := true
 	for _, in := range n.GetInput() {
 		v, err := b.get(in)
@@ -322,7 +323,7 @@ func convertShape(b *builder, n *onnxpb.NodeProto) error {
 	} else {
 		dims = v.n.Shape()
 	}
-	start, end := int(attrInt(n, "start", 0)), int(attrInt(n, "end", int64(len(dims))))
+	start, end := int(onnx.IntAttr(n, "start", 0)), int(onnx.IntAttr(n, "end", int64(len(dims))))
 	if start < 0 {
 		start += len(dims)
 	}
@@ -346,7 +347,7 @@ func convertGather(b *builder, n *onnxpb.NodeProto) error {
 	}
 	v, _ := b.get(n.GetInput()[0])
 	iv, _ := b.get(n.GetInput()[1])
-	if len(v.c.Dims) != 1 || attrInt(n, "axis", 0) != 0 {
+	if len(v.c.Dims) != 1 || onnx.IntAttr(n, "axis", 0) != 0 {
 		return fmt.Errorf("only gathering from a 1-D constant is supported")
 	}
 	out := make([]int64, len(idx))
@@ -372,7 +373,7 @@ func convertCast(b *builder, n *onnxpb.NodeProto) error {
 	if err != nil {
 		return err
 	}
-	to := attrInt(n, "to", 0)
+	to := onnx.IntAttr(n, "to", 0)
 	switch {
 	case v.c != nil && (to == int64(onnxpb.TensorProto_INT64) || to == int64(onnxpb.TensorProto_INT32)):
 		ints, err := tensorInts(v.c)

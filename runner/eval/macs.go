@@ -192,7 +192,7 @@ func nodeMACs(n *onnxpb.NodeProto, shape func(string) ([]int64, error)) (int64, 
 		if len(a) != 2 {
 			return 0, fmt.Errorf("input A %q has shape %v, expected 2-D", input(n, op.data), a)
 		}
-		if attrInt(n, "transA", 0) != 0 {
+		if onnx.IntAttr(n, "transA", 0) != 0 {
 			k = a[0]
 		}
 	}
@@ -205,13 +205,4 @@ func product(dims []int64) int64 {
 		p *= d
 	}
 	return p
-}
-
-func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
-	for _, a := range n.GetAttribute() {
-		if a.GetName() == name {
-			return a.GetI()
-		}
-	}
-	return def
 }

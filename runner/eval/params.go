@@ -177,7 +177,7 @@ func (c paramCounter) zeroPoints(w *onnx.Weight, u onnx.Use) (func(int) float32,
 	}
 	axis, block := int64(slot.axis), int64(0)
 	if u.OpType() == "DequantizeLinear" {
-		axis, block = attrInt(u.Node, "axis", 1), attrInt(u.Node, "block_size", 0)
+		axis, block = onnx.IntAttr(u.Node, "axis", 1), onnx.IntAttr(u.Node, "block_size", 0)
 	}
 	at, err := zeroPointIndex(w.Dims, zw.Dims, axis, block)
 	if err != nil {
@@ -224,8 +224,8 @@ func zeroPointIndex(dims, zpDims []int64, axis, block int64) (func(int) int, err
 // zero points are absent (2^(bits-1)), packed uint8 [N, ceil(blocks *
 // bits / 8)], or float [N * blocks].
 func (c paramCounter) countNBits(w *onnx.Weight, n *onnxpb.NodeProto) (int64, int64, error) {
-	K, N := int(attrInt(n, "K", 0)), int(attrInt(n, "N", 0))
-	bits, block := int(attrInt(n, "bits", 4)), int(attrInt(n, "block_size", 0))
+	K, N := int(onnx.IntAttr(n, "K", 0)), int(onnx.IntAttr(n, "N", 0))
+	bits, block := int(onnx.IntAttr(n, "bits", 4)), int(onnx.IntAttr(n, "block_size", 0))
 	if K <= 0 || N <= 0 || block <= 0 || (bits != 2 && bits != 4 && bits != 8) {
 		return 0, 0, fmt.Errorf("MatMulNBits attributes K=%d N=%d bits=%d block_size=%d: expected positive K, N, block_size and bits 2, 4 or 8", K, N, bits, block)
 	}

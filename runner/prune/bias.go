@@ -32,7 +32,7 @@ func findBias(main *onnx.GraphIndex, weights map[string]*onnx.Weight, t *target)
 	if op != "Conv" {
 		rank, axis = 2, 1 // [M, N]: units along the last axis
 	}
-	if op == "Gemm" && (attrFloat(node, "alpha", 1) != 1 || attrFloat(node, "beta", 1) != 1) {
+	if op == "Gemm" && (onnx.FloatAttr(node, "alpha", 1) != 1 || onnx.FloatAttr(node, "beta", 1) != 1) {
 		// alpha·A·B + beta·C: C is not the weight of a constant 1 next to
 		// B's rows unless both are 1.
 		return nil

@@ -92,7 +92,7 @@ func (a *hessianAcc) add(node *onnxpb.NodeProto, x *onnx.Tensor) error {
 	case "MatMul":
 		return a.addRows(x.Dims, vals, false)
 	case "Gemm":
-		return a.addRows(x.Dims, vals, attrInt(node, "transA", 0) != 0)
+		return a.addRows(x.Dims, vals, onnx.IntAttr(node, "transA", 0) != 0)
 	case "Conv":
 		return a.addPatches(node, x.Dims, vals)
 	case "ConvTranspose":
@@ -232,8 +232,10 @@ func convGeometry(node *onnxpb.NodeProto, spatial, kernel []int64) (*geometry, e
 	if r < 1 || r > 2 || len(spatial) != r {
 		return nil, fmt.Errorf("a %d-D convolution: hessian pruning calibrates 1-D and 2-D convolutions", r)
 	}
-	strides, dils, pads := attrInts(node, "strides"), attrInts(node, "dilations"), attrInts(node, "pads")
-	autoPad := attrString(node, "auto_pad", "NOTSET")
+	strides, _ := onnx.IntsAttr(node, "strides")
+	dils, _ := onnx.IntsAttr(node, "dilations")
+	pads, _ := onnx.IntsAttr(node, "pads")
+	autoPad := onnx.StringAttr(node, "auto_pad", "NOTSET")
 	geo := &geometry{in: [2]int{1, 1}, out: [2]int{1, 1}, kernel: [2]int{1, 1}, stride: [2]int{1, 1}, dil: [2]int{1, 1}}
 	off := 2 - r
 	for i := 0; i < r; i++ {

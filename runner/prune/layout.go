@@ -48,7 +48,7 @@ func newLayout(node *onnxpb.NodeProto, dims []int64) (*layout, error) {
 			return nil, fmt.Errorf("%s weight has shape %v, expected 2 dimensions", op, dims)
 		}
 		d0, d1 := int(dims[0]), int(dims[1])
-		if op == "Gemm" && attrInt(node, "transB", 0) != 0 {
+		if op == "Gemm" && onnx.IntAttr(node, "transB", 0) != 0 {
 			// B is [N, K]: each output unit's weights are a row.
 			return &layout{op: op, groups: 1, rows: d0, cols: d1, span: d1, columns: "the input dimension K",
 				at: func(_, r, c int) int { return r*d1 + c }}, nil
@@ -65,7 +65,7 @@ func convLayout(node *onnxpb.NodeProto, dims []int64) (*layout, error) {
 	if len(dims) < 3 {
 		return nil, fmt.Errorf("%s weight has shape %v, expected at least 3 dimensions", op, dims)
 	}
-	g := int(attrInt(node, "group", 1))
+	g := int(onnx.IntAttr(node, "group", 1))
 	kernel := append([]int64{}, dims[2:]...)
 	k := onnx.NumElements(kernel)
 	if g < 1 || onnx.NumElements(dims) == 0 {
@@ -115,44 +115,4 @@ func (l *layout) nmGroups(m int) (starts []int, dense int) {
 		dense += l.span % m
 	}
 	return starts, dense
-}
-
-// attrInt reads an INT attribute, def when absent.
-func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
-	for _, a := range n.GetAttribute() {
-		if a.GetName() == name {
-			return a.GetI()
-		}
-	}
-	return def
-}
-
-// attrFloat reads a FLOAT attribute, def when absent.
-func attrFloat(n *onnxpb.NodeProto, name string, def float32) float32 {
-	for _, a := range n.GetAttribute() {
-		if a.GetName() == name {
-			return a.GetF()
-		}
-	}
-	return def
-}
-
-// attrInts reads an INTS attribute, nil when absent.
-func attrInts(n *onnxpb.NodeProto, name string) []int64 {
-	for _, a := range n.GetAttribute() {
-		if a.GetName() == name {
-			return a.GetInts()
-		}
-	}
-	return nil
-}
-
-// attrString reads a STRING attribute, def when absent.
-func attrString(n *onnxpb.NodeProto, name, def string) string {
-	for _, a := range n.GetAttribute() {
-		if a.GetName() == name {
-			return string(a.GetS())
-		}
-	}
-	return def
 }

@@ -157,7 +157,7 @@ func (f *finder) classify(w *onnx.Weight) (*target, *Skipped) {
 		if err != nil {
 			return skip(ReasonShape, u.node, err.Error())
 		}
-		k := fmt.Sprint(u.node.GetOpType(), u.dims, attrInt(u.node, "group", 1), attrInt(u.node, "transB", 0))
+		k := fmt.Sprint(u.node.GetOpType(), u.dims, onnx.IntAttr(u.node, "group", 1), onnx.IntAttr(u.node, "transB", 0))
 		if lay != nil && k != key {
 			return skip(ReasonMixedLayouts, u.node, fmt.Sprintf("%s and %s", nodeLabel(first), nodeLabel(u.node)))
 		}
@@ -225,7 +225,7 @@ func (f *finder) reshaped(n *onnxpb.NodeProto, dims []int64) ([]int64, error) {
 	case "Identity":
 		return dims, nil
 	case "Flatten":
-		axis := int(attrInt(n, "axis", 1))
+		axis := int(onnx.IntAttr(n, "axis", 1))
 		if axis < 0 {
 			axis += len(dims)
 		}
@@ -234,7 +234,7 @@ func (f *finder) reshaped(n *onnxpb.NodeProto, dims []int64) ([]int64, error) {
 		}
 		return []int64{int64(onnx.NumElements(dims[:axis])), int64(onnx.NumElements(dims[axis:]))}, nil
 	}
-	shape := attrInts(n, "shape") // Reshape-1 had the shape as an attribute
+	shape, _ := onnx.IntsAttr(n, "shape") // Reshape-1 had the shape as an attribute
 	if in := n.GetInput(); len(in) > 1 {
 		w := f.weights[in[1]]
 		if w == nil {
@@ -250,7 +250,7 @@ func (f *finder) reshaped(n *onnxpb.NodeProto, dims []int64) ([]int64, error) {
 		}
 		shape = s
 	}
-	return resolveShape(shape, dims, attrInt(n, "allowzero", 0) != 0)
+	return resolveShape(shape, dims, onnx.IntAttr(n, "allowzero", 0) != 0)
 }
 
 // resolveShape applies Reshape's rules: 0 copies the input dimension

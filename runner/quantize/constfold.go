@@ -96,13 +96,13 @@ func evalRearrange(n *onnxpb.NodeProto, in []*onnx.Tensor) (*onnx.Tensor, error)
 		if !ok {
 			return nil, nil
 		}
-		out, err := reshapeDims(dims, shape, attrInt(n, "allowzero", 0) != 0)
+		out, err := reshapeDims(dims, shape, onnx.IntAttr(n, "allowzero", 0) != 0)
 		if err != nil {
 			return nil, err
 		}
 		return &onnx.Tensor{DType: x.DType, Dims: out, Data: x.Data}, nil
 	case "Flatten":
-		axis := int(attrInt(n, "axis", 1))
+		axis := int(onnx.IntAttr(n, "axis", 1))
 		if axis < 0 {
 			axis += len(dims)
 		}

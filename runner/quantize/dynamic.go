@@ -119,12 +119,12 @@ func (d *dynamic) matMul(s weightSlot) error {
 
 func (d *dynamic) gemm(s weightSlot) error {
 	n := s.node
-	if attrInt(n, "transA", 0) != 0 {
+	if onnx.IntAttr(n, "transA", 0) != 0 {
 		d.r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "Gemm with transA")
 		return nil
 	}
 	bias := ""
-	beta := attrFloat(n, "beta", 1)
+	beta := onnx.FloatAttr(n, "beta", 1)
 	if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
 		bias = n.GetInput()[2]
 		d.r.addFloat(bias, &use{graph: s.graph, node: n, input: 2}, ReasonBias, "added in float after MatMulInteger")
@@ -150,10 +150,10 @@ func (d *dynamic) gemm(s weightSlot) error {
 	if err != nil {
 		return err
 	}
-	if attrInt(n, "transB", 0) != 0 {
+	if onnx.IntAttr(n, "transB", 0) != 0 {
 		q = transpose2D(q)
 	}
-	return d.integerMatMulWith(s, q, attrFloat(n, "alpha", 1), bias)
+	return d.integerMatMulWith(s, q, onnx.FloatAttr(n, "alpha", 1), bias)
 }
 
 // integerMatMulWith replaces the node by MatMulInteger on a [K, N] weight

@@ -109,7 +109,7 @@ func outChannels(ix *index, conv *onnxpb.NodeProto) (*constant, int, int) {
 		return nil, 0, 0
 	}
 	if conv.GetOpType() == "ConvTranspose" {
-		if attrInt(conv, "group", 1) != 1 {
+		if onnx.IntAttr(conv, "group", 1) != 1 {
 			return nil, 0, 0
 		}
 		return w, int(w.dims()[1]), 1
@@ -188,7 +188,7 @@ func foldBatchNorm(ix *index, e *editor, conv, bn *onnxpb.NodeProto) (bool, erro
 	if conv.GetOpType() != "Conv" && conv.GetOpType() != "ConvTranspose" || !defaultDomain(conv) {
 		return false, nil
 	}
-	if attrInt(bn, "training_mode", 0) != 0 || len(bn.GetInput()) != 5 || attrInt(bn, "spatial", 1) != 1 {
+	if onnx.IntAttr(bn, "training_mode", 0) != 0 || len(bn.GetInput()) != 5 || onnx.IntAttr(bn, "spatial", 1) != 1 {
 		return false, nil
 	}
 	for _, out := range bn.GetOutput()[1:] {
@@ -216,7 +216,7 @@ func foldBatchNorm(ix *index, e *editor, conv, bn *onnxpb.NodeProto) (bool, erro
 	if err != nil || !ok {
 		return false, err
 	}
-	eps := float64(attrFloat(bn, "epsilon", 1e-5))
+	eps := float64(onnx.FloatAttr(bn, "epsilon", 1e-5))
 	s := make([]float32, channels)
 	for c := range s {
 		s[c] = float32(float64(p[0][c]) / math.Sqrt(float64(p[3][c])+eps))

@@ -231,7 +231,7 @@ func (f *fp16) setNative() {
 		}
 		switch n.GetOpType() {
 		case "Cast":
-			if attrInt(n, "to", 0) == int64(onnx.Float) {
+			if onnx.IntAttr(n, "to", 0) == int64(onnx.Float) {
 				setAttrInt(n, "to", int64(onnx.Float16))
 			}
 		case "ConstantOfShape":

@@ -52,7 +52,7 @@ func TestFP16(t *testing.T) {
 			}
 			var casts []onnx.DataType
 			for _, n := range nodesOf(q, "Cast") {
-				casts = append(casts, onnx.DataType(attrInt(n, "to", 0)))
+				casts = append(casts, onnx.DataType(onnx.IntAttr(n, "to", 0)))
 			}
 			if diff := cmp.Diff(tt.castsTo, casts); diff != "" {
 				t.Errorf("Cast targets (-want +got):\n%s", diff)

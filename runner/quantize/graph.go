@@ -105,26 +105,6 @@ func (ix *index) floatConst(name string) *constant {
 	return c
 }
 
-// attrInt reads an INT attribute, or def when absent.
-func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
-	for _, a := range n.GetAttribute() {
-		if a.GetName() == name {
-			return a.GetI()
-		}
-	}
-	return def
-}
-
-// attrFloat reads a FLOAT attribute, or def when absent.
-func attrFloat(n *onnxpb.NodeProto, name string, def float32) float32 {
-	for _, a := range n.GetAttribute() {
-		if a.GetName() == name {
-			return a.GetF()
-		}
-	}
-	return def
-}
-
 // defaultDomain reports whether the node is an ai.onnx operator.
 func defaultDomain(n *onnxpb.NodeProto) bool {
 	return n.GetDomain() == "" || n.GetDomain() == "ai.onnx"

@@ -135,8 +135,8 @@ func TestStaticMatMulUsesQLinearMatMul(t *testing.T) {
 	}
 	// Per-channel MatMul weights are quantized along the output axis (1).
 	for _, n := range nodesOf(q, "DequantizeLinear") {
-		if n.GetInput()[0] == "w1_quantized" && attrInt(n, "axis", -1) != 1 {
-			t.Errorf("w1 DequantizeLinear axis %d, want 1", attrInt(n, "axis", -1))
+		if n.GetInput()[0] == "w1_quantized" && onnx.IntAttr(n, "axis", -1) != 1 {
+			t.Errorf("w1 DequantizeLinear axis %d, want 1", onnx.IntAttr(n, "axis", -1))
 		}
 	}
 	// The graph output y keeps its name, written by a DequantizeLinear.

@@ -52,7 +52,7 @@ func outputType(n *onnxpb.NodeProto, i int, types map[string]onnx.DataType) onnx
 		return onnx.Undefined
 	}
 	dtypeAttr := func(def onnx.DataType) onnx.DataType {
-		if v := attrInt(n, "dtype", -1); v >= 0 {
+		if v := onnx.IntAttr(n, "dtype", -1); v >= 0 {
 			return onnx.DataType(v)
 		}
 		return def
@@ -62,7 +62,7 @@ func outputType(n *onnxpb.NodeProto, i int, types map[string]onnx.DataType) onnx
 	}
 	switch n.GetOpType() {
 	case "Cast":
-		return onnx.DataType(attrInt(n, "to", 0))
+		return onnx.DataType(onnx.IntAttr(n, "to", 0))
 	case "CastLike":
 		return in(1)
 	case "Shape", "Size", "NonZero", "ArgMax", "ArgMin", "NonMaxSuppression":

@@ -148,15 +148,15 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 	switch n.GetOpType() {
 	case "MatMul":
 	case "Gemm":
-		if attrInt(n, "transA", 0) != 0 {
+		if onnx.IntAttr(n, "transA", 0) != 0 {
 			r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "MatMulNBits has no transA")
 			return false, nil
 		}
-		alpha = attrFloat(n, "alpha", 1)
+		alpha = onnx.FloatAttr(n, "alpha", 1)
 		if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
 			var ok bool
 			var err error
-			if bias, ok, err = nbitsBias(e, ix, s.graph, n, attrFloat(n, "beta", 1)); err != nil || !ok {
+			if bias, ok, err = nbitsBias(e, ix, s.graph, n, onnx.FloatAttr(n, "beta", 1)); err != nil || !ok {
 				if err == nil {
 					r.addFloat(s.weight.name, &s.use, ReasonShape, "MatMulNBits takes a constant bias of shape [N] only")
 				}
@@ -176,7 +176,7 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 		return false, err
 	}
 	dims := s.weight.dims()
-	transposed := n.GetOpType() == "Gemm" && attrInt(n, "transB", 0) != 0
+	transposed := n.GetOpType() == "Gemm" && onnx.IntAttr(n, "transB", 0) != 0
 	k, nn := int(dims[0]), int(dims[1])
 	if transposed {
 		k, nn = nn, k

@@ -56,8 +56,8 @@ func TestWeightOnlyQDQ(t *testing.T) {
 				if data.DType != tt.dtype || !cmp.Equal(data.Dims, wantDims[w]) {
 					t.Errorf("%s data %v %v, want %v %v", w, data.DType, data.Dims, tt.dtype, wantDims[w])
 				}
-				if attrInt(n, "axis", -1) != wantAxis[w] || attrInt(n, "block_size", 0) != 16 {
-					t.Errorf("%s DequantizeLinear axis %d block %d, want %d 16", w, attrInt(n, "axis", -1), attrInt(n, "block_size", 0), wantAxis[w])
+				if onnx.IntAttr(n, "axis", -1) != wantAxis[w] || onnx.IntAttr(n, "block_size", 0) != 16 {
+					t.Errorf("%s DequantizeLinear axis %d block %d, want %d 16", w, onnx.IntAttr(n, "axis", -1), onnx.IntAttr(n, "block_size", 0), wantAxis[w])
 				}
 				if s := initializer(t, q, n.GetInput()[1]); !cmp.Equal(s.Dims, wantScale[w]) {
 					t.Errorf("%s scale dims %v, want %v", w, s.Dims, wantScale[w])
@@ -107,10 +107,10 @@ func TestWeightOnlyMatMulNBits(t *testing.T) {
 				}
 				for i, kn := range [][2]int64{{64, 20}, {20, 5}} {
 					n := nb[i]
-					if n.GetDomain() != msDomain || attrInt(n, "K", 0) != kn[0] || attrInt(n, "N", 0) != kn[1] ||
-						attrInt(n, "bits", 0) != int64(bits) || attrInt(n, "block_size", 0) != 16 {
+					if n.GetDomain() != msDomain || onnx.IntAttr(n, "K", 0) != kn[0] || onnx.IntAttr(n, "N", 0) != kn[1] ||
+						onnx.IntAttr(n, "bits", 0) != int64(bits) || onnx.IntAttr(n, "block_size", 0) != 16 {
 						t.Errorf("MatMulNBits %d: domain %q K %d N %d bits %d block %d", i, n.GetDomain(),
-							attrInt(n, "K", 0), attrInt(n, "N", 0), attrInt(n, "bits", 0), attrInt(n, "block_size", 0))
+							onnx.IntAttr(n, "K", 0), onnx.IntAttr(n, "N", 0), onnx.IntAttr(n, "bits", 0), onnx.IntAttr(n, "block_size", 0))
 					}
 					blocks := (kn[0] + 15) / 16
 					if b := initializer(t, q, n.GetInput()[1]); !cmp.Equal(b.Dims, []int64{kn[1], blocks, int64(16 * bits / 8)}) {

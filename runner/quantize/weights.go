@@ -54,7 +54,7 @@ func weightOf(ix *index, n *onnxpb.NodeProto) (*constant, int, Reason) {
 		if rank != 2 || ix.consts[n.GetInput()[0]] != nil {
 			return c, 0, ReasonShape
 		}
-		if attrInt(n, "transB", 0) != 0 {
+		if onnx.IntAttr(n, "transB", 0) != 0 {
 			return c, 0, ""
 		}
 		return c, 1, ""

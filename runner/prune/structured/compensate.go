@@ -60,16 +60,16 @@ func (a *analysis) delta(e edit, keep map[int]bool, mean []float64) ([]float64, 
 	switch e.node.GetOpType() {
 	case "ConvTranspose":
 		outAxis = 1
-		strides, _ := attrInts(e.node, "strides")
+		strides, _ := onnx.IntsAttr(e.node, "strides")
 		for _, s := range strides {
 			scale /= float64(s) // each output element sees prod(kernel)/prod(strides) taps on average
 		}
 	case "Gemm":
 		outAxis = 1 - e.axis
-		if al := attr(e.node, "alpha"); al != nil {
+		if al := onnx.FindAttr(e.node, "alpha"); al != nil {
 			scale = float64(al.GetF())
 		}
-		if be := attr(e.node, "beta"); be != nil && be.GetF() != 0 {
+		if be := onnx.FindAttr(e.node, "beta"); be != nil && be.GetF() != 0 {
 			scale /= float64(be.GetF())
 		}
 	case "MatMul":

@@ -79,39 +79,9 @@ func output(n *onnxpb.NodeProto, i int) string {
 	return ""
 }
 
-func attr(n *onnxpb.NodeProto, name string) *onnxpb.AttributeProto {
-	for _, a := range n.GetAttribute() {
-		if a.GetName() == name {
-			return a
-		}
-	}
-	return nil
-}
-
-func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
-	if a := attr(n, name); a != nil {
-		return a.GetI()
-	}
-	return def
-}
-
-func attrInts(n *onnxpb.NodeProto, name string) ([]int64, bool) {
-	if a := attr(n, name); a != nil {
-		return a.GetInts(), true
-	}
-	return nil, false
-}
-
-func attrString(n *onnxpb.NodeProto, name, def string) string {
-	if a := attr(n, name); a != nil {
-		return string(a.GetS())
-	}
-	return def
-}
-
 // setAttrInt sets (or adds) an INT attribute.
 func setAttrInt(n *onnxpb.NodeProto, name string, v int64) {
-	if a := attr(n, name); a != nil {
+	if a := onnx.FindAttr(n, name); a != nil {
 		a.I = &v
 		return
 	}

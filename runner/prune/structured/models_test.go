@@ -140,7 +140,7 @@ func macs(t testing.TB, m *onnx.Model) int64 {
 			total += prod(shapes[input(n, 0)]) * prod(w[1:])
 		case "Gemm":
 			k := w[0]
-			if attrInt(n, "transB", 0) != 0 {
+			if onnx.IntAttr(n, "transB", 0) != 0 {
 				k = w[1]
 			}
 			total += prod(shapes[output(n, 0)]) * k

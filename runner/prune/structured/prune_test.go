@@ -374,8 +374,8 @@ func (c graphCase) check(t *testing.T) {
 		}
 	}
 	for node, g := range c.groups {
-		if n := nodeNamed(out, node); n == nil || attrInt(n, "group", 1) != g {
-			t.Errorf("node %s group = %d, want %d", node, attrInt(n, "group", 1), g)
+		if n := nodeNamed(out, node); n == nil || onnx.IntAttr(n, "group", 1) != g {
+			t.Errorf("node %s group = %d, want %d", node, onnx.IntAttr(n, "group", 1), g)
 		}
 	}
 	// The removed channels were all zero: the outputs must not change.

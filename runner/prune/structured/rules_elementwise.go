@@ -3,6 +3,7 @@ package structured
 import (
 	"fmt"
 
+	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
 
@@ -185,7 +186,7 @@ func rulePad(a *analysis, n *onnxpb.NodeProto) {
 		return
 	}
 	r := a.rank(x)
-	pads, ok := attrInts(n, "pads")
+	pads, ok := onnx.IntsAttr(n, "pads")
 	if !ok {
 		pads, ok = a.ints(n, 1)
 	}

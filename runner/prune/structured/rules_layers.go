@@ -3,6 +3,7 @@ package structured
 import (
 	"fmt"
 
+	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
 
@@ -17,7 +18,7 @@ func ruleConv(a *analysis, n *onnxpb.NodeProto) {
 		a.opaque(n, "its weight is computed at run time")
 		return
 	}
-	group := attrInt(n, "group", 1)
+	group := onnx.IntAttr(n, "group", 1)
 	in := a.lay[x]
 	if in != nil && in.axis != 1 {
 		a.pin(x, in, fmt.Sprintf("%s reads it with the channels on axis %d", a.label[n], in.axis))
@@ -57,7 +58,7 @@ func ruleConvTranspose(a *analysis, n *onnxpb.NodeProto) {
 		a.opaque(n, "its weight is computed at run time")
 		return
 	}
-	group := attrInt(n, "group", 1)
+	group := onnx.IntAttr(n, "group", 1)
 	in := a.lay[x]
 	if in != nil && in.axis != 1 {
 		a.pin(x, in, fmt.Sprintf("%s reads it with the channels on axis %d", a.label[n], in.axis))
@@ -102,7 +103,7 @@ func ruleGemm(a *analysis, n *onnxpb.NodeProto) {
 		a.opaque(n, "its weight is computed at run time")
 		return
 	}
-	transA, transB := attrInt(n, "transA", 0) != 0, attrInt(n, "transB", 0) != 0
+	transA, transB := onnx.IntAttr(n, "transA", 0) != 0, onnx.IntAttr(n, "transB", 0) != 0
 	kA, kW, nW := 1, 0, 1
 	if transA {
 		kA = 0

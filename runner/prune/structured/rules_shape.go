@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
 
@@ -61,7 +62,7 @@ func (a *analysis) reshapeTarget(n *onnxpb.NodeProto, in, l *layout) bool {
 		a.pin(x, in, fmt.Sprintf("%s: its target shape is unknown", a.label[n]))
 		return false
 	}
-	copies := attrInt(n, "allowzero", 0) == 0
+	copies := onnx.IntAttr(n, "allowzero", 0) == 0
 	for j, d := range v {
 		if copies && d == 0 && j == in.axis && (j != l.axis || l.block != in.block) {
 			a.pin(x, in, fmt.Sprintf("%s copies the channel count to another axis", a.label[n]))
@@ -87,7 +88,7 @@ func ruleTranspose(a *analysis, n *onnxpb.NodeProto) {
 		return
 	}
 	r := a.rank(x)
-	perm, ok := attrInts(n, "perm")
+	perm, ok := onnx.IntsAttr(n, "perm")
 	if !ok {
 		for i := r - 1; i >= 0; i-- {
 			perm = append(perm, int64(i))
@@ -107,7 +108,7 @@ func ruleTranspose(a *analysis, n *onnxpb.NodeProto) {
 func ruleConcat(a *analysis, n *onnxpb.NodeProto) {
 	out := output(n, 0)
 	r := a.rank(out)
-	axis, ok := normAxis(attrInt(n, "axis", 0), r)
+	axis, ok := normAxis(onnx.IntAttr(n, "axis", 0), r)
 	if !ok {
 		a.opaque(n, "its axis is out of range")
 		return
@@ -192,7 +193,7 @@ func ruleSplit(a *analysis, n *onnxpb.NodeProto) {
 	if in == nil {
 		return
 	}
-	if axis, _ := normAxis(attrInt(n, "axis", 0), a.rank(x)); axis == in.axis {
+	if axis, _ := normAxis(onnx.IntAttr(n, "axis", 0), a.rank(x)); axis == in.axis {
 		a.pin(x, in, fmt.Sprintf("%s splits the channel axis", a.label[n]))
 		return
 	}
@@ -216,9 +217,9 @@ func ruleSlice(a *analysis, n *onnxpb.NodeProto) {
 	var starts, ends, axes, steps []int64
 	ok := true
 	if a.opset < 10 {
-		starts, _ = attrInts(n, "starts")
-		ends, _ = attrInts(n, "ends")
-		axes, _ = attrInts(n, "axes")
+		starts, _ = onnx.IntsAttr(n, "starts")
+		ends, _ = onnx.IntsAttr(n, "ends")
+		axes, _ = onnx.IntsAttr(n, "axes")
 	} else {
 		var ok1, ok2 bool
 		starts, ok1 = a.ints(n, 1)
@@ -275,9 +276,9 @@ func ruleReduce(a *analysis, n *onnxpb.NodeProto) {
 	ok := true
 	switch op := n.GetOpType(); {
 	case op == "ArgMax" || op == "ArgMin":
-		axes = []int64{attrInt(n, "axis", 0)}
-	case attr(n, "axes") != nil:
-		axes, _ = attrInts(n, "axes")
+		axes = []int64{onnx.IntAttr(n, "axis", 0)}
+	case onnx.FindAttr(n, "axes") != nil:
+		axes, _ = onnx.IntsAttr(n, "axes")
 	case input(n, 1) != "":
 		axes, ok = a.ints(n, 1)
 	}
@@ -286,7 +287,7 @@ func ruleReduce(a *analysis, n *onnxpb.NodeProto) {
 		return
 	}
 	if len(axes) == 0 {
-		if attrInt(n, "noop_with_empty_axes", 0) != 0 {
+		if onnx.IntAttr(n, "noop_with_empty_axes", 0) != 0 {
 			a.lay[output(n, 0)] = in
 			return
 		}
@@ -305,7 +306,7 @@ func ruleReduce(a *analysis, n *onnxpb.NodeProto) {
 		}
 	}
 	axis := in.axis
-	if attrInt(n, "keepdims", 1) == 0 {
+	if onnx.IntAttr(n, "keepdims", 1) == 0 {
 		axis -= below
 	}
 	a.lay[output(n, 0)] = in.withAxis(axis)
@@ -325,7 +326,7 @@ func ruleSoftmax(a *analysis, n *onnxpb.NodeProto) {
 	if a.opset < 13 {
 		def = 1
 	}
-	axis, _ := normAxis(attrInt(n, "axis", def), r)
+	axis, _ := normAxis(onnx.IntAttr(n, "axis", def), r)
 	if axis == in.axis || (a.opset < 13 && in.axis > axis) {
 		a.pin(x, in, fmt.Sprintf("%s normalizes over the channel axis", a.label[n]))
 		return
@@ -345,7 +346,7 @@ func ruleShape(a *analysis, n *onnxpb.NodeProto) {
 		return
 	}
 	r := int64(a.rank(x))
-	start, end := attrInt(n, "start", 0), attrInt(n, "end", r)
+	start, end := onnx.IntAttr(n, "start", 0), onnx.IntAttr(n, "end", r)
 	if start < 0 {
 		start += r
 	}
@@ -359,7 +360,7 @@ func ruleShape(a *analysis, n *onnxpb.NodeProto) {
 	}
 	for _, u := range a.ix.Consumers[out] {
 		idx, ok := a.ints(u.Node, 1)
-		if u.OpType() != "Gather" || u.Input != 0 || attrInt(u.Node, "axis", 0) != 0 || !ok || slices.Contains(idx, pos) || slices.Contains(idx, pos-(end-start)) {
+		if u.OpType() != "Gather" || u.Input != 0 || onnx.IntAttr(u.Node, "axis", 0) != 0 || !ok || slices.Contains(idx, pos) || slices.Contains(idx, pos-(end-start)) {
 			a.pin(x, in, fmt.Sprintf("%s reads the channel count", a.label[n]))
 			return
 		}
