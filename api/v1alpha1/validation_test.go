@@ -139,7 +139,9 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			"spec.stages[0].prune", "prune: set sparsity or pattern, not both"},
 		{"pattern with magnitude", func(c *v1alpha1.CompressionJob) { prune(c).Sparsity, prune(c).Pattern = "", "2:4" },
 			"spec.stages[0].prune", "prune.pattern is only used by methods nm and hessian"},
-		{"global scope with hessian", func(c *v1alpha1.CompressionJob) { prune(c).Method, prune(c).Scope = v1alpha1.PruneHessian, v1alpha1.ScopeGlobal },
+		{"global scope with hessian", func(c *v1alpha1.CompressionJob) {
+			prune(c).Method, prune(c).Scope = v1alpha1.PruneHessian, v1alpha1.ScopeGlobal
+		},
 			"spec.stages[0].prune", "prune.scope global applies to methods magnitude, structured and entropy"},
 		{"sensitivity scope with magnitude", func(c *v1alpha1.CompressionJob) { prune(c).Scope = v1alpha1.ScopeSensitivity },
 			"spec.stages[0].prune", "prune.scope sensitivity applies to methods structured and entropy"},
