@@ -351,8 +351,9 @@ func (p *staticPlan) rewrite(ix *index, o *options, ranges map[string]Range, r *
 		params[a.name] = ComputeParams(rg.Min, rg.Max, o.activation, false)
 	}
 	stored := map[storedKey]*storedWeight{}
+	floors := p.weightScaleFloors(ix, o, params)
 	for _, s := range p.slots {
-		w, err := p.storeSlotWeight(e, o, s, stored, r)
+		w, err := p.storeSlotWeight(e, o, s, stored, floors[storedKey{s.weight.name, s.graph}], r)
 		if err != nil {
 			return err
 		}
@@ -378,8 +379,9 @@ func (p *staticPlan) rewrite(ix *index, o *options, ranges map[string]Range, r *
 }
 
 // storeSlotWeight quantizes a slot's weight once (int8, per channel or per
-// tensor) and returns the stored form all its readers share.
-func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored map[storedKey]*storedWeight, r *Report) (*storedWeight, error) {
+// tensor, no scale below its floor) and returns the stored form all its
+// readers share.
+func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored map[storedKey]*storedWeight, floors []float64, r *Report) (*storedWeight, error) {
 	key := storedKey{s.weight.name, s.graph}
 	if w := stored[key]; w != nil {
 		return w, nil
@@ -401,6 +403,7 @@ func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored
 	if err != nil {
 		return nil, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
+	q.raiseScales(data, floors)
 	w, err := storeWeight(e, s.graph, s.weight, q)
 	if err != nil {
 		return nil, err
@@ -424,42 +427,22 @@ type storedKey struct {
 // DequantizeLinear, which is how QLinearConv and QGemm take it.
 func (p *staticPlan) quantizeBias(e *editor, ix *index, s weightSlot, w *storedWeight, params map[string]Params, r *Report) error {
 	n := s.node
-	if len(n.GetInput()) < 3 || n.GetInput()[2] == "" {
+	b, data, in, reason, detail := biasOf(ix, s, params, len(w.q.Scales))
+	if reason != "" {
+		r.addFloat(b.name, &use{graph: s.graph, node: n, input: 2}, reason, detail)
 		return nil
 	}
-	bu := use{graph: s.graph, node: n, input: 2}
-	b := ix.consts[n.GetInput()[2]]
-	in, ok := params[n.GetInput()[0]]
-	switch {
-	case b == nil:
-		return nil // computed at run time: stays as it is
-	case b.dtype() != onnx.Float:
-		r.addFloat(b.name, &bu, ReasonNotFloat32, "bias")
-		return nil
-	case len(ix.uses[b.name]) != 1 || b.overridable:
-		r.addFloat(b.name, &bu, ReasonSharedWeight, "bias")
-		return nil
-	case !ok:
+	if b == nil {
 		return nil
 	}
 	channels := len(w.q.Scales)
 	dims := b.dims()
-	count := onnx.NumElements(dims)
-	last := len(dims) - 1
-	if len(dims) == 0 || dims[last] != int64(count) || (channels > 1 && count != channels) {
-		r.addFloat(b.name, &bu, ReasonShape, fmt.Sprintf("bias %v", dims))
-		return nil
-	}
-	data, err := floatData(b)
-	if err != nil {
-		r.addFloat(b.name, &bu, ReasonNotFinite, "bias")
-		return nil
-	}
+	count := len(data)
 	scales := make([]float32, count)
 	codes := make([]int32, count)
 	for i, v := range data {
 		scales[i] = in.Scale * w.q.Scales[min(i, channels-1)]
-		codes[i] = quantizeValue(v, scales[i], 0, math.MinInt32, math.MaxInt32)
+		codes[i] = biasCode(v, scales[i])
 	}
 	qname, err := e.addInit(b.graph, b.name+"_quantized", onnx.NewTensor(append([]int64{}, dims...), codes))
 	if err != nil {
@@ -469,6 +452,7 @@ func (p *staticPlan) quantizeBias(e *editor, ix *index, s weightSlot, w *storedW
 	if err != nil {
 		return err
 	}
+	last := len(dims) - 1
 	out := e.ix.fresh(b.name + "_dequantized")
 	e.insertBefore(n, dqNode(e.ix.fresh(b.name+"_DequantizeLinear"), []string{qname, sname}, out, last, 0))
 	n.Input[2] = out
@@ -477,6 +461,40 @@ func (p *staticPlan) quantizeBias(e *editor, ix *index, s weightSlot, w *storedW
 		Granularity: fmt.Sprintf("per-channel(axis %d)", last), Elements: count,
 	})
 	return nil
+}
+
+// biasOf returns the constant bias of an integer slot, its values and the
+// parameters of the slot's input when the bias can be written as int32
+// for a weight with the given number of scales; the reason (and a detail)
+// when it must stay in float; nothing when there is no constant bias or
+// the input is not quantized.
+func biasOf(ix *index, s weightSlot, params map[string]Params, channels int) (b *constant, data []float32, in Params, reason Reason, detail string) {
+	n := s.node
+	if len(n.GetInput()) < 3 || n.GetInput()[2] == "" {
+		return nil, nil, in, "", ""
+	}
+	b = ix.consts[n.GetInput()[2]]
+	in, ok := params[n.GetInput()[0]]
+	switch {
+	case b == nil:
+		return nil, nil, in, "", "" // computed at run time: stays as it is
+	case b.dtype() != onnx.Float:
+		return b, nil, in, ReasonNotFloat32, "bias"
+	case len(ix.uses[b.name]) != 1 || b.overridable:
+		return b, nil, in, ReasonSharedWeight, "bias"
+	case !ok:
+		return nil, nil, in, "", ""
+	}
+	dims := b.dims()
+	count := onnx.NumElements(dims)
+	if len(dims) == 0 || dims[len(dims)-1] != int64(count) || (channels > 1 && count != channels) {
+		return b, nil, in, ReasonShape, fmt.Sprintf("bias %v", dims)
+	}
+	data, err := floatData(b)
+	if err != nil {
+		return b, nil, in, ReasonNotFinite, "bias"
+	}
+	return b, data, in, "", ""
 }
 
 // insertQDQ puts one QuantizeLinear after the activation's producer and a
