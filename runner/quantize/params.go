@@ -13,7 +13,7 @@ type Params struct {
 // As ONNX Runtime's compute_scale_zp: the range is first widened to include
 // 0 (so 0 is exactly representable and pruned weights stay exactly zero);
 // symmetric makes it [-absmax, absmax] with the zero point in the middle of
-// the type (0 for signed types, 127 for uint8, 8 for uint4); the scale is
+// the type (0 for signed types, 128 for uint8, 8 for uint4); the scale is
 // computed in float64 and stored as float32; a degenerate range (all zeros)
 // gets scale 1 and zero point 0.
 func ComputeParams(rmin, rmax float32, t QType, symmetric bool) Params {

@@ -14,9 +14,12 @@ func TestComputeParams(t *testing.T) {
 		symmetric  bool
 		want       Params
 	}{
-		// Symmetric 8-bit uses [-127, 127] / [0, 254]: scale = 2*absmax/254.
+		// Symmetric int8 uses [-127, 127]: scale = 2*absmax/254.
 		{"int8 symmetric", -127.0 / 64, 0.5, Int8, true, Params{Scale: 1.0 / 64, ZeroPoint: 0}},
-		{"uint8 symmetric puts zero at 127", -2, 127.0 / 64, UInt8, true, Params{Scale: float32(4.0 / 254), ZeroPoint: 127}},
+		// Symmetric uint8 keeps [0, 255] (ONNX Runtime's table has no
+		// symmetric uint8 entry): scale = 2*absmax/255, zero point
+		// round(127.5) = 128.
+		{"uint8 symmetric puts zero at 128", -2, 127.0 / 64, UInt8, true, Params{Scale: float32(4.0 / 255), ZeroPoint: 128}},
 		// 4-bit symmetric keeps the full range: scale = 2*absmax/15.
 		{"int4 symmetric", -7.5, 3, Int4, true, Params{Scale: 1, ZeroPoint: 0}},
 		{"uint4 symmetric zero point rounds 7.5 to 8", -7.5, 3, UInt4, true, Params{Scale: 1, ZeroPoint: 8}},

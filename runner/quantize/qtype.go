@@ -54,17 +54,15 @@ func (t QType) Range() (qmin, qmax int32) {
 }
 
 // symmetricRange is the range symmetric parameters are computed over. For
-// 8-bit types it drops one code so that the zero point sits exactly in the
-// middle (int8 [-127, 127], uint8 [0, 254]), as ONNX Runtime's
-// ONNX_INT_TYPE_SYMMETRIC_RANGE does; that keeps every channel's zero point
-// identical, which ONNX Runtime's per-channel QLinearConv requires. 4-bit
-// types keep their full range: there are too few codes to spare one.
+// int8 it drops one code so that the zero point sits exactly in the middle
+// ([-127, 127]), as ONNX Runtime's ONNX_INT_TYPE_SYMMETRIC_RANGE does; that
+// keeps every channel's zero point identical, which ONNX Runtime's
+// per-channel QLinearConv requires. Other types keep their full range, as
+// there (uint8 gets zero point round(127.5) = 128; 4-bit types have too
+// few codes to spare one).
 func (t QType) symmetricRange() (qmin, qmax int32) {
-	switch t {
-	case Int8:
+	if t == Int8 {
 		return -127, 127
-	case UInt8:
-		return 0, 254
 	}
 	return t.Range()
 }
