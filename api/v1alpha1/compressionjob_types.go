@@ -195,7 +195,11 @@ type AcceptanceSpec struct {
 
 	// MaxLatency is the largest acceptable p95 latency at the evaluation
 	// batch size, measured on the node that ran the stage (e.g. "20ms").
+	// A Go duration: numbers with units ns, us, ms, s, m or h.
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="spec.acceptance.maxLatency must be a positive duration such as \"20ms\" or \"1.5s\" (units ns, us, ms, s, m, h)"
 	MaxLatency *metav1.Duration `json:"maxLatency,omitempty"`
 }
 

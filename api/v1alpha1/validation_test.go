@@ -9,12 +9,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -119,6 +121,9 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"min cosine not a number", func(c *v1alpha1.CompressionJob) {
 			c.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MinCosine: "high"}
 		}, "spec.acceptance.minCosine", "spec.acceptance.minCosine must be a decimal string in [0, 1]"},
+		{"max latency of zero", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxLatency: &metav1.Duration{}}
+		}, "spec.acceptance.maxLatency", "spec.acceptance.maxLatency must be a positive duration"},
 		// A rule on the root cannot point fieldPath at metadata: the
 		// message names the field instead.
 		{"name too long", func(c *v1alpha1.CompressionJob) { c.Name = strings.Repeat("n", 64) },
@@ -228,6 +233,40 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			}
 			t.Errorf("no cause at field %q with message %q in: %v", tc.field, tc.msg, err)
 		})
+	}
+}
+
+// TestUndecodableDurationRejected sends maxLatency strings that a typed
+// client cannot decode into a metav1.Duration. Were one stored, every
+// client's cache of CompressionJobs, the manager's included, would fail to
+// list them and stop reconciling all of them.
+func TestUndecodableDurationRejected(t *testing.T) {
+	c := apiServer(t)
+	for _, latency := range []string{"fast", "20", "1d", "-5ms", "20 ms"} {
+		t.Run(latency, func(t *testing.T) {
+			obj, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(valid("latency"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := &unstructured.Unstructured{Object: obj}
+			u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("CompressionJob"))
+			if err := unstructured.SetNestedField(u.Object, latency, "spec", "acceptance", "maxLatency"); err != nil {
+				t.Fatal(err)
+			}
+			err = c.Create(context.Background(), u)
+			if err == nil {
+				_ = c.Delete(context.Background(), u)
+				t.Fatalf("maxLatency %q was accepted", latency)
+			}
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.acceptance.maxLatency must be a positive duration") {
+				t.Errorf("maxLatency %q: %v, want Invalid naming spec.acceptance.maxLatency", latency, err)
+			}
+		})
+	}
+	ok := valid("latency-ok")
+	ok.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxLatency: &metav1.Duration{Duration: 1500 * time.Microsecond}}
+	if err := c.Create(context.Background(), ok); err != nil {
+		t.Fatalf("maxLatency %s was rejected: %v", ok.Spec.Acceptance.MaxLatency.Duration, err)
 	}
 }
 
