@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -48,7 +49,9 @@ func checkGate(gate, limit, metric, value string, atMost bool) string {
 		return fmt.Sprintf("%s: metric %s was not measured", gate, metric)
 	}
 	v, err := strconv.ParseFloat(value, 64)
-	if err != nil {
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		// ParseFloat accepts "NaN" and "Inf"; a NaN compares false both
+		// ways and would pass every gate.
 		return fmt.Sprintf("%s: metric %s = %q is not a number", gate, metric, value)
 	}
 	switch {

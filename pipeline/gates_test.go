@@ -41,6 +41,10 @@ func TestCheckGates(t *testing.T) {
 			[]string{"maxAccuracyDrop: metric accuracyDrop was not measured"}},
 		{"garbled metric misses its gate", &v1alpha1.AcceptanceSpec{MinCosine: "0.9"}, map[string]string{MetricCosine: "NaN?"},
 			[]string{`minCosine: metric cosine = "NaN?" is not a number`}},
+		{"NaN and infinite metrics miss their gates", &v1alpha1.AcceptanceSpec{MaxAccuracyDrop: "0.01", MinCosine: "0.9", MaxBytes: i64(5)},
+			map[string]string{MetricAccuracyDrop: "NaN", MetricCosine: "+Inf", MetricBytes: "-inf"},
+			[]string{`maxAccuracyDrop: metric accuracyDrop = "NaN" is not a number`, `minCosine: metric cosine = "+Inf" is not a number`,
+				`maxBytes: metric bytes = "-inf" is not a number`}},
 		{"unset gates are not checked", &v1alpha1.AcceptanceSpec{MaxBytes: i64(5)}, map[string]string{MetricBytes: "5", MetricAccuracyDrop: "0.9"}, nil},
 	}
 	for _, tc := range cases {
