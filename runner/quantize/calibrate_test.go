@@ -191,3 +191,55 @@ func typeName(v any) string {
 	}
 	return "unknown"
 }
+
+// A later batch whose range dwarfs the first one's would widen the
+// histogram by whole old bins: billions of them for a first batch of
+// near-zero values. Bins are merged instead, the histogram stays
+// symmetric and bounded, and every value stays counted.
+func TestEntropyMergeBoundsBins(t *testing.T) {
+	c := NewEntropy(histogramBins, quantizedBins)
+	c.Collect("x", []float32{0, 1e-6})
+	c.Collect("x", []float32{1000, -3})
+	v := c.tensors["x"]
+	if n := len(v.h.counts); n > maxEntropyBins(histogramBins) {
+		t.Errorf("histogram has %d bins, want at most %d", n, maxEntropyBins(histogramBins))
+	}
+	if v.h.lo != -v.threshold || v.h.hi != v.threshold || v.threshold < 1000 {
+		t.Errorf("histogram spans [%v, %v] with threshold %v, want ±threshold >= 1000", v.h.lo, v.h.hi, v.threshold)
+	}
+	if got := v.h.total(); got != 4 {
+		t.Errorf("histogram counts %v values, want 4", got)
+	}
+	if r := c.Ranges()["x"]; r.Min < -3 || r.Max > 1000 {
+		t.Errorf("range %v outside the values seen [-3, 1000]", r)
+	}
+}
+
+func TestEntropyCoarsenKeepsSymmetry(t *testing.T) {
+	tests := []struct {
+		name   string
+		counts []float64
+		th     float64
+		want   []float64
+		wantTh float64
+	}{
+		// Even: pairs. [-2, 2] in 4 bins of 1 -> 2 bins of 2.
+		{"even", []float64{1, 2, 3, 4}, 2, []float64{3, 7}, 2},
+		// 5 bins of 1 over [-2.5, 2.5]: one empty bin on each side makes
+		// 7, two make 9 (divisible by 3): 3 bins of 3 over [-4.5, 4.5].
+		{"odd", []float64{1, 2, 3, 4, 5}, 2.5, []float64{0 + 0 + 1, 2 + 3 + 4, 5 + 0 + 0}, 4.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &valueHistogram{h: newHistogram(len(tt.counts), -tt.th, tt.th), threshold: tt.th}
+			copy(v.h.counts, tt.counts)
+			v.coarsen()
+			if diff := cmp.Diff(tt.want, v.h.counts); diff != "" {
+				t.Errorf("counts (-want +got):\n%s", diff)
+			}
+			if v.threshold != tt.wantTh || v.h.lo != -tt.wantTh || v.h.hi != tt.wantTh {
+				t.Errorf("spans [%v, %v], threshold %v, want ±%v", v.h.lo, v.h.hi, v.threshold, tt.wantTh)
+			}
+		})
+	}
+}

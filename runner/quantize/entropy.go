@@ -52,10 +52,20 @@ func (e *Entropy) Collect(name string, data []float32) {
 		old.addAll(data)
 	default:
 		// Widen by whole bins of the old width on each side, so old bins
-		// line up with new ones.
+		// line up with new ones. A batch whose range dwarfs the first
+		// one's (a first batch of near-zero activations) would need
+		// billions of bins: past maxEntropyBins(e.bins), old bins are
+		// merged first (where calibrate.py would run out of memory).
 		n := len(old.h.counts)
 		stride := 2 * old.threshold / float64(n)
-		half := int(math.Floor((th-old.threshold)/stride)) + 1
+		halfBins := math.Floor((th-old.threshold)/stride) + 1
+		for float64(n)+2*halfBins > float64(maxEntropyBins(e.bins)) {
+			old.coarsen()
+			n = len(old.h.counts)
+			stride = 2 * old.threshold / float64(n)
+			halfBins = math.Floor((th-old.threshold)/stride) + 1
+		}
+		half := int(halfBins)
 		newTh := float64(half)*stride + old.threshold
 		h := newHistogram(n+2*half, -newTh, newTh)
 		for i, c := range old.h.counts {
@@ -64,6 +74,31 @@ func (e *Entropy) Collect(name string, data []float32) {
 		old.h, old.threshold = h, newTh
 		old.addAll(data)
 	}
+}
+
+// maxEntropyBins bounds the histogram of a collector of the given bin
+// count; it also bounds the threshold search, which is quadratic in bins.
+func maxEntropyBins(bins int) int { return 8 * bins }
+
+// coarsen merges bins in pairs, or in threes when their count is odd
+// (after an empty bin on each side until it divides by 3), which keeps the
+// histogram symmetric around 0.
+func (v *valueHistogram) coarsen() {
+	k := 2
+	if len(v.h.counts)%2 == 1 {
+		k = 3
+		for len(v.h.counts)%3 != 0 {
+			w := v.h.width()
+			v.h.counts = append(append([]float64{0}, v.h.counts...), 0)
+			v.h.lo, v.h.hi = v.h.lo-w, v.h.hi+w
+			v.threshold += w
+		}
+	}
+	merged := make([]float64, len(v.h.counts)/k)
+	for i, c := range v.h.counts {
+		merged[i/k] += c
+	}
+	v.h.counts = merged
 }
 
 func (v *valueHistogram) addAll(data []float32) {
