@@ -44,19 +44,25 @@ func (r Result) Encode() ([]byte, error) {
 }
 
 // TerminationMessage renders the result compactly within the kubelet's
-// 4 KiB limit: details are dropped, then the message is shortened.
+// 4 KiB limit: details are dropped, then the message is shortened, on a
+// rune boundary. JSON escapes make a byte of the message worth up to six
+// encoded bytes ("<" is \u003c), so it is cut, by the excess or in
+// proportion when escapes dominate, until the encoding fits.
 func (r Result) TerminationMessage() ([]byte, error) {
 	r.Details = nil
 	b, err := json.Marshal(r)
+	for err == nil && len(b) > MaxTerminationMessage && r.Message != "" {
+		n := len(r.Message)
+		keep := max(n-(len(b)-MaxTerminationMessage), n*MaxTerminationMessage/len(b))
+		if keep <= len("...") {
+			r.Message = ""
+		} else {
+			r.Message = Truncate(r.Message, keep)
+		}
+		b, err = json.Marshal(r)
+	}
 	if err != nil || len(b) <= MaxTerminationMessage {
 		return b, err
-	}
-	over := len(b) - MaxTerminationMessage + len("...")
-	if over < len(r.Message) {
-		r.Message = r.Message[:len(r.Message)-over] + "..."
-		if b, err = json.Marshal(r); err == nil && len(b) <= MaxTerminationMessage {
-			return b, nil
-		}
 	}
 	return nil, fmt.Errorf("result of stage %s is %d bytes, over the %d-byte termination message limit even without details", r.Stage, len(b), MaxTerminationMessage)
 }
