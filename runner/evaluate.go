@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/eval"
@@ -26,6 +27,11 @@ func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, mo
 		},
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted (SIGTERM, a deadline): that says nothing
+			// about the model, and a retry may finish.
+			return evaluation{}, fmt.Errorf("evaluation of %s interrupted: %w", task.OutputURI, err)
+		}
 		return evaluation{}, &Error{Code: pipeline.ExitBadInput, Reason: "OutputRejected", Err: err}
 	}
 	return evaluation{Metrics: rep.Metrics(), Details: rep}, nil

@@ -217,3 +217,32 @@ func TestExecuteRejectsAMalformedTask(t *testing.T) {
 		t.Errorf("reason: %v", err)
 	}
 }
+
+// A stage interrupted while ONNX Runtime measures its output (the pod got
+// SIGTERM, a deadline passed) is worth a retry: it must not be reported as
+// a model ONNX Runtime rejected, and nothing may be published.
+func TestExecuteInterruptedDuringEvaluation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
+	task := firstTask(t, spec)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := Execute(ctx, task, Options{Progress: func(e Event) {
+		if e.Phase == PhaseEvaluate && e.Message != "" {
+			cancel()
+		}
+	}})
+	if err == nil {
+		t.Fatal("a cancelled stage succeeded")
+	}
+	if ExitCode(err) != pipeline.ExitFailure || res.Reason == "OutputRejected" || !errors.Is(err, context.Canceled) {
+		t.Errorf("exit %d, reason %q, err %v; want a retryable failure (exit %d) caused by the cancellation", ExitCode(err), res.Reason, err, pipeline.ExitFailure)
+	}
+	for _, uri := range []string{task.OutputURI, task.ResultURI()} {
+		if ok, err := storage.Exists(context.Background(), uri); ok || err != nil {
+			t.Errorf("%s: exists %v (%v) after an interrupted stage", uri, ok, err)
+		}
+	}
+}
