@@ -91,7 +91,11 @@ func (s *runState) reconcile(ctx context.Context) (reconcile.Result, error) {
 		st.CompletionTime = nil
 	}
 	errs := []error{s.deleteStale(ctx)}
-	if s.front != nil && s.stages[s.front.index].State != v1alpha1.StageFailed {
+	switch {
+	case s.front == nil:
+	case s.stages[s.front.index].State == v1alpha1.StageFailed:
+		errs = append(errs, s.stopFailed(ctx))
+	default:
 		errs = append(errs, s.act(ctx))
 	}
 	st.Stages = s.stages
@@ -273,10 +277,7 @@ func (s *runState) act(ctx context.Context) error {
 	f := s.front
 	st := &s.stages[f.index]
 	if s.deadlineExceeded(st) {
-		if f.job != nil && !jobFinished(f.job) && f.job.Annotations[AnnotationRun] == s.runHash {
-			return s.deleteJob(ctx, f.job, "the run exceeded spec.activeDeadlineSeconds")
-		}
-		return nil
+		return s.stopFailed(ctx)
 	}
 	if f.job != nil && containsReplace(s.replace, f.job) {
 		return nil // wait for the old Job to go before creating its successor
@@ -291,6 +292,19 @@ func (s *runState) act(ctx context.Context) error {
 		return s.setJobSuspend(ctx, st, f.job, false)
 	}
 	return nil
+}
+
+// stopFailed deletes the unfinished Job of a frontier stage that failed
+// while it ran (the run outlived spec.activeDeadlineSeconds), whichever run
+// created it: a failed run runs nothing. It is called on every reconcile of
+// a failed run, so a delete that failed once is tried again.
+func (s *runState) stopFailed(ctx context.Context) error {
+	st := &s.stages[s.front.index]
+	job := s.kids.jobs[st.JobName]
+	if job == nil || jobFinished(job) || containsReplace(s.replace, job) {
+		return nil
+	}
+	return s.deleteJob(ctx, job, fmt.Sprintf("stage %s failed (%s)", st.Name, st.Reason))
 }
 
 func containsReplace(jobs []*batchv1.Job, job *batchv1.Job) bool {

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -459,25 +460,38 @@ func TestKueueQueue(t *testing.T) {
 }
 
 // TestRunDeadline lets a run outlive spec.activeDeadlineSeconds: the run
-// stalls with DeadlineExceeded and its running Job is deleted.
+// stalls with DeadlineExceeded and its running Job is deleted, also when the
+// deadline was added later and the new run adopted the earlier run's Job.
 func TestRunDeadline(t *testing.T) {
 	e := sharedEnv(t)
-	ns := e.namespace(t)
-	cpj := newCPJ(ns, "slow", pruneStage("prune"))
-	cpj.Spec.ActiveDeadlineSeconds = ptr.To[int64](2)
-	e.create(t, cpj)
-	job := e.waitJobs(t, cpj, 1)[0]
-	pod := e.startPod(t, &job, "node-a")
-	if err := controlplaneSetRunning(e, pod); err != nil {
-		t.Fatal(err)
+	for _, later := range []bool{false, true} {
+		t.Run(fmt.Sprintf("set later %t", later), func(t *testing.T) {
+			ns := e.namespace(t)
+			cpj := newCPJ(ns, "slow", pruneStage("prune"))
+			if !later {
+				cpj.Spec.ActiveDeadlineSeconds = ptr.To[int64](2)
+			}
+			e.create(t, cpj)
+			key := client.ObjectKeyFromObject(cpj)
+			job := e.waitJobs(t, cpj, 1)[0]
+			pod := e.startPod(t, &job, "node-a")
+			if err := controlplaneSetRunning(e, pod); err != nil {
+				t.Fatal(err)
+			}
+			if later {
+				e.waitCPJ(t, key, "running", func(c *v1alpha1.CompressionJob) bool { return stageState(c, 0) == v1alpha1.StageRunning })
+				updateSpec(t, e, key, func(s *v1alpha1.CompressionJobSpec) { s.ActiveDeadlineSeconds = ptr.To[int64](2) })
+			}
+			got := e.waitCPJ(t, key, "DeadlineExceeded", func(c *v1alpha1.CompressionJob) bool {
+				return hasCond(c, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonDeadlineExceeded)
+			})
+			if !strings.Contains(cond(got, v1alpha1.ConditionStalled).Message, "spec.activeDeadlineSeconds (2s)") {
+				t.Errorf("message %q", cond(got, v1alpha1.ConditionStalled).Message)
+			}
+			e.waitJobs(t, cpj, 0)
+			e.waitEvent(t, cpj, controllers.EventJobDeleted, "stage prune failed (DeadlineExceeded)")
+		})
 	}
-	got := e.waitCPJ(t, client.ObjectKeyFromObject(cpj), "DeadlineExceeded", func(c *v1alpha1.CompressionJob) bool {
-		return hasCond(c, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonDeadlineExceeded)
-	})
-	if !strings.Contains(cond(got, v1alpha1.ConditionStalled).Message, "spec.activeDeadlineSeconds (2s)") {
-		t.Errorf("message %q", cond(got, v1alpha1.ConditionStalled).Message)
-	}
-	e.waitJobs(t, cpj, 0)
 }
 
 // TestUnschedulablePod reports a pending pod the scheduler rejected as
