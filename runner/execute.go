@@ -13,6 +13,7 @@ import (
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/ort"
 	"github.com/kompress/kompress/runner/storage"
 )
 
@@ -72,6 +73,12 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	}
 	if task.Stage.Type == "Custom" {
 		return runCustom(ctx, task, o)
+	}
+	if err := ort.Init(); err != nil {
+		// Checked before any work: every output must run in ONNX Runtime
+		// before it is published. The runner's installation is at fault,
+		// not the task, so the error must not blame the model.
+		return pipeline.Result{}, &Error{Code: pipeline.ExitFailure, Reason: "RuntimeUnavailable", Err: err}
 	}
 	in, err := readInputs(ctx, task, o, step)
 	if err != nil {

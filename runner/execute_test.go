@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
@@ -244,5 +247,37 @@ func TestExecuteInterruptedDuringEvaluation(t *testing.T) {
 		if ok, err := storage.Exists(context.Background(), uri); ok || err != nil {
 			t.Errorf("%s: exists %v (%v) after an interrupted stage", uri, ok, err)
 		}
+	}
+}
+
+// Without ONNX Runtime no output can be proven to run: the stage stops
+// before any work, says how to install it, and does not blame the model
+// (exit 1, not 65). ONNX Runtime loads once per process, so the check runs
+// in a child test process pointed at a library that does not exist.
+func TestExecuteWithoutONNXRuntime(t *testing.T) {
+	if os.Getenv("KOMPRESS_TEST_NO_ORT") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestExecuteWithoutONNXRuntime$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "KOMPRESS_TEST_NO_ORT=1", "ONNXRUNTIME_LIB="+filepath.Join(t.TempDir(), "libonnxruntime.so"))
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestExecuteWithoutONNXRuntime") {
+			t.Fatalf("child test: %v\n%s", err, out)
+		}
+		return
+	}
+	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
+	task := firstTask(t, spec)
+	var phases []Phase
+	res, err := Execute(context.Background(), task, Options{Progress: func(e Event) { phases = append(phases, e.Phase) }})
+	if ExitCode(err) != pipeline.ExitFailure || res.Reason != "RuntimeUnavailable" {
+		t.Errorf("exit %d, reason %q; want %d RuntimeUnavailable (err %v)", ExitCode(err), res.Reason, pipeline.ExitFailure, err)
+	}
+	if !strings.Contains(res.Message, "make ort") || !strings.Contains(res.Message, "libonnxruntime.so") {
+		t.Errorf("message %q does not say where the library was looked for and how to install it", res.Message)
+	}
+	if diff := cmp.Diff([]Phase{PhaseCache}, phases); diff != "" {
+		t.Errorf("phases run without ONNX Runtime (-want +got):\n%s", diff)
+	}
+	if ok, err := storage.Exists(context.Background(), task.OutputURI); ok || err != nil {
+		t.Errorf("model published without ONNX Runtime: exists %v, %v", ok, err)
 	}
 }
