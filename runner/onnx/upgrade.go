@@ -375,6 +375,10 @@ func broadcastAttrs(u *upgrade) error {
 		for i := range axes {
 			axes[i] = rankY + int64(i)
 		}
+		if u.target < 13 { // axes became an input at 13
+			n.Input[1] = u.addNode("Unsqueeze", []string{y}, AttrInts("axes", axes...))
+			return nil
+		}
 		name, err := u.ints("axes", axes)
 		if err != nil {
 			return err
@@ -390,11 +394,13 @@ func broadcastAttrs(u *upgrade) error {
 		return err
 	}
 	k := u.addNode("Sub", []string{u.addNode("Sub", []string{rx, ax}), ry})
-	oneT, err := TensorToProto(NewTensor([]int64{1}, []int64{1}), "")
+	// k ones: Tile of [1], which every target opset has (ConstantOfShape
+	// arrived at 9).
+	one, err := u.ints("one", []int64{1})
 	if err != nil {
 		return err
 	}
-	ones := u.addNode("ConstantOfShape", []string{k}, AttrTensor("value", oneT))
+	ones := u.addNode("Tile", []string{one, k})
 	shape := u.addNode("Concat", []string{u.addNode("Shape", []string{y}), ones}, AttrInt("axis", 0))
 	n.Input[1] = u.addNode("Reshape", []string{y, shape})
 	return nil
