@@ -10,10 +10,14 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/storage"
+	"github.com/kompress/kompress/runner/storage/storagetest"
 )
 
 // fixture puts the bundled mnist-8 model and the 1k MNIST sample in a
@@ -164,6 +168,12 @@ func TestExecuteRejects(t *testing.T) {
 		{"static without a dataset", func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string) {
 			spec.Dataset = nil
 		}, pipeline.ExitBadInput, "spec.dataset"},
+		{"missing dataset", func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string) {
+			spec.Dataset.URI = storage.FileURI(filepath.Join(dir, "gone.npz"))
+		}, pipeline.ExitNotFound, "gone.npz"},
+		{"no quantizable weights", func(t *testing.T, spec *v1alpha1.CompressionJobSpec, dir string) {
+			writeModel(t, filepath.Join(dir, "mnist-8.onnx"), weightless())
+		}, pipeline.ExitBadInput, "has no float weights"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,11 +191,71 @@ func TestExecuteRejects(t *testing.T) {
 				t.Errorf("result reason %q message %q, want a reason and a message mentioning %q", res.Reason, res.Message, tc.contains)
 			}
 			for _, uri := range []string{task.OutputURI, task.ResultURI()} {
-				if ok, _ := storage.Exists(ctx, uri); ok {
-					t.Errorf("%s was published for a failed stage", uri)
+				if ok, err := storage.Exists(ctx, uri); ok || err != nil {
+					t.Errorf("%s was published for a failed stage (exists %v, %v)", uri, ok, err)
 				}
 			}
 		})
+	}
+}
+
+// weightless is a model with mnist-8's input and no weights at all
+// (Relu, then Flatten): nothing to quantize.
+func weightless() *onnx.Model {
+	g := &onnxpb.GraphProto{
+		Name:   proto.String("weightless"),
+		Input:  []*onnxpb.ValueInfoProto{onnx.ValueInfo("Input3", onnx.Float, []onnx.Dim{int64(1), int64(1), int64(28), int64(28)})},
+		Output: []*onnxpb.ValueInfoProto{onnx.ValueInfo("y", onnx.Float, []onnx.Dim{int64(1), int64(784)})},
+		Node: []*onnxpb.NodeProto{
+			onnx.NewNode("Relu", "relu", []string{"Input3"}, []string{"r"}),
+			onnx.NewNode("Flatten", "flatten", []string{"r"}, []string{"y"}),
+		},
+	}
+	return onnx.NewModel(g, 13)
+}
+
+func writeModel(t *testing.T, path string, m *onnx.Model) {
+	t.Helper()
+	b, err := m.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A bucket the credentials may not use fails with 77 naming the URI, at
+// the first call (the cache lookup), and nothing is written to it.
+func TestExecuteDeniedBucket(t *testing.T) {
+	ctx := context.Background()
+	s3 := storagetest.StartS3(t, "models")
+	for key, file := range map[string]string{"src/mnist-8.onnx": "../config/samples/models/mnist-8.onnx", "data/mnist.npz": "../config/samples/data/mnist-test-1k.npz"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s3.Put("models", key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeStatic))
+	spec.Source.URI = s3.URI("models", "src/mnist-8.onnx")
+	spec.Dataset.URI = s3.URI("models", "data/mnist.npz")
+	spec.Output.URI = s3.URI("models", "out")
+	task := firstTask(t, spec)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+
+	res, err := Execute(ctx, task, Options{})
+	if ExitCode(err) != pipeline.ExitDenied || res.Reason != "AccessDenied" || !strings.Contains(res.Message, task.ResultURI()) {
+		t.Errorf("exit %d, reason %q, message %q; want %d AccessDenied naming %s", ExitCode(err), res.Reason, res.Message, pipeline.ExitDenied, task.ResultURI())
+	}
+	keys, err := s3.Keys("models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"data/mnist.npz", "src/mnist-8.onnx"}, keys); diff != "" {
+		t.Errorf("objects in the bucket after a denied stage (-want +got):\n%s", diff)
 	}
 }
 
