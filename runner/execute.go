@@ -74,12 +74,6 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	if task.Stage.Type == "Custom" {
 		return runCustom(ctx, task, o)
 	}
-	if err := ort.Init(); err != nil {
-		// Checked before any work: every output must run in ONNX Runtime
-		// before it is published. The runner's installation is at fault,
-		// not the task, so the error must not blame the model.
-		return pipeline.Result{}, &Error{Code: pipeline.ExitFailure, Reason: "RuntimeUnavailable", Err: err}
-	}
 	in, err := readInputs(ctx, task, o, step)
 	if err != nil {
 		return pipeline.Result{Input: in.ref}, err
@@ -87,6 +81,12 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	fn, err := builtin(task.Stage.Type)
 	if err != nil {
 		return pipeline.Result{Input: in.ref}, err
+	}
+	if err := ort.Init(); err != nil {
+		// Checked before the transform: every output must run in ONNX
+		// Runtime before it is published. The runner's installation is at
+		// fault, not the task, so the error must not blame the model.
+		return pipeline.Result{Input: in.ref}, &Error{Code: pipeline.ExitFailure, Reason: "RuntimeUnavailable", Err: err}
 	}
 	step(PhaseTransform, fmt.Sprintf("%s %s", task.Stage.Type, describe(task)))
 	out, err := fn(ctx, &StageInput{
