@@ -16,6 +16,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/pipeline/jobfile"
 	"github.com/kompress/kompress/runner"
 	"github.com/kompress/kompress/runner/storage"
 )
@@ -200,27 +201,35 @@ func TestRunReportsAFailedStage(t *testing.T) {
 	}
 }
 
-func TestStageWritesTerminationMessage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
+// stageTask plans the first stage of the sample job and writes the task
+// where `kompress stage --task` reads it. The job is only parsed: nothing
+// runs before the test runs the stage.
+func stageTask(t *testing.T, jobFile, dir string) (pipeline.Task, string) {
+	t.Helper()
+	jobs, err := jobfile.ReadFile(jobFile)
+	if err != nil {
+		t.Fatal(err)
 	}
-	jobFile, dir := sampleJob(t, "")
-	jobs := mustParse(t, jobFile)
-	spec := &jobs.Spec
+	spec := &jobs[0].Spec
 	task, err := pipeline.NewTask("ns/mnist", spec, 0, pipeline.SourceRef(spec), pipeline.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, _ := task.Encode()
-	taskFile := filepath.Join(dir, "task.json")
-	os.WriteFile(taskFile, []byte(enc), 0o644)
-	term := filepath.Join(dir, "termination-log")
-
-	_, stderr, code := cli(t, "stage", "--task", taskFile, "--termination-log", term)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
+	enc, err := task.Encode()
+	if err != nil {
+		t.Fatal(err)
 	}
-	msg, err := os.ReadFile(term)
+	taskFile := filepath.Join(dir, "task.json")
+	if err := os.WriteFile(taskFile, []byte(enc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return task, taskFile
+}
+
+// readTermination decodes the termination message a stage wrote.
+func readTermination(t *testing.T, path string) pipeline.Result {
+	t.Helper()
+	msg, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,22 +240,76 @@ func TestStageWritesTerminationMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := res.Validate(task); err != nil || res.Details != nil {
-		t.Errorf("termination message does not answer the task or carries details: %v", err)
+	return res
+}
+
+// `kompress stage` runs the stage, writes the compact result to the
+// termination message, and on a second run finds result.json and reports
+// it as cached without writing anything.
+func TestStageWritesTerminationMessageThenSkipsOnCache(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	jobFile, dir := sampleJob(t, "")
+	task, taskFile := stageTask(t, jobFile, dir)
+	term := filepath.Join(dir, "termination-log")
+
+	_, stderr, code := cli(t, "stage", "--task", taskFile, "--termination-log", term)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	res := readTermination(t, term)
+	if err := res.Validate(task); err != nil || res.Details != nil || res.Cached {
+		t.Errorf("termination message: validate %v, details %d bytes, cached %v; want a fresh result for the task without details", err, len(res.Details), res.Cached)
+	}
+	stored, _, err := storage.ReadAll(context.Background(), task.ResultURI(), "")
+	if err != nil {
+		t.Fatalf("result.json: %v", err)
 	}
 	if _, stdout, code := cli(t, "stage", "--validate-result", term, "--task", taskFile); code != 0 {
 		t.Errorf("--validate-result rejected the runner's own result: %s", stdout)
 	}
 
-	// A bad task fails with 64 and still says why in the termination message.
-	os.WriteFile(taskFile, []byte(`{"version":"kompress.dev/v1"}`), 0o644)
-	_, _, code = cli(t, "stage", "--task", taskFile, "--termination-log", term)
-	if code != pipeline.ExitUsage {
-		t.Errorf("bad task: exit %d, want %d", code, pipeline.ExitUsage)
+	_, stderr, code = cli(t, "stage", "--task", taskFile, "--termination-log", term)
+	if code != 0 {
+		t.Fatalf("second run: exit %d\n%s", code, stderr)
 	}
-	msg, _ = os.ReadFile(term)
-	if res, err := pipeline.DecodeResult(msg); err != nil || res.Reason != "InvalidTask" {
-		t.Errorf("bad task termination message = %s", msg)
+	again := readTermination(t, term)
+	if !again.Cached || again.Output.Digest != res.Output.Digest {
+		t.Errorf("second run: cached %v, digest %s; want a cache hit on %s", again.Cached, again.Output.Digest, res.Output.Digest)
+	}
+	if strings.Contains(stderr, "transform") {
+		t.Errorf("second run transformed again:\n%s", stderr)
+	}
+	if now, _, err := storage.ReadAll(context.Background(), task.ResultURI(), ""); err != nil || !bytes.Equal(now, stored) {
+		t.Errorf("result.json changed on a cached run (%v)", err)
+	}
+}
+
+// A failing stage exits with the code for its class of failure and says
+// why in the termination message; a bad task does too.
+func TestStageFailureTerminationMessage(t *testing.T) {
+	jobFile, dir := sampleJob(t, "")
+	task, taskFile := stageTask(t, jobFile, dir)
+	term := filepath.Join(dir, "termination-log")
+	if err := os.WriteFile(filepath.Join(dir, "mnist-8.onnx"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, code := cli(t, "stage", "--task", taskFile, "--termination-log", term)
+	res := readTermination(t, term)
+	if code != pipeline.ExitBadInput || res.Reason != "BadInput" || res.Output != nil || !strings.Contains(res.Message, "mnist-8.onnx") {
+		t.Errorf("corrupt model: exit %d, result %+v; want %d, reason BadInput naming mnist-8.onnx, no output", code, res, pipeline.ExitBadInput)
+	}
+	if ok, err := storage.Exists(context.Background(), task.ResultURI()); ok || err != nil {
+		t.Errorf("result.json written for a failed stage (exists %v, %v)", ok, err)
+	}
+
+	if err := os.WriteFile(taskFile, []byte(`{"version":"kompress.dev/v1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, code = cli(t, "stage", "--task", taskFile, "--termination-log", term)
+	if res := readTermination(t, term); code != pipeline.ExitUsage || res.Reason != "InvalidTask" || !strings.Contains(res.Message, "task.stage.name") {
+		t.Errorf("bad task: exit %d, result %+v; want %d InvalidTask naming the field", code, res, pipeline.ExitUsage)
 	}
 }
 
@@ -279,13 +342,4 @@ func TestInspect(t *testing.T) {
 	if code != pipeline.ExitBadInput || !strings.Contains(stderr, "not a usable ONNX model") {
 		t.Errorf("inspect of a Go file: exit %d, %s", code, stderr)
 	}
-}
-
-func mustParse(t *testing.T, file string) *v1alpha1.CompressionJob {
-	t.Helper()
-	out, stderr, code := cli(t, "run", "-f", file, "-o", "json")
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
-	}
-	return decodeJob(t, out)
 }
