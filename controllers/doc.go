@@ -21,9 +21,10 @@
 // Stage Jobs are named pipeline.JobName(job, index, stage, cacheKey) and
 // annotated with the run that created them and a hash of their pod
 // template. A new run adopts an earlier run's Job of the same name when it
-// completed, or when it is unfinished with the same pod template; it
-// replaces one that failed or whose template changed (a scheduling fix for
-// an unschedulable stage). Jobs that the plan no longer names are deleted,
+// completed, or when it is unfinished with the same pod template, backoff
+// limit, deadline and queue; it replaces one that failed or whose template
+// or settings changed (a scheduling fix for an unschedulable stage, a
+// corrected queue name). Jobs that the plan no longer names are deleted,
 // with background propagation. Artifacts in storage are never deleted.
 // The only update the controller makes to a Job is spec.suspend; with
 // spec.scheduling.queueName Kueue owns that field, so Jobs are created

@@ -224,11 +224,26 @@ func EnvKeys(keys []string) []string {
 	return out
 }
 
-// templateHash identifies the pod template built for the stage, less the
-// Secret's keys (reading the Secret only to compare templates would cost an
-// API call per look).
+// templateHash identifies what the stage's Job would run: its pod template
+// less the Secret's keys (reading the Secret only to compare templates would
+// cost an API call per look), and the Job settings taken from the spec that
+// decide how it runs: retries, deadline and Kueue queue. A Job of an earlier
+// run whose hash differs is replaced, so a fixed queue name or a longer
+// deadline reaches the running stage. spec.ttlSecondsAfterFinished is left
+// out: it does not change the work, and replacing a running Job for it
+// would throw the work away.
 func templateHash(cpj *v1alpha1.CompressionJob, stage *v1alpha1.Stage, taskJSON string, d StageDefaults) (string, error) {
-	b, err := json.Marshal(podTemplate(cpj, stage, taskJSON, nil, d))
+	b, err := json.Marshal(struct {
+		Template              corev1.PodTemplateSpec `json:"template"`
+		BackoffLimit          int32                  `json:"backoffLimit"`
+		ActiveDeadlineSeconds *int64                 `json:"activeDeadlineSeconds,omitempty"`
+		QueueName             string                 `json:"queueName,omitempty"`
+	}{
+		Template:              podTemplate(cpj, stage, taskJSON, nil, d),
+		BackoffLimit:          ptr.Deref(stage.BackoffLimit, defaultBackoffLimit),
+		ActiveDeadlineSeconds: stage.ActiveDeadlineSeconds,
+		QueueName:             queueName(cpj),
+	})
 	if err != nil {
 		return "", fmt.Errorf("hashing the pod template of stage %s: %w", stage.Name, err)
 	}

@@ -220,6 +220,29 @@ func TestTemplateHash(t *testing.T) {
 	if h == hash(base, "r1", nil, other) {
 		t.Error("template hash ignores the runner image")
 	}
+	// The Job settings that decide how it runs count; the TTL does not.
+	changes := map[string]func(c *v1alpha1.CompressionJob){
+		"backoffLimit":          func(c *v1alpha1.CompressionJob) { c.Spec.Stages[0].BackoffLimit = ptr.To[int32](5) },
+		"activeDeadlineSeconds": func(c *v1alpha1.CompressionJob) { c.Spec.Stages[0].ActiveDeadlineSeconds = ptr.To[int64](60) },
+		"queueName":             func(c *v1alpha1.CompressionJob) { c.Spec.Scheduling = &v1alpha1.SchedulingSpec{QueueName: "team-b"} },
+	}
+	for field, change := range changes {
+		c := unitCPJ(quant)
+		change(c)
+		if h == hash(c, "r1", nil, unitDefaults) {
+			t.Errorf("template hash ignores %s", field)
+		}
+	}
+	ttl := unitCPJ(quant)
+	ttl.Spec.TTLSecondsAfterFinished = ptr.To[int32](60)
+	if h != hash(ttl, "r1", nil, unitDefaults) {
+		t.Error("template hash depends on ttlSecondsAfterFinished: a running Job would be replaced for it")
+	}
+	explicit := unitCPJ(quant)
+	explicit.Spec.Stages[0].BackoffLimit = ptr.To[int32](defaultBackoffLimit)
+	if h != hash(explicit, "r1", nil, unitDefaults) {
+		t.Error("the defaulted backoffLimit and the same value set explicitly hash differently")
+	}
 }
 
 func TestRunHash(t *testing.T) {

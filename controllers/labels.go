@@ -21,8 +21,9 @@ const (
 	// created the Job.
 	AnnotationRun = "kompress.dev/run"
 	// AnnotationTemplateHash identifies the pod template the Job was
-	// created with, so a later run can tell whether an unfinished Job still
-	// matches what it would create.
+	// created with and its retry, deadline and queue settings, so a later
+	// run can tell whether an unfinished Job still matches what it would
+	// create.
 	AnnotationTemplateHash = "kompress.dev/template-hash"
 
 	// ContainerName is the stage container, named in the podFailurePolicy.

@@ -212,7 +212,8 @@ func settled(s v1alpha1.StageState) bool {
 
 // staleJob reports whether a Job an earlier run created for this stage must
 // be replaced rather than adopted: it failed (a new run retries), or it is
-// unfinished with another pod template than this run would create.
+// unfinished with another pod template, backoff limit, deadline or queue
+// than this run would create (templateHash).
 func (s *runState) staleJob(i int, task pipeline.Task, job *batchv1.Job) (bool, string) {
 	if jobFailed(job) {
 		return true, "it failed"
@@ -222,7 +223,7 @@ func (s *runState) staleJob(i int, task pipeline.Task, job *batchv1.Job) (bool, 
 	}
 	want, err := BuildJob(StageJob{Owner: s.cpj, Index: i, Task: task, RunHash: s.runHash}, s.r.Defaults)
 	if err != nil || want.Annotations[AnnotationTemplateHash] != job.Annotations[AnnotationTemplateHash] {
-		return true, "its pod template differs from the current spec's"
+		return true, "its pod template, backoffLimit, activeDeadlineSeconds or queue differs from the current spec's"
 	}
 	return false, ""
 }

@@ -459,6 +459,42 @@ func TestKueueQueue(t *testing.T) {
 	})
 }
 
+// TestQueueNameFix corrects the queue of a Job that waits for Kueue: the
+// new run replaces the queued Job with one in the new queue (adopting it
+// would leave it waiting on the wrong queue for good).
+func TestQueueNameFix(t *testing.T) {
+	e := sharedEnv(t)
+	ns := e.namespace(t)
+	cpj := newCPJ(ns, "requeued", pruneStage("prune"))
+	cpj.Spec.Scheduling = &v1alpha1.SchedulingSpec{QueueName: "no-such-queue"}
+	e.create(t, cpj)
+	key := client.ObjectKeyFromObject(cpj)
+	queued := e.waitJobs(t, cpj, 1)[0]
+	e.waitCPJ(t, key, "AwaitingAdmission", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonAwaitingAdmission)
+	})
+	updateSpec(t, e, key, func(s *v1alpha1.CompressionJobSpec) { s.Scheduling.QueueName = "team-a" })
+	var moved batchv1.Job
+	poll(t, "the queued Job replaced by one in queue team-a", func(context.Context) (bool, error) {
+		jobs := e.jobs(t, cpj)
+		if len(jobs) != 1 || jobs[0].UID == queued.UID {
+			return false, nil
+		}
+		moved = jobs[0]
+		return true, nil
+	})
+	if moved.Labels[controllers.LabelQueueName] != "team-a" || !ptr.Deref(moved.Spec.Suspend, false) {
+		t.Errorf("replacement Job labels %v, suspend %v: want queue team-a, created suspended", moved.Labels, moved.Spec.Suspend)
+	}
+	got := e.waitCPJ(t, key, "AwaitingAdmission in team-a", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonAwaitingAdmission) &&
+			strings.Contains(cond(c, v1alpha1.ConditionReady).Message, "queue team-a")
+	})
+	if got.Status.Stages[0].JobName != moved.Name {
+		t.Errorf("stage reports Job %s, want %s", got.Status.Stages[0].JobName, moved.Name)
+	}
+}
+
 // TestRunDeadline lets a run outlive spec.activeDeadlineSeconds: the run
 // stalls with DeadlineExceeded and its running Job is deleted, also when the
 // deadline was added later and the new run adopted the earlier run's Job.
