@@ -54,7 +54,9 @@ var errNotPositiveDefinite = errors.New("the dampened Hessian is not positive de
 //     the mask takes the fraction sparsity of smallest w²/U_jj² over the
 //     whole block (an adaptive mask, per block not per column). N:M: at
 //     the first column of each group, each row drops the m - n smallest
-//     w²/U_jj² of the group.
+//     w²/U_jj² of the group. Weights that were zero before the sweep (an
+//     earlier mask) are dropped too, whatever the budget (not in
+//     sparsegpt.py, which prunes dense models).
 //  4. Column by column, each row's weight q (0 where masked) replaces w,
 //     the error e = (w - q)/U_jj updates the rest of the block,
 //     W[:, j+1:] -= e·U[j, j+1:], and after the block the later columns
@@ -84,6 +86,15 @@ func sparseGPT(s *sweep) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Weights already zero (an earlier stage's mask) are pruned whatever
+	// their block's budget: the compensation of the weights pruned before
+	// them would otherwise bring them back.
+	frozen := make([]bool, rows*cols)
+	for r := 0; r < rows; r++ {
+		for c := 0; c < cols-s.fixed; c++ {
+			frozen[r*cols+c] = w[r*cols+c] == 0
+		}
+	}
 
 	isStart := make([]bool, cols)
 	for _, c := range s.starts {
@@ -100,7 +111,7 @@ func sparseGPT(s *sweep) (float64, error) {
 				}
 			}
 		}
-		loss += s.pruneBlock(u, i1, i2, isStart)
+		loss += s.pruneBlock(u, i1, i2, isStart, frozen)
 		i1 = i2
 	}
 	if s.refitCost() <= s.refitBudget {
@@ -192,8 +203,8 @@ func (s *sweep) refit(w0, h []float64) (float64, error) {
 }
 
 // pruneBlock sweeps columns [i1, i2) and propagates their errors to the
-// columns after them.
-func (s *sweep) pruneBlock(u []float64, i1, i2 int, isStart []bool) float64 {
+// columns after them; frozen weights are pruned in any case.
+func (s *sweep) pruneBlock(u []float64, i1, i2 int, isStart, frozen []bool) float64 {
 	rows, cols, count := s.rows, s.cols, i2-i1
 	w1 := make([]float64, rows*count)
 	for r := 0; r < rows; r++ {
@@ -214,6 +225,11 @@ func (s *sweep) pruneBlock(u []float64, i1, i2 int, isStart []bool) float64 {
 		}
 		for _, k := range smallestScores(scores, removed(rows*prunable, s.sparsity), s.seed, i1*rows) {
 			mask[k] = true
+		}
+	}
+	for r := 0; r < rows; r++ {
+		for j := 0; j < count; j++ {
+			mask[r*count+j] = mask[r*count+j] || frozen[r*cols+i1+j]
 		}
 	}
 	errs := make([]float64, rows*count)

@@ -186,3 +186,72 @@ func TestSparseGPTLossIsOutputError(t *testing.T) {
 		})
 	}
 }
+
+// TestSparseGPTKeepsEarlierZeros checks that weights already zero (an
+// earlier stage's mask) stay zero: the compensation of weights pruned
+// before them must not bring them back, even where a block holds more of
+// them than its share of the sparsity, for unstructured and N:M masks, with
+// and without the exact re-fit.
+func TestSparseGPTKeepsEarlierZeros(t *testing.T) {
+	const rows, cols, samples = 4, 12, 40
+	rng := newRand(3)
+	x := make([]float64, samples*cols)
+	for i := range x {
+		x[i] = rng.NormFloat64() + 0.5
+	}
+	h := make([]float64, cols*cols)
+	for s := 0; s < samples; s++ {
+		for i := 0; i < cols; i++ {
+			for j := 0; j < cols; j++ {
+				h[i*cols+j] += 2 * x[s*cols+i] * x[s*cols+j]
+			}
+		}
+	}
+	w := make([]float64, rows*cols)
+	for i := range w {
+		w[i] = rng.NormFloat64()
+	}
+	// The earlier mask: the last four columns of every row (all of the
+	// last block of 4), and one weight in each earlier group.
+	var zeros []int
+	for r := 0; r < rows; r++ {
+		for c := 8; c < cols; c++ {
+			zeros = append(zeros, r*cols+c)
+		}
+		zeros = append(zeros, r*cols+r%4)
+	}
+	for _, i := range zeros {
+		w[i] = 0
+	}
+	for _, tc := range []struct {
+		name     string
+		sparsity float64
+		n, m     int
+		refit    bool
+	}{
+		{"unstructured 50%", 0.5, 0, 0, false},
+		{"unstructured 25%, re-fit", 0.25, 0, 0, true},
+		{"2:4", 0, 2, 4, false},
+		{"2:4, re-fit", 0, 2, 4, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var starts []int
+			if tc.m > 0 {
+				starts = []int{0, 4, 8}
+			}
+			s := &sweep{rows: rows, cols: cols, w: append([]float64{}, w...), h: append([]float64{}, h...),
+				sparsity: tc.sparsity, n: tc.n, m: tc.m, starts: starts, block: 4, damp: 0.01}
+			if tc.refit {
+				s.refitBudget = refitBudget
+			}
+			if _, err := sparseGPT(s); err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range zeros {
+				if s.w[i] != 0 {
+					t.Errorf("weight %d (row %d, column %d) was zero and is now %v", i, i/cols, i%cols, s.w[i])
+				}
+			}
+		})
+	}
+}
