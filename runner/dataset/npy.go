@@ -95,11 +95,13 @@ func parseDescr(descr string) (dtype, binary.ByteOrder, error) {
 	return dtype{}, nil, fmt.Errorf("element type %q is not supported (want one of uint8, int8, ..., int64, float32, float64)", descr)
 }
 
-// readNPY reads one .npy stream. npyio parses the header; the data is read
-// here with io.ReadFull in one piece, because npyio's element-by-element
-// reads ignore short reads (which a compressed .npz stream produces) and
-// silently zero-fill truncated data.
-func readNPY(name string, r io.Reader) (Array, error) {
+// readNPY reads one .npy stream of at most limit bytes. npyio parses the
+// header; the data is read here with io.ReadFull in one piece, because
+// npyio's element-by-element reads ignore short reads (which a compressed
+// .npz stream produces) and silently zero-fill truncated data. The header's
+// shape is checked against limit before anything is allocated: a few
+// bytes of header may claim terabytes.
+func readNPY(name string, r io.Reader, limit int64) (Array, error) {
 	rd, err := npy.NewReader(r)
 	if err != nil {
 		return Array{}, fmt.Errorf("%s: not a .npy array: %w", name, err)
@@ -117,7 +119,13 @@ func readNPY(name string, r io.Reader) (Array, error) {
 		if d < 0 {
 			return Array{}, fmt.Errorf("%s: negative dimension in shape %v", name, h.Shape)
 		}
+		if d > 0 && n > math.MaxInt/dt.size/d {
+			return Array{}, fmt.Errorf("%s: shape %v is too large", name, h.Shape)
+		}
 		n *= d
+	}
+	if need := int64(n) * int64(dt.size); need > limit {
+		return Array{}, fmt.Errorf("%s: shape %v of %s needs %d bytes of data, the entry holds %d", name, h.Shape, dt.name, need, limit)
 	}
 	buf := make([]byte, n*dt.size)
 	if _, err := io.ReadFull(r, buf); err != nil {

@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,10 @@ func readEntry(name string, f *zip.File) (Array, error) {
 		return Array{}, fmt.Errorf("%s: array %q: %w", name, arr, err)
 	}
 	defer rc.Close()
-	a, err := readNPY(name+": "+arr, rc)
+	// The archive refuses to read past the declared size, so it bounds
+	// what the array may claim.
+	limit := int64(min(f.UncompressedSize64, math.MaxInt64))
+	a, err := readNPY(name+": "+arr, rc, limit)
 	if err != nil {
 		return Array{}, err
 	}

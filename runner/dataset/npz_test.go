@@ -165,6 +165,12 @@ func TestLoadErrors(t *testing.T) {
 		{"truncated", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<f4", "(4, 2)", make([]byte, 20))}), "bad.npz: x: shape [4 2] of float32 needs 32 bytes of data: unexpected EOF"},
 		{"complex", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<c8", "(1,)", make([]byte, 8))}), `bad.npz: x: element type "<c8" is not supported`},
 		{"not npy", rawNPZ(t, map[string][]byte{"x.npy": []byte("plain text")}), "bad.npz: x: not a .npy array"},
+		// A header may claim any shape: it must not be allocated before
+		// the entry is known to hold that much.
+		{"shape beyond the entry", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<f4", "(1000000000, 1000)", make([]byte, 16))}),
+			"bad.npz: x: shape [1000000000 1000] of float32 needs 4000000000000 bytes of data, the entry holds"},
+		{"shape overflowing", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<f4", "(4294967296, 4294967296)", make([]byte, 16))}),
+			"bad.npz: x: shape [4294967296 4294967296] is too large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
