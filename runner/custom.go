@@ -36,6 +36,11 @@ func runCustom(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Re
 	if err := cmd.Run(); err != nil {
 		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 			code := ee.ExitCode()
+			if code < 0 {
+				// Killed by a signal (the OOM killer, cancellation): no
+				// exit code to pass on (-1 would exit 255), and worth a retry.
+				return pipeline.Result{}, &Error{Code: pipeline.ExitFailure, Reason: pipeline.ExitReason(pipeline.ExitFailure), Err: fmt.Errorf("custom command %q did not exit: %v", c.Command[0], ee)}
+			}
 			return pipeline.Result{}, &Error{Code: code, Reason: pipeline.ExitReason(int32(code)), Err: fmt.Errorf("custom command %q exited with code %d", c.Command[0], code)}
 		}
 		return pipeline.Result{}, BadTask(fmt.Errorf("custom command %q did not start: %w", c.Command[0], err))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,9 @@ func TestMain(m *testing.M) {
 	case "fail":
 		fmt.Fprintln(os.Stderr, "custom stage: refusing this model")
 		os.Exit(pipeline.ExitBadInput)
+	case "killed":
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
 	default:
 		os.Exit(fakeCustomStage())
 	}
@@ -93,9 +97,21 @@ func TestCustomStageRunsLocallyOnlyWhenAllowed(t *testing.T) {
 }
 
 func TestCustomStageExitCodeIsKept(t *testing.T) {
-	spec, _ := fixture(t, customStage("fail"))
-	_, err := Execute(context.Background(), firstTask(t, spec), Options{AllowExec: true})
-	if ExitCode(err) != pipeline.ExitBadInput {
-		t.Fatalf("exit code %d, want the command's %d (err %v)", ExitCode(err), pipeline.ExitBadInput, err)
+	tests := []struct {
+		mode, reason, message string
+		code                  int
+	}{
+		{"fail", "BadInput", "exited with code 65", pipeline.ExitBadInput},
+		// A killed command has no exit code: retry it.
+		{"killed", "StageFailed", "signal: killed", pipeline.ExitFailure},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			spec, _ := fixture(t, customStage(tc.mode))
+			res, err := Execute(context.Background(), firstTask(t, spec), Options{AllowExec: true})
+			if ExitCode(err) != tc.code || res.Reason != tc.reason || !strings.Contains(res.Message, tc.message) {
+				t.Fatalf("exit %d, reason %q, message %q; want %d, %s, a message with %q", ExitCode(err), res.Reason, res.Message, tc.code, tc.reason, tc.message)
+			}
+		})
 	}
 }
