@@ -27,9 +27,14 @@ type progressBar struct {
 	started  time.Time
 }
 
+// noPct is lastPct before a phase's first progress line: its decile (-1)
+// differs from that of 0-9%, so the first event of a phase prints. (-1
+// would not: -1/10 is 0 in Go.)
+const noPct = -10
+
 func newProgressBar(w io.Writer) *progressBar {
 	f, ok := w.(*os.File)
-	return &progressBar{w: w, tty: ok && term.IsTerminal(int(f.Fd())), lastPct: -1}
+	return &progressBar{w: w, tty: ok && term.IsTerminal(int(f.Fd())), lastPct: noPct}
 }
 
 func (p *progressBar) event(e runner.Event) {
@@ -38,13 +43,13 @@ func (p *progressBar) event(e runner.Event) {
 	if e.Message != "" {
 		p.clear()
 		fmt.Fprintf(p.w, "  %s\n", e)
-		p.lastPct, p.started = -1, time.Now()
+		p.lastPct, p.started = noPct, time.Now()
 		return
 	}
 	if e.Total <= 0 {
 		return
 	}
-	pct := int(100 * e.Done / e.Total)
+	pct := percent(e)
 	if p.tty {
 		if time.Since(p.lastDraw) < 100*time.Millisecond && e.Done < e.Total {
 			return
@@ -81,6 +86,12 @@ func (p *progressBar) clear() {
 	}
 }
 
+// percent is how far e is, within [0, 100] whatever a stage reports (an
+// overshoot must not break the bar).
+func percent(e runner.Event) int {
+	return int(min(100, max(0, 100*e.Done/e.Total)))
+}
+
 func bar(pct, width int) string {
 	n := pct * width / 100
 	return "[" + strings.Repeat("=", n) + strings.Repeat(" ", width-n) + "]"
@@ -100,20 +111,20 @@ func eta(start time.Time, e runner.Event) string {
 // progress at most every 10% or 30 seconds, so logs stay readable.
 func throttledLog(log *slog.Logger) func(runner.Event) {
 	var mu sync.Mutex
-	lastPct, last := -1, time.Time{}
+	lastPct, last := noPct, time.Time{}
 	var started time.Time
 	return func(e runner.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		if e.Message != "" {
 			log.Info(e.String())
-			lastPct, started = -1, time.Now()
+			lastPct, started = noPct, time.Now()
 			return
 		}
 		if e.Total <= 0 {
 			return
 		}
-		pct := int(100 * e.Done / e.Total)
+		pct := percent(e)
 		if pct/10 == lastPct/10 && time.Since(last) < 30*time.Second && e.Done < e.Total {
 			return
 		}
