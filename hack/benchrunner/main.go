@@ -6,7 +6,7 @@
 //	benchrunner gen  -params N OUT        write a MatMul-chain model of N float parameters
 //	benchrunner copy IN OUT               baseline: read, sha256, write
 //	benchrunner quantize-weightonly-int8 IN OUT
-//	benchrunner magnitude-50 IN OUT       (once the pruning stage exists)
+//	benchrunner prune-magnitude-50 IN OUT
 //
 // Each measuring mode prints one JSON line: {"mode","seconds","maxRSSBytes","inBytes","outBytes"}.
 package main
