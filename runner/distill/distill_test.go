@@ -95,9 +95,14 @@ func modelBytes(t testing.TB, m *onnx.Model) []byte {
 // Softmax cannot see a constant added to every logit of a sample, so
 // logits and the last layer's weights are compared centered over the
 // classes. Half of the student's weights are Constant nodes: both kinds
-// are written back in place, and nothing else in the graph changes.
+// are written back in place, and nothing else in the graph changes. It
+// runs with the AVX2 kernels and with their pure Go fallback.
 func TestConvergesToTeacher(t *testing.T) {
 	orttest.Require(t)
+	eachKernelSet(t, testConvergesToTeacher)
+}
+
+func testConvergesToTeacher(t *testing.T) {
 	ws := tinyWeights()
 	teacher := modelBytes(t, tinyModel(t, ws, false))
 	student := tinyModel(t, perturb(ws, 0.3), true)

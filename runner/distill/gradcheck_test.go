@@ -266,8 +266,13 @@ func sampleIndices(rng *rand.Rand, n, k int) []int {
 }
 
 // checkFloat32 checks the float32 training replica (the vector kernels
-// that train) against the float64 gradients.
+// that train, and their pure Go fallback) against the float64 gradients.
 func checkFloat32(t *testing.T, p *plan, x []float32, sample []int, n int, soft []float32, labels []int64, lg lossGeom, want [][]float64) {
+	t.Helper()
+	eachKernelSet(t, func(t *testing.T) { checkFloat32With(t, p, x, sample, n, soft, labels, lg, want) })
+}
+
+func checkFloat32With(t *testing.T, p *plan, x []float32, sample []int, n int, soft []float32, labels []int64, lg lossGeom, want [][]float64) {
 	t.Helper()
 	r, err := newReplica(p, n, sample, lg)
 	if err != nil {

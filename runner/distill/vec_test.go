@@ -48,9 +48,26 @@ func TestVectorKernels(t *testing.T) {
 	}
 }
 
+// eachKernelSet runs f with the vector kernels the CPU has, then, when
+// those are the AVX2 ones, again with the pure Go fallback that CPUs
+// without AVX2 and FMA run, so both are tested on any machine.
+func eachKernelSet(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	if !useAVX2 {
+		t.Run("go", f)
+		return
+	}
+	t.Run("avx2", f)
+	useAVX2 = false
+	defer func() { useAVX2 = true }()
+	t.Run("go", f)
+}
+
 // TestGemmNN checks the blocked and the sparse products against a plain
-// triple loop, on shapes with and without remainders.
-func TestGemmNN(t *testing.T) {
+// triple loop, on shapes with and without remainders, with each kernel set.
+func TestGemmNN(t *testing.T) { eachKernelSet(t, testGemmNN) }
+
+func testGemmNN(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, sz := range [][3]int{{4, 16, 1}, {12, 196, 150}, {7, 37, 5}, {150, 196, 12}, {3, 10, 4}, {8, 784, 25}} {
 		m, n, k := sz[0], sz[1], sz[2]
