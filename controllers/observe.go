@@ -27,14 +27,12 @@ func jobComplete(job *batchv1.Job) bool { return jobCondition(job, batchv1.JobCo
 func jobFailed(job *batchv1.Job) bool   { return jobCondition(job, batchv1.JobFailed) != nil }
 func jobFinished(job *batchv1.Job) bool { return jobComplete(job) || jobFailed(job) }
 
-// podsOf keeps the pods the Job controls (by owner UID), newest first,
-// skipping pods being deleted.
+// podsOf keeps the pods the Job controls (by owner UID), newest first.
+// Pods being deleted are kept: a finished pod that TTL or garbage
+// collection is deleting still carries its termination message.
 func podsOf(job *batchv1.Job, pods []corev1.Pod) []corev1.Pod {
 	var out []corev1.Pod
 	for _, p := range pods {
-		if p.DeletionTimestamp != nil {
-			continue
-		}
 		if ref := metav1.GetControllerOf(&p); ref != nil && ref.UID == job.UID {
 			out = append(out, p)
 		}
@@ -88,7 +86,12 @@ func observeActive(s v1alpha1.StageStatus, job *batchv1.Job, pods []corev1.Pod, 
 			return set(v1alpha1.StagePending, v1alpha1.ReasonPending, fmt.Sprintf("Job %s is being resumed", job.Name))
 		}
 	}
-	own := podsOf(job, pods)
+	var own []corev1.Pod
+	for _, p := range podsOf(job, pods) {
+		if p.DeletionTimestamp == nil { // a pod being deleted is not what runs the stage
+			own = append(own, p)
+		}
+	}
 	for i := range own {
 		p := &own[i]
 		if p.Status.Phase == corev1.PodRunning {
@@ -156,6 +159,15 @@ func observeFinished(s v1alpha1.StageStatus, job *batchv1.Job, pods []corev1.Pod
 			return s
 		}
 		return pipeline.StageStatusFromResult(s, task, r)
+	}
+	if job.DeletionTimestamp != nil {
+		// TTL (ttlSecondsAfterFinished: 0) or garbage collection took the
+		// pods before their result was read. As when the Job is already
+		// gone, the stage runs again, and its runner finds the result.json
+		// it wrote and reuses it.
+		s.State, s.Reason, s.CompletionTime = v1alpha1.StagePending, v1alpha1.ReasonPending, nil
+		s.Message = fmt.Sprintf("Job %s completed but was deleted before its result was read; it runs again and reuses the artifact it wrote", job.Name)
+		return s
 	}
 	s.State, s.Reason = v1alpha1.StageFailed, v1alpha1.ReasonInvalidResult
 	s.Message = fmt.Sprintf("Job %s completed but none of its pods left a result in its termination message "+

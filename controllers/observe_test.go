@@ -43,6 +43,15 @@ func onNode(n string) podOpt          { return func(p *corev1.Pod) { p.Spec.Node
 func ownedBy(uid types.UID) podOpt {
 	return func(p *corev1.Pod) { p.OwnerReferences[0].UID = uid }
 }
+func beingDeleted(p *corev1.Pod) { p.DeletionTimestamp = ptr.To(metav1.NewTime(t0.Add(time.Hour))) }
+
+// deleting returns a copy of the Job as TTL's foreground deletion leaves it.
+func deleting(j *batchv1.Job) *batchv1.Job {
+	j = j.DeepCopy()
+	j.DeletionTimestamp = ptr.To(metav1.NewTime(t0.Add(time.Hour)))
+	return j
+}
+
 func terminated(code int32, msg string) podOpt {
 	return func(p *corev1.Pod) {
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "runner",
@@ -88,6 +97,9 @@ func TestObserveActive(t *testing.T) {
 		{"bound and starting", testJob(func(j *batchv1.Job) { j.Status.Active = 1 }),
 			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodPending), onNode("n1"))}, false,
 			v1alpha1.StageStatus{State: v1alpha1.StagePending, Reason: "Pending", Attempts: 1, Message: "pod p1 is starting on node n1"}},
+		{"a pod being deleted is not running", testJob(func(j *batchv1.Job) { j.Status.Active = 1 }),
+			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodRunning), onNode("n1"), beingDeleted)}, false,
+			v1alpha1.StageStatus{State: v1alpha1.StagePending, Reason: "Pending", Attempts: 1, Message: "Job mnist-0-prune-abcdef waits for its pod to start"}},
 		{"another Job's pod is ignored", testJob(nil),
 			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodRunning), onNode("n1"), ownedBy("other"))}, false,
 			v1alpha1.StageStatus{State: v1alpha1.StagePending, Reason: "Pending", Message: "Job mnist-0-prune-abcdef waits for its pod to start"}},
@@ -135,6 +147,10 @@ func TestObserveFinished(t *testing.T) {
 	}{
 		{"succeeded", complete, []corev1.Pod{testPod("p1", 0, phase(corev1.PodSucceeded), terminated(0, string(good)))},
 			v1alpha1.StageStatus{State: v1alpha1.StageSucceeded, Reason: "Succeeded", Message: "wrote " + task.OutputURI, Output: out, Attempts: 1}},
+		{"succeeded, its pod being deleted by TTL", deleting(complete), []corev1.Pod{testPod("p1", 0, phase(corev1.PodSucceeded), beingDeleted, terminated(0, string(good)))},
+			v1alpha1.StageStatus{State: v1alpha1.StageSucceeded, Reason: "Succeeded", Message: "wrote " + task.OutputURI, Output: out, Attempts: 1}},
+		{"deleted by TTL before its result was read", deleting(complete), nil, v1alpha1.StageStatus{State: v1alpha1.StagePending, Reason: "Pending", Attempts: 1,
+			Message: "Job mnist-0-prune-abcdef completed but was deleted before its result was read; it runs again and reuses the artifact it wrote"}},
 		{"complete but the pods are gone", complete, nil, v1alpha1.StageStatus{State: v1alpha1.StageFailed, Reason: "InvalidResult", Attempts: 1,
 			Message: "Job mnist-0-prune-abcdef completed but none of its pods left a result in its termination message (pods gone before the controller read them? raise spec.ttlSecondsAfterFinished)"}},
 		{"bad input fails at once", failed(batchv1.JobReasonPodFailurePolicy, "Container runner for pod ml/p1 failed with exit code 66 matching FailJob rule at index 0", 1),
@@ -152,9 +168,12 @@ func TestObserveFinished(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := observeFinished(v1alpha1.StageStatus{Name: "prune", CacheKey: task.CacheKey}, tc.job, tc.pods, task)
 			want := tc.want
 			want.Name, want.CacheKey, want.JobName, want.StartTime, want.CompletionTime = "prune", task.CacheKey, tc.job.Name, &t0, &t1
+			if want.State == v1alpha1.StagePending {
+				want.CompletionTime = nil
+			}
+			got := observeFinished(v1alpha1.StageStatus{Name: "prune", CacheKey: task.CacheKey}, tc.job, tc.pods, task)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("observeFinished (-want +got):\n%s", diff)
 			}

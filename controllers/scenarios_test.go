@@ -662,6 +662,61 @@ func TestFinishedJobDeletedByTTL(t *testing.T) {
 	}
 }
 
+// TestJobDeletedBeforeResultRead plays ttlSecondsAfterFinished: 0, whose
+// foreground deletion can take a completed Job's pods before the controller
+// reads their result. The stage must not fail with InvalidResult: it runs
+// again once the Job is gone (the runner then reuses its result.json).
+func TestJobDeletedBeforeResultRead(t *testing.T) {
+	e := sharedEnv(t)
+	ctx := context.Background()
+	ns := e.namespace(t)
+	cpj := newCPJ(ns, "ttl0", pruneStage("prune"))
+	cpj.Spec.TTLSecondsAfterFinished = ptr.To[int32](0)
+	e.create(t, cpj)
+	key := client.ObjectKeyFromObject(cpj)
+	first := e.waitJobs(t, cpj, 1)[0]
+	// No garbage collector runs here: the foreground deletion holds the Job,
+	// podless, until its finalizer is removed below.
+	if err := e.client.Delete(ctx, &first, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
+		t.Fatal(err)
+	}
+	e.completeJob(t, &first)
+	got := e.waitCPJ(t, key, "the stage waiting to run again", func(c *v1alpha1.CompressionJob) bool {
+		return stageState(c, 0) == v1alpha1.StagePending && strings.Contains(c.Status.Stages[0].Message, "was deleted before its result was read")
+	})
+	if c := cond(got, v1alpha1.ConditionStalled); c == nil || c.Status != metav1.ConditionFalse {
+		t.Fatalf("Stalled %+v: a Job deleted by TTL must not stall the run", c)
+	}
+	poll(t, "the Job's finalizer removed", func(ctx context.Context) (bool, error) {
+		var j batchv1.Job
+		if err := e.client.Get(ctx, client.ObjectKeyFromObject(&first), &j); err != nil {
+			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+		}
+		j.Finalizers = nil
+		return false, ignoreConflict(e.client.Update(ctx, &j))
+	})
+	var again batchv1.Job
+	poll(t, "the stage Job created again", func(context.Context) (bool, error) {
+		jobs := e.jobs(t, cpj)
+		if len(jobs) != 1 || jobs[0].UID == first.UID {
+			return false, nil
+		}
+		again = jobs[0]
+		return true, nil
+	})
+	r := resultFor(taskOf(t, &again), nil)
+	r.Cached = true // the runner found the result.json it wrote the first time
+	pod := e.startPod(t, &again, "node-a")
+	e.finishPod(t, pod, 0, termMessage(t, r))
+	e.completeJob(t, &again)
+	done := e.waitCPJ(t, key, "Ready", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	})
+	if diff := cmp.Diff(r.Output, done.Status.Output); diff != "" || done.Status.Stages[0].State != v1alpha1.StageCached {
+		t.Errorf("stage %s; output (-want +got):\n%s", done.Status.Stages[0].State, diff)
+	}
+}
+
 // TestRunnerUpgrade restarts the manager with another --runner-version: a
 // finished run stays as it is (no stage runs again until the spec changes),
 // while a run in progress replaces its running Job with one keyed by the
