@@ -47,7 +47,7 @@ const (
 	DefaultCleanupGrace        = time.Minute
 )
 
-// +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs,verbs=update;patch
+// +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs,verbs=patch
 
 // cleanupSettings are the reconciler's cleanup bounds, defaulted.
 func (r *CompressionJobReconciler) cleanupSettings() (int32, time.Duration, time.Duration) {

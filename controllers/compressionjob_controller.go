@@ -56,7 +56,7 @@ type CompressionJobReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs,verbs=get;list;watch
-// +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs/status,verbs=get;patch
 // +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs/finalizers,verbs=update
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch

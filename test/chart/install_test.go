@@ -306,6 +306,10 @@ func (cp *controlPlane) expectManagerAccess(t *testing.T, namespace, name, watch
 		{Verb: "escalate", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"},
 		{Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "kube-system"},
 		{Verb: "delete", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"},
+		// It patches (finalizers, status) and never replaces a whole object.
+		{Verb: "update", Group: "kompress.dev", Resource: "compressionjobs"},
+		{Verb: "update", Group: "kompress.dev", Resource: "compressionjobs", Subresource: "status"},
+		{Verb: "update", Group: "batch", Resource: "jobs"},
 	} {
 		if cp.allowed(t, namespace, name, a) {
 			t.Errorf("manager %s/%s may %+v", namespace, name, a)
