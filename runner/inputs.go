@@ -8,12 +8,16 @@ import (
 )
 
 // modelInputs are the graph inputs a caller feeds: old models also list
-// their initializers as inputs, and those are not fed.
+// their initializers as inputs, dense or sparse (a pruned IR 3 model keeps
+// listing a weight it now stores sparse), and those are not fed.
 func modelInputs(m *onnx.Model) []dataset.Input {
 	g := m.Proto.GetGraph()
 	inits := map[string]bool{}
 	for _, t := range g.GetInitializer() {
 		inits[t.GetName()] = true
+	}
+	for _, t := range g.GetSparseInitializer() {
+		inits[t.GetValues().GetName()] = true
 	}
 	var ins []dataset.Input
 	for _, vi := range g.GetInput() {
