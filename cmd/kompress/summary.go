@@ -37,14 +37,25 @@ func printSummary(w io.Writer, job *v1alpha1.CompressionJob) error {
 		fmt.Fprintf(w, "\n%s: Ready=%s reason=%s\n  %s\n", job.Name, ready.Status, ready.Reason, ready.Message)
 	}
 	if out := job.Status.Output; out != nil {
-		fmt.Fprintf(w, "output: %s\ndigest: %s\nsize:   %d bytes", out.URI, out.Digest, out.SizeBytes)
-		if src, err := strconv.ParseFloat(out.Metrics[pipeline.MetricSourceBytes], 64); err == nil && out.SizeBytes > 0 {
-			fmt.Fprintf(w, " (%.2fx smaller than the source's %.0f)", src/float64(out.SizeBytes), src)
-		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "output: %s\ndigest: %s\nsize:   %d bytes%s\n", out.URI, out.Digest, out.SizeBytes, sizeChange(out))
 		printMetrics(w, out.Metrics)
 	}
 	return nil
+}
+
+// sizeChange compares the output's size with the source's: a chain that
+// only prunes densely or distills may not shrink the file at all.
+func sizeChange(out *v1alpha1.Artifact) string {
+	src, err := strconv.ParseInt(out.Metrics[pipeline.MetricSourceBytes], 10, 64)
+	switch {
+	case err != nil || src <= 0 || out.SizeBytes <= 0:
+		return ""
+	case src > out.SizeBytes:
+		return fmt.Sprintf(" (%.2fx smaller than the source's %d)", float64(src)/float64(out.SizeBytes), src)
+	case src < out.SizeBytes:
+		return fmt.Sprintf(" (%.2fx larger than the source's %d)", float64(out.SizeBytes)/float64(src), src)
+	}
+	return " (the source's size)"
 }
 
 func printMetrics(w io.Writer, m map[string]string) {

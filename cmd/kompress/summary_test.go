@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+)
+
+// The summary prints each stage's metrics as the status holds them:
+// fractions as percentages, the accuracy drop in points, the rest as is,
+// "-" for what was not measured; then how the output's size compares with
+// the source's, whichever way it went.
+func TestSummaryPrintsTheMetrics(t *testing.T) {
+	metrics := func(bytes, source string) map[string]string {
+		return map[string]string{
+			"bytes": bytes, "sourceBytes": source, "params": "5994", "sparsity": "0.497165", "macs": "786560",
+			"accuracy": "0.982", "accuracyDrop": "0.005", "top1Agreement": "0.988", "cosine": "0.987415",
+			"latencyP50Ms": "0.039", "latencyP95Ms": "0.059",
+		}
+	}
+	tests := []struct {
+		name   string
+		size   int64
+		source string
+		row    []string
+		sizeLn string
+	}{
+		{"smaller", 12135, "26454", []string{"prune", "Succeeded", "12135", "5994", "49.72%", "786560", "98.20%", "0.50pt", "98.80%", "0.987415", "0.039", "0.059"},
+			"size:   12135 bytes (2.18x smaller than the source's 26454)"},
+		{"larger", 30000, "26454", []string{"prune", "Succeeded", "30000", "5994", "49.72%", "786560", "98.20%", "0.50pt", "98.80%", "0.987415", "0.039", "0.059"},
+			"size:   30000 bytes (1.13x larger than the source's 26454)"},
+		{"same", 26454, "26454", []string{"prune", "Succeeded", "26454", "5994", "49.72%", "786560", "98.20%", "0.50pt", "98.80%", "0.987415", "0.039", "0.059"},
+			"size:   26454 bytes (the source's size)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := &v1alpha1.Artifact{URI: "file:///o/model.onnx", Digest: "sha256:ab", SizeBytes: tc.size, Metrics: metrics(strconv.FormatInt(tc.size, 10), tc.source)}
+			job := &v1alpha1.CompressionJob{ObjectMeta: metav1.ObjectMeta{Name: "j"}}
+			job.Status.Stages = []v1alpha1.StageStatus{
+				{Name: "prune", State: v1alpha1.StageSucceeded, Output: out},
+				{Name: "int8", State: v1alpha1.StagePending},
+			}
+			job.Status.Output = out
+			var b bytes.Buffer
+			if err := printSummary(&b, job); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(b.String(), "\n")
+			if diff := cmp.Diff(tc.row, strings.Fields(lines[1])); diff != "" {
+				t.Errorf("stage row (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{"int8", "Pending", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"}, strings.Fields(lines[2])); diff != "" {
+				t.Errorf("pending row (-want +got):\n%s", diff)
+			}
+			if !strings.Contains(b.String(), "\n"+tc.sizeLn+"\n") {
+				t.Errorf("summary lacks %q:\n%s", tc.sizeLn, b.String())
+			}
+		})
+	}
+}
