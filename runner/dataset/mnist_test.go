@@ -50,11 +50,7 @@ func checkMNIST(t *testing.T, d *Dataset, n int) {
 }
 
 func TestMNISTSample(t *testing.T) {
-	p, err := MNISTPath(MNISTTest1k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := LoadFile(p)
+	d, err := LoadMNIST(MNISTTest1k)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,11 +23,7 @@ func TestMNIST10kFigures(t *testing.T) {
 		t.Skip("reports figures on request: set KOMPRESS_EVAL_FIGURES=1 (the 10k set comes from `make data`)")
 	}
 	orttest.Require(t)
-	path, err := dataset.MNISTPath(dataset.MNISTTest10k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := dataset.LoadFile(path)
+	data, err := dataset.LoadMNIST(dataset.MNISTTest10k)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,11 +26,7 @@ func readModel(t testing.TB, name string) []byte {
 // mnist1k is the committed 1,000-image MNIST test sample.
 func mnist1k(t testing.TB) *dataset.Dataset {
 	t.Helper()
-	p, err := dataset.MNISTPath(dataset.MNISTTest1k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dataset.LoadFile(p)
+	d, err := dataset.LoadMNIST(dataset.MNISTTest1k)
 	if err != nil {
 		t.Fatal(err)
 	}
