@@ -13,24 +13,31 @@ import (
 	"github.com/kompress/kompress/pipeline"
 )
 
+// chainJob writes the sample job with stages (YAML list items) before its
+// int8 stage and returns the file.
+func chainJob(t *testing.T, stages string) string {
+	t.Helper()
+	jobFile, dir := sampleJob(t, "")
+	job := strings.Replace(readFile(t, jobFile), "  stages:\n", "  stages:\n"+stages, 1)
+	chain := filepath.Join(dir, "chain.yaml")
+	if err := os.WriteFile(chain, []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return chain
+}
+
 // The canonical chain: prune, then quantize. Quantization must keep the
 // pruned weights at zero, and each stage's status carries its own metrics.
 func TestRunPruneThenQuantize(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs ONNX Runtime")
 	}
-	jobFile, dir := sampleJob(t, "")
-	job := strings.Replace(readFile(t, jobFile), "  stages:\n", `  stages:
-  - name: prune
+	chain := chainJob(t, `  - name: prune
     type: Prune
     prune:
       method: magnitude
       sparsity: "0.5"
-`, 1)
-	chain := filepath.Join(dir, "chain.yaml")
-	if err := os.WriteFile(chain, []byte(job), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	out, stderr, code := cli(t, "run", "-f", chain, "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
@@ -70,19 +77,13 @@ func TestRunPruneDistillQuantize(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs ONNX Runtime")
 	}
-	jobFile, dir := sampleJob(t, "")
-	job := strings.Replace(readFile(t, jobFile), "  stages:\n", `  stages:
-  - name: prune
+	chain := chainJob(t, `  - name: prune
     type: Prune
     prune: {method: magnitude, sparsity: "0.8", scope: layer}
   - name: recover
     type: Distill
     distill: {epochs: 3, batchSize: 32, learningRate: "0.002", seed: 1}
-`, 1)
-	chain := filepath.Join(dir, "chain.yaml")
-	if err := os.WriteFile(chain, []byte(job), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	out, stderr, code := cli(t, "run", "-f", chain, "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
