@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
 )
 
 // DefaultSecretRetryInterval is how often a CompressionJob whose Secret is
@@ -169,10 +170,15 @@ func (r *CompressionJobReconciler) emit(cpj, orig *v1alpha1.CompressionJob, run 
 	}
 }
 
+// maxEventNote is the API server's limit on an events.k8s.io/v1 note: a
+// longer one is rejected and the event lost.
+const maxEventNote = 1024
+
 func (r *CompressionJobReconciler) event(cpj *v1alpha1.CompressionJob, e event) {
 	if r.Recorder == nil {
 		return
 	}
+	e.Note = pipeline.Truncate(e.Note, maxEventNote)
 	if e.Job == "" {
 		r.Recorder.Eventf(cpj, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 		return

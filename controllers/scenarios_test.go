@@ -45,6 +45,11 @@ func TestFailingStage(t *testing.T) {
 			v1alpha1.ReasonBackoffLimitExceeded, "runner exited with code 1: read s3://models/mnist-8.onnx: connection reset by peer"},
 		{"stage deadline", batchv1.JobReasonDeadlineExceeded, 137, "", 1,
 			v1alpha1.ReasonDeadlineExceeded, "runner exited with code 137"},
+		// The runner's message fills the status message: the event's note
+		// must still fit the API server's 1024-byte limit or it is lost.
+		{"long runner message", batchv1.JobReasonPodFailurePolicy, pipeline.ExitBadInput,
+			`{"version":"kompress.dev/v1","stage":"prune","reason":"BadInput","message":"graph check: ` + strings.Repeat("node x has no input; ", 60) + `"}`, 1,
+			"BadInput", "BadInput: graph check: node x has no input;"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
