@@ -199,7 +199,7 @@ func publish(ctx context.Context, task pipeline.Task, o *Options, step func(Phas
 		}
 	}
 	if err != nil {
-		return res, err
+		return res, outputError(err)
 	}
 	res.Output = &v1alpha1.Artifact{URI: task.OutputURI, Digest: obj.Digest, SizeBytes: obj.Size, Metrics: ev.Metrics}
 	res.Details, err = json.Marshal(details{Stage: out.Details, Evaluation: ev.Details})
@@ -207,6 +207,15 @@ func publish(ctx context.Context, task pipeline.Task, o *Options, step func(Phas
 		return res, fmt.Errorf("encoding result details: %w", err)
 	}
 	return res, writeResult(ctx, task, o, step, &res)
+}
+
+// outputError names a failed write for what it is: a missing output
+// bucket or directory is permanent (exit 66) but is not a missing input.
+func outputError(err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return &Error{Code: pipeline.ExitNotFound, Reason: "OutputNotFound", Err: err}
+	}
+	return err
 }
 
 type details struct {

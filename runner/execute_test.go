@@ -225,6 +225,22 @@ func writeModel(t *testing.T, path string, m *onnx.Model) {
 	}
 }
 
+// An output bucket that does not exist is found out at the first write:
+// permanent (66), reported as the output's fault, not the input's.
+func TestExecuteMissingOutputBucket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ONNX Runtime")
+	}
+	s3 := storagetest.StartS3(t, "models")
+	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
+	spec.Output.URI = s3.URI("no-such-bucket", "out")
+	task := firstTask(t, spec)
+	res, err := Execute(context.Background(), task, Options{})
+	if ExitCode(err) != pipeline.ExitNotFound || res.Reason != "OutputNotFound" || !strings.Contains(res.Message, "no-such-bucket") {
+		t.Errorf("exit %d, reason %q, message %q; want %d OutputNotFound naming the bucket", ExitCode(err), res.Reason, res.Message, pipeline.ExitNotFound)
+	}
+}
+
 // A bucket the credentials may not use fails with 77 naming the URI, at
 // the first call (the cache lookup), and nothing is written to it.
 func TestExecuteDeniedBucket(t *testing.T) {
