@@ -25,8 +25,8 @@ func stageCmd() *cobra.Command {
 ONNX Runtime and publish the model and result.json write-once under the
 task's cache key. The task comes from $KOMPRESS_TASK or --task FILE. The
 compact result is written to the termination message file; the exit code
-says whether a retry can help (64 bad task, 65 bad input, 66 input not
-found, 77 access denied, 1 worth a retry).
+says whether a retry can help (64 bad task, 65 bad input, 66 an input or
+the output bucket not found, 77 access denied, 1 worth a retry).
 
 With --validate-result FILE, check a result.json a custom stage image would
 write (against the task too, when one is given) and exit.`,
