@@ -143,7 +143,7 @@ func podTemplate(cpj *v1alpha1.CompressionJob, stage *v1alpha1.Stage, taskJSON s
 	}
 	spec := corev1.PodSpec{
 		RestartPolicy:      corev1.RestartPolicyNever,
-		ServiceAccountName: d.ServiceAccount,
+		ServiceAccountName: stageServiceAccount(cpj, d),
 		EnableServiceLinks: ptr.To(false),
 		NodeSelector:       p.NodeSelector,
 		Tolerations:        p.Tolerations,
@@ -154,9 +154,6 @@ func podTemplate(cpj *v1alpha1.CompressionJob, stage *v1alpha1.Stage, taskJSON s
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
-	}
-	if cpj.Spec.Storage != nil && cpj.Spec.Storage.ServiceAccountName != "" {
-		spec.ServiceAccountName = cpj.Spec.Storage.ServiceAccountName
 	}
 	if custom := stage.Custom; custom != nil {
 		// A user image: its own entrypoint and user, and a token if its
