@@ -6,6 +6,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
@@ -14,8 +15,8 @@ import (
 // images per second and per CPU second.
 func BenchmarkMNISTStep(b *testing.B) {
 	orttest.Require(b)
-	train := loadMNIST(b, dataset.MNISTTrain60k)
-	teacher, err := loadMNISTModel(b).Bytes()
+	train := onnxtest.MNIST(b, dataset.MNISTTrain60k)
+	teacher, err := onnxtest.Model(b, onnxtest.MNIST8).Bytes()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func BenchmarkMNISTStep(b *testing.B) {
 
 func benchDistill(b *testing.B, train *dataset.Dataset, teacher []byte, pruned bool) {
 	for i := 0; i < b.N; i++ {
-		student := loadMNISTModel(b)
+		student := onnxtest.Model(b, onnxtest.MNIST8)
 		if pruned {
 			magnitudePrune(b, student, 0.8, false)
 		}

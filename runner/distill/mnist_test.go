@@ -12,39 +12,12 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 	"github.com/kompress/kompress/runner/prune"
 	"github.com/kompress/kompress/runner/prune/structured"
 	"github.com/kompress/kompress/runner/quantize"
 )
-
-const mnistModel = "../../testdata/models/mnist-8.onnx"
-
-func loadMNISTModel(t testing.TB) *onnx.Model {
-	t.Helper()
-	m, err := onnx.LoadFile(mnistModel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func loadMNIST(t testing.TB, name string) *dataset.Dataset {
-	t.Helper()
-	path, err := dataset.MNISTPath(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dataset.LoadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err = d.Fit(dataset.Input{Name: "Input3", Shape: []int64{1, 1, 28, 28}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
 
 // accuracy scores m on d with ONNX Runtime.
 func accuracy(t testing.TB, m *onnx.Model, d *dataset.Dataset) float64 {
@@ -160,9 +133,9 @@ func TestMNISTTargets(t *testing.T) {
 		t.Skip("set KOMPRESS_LONG=1 to distill mnist-8 on 60,000 images (minutes)")
 	}
 	orttest.Require(t)
-	train := loadMNIST(t, dataset.MNISTTrain60k)
-	test := loadMNIST(t, dataset.MNISTTest10k)
-	teacher := loadMNISTModel(t)
+	train := onnxtest.MNIST(t, dataset.MNISTTrain60k)
+	test := onnxtest.MNIST(t, dataset.MNISTTest10k)
+	teacher := onnxtest.Model(t, onnxtest.MNIST8)
 	teacherBytes, err := teacher.Bytes()
 	if err != nil {
 		t.Fatal(err)
@@ -229,8 +202,8 @@ func TestMNISTTargets(t *testing.T) {
 // targets with real weight on the other classes.
 func TestAutoTemperatureMNIST(t *testing.T) {
 	orttest.Require(t)
-	d := loadMNIST(t, dataset.MNISTTest1k)
-	logits, k, err := outputs(context.Background(), "mnist-8", modelBytes(t, loadMNISTModel(t)), d.X, d.Len(), d.SampleShape(), 2)
+	d := onnxtest.MNIST(t, dataset.MNISTTest1k)
+	logits, k, err := outputs(context.Background(), "mnist-8", modelBytes(t, onnxtest.Model(t, onnxtest.MNIST8)), d.X, d.Len(), d.SampleShape(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,9 +243,9 @@ func TestAutoTemperatureMNIST(t *testing.T) {
 // full run).
 func TestMNISTRecovers(t *testing.T) {
 	orttest.Require(t)
-	d := loadMNIST(t, dataset.MNISTTest1k)
-	teacher := loadMNISTModel(t)
-	student := loadMNISTModel(t)
+	d := onnxtest.MNIST(t, dataset.MNISTTest1k)
+	teacher := onnxtest.Model(t, onnxtest.MNIST8)
+	student := onnxtest.Model(t, onnxtest.MNIST8)
 	magnitudePrune(t, student, 0.8, false)
 	sp := sparsityOf(t, student)
 	before := accuracy(t, student, d)
@@ -296,7 +269,7 @@ func TestMNISTRecovers(t *testing.T) {
 }
 
 func magnitudePruned(t *testing.T, fraction float64, global bool) *onnx.Model {
-	m := loadMNISTModel(t)
+	m := onnxtest.Model(t, onnxtest.MNIST8)
 	magnitudePrune(t, m, fraction, global)
 	return m
 }
@@ -345,9 +318,9 @@ func TestMNISTChain(t *testing.T) {
 	}
 	orttest.Require(t)
 	ctx := context.Background()
-	train := loadMNIST(t, dataset.MNISTTrain60k)
-	test := loadMNIST(t, dataset.MNISTTest10k)
-	teacher := loadMNISTModel(t)
+	train := onnxtest.MNIST(t, dataset.MNISTTrain60k)
+	test := onnxtest.MNIST(t, dataset.MNISTTest10k)
+	teacher := onnxtest.Model(t, onnxtest.MNIST8)
 	base := accuracy(t, teacher, test)
 	pruned, _, err := prune.Prune(ctx, teacher, v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "2:4"}, train, nil)
 	if err != nil {

@@ -8,11 +8,12 @@ import (
 
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort"
 )
 
 func TestIndexGraph(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	g := m.Proto.GetGraph()
 	ix := onnx.IndexGraph(g, "")
 	if got := ix.Producer["Convolution28_Output_0"].GetOpType(); got != "Conv" {
@@ -32,7 +33,7 @@ func TestIndexGraph(t *testing.T) {
 	if !ok || dt != onnx.Float || !cmp.Equal(dims, []int64{1, 1, 28, 28}) || !cmp.Equal(params, []string{"", "", "", ""}) {
 		t.Errorf("TensorType(Input3) = %v %v %q %v", dt, dims, params, ok)
 	}
-	ppocr := loadModel(t, "ppocr-det.onnx")
+	ppocr := onnxtest.Model(t, "ppocr-det.onnx")
 	_, dims, params, _ = onnx.TensorType(ppocr.Proto.GetGraph().GetInput()[0])
 	if !cmp.Equal(dims, []int64{-1, 3, -1, -1}) || params[0] == "" {
 		t.Errorf("ppocr input dims %v params %q: want dynamic N, H, W with names", dims, params)
@@ -42,7 +43,7 @@ func TestIndexGraph(t *testing.T) {
 // TestTopoSort reverses mnist-8's node order: sorting must restore a valid
 // order that ONNX Runtime runs with the original outputs.
 func TestTopoSort(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	want := run(t, session(t, "mnist", mustBytes(t, m), ort.Options{}), mnistInput(t))
 	g := m.Proto.GetGraph()
 	for i, j := 0, len(g.Node)-1; i < j; i, j = i+1, j-1 {
@@ -64,7 +65,7 @@ func TestTopoSort(t *testing.T) {
 }
 
 func TestOpsetAndNames(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	if got := m.Opset(""); got != 7 {
 		t.Errorf("Opset(\"\") = %d, want 7", got)
 	}
@@ -90,7 +91,7 @@ func TestOpsetAndNames(t *testing.T) {
 // graph output of mnist-8; ONNX Runtime must give the same result under
 // the new output name.
 func TestRenameTensor(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	want := run(t, session(t, "mnist", mustBytes(t, m), ort.Options{}), mnistInput(t))
 	g := m.Proto.GetGraph()
 	onnx.RenameTensor(g, "Parameter5", "conv1.weight")

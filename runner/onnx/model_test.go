@@ -15,17 +15,6 @@ import (
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
-const models = "../../testdata/models"
-
-func loadModel(t *testing.T, name string) *onnx.Model {
-	t.Helper()
-	m, err := onnx.LoadFile(filepath.Join(models, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // session loads serialized model bytes into ONNX Runtime.
 func session(t *testing.T, name string, b []byte, opts ort.Options) *ort.Session {
 	t.Helper()
@@ -78,7 +67,7 @@ func ppocrInput(n int) *onnx.Tensor {
 
 func mnistInput(t *testing.T) map[string]*onnx.Tensor {
 	t.Helper()
-	in, err := onnx.ReadTensorFile(filepath.Join(models, "mnist-8_test_data_set_0", "input_0.pb"))
+	in, err := onnx.ReadTensorFile(filepath.Join(onnxtest.ModelPath("mnist-8_test_data_set_0"), "input_0.pb"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +180,7 @@ func TestExternalData(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.model, func(t *testing.T) {
-			m := loadModel(t, tc.model)
+			m := onnxtest.Model(t, tc.model)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "saved.onnx")
 			if err := m.SaveFile(path, onnx.SaveOptions{ExternalData: true}); err != nil {
@@ -228,7 +217,7 @@ func TestExternalData(t *testing.T) {
 }
 
 func TestExternalDataErrors(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m.onnx")
 	if err := m.SaveFile(path, onnx.SaveOptions{ExternalData: true, ExternalFile: "weights.bin"}); err != nil {
@@ -250,7 +239,7 @@ func TestExternalDataErrors(t *testing.T) {
 		t.Errorf("missing data file: error = %v", err)
 	}
 	// A location outside the model's directory is refused.
-	evil := loadModel(t, "mnist-8.onnx")
+	evil := onnxtest.Model(t, "mnist-8.onnx")
 	tp := evil.Proto.GetGraph().GetInitializer()[0]
 	tp.RawData, tp.FloatData = nil, nil
 	tp.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort"
 )
 
@@ -44,7 +45,7 @@ func prune(t *testing.T, w *onnx.Weight, keep float64) {
 func TestSparsify(t *testing.T) {
 	for _, layout := range []onnx.SparseIndices{onnx.LinearIndices, onnx.CoordinateIndices, onnx.CompactIndices} {
 		t.Run(map[onnx.SparseIndices]string{onnx.LinearIndices: "linear", onnx.CoordinateIndices: "coordinates", onnx.CompactIndices: "compact"}[layout], func(t *testing.T) {
-			m := loadModel(t, "mnist-8.onnx")
+			m := onnxtest.Model(t, "mnist-8.onnx")
 			prune(t, m.Weight("Parameter193"), 0.1)
 			prune(t, m.Weight("Parameter87"), 0.1)
 			dense := mustBytes(t, m)
@@ -128,7 +129,7 @@ func TestSparsify(t *testing.T) {
 // TestSparsifyConstantAndSubgraph stores a Constant-node weight of ppocr-det
 // and a subgraph initializer sparse.
 func TestSparsifyConstantAndSubgraph(t *testing.T) {
-	m := loadModel(t, "ppocr-det.onnx")
+	m := onnxtest.Model(t, "ppocr-det.onnx")
 	var conv *onnx.Weight
 	for _, w := range m.Weights() {
 		if w.Uses[0].OpType() == "Conv" && w.NumElements() > 1000 {

@@ -9,11 +9,12 @@ import (
 
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort"
 )
 
 func TestStatsMNIST(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	got, err := m.Stats()
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +65,7 @@ func TestStatsMNIST(t *testing.T) {
 }
 
 func TestStatsPPOCRAndQuantized(t *testing.T) {
-	s, err := loadModel(t, "ppocr-det.onnx").Stats()
+	s, err := onnxtest.Model(t, "ppocr-det.onnx").Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestStatsPPOCRAndQuantized(t *testing.T) {
 // TestExposeOutputs adds ppocr-det's Conv outputs to the graph outputs and
 // reads their runtime shapes, as MAC counting does.
 func TestExposeOutputs(t *testing.T) {
-	m := loadModel(t, "ppocr-det.onnx")
+	m := onnxtest.Model(t, "ppocr-det.onnx")
 	var convs []string
 	for _, n := range m.Proto.GetGraph().GetNode() {
 		if n.GetOpType() == "Conv" {

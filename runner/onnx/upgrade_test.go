@@ -24,7 +24,7 @@ func TestUpgradeRealModels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.model, func(t *testing.T) {
-			m := loadModel(t, tc.model)
+			m := onnxtest.Model(t, tc.model)
 			if got := m.Opset(""); got != tc.from {
 				t.Fatalf("opset %d, want %d", got, tc.from)
 			}

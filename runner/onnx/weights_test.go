@@ -9,6 +9,7 @@ import (
 
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -37,7 +38,7 @@ func summarize(ws []*onnx.Weight) []weightSummary {
 func itoa(i int) string { return string(rune('0' + i)) }
 
 func TestWeightsMNIST(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	want := []weightSummary{
 		{"Parameter193", onnx.KindInitializer, onnx.Float, []int64{16, 4, 4, 10}, "", []string{"Reshape:0@"}},
 		{"Parameter87", onnx.KindInitializer, onnx.Float, []int64{16, 8, 5, 5}, "", []string{"Conv:1@"}},
@@ -63,7 +64,7 @@ func TestWeightsMNIST(t *testing.T) {
 // TestSetWeightMNIST zeroes the classifier's weight matrix: the logits must
 // then be exactly the classifier's bias.
 func TestSetWeightMNIST(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	w := m.Weight("Parameter193")
 	if err := w.Set(onnx.NewTensor(w.Dims, make([]float32, w.NumElements()))); err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestSetWeightMNIST(t *testing.T) {
 // change of type where the weight lives, plus the graph helpers that
 // quantization uses (UniqueName, ReplaceUses, InsertNodes, TopoSort).
 func TestSetWeightNewType(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	want := run(t, session(t, "mnist", mustBytes(t, m), ort.Options{}), mnistInput(t))
 	g := m.Proto.GetGraph()
 	w := m.Weight("Parameter5")
@@ -120,7 +121,7 @@ func TestSetWeightNewType(t *testing.T) {
 // them all in Constant nodes; rewriting with the same values keeps the
 // outputs bit for bit, scaling one changes them.
 func TestWeightsPPOCR(t *testing.T) {
-	m := loadModel(t, "ppocr-det.onnx")
+	m := onnxtest.Model(t, "ppocr-det.onnx")
 	in := map[string]*onnx.Tensor{"x": ppocrInput(1)}
 	want := run(t, session(t, "ppocr", mustBytes(t, m), ort.Options{}), in)
 	ws := m.Weights()
@@ -174,7 +175,7 @@ func TestWeightsPPOCR(t *testing.T) {
 }
 
 func TestWeightExternalOrigin(t *testing.T) {
-	m := loadModel(t, "mnist-8.onnx")
+	m := onnxtest.Model(t, "mnist-8.onnx")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m.onnx")
 	if err := m.SaveFile(path, onnx.SaveOptions{ExternalData: true, ExternalFile: "w.bin", ExternalMinBytes: 100}); err != nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
+	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
 // TestChannelsDispatch runs the structured methods through Prune: the
@@ -17,7 +19,7 @@ func TestChannelsDispatch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs models with ONNX Runtime")
 	}
-	src := loadModel(t, "mnist-8.onnx")
+	src := onnxtest.Model(t, onnxtest.MNIST8)
 	calib, eval := mnistSplit(t)
 	for _, c := range []struct {
 		spec     v1alpha1.PruneSpec
@@ -63,13 +65,13 @@ func TestChannelsDispatch(t *testing.T) {
 			if stats.Params != s.ParamsAfter {
 				t.Errorf("model has %d parameters, report says %d", stats.Params, s.ParamsAfter)
 			}
-			t.Logf("%s; accuracy on 800 images %.4f", rep.Summary(), accuracy(t, string(spec.Method), out, eval))
+			t.Logf("%s; accuracy on 800 images %.4f", rep.Summary(), orttest.MNIST8Accuracy(t, out, eval))
 		})
 	}
 }
 
 func TestChannelsBadInput(t *testing.T) {
-	mnist := loadModel(t, "mnist-8.onnx")
+	mnist := onnxtest.Model(t, onnxtest.MNIST8)
 	wrong := &dataset.Dataset{Name: "wrong.npz", Shape: []int{2, 5}, X: make([]float32, 10)}
 	tests := []struct {
 		name string

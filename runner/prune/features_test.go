@@ -7,6 +7,7 @@ import (
 
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
 // TestConvPatchesMatchORT checks the Conv layout and the im2col patches
@@ -14,7 +15,7 @@ import (
 // group g times the patch must be ONNX Runtime's output channel g*O/g+r
 // there. That is what makes H = 2·XᵀX the Hessian of the right product.
 func TestConvPatchesMatchORT(t *testing.T) {
-	requireORT(t)
+	orttest.Require(t)
 	tests := []struct {
 		name  string
 		x, w  []int64

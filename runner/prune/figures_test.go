@@ -8,6 +8,8 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
+	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
 // TestMNIST10k measures the issue's targets on mnist-8 with the full
@@ -20,10 +22,10 @@ func TestMNIST10k(t *testing.T) {
 	if !envSet("KOMPRESS_PRUNE_FIGURES") {
 		t.Skip("set KOMPRESS_PRUNE_FIGURES=1 (needs `make data`, about a minute)")
 	}
-	test := mnistData(t, dataset.MNISTTest10k)
-	train := mnistData(t, dataset.MNISTTrain60k)
-	src := loadModel(t, "mnist-8.onnx")
-	base := accuracy(t, "mnist-8", src, test)
+	test := onnxtest.MNIST(t, dataset.MNISTTest10k)
+	train := onnxtest.MNIST(t, dataset.MNISTTrain60k)
+	src := onnxtest.Model(t, onnxtest.MNIST8)
+	base := orttest.MNIST8Accuracy(t, src, test)
 	rows := []string{fmt.Sprintf("| source | | %.4f | | |", base)}
 	drops := map[string]float64{}
 	for _, spec := range []v1alpha1.PruneSpec{
@@ -39,7 +41,7 @@ func TestMNIST10k(t *testing.T) {
 	} {
 		name := figureName(spec)
 		out, rep := mustPrune(t, src, spec, train)
-		acc := accuracy(t, name, out, test)
+		acc := orttest.MNIST8Accuracy(t, out, test)
 		drops[name] = base - acc
 		cost := ""
 		if h := rep.Hessian; h != nil {

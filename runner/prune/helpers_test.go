@@ -4,8 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 
@@ -16,60 +14,14 @@ import (
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort"
+	"github.com/kompress/kompress/runner/ort/orttest"
 )
-
-// repoPath is a path from the repository root.
-func repoPath(t testing.TB, rel string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", rel)
-}
-
-func loadModel(t testing.TB, name string) *onnx.Model {
-	t.Helper()
-	m, err := onnx.LoadFile(repoPath(t, filepath.Join("testdata", "models", name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// mnistData loads an MNIST .npz fitted to mnist-8's input.
-func mnistData(t testing.TB, name string) *dataset.Dataset {
-	t.Helper()
-	path, err := dataset.MNISTPath(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dataset.LoadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := d.Fit(dataset.Input{Name: "Input3", Shape: []int64{1, 1, 28, 28}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-// requireORT skips the test under -short (make test-unit runs without
-// tools) and otherwise fails it with the way to get ONNX Runtime when it
-// is missing.
-func requireORT(t testing.TB) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
-	if err := ort.Init(); err != nil {
-		t.Fatalf("ONNX Runtime is needed (run `make ort`): %v", err)
-	}
-}
 
 // session loads a model into ONNX Runtime; loading is part of what the
 // tests check.
 func session(t testing.TB, name string, m *onnx.Model) *ort.Session {
 	t.Helper()
-	requireORT(t)
+	orttest.Require(t)
 	b, err := m.Bytes()
 	if err != nil {
 		t.Fatal(err)
@@ -80,34 +32,6 @@ func session(t testing.TB, name string, m *onnx.Model) *ort.Session {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// accuracy scores mnist-8 (batch fixed at 1) on every sample of d with
-// ONNX Runtime.
-func accuracy(t testing.TB, name string, m *onnx.Model, d *dataset.Dataset) float64 {
-	t.Helper()
-	s := session(t, name, m)
-	right := 0
-	for i := 0; i < d.Len(); i++ {
-		out, err := s.Run(map[string]*onnx.Tensor{"Input3": onnx.NewTensor([]int64{1, 1, 28, 28}, d.Sample(i))})
-		if err != nil {
-			t.Fatalf("%s: sample %d: %v", name, i, err)
-		}
-		logits, err := out["Plus214_Output_0"].Float32s()
-		if err != nil {
-			t.Fatal(err)
-		}
-		best := 0
-		for j, v := range logits {
-			if v > logits[best] {
-				best = j
-			}
-		}
-		if int64(best) == d.Labels[i] {
-			right++
-		}
-	}
-	return float64(right) / float64(d.Len())
 }
 
 // prune runs Prune and fails the test on error.

@@ -8,6 +8,7 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 )
 
 // documentImage draws a 3x320x320 page, normalized as PaddleOCR feeds its
@@ -90,7 +91,7 @@ func TestPPOCRMagnitude(t *testing.T) {
 	if testing.Short() {
 		t.Skip("ppocr-det: a few seconds of ONNX Runtime")
 	}
-	src := loadModel(t, "ppocr-det.onnx")
+	src := onnxtest.Model(t, onnxtest.PPOCRDet)
 	seeds := []uint64{1, 2, 3}
 	want := ppocrOutputs(t, "ppocr-det", src, seeds...)
 	dense, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}, nil)
@@ -142,7 +143,7 @@ func TestPPOCRHessian(t *testing.T) {
 	if !envSet("KOMPRESS_PRUNE_FIGURES") {
 		t.Skip("set KOMPRESS_PRUNE_FIGURES=1 (about two minutes)")
 	}
-	src := loadModel(t, "ppocr-det.onnx")
+	src := onnxtest.Model(t, onnxtest.PPOCRDet)
 	var x []float32
 	for s := uint64(10); s < 18; s++ {
 		x = append(x, documentImage(s)...)
@@ -172,7 +173,7 @@ func TestPPOCRStructured(t *testing.T) {
 	if !envSet("KOMPRESS_PRUNE_FIGURES") {
 		t.Skip("set KOMPRESS_PRUNE_FIGURES=1 (minutes)")
 	}
-	src := loadModel(t, "ppocr-det.onnx")
+	src := onnxtest.Model(t, onnxtest.PPOCRDet)
 	var x []float32
 	for s := uint64(10); s < 26; s++ {
 		x = append(x, documentImage(s)...)

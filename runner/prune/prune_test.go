@@ -12,6 +12,8 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
+	"github.com/kompress/kompress/runner/ort/orttest"
 	"github.com/kompress/kompress/runner/quantize"
 )
 
@@ -19,7 +21,7 @@ import (
 // calibrate, the first 800 score, so no image does both.
 func mnistSplit(t testing.TB) (calib, eval *dataset.Dataset) {
 	t.Helper()
-	d := mnistData(t, dataset.MNISTTest1k)
+	d := onnxtest.MNIST(t, dataset.MNISTTest1k)
 	part := func(from, to int) *dataset.Dataset {
 		n := d.SampleSize()
 		shape := append([]int{to - from}, d.SampleShape()...)
@@ -37,8 +39,8 @@ func TestPruneMNIST(t *testing.T) {
 		t.Skip("scores models with ONNX Runtime")
 	}
 	calib, eval := mnistSplit(t)
-	src := loadModel(t, "mnist-8.onnx")
-	base := accuracy(t, "mnist-8", src, eval)
+	src := onnxtest.Model(t, onnxtest.MNIST8)
+	base := orttest.MNIST8Accuracy(t, src, eval)
 	tests := []struct {
 		spec v1alpha1.PruneSpec
 		// the accuracy drop must be at most maxDrop, or at least minDrop
@@ -61,7 +63,7 @@ func TestPruneMNIST(t *testing.T) {
 		name := string(tc.spec.Method) + " " + tc.spec.Sparsity + tc.spec.Pattern + " " + string(tc.spec.Scope)
 		t.Run(name, func(t *testing.T) {
 			out, rep := mustPrune(t, src, tc.spec, calib)
-			acc := accuracy(t, name, out, eval)
+			acc := orttest.MNIST8Accuracy(t, out, eval)
 			drop := base - acc
 			t.Logf("%s: accuracy %.4f (source %.4f, drop %.2f points); %s", name, acc, base, 100*drop, rep.Summary())
 			if tc.maxDrop > 0 && drop > tc.maxDrop {
@@ -88,7 +90,7 @@ func TestPruneMNIST(t *testing.T) {
 // magnitude to 50%: each weight, its consumer, shape and zeros, and the
 // biases left dense.
 func TestPruneReport(t *testing.T) {
-	src := loadModel(t, "mnist-8.onnx")
+	src := onnxtest.Model(t, onnxtest.MNIST8)
 	var progress [][2]int
 	out, rep, err := Prune(context.Background(), src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer}, nil,
 		func(done, total int) { progress = append(progress, [2]int{done, total}) })
@@ -143,7 +145,7 @@ func TestPruneReport(t *testing.T) {
 // (as training would move them), ApplyMasks puts the pruned ones back to
 // zero, and the recovered masks are the ones pruning left.
 func TestMasksKeptAcrossTraining(t *testing.T) {
-	src := loadModel(t, "mnist-8.onnx")
+	src := onnxtest.Model(t, onnxtest.MNIST8)
 	pruned, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}, nil)
 	masks, err := Masks(pruned)
 	if err != nil {
@@ -215,8 +217,8 @@ func countZeros(v []float32) int {
 // is at most 40% of the dense pruned file, reads back bit for bit, and ONNX
 // Runtime gives the dense model's outputs.
 func TestSparseStorage(t *testing.T) {
-	requireORT(t)
-	src := loadModel(t, "mnist-8.onnx")
+	orttest.Require(t)
+	src := onnxtest.Model(t, onnxtest.MNIST8)
 	// Scope layer: every weight 80% sparse (global scope leaves the
 	// 200-weight first Conv denser, and dense where sparse is no smaller).
 	spec := v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.8", Scope: v1alpha1.ScopeLayer}
@@ -278,7 +280,7 @@ func TestSparseStorage(t *testing.T) {
 
 // TestKeep checks that keep is 1 - sparsity, exactly.
 func TestKeep(t *testing.T) {
-	src := loadModel(t, "mnist-8.onnx")
+	src := onnxtest.Model(t, onnxtest.MNIST8)
 	_, a := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Keep: "0.3"}, nil)
 	_, b := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.7"}, nil)
 	if a.Sparsity != 0.7 {
@@ -295,7 +297,7 @@ func TestKeep(t *testing.T) {
 // Constant nodes and If branches, to 90%, stores them sparse, and checks
 // ONNX Runtime still runs the model.
 func TestZooMagnitude(t *testing.T) {
-	requireORT(t)
+	orttest.Require(t)
 	src := zoo(t)
 	out, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.9", Scope: v1alpha1.ScopeLayer, Storage: v1alpha1.StorageSparse}, nil)
 	var names []string
@@ -341,7 +343,7 @@ func runZoo(t *testing.T, m *onnx.Model) {
 // branches cannot be calibrated and stay dense with the reason, the others
 // are pruned with their biases updated, and ONNX Runtime runs the result.
 func TestZooHessian(t *testing.T) {
-	requireORT(t)
+	orttest.Require(t)
 	src := zoo(t)
 	b := newBuilder(t, "")
 	var batches []map[string]*onnx.Tensor
@@ -387,7 +389,7 @@ func TestZooHessian(t *testing.T) {
 // TestBadInput checks that what cannot work fails with a clear error of
 // the right class, and nothing is returned.
 func TestBadInput(t *testing.T) {
-	mnist := loadModel(t, "mnist-8.onnx")
+	mnist := onnxtest.Model(t, onnxtest.MNIST8)
 	// A model with nothing to prune: Relu(X) + C.
 	nothing := newBuilder(t, "nothing").input("X", onnx.Float, 1, 4).init("C", []int64{4}, nil).
 		node("Relu", "relu", []string{"X"}, []string{"R"}).node("Add", "add", []string{"R", "C"}, []string{"Y"}).

@@ -23,19 +23,19 @@ var benchLayers = [][2]int64{{2048, 2048}, {2048, 2048}, {2048, 2048}}
 func writeBenchModel(b *testing.B, dir string) (string, int64) {
 	b.Helper()
 	bl := newBuilder(11)
-	x := bl.input("x", "N", benchLayers[0][0])
+	x := bl.Input("x", "N", benchLayers[0][0])
 	r := rand.New(rand.NewPCG(12, 12))
 	for i, l := range benchLayers {
 		w := make([]float32, l[0]*l[1])
 		for j := range w {
 			w[j] = float32(r.NormFloat64() * 0.02)
 		}
-		x = bl.node("MatMul", "h"+string(rune('0'+i)), []string{x, bl.init("w"+string(rune('0'+i)), onnx.NewTensor([]int64{l[0], l[1]}, w))})
+		x = bl.Node("MatMul", "h"+string(rune('0'+i)), []string{x, bl.Init("w"+string(rune('0'+i)), onnx.NewTensor([]int64{l[0], l[1]}, w))})
 		if i < len(benchLayers)-1 {
-			x = bl.node("Relu", "r"+string(rune('0'+i)), []string{x})
+			x = bl.Node("Relu", "r"+string(rune('0'+i)), []string{x})
 		}
 	}
-	m := bl.model(17, x)
+	m := bl.Model(17, x)
 	path := filepath.Join(dir, "mlp.onnx")
 	if err := m.SaveFile(path, onnx.SaveOptions{}); err != nil {
 		b.Fatal(err)

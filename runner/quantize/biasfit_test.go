@@ -17,13 +17,13 @@ func TestStaticBiasFitsInt32(t *testing.T) {
 	orttest.Require(t)
 	for _, perChannel := range []bool{true, false} {
 		b := newBuilder(1)
-		x := b.input("x", "N", 1, 4, 4)
+		x := b.Input("x", "N", 1, 4, 4)
 		// Channel 0 is normal (weight 1, bias 0.5); channels 1 and 2 have
 		// weights of 1e-7 and biases 5 and -4.5.
-		b.init("w", onnx.NewTensor([]int64{3, 1, 1, 1}, []float32{1, 1e-7, 1e-7}))
-		b.init("b", onnx.NewTensor([]int64{3}, []float32{0.5, 5, -4.5}))
-		y := b.node("Conv", "y", []string{x, "w", "b"})
-		m := b.model(13, y)
+		b.Init("w", onnx.NewTensor([]int64{3, 1, 1, 1}, []float32{1, 1e-7, 1e-7}))
+		b.Init("b", onnx.NewTensor([]int64{3}, []float32{0.5, 5, -4.5}))
+		y := b.Node("Conv", "y", []string{x, "w", "b"})
+		m := b.Model(13, y)
 		o, err := resolve(v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, PerChannel: &perChannel})
 		if err != nil {
 			t.Fatal(err)

@@ -13,13 +13,13 @@ import (
 // mixedNet is x -> Conv(+bias) -> Relu -> Flatten -> MatMul -> Gemm(transB, +bias) -> y.
 func mixedNet(seed uint64) *onnx.Model {
 	b := newBuilder(seed)
-	x := b.input("x", "N", 3, 6, 6)
-	c := b.node("Conv", "c", []string{x, b.weight("wc", 4, 3, 3, 3), b.weight("bc", 4)})
-	r := b.node("Relu", "r", []string{c})
-	f := b.node("Flatten", "f", []string{r})
-	h := b.node("MatMul", "h", []string{f, b.weight("wm", 64, 20)})
-	y := b.node("Gemm", "y", []string{h, b.weight("wg", 5, 20), b.weight("bg", 5)}, onnx.AttrInt("transB", 1), onnx.AttrFloat("alpha", 0.5))
-	return b.model(13, y)
+	x := b.Input("x", "N", 3, 6, 6)
+	c := b.Node("Conv", "c", []string{x, b.weight("wc", 4, 3, 3, 3), b.weight("bc", 4)})
+	r := b.Node("Relu", "r", []string{c})
+	f := b.Node("Flatten", "f", []string{r})
+	h := b.Node("MatMul", "h", []string{f, b.weight("wm", 64, 20)})
+	y := b.Node("Gemm", "y", []string{h, b.weight("wg", 5, 20), b.weight("bg", 5)}, onnx.AttrInt("transB", 1), onnx.AttrFloat("alpha", 0.5))
+	return b.Model(13, y)
 }
 
 func TestDynamicStructure(t *testing.T) {

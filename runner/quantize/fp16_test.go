@@ -13,12 +13,12 @@ import (
 // resizeNet is x -> Conv -> Resize (blocked for float16) -> Add(bias) -> y.
 func resizeNet(seed uint64) *onnx.Model {
 	b := newBuilder(seed)
-	x := b.input("x", "N", 3, 8, 8)
-	c := b.node("Conv", "c", []string{x, b.weight("w", 4, 3, 3, 3)})
-	scales := b.init("scales", onnx.NewTensor([]int64{4}, []float32{1, 1, 2, 2}))
-	r := b.node("Resize", "r", []string{c, "", scales})
-	y := b.node("Add", "y", []string{r, b.weight("bias", 4, 1, 1)})
-	m := b.model(13, y)
+	x := b.Input("x", "N", 3, 8, 8)
+	c := b.Node("Conv", "c", []string{x, b.weight("w", 4, 3, 3, 3)})
+	scales := b.Init("scales", onnx.NewTensor([]int64{4}, []float32{1, 1, 2, 2}))
+	r := b.Node("Resize", "r", []string{c, "", scales})
+	y := b.Node("Add", "y", []string{r, b.weight("bias", 4, 1, 1)})
+	m := b.Model(13, y)
 	return m
 }
 

@@ -5,93 +5,28 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
-const (
-	mnistModel = "../../testdata/models/mnist-8.onnx"
-	ppocrModel = "../../testdata/models/ppocr-det.onnx"
-)
-
-func loadModel(t testing.TB, path string) *onnx.Model {
-	t.Helper()
-	m, err := onnx.LoadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func loadMNIST(t testing.TB, name string) *dataset.Dataset {
-	t.Helper()
-	p, err := dataset.MNISTPath(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dataset.LoadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // builder makes small models for structure tests.
-type builder struct {
-	nodes  []*onnxpb.NodeProto
-	inits  []*onnxpb.TensorProto
-	inputs []*onnxpb.ValueInfoProto
-	rng    *rand.Rand
-}
+type builder struct{ *onnxtest.Builder }
 
-func newBuilder(seed uint64) *builder { return &builder{rng: rand.New(rand.NewPCG(seed, seed))} }
-
-func (b *builder) input(name string, dims ...onnx.Dim) string {
-	b.inputs = append(b.inputs, onnx.ValueInfo(name, onnx.Float, dims))
-	return name
-}
+func newBuilder(seed uint64) *builder { return &builder{onnxtest.NewBuilder(seed)} }
 
 // weight adds a float32 initializer of normal values.
 func (b *builder) weight(name string, dims ...int64) string {
-	return b.init(name, onnx.NewTensor(dims, b.randn(onnx.NumElements(dims))))
-}
-
-func (b *builder) init(name string, t *onnx.Tensor) string {
-	tp, err := onnx.TensorToProto(t, name)
-	if err != nil {
-		panic(err)
-	}
-	b.inits = append(b.inits, tp)
-	return name
+	return b.Init(name, onnx.NewTensor(dims, b.randn(onnx.NumElements(dims))))
 }
 
 func (b *builder) randn(n int) []float32 {
 	v := make([]float32, n)
 	for i := range v {
-		v[i] = float32(b.rng.NormFloat64() * 0.5)
+		v[i] = float32(b.Rand.NormFloat64() * 0.5)
 	}
 	return v
-}
-
-func (b *builder) node(op, out string, inputs []string, attrs ...*onnxpb.AttributeProto) string {
-	b.nodes = append(b.nodes, onnx.NewNode(op, out, inputs, []string{out}, attrs...))
-	return out
-}
-
-func (b *builder) model(opset int64, outputs ...string) *onnx.Model {
-	var outs []*onnxpb.ValueInfoProto
-	for _, o := range outputs {
-		outs = append(outs, onnx.ValueInfo(o, onnx.Float, nil))
-	}
-	m := onnx.NewModel(&onnxpb.GraphProto{
-		Name: proto.String("test"), Node: b.nodes, Initializer: b.inits, Input: b.inputs, Output: outs,
-	}, opset)
-	m.Name = "test"
-	return m
 }
 
 // randomBatches makes n batches of one input filled with normal values.

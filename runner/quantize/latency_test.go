@@ -15,13 +15,13 @@ import (
 // MaxPools, global average pooling and a Gemm, on 3x64x64 images.
 func vggNet(seed uint64) *onnx.Model {
 	b := newBuilder(seed)
-	x := b.input("x", "N", 3, 64, 64)
+	x := b.Input("x", "N", 3, 64, 64)
 	conv := func(name, in string, cin, cout int64) string {
-		c := b.node("Conv", name, []string{in, b.weight(name+"_w", cout, cin, 3, 3), b.weight(name+"_b", cout)}, onnx.AttrInts("pads", 1, 1, 1, 1))
-		return b.node("Relu", name+"_relu", []string{c})
+		c := b.Node("Conv", name, []string{in, b.weight(name+"_w", cout, cin, 3, 3), b.weight(name+"_b", cout)}, onnx.AttrInts("pads", 1, 1, 1, 1))
+		return b.Node("Relu", name+"_relu", []string{c})
 	}
 	pool := func(name, in string) string {
-		return b.node("MaxPool", name, []string{in}, onnx.AttrInts("kernel_shape", 2, 2), onnx.AttrInts("strides", 2, 2))
+		return b.Node("MaxPool", name, []string{in}, onnx.AttrInts("kernel_shape", 2, 2), onnx.AttrInts("strides", 2, 2))
 	}
 	h := conv("c1", x, 3, 32)
 	h = conv("c2", h, 32, 64)
@@ -30,10 +30,10 @@ func vggNet(seed uint64) *onnx.Model {
 	h = conv("c4", h, 64, 128)
 	h = pool("p2", h)
 	h = conv("c5", h, 128, 128)
-	h = b.node("GlobalAveragePool", "gap", []string{h})
-	h = b.node("Flatten", "flat", []string{h})
-	y := b.node("Gemm", "y", []string{h, b.weight("fc_w", 10, 128), b.weight("fc_b", 10)}, onnx.AttrInt("transB", 1))
-	return b.model(13, y)
+	h = b.Node("GlobalAveragePool", "gap", []string{h})
+	h = b.Node("Flatten", "flat", []string{h})
+	y := b.Node("Gemm", "y", []string{h, b.weight("fc_w", 10, 128), b.weight("fc_b", 10)}, onnx.AttrInt("transB", 1))
+	return b.Model(13, y)
 }
 
 // timeRuns is the mean time of n runs of a session on in, after a warm-up.

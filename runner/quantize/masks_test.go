@@ -154,13 +154,13 @@ func TestPruningMasksKeptDynamicAndFP16(t *testing.T) {
 
 func TestPruningMasksKeptMatMulNBits(t *testing.T) {
 	b := newBuilder(3)
-	x := b.input("x", "N", 40)
+	x := b.Input("x", "N", 40)
 	v := b.randn(40 * 6)
 	for i := 0; i < len(v); i += 2 {
 		v[i] = 0
 	}
-	y := b.node("MatMul", "y", []string{x, b.init("w", onnx.NewTensor([]int64{40, 6}, v))})
-	m := b.model(13, y)
+	y := b.Node("MatMul", "y", []string{x, b.Init("w", onnx.NewTensor([]int64{40, 6}, v))})
+	m := b.Model(13, y)
 	no := false
 	for _, bits := range []int32{4, 8} {
 		for _, sym := range []*bool{nil, &no} {

@@ -6,43 +6,9 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
-	"github.com/kompress/kompress/runner/onnx"
-	"github.com/kompress/kompress/runner/ort"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
-
-// mnistAccuracy scores mnist-8 (or a quantized copy) on d with ONNX
-// Runtime, one image at a time (the model's Reshape fixes the batch at 1).
-func mnistAccuracy(t testing.TB, m *onnx.Model, d *dataset.Dataset) float64 {
-	t.Helper()
-	b, err := m.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ort.NewSession(m.Name, b, ort.Options{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	correct := 0
-	for i := range d.Len() {
-		out, err := s.Run(map[string]*onnx.Tensor{"Input3": onnx.NewTensor([]int64{1, 1, 28, 28}, d.Sample(i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		logits := out["Plus214_Output_0"].Data.([]float32)
-		best := 0
-		for j := range logits {
-			if logits[j] > logits[best] {
-				best = j
-			}
-		}
-		if int64(best) == d.Labels[i] {
-			correct++
-		}
-	}
-	return float64(correct) / float64(d.Len())
-}
 
 // mnistTargets are the accuracy drops (in points) each method may cost
 // mnist-8.
@@ -64,15 +30,15 @@ var mnistTargets = []struct {
 // on calib's first 256 images), scores it on eval and checks the drop.
 func checkMNIST(t *testing.T, eval, calib *dataset.Dataset) {
 	orttest.Require(t)
-	m := loadModel(t, mnistModel)
-	base := mnistAccuracy(t, m, eval)
+	m := onnxtest.Model(t, onnxtest.MNIST8)
+	base := orttest.MNIST8Accuracy(t, m, eval)
 	t.Logf("fp32: %.2f%% on %d images", 100*base, eval.Len())
 	for _, tt := range mnistTargets {
 		q, r, err := Quantize(context.Background(), m, tt.spec, FromDataset(calib.Take(256), "Input3", 1))
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		acc := mnistAccuracy(t, q, eval)
+		acc := orttest.MNIST8Accuracy(t, q, eval)
 		drop := 100 * (base - acc)
 		b, _ := q.Bytes()
 		t.Logf("%s: %.2f%% (drop %.2f points, %d bytes) — %s", tt.name, 100*acc, drop, len(b), r.Summary())
@@ -89,7 +55,7 @@ func checkMNIST(t *testing.T, eval, calib *dataset.Dataset) {
 }
 
 func TestMNISTAccuracy1k(t *testing.T) {
-	d := loadMNIST(t, dataset.MNISTTest1k)
+	d := onnxtest.MNIST(t, dataset.MNISTTest1k)
 	checkMNIST(t, d, d)
 }
 
@@ -99,5 +65,5 @@ func TestMNISTAccuracy10k(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scores 10,000 images per method; skipped with -short")
 	}
-	checkMNIST(t, loadMNIST(t, dataset.MNISTTest10k), loadMNIST(t, dataset.MNISTTrain60k))
+	checkMNIST(t, onnxtest.MNIST(t, dataset.MNISTTest10k), onnxtest.MNIST(t, dataset.MNISTTrain60k))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
@@ -52,11 +53,11 @@ func TestPPOCRDet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 4.7 MB detector on 320x320 images; skipped with -short")
 	}
-	info, err := os.Stat(ppocrModel)
+	info, err := os.Stat(onnxtest.ModelPath(onnxtest.PPOCRDet))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := loadModel(t, ppocrModel)
+	m := onnxtest.Model(t, onnxtest.PPOCRDet)
 	var calib []map[string]*onnx.Tensor
 	for _, img := range textImages(1, 4) {
 		calib = append(calib, map[string]*onnx.Tensor{"x": img})

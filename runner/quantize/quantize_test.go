@@ -59,9 +59,9 @@ func TestSpecErrors(t *testing.T) {
 
 func TestNoQuantizableWeights(t *testing.T) {
 	b := newBuilder(1)
-	x := b.input("x", "N", 4)
-	y := b.node("Relu", "y", []string{x})
-	plain := b.model(13, y)
+	x := b.Input("x", "N", 4)
+	y := b.Node("Relu", "y", []string{x})
+	plain := b.Model(13, y)
 	for _, spec := range allMethods {
 		calib := NewBatches(randomBatches(1, "x", 1, 2, 4)...)
 		_, _, err := Quantize(context.Background(), plain, spec, calib)
@@ -124,12 +124,12 @@ func TestExclusions(t *testing.T) {
 
 func TestSharedWeightStaysFloat(t *testing.T) {
 	b := newBuilder(2)
-	x := b.input("x", 4, 4)
+	x := b.Input("x", 4, 4)
 	w := b.weight("w", 4, 4)
-	h := b.node("MatMul", "h", []string{x, w})
-	y := b.node("Add", "y", []string{h, w}) // w read as data too
-	v := b.node("MatMul", "v", []string{x, b.weight("w2", 4, 3)})
-	m := b.model(13, y, v)
+	h := b.Node("MatMul", "h", []string{x, w})
+	y := b.Node("Add", "y", []string{h, w}) // w read as data too
+	v := b.Node("MatMul", "v", []string{x, b.weight("w2", 4, 3)})
+	m := b.Model(13, y, v)
 	q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -151,15 +151,15 @@ func TestSharedWeightStaysFloat(t *testing.T) {
 // weight read from inside the other branch.
 func constSubgraphNet(seed uint64) *onnx.Model {
 	b := newBuilder(seed)
-	x := b.input("x", "N", 16)
-	b.inputs = append(b.inputs, onnx.ValueInfo("cond", onnx.Bool, []onnx.Dim{}))
+	x := b.Input("x", "N", 16)
+	b.Inputs = append(b.Inputs, onnx.ValueInfo("cond", onnx.Bool, []onnx.Dim{}))
 	wc, err := onnx.TensorToProto(onnx.NewTensor([]int64{16, 16}, b.randn(256)), "")
 	if err != nil {
 		panic(err)
 	}
 	wc.Name = nil
-	b.nodes = append(b.nodes, onnx.NewNode("Constant", "wc_const", nil, []string{"wc"}, onnx.AttrTensor("value", wc)))
-	h := b.node("MatMul", "h", []string{x, "wc"})
+	b.Nodes = append(b.Nodes, onnx.NewNode("Constant", "wc_const", nil, []string{"wc"}, onnx.AttrTensor("value", wc)))
+	h := b.Node("MatMul", "h", []string{x, "wc"})
 	wo := b.weight("wo", 16, 4)
 	wt, err := onnx.TensorToProto(onnx.NewTensor([]int64{16, 4}, b.randn(64)), "wt")
 	if err != nil {
@@ -176,8 +176,8 @@ func constSubgraphNet(seed uint64) *onnx.Model {
 		Node:   []*onnxpb.NodeProto{onnx.NewNode("MatMul", "else_mm", []string{h, wo}, []string{"e_out"})},
 		Output: []*onnxpb.ValueInfoProto{onnx.ValueInfo("e_out", onnx.Float, nil)},
 	}
-	b.nodes = append(b.nodes, onnx.NewNode("If", "if", []string{"cond"}, []string{"y"}, onnx.AttrGraph("then_branch", then), onnx.AttrGraph("else_branch", els)))
-	return b.model(13, "y")
+	b.Nodes = append(b.Nodes, onnx.NewNode("If", "if", []string{"cond"}, []string{"y"}, onnx.AttrGraph("then_branch", then), onnx.AttrGraph("else_branch", els)))
+	return b.Model(13, "y")
 }
 
 func TestConstantNodeAndSubgraphWeights(t *testing.T) {

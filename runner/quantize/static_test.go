@@ -15,14 +15,14 @@ import (
 // convNet is x -> Conv(+bias) -> Relu -> MaxPool -> Conv -> Flatten -> Gemm(transB, +bias) -> y.
 func convNet(seed uint64) *onnx.Model {
 	b := newBuilder(seed)
-	x := b.input("x", "N", 3, 8, 8)
-	c1 := b.node("Conv", "c1", []string{x, b.weight("w1", 8, 3, 3, 3), b.weight("b1", 8)}, onnx.AttrInts("pads", 1, 1, 1, 1))
-	r1 := b.node("Relu", "r1", []string{c1})
-	p1 := b.node("MaxPool", "p1", []string{r1}, onnx.AttrInts("kernel_shape", 2, 2), onnx.AttrInts("strides", 2, 2))
-	c2 := b.node("Conv", "c2", []string{p1, b.weight("w2", 16, 8, 3, 3)}, onnx.AttrInts("pads", 1, 1, 1, 1))
-	f := b.node("Flatten", "f", []string{c2})
-	y := b.node("Gemm", "y", []string{f, b.weight("w3", 10, 256), b.weight("b3", 10)}, onnx.AttrInt("transB", 1))
-	return b.model(13, y)
+	x := b.Input("x", "N", 3, 8, 8)
+	c1 := b.Node("Conv", "c1", []string{x, b.weight("w1", 8, 3, 3, 3), b.weight("b1", 8)}, onnx.AttrInts("pads", 1, 1, 1, 1))
+	r1 := b.Node("Relu", "r1", []string{c1})
+	p1 := b.Node("MaxPool", "p1", []string{r1}, onnx.AttrInts("kernel_shape", 2, 2), onnx.AttrInts("strides", 2, 2))
+	c2 := b.Node("Conv", "c2", []string{p1, b.weight("w2", 16, 8, 3, 3)}, onnx.AttrInts("pads", 1, 1, 1, 1))
+	f := b.Node("Flatten", "f", []string{c2})
+	y := b.Node("Gemm", "y", []string{f, b.weight("w3", 10, 256), b.weight("b3", 10)}, onnx.AttrInt("transB", 1))
+	return b.Model(13, y)
 }
 
 func TestStaticQDQStructure(t *testing.T) {
@@ -123,11 +123,11 @@ func TestStaticActivationTypeInt8(t *testing.T) {
 func TestStaticMatMulUsesQLinearMatMul(t *testing.T) {
 	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	b := newBuilder(5)
-	x := b.input("x", "N", 16)
-	h := b.node("MatMul", "h", []string{x, b.weight("w1", 16, 32)})
-	h = b.node("Relu", "hr", []string{h})
-	y := b.node("MatMul", "y", []string{h, b.weight("w2", 32, 4)})
-	m := b.model(13, y)
+	x := b.Input("x", "N", 16)
+	h := b.Node("MatMul", "h", []string{x, b.weight("w1", 16, 32)})
+	h = b.Node("Relu", "hr", []string{h})
+	y := b.Node("MatMul", "y", []string{h, b.weight("w2", 32, 4)})
+	m := b.Model(13, y)
 	q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic},
 		NewBatches(randomBatches(6, "x", 3, 8, 16)...))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort"
 )
@@ -87,4 +88,42 @@ func MaxDiff(a, b *onnx.Tensor) float64 {
 		}
 	}
 	return worst
+}
+
+// MNIST8Accuracy is the top-1 accuracy of mnist-8 (or a model with its
+// input Input3 and output Plus214_Output_0, batch fixed at 1) on every
+// sample of d, run one image at a time by ONNX Runtime.
+func MNIST8Accuracy(t testing.TB, m *onnx.Model, d *dataset.Dataset) float64 {
+	t.Helper()
+	Require(t)
+	b, err := m.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ort.NewSession(m.Name, b, ort.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatalf("ONNX Runtime does not load %s: %v", m.Name, err)
+	}
+	defer s.Close()
+	right := 0
+	for i := range d.Len() {
+		out, err := s.Run(map[string]*onnx.Tensor{"Input3": onnx.NewTensor([]int64{1, 1, 28, 28}, d.Sample(i))})
+		if err != nil {
+			t.Fatalf("%s: sample %d: %v", m.Name, i, err)
+		}
+		logits, err := out["Plus214_Output_0"].Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := 0
+		for j, v := range logits {
+			if v > logits[best] {
+				best = j
+			}
+		}
+		if int64(best) == d.Labels[i] {
+			right++
+		}
+	}
+	return float64(right) / float64(d.Len())
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -27,24 +28,11 @@ func figures(t *testing.T) {
 	orttest.Require(t)
 }
 
-func loadData(t *testing.T, name string) *dataset.Dataset {
-	t.Helper()
-	p, err := dataset.MNISTPath(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dataset.LoadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 func TestFiguresMNIST8(t *testing.T) {
 	figures(t)
-	m := loadModel(t, mnistModel)
-	test := loadData(t, dataset.MNISTTest10k)
-	calib := loadData(t, dataset.MNISTTrain60k).Take(1000)
+	m := onnxtest.Model(t, onnxtest.MNIST8)
+	test := onnxtest.MNIST(t, dataset.MNISTTest10k)
+	calib := onnxtest.MNIST(t, dataset.MNISTTrain60k).Take(1000)
 	srcAcc := accuracy(t, m, test)
 	t.Logf("source: %d bytes, %d MACs, accuracy %.4f", modelBytes(t, m), macs(t, m), srcAcc)
 	for _, c := range []struct {
@@ -90,7 +78,7 @@ func TestFiguresMNIST8(t *testing.T) {
 
 func TestFiguresPPOCR(t *testing.T) {
 	figures(t)
-	m := loadModel(t, ppocrModel)
+	m := onnxtest.Model(t, onnxtest.PPOCRDet)
 	held := []*onnx.Tensor{}
 	for s := range 4 {
 		held = append(held, images(1, 320, 320, uint64(100+s)))

@@ -8,27 +8,12 @@ import (
 	"sort"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
-
-const (
-	mnistModel = "../../../testdata/models/mnist-8.onnx"
-	ppocrModel = "../../../testdata/models/ppocr-det.onnx"
-)
-
-func loadModel(t testing.TB, path string) *onnx.Model {
-	t.Helper()
-	m, err := onnx.LoadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // planned runs Prune's steps up to the plan, and returns the pruning and
 // the plan before the model is rewritten.
@@ -106,19 +91,9 @@ func maxDiff(t testing.TB, a, b *onnx.Model, inputs map[string]*onnx.Tensor) flo
 
 // builder makes small models whose right pruning is known: weights are
 // normal values except the channels a test zeroes.
-type builder struct {
-	nodes  []*onnxpb.NodeProto
-	inits  []*onnxpb.TensorProto
-	inputs []*onnxpb.ValueInfoProto
-	rng    *rand.Rand
-}
+type builder struct{ *onnxtest.Builder }
 
-func newBuilder(seed uint64) *builder { return &builder{rng: rand.New(rand.NewPCG(seed, seed))} }
-
-func (b *builder) input(name string, dims ...onnx.Dim) string {
-	b.inputs = append(b.inputs, onnx.ValueInfo(name, onnx.Float, dims))
-	return name
-}
+func newBuilder(seed uint64) *builder { return &builder{onnxtest.NewBuilder(seed)} }
 
 // weight adds a float initializer of normal values with the given indices
 // along axis all zero.
@@ -126,51 +101,25 @@ func (b *builder) weight(name string, dims []int64, axis int, zero ...int) strin
 	t := onnx.NewTensor(dims, make([]float32, onnx.NumElements(dims)))
 	vals := t.Data.([]float32)
 	for i := range vals {
-		vals[i] = float32(b.rng.NormFloat64())
+		vals[i] = float32(b.Rand.NormFloat64())
 	}
 	for _, z := range zero {
 		zeroAt(t, axis, z)
 	}
-	return b.init(name, t)
+	return b.Init(name, t)
 }
 
 // positive adds a float initializer of values in [0.5, 1.5) (variances).
 func (b *builder) positive(name string, n int64) string {
 	vals := make([]float32, n)
 	for i := range vals {
-		vals[i] = 0.5 + b.rng.Float32()
+		vals[i] = 0.5 + b.Rand.Float32()
 	}
-	return b.init(name, onnx.NewTensor([]int64{n}, vals))
+	return b.Init(name, onnx.NewTensor([]int64{n}, vals))
 }
 
 func (b *builder) ints(name string, v ...int64) string {
-	return b.init(name, onnx.NewTensor([]int64{int64(len(v))}, v))
-}
-
-func (b *builder) init(name string, t *onnx.Tensor) string {
-	tp, err := onnx.TensorToProto(t, name)
-	if err != nil {
-		panic(err)
-	}
-	b.inits = append(b.inits, tp)
-	return name
-}
-
-func (b *builder) node(op, out string, inputs []string, attrs ...*onnxpb.AttributeProto) string {
-	b.nodes = append(b.nodes, onnx.NewNode(op, out, inputs, []string{out}, attrs...))
-	return out
-}
-
-func (b *builder) model(outputs ...string) *onnx.Model {
-	var outs []*onnxpb.ValueInfoProto
-	for _, o := range outputs {
-		outs = append(outs, onnx.ValueInfo(o, onnx.Float, nil))
-	}
-	m := onnx.NewModel(&onnxpb.GraphProto{
-		Name: proto.String("test"), Node: b.nodes, Initializer: b.inits, Input: b.inputs, Output: outs,
-	}, 13)
-	m.Name = "test"
-	return m
+	return b.Init(name, onnx.NewTensor([]int64{int64(len(v))}, v))
 }
 
 // zeroAt sets every element at index i of axis to zero.
@@ -334,7 +283,7 @@ func (b *builder) filled(name string, dims []int64, axis int, vals ...float32) s
 			}
 		}
 	}
-	return b.init(name, t)
+	return b.Init(name, t)
 }
 
 // normalData is a calibration set of n samples of normal values.

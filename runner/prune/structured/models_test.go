@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
@@ -21,11 +22,11 @@ func TestRewriteEqualsMasking(t *testing.T) {
 		path  string
 		input map[string]*onnx.Tensor
 	}{
-		{"mnist-8", mnistModel, normalInputs(9, "Input3", 1, 1, 28, 28)},
-		{"ppocr-det", ppocrModel, map[string]*onnx.Tensor{"x": images(1, 96, 128, 9)}},
+		{"mnist-8", onnxtest.MNIST8, normalInputs(9, "Input3", 1, 1, 28, 28)},
+		{"ppocr-det", onnxtest.PPOCRDet, map[string]*onnx.Tensor{"x": images(1, 96, 128, 9)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m := loadModel(t, c.path)
+			m := onnxtest.Model(t, c.path)
 			pr, p := planned(t, m, Options{Fraction: 0.3, Seed: 3})
 			oracle := masked(t, pr, p)
 			if err := pr.a.apply(p); err != nil {
@@ -44,7 +45,7 @@ func TestRewriteEqualsMasking(t *testing.T) {
 
 func TestPruneMNIST8(t *testing.T) {
 	orttest.Require(t)
-	m := loadModel(t, mnistModel)
+	m := onnxtest.Model(t, onnxtest.MNIST8)
 	out, rep, err := Prune(context.Background(), m, Options{Fraction: 0.25})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestPruneMNIST8(t *testing.T) {
 
 func TestPrunePPOCR(t *testing.T) {
 	orttest.Require(t)
-	m := loadModel(t, ppocrModel)
+	m := onnxtest.Model(t, onnxtest.PPOCRDet)
 	out, rep, err := Prune(context.Background(), m, Options{Fraction: 0.2, InputShapes: map[string][]int64{"x": {1, 3, 96, 128}}})
 	if err != nil {
 		t.Fatal(err)

@@ -54,11 +54,11 @@ func TestPruneGraphs(t *testing.T) {
 	cases := []graphCase{{
 		name: "conv bn relu conv",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 8, 8)
-			c1 := b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 3, 3}, 0, 1, 3), b.weight("b1", []int64{4}, 0, 1, 3)}, onnx.AttrInts("pads", 1, 1, 1, 1))
-			bn := b.node("BatchNormalization", "bn", []string{c1, b.weight("scale", []int64{4}, 0), b.weight("shift", []int64{4}, 0, 1, 3), b.weight("mean", []int64{4}, 0, 1, 3), b.positive("var", 4)})
-			r := b.node("Relu", "r", []string{bn})
-			return b.model(b.node("Conv", "c2", []string{r, b.weight("w2", []int64{5, 4, 3, 3}, 0), b.weight("b2", []int64{5}, 0)}))
+			x := b.Input("x", 1, 3, 8, 8)
+			c1 := b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 3, 3}, 0, 1, 3), b.weight("b1", []int64{4}, 0, 1, 3)}, onnx.AttrInts("pads", 1, 1, 1, 1))
+			bn := b.Node("BatchNormalization", "bn", []string{c1, b.weight("scale", []int64{4}, 0), b.weight("shift", []int64{4}, 0, 1, 3), b.weight("mean", []int64{4}, 0, 1, 3), b.positive("var", 4)})
+			r := b.Node("Relu", "r", []string{bn})
+			return b.Model(13, b.Node("Conv", "c2", []string{r, b.weight("w2", []int64{5, 4, 3, 3}, 0), b.weight("b2", []int64{5}, 0)}))
 		},
 		input:   []int64{1, 3, 8, 8},
 		opts:    Options{Fraction: 0.5},
@@ -73,11 +73,11 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "conv flatten gemm",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 2, 4, 4)
-			c1 := b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 2, 3, 3}, 0, 0, 2)}, onnx.AttrInts("pads", 1, 1, 1, 1))
-			f := b.node("Flatten", "f", []string{b.node("Relu", "r", []string{c1})}, onnx.AttrInt("axis", 1))
-			g := b.node("Gemm", "g", []string{f, b.weight("wg", []int64{10, 64}, 0), b.weight("bg", []int64{10}, 0)}, onnx.AttrInt("transB", 1))
-			return b.model(g)
+			x := b.Input("x", 1, 2, 4, 4)
+			c1 := b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 2, 3, 3}, 0, 0, 2)}, onnx.AttrInts("pads", 1, 1, 1, 1))
+			f := b.Node("Flatten", "f", []string{b.Node("Relu", "r", []string{c1})}, onnx.AttrInt("axis", 1))
+			g := b.Node("Gemm", "g", []string{f, b.weight("wg", []int64{10, 64}, 0), b.weight("bg", []int64{10}, 0)}, onnx.AttrInt("transB", 1))
+			return b.Model(13, g)
 		},
 		input:   []int64{1, 2, 4, 4},
 		opts:    Options{Fraction: 0.5},
@@ -90,11 +90,11 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "reshape with a constant shape into matmul",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			c1 := b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 1, 3)})
-			rs := b.node("Reshape", "rs", []string{b.node("Relu", "r", []string{c1}), b.ints("shape", 1, 64)})
-			mm := b.node("MatMul", "mm", []string{rs, b.weight("wm", []int64{64, 5}, 0)})
-			return b.model(b.node("Add", "add", []string{mm, b.weight("bm", []int64{5}, 0)}))
+			x := b.Input("x", 1, 3, 4, 4)
+			c1 := b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 1, 3)})
+			rs := b.Node("Reshape", "rs", []string{b.Node("Relu", "r", []string{c1}), b.ints("shape", 1, 64)})
+			mm := b.Node("MatMul", "mm", []string{rs, b.weight("wm", []int64{64, 5}, 0)})
+			return b.Model(13, b.Node("Add", "add", []string{mm, b.weight("bm", []int64{5}, 0)}))
 		},
 		input:   []int64{1, 3, 4, 4},
 		opts:    Options{Fraction: 0.5},
@@ -108,11 +108,11 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "residual add couples two convs",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 6, 6)
-			ca := b.node("Conv", "ca", []string{x, b.weight("wa", []int64{4, 3, 1, 1}, 0, 1, 2)})
-			cb := b.node("Conv", "cb", []string{x, b.weight("wb", []int64{4, 3, 3, 3}, 0, 1, 2), b.weight("bb", []int64{4}, 0, 1, 2)}, onnx.AttrInts("pads", 1, 1, 1, 1))
-			sum := b.node("Relu", "r", []string{b.node("Add", "add", []string{ca, cb})})
-			return b.model(b.node("Conv", "cc", []string{sum, b.weight("wc", []int64{3, 4, 1, 1}, 0)}))
+			x := b.Input("x", 1, 3, 6, 6)
+			ca := b.Node("Conv", "ca", []string{x, b.weight("wa", []int64{4, 3, 1, 1}, 0, 1, 2)})
+			cb := b.Node("Conv", "cb", []string{x, b.weight("wb", []int64{4, 3, 3, 3}, 0, 1, 2), b.weight("bb", []int64{4}, 0, 1, 2)}, onnx.AttrInts("pads", 1, 1, 1, 1))
+			sum := b.Node("Relu", "r", []string{b.Node("Add", "add", []string{ca, cb})})
+			return b.Model(13, b.Node("Conv", "cc", []string{sum, b.weight("wc", []int64{3, 4, 1, 1}, 0)}))
 		},
 		input:   []int64{1, 3, 6, 6},
 		opts:    Options{Fraction: 0.5},
@@ -124,11 +124,11 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "concat of two branches",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 5, 5)
-			ca := b.node("Conv", "ca", []string{x, b.weight("wa", []int64{4, 3, 1, 1}, 0, 0, 3)})
-			cb := b.node("Conv", "cb", []string{x, b.weight("wb", []int64{2, 3, 1, 1}, 0, 1)})
-			cat := b.node("Concat", "cat", []string{ca, cb}, onnx.AttrInt("axis", 1))
-			return b.model(b.node("Conv", "cc", []string{cat, b.weight("wc", []int64{3, 6, 1, 1}, 0)}))
+			x := b.Input("x", 1, 3, 5, 5)
+			ca := b.Node("Conv", "ca", []string{x, b.weight("wa", []int64{4, 3, 1, 1}, 0, 0, 3)})
+			cb := b.Node("Conv", "cb", []string{x, b.weight("wb", []int64{2, 3, 1, 1}, 0, 1)})
+			cat := b.Node("Concat", "cat", []string{ca, cb}, onnx.AttrInt("axis", 1))
+			return b.Model(13, b.Node("Conv", "cc", []string{cat, b.weight("wc", []int64{3, 6, 1, 1}, 0)}))
 		},
 		input:   []int64{1, 3, 5, 5},
 		opts:    Options{Fraction: 0.5},
@@ -140,11 +140,11 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "depthwise conv follows the pruned conv",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 6, 6)
-			c1 := b.node("Relu", "r1", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 2, 3)})})
-			dw := b.node("Conv", "dw", []string{c1, b.weight("wd", []int64{4, 1, 3, 3}, 0), b.weight("bd", []int64{4}, 0, 2, 3)},
+			x := b.Input("x", 1, 3, 6, 6)
+			c1 := b.Node("Relu", "r1", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 2, 3)})})
+			dw := b.Node("Conv", "dw", []string{c1, b.weight("wd", []int64{4, 1, 3, 3}, 0), b.weight("bd", []int64{4}, 0, 2, 3)},
 				onnx.AttrInt("group", 4), onnx.AttrInts("pads", 1, 1, 1, 1))
-			return b.model(b.node("Conv", "c3", []string{b.node("Relu", "r2", []string{dw}), b.weight("w3", []int64{2, 4, 1, 1}, 0)}))
+			return b.Model(13, b.Node("Conv", "c3", []string{b.Node("Relu", "r2", []string{dw}), b.weight("w3", []int64{2, 4, 1, 1}, 0)}))
 		},
 		input:   []int64{1, 3, 6, 6},
 		opts:    Options{Fraction: 0.5},
@@ -157,10 +157,10 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "graph output channels are protected",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			c1 := b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})
-			c2 := b.node("Conv", "c2", []string{b.node("Relu", "r1", []string{c1}), b.weight("w2", []int64{6, 4, 1, 1}, 0, 1, 3, 5)})
-			return b.model(c1, b.node("Conv", "c3", []string{b.node("Relu", "r2", []string{c2}), b.weight("w3", []int64{2, 6, 1, 1}, 0)}))
+			x := b.Input("x", 1, 3, 4, 4)
+			c1 := b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})
+			c2 := b.Node("Conv", "c2", []string{b.Node("Relu", "r1", []string{c1}), b.weight("w2", []int64{6, 4, 1, 1}, 0, 1, 3, 5)})
+			return b.Model(13, c1, b.Node("Conv", "c3", []string{b.Node("Relu", "r2", []string{c2}), b.weight("w3", []int64{2, 6, 1, 1}, 0)}))
 		},
 		input:   []int64{1, 3, 4, 4},
 		opts:    Options{Fraction: 0.5},
@@ -172,9 +172,9 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "matmul units",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 2, 8)
-			h := b.node("Add", "h", []string{b.node("MatMul", "m1", []string{x, b.weight("w1", []int64{8, 6}, 1, 0, 5)}), b.weight("b1", []int64{6}, 0, 0, 5)})
-			return b.model(b.node("MatMul", "m2", []string{b.node("Relu", "r", []string{h}), b.weight("w2", []int64{6, 3}, 0)}))
+			x := b.Input("x", 2, 8)
+			h := b.Node("Add", "h", []string{b.Node("MatMul", "m1", []string{x, b.weight("w1", []int64{8, 6}, 1, 0, 5)}), b.weight("b1", []int64{6}, 0, 0, 5)})
+			return b.Model(13, b.Node("MatMul", "m2", []string{b.Node("Relu", "r", []string{h}), b.weight("w2", []int64{6, 3}, 0)}))
 		},
 		input:   []int64{2, 8},
 		opts:    Options{Fraction: 0.34},
@@ -185,10 +185,10 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "conv transpose",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			c1 := b.node("Relu", "r1", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0, 1)})})
-			t1 := b.node("ConvTranspose", "t1", []string{c1, b.weight("wt", []int64{4, 3, 2, 2}, 1, 0, 2), b.weight("bt", []int64{3}, 0, 0, 2)}, onnx.AttrInts("strides", 2, 2))
-			return b.model(b.node("ConvTranspose", "t2", []string{b.node("Relu", "r2", []string{t1}), b.weight("wt2", []int64{3, 2, 2, 2}, 0)}, onnx.AttrInts("strides", 2, 2)))
+			x := b.Input("x", 1, 3, 4, 4)
+			c1 := b.Node("Relu", "r1", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0, 1)})})
+			t1 := b.Node("ConvTranspose", "t1", []string{c1, b.weight("wt", []int64{4, 3, 2, 2}, 1, 0, 2), b.weight("bt", []int64{3}, 0, 0, 2)}, onnx.AttrInts("strides", 2, 2))
+			return b.Model(13, b.Node("ConvTranspose", "t2", []string{b.Node("Relu", "r2", []string{t1}), b.weight("wt2", []int64{3, 2, 2, 2}, 0)}, onnx.AttrInts("strides", 2, 2)))
 		},
 		input:   []int64{1, 3, 4, 4},
 		opts:    Options{Fraction: 0.5},
@@ -200,11 +200,11 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "a weight read by two layers that lose different channels is copied",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			a := b.node("Relu", "ra", []string{b.node("Conv", "ca", []string{x, b.weight("wa", []int64{4, 3, 1, 1}, 0, 1, 3)})})
-			c := b.node("Relu", "rc", []string{b.node("Conv", "cc", []string{x, b.weight("wc", []int64{4, 3, 1, 1}, 0, 0, 1)})})
+			x := b.Input("x", 1, 3, 4, 4)
+			a := b.Node("Relu", "ra", []string{b.Node("Conv", "ca", []string{x, b.weight("wa", []int64{4, 3, 1, 1}, 0, 1, 3)})})
+			c := b.Node("Relu", "rc", []string{b.Node("Conv", "cc", []string{x, b.weight("wc", []int64{4, 3, 1, 1}, 0, 0, 1)})})
 			shared := b.weight("ws", []int64{2, 4, 1, 1}, 0)
-			return b.model(b.node("Conv", "oa", []string{a, shared}), b.node("Conv", "oc", []string{c, shared}))
+			return b.Model(13, b.Node("Conv", "oa", []string{a, shared}), b.Node("Conv", "oc", []string{c, shared}))
 		},
 		input:   []int64{1, 3, 4, 4},
 		opts:    Options{Fraction: 0.5},
@@ -216,11 +216,11 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "squeeze-excite couples the gate with the features",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 5, 5)
-			a := b.node("Relu", "ra", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 1, 3)})})
-			s1 := b.node("Relu", "rs", []string{b.node("Conv", "c2", []string{b.node("GlobalAveragePool", "gap", []string{a}), b.weight("w2", []int64{2, 4, 1, 1}, 0, 0)})})
-			gate := b.node("Sigmoid", "sg", []string{b.node("Conv", "c3", []string{s1, b.weight("w3", []int64{4, 2, 1, 1}, 0, 1, 3)})})
-			return b.model(b.node("Conv", "c4", []string{b.node("Mul", "mul", []string{a, gate}), b.weight("w4", []int64{2, 4, 1, 1}, 0)}))
+			x := b.Input("x", 1, 3, 5, 5)
+			a := b.Node("Relu", "ra", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 1, 3)})})
+			s1 := b.Node("Relu", "rs", []string{b.Node("Conv", "c2", []string{b.Node("GlobalAveragePool", "gap", []string{a}), b.weight("w2", []int64{2, 4, 1, 1}, 0, 0)})})
+			gate := b.Node("Sigmoid", "sg", []string{b.Node("Conv", "c3", []string{s1, b.weight("w3", []int64{4, 2, 1, 1}, 0, 1, 3)})})
+			return b.Model(13, b.Node("Conv", "c4", []string{b.Node("Mul", "mul", []string{a, gate}), b.weight("w4", []int64{2, 4, 1, 1}, 0)}))
 		},
 		input:   []int64{1, 3, 5, 5},
 		opts:    Options{Fraction: 0.5},
@@ -232,12 +232,12 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "flatten by a computed shape (Shape, Gather, Concat) into gemm",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0, 2)})})
-			n := b.node("Gather", "n", []string{b.node("Shape", "shape", []string{r}), b.init("zero", onnx.NewTensor([]int64{}, []int64{0}))})
-			dims := b.node("Concat", "dims", []string{b.node("Unsqueeze", "n1", []string{n, b.ints("axis0", 0)}), b.ints("rest", -1)}, onnx.AttrInt("axis", 0))
-			flat := b.node("Reshape", "flat", []string{r, dims})
-			return b.model(b.node("Gemm", "g", []string{flat, b.weight("wg", []int64{10, 64}, 0)}, onnx.AttrInt("transB", 1)))
+			x := b.Input("x", 1, 3, 4, 4)
+			r := b.Node("Relu", "r", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0, 2)})})
+			n := b.Node("Gather", "n", []string{b.Node("Shape", "shape", []string{r}), b.Init("zero", onnx.NewTensor([]int64{}, []int64{0}))})
+			dims := b.Node("Concat", "dims", []string{b.Node("Unsqueeze", "n1", []string{n, b.ints("axis0", 0)}), b.ints("rest", -1)}, onnx.AttrInt("axis", 0))
+			flat := b.Node("Reshape", "flat", []string{r, dims})
+			return b.Model(13, b.Node("Gemm", "g", []string{flat, b.weight("wg", []int64{10, 64}, 0)}, onnx.AttrInt("transB", 1)))
 		},
 		input:   []int64{1, 3, 4, 4},
 		opts:    Options{Fraction: 0.5},
@@ -249,11 +249,11 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "resize with constant sizes and pad keep the channels",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 3)})})
-			up := b.node("Resize", "up", []string{r, "", "", b.ints("sizes", 1, 4, 8, 8)}, onnx.AttrString("mode", "nearest"))
-			pad := b.node("Pad", "pad", []string{up, b.ints("pads", 0, 0, 1, 1, 0, 0, 1, 1)})
-			return b.model(b.node("Conv", "c2", []string{pad, b.weight("w2", []int64{2, 4, 3, 3}, 0)}))
+			x := b.Input("x", 1, 3, 4, 4)
+			r := b.Node("Relu", "r", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 3)})})
+			up := b.Node("Resize", "up", []string{r, "", "", b.ints("sizes", 1, 4, 8, 8)}, onnx.AttrString("mode", "nearest"))
+			pad := b.Node("Pad", "pad", []string{up, b.ints("pads", 0, 0, 1, 1, 0, 0, 1, 1)})
+			return b.Model(13, b.Node("Conv", "c2", []string{pad, b.weight("w2", []int64{2, 4, 3, 3}, 0)}))
 		},
 		input:   []int64{1, 3, 4, 4},
 		opts:    Options{Fraction: 0.25},
@@ -263,10 +263,10 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "reduce without keepdims moves the channel axis",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0, 1)})})
-			mean := b.node("ReduceMean", "mean", []string{r}, onnx.AttrInts("axes", 2, 3), onnx.AttrInt("keepdims", 0))
-			return b.model(b.node("Gemm", "g", []string{mean, b.weight("wg", []int64{3, 4}, 0)}, onnx.AttrInt("transB", 1)))
+			x := b.Input("x", 1, 3, 4, 4)
+			r := b.Node("Relu", "r", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0, 1)})})
+			mean := b.Node("ReduceMean", "mean", []string{r}, onnx.AttrInts("axes", 2, 3), onnx.AttrInt("keepdims", 0))
+			return b.Model(13, b.Node("Gemm", "g", []string{mean, b.weight("wg", []int64{3, 4}, 0)}, onnx.AttrInt("transB", 1)))
 		},
 		input:   []int64{1, 3, 4, 4},
 		opts:    Options{Fraction: 0.5},
@@ -275,9 +275,9 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "softmax over the channels is refused",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			sm := b.node("Softmax", "sm", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})}, onnx.AttrInt("axis", 1))
-			return b.model(b.node("Conv", "c2", []string{sm, b.weight("w2", []int64{2, 4, 1, 1}, 0)}))
+			x := b.Input("x", 1, 3, 4, 4)
+			sm := b.Node("Softmax", "sm", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})}, onnx.AttrInt("axis", 1))
+			return b.Model(13, b.Node("Conv", "c2", []string{sm, b.weight("w2", []int64{2, 4, 1, 1}, 0)}))
 		},
 		input: []int64{1, 3, 4, 4},
 		opts:  Options{Fraction: 0.5},
@@ -285,10 +285,10 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "split along the channels is refused",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			c1 := b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})
-			b.nodes = append(b.nodes, onnx.NewNode("Split", "split", []string{c1, b.ints("sizes", 2, 2)}, []string{"s0", "s1"}, onnx.AttrInt("axis", 1)))
-			return b.model(b.node("Conv", "o0", []string{"s0", b.weight("w2", []int64{1, 2, 1, 1}, 0)}), b.node("Conv", "o1", []string{"s1", b.weight("w3", []int64{1, 2, 1, 1}, 0)}))
+			x := b.Input("x", 1, 3, 4, 4)
+			c1 := b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})
+			b.Nodes = append(b.Nodes, onnx.NewNode("Split", "split", []string{c1, b.ints("sizes", 2, 2)}, []string{"s0", "s1"}, onnx.AttrInt("axis", 1)))
+			return b.Model(13, b.Node("Conv", "o0", []string{"s0", b.weight("w2", []int64{1, 2, 1, 1}, 0)}), b.Node("Conv", "o1", []string{"s1", b.weight("w3", []int64{1, 2, 1, 1}, 0)}))
 		},
 		input: []int64{1, 3, 4, 4},
 		opts:  Options{Fraction: 0.5},
@@ -296,10 +296,10 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "excluded nodes keep what they read",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			c1 := b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})
-			c2 := b.node("Conv", "c2", []string{c1, b.weight("w2", []int64{4, 4, 1, 1}, 0)})
-			return b.model(b.node("Conv", "c3", []string{c2, b.weight("w3", []int64{2, 4, 1, 1}, 0)}))
+			x := b.Input("x", 1, 3, 4, 4)
+			c1 := b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})
+			c2 := b.Node("Conv", "c2", []string{c1, b.weight("w2", []int64{4, 4, 1, 1}, 0)})
+			return b.Model(13, b.Node("Conv", "c3", []string{c2, b.weight("w3", []int64{2, 4, 1, 1}, 0)}))
 		},
 		input: []int64{1, 3, 4, 4},
 		opts:  Options{Fraction: 0.5, ExcludeNodes: []string{"c2"}},
@@ -307,9 +307,9 @@ func TestPruneGraphs(t *testing.T) {
 	}, {
 		name: "layers under minParams keep their channels",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 4, 4)
-			c1 := b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})
-			return b.model(b.node("Conv", "c2", []string{c1, b.weight("w2", []int64{4, 4, 1, 1}, 0)}))
+			x := b.Input("x", 1, 3, 4, 4)
+			c1 := b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 0)})
+			return b.Model(13, b.Node("Conv", "c2", []string{c1, b.weight("w2", []int64{4, 4, 1, 1}, 0)}))
 		},
 		input: []int64{1, 3, 4, 4},
 		opts:  Options{Fraction: 0.5, MinParams: 100},

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
@@ -24,34 +25,34 @@ func TestBiasCorrection(t *testing.T) {
 	}{{
 		name: "into a conv with a bias",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 5, 5)
-			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 2), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)})})
-			return b.model(b.node("Conv", "c2", []string{r, b.weight("w2", []int64{2, 4, 1, 1}, 0), b.weight("b2", []int64{2}, 0)}))
+			x := b.Input("x", 1, 3, 5, 5)
+			r := b.Node("Relu", "r", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 2), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)})})
+			return b.Model(13, b.Node("Conv", "c2", []string{r, b.weight("w2", []int64{2, 4, 1, 1}, 0), b.weight("b2", []int64{2}, 0)}))
 		},
 		input: []int64{1, 3, 5, 5},
 	}, {
 		name: "into a conv without a bias",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 1, 3, 5, 5)
-			r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 2), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)})})
-			return b.model(b.node("Conv", "c2", []string{r, b.weight("w2", []int64{2, 4, 1, 1}, 0)}))
+			x := b.Input("x", 1, 3, 5, 5)
+			r := b.Node("Relu", "r", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0, 2), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)})})
+			return b.Model(13, b.Node("Conv", "c2", []string{r, b.weight("w2", []int64{2, 4, 1, 1}, 0)}))
 		},
 		input: []int64{1, 3, 5, 5},
 	}, {
 		name: "into a matmul followed by its bias",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 2, 8)
-			h := b.node("Add", "h", []string{b.node("MatMul", "m1", []string{x, b.weight("w1", []int64{8, 4}, 1, 2)}), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)})
-			m2 := b.node("MatMul", "m2", []string{b.node("Relu", "r", []string{h}), b.weight("w2", []int64{4, 3}, 0)})
-			return b.model(b.node("Add", "out", []string{m2, b.weight("b2", []int64{3}, 0)}))
+			x := b.Input("x", 2, 8)
+			h := b.Node("Add", "h", []string{b.Node("MatMul", "m1", []string{x, b.weight("w1", []int64{8, 4}, 1, 2)}), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)})
+			m2 := b.Node("MatMul", "m2", []string{b.Node("Relu", "r", []string{h}), b.weight("w2", []int64{4, 3}, 0)})
+			return b.Model(13, b.Node("Add", "out", []string{m2, b.weight("b2", []int64{3}, 0)}))
 		},
 		input: []int64{2, 8},
 	}, {
 		name: "into a gemm",
 		build: func(b *builder) *onnx.Model {
-			x := b.input("x", 2, 8)
-			r := b.node("Relu", "r", []string{b.node("Gemm", "g1", []string{x, b.weight("w1", []int64{4, 8}, 0, 2), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)}, onnx.AttrInt("transB", 1))})
-			return b.model(b.node("Gemm", "g2", []string{r, b.weight("w2", []int64{4, 3}, 0)}, onnx.AttrFloat("alpha", 0.5)))
+			x := b.Input("x", 2, 8)
+			r := b.Node("Relu", "r", []string{b.Node("Gemm", "g1", []string{x, b.weight("w1", []int64{4, 8}, 0, 2), b.filled("b1", []int64{4}, 0, 0.1, -0.2, 3, 0.3)}, onnx.AttrInt("transB", 1))})
+			return b.Model(13, b.Node("Gemm", "g2", []string{r, b.weight("w2", []int64{4, 3}, 0)}, onnx.AttrFloat("alpha", 0.5)))
 		},
 		input: []int64{2, 8},
 	}} {
@@ -84,12 +85,12 @@ func TestBiasCorrection(t *testing.T) {
 func TestEntropyCriterion(t *testing.T) {
 	orttest.Require(t)
 	b := newBuilder(2)
-	x := b.input("x", -1, 3, 4, 4)
+	x := b.Input("x", -1, 3, 4, 4)
 	w := b.weight("w1", []int64{4, 3, 1, 1}, 0)
 	scale := []float32{10, 0.01, 1, 1}
 	mustScale(t, b, w, 0, scale)
-	r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, w, b.filled("b1", []int64{4}, 0, -1000, 0, 0, 0)})})
-	m := b.model(b.node("Conv", "c2", []string{r, b.weight("w2", []int64{2, 4, 1, 1}, 0)}))
+	r := b.Node("Relu", "r", []string{b.Node("Conv", "c1", []string{x, w, b.filled("b1", []int64{4}, 0, -1000, 0, 0, 0)})})
+	m := b.Model(13, b.Node("Conv", "c2", []string{r, b.weight("w2", []int64{2, 4, 1, 1}, 0)}))
 	calib := normalData(1, 64, 3, 4, 4)
 	for _, c := range []struct {
 		crit Criterion
@@ -120,7 +121,7 @@ func TestEntropyCriterion(t *testing.T) {
 // scale[c].
 func mustScale(t *testing.T, b *builder, name string, axis int, scale []float32) {
 	t.Helper()
-	for i, tp := range b.inits {
+	for i, tp := range b.Inits {
 		if tp.GetName() != name {
 			continue
 		}
@@ -137,7 +138,7 @@ func mustScale(t *testing.T, b *builder, name string, axis int, scale []float32)
 				}
 			}
 		}
-		if b.inits[i], err = onnx.TensorToProto(w, name); err != nil {
+		if b.Inits[i], err = onnx.TensorToProto(w, name); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,11 +191,11 @@ func TestEntropy(t *testing.T) {
 func TestGlobalScope(t *testing.T) {
 	orttest.Require(t)
 	b := newBuilder(3)
-	x := b.input("x", 1, 3, 4, 4)
-	a := b.node("Relu", "ra", []string{b.node("Conv", "ca", []string{x, b.filled("wa", []int64{4, 3, 1, 1}, 0, 1, 1.1, 1.2, 1.3)})})
-	c := b.node("Relu", "rc", []string{b.node("Conv", "cc", []string{x, b.filled("wc", []int64{4, 3, 1, 1}, 0, 1, 0.01, 1, 0.02)})})
-	cat := b.node("Concat", "cat", []string{a, c}, onnx.AttrInt("axis", 1))
-	m := b.model(b.node("Conv", "out", []string{cat, b.weight("wo", []int64{2, 8, 1, 1}, 0)}))
+	x := b.Input("x", 1, 3, 4, 4)
+	a := b.Node("Relu", "ra", []string{b.Node("Conv", "ca", []string{x, b.filled("wa", []int64{4, 3, 1, 1}, 0, 1, 1.1, 1.2, 1.3)})})
+	c := b.Node("Relu", "rc", []string{b.Node("Conv", "cc", []string{x, b.filled("wc", []int64{4, 3, 1, 1}, 0, 1, 0.01, 1, 0.02)})})
+	cat := b.Node("Concat", "cat", []string{a, c}, onnx.AttrInt("axis", 1))
+	m := b.Model(13, b.Node("Conv", "out", []string{cat, b.weight("wo", []int64{2, 8, 1, 1}, 0)}))
 	for _, s := range []struct {
 		scope Scope
 		want  map[string][]int
@@ -218,9 +219,9 @@ func TestGlobalScope(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	orttest.Require(t)
-	mnist := loadModel(t, mnistModel)
+	mnist := onnxtest.Model(t, onnxtest.MNIST8)
 	b := newBuilder(1)
-	relu := b.model(b.node("Relu", "r", []string{b.input("x", 1, 4)}))
+	relu := b.Model(13, b.Node("Relu", "r", []string{b.Input("x", 1, 4)}))
 	for _, c := range []struct {
 		name string
 		m    *onnx.Model
@@ -260,13 +261,13 @@ func TestBadInput(t *testing.T) {
 func TestReconstructionCriterion(t *testing.T) {
 	orttest.Require(t)
 	b := newBuilder(5)
-	x := b.input("x", -1, 3, 4, 4)
+	x := b.Input("x", -1, 3, 4, 4)
 	w1 := b.weight("w1", []int64{4, 3, 1, 1}, 0, 3)
 	mustScale(t, b, w1, 0, []float32{10, 0.01, 1, 1})
-	r := b.node("Relu", "r", []string{b.node("Conv", "c1", []string{x, w1, b.filled("b1", []int64{4}, 0, 0, 0, 0, 3)})})
+	r := b.Node("Relu", "r", []string{b.Node("Conv", "c1", []string{x, w1, b.filled("b1", []int64{4}, 0, 0, 0, 0, 3)})})
 	w2 := b.weight("w2", []int64{2, 4, 1, 1}, 0)
 	mustScale(t, b, w2, 1, []float32{1e-4, 1, 1, 1})
-	m := b.model(b.node("Conv", "c2", []string{r, w2, b.weight("b2", []int64{2}, 0)}))
+	m := b.Model(13, b.Node("Conv", "c2", []string{r, w2, b.weight("b2", []int64{2}, 0)}))
 	calib := normalData(1, 64, 3, 4, 4)
 	for _, c := range []struct {
 		crit     Criterion
@@ -311,12 +312,12 @@ func TestReconstructionCriterion(t *testing.T) {
 func TestReconstructionGlobal(t *testing.T) {
 	orttest.Require(t)
 	b := newBuilder(8)
-	x := b.input("x", -1, 3, 4, 4)
-	r1 := b.node("Relu", "r1", []string{b.node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0), b.weight("b1", []int64{4}, 0)})})
-	r2 := b.node("Relu", "r2", []string{b.node("Conv", "c2", []string{r1, b.weight("w2", []int64{4, 4, 1, 1}, 0), b.weight("b2", []int64{4}, 0)})})
+	x := b.Input("x", -1, 3, 4, 4)
+	r1 := b.Node("Relu", "r1", []string{b.Node("Conv", "c1", []string{x, b.weight("w1", []int64{4, 3, 1, 1}, 0), b.weight("b1", []int64{4}, 0)})})
+	r2 := b.Node("Relu", "r2", []string{b.Node("Conv", "c2", []string{r1, b.weight("w2", []int64{4, 4, 1, 1}, 0), b.weight("b2", []int64{4}, 0)})})
 	w3 := b.weight("w3", []int64{2, 4, 1, 1}, 0)
 	mustScale(t, b, w3, 1, []float32{1, 1e-4, 1, 1e-4})
-	m := b.model(b.node("Conv", "c3", []string{r2, w3}))
+	m := b.Model(13, b.Node("Conv", "c3", []string{r2, w3}))
 	calib := normalData(2, 64, 3, 4, 4)
 	for _, c := range []struct {
 		scope  Scope

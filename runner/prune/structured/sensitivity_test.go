@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
@@ -47,7 +48,7 @@ func TestChooseCounts(t *testing.T) {
 // and spends the layer scope's budget where the outputs move least.
 func TestSensitivityScope(t *testing.T) {
 	orttest.Require(t)
-	m := loadModel(t, mnistModel)
+	m := onnxtest.Model(t, onnxtest.MNIST8)
 	p, err := dataset.MNISTPath(dataset.MNISTTest1k)
 	if err != nil {
 		t.Fatal(err)
