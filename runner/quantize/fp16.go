@@ -221,7 +221,9 @@ func (f *fp16) setNative() {
 		}
 	}
 	for _, n := range f.main.GetNode() {
-		if f.blocked(n) {
+		// A Constant's precision is what convertConstants made it (it
+		// keeps float32 when a blocked node reads it).
+		if f.blocked(n) || n.GetOpType() == "Constant" && f.mainConst(n.GetOutput()[0]) {
 			continue
 		}
 		for _, out := range n.GetOutput() {

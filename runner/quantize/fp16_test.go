@@ -95,3 +95,43 @@ func TestFP16KeepsZerosAndSaturates(t *testing.T) {
 		t.Errorf("toFloat16 (-want +got):\n%s", diff)
 	}
 }
+
+// A Constant node read by a float16 operator and by one that keeps
+// float32 (Max is on the block list) stays float32 for the latter, with a
+// float16 copy for the former; a Constant only a blocked operator reads
+// stays float32 and is read as it is.
+func TestFP16ConstantNodeSharedWithBlockedOp(t *testing.T) {
+	b := newBuilder(3)
+	x := b.Input("x", "N", 4)
+	for _, c := range []struct {
+		name string
+		v    float32
+	}{{"one", 1}, {"floor", -0.5}} {
+		tp, err := onnx.TensorToProto(onnx.NewTensor([]int64{}, []float32{c.v}), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp.Name = nil
+		b.Nodes = append(b.Nodes, onnx.NewNode("Constant", c.name+"_const", nil, []string{c.name}, onnx.AttrTensor("value", tp)))
+	}
+	w := b.weight("w", 4, 4)
+	h := b.Node("MatMul", "h", []string{x, w})
+	s := b.Node("Sub", "s", []string{h, "one"})
+	y := b.Node("Max", "y", []string{s, "one", "floor"})
+	m := b.Model(13, y)
+	q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxNode := nodesOf(q, "Max")[0]
+	if diff := cmp.Diff([]string{"s_fp32", "one", "floor"}, maxNode.GetInput()); diff != "" {
+		t.Errorf("Max inputs (-want +got): %s", diff)
+	}
+	if n := len(nodesOf(q, "Cast")); n != 2 {
+		t.Errorf("%d Casts (%v), want 2: x to float16, s to float32 for Max (none for the constants)", n, opTypes(q))
+	}
+	in := randomBatches(4, "x", 1, 3, 4)[0]
+	if c := cosine(t, run(t, q, in)["y"], run(t, m, in)["y"]); c < 0.999 {
+		t.Errorf("cosine to the float32 model %.5f, want >= 0.999", c)
+	}
+}
