@@ -223,7 +223,7 @@ func (f *fp16) setNative() {
 	for _, n := range f.main.GetNode() {
 		// A Constant's precision is what convertConstants made it (it
 		// keeps float32 when a blocked node reads it).
-		if f.blocked(n) || n.GetOpType() == "Constant" && f.mainConst(n.GetOutput()[0]) {
+		if f.blocked(n) || n.GetOpType() == "Constant" && len(n.GetOutput()) == 1 && f.mainConst(n.GetOutput()[0]) {
 			continue
 		}
 		for _, out := range n.GetOutput() {
