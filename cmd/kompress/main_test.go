@@ -12,7 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
@@ -148,9 +152,24 @@ func TestRunSummaryAndYAML(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
-	out, _, _ = cli(t, "run", "-f", jobFile, "-o", "yaml")
-	if !strings.Contains(out, "kind: CompressionJob") || !strings.Contains(out, "observedGeneration: 1") {
-		t.Errorf("-o yaml:\n%s", out)
+	// The reruns are cache hits: -o yaml and -o json print the same
+	// CompressionJob (but for the clock), the one the summary described.
+	yamlOut, _, code := cli(t, "run", "-f", jobFile, "-o", "yaml")
+	if code != 0 || !strings.HasPrefix(yamlOut, "apiVersion: kompress.dev/v1alpha1\n") {
+		t.Fatalf("-o yaml: exit %d\n%s", code, yamlOut)
+	}
+	var fromYAML v1alpha1.CompressionJob
+	if err := yaml.UnmarshalStrict([]byte(yamlOut), &fromYAML); err != nil {
+		t.Fatalf("-o yaml printed something else: %v", err)
+	}
+	jsonOut, _, _ := cli(t, "run", "-f", jobFile, "-o", "json")
+	fromJSON := decodeJob(t, jsonOut)
+	if diff := cmp.Diff(fromJSON, &fromYAML, cmpopts.IgnoreTypes(metav1.Time{}, &metav1.Time{})); diff != "" {
+		t.Errorf("-o json and -o yaml differ (-json +yaml):\n%s", diff)
+	}
+	if o := fromYAML.Status.Output; o == nil || fromYAML.Status.ObservedGeneration != 1 ||
+		!strings.Contains(out, "digest: "+o.Digest+"\n") || !strings.Contains(out, "output: "+o.URI+"\n") {
+		t.Errorf("status.output %+v (observedGeneration %d) is not what the summary printed:\n%s", o, fromYAML.Status.ObservedGeneration, out)
 	}
 }
 
