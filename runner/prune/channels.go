@@ -2,6 +2,7 @@ package prune
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,6 +36,9 @@ func pruneChannels(ctx context.Context, m *onnx.Model, spec v1alpha1.PruneSpec, 
 	}
 	opts.Progress = progress
 	out, rep, err := structured.Prune(ctx, m, opts)
+	if errors.Is(err, structured.ErrNothingPrunable) {
+		return nil, nil, fmt.Errorf("%w: %w", ErrNothingPrunable, err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

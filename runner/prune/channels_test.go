@@ -88,6 +88,7 @@ func TestChannelsBadInput(t *testing.T) {
 		{"data of the wrong shape", v1alpha1.PruneSpec{Method: "entropy", Sparsity: "0.2"}, wrong, ErrCalibration, "wrong.npz"},
 		{"reconstruction without data", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.2", Criterion: "reconstruction"}, nil, ErrCalibration, "spec.dataset"},
 		{"unknown criterion", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.2", Criterion: "l3"}, nil, ErrSpec, "not l1, l2 or reconstruction"},
+		{"no channel at this sparsity", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.01"}, nil, ErrNothingPrunable, "removes no channel"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

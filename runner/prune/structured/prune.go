@@ -134,7 +134,7 @@ func newPruning(ctx context.Context, src *onnx.Model, opts Options) (*pruning, e
 	removeUnused(m, folded)
 	pr.a = pr.analyze()
 	if len(pr.a.sources) == 0 {
-		return nil, fmt.Errorf("%s has nothing to prune structurally: no Conv, ConvTranspose, Gemm or MatMul with a constant weight", m.Name)
+		return nil, fmt.Errorf("%w: %s has no Conv, ConvTranspose, Gemm or MatMul with a constant weight", ErrNothingPrunable, m.Name)
 	}
 	if err := pr.evalInputs(ctx); err != nil {
 		return nil, err
@@ -181,8 +181,13 @@ func (a *analysis) nothingRemoved(rep *Report) error {
 	if len(why) > 0 {
 		msg += "; protected: " + strings.Join(why, "; ")
 	}
-	return errors.New(msg)
+	return fmt.Errorf("%w: %s", ErrNothingPrunable, msg)
 }
+
+// ErrNothingPrunable is wrapped by the errors of a model where no channel
+// can be removed: no layer to prune, or every candidate protected or
+// below the fraction's share.
+var ErrNothingPrunable = errors.New("nothing to prune structurally")
 
 // report describes the plan.
 func (a *analysis) report(p *plan) *Report {

@@ -2,6 +2,7 @@ package structured
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -236,13 +237,16 @@ func TestBadInput(t *testing.T) {
 		{"entropy without data", mnist, Options{Fraction: 0.5, Criterion: Entropy}, "entropy needs calibration data"},
 		{"calibration of the wrong shape", mnist, Options{Fraction: 0.5, Calibration: normalData(1, 4, 5, 5)}, "calibration data"},
 		{"input shape of an unknown input", mnist, Options{Fraction: 0.5, InputShapes: map[string][]int64{"image": {1, 1, 28, 28}}}, `inputShapes names "image", which is not an input`},
-		{"nothing to prune", relu, Options{Fraction: 0.5}, "nothing to prune structurally"},
+		{"nothing to prune", relu, Options{Fraction: 0.5}, "nothing to prune structurally: test has no Conv"},
 		{"fraction too small", mnist, Options{Fraction: 0.01}, "removes no channel (the largest group has 16 removable channels: raise the fraction); protected: Times212: graph output"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, _, err := Prune(context.Background(), c.m, c.opts)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error = %v, want one containing %q", err, c.want)
+			}
+			if nothing := c.name == "nothing to prune" || c.name == "fraction too small"; nothing != errors.Is(err, ErrNothingPrunable) {
+				t.Errorf("errors.Is(%v, ErrNothingPrunable) = %v, want %v", err, !nothing, nothing)
 			}
 			if out != nil {
 				t.Errorf("a model came back with the error")
