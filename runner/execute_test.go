@@ -16,6 +16,7 @@ import (
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/ort/orttest"
 	"github.com/kompress/kompress/runner/storage"
 	"github.com/kompress/kompress/runner/storage/storagetest"
 )
@@ -67,9 +68,7 @@ func firstTask(t *testing.T, spec *v1alpha1.CompressionJobSpec) pipeline.Task {
 }
 
 func TestExecutePublishesThenReusesFromCache(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	ctx := context.Background()
 	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeStatic))
 	task := firstTask(t, spec)
@@ -114,9 +113,7 @@ func TestExecutePublishesThenReusesFromCache(t *testing.T) {
 }
 
 func TestExecuteAdoptsAModelWrittenByAKilledRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	ctx := context.Background()
 	spec, dir := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
 	task := firstTask(t, spec)
@@ -139,9 +136,7 @@ func TestExecuteAdoptsAModelWrittenByAKilledRun(t *testing.T) {
 }
 
 func TestExecuteRejects(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	ctx := context.Background()
 	tests := []struct {
 		name     string
@@ -228,9 +223,7 @@ func writeModel(t *testing.T, path string, m *onnx.Model) {
 // An output bucket that does not exist is found out at the first write:
 // permanent (66), reported as the output's fault, not the input's.
 func TestExecuteMissingOutputBucket(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	s3 := storagetest.StartS3(t, "models")
 	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
 	spec.Output.URI = s3.URI("no-such-bucket", "out")
@@ -311,9 +304,7 @@ func TestExecuteRejectsAMalformedTask(t *testing.T) {
 // SIGTERM, a deadline passed) is worth a retry: it must not be reported as
 // a model ONNX Runtime rejected, and nothing may be published.
 func TestExecuteInterruptedDuringEvaluation(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
 	task := firstTask(t, spec)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/ort/orttest"
 	"github.com/kompress/kompress/runner/storage"
 )
 
@@ -20,9 +21,7 @@ import (
 // cache key and output, the source digest it started from, the runner
 // version and the final metrics; a cached re-run writes it when missing.
 func TestReleaseManifest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	ctx := context.Background()
 	prune := v1alpha1.Stage{Name: "prune", Type: v1alpha1.StageTypePrune,
 		Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}
@@ -81,9 +80,7 @@ func TestReleaseManifest(t *testing.T) {
 
 // An existing release.json is never replaced.
 func TestReleaseManifestIsWriteOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	ctx := context.Background()
 	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
 	task := firstTask(t, spec)

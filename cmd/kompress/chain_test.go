@@ -11,6 +11,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
 // chainJob writes the sample job with stages (YAML list items) before its
@@ -29,9 +30,7 @@ func chainJob(t *testing.T, stages string) string {
 // The canonical chain: prune, then quantize. Quantization must keep the
 // pruned weights at zero, and each stage's status carries its own metrics.
 func TestRunPruneThenQuantize(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	chain := chainJob(t, `  - name: prune
     type: Prune
     prune:
@@ -74,9 +73,7 @@ func TestRunPruneThenQuantize(t *testing.T) {
 // prune (80%, per layer) -> distill -> quantize: distillation recovers
 // accuracy the pruning cost, keeps the mask, and quantization keeps it too.
 func TestRunPruneDistillQuantize(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	chain := chainJob(t, `  - name: prune
     type: Prune
     prune: {method: magnitude, sparsity: "0.8", scope: layer}

@@ -22,6 +22,7 @@ import (
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/pipeline/jobfile"
 	"github.com/kompress/kompress/runner"
+	"github.com/kompress/kompress/runner/ort/orttest"
 	"github.com/kompress/kompress/runner/storage"
 )
 
@@ -89,9 +90,7 @@ func decodeJob(t *testing.T, out string) *v1alpha1.CompressionJob {
 }
 
 func TestRunSampleThenReuse(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	jobFile, _ := sampleJob(t, "")
 	out, stderr, code := cli(t, "run", "-f", jobFile, "-o", "json")
 	if code != 0 {
@@ -139,9 +138,7 @@ func TestRunSampleThenReuse(t *testing.T) {
 }
 
 func TestRunSummaryAndYAML(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	jobFile, _ := sampleJob(t, "")
 	out, stderr, code := cli(t, "run", "-f", jobFile)
 	if code != 0 {
@@ -201,9 +198,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 }
 
 func TestRunReportsAFailedStage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	jobFile, dir := sampleJob(t, "")
 	os.WriteFile(filepath.Join(dir, "mnist-8.onnx"), []byte("garbage"), 0o644)
 	out, _, code := cli(t, "run", "-f", jobFile, "-o", "json")
@@ -266,9 +261,7 @@ func readTermination(t *testing.T, path string) pipeline.Result {
 // termination message, and on a second run finds result.json and reports
 // it as cached without writing anything.
 func TestStageWritesTerminationMessageThenSkipsOnCache(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ONNX Runtime")
-	}
+	orttest.Require(t)
 	jobFile, dir := sampleJob(t, "")
 	task, taskFile := stageTask(t, jobFile, dir)
 	term := filepath.Join(dir, "termination-log")
