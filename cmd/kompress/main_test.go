@@ -215,6 +215,26 @@ func TestRunReportsAFailedStage(t *testing.T) {
 	}
 }
 
+// A run whose final model misses spec.acceptance fails (exit 65) as the
+// controller reports it: Stalled with QualityGateFailed, the output kept.
+func TestRunFailsAQualityGate(t *testing.T) {
+	orttest.Require(t)
+	jobFile, _ := sampleJob(t, "")
+	gated := strings.Replace(readFile(t, jobFile), "  stages:\n", "  acceptance: {maxBytes: 100}\n  stages:\n", 1)
+	if err := os.WriteFile(jobFile, []byte(gated), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := cli(t, "run", "-f", jobFile, "-o", "json")
+	if code != pipeline.ExitBadInput || !strings.Contains(stderr, "maxBytes") {
+		t.Errorf("exit %d, stderr %q; want %d naming the missed gate", code, stderr, pipeline.ExitBadInput)
+	}
+	job := decodeJob(t, out)
+	stalled := meta.FindStatusCondition(job.Status.Conditions, v1alpha1.ConditionStalled)
+	if stalled == nil || stalled.Status != metav1.ConditionTrue || stalled.Reason != v1alpha1.ReasonQualityGateFailed || job.Status.Output == nil {
+		t.Errorf("Stalled %+v, output %+v; want Stalled=True QualityGateFailed with the output kept", stalled, job.Status.Output)
+	}
+}
+
 // stageTask plans the first stage of the sample job and writes the task
 // where `kompress stage --task` reads it. The job is only parsed: nothing
 // runs before the test runs the stage.

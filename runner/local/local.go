@@ -17,8 +17,9 @@ import (
 )
 
 // Run executes every stage of job in order and returns the job with its
-// status filled in. The error is the failing stage's (runner.ExitCode gives
-// its exit code); the status explains it either way.
+// status filled in. The error is the failing stage's, or a missed quality
+// gate's (runner.ExitCode gives its exit code); the status explains it
+// either way.
 func Run(ctx context.Context, job *v1alpha1.CompressionJob, opts runner.Options) (*v1alpha1.CompressionJob, error) {
 	job = job.DeepCopy()
 	if job.Generation == 0 {
@@ -47,8 +48,14 @@ func Run(ctx context.Context, job *v1alpha1.CompressionJob, opts runner.Options)
 	for _, stage := range spec.Stages[len(st.Stages):] {
 		st.Stages = append(st.Stages, v1alpha1.StageStatus{Name: stage.Name, State: v1alpha1.StagePending})
 	}
-	pipeline.Summarize(spec, st.Stages).Apply(st, job.Generation, metav1.Now())
+	sum := pipeline.Summarize(spec, st.Stages)
+	sum.Apply(st, job.Generation, metav1.Now())
 	st.ObservedGeneration = job.Generation
+	if failure == nil && sum.Phase == pipeline.PhaseFailed {
+		// Every stage ran, but the final model missed spec.acceptance:
+		// the run failed as the controller reports it (Stalled).
+		failure = &runner.Error{Code: pipeline.ExitBadInput, Reason: sum.Reason, Err: errors.New(sum.Message)}
+	}
 	if failure == nil && st.Output == nil && !spec.Suspend {
 		failure = errors.New("the run ended without an output")
 	}
