@@ -103,9 +103,7 @@ func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibr
 	if err != nil {
 		return nil, err
 	}
-	// The fewest most-sensitive nodes to compute in float: double the
-	// count until the target is met, then bisect (fidelity grows, roughly
-	// monotonically, as nodes leave the integer path).
+	// try computes the k most sensitive nodes in float.
 	try := func(k int) (*onnx.Model, *Report, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
@@ -126,30 +124,44 @@ func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibr
 		rq.Fidelity = meanCosine(floatOut, got)
 		return q, rq, nil
 	}
-	best, bestReport, err := try(0)
+	best, bestReport, err := fewestInFloat(len(order), try)
 	if err != nil {
 		return nil, err
 	}
+	*r = *bestReport
+	return best, nil
+}
+
+// fewestInFloat returns the result of try(k) for the smallest k (nodes
+// computed in float, of n candidates) whose fidelity meets fidelityTarget,
+// or is within fidelitySlack of try(n)'s when even that misses it: it
+// doubles k until the target is met, then bisects (fidelity grows,
+// roughly monotonically, as nodes leave the integer path).
+func fewestInFloat(n int, try func(k int) (*onnx.Model, *Report, error)) (*onnx.Model, *Report, error) {
+	best, bestReport, err := try(0)
+	if err != nil {
+		return nil, nil, err
+	}
 	target := fidelityTarget
-	if bestReport.Fidelity < target && len(order) > 0 {
-		_, floor, err := try(len(order))
+	if bestReport.Fidelity < target && n > 0 {
+		_, floor, err := try(n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		target = min(target, floor.Fidelity-fidelitySlack)
 	}
 	lo, hi := 0, 0 // lo fails the target; hi is the best passing count found
-	for bestReport.Fidelity < target && hi < len(order) {
-		lo, hi = hi, min(max(2*hi, 1), len(order))
+	for bestReport.Fidelity < target && hi < n {
+		lo, hi = hi, min(max(2*hi, 1), n)
 		if best, bestReport, err = try(hi); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for hi-lo > 1 && bestReport.Fidelity >= target {
 		mid := (lo + hi) / 2
 		q, rq, err := try(mid)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if rq.Fidelity >= target {
 			hi, best, bestReport = mid, q, rq
@@ -157,8 +169,7 @@ func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibr
 			lo = mid
 		}
 	}
-	*r = *bestReport
-	return best, nil
+	return best, bestReport, nil
 }
 
 // buildStatic quantizes a copy of m with the calibrated ranges, computing

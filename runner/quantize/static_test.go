@@ -167,3 +167,35 @@ func TestStaticNeedsCalibrationData(t *testing.T) {
 		t.Errorf("empty calibration reported as %v", err)
 	}
 }
+
+// TestFewestInFloat checks the search for the fewest nodes in float on
+// fidelity curves where the answer is known.
+func TestFewestInFloat(t *testing.T) {
+	tests := []struct {
+		name     string
+		n        int
+		fidelity func(k int) float64
+		want     int
+	}{
+		{"all integer is enough", 10, func(int) float64 { return 0.995 }, 0},
+		{"the target first met at 4 of 20", 20, func(k int) float64 { return 0.951 + 0.01*float64(k) }, 4},
+		{"met only with every node in float", 7, func(k int) float64 { return 0.9 + 0.0125*float64(k) }, 7},
+		// Every node in float gives 0.98 < 0.99: the target becomes
+		// 0.98 - 0.005 = 0.975, first met at k = 7 (0.97625).
+		{"below the target even in float", 8, func(k int) float64 { return 0.95 + 0.00375*float64(k) }, 7},
+		{"no candidates", 0, func(int) float64 { return 0.5 }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, r, err := fewestInFloat(tt.n, func(k int) (*onnx.Model, *Report, error) {
+				return nil, &Report{Fidelity: tt.fidelity(k), Activations: k}, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Activations != tt.want {
+				t.Errorf("chose %d nodes in float (fidelity %.4f), want %d", r.Activations, r.Fidelity, tt.want)
+			}
+		})
+	}
+}
