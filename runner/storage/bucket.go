@@ -18,6 +18,9 @@ import (
 type Client struct {
 	Retry  Retry
 	Logger *slog.Logger
+	// unseekable marks the one-attempt client Write uses for content it
+	// cannot rewind, so that giving up says why.
+	unseekable bool
 }
 
 // Default is the client behind the package-level functions.

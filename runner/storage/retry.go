@@ -51,40 +51,45 @@ func (c *Client) do(ctx context.Context, op, uri string, fn func(attempt int) er
 			return err
 		}
 		if attempt >= r.Attempts {
-			return giveUp(err, attempt)
+			return giveUp(err, attempt, c.unseekable)
 		}
 		d := r.delay(attempt)
 		c.logger().Warn("storage: transient failure, retrying",
 			"op", op, "uri", uri, "attempt", attempt, "of", r.Attempts, "wait", d, "err", err)
 		select {
 		case <-ctx.Done():
-			return giveUp(err, attempt)
+			return giveUp(err, attempt, false)
 		case <-time.After(d):
 		}
 	}
 }
 
 // giveUp turns the last transient error into a plain failure: the stage as
-// a whole may still be retried by its Job.
-func giveUp(err error, attempts int) error {
+// a whole may still be retried by its Job. unseekable says the single
+// attempt was all a stream allowed.
+func giveUp(err error, attempts int, unseekable bool) error {
 	var se *Error
 	if !errors.As(err, &se) {
 		return err
 	}
 	out := *se
 	out.Kind = KindFailure
-	out.Err = &retriesError{attempts: attempts, err: se.Err}
+	out.Err = &retriesError{attempts: attempts, unseekable: unseekable, err: se.Err}
 	return &out
 }
 
 type retriesError struct {
-	attempts int
-	err      error
+	attempts   int
+	unseekable bool
+	err        error
 }
 
 func (e *retriesError) Error() string {
-	if e.attempts == 1 {
+	switch {
+	case e.unseekable:
 		return "not retried (the content cannot be rewound): " + e.err.Error()
+	case e.attempts == 1:
+		return "gave up after 1 attempt: " + e.err.Error()
 	}
 	return "gave up after " + strconv.Itoa(e.attempts) + " attempts: " + e.err.Error()
 }

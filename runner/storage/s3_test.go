@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -130,6 +131,23 @@ func TestS3TransientFailuresAreRetried(t *testing.T) {
 		// (gocloud fixes the SDK's retryer at 3; AWS_MAX_ATTEMPTS is ignored).
 		if n := s3.Requests() - before; n != 6 {
 			t.Errorf("server saw %d requests, want 6 (bounded retries)", n)
+		}
+	})
+
+	// Giving up says why there was no retry: a client allowed one
+	// attempt, or content that cannot be rewound.
+	t.Run("one attempt", func(t *testing.T) {
+		s3.FailNext(1000, http.StatusServiceUnavailable)
+		defer s3.FailNext(0, 0)
+		c, _ := logCapture(storage.Retry{Attempts: 1})
+		_, _, err := c.ReadAll(ctx, s3.URI("models", "w/model.onnx"), "")
+		if err == nil || !strings.Contains(err.Error(), "gave up after 1 attempt: ") {
+			t.Errorf("read with one attempt: err = %v", err)
+		}
+		c, _ = logCapture(fastRetry)
+		_, err = c.Write(ctx, s3.URI("models", "stream/model.onnx"), io.MultiReader(bytes.NewReader(data)))
+		if err == nil || !strings.Contains(err.Error(), "not retried (the content cannot be rewound)") {
+			t.Errorf("write of a stream: err = %v", err)
 		}
 	})
 

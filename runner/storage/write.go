@@ -36,7 +36,7 @@ func (c *Client) Write(ctx context.Context, uri string, r io.Reader) (Object, er
 	}
 	cl := c
 	if !seekable {
-		cl = &Client{Retry: Retry{Attempts: 1}, Logger: c.Logger}
+		cl = &Client{Retry: Retry{Attempts: 1}, Logger: c.Logger, unseekable: true}
 	}
 	var obj Object
 	err = cl.do(ctx, "write", uri, func(attempt int) error {
