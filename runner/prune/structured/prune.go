@@ -120,6 +120,9 @@ func newPruning(ctx context.Context, src *onnx.Model, opts Options) (*pruning, e
 	if err := onnx.TopoSort(m.Proto.GetGraph()); err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Name, err)
 	}
+	if !hasCandidates(m) { // say so before running the model to probe its shapes
+		return nil, fmt.Errorf("%w: %s has no Conv, ConvTranspose, Gemm or MatMul with a constant weight", ErrNothingPrunable, m.Name)
+	}
 	pr := &pruning{m0: m, opts: opts}
 	if pr.inputs, err = probeInputs(m, opts); err != nil {
 		return nil, err
@@ -140,6 +143,27 @@ func newPruning(ctx context.Context, src *onnx.Model, opts Options) (*pruning, e
 		return nil, err
 	}
 	return pr, nil
+}
+
+// hasCandidates reports whether the main graph has a layer whose output
+// channels could be candidates: a Conv, ConvTranspose, Gemm or MatMul
+// reading a weight at input 1.
+func hasCandidates(m *onnx.Model) bool {
+	weights := map[string]bool{}
+	for _, w := range m.Weights() {
+		if w.Graph.Path == "" {
+			weights[w.Name] = true
+		}
+	}
+	for _, n := range m.Proto.GetGraph().GetNode() {
+		switch n.GetOpType() {
+		case "Conv", "ConvTranspose", "Gemm", "MatMul":
+			if isDefault(n) && weights[input(n, 1)] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // analyze builds the channel dependency graph of a fresh copy of m0.
