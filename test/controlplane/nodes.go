@@ -54,7 +54,7 @@ func addNode(ctx context.Context, c client.Client, name string, pool NodePool) (
 		return nil, fmt.Errorf("creating Node %s: %w", name, err)
 	}
 	now := metav1.Now()
-	node.Status = corev1.NodeStatus{
+	status := corev1.NodeStatus{
 		Capacity:    capacity,
 		Allocatable: capacity.DeepCopy(),
 		Phase:       corev1.NodeRunning,
@@ -63,13 +63,21 @@ func addNode(ctx context.Context, c client.Client, name string, pool NodePool) (
 			Message: "played by the test", LastHeartbeatTime: now, LastTransitionTime: now,
 		}},
 	}
-	if err := c.Status().Update(ctx, node); err != nil {
+	// Other controllers (kube-controller-manager's, a test's node agent)
+	// may write a new Node at once: both updates retry on conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(node), node); err != nil {
+			return err
+		}
+		node.Status = *status.DeepCopy()
+		return c.Status().Update(ctx, node)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("setting the status of Node %s: %w", name, err)
 	}
 	// The TaintNodesByCondition admission plugin added a not-ready taint on
 	// create, and with no node-lifecycle controller nothing removes it.
-	// Other controllers may write the Node meanwhile: retry on conflict.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(node), node); err != nil {
 			return err
 		}
