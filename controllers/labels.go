@@ -29,7 +29,7 @@ const (
 	// ContainerName is the stage container, named in the podFailurePolicy.
 	ContainerName = "runner"
 
-	// jobNameLabel and jobUIDLabel are set by the Job controller on pods.
+	// jobNameLabel is set by the Job controller on the pods it creates.
 	jobNameLabel = "batch.kubernetes.io/job-name"
 )
 

@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -27,7 +26,6 @@ import (
 func TestThreeStageRun(t *testing.T) {
 	e := sharedEnv(t)
 	ns := e.namespace(t)
-	ctx := context.Background()
 	e.create(t, &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "compress-" + ns}, Value: 100})
 
 	edge := corev1.Toleration{Key: "pool", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule}
@@ -164,7 +162,6 @@ func TestThreeStageRun(t *testing.T) {
 	if v := histogramCount(t, controllers.MetricStageDuration); v < 3 {
 		t.Errorf("%s has %d observations, want at least 3", controllers.MetricStageDuration, v)
 	}
-	_ = ctx
 }
 
 func checkTask(t *testing.T, cpj *v1alpha1.CompressionJob, i int, task pipeline.Task, prev *v1alpha1.Artifact) {

@@ -96,7 +96,6 @@ func TestFailingStage(t *testing.T) {
 // job suspended so no Job is created until it is resumed.
 func TestSuspendResume(t *testing.T) {
 	e := sharedEnv(t)
-	ctx := context.Background()
 	ns := e.namespace(t)
 	cpj := newCPJ(ns, "pausable", pruneStage("prune"), quantizeStage("int8"))
 	e.create(t, cpj)
@@ -155,7 +154,6 @@ func TestSuspendResume(t *testing.T) {
 	if ptr.Deref(j.Spec.Suspend, false) {
 		t.Errorf("Job %s created suspended after resume", j.Name)
 	}
-	_ = ctx
 }
 
 func setSuspend(t *testing.T, e *env, key client.ObjectKey, suspend bool) {
