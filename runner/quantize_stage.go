@@ -24,7 +24,7 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	}
 	// The runner loaded the model for this stage only: quantize it in place.
 	out, report, err := quantize.QuantizeInPlace(ctx, in.Model, spec, calib)
-	if errors.Is(err, quantize.ErrNoWeights) || errors.Is(err, quantize.ErrSpec) {
+	if errors.Is(err, quantize.ErrNoWeights) || errors.Is(err, quantize.ErrSpec) || errors.Is(err, quantize.ErrUnsupported) {
 		return nil, BadInput(err)
 	}
 	if err != nil {

@@ -1,6 +1,8 @@
 package quantize
 
 import (
+	"fmt"
+
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
@@ -36,7 +38,10 @@ func ensureOpset(m *onnx.Model, min int64) error {
 			t.RawData = data
 		}
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	return nil
 }
 
 // largeTensor is the size from which tensor data is held aside.

@@ -18,6 +18,11 @@ var ErrNoWeights = errors.New("no quantizable weights")
 // ErrSpec is returned (wrapped) for a spec that cannot be applied.
 var ErrSpec = errors.New("invalid quantize spec")
 
+// ErrUnsupported is returned (wrapped) when the model cannot take the
+// quantized form: its opset is too old, or an operator cannot be upgraded
+// to the opset the form needs. Like ErrNoWeights, it is bad input.
+var ErrUnsupported = errors.New("model not supported for this quantization")
+
 // Quantize returns a quantized copy of m as spec asks, and a report of what
 // was quantized and what was left in float and why. calib feeds static
 // quantization's calibration and may be nil for the other methods. The

@@ -3,6 +3,7 @@ package quantize
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -75,6 +76,36 @@ func TestNoQuantizableWeights(t *testing.T) {
 	_, _, err := Quantize(context.Background(), convNet(1), spec, NewBatches(randomBatches(1, "x", 1, 1, 3, 8, 8)...))
 	if !errors.Is(err, ErrNoWeights) {
 		t.Fatalf("all excluded: error %v, want ErrNoWeights", err)
+	}
+}
+
+// TestModelCannotBeUpgraded: a model whose opset cannot be raised to what
+// the quantized form needs is refused as unsupported (bad input, not a
+// failure worth retrying), saying why, for every method that upgrades.
+func TestModelCannotBeUpgraded(t *testing.T) {
+	tests := []struct {
+		name string
+		m    func() *onnx.Model
+		say  string
+	}{
+		{"opset 5", func() *onnx.Model {
+			b := newBuilder(1)
+			return b.Model(5, b.Node("MatMul", "y", []string{b.Input("x", "N", 4), b.weight("w", 4, 3)}))
+		}, "opset 5 is older than 6"},
+		{"tf_half_pixel_for_nn", func() *onnx.Model {
+			b := newBuilder(1)
+			h := b.Node("MatMul", "h", []string{b.Input("x", 1, 1, 2, 4), b.weight("w", 4, 4)})
+			scales := b.Init("scales", onnx.NewTensor([]int64{4}, []float32{1, 1, 2, 2}))
+			return b.Model(11, b.Node("Resize", "y", []string{h, "", scales}, onnx.AttrString("coordinate_transformation_mode", "tf_half_pixel_for_nn")))
+		}, "tf_half_pixel_for_nn was removed at opset 13"},
+	}
+	for _, tt := range tests {
+		for _, spec := range []v1alpha1.QuantizeSpec{{Method: v1alpha1.QuantizeDynamic}, {Method: v1alpha1.QuantizeWeightOnly, Bits: 4}} {
+			_, _, err := Quantize(context.Background(), tt.m(), spec, nil)
+			if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tt.say) {
+				t.Errorf("%s, %s: error %v, want ErrUnsupported saying %q", tt.name, specName(spec), err, tt.say)
+			}
+		}
 	}
 }
 
