@@ -33,15 +33,6 @@ func MNISTPath(name string) (string, error) {
 		name, strings.Join(dirs, ", "))
 }
 
-// LoadMNIST finds an MNIST file as MNISTPath does and loads it.
-func LoadMNIST(name string) (*Dataset, error) {
-	p, err := MNISTPath(name)
-	if err != nil {
-		return nil, err
-	}
-	return LoadFile(p)
-}
-
 func dataDirs() []string {
 	var dirs []string
 	if d := os.Getenv("KOMPRESS_DATA"); d != "" {

@@ -50,7 +50,11 @@ func checkMNIST(t *testing.T, d *Dataset, n int) {
 }
 
 func TestMNISTSample(t *testing.T) {
-	d, err := LoadMNIST(MNISTTest1k)
+	p, err := MNISTPath(MNISTTest1k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := LoadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,29 +34,11 @@ const (
 // session, one image per run, argmax against the label.
 func plainAccuracy(t *testing.T, model []byte, d *dataset.Dataset) float64 {
 	t.Helper()
-	s, err := ort.NewSession("mnist", model, ort.Options{IntraOpThreads: 1})
+	m, err := onnx.Load(model)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	correct := 0
-	for i := range d.Len() {
-		out, err := s.Run(map[string]*onnx.Tensor{s.Inputs[0].Name: onnx.NewTensor([]int64{1, 1, 28, 28}, d.Sample(i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		logits := out[s.Outputs[0].Name].Data.([]float32)
-		best := 0
-		for j, v := range logits {
-			if v > logits[best] {
-				best = j
-			}
-		}
-		if int64(best) == d.Labels[i] {
-			correct++
-		}
-	}
-	return float64(correct) / float64(d.Len())
+	return orttest.MNIST8Accuracy(t, m, d)
 }
 
 func TestMNISTAccuracyAndSelfFidelity(t *testing.T) {

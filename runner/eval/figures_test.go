@@ -9,6 +9,7 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/eval"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -23,10 +24,7 @@ func TestMNIST10kFigures(t *testing.T) {
 		t.Skip("reports figures on request: set KOMPRESS_EVAL_FIGURES=1 (the 10k set comes from `make data`)")
 	}
 	orttest.Require(t)
-	data, err := dataset.LoadMNIST(dataset.MNISTTest10k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := onnxtest.MNIST(t, dataset.MNISTTest10k)
 	model := readModel(t, "mnist-8.onnx")
 	if err := ort.Init(); err != nil { // not part of the timing
 		t.Fatal(err)

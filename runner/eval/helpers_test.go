@@ -2,7 +2,6 @@ package eval_test
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -10,13 +9,13 @@ import (
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 )
 
-const models = "../../testdata/models"
-
+// readModel reads testdata/models/<name>.
 func readModel(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(models, name))
+	b, err := os.ReadFile(onnxtest.ModelPath(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,11 +25,7 @@ func readModel(t testing.TB, name string) []byte {
 // mnist1k is the committed 1,000-image MNIST test sample.
 func mnist1k(t testing.TB) *dataset.Dataset {
 	t.Helper()
-	d, err := dataset.LoadMNIST(dataset.MNISTTest1k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return onnxtest.MNIST(t, dataset.MNISTTest1k)
 }
 
 // graph builds small models by hand.
