@@ -143,6 +143,22 @@ func (e *env) waitJobs(t testing.TB, cpj *v1alpha1.CompressionJob, n int) []batc
 	return jobs
 }
 
+// waitReplaced waits until the CompressionJob's one stage Job is another
+// than old (same name or not) and returns it.
+func (e *env) waitReplaced(t testing.TB, cpj *v1alpha1.CompressionJob, old *batchv1.Job, what string) batchv1.Job {
+	t.Helper()
+	var job batchv1.Job
+	poll(t, what, func(context.Context) (bool, error) {
+		jobs := e.jobs(t, cpj)
+		if len(jobs) != 1 || jobs[0].UID == old.UID {
+			return false, nil
+		}
+		job = jobs[0]
+		return true, nil
+	})
+	return job
+}
+
 // taskOf decodes the task a stage Job carries.
 func taskOf(t testing.TB, job *batchv1.Job) pipeline.Task {
 	t.Helper()

@@ -477,15 +477,7 @@ func TestQueueNameFix(t *testing.T) {
 		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonAwaitingAdmission)
 	})
 	updateSpec(t, e, key, func(s *v1alpha1.CompressionJobSpec) { s.Scheduling.QueueName = "team-a" })
-	var moved batchv1.Job
-	poll(t, "the queued Job replaced by one in queue team-a", func(context.Context) (bool, error) {
-		jobs := e.jobs(t, cpj)
-		if len(jobs) != 1 || jobs[0].UID == queued.UID {
-			return false, nil
-		}
-		moved = jobs[0]
-		return true, nil
-	})
+	moved := e.waitReplaced(t, cpj, &queued, "the queued Job replaced by one in queue team-a")
 	if moved.Labels[controllers.LabelQueueName] != "team-a" || !ptr.Deref(moved.Spec.Suspend, false) {
 		t.Errorf("replacement Job labels %v, suspend %v: want queue team-a, created suspended", moved.Labels, moved.Spec.Suspend)
 	}
@@ -576,15 +568,7 @@ func TestNewRunRetriesFailedStage(t *testing.T) {
 	// More retries: placement is not part of the cache key, so the Job
 	// keeps its name.
 	updateSpec(t, e, key, func(s *v1alpha1.CompressionJobSpec) { s.Stages[0].BackoffLimit = ptr.To[int32](6) })
-	var retry batchv1.Job
-	poll(t, "a new Job replacing the failed one", func(context.Context) (bool, error) {
-		jobs := e.jobs(t, cpj)
-		if len(jobs) != 1 || jobs[0].UID == failed.UID {
-			return false, nil
-		}
-		retry = jobs[0]
-		return true, nil
-	})
+	retry := e.waitReplaced(t, cpj, &failed, "a new Job replacing the failed one")
 	if retry.Name != failed.Name || *retry.Spec.BackoffLimit != 6 {
 		t.Errorf("replacement Job %s with backoffLimit %d, want %s with 6", retry.Name, *retry.Spec.BackoffLimit, failed.Name)
 	}
@@ -618,15 +602,7 @@ func TestSchedulingFixReplacesPendingJob(t *testing.T) {
 	}
 
 	updateSpec(t, e, key, func(s *v1alpha1.CompressionJobSpec) { s.Scheduling.NodeSelector["pool"] = "edge" })
-	var moved batchv1.Job
-	poll(t, "the Job replaced with the new node selector", func(context.Context) (bool, error) {
-		jobs := e.jobs(t, cpj)
-		if len(jobs) != 1 || jobs[0].UID == stuck.UID {
-			return false, nil
-		}
-		moved = jobs[0]
-		return true, nil
-	})
+	moved := e.waitReplaced(t, cpj, &stuck, "the Job replaced with the new node selector")
 	if got := moved.Spec.Template.Spec.NodeSelector["pool"]; got != "edge" {
 		t.Errorf("replacement Job's pool %q, want edge", got)
 	}
@@ -698,15 +674,7 @@ func TestJobDeletedBeforeResultRead(t *testing.T) {
 		j.Finalizers = nil
 		return false, ignoreConflict(e.client.Update(ctx, &j))
 	})
-	var again batchv1.Job
-	poll(t, "the stage Job created again", func(context.Context) (bool, error) {
-		jobs := e.jobs(t, cpj)
-		if len(jobs) != 1 || jobs[0].UID == first.UID {
-			return false, nil
-		}
-		again = jobs[0]
-		return true, nil
-	})
+	again := e.waitReplaced(t, cpj, &first, "the stage Job created again")
 	r := resultFor(taskOf(t, &again), nil)
 	r.Cached = true // the runner found the result.json it wrote the first time
 	pod := e.startPod(t, &again, "node-a")
