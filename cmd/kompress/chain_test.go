@@ -113,3 +113,26 @@ func TestRunPruneDistillQuantize(t *testing.T) {
 		t.Errorf("no distillation progress:\n%s", stderr)
 	}
 }
+
+// A model pruned with sparse storage goes on to quantization: mnist-8 is
+// IR 3, storing sparse initializers raises it to IR 6, and its weights must
+// still be weights (not overridable graph inputs) for quantization to take.
+func TestRunSparsePruneThenQuantize(t *testing.T) {
+	orttest.Require(t)
+	chain := chainJob(t, `  - name: prune
+    type: Prune
+    prune: {method: magnitude, sparsity: "0.8", storage: sparse}
+`)
+	out, stderr, code := cli(t, "run", "-f", chain, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	got := decodeJob(t, out)
+	pruned, final := got.Status.Stages[0].Output, got.Status.Stages[1].Output
+	if pruned.SizeBytes*100 >= 26454*40 {
+		t.Errorf("80%% sparse storage wrote %d bytes, not under 40%% of the 26454-byte source", pruned.SizeBytes)
+	}
+	if s, _ := strconv.ParseFloat(final.Metrics[pipeline.MetricSparsity], 64); s < 0.79 {
+		t.Errorf("int8 after sparse pruning: sparsity %.4f, want the 80%% mask kept", s)
+	}
+}

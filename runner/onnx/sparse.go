@@ -183,8 +183,8 @@ func (m *Model) Sparsify(names []string, indices SparseIndices) ([]string, error
 		sort.Strings(missing)
 		return converted, fmt.Errorf("%s: Sparsify: no weights named %q", m.label(), missing)
 	}
-	if len(converted) > 0 && m.Proto.GetIrVersion() < 6 {
-		m.Proto.IrVersion = proto.Int64(6)
+	if len(converted) > 0 {
+		m.RaiseIRVersion(6) // sparse initializers arrived in IR 6
 	}
 	return converted, nil
 }

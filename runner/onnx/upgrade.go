@@ -69,9 +69,7 @@ func (m *Model) UpgradeOpset(target int64) error {
 		return &RefusalError{From: from, To: target, Nodes: refusals}
 	}
 	work.SetOpset("", target)
-	if ir := IRVersionForOpset(target); work.Proto.GetIrVersion() < ir {
-		work.Proto.IrVersion = proto.Int64(ir)
-	}
+	work.RaiseIRVersion(IRVersionForOpset(target))
 	m.Proto, m.external, m.names = work.Proto, work.external, nil
 	return nil
 }

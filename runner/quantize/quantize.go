@@ -45,7 +45,9 @@ func QuantizeInPlace(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeS
 	}
 	out := m
 	r := &Report{Method: o.method, own: map[string]bool{}}
-	dropInitializerInputs(out)
+	// Initializers listed as inputs only because IR 3 required it are
+	// weights: raising the IR version says so.
+	out.RaiseIRVersion(4)
 	folded, err := foldConstants(out)
 	if err != nil {
 		return nil, nil, err
@@ -137,27 +139,3 @@ func listFloatWeights(m *onnx.Model, r *Report) {
 
 // weightOps are the operators whose weights the methods quantize.
 var weightOps = map[string]bool{"Conv": true, "ConvTranspose": true, "MatMul": true, "Gemm": true}
-
-// dropInitializerInputs removes initializers from the graph inputs of a
-// model older than IR 4, where the IR required listing them there (they
-// are weights, not inputs a caller replaces); from IR 4 on, an initializer
-// listed as an input is a default a caller may override, and stays one.
-func dropInitializerInputs(m *onnx.Model) {
-	if m.Proto.GetIrVersion() >= 4 {
-		return
-	}
-	for _, ref := range m.Graphs() {
-		g := ref.Graph
-		inits := map[string]bool{}
-		for _, t := range g.GetInitializer() {
-			inits[t.GetName()] = true
-		}
-		inputs := g.Input[:0]
-		for _, vi := range g.Input {
-			if !inits[vi.GetName()] {
-				inputs = append(inputs, vi)
-			}
-		}
-		g.Input = inputs
-	}
-}
