@@ -245,22 +245,6 @@ func TestTemplateHash(t *testing.T) {
 	}
 }
 
-func TestRunHash(t *testing.T) {
-	a := unitCPJ(v1alpha1.Stage{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}})
-	b := a.DeepCopy()
-	b.Spec.Suspend = true
-	if RunHash(&a.Spec) != RunHash(&b.Spec) {
-		t.Error("suspending changes the run hash: resuming would start a new run")
-	}
-	b.Spec.Stages[0].Quantize.Method = v1alpha1.QuantizeStatic
-	if RunHash(&a.Spec) == RunHash(&b.Spec) {
-		t.Error("a stage change keeps the run hash")
-	}
-	if a.Spec.Suspend {
-		t.Error("RunHash changed its input")
-	}
-}
-
 func TestEnvKeys(t *testing.T) {
 	got := EnvKeys([]string{"b", "A_1", "1x", "with-dash", "POD_NAME", "a.b", ""})
 	if diff := cmp.Diff([]string{"A_1", "a.b", "b", "with-dash"}, got); diff != "" {

@@ -2,9 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -21,20 +18,6 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 )
-
-// RunHash identifies the work a spec asks for: the spec less spec.suspend,
-// so suspending and resuming continue a run while any other change starts a
-// new one.
-func RunHash(spec *v1alpha1.CompressionJobSpec) string {
-	s := spec.DeepCopy()
-	s.Suspend = false
-	b, err := json.Marshal(s)
-	if err != nil {
-		panic("controllers: a CompressionJobSpec does not encode: " + err.Error())
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
-}
 
 // runState is one reconcile of one CompressionJob: the plan walked stage by
 // stage, the first unfinished stage (the frontier) and the summary.
@@ -68,7 +51,7 @@ type frontier struct {
 }
 
 func newRun(r *CompressionJobReconciler, cpj *v1alpha1.CompressionJob, kids children, now metav1.Time) *runState {
-	h := RunHash(&cpj.Spec)
+	h := pipeline.RunHash(&cpj.Spec)
 	return &runState{
 		r: r, cpj: cpj, kids: kids, now: now, runHash: h,
 		newRun:  cpj.Status.RunHash != h,

@@ -100,6 +100,9 @@ func TestRunSampleThenReuse(t *testing.T) {
 		t.Errorf("no stage progress on stderr:\n%s", stderr)
 	}
 	job := decodeJob(t, out)
+	if job.Status.RunHash == "" || job.Status.RunHash != pipeline.RunHash(&job.Spec) {
+		t.Errorf("status.runHash %q, want %q as the controller records it", job.Status.RunHash, pipeline.RunHash(&job.Spec))
+	}
 	if !meta.IsStatusConditionTrue(job.Status.Conditions, v1alpha1.ConditionReady) || job.Status.Progress != "1/1" {
 		t.Fatalf("status is not Ready 1/1: %+v", job.Status)
 	}

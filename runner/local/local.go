@@ -51,6 +51,7 @@ func Run(ctx context.Context, job *v1alpha1.CompressionJob, opts runner.Options)
 	sum := pipeline.Summarize(spec, st.Stages)
 	sum.Apply(st, job.Generation, metav1.Now())
 	st.ObservedGeneration = job.Generation
+	st.RunHash = pipeline.RunHash(spec)
 	if failure == nil && sum.Phase == pipeline.PhaseFailed {
 		// Every stage ran, but the final model missed spec.acceptance:
 		// the run failed as the controller reports it (Stalled).
