@@ -192,7 +192,12 @@ func failedStage(s v1alpha1.StageStatus, job *batchv1.Job, c *batchv1.JobConditi
 			continue
 		}
 		if c.Reason == batchv1.JobReasonPodFailurePolicy {
+			// The runner's own reason is the more precise one (and the one
+			// `kompress run` reports); the exit code's is the fallback.
 			s.Reason = pipeline.ExitReason(term.ExitCode)
+			if r, err := pipeline.DecodeResult([]byte(term.Message)); err == nil && r.Reason != "" {
+				s.Reason = pipeline.SafeReason(r.Reason, s.Reason)
+			}
 		}
 		if rm := runnerMessage(term.Message); rm != "" {
 			msg = fmt.Sprintf("%s; runner exited with code %d: %s", msg, term.ExitCode, rm)
