@@ -13,16 +13,9 @@ import (
 // input's channels through, losing the same ones, with its group count.
 func ruleConv(a *analysis, n *onnxpb.NodeProto) {
 	x, out := input(n, 0), output(n, 0)
-	w := a.weight(n, 1)
-	if w == nil || len(w.Dims) < 3 {
-		a.opaque(n, "its weight is computed at run time")
+	w, group, in, ok := convOperands(a, n)
+	if !ok {
 		return
-	}
-	group := onnx.IntAttr(n, "group", 1)
-	in := a.lay[x]
-	if in != nil && in.axis != 1 {
-		a.pin(x, in, fmt.Sprintf("%s reads it with the channels on axis %d", a.label[n], in.axis))
-		in = nil
 	}
 	switch {
 	case group == 1:
@@ -53,16 +46,9 @@ func ruleConv(a *analysis, n *onnxpb.NodeProto) {
 // axis 1 of the weight, input channels along axis 0.
 func ruleConvTranspose(a *analysis, n *onnxpb.NodeProto) {
 	x, out := input(n, 0), output(n, 0)
-	w := a.weight(n, 1)
-	if w == nil || len(w.Dims) < 3 {
-		a.opaque(n, "its weight is computed at run time")
+	w, group, in, ok := convOperands(a, n)
+	if !ok {
 		return
-	}
-	group := onnx.IntAttr(n, "group", 1)
-	in := a.lay[x]
-	if in != nil && in.axis != 1 {
-		a.pin(x, in, fmt.Sprintf("%s reads it with the channels on axis %d", a.label[n], in.axis))
-		in = nil
 	}
 	switch {
 	case group == 1:
@@ -182,4 +168,22 @@ func ruleNorm(a *analysis, n *onnxpb.NodeProto) {
 	}
 	a.lay[out] = in
 	a.passOrigin(x, out)
+}
+
+// convOperands reads what ruleConv and ruleConvTranspose share: the
+// constant weight (a computed one makes the node opaque: ok is false), the
+// group count, and the input's channel layout when the channels are on
+// axis 1 (otherwise the input is pinned and in is nil).
+func convOperands(a *analysis, n *onnxpb.NodeProto) (w *onnx.Weight, group int64, in *layout, ok bool) {
+	x := input(n, 0)
+	if w = a.weight(n, 1); w == nil || len(w.Dims) < 3 {
+		a.opaque(n, "its weight is computed at run time")
+		return nil, 0, nil, false
+	}
+	group = onnx.IntAttr(n, "group", 1)
+	if in = a.lay[x]; in != nil && in.axis != 1 {
+		a.pin(x, in, fmt.Sprintf("%s reads it with the channels on axis %d", a.label[n], in.axis))
+		in = nil
+	}
+	return w, group, in, true
 }
