@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 
@@ -35,9 +34,6 @@ func distillStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 		Threads: runtime.GOMAXPROCS(0), TeacherName: teacherName, Log: in.Log,
 		Progress: func(p distill.Progress) { in.Progress(p.Step, p.Steps, "steps") },
 	})
-	if errors.Is(err, distill.ErrSpec) || errors.Is(err, distill.ErrBadInput) {
-		return nil, BadInput(err)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/storage"
 )
 
@@ -34,7 +35,10 @@ func BadTask(err error) error {
 	return &Error{Code: pipeline.ExitUsage, Reason: "InvalidTask", Err: err}
 }
 
-// ExitCode is the process exit code for err.
+// ExitCode is the process exit code for err: the code an *Error carries,
+// else bad input for anything wrapping fault.ErrBadInput (every algorithm
+// package's sentinels do), else the code of a storage failure's kind, else
+// a transient failure the controller retries.
 func ExitCode(err error) int {
 	if err == nil {
 		return pipeline.ExitOK
@@ -42,8 +46,25 @@ func ExitCode(err error) int {
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Code
 	}
+	if fault.IsBadInput(err) {
+		return pipeline.ExitBadInput
+	}
 	if _, ok := errors.AsType[*storage.Error](err); ok {
-		return storage.ExitCode(err)
+		return storageExitCode(storage.KindOf(err))
+	}
+	return pipeline.ExitFailure
+}
+
+// storageExitCode gives permanent storage failures the codes the
+// controller does not retry.
+func storageExitCode(k storage.Kind) int {
+	switch k {
+	case storage.KindNotFound:
+		return pipeline.ExitNotFound
+	case storage.KindDenied:
+		return pipeline.ExitDenied
+	case storage.KindInvalid, storage.KindDigestMismatch:
+		return pipeline.ExitBadInput
 	}
 	return pipeline.ExitFailure
 }

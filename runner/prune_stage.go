@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 
 	"github.com/kompress/kompress/runner/prune"
 )
@@ -11,9 +10,6 @@ func pruneStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	out, report, err := prune.Prune(ctx, in.Model, *in.Task.Stage.Prune, in.Data, func(done, total int) {
 		in.Progress(int64(done), int64(total), "layers")
 	})
-	if errors.Is(err, prune.ErrSpec) || errors.Is(err, prune.ErrNothingPrunable) || errors.Is(err, prune.ErrCalibration) {
-		return nil, BadInput(err)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/quantize"
@@ -24,9 +23,6 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	}
 	// The runner loaded the model for this stage only: quantize it in place.
 	out, report, err := quantize.QuantizeInPlace(ctx, in.Model, spec, calib)
-	if errors.Is(err, quantize.ErrNoWeights) || errors.Is(err, quantize.ErrSpec) || errors.Is(err, quantize.ErrUnsupported) {
-		return nil, BadInput(err)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package distill
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -12,13 +11,14 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
 // ErrBadInput marks errors caused by the student, the teacher or the
 // dataset (as opposed to failures of the run): they are found before any
 // training time is spent.
-var ErrBadInput = errors.New("bad distillation input")
+var ErrBadInput = fault.New("bad distillation input")
 
 // Options tune Distill.
 type Options struct {

@@ -1,16 +1,16 @@
 package distill
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/fault"
 )
 
 // ErrSpec marks errors in the stage's distill spec (bad input, not a
 // failure of the run).
-var ErrSpec = errors.New("invalid distill spec")
+var ErrSpec = fault.New("invalid distill spec")
 
 // settings is a DistillSpec with its defaults applied and its decimal
 // strings parsed.

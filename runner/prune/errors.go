@@ -1,16 +1,16 @@
 package prune
 
-import "errors"
+import "github.com/kompress/kompress/runner/fault"
 
 // Errors Prune returns wrapped, for the caller to tell bad input (the same
 // job would fail again) from a failure worth retrying.
 var (
 	// ErrSpec: the spec cannot be applied (sparsity out of range, N >= M,
 	// an option the method does not take).
-	ErrSpec = errors.New("invalid prune spec")
+	ErrSpec = fault.New("invalid prune spec")
 	// ErrNothingPrunable: the model has no weight the method can prune.
-	ErrNothingPrunable = errors.New("nothing to prune")
+	ErrNothingPrunable = fault.New("nothing to prune")
 	// ErrCalibration: the calibration data is missing, empty or does not
 	// fit the model's inputs.
-	ErrCalibration = errors.New("unusable calibration data")
+	ErrCalibration = fault.New("unusable calibration data")
 )

@@ -2,26 +2,26 @@ package quantize
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
 // ErrNoWeights is returned (wrapped, with the details) when a model has no
 // weight the method can quantize: the caller reports bad input.
-var ErrNoWeights = errors.New("no quantizable weights")
+var ErrNoWeights = fault.New("no quantizable weights")
 
 // ErrSpec is returned (wrapped) for a spec that cannot be applied.
-var ErrSpec = errors.New("invalid quantize spec")
+var ErrSpec = fault.New("invalid quantize spec")
 
 // ErrUnsupported is returned (wrapped) when the model cannot take the
 // quantized form: its opset is too old, or an operator cannot be upgraded
 // to the opset the form needs. Like ErrNoWeights, it is bad input.
-var ErrUnsupported = errors.New("model not supported for this quantization")
+var ErrUnsupported = fault.New("model not supported for this quantization")
 
 // Quantize returns a quantized copy of m as spec asks, and a report of what
 // was quantized and what was left in float and why. calib feeds static

@@ -13,8 +13,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"gocloud.dev/gcerrors"
 	"google.golang.org/api/googleapi"
-
-	"github.com/kompress/kompress/pipeline"
 )
 
 // Kind classifies a storage error by what the caller can do about it.
@@ -108,24 +106,6 @@ func KindOf(err error) Kind {
 		return se.Kind
 	}
 	return classify(err)
-}
-
-// ExitCode maps an error to the runner exit code: permanent storage
-// failures get the codes the controller does not retry.
-func ExitCode(err error) int {
-	if err == nil {
-		return pipeline.ExitOK
-	}
-	switch KindOf(err) {
-	case KindNotFound:
-		return pipeline.ExitNotFound
-	case KindDenied:
-		return pipeline.ExitDenied
-	case KindInvalid, KindDigestMismatch:
-		return pipeline.ExitBadInput
-	default:
-		return pipeline.ExitFailure
-	}
 }
 
 // classify looks at the gocloud error code first, then at what the drivers

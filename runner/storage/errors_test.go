@@ -7,10 +7,6 @@ import (
 	"io/fs"
 	"syscall"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
-
-	"github.com/kompress/kompress/pipeline"
 )
 
 // statusError has the shape of the AWS SDK's HTTP response errors.
@@ -24,39 +20,30 @@ func TestClassify(t *testing.T) {
 		name string
 		err  error
 		kind Kind
-		exit int
 	}{
-		{"nil", nil, KindFailure, pipeline.ExitOK},
-		{"missing file", fmt.Errorf("open: %w", fs.ErrNotExist), KindNotFound, pipeline.ExitNotFound},
-		{"unreadable file", fmt.Errorf("open: %w", fs.ErrPermission), KindDenied, pipeline.ExitDenied},
-		{"404", statusError(404), KindNotFound, pipeline.ExitNotFound},
-		{"403", statusError(403), KindDenied, pipeline.ExitDenied},
-		{"401", statusError(401), KindDenied, pipeline.ExitDenied},
-		{"400", statusError(400), KindInvalid, pipeline.ExitBadInput},
-		{"429", statusError(429), KindTransient, pipeline.ExitFailure},
-		{"503", statusError(503), KindTransient, pipeline.ExitFailure},
-		{"500", statusError(500), KindTransient, pipeline.ExitFailure},
-		{"no response", fmt.Errorf("send: %w", errors.Join(statusError(0), syscall.ECONNREFUSED)), KindTransient, pipeline.ExitFailure},
-		{"reset", fmt.Errorf("read: %w", syscall.ECONNRESET), KindTransient, pipeline.ExitFailure},
-		{"cancelled", context.Canceled, KindFailure, pipeline.ExitFailure},
-		{"unknown", errors.New("something odd"), KindFailure, pipeline.ExitFailure},
-		{"digest", &Error{Kind: KindDigestMismatch}, KindDigestMismatch, pipeline.ExitBadInput},
-		{"bad uri", &Error{Kind: KindInvalid}, KindInvalid, pipeline.ExitBadInput},
-		{"exists", &Error{Kind: KindExists}, KindExists, pipeline.ExitFailure},
-		{"wrapped", fmt.Errorf("stage: %w", &Error{Kind: KindNotFound}), KindNotFound, pipeline.ExitNotFound},
+		{"nil", nil, KindFailure},
+		{"missing file", fmt.Errorf("open: %w", fs.ErrNotExist), KindNotFound},
+		{"unreadable file", fmt.Errorf("open: %w", fs.ErrPermission), KindDenied},
+		{"404", statusError(404), KindNotFound},
+		{"403", statusError(403), KindDenied},
+		{"401", statusError(401), KindDenied},
+		{"400", statusError(400), KindInvalid},
+		{"429", statusError(429), KindTransient},
+		{"503", statusError(503), KindTransient},
+		{"500", statusError(500), KindTransient},
+		{"no response", fmt.Errorf("send: %w", errors.Join(statusError(0), syscall.ECONNREFUSED)), KindTransient},
+		{"reset", fmt.Errorf("read: %w", syscall.ECONNRESET), KindTransient},
+		{"cancelled", context.Canceled, KindFailure},
+		{"unknown", errors.New("something odd"), KindFailure},
+		{"digest", &Error{Kind: KindDigestMismatch}, KindDigestMismatch},
+		{"bad uri", &Error{Kind: KindInvalid}, KindInvalid},
+		{"exists", &Error{Kind: KindExists}, KindExists},
+		{"wrapped", fmt.Errorf("stage: %w", &Error{Kind: KindNotFound}), KindNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := struct {
-				Kind Kind
-				Exit int
-			}{KindOf(tt.err), ExitCode(tt.err)}
-			want := struct {
-				Kind Kind
-				Exit int
-			}{tt.kind, tt.exit}
-			if d := cmp.Diff(want, got); d != "" {
-				t.Errorf("(-want +got):\n%s", d)
+			if got := KindOf(tt.err); got != tt.kind {
+				t.Errorf("KindOf = %v, want %v", got, tt.kind)
 			}
 		})
 	}

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/storage"
 	"github.com/kompress/kompress/runner/storage/storagetest"
 )
@@ -35,12 +34,12 @@ func TestS3AccessDenied(t *testing.T) {
 			t.Setenv("AWS_ACCESS_KEY_ID", tt.key)
 			t.Setenv("AWS_SECRET_ACCESS_KEY", tt.secret)
 			_, _, err := storage.ReadAll(ctx, uri, "")
-			assertKind(t, err, storage.ErrDenied, pipeline.ExitDenied, uri)
+			assertKind(t, err, storage.ErrDenied, uri)
 			_, err = storage.Exists(ctx, uri)
-			assertKind(t, err, storage.ErrDenied, pipeline.ExitDenied, uri)
+			assertKind(t, err, storage.ErrDenied, uri)
 			other := s3.URI("models", "new.onnx")
 			_, err = storage.WriteBytes(ctx, other, []byte("x"))
-			assertKind(t, err, storage.ErrDenied, pipeline.ExitDenied, other)
+			assertKind(t, err, storage.ErrDenied, other)
 			if err := storage.Delete(ctx, uri); !errors.Is(err, storage.ErrDenied) {
 				t.Errorf("Delete with bad credentials: err = %v, want ErrDenied", err)
 			}
@@ -59,9 +58,9 @@ func TestS3NoSuchBucket(t *testing.T) {
 	s3 := storagetest.StartS3(t, "models")
 	uri := s3.URI("no-such-bucket", "model.onnx")
 	_, _, err := storage.ReadAll(ctx, uri, "")
-	assertKind(t, err, storage.ErrNotFound, pipeline.ExitNotFound, uri)
+	assertKind(t, err, storage.ErrNotFound, uri)
 	_, err = storage.WriteBytes(ctx, uri, []byte("x"))
-	assertKind(t, err, storage.ErrNotFound, pipeline.ExitNotFound, uri)
+	assertKind(t, err, storage.ErrNotFound, uri)
 }
 
 // logCapture is a Client whose retry log lines are kept for inspection.
@@ -124,8 +123,8 @@ func TestS3TransientFailuresAreRetried(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "gave up after 2 attempts") {
 			t.Fatalf("err = %v, want a give-up after 2 attempts", err)
 		}
-		if storage.KindOf(err) != storage.KindFailure || storage.ExitCode(err) != pipeline.ExitFailure {
-			t.Errorf("kind %v, exit %d; want a retryable stage failure (ExitFailure)", storage.KindOf(err), storage.ExitCode(err))
+		if storage.KindOf(err) != storage.KindFailure {
+			t.Errorf("kind %v; want a retryable failure (KindFailure)", storage.KindOf(err))
 		}
 		// 2 attempts of this package, each of 3 attempts of the SDK
 		// (gocloud fixes the SDK's retryer at 3; AWS_MAX_ATTEMPTS is ignored).
@@ -176,7 +175,7 @@ func TestConnectionRefused(t *testing.T) {
 	uri := "s3://models/model.onnx?endpoint=http://" + addr + "&use_path_style=true&region=us-east-1"
 	c, log := logCapture(storage.Retry{Attempts: 2, Initial: time.Millisecond, Max: time.Millisecond})
 	_, _, err = c.ReadAll(context.Background(), uri, "")
-	if err == nil || storage.ExitCode(err) != pipeline.ExitFailure || !strings.Contains(err.Error(), "gave up after 2 attempts") {
+	if err == nil || storage.KindOf(err) != storage.KindFailure || !strings.Contains(err.Error(), "gave up after 2 attempts") {
 		t.Fatalf("err = %v, want a retried, then given-up failure", err)
 	}
 	if !strings.Contains(log.String(), "retrying") {

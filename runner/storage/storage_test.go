@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/storage"
 	"github.com/kompress/kompress/runner/storage/storagetest"
 )
@@ -193,9 +192,6 @@ func assertMismatch(t *testing.T, err error, uri, want, got string) {
 			t.Errorf("error %q does not name %q", err, s)
 		}
 	}
-	if code := storage.ExitCode(err); code != pipeline.ExitBadInput {
-		t.Errorf("ExitCode = %d, want ExitBadInput (%d)", code, pipeline.ExitBadInput)
-	}
 }
 
 func TestWriteOnce(t *testing.T) {
@@ -295,11 +291,11 @@ func TestNotFound(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			uri := b.uri("missing/model.onnx")
 			_, _, err := storage.ReadAll(ctx, uri, "")
-			assertKind(t, err, storage.ErrNotFound, pipeline.ExitNotFound, uri)
+			assertKind(t, err, storage.ErrNotFound, uri)
 			_, err = storage.Read(ctx, uri, "")
-			assertKind(t, err, storage.ErrNotFound, pipeline.ExitNotFound, uri)
+			assertKind(t, err, storage.ErrNotFound, uri)
 			_, err = storage.Stat(ctx, uri)
-			assertKind(t, err, storage.ErrNotFound, pipeline.ExitNotFound, uri)
+			assertKind(t, err, storage.ErrNotFound, uri)
 		})
 	}
 }
@@ -375,15 +371,12 @@ func assertExists(t *testing.T, uri string, want bool) {
 	}
 }
 
-func assertKind(t *testing.T, err, sentinel error, code int, uri string) {
+func assertKind(t *testing.T, err, sentinel error, uri string) {
 	t.Helper()
 	if !errors.Is(err, sentinel) {
 		t.Fatalf("err = %v, want %v", err, sentinel)
 	}
 	if !strings.Contains(err.Error(), uri) {
 		t.Errorf("error %q does not name the URI %s", err, uri)
-	}
-	if got := storage.ExitCode(err); got != code {
-		t.Errorf("ExitCode(%v) = %d, want %d", err, got, code)
 	}
 }

@@ -2,10 +2,10 @@ package structured
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -211,7 +211,7 @@ func (a *analysis) nothingRemoved(rep *Report) error {
 // ErrNothingPrunable is wrapped by the errors of a model where no channel
 // can be removed: no layer to prune, or every candidate protected or
 // below the fraction's share.
-var ErrNothingPrunable = errors.New("nothing to prune structurally")
+var ErrNothingPrunable = fault.New("nothing to prune structurally")
 
 // report describes the plan.
 func (a *analysis) report(p *plan) *Report {
