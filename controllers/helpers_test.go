@@ -36,17 +36,17 @@ const (
 )
 
 func pruneStage(name string) v1alpha1.Stage {
-	return v1alpha1.Stage{Name: name, Type: v1alpha1.StageTypePrune,
-		Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}
+	return v1alpha1.Stage{Name: name, StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune,
+		Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}}
 }
 
 func distillStage(name string) v1alpha1.Stage {
-	return v1alpha1.Stage{Name: name, Type: v1alpha1.StageTypeDistill, Distill: &v1alpha1.DistillSpec{Epochs: 1}}
+	return v1alpha1.Stage{Name: name, StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeDistill, Distill: &v1alpha1.DistillSpec{Epochs: 1}}}
 }
 
 func quantizeStage(name string) v1alpha1.Stage {
-	return v1alpha1.Stage{Name: name, Type: v1alpha1.StageTypeQuantize,
-		Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}}
+	return v1alpha1.Stage{Name: name, StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize,
+		Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}}}
 }
 
 func newCPJ(ns, name string, stages ...v1alpha1.Stage) *v1alpha1.CompressionJob {

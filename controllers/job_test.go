@@ -52,11 +52,11 @@ func envNames(c corev1.Container) []string {
 }
 
 func TestBuildJob(t *testing.T) {
-	quant := v1alpha1.Stage{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic},
+	quant := v1alpha1.Stage{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}},
 		BackoffLimit: ptr.To[int32](4), ActiveDeadlineSeconds: ptr.To[int64](900)}
-	custom := v1alpha1.Stage{Name: "mine", Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
+	custom := v1alpha1.Stage{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
 		Image: "registry.example/mine:2", Command: []string{"/bin/mine"}, Args: []string{"--fast"},
-		Env: []corev1.EnvVar{{Name: "MODE", Value: "fast"}}}}
+		Env: []corev1.EnvVar{{Name: "MODE", Value: "fast"}}}}}
 	cases := []struct {
 		name   string
 		cpj    func() *v1alpha1.CompressionJob
@@ -197,7 +197,7 @@ func TestBuildJob(t *testing.T) {
 // TestTemplateHash checks the hash changes with what changes the pod and
 // not with the Secret's keys or the run.
 func TestTemplateHash(t *testing.T) {
-	quant := v1alpha1.Stage{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}}
+	quant := v1alpha1.Stage{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}}}
 	hash := func(cpj *v1alpha1.CompressionJob, run string, keys []string, d StageDefaults) string {
 		job, err := BuildJob(StageJob{Owner: cpj, Task: unitTask(t, cpj, 0), RunHash: run, SecretKeys: keys}, d)
 		if err != nil {

@@ -118,7 +118,7 @@ func TestObserveActive(t *testing.T) {
 
 func TestObserveFinished(t *testing.T) {
 	spec := &v1alpha1.CompressionJobSpec{Source: v1alpha1.ModelSource{URI: "s3://m/src.onnx"}, Output: v1alpha1.OutputSpec{URI: "s3://m/out"},
-		Stages: []v1alpha1.Stage{{Name: "prune", Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}}}
+		Stages: []v1alpha1.Stage{{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}}}}
 	task, err := pipeline.NewTask("ml/mnist", spec, 0, pipeline.SourceRef(spec), "v1")
 	if err != nil {
 		t.Fatal(err)

@@ -4,29 +4,23 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+
+	"github.com/kompress/kompress/api/v1alpha1"
 )
 
 // keyMaterial is everything that changes what a stage produces. A ref is
 // keyed by digest when known, else by URI: pin spec.source.sha256 for
 // strictly content-addressed keys.
 type keyMaterial struct {
-	Contract      string   `json:"contract"`
-	RunnerVersion string   `json:"runnerVersion"`
-	Input         string   `json:"input"`
-	Source        string   `json:"source"`
-	Dataset       string   `json:"dataset,omitempty"`
-	Evaluation    any      `json:"evaluation"`
-	Stage         stageKey `json:"stage"`
-}
-
-// stageKey is the stage body without its name: renaming a stage does not
-// change its work.
-type stageKey struct {
-	Type     string `json:"type"`
-	Prune    any    `json:"prune,omitempty"`
-	Distill  any    `json:"distill,omitempty"`
-	Quantize any    `json:"quantize,omitempty"`
-	Custom   any    `json:"custom,omitempty"`
+	Contract      string `json:"contract"`
+	RunnerVersion string `json:"runnerVersion"`
+	Input         string `json:"input"`
+	Source        string `json:"source"`
+	Dataset       string `json:"dataset,omitempty"`
+	Evaluation    any    `json:"evaluation"`
+	// Stage is the stage body without its name: renaming a stage does
+	// not change its work.
+	Stage v1alpha1.StageBody `json:"stage"`
 }
 
 // CacheKey is sha256 over the input, the stage body, the dataset, the
@@ -38,22 +32,7 @@ func CacheKey(t Task) string {
 		Input:         refKey(t.Input),
 		Source:        refKey(t.Source),
 		Evaluation:    t.Evaluation,
-		Stage: stageKey{
-			Type: string(t.Stage.Type),
-		},
-	}
-	// Typed nil pointers would encode as null; only set what is present.
-	if t.Stage.Prune != nil {
-		m.Stage.Prune = t.Stage.Prune
-	}
-	if t.Stage.Distill != nil {
-		m.Stage.Distill = t.Stage.Distill
-	}
-	if t.Stage.Quantize != nil {
-		m.Stage.Quantize = t.Stage.Quantize
-	}
-	if t.Stage.Custom != nil {
-		m.Stage.Custom = t.Stage.Custom
+		Stage:         t.Stage.StageBody,
 	}
 	if t.Dataset != nil {
 		m.Dataset = refKey(t.Dataset.Ref)

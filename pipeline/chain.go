@@ -23,10 +23,7 @@ func (t *Task) SetChain(spec *v1alpha1.CompressionJobSpec, before []v1alpha1.Sta
 	}
 	chain := make([]ChainLink, 0, t.Stages)
 	for i, st := range before[:t.Index] {
-		s := spec.Stages[i]
-		link := ChainLink{CacheKey: st.CacheKey, Stage: StageSpec{
-			Name: s.Name, Type: s.Type, Prune: s.Prune, Distill: s.Distill, Quantize: s.Quantize, Custom: s.Custom,
-		}}
+		link := ChainLink{CacheKey: st.CacheKey, Stage: StageSpecOf(spec.Stages[i])}
 		if st.Output != nil {
 			link.Output = Ref{URI: st.Output.URI, Digest: st.Output.Digest}
 		}

@@ -14,8 +14,8 @@ func TestSetChain(t *testing.T) {
 		Source: v1alpha1.ModelSource{URI: "s3://m/src.onnx"},
 		Output: v1alpha1.OutputSpec{URI: "s3://m/out"},
 		Stages: []v1alpha1.Stage{
-			{Name: "prune", Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}},
-			{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}},
+			{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}},
+			{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}}},
 		},
 	}
 	key0 := strings.Repeat("a", 64)
@@ -38,7 +38,7 @@ func TestSetChain(t *testing.T) {
 	keyBefore := last.CacheKey
 	last.SetChain(spec, prev)
 	want := []ChainLink{
-		{Stage: StageSpec{Name: "prune", Type: v1alpha1.StageTypePrune, Prune: spec.Stages[0].Prune}, CacheKey: key0,
+		{Stage: StageSpec{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: spec.Stages[0].Prune}}, CacheKey: key0,
 			Output: Ref{URI: prev[0].Output.URI, Digest: prev[0].Output.Digest}},
 		{Stage: last.Stage, CacheKey: last.CacheKey, Output: Ref{URI: last.OutputURI}},
 	}

@@ -31,18 +31,11 @@ func NewTask(jobName string, spec *v1alpha1.CompressionJobSpec, index int, input
 	}
 	st := spec.Stages[index]
 	t := Task{
-		Version: ContractVersion,
-		Job:     jobName,
-		Index:   index,
-		Stages:  len(spec.Stages),
-		Stage: StageSpec{
-			Name:     st.Name,
-			Type:     st.Type,
-			Prune:    st.Prune,
-			Distill:  st.Distill,
-			Quantize: st.Quantize,
-			Custom:   st.Custom,
-		},
+		Version:       ContractVersion,
+		Job:           jobName,
+		Index:         index,
+		Stages:        len(spec.Stages),
+		Stage:         StageSpecOf(st),
 		Input:         input,
 		Source:        SourceRef(spec),
 		Evaluation:    spec.Evaluation,

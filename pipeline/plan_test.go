@@ -15,8 +15,8 @@ func testSpec() *v1alpha1.CompressionJobSpec {
 		Output:  v1alpha1.OutputSpec{URI: "s3://models/out"},
 		Dataset: &v1alpha1.DatasetSpec{URI: "s3://data/mnist.npz", Format: v1alpha1.DatasetFormatNPZ},
 		Stages: []v1alpha1.Stage{
-			{Name: "prune", Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}},
-			{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Bits: 8}},
+			{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}},
+			{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Bits: 8}}},
 		},
 	}
 }

@@ -14,7 +14,7 @@ func testTask(t *testing.T) Task {
 	spec := &v1alpha1.CompressionJobSpec{
 		Source: v1alpha1.ModelSource{URI: "s3://m/src.onnx"},
 		Output: v1alpha1.OutputSpec{URI: "s3://m/out"},
-		Stages: []v1alpha1.Stage{{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}}},
+		Stages: []v1alpha1.Stage{{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}}}},
 	}
 	task, err := NewTask("ns/job", spec, 0, SourceRef(spec), "v1")
 	if err != nil {

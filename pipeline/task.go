@@ -32,12 +32,13 @@ type DatasetRef struct {
 // StageSpec is what a stage does: a v1alpha1.Stage without pod placement,
 // which does not change the work and so stays out of the cache key.
 type StageSpec struct {
-	Name     string                 `json:"name"`
-	Type     v1alpha1.StageType     `json:"type"`
-	Prune    *v1alpha1.PruneSpec    `json:"prune,omitempty"`
-	Distill  *v1alpha1.DistillSpec  `json:"distill,omitempty"`
-	Quantize *v1alpha1.QuantizeSpec `json:"quantize,omitempty"`
-	Custom   *v1alpha1.CustomSpec   `json:"custom,omitempty"`
+	Name               string `json:"name"`
+	v1alpha1.StageBody `json:",inline"`
+}
+
+// StageSpecOf is the work of stage s.
+func StageSpecOf(s v1alpha1.Stage) StageSpec {
+	return StageSpec{Name: s.Name, StageBody: s.StageBody}
 }
 
 // Task is everything a runner needs to execute one stage.
@@ -102,7 +103,7 @@ func (t Task) Validate() error {
 	if t.Stage.Name == "" {
 		errs = append(errs, errors.New("task.stage.name is empty"))
 	}
-	if err := checkStageBody(t.Stage); err != nil {
+	if err := t.Stage.CheckBody("task.stage"); err != nil {
 		errs = append(errs, err)
 	}
 	if t.Input.URI == "" {
@@ -121,28 +122,6 @@ func (t Task) Validate() error {
 		errs = append(errs, fmt.Errorf("task.index %d is outside [0, %d)", t.Index, t.Stages))
 	}
 	return errors.Join(errs...)
-}
-
-func checkStageBody(s StageSpec) error {
-	set := map[v1alpha1.StageType]bool{
-		v1alpha1.StageTypePrune:    s.Prune != nil,
-		v1alpha1.StageTypeDistill:  s.Distill != nil,
-		v1alpha1.StageTypeQuantize: s.Quantize != nil,
-		v1alpha1.StageTypeCustom:   s.Custom != nil,
-	}
-	n := 0
-	for _, v := range set {
-		if v {
-			n++
-		}
-	}
-	if _, known := set[s.Type]; !known {
-		return fmt.Errorf("task.stage.type %q is not one of Prune, Distill, Quantize, Custom", s.Type)
-	}
-	if n != 1 || !set[s.Type] {
-		return fmt.Errorf("task.stage must set exactly one body, the one matching type %s", s.Type)
-	}
-	return nil
 }
 
 func isHexKey(s string) bool {

@@ -7,8 +7,15 @@ import (
 	"os"
 	"os/exec"
 
+	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 )
+
+func init() {
+	register(v1alpha1.StageTypeCustom, Stage{Describe: describeCustom, Execute: runCustom})
+}
+
+func describeCustom(s pipeline.StageSpec) string { return "image=" + s.Custom.Image }
 
 // runCustom runs a Custom stage's command as a local process, the way its
 // container would run in a pod: the task in KOMPRESS_TASK, the model and

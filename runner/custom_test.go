@@ -65,10 +65,10 @@ func fakeCustomStage() int {
 }
 
 func customStage(mode string) v1alpha1.Stage {
-	return v1alpha1.Stage{Name: "mine", Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
+	return v1alpha1.Stage{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
 		Image: "example.com/team/recipe:v1", Command: []string{os.Args[0]},
 		Env: []corev1.EnvVar{{Name: "KOMPRESS_TEST_CUSTOM", Value: mode}},
-	}}
+	}}}
 }
 
 func TestCustomStageRunsLocallyOnlyWhenAllowed(t *testing.T) {

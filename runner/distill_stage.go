@@ -5,10 +5,21 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/distill"
 	"github.com/kompress/kompress/runner/onnx"
 )
+
+func init() {
+	register(v1alpha1.StageTypeDistill, Stage{Describe: describeDistill, Transform: distillStage})
+}
+
+func describeDistill(s pipeline.StageSpec) string {
+	d := s.Distill
+	return fmt.Sprintf("epochs=%d batch=%d optimizer=%s", d.Epochs, d.BatchSize, d.Optimizer)
+}
 
 // distillStage trains the student (the previous stage's output, or
 // distill.student.uri) to match the teacher (the job's source, or

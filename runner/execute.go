@@ -71,14 +71,14 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	if res, ok, err := cachedResult(ctx, task, o.Storage); err != nil || ok {
 		return res, err
 	}
-	if task.Stage.Type == "Custom" {
-		return runCustom(ctx, task, o)
+	stage, err := stageOf(task.Stage.Type)
+	if err != nil {
+		return pipeline.Result{}, err
+	}
+	if stage.Execute != nil {
+		return stage.Execute(ctx, task, o)
 	}
 	in, err := readInputs(ctx, task, o, step)
-	if err != nil {
-		return pipeline.Result{Input: in.ref}, err
-	}
-	fn, err := builtin(task.Stage.Type)
 	if err != nil {
 		return pipeline.Result{Input: in.ref}, err
 	}
@@ -88,8 +88,8 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 		// fault, not the task, so the error must not blame the model.
 		return pipeline.Result{Input: in.ref}, &Error{Code: pipeline.ExitFailure, Reason: "RuntimeUnavailable", Err: err}
 	}
-	step(PhaseTransform, fmt.Sprintf("%s %s", task.Stage.Type, describe(task)))
-	out, err := fn(ctx, &StageInput{
+	step(PhaseTransform, fmt.Sprintf("%s %s", task.Stage.Type, stage.Describe(task.Stage)))
+	out, err := stage.Transform(ctx, &StageInput{
 		Task: task, Model: in.model, Source: in.source, Data: in.data,
 		Storage: o.Storage, Log: o.Log,
 		Progress: func(done, total int64, unit string) {

@@ -51,11 +51,11 @@ func copyFile(t *testing.T, from, to string) {
 
 func quantizeStageSpec(method v1alpha1.QuantizeMethod) v1alpha1.Stage {
 	yes := true
-	return v1alpha1.Stage{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{
+	return v1alpha1.Stage{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{
 		Method: method, Bits: 8, PerChannel: &yes, Symmetric: &yes, ActivationType: v1alpha1.ActivationUInt8,
 		BlockSize: 32, Format: v1alpha1.FormatQDQ, IOType: v1alpha1.IOFloat32,
 		Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationMinMax, Samples: 64, Percentile: "99.99"},
-	}}
+	}}}
 }
 
 func firstTask(t *testing.T, spec *v1alpha1.CompressionJobSpec) pipeline.Task {

@@ -51,20 +51,3 @@ func stepper(task pipeline.Task, progress func(Event)) func(Phase, string) {
 		progress(Event{Stage: task.Stage.Name, Index: task.Index, Of: task.Stages, Phase: p, Message: msg})
 	}
 }
-
-// describe is a one-line summary of what a stage does, for progress.
-func describe(task pipeline.Task) string {
-	s := task.Stage
-	switch {
-	case s.Quantize != nil:
-		q := s.Quantize
-		return fmt.Sprintf("method=%s bits=%d", q.Method, q.Bits)
-	case s.Prune != nil:
-		p := s.Prune
-		return fmt.Sprintf("method=%s sparsity=%s pattern=%s", p.Method, p.Sparsity, p.Pattern)
-	case s.Distill != nil:
-		d := s.Distill
-		return fmt.Sprintf("epochs=%d batch=%d optimizer=%s", d.Epochs, d.BatchSize, d.Optimizer)
-	}
-	return ""
-}

@@ -2,9 +2,21 @@ package runner
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/prune"
 )
+
+func init() {
+	register(v1alpha1.StageTypePrune, Stage{Describe: describePrune, Transform: pruneStage})
+}
+
+func describePrune(s pipeline.StageSpec) string {
+	p := s.Prune
+	return fmt.Sprintf("method=%s sparsity=%s pattern=%s", p.Method, p.Sparsity, p.Pattern)
+}
 
 func pruneStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	out, report, err := prune.Prune(ctx, in.Model, *in.Task.Stage.Prune, in.Data, func(done, total int) {

@@ -2,14 +2,24 @@ package runner
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/quantize"
 )
 
 // calibrationBatch is the batch size calibration feeds ONNX Runtime: large
 // enough to amortize a Run call, small enough for big activations.
 const calibrationBatch = 32
+
+func init() {
+	register(v1alpha1.StageTypeQuantize, Stage{Describe: describeQuantize, Transform: quantizeStage})
+}
+
+func describeQuantize(s pipeline.StageSpec) string {
+	return fmt.Sprintf("method=%s bits=%d", s.Quantize.Method, s.Quantize.Bits)
+}
 
 func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	spec := *in.Task.Stage.Quantize

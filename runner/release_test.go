@@ -23,8 +23,8 @@ import (
 func TestReleaseManifest(t *testing.T) {
 	orttest.Require(t)
 	ctx := context.Background()
-	prune := v1alpha1.Stage{Name: "prune", Type: v1alpha1.StageTypePrune,
-		Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}
+	prune := v1alpha1.Stage{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune,
+		Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}}
 	spec, dir := fixture(t, prune, quantizeStageSpec(v1alpha1.QuantizeDynamic))
 	task0 := firstTask(t, spec)
 	res0, err := Execute(ctx, task0, Options{})

@@ -35,18 +35,35 @@ type StageOutput struct {
 	Details any
 }
 
-// StageFunc is a built-in stage.
-type StageFunc func(ctx context.Context, in *StageInput) (*StageOutput, error)
+// Stage is one stage type of the runner. Each lives in its own file and
+// registers itself there: a new stage type is its API body and that file.
+type Stage struct {
+	// Describe is a one-line summary of the stage's settings, for progress.
+	Describe func(pipeline.StageSpec) string
+	// Transform edits the input model, which Execute has read (with the
+	// source and the dataset) and will measure and publish.
+	Transform func(ctx context.Context, in *StageInput) (*StageOutput, error)
+	// Execute, when set instead of Transform, runs the whole task itself
+	// and publishes its own result (a Custom stage's command does).
+	Execute func(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Result, error)
+}
 
-// builtin returns the implementation of a built-in stage type.
-func builtin(t v1alpha1.StageType) (StageFunc, error) {
-	switch t {
-	case v1alpha1.StageTypeQuantize:
-		return quantizeStage, nil
-	case v1alpha1.StageTypePrune:
-		return pruneStage, nil
-	case v1alpha1.StageTypeDistill:
-		return distillStage, nil
+// stages holds every stage type the runner executes.
+var stages = map[v1alpha1.StageType]Stage{}
+
+// register adds a stage type; called from the init of the stage's file.
+func register(t v1alpha1.StageType, s Stage) {
+	if _, dup := stages[t]; dup || (s.Transform == nil) == (s.Execute == nil) || s.Describe == nil {
+		panic(fmt.Sprintf("runner: stage type %s registered twice or without exactly one of Transform and Execute", t))
 	}
-	return nil, BadTask(fmt.Errorf("stage type %s is not built into runner %s", t, pipeline.Version))
+	stages[t] = s
+}
+
+// stageOf returns the implementation of a stage type.
+func stageOf(t v1alpha1.StageType) (Stage, error) {
+	s, ok := stages[t]
+	if !ok {
+		return Stage{}, BadTask(fmt.Errorf("stage type %s is not built into runner %s", t, pipeline.Version))
+	}
+	return s, nil
 }

@@ -1,6 +1,9 @@
 package v1alpha1
 
 import (
+	"fmt"
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -24,17 +27,9 @@ type Stage struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="stage name must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
 	Name string `json:"name"`
 
-	// Type selects the body: Prune, Distill, Quantize or Custom.
-	Type StageType `json:"type"`
-
-	// +optional
-	Prune *PruneSpec `json:"prune,omitempty"`
-	// +optional
-	Distill *DistillSpec `json:"distill,omitempty"`
-	// +optional
-	Quantize *QuantizeSpec `json:"quantize,omitempty"`
-	// +optional
-	Custom *CustomSpec `json:"custom,omitempty"`
+	// StageBody is what the stage does; the fields after it only say
+	// where and how long its pod runs.
+	StageBody `json:",inline"`
 
 	// Resources of this stage's pod; override spec.scheduling.resources.
 	// +optional
@@ -61,6 +56,98 @@ type Stage struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+}
+
+// StageBody is what a stage does: its type and the one body matching it.
+// It is everything of a stage that changes the work (and so the cache
+// key); a new stage type adds its body here and a line to bodies.
+type StageBody struct {
+	// Type selects the body: Prune, Distill, Quantize or Custom.
+	Type StageType `json:"type"`
+
+	// +optional
+	Prune *PruneSpec `json:"prune,omitempty"`
+	// +optional
+	Distill *DistillSpec `json:"distill,omitempty"`
+	// +optional
+	Quantize *QuantizeSpec `json:"quantize,omitempty"`
+	// +optional
+	Custom *CustomSpec `json:"custom,omitempty"`
+}
+
+// typedBody is one stage type's body, nil (untyped) when unset.
+// +kubebuilder:object:generate=false
+type typedBody struct {
+	typ  StageType
+	body any
+}
+
+// bodies lists every stage type with its body, in the order of the
+// StageType enum: the one place the union of bodies is spelled out.
+func (b *StageBody) bodies() []typedBody {
+	return []typedBody{
+		{StageTypePrune, orNil(b.Prune)},
+		{StageTypeDistill, orNil(b.Distill)},
+		{StageTypeQuantize, orNil(b.Quantize)},
+		{StageTypeCustom, orNil(b.Custom)},
+	}
+}
+
+// orNil turns a typed nil pointer into an untyped nil.
+func orNil[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+// StageTypes lists the stage types this API version knows.
+func StageTypes() []StageType {
+	var out []StageType
+	for _, tb := range (&StageBody{}).bodies() {
+		out = append(out, tb.typ)
+	}
+	return out
+}
+
+// Body is the body matching Type (a *PruneSpec, *DistillSpec, ...), or nil
+// when it is not set or Type is unknown.
+func (b *StageBody) Body() any {
+	for _, tb := range b.bodies() {
+		if tb.typ == b.Type {
+			return tb.body
+		}
+	}
+	return nil
+}
+
+// CheckBody returns an error unless Type is known and exactly its body is
+// set: the rule the CRD enforces with CEL, for stages that did not come
+// through the API server (tasks, files read without it). field names the
+// stage in the message ("spec.stages[0]", "task.stage").
+func (b *StageBody) CheckBody(field string) error {
+	known, set := false, 0
+	for _, tb := range b.bodies() {
+		known = known || tb.typ == b.Type
+		if tb.body != nil {
+			set++
+		}
+	}
+	if !known {
+		return fmt.Errorf("%s.type %q is not one of %s", field, b.Type, joinTypes(StageTypes()))
+	}
+	if set != 1 || b.Body() == nil {
+		return fmt.Errorf("%s must set exactly one body, the one matching type %s", field, b.Type)
+	}
+	return nil
+}
+
+func joinTypes(ts []StageType) string {
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
 }
 
 // Exclusion lists nodes the stage leaves alone.

@@ -76,9 +76,9 @@ func valid(name string) *v1alpha1.CompressionJob {
 			Output:  v1alpha1.OutputSpec{URI: "s3://models/compressed"},
 			Dataset: &v1alpha1.DatasetSpec{URI: "s3://data/mnist.npz"},
 			Stages: []v1alpha1.Stage{
-				{Name: "prune", Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}},
-				{Name: "recover", Type: v1alpha1.StageTypeDistill, Distill: &v1alpha1.DistillSpec{}},
-				{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}},
+				{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}},
+				{Name: "recover", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeDistill, Distill: &v1alpha1.DistillSpec{}}},
+				{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}}},
 			},
 		},
 	}
@@ -193,8 +193,8 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"unknown calibration method", func(c *v1alpha1.CompressionJob) { quantize(c).Calibration.Method = "kl" },
 			"spec.stages[2].quantize.calibration.method", `supported values: "minmax", "percentile", "entropy"`},
 		{"custom env sets the task", func(c *v1alpha1.CompressionJob) {
-			c.Spec.Stages[2] = v1alpha1.Stage{Name: "mine", Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
-				Image: "registry.example/mine:1", Env: []corev1.EnvVar{{Name: "KOMPRESS_TASK", Value: "{}"}}}}
+			c.Spec.Stages[2] = v1alpha1.Stage{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
+				Image: "registry.example/mine:1", Env: []corev1.EnvVar{{Name: "KOMPRESS_TASK", Value: "{}"}}}}}
 		}, "spec.stages[2].custom", "custom.env must not set KOMPRESS_TASK"},
 		{"run deadline of 0", func(c *v1alpha1.CompressionJob) { c.Spec.ActiveDeadlineSeconds = ptr.To[int64](0) },
 			"spec.activeDeadlineSeconds", "should be greater than or equal to 1"},
@@ -308,10 +308,10 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 	more.Spec.Output.URI = "mem://out"
 	more.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxAccuracyDrop: "0", MinTop1Agreement: "1", MinCosine: "0.999", MaxBytes: ptr.To[int64](1 << 20)}
 	more.Spec.Stages = []v1alpha1.Stage{
-		{Name: "nm", Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}},
-		{Name: "obs", Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "1:8"}},
-		{Name: "int4", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Format: v1alpha1.FormatMatMulNBits, BlockSize: 128}},
-		{Name: "mine", Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{Image: "registry.example/mine:1", Env: []corev1.EnvVar{{Name: "MODE", Value: "fast"}}}},
+		{Name: "nm", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}}},
+		{Name: "obs", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "1:8"}}},
+		{Name: "int4", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Format: v1alpha1.FormatMatMulNBits, BlockSize: 128}}},
+		{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{Image: "registry.example/mine:1", Env: []corev1.EnvVar{{Name: "MODE", Value: "fast"}}}}},
 	}
 	if err := c.Create(ctx, more); err != nil {
 		t.Fatalf("a valid spec was rejected: %v", err)

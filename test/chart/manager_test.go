@@ -120,8 +120,8 @@ func TestManagerRunsWithChartValues(t *testing.T) {
 					Source: kompressv1alpha1.ModelSource{URI: "s3://models/mnist-8.onnx"},
 					Output: kompressv1alpha1.OutputSpec{URI: "s3://models/compressed"},
 					Stages: []kompressv1alpha1.Stage{{
-						Name: "int8", Type: kompressv1alpha1.StageTypeQuantize,
-						Quantize: &kompressv1alpha1.QuantizeSpec{Method: kompressv1alpha1.QuantizeDynamic},
+						Name: "int8", StageBody: kompressv1alpha1.StageBody{Type: kompressv1alpha1.StageTypeQuantize,
+							Quantize: &kompressv1alpha1.QuantizeSpec{Method: kompressv1alpha1.QuantizeDynamic}},
 					}},
 				},
 			}

@@ -17,8 +17,8 @@ import (
 // twoStageJob prunes then quantizes on the general pool.
 func twoStageJob(ns, name string) *v1alpha1.CompressionJob {
 	cpj := quantizeJob(ns, name)
-	prune := v1alpha1.Stage{Name: "prune", Type: v1alpha1.StageTypePrune,
-		Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}
+	prune := v1alpha1.Stage{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune,
+		Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}}
 	cpj.Spec.Stages = append([]v1alpha1.Stage{prune}, cpj.Spec.Stages...)
 	return cpj
 }

@@ -170,9 +170,9 @@ func quantizeJob(ns, name string) *v1alpha1.CompressionJob {
 			},
 			Evaluation: v1alpha1.EvaluationSpec{LatencyRuns: 5},
 			Stages: []v1alpha1.Stage{{
-				Name: "int8", Type: v1alpha1.StageTypeQuantize,
-				Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic,
-					Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationMinMax, Samples: 64}},
+				Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize,
+					Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic,
+						Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationMinMax, Samples: 64}}},
 			}},
 		},
 	}

@@ -193,7 +193,7 @@ func TestChartRunsTheImages(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "j", Namespace: "ns"},
 		Spec: v1alpha1.CompressionJobSpec{
 			Source: v1alpha1.ModelSource{URI: "s3://b/m.onnx"}, Output: v1alpha1.OutputSpec{URI: "s3://b/out"},
-			Stages: []v1alpha1.Stage{{Name: "int8", Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}}},
+			Stages: []v1alpha1.Stage{{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}}}},
 		},
 	}
 	task, err := pipeline.NewTask("ns/j", &cpj.Spec, 0, pipeline.SourceRef(&cpj.Spec), "v1")
