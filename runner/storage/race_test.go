@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/kompress/kompress/runner/storage"
@@ -106,5 +108,62 @@ func TestConcurrentWriterIsNotOverwritten(t *testing.T) {
 				t.Errorf("the other writer's object was replaced (%d bytes now)", len(got))
 			}
 		})
+	}
+}
+
+// TestFileWriteOnceHasOneWinner races writers of different content on one
+// file:// key, round after round: exactly one must win each round, and
+// the stored bytes must be the winner's (a stat-then-rename commit let
+// two writers both report success).
+func TestFileWriteOnceHasOneWinner(t *testing.T) {
+	const writers, rounds = 8, 200
+	dir := t.TempDir()
+	ctx := context.Background()
+	for round := range rounds {
+		uri := storage.FileURI(filepath.Join(dir, fmt.Sprint(round), "model.onnx"))
+		var (
+			wg     sync.WaitGroup
+			mu     sync.Mutex
+			winner []string
+		)
+		start := make(chan struct{})
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				obj, err := (&storage.Client{}).WriteBytes(ctx, uri, bytes.Repeat([]byte(fmt.Sprintf("writer %d of round %d ", w, round)), 4096))
+				if errors.Is(err, storage.ErrExists) {
+					return
+				}
+				if err != nil {
+					t.Errorf("round %d writer %d: %v", round, w, err)
+					return
+				}
+				mu.Lock()
+				winner = append(winner, obj.Digest)
+				mu.Unlock()
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if len(winner) != 1 {
+			t.Fatalf("round %d: %d writers won, want exactly 1", round, len(winner))
+		}
+		_, obj, err := storage.ReadAll(ctx, uri, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if obj.Digest != winner[0] {
+			t.Fatalf("round %d: stored %s, the winner wrote %s", round, obj.Digest, winner[0])
+		}
+		entries, _ := os.ReadDir(filepath.Dir(filepath.Join(dir, fmt.Sprint(round), "model.onnx")))
+		if len(entries) != 1 {
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("round %d: the directory holds %q, want only model.onnx (no temporary files left)", round, names)
+		}
 	}
 }

@@ -68,6 +68,9 @@ func (c *Client) WriteBytes(ctx context.Context, uri string, b []byte) (Object, 
 }
 
 func writeOnce(ctx context.Context, loc location, r io.Reader) (Object, error) {
+	if loc.scheme == "file" {
+		return writeFileOnce(ctx, loc, r)
+	}
 	b, release, err := openBucket(ctx, loc, true)
 	if err != nil {
 		return Object{}, err
