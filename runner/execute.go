@@ -169,8 +169,26 @@ func cachedResult(ctx context.Context, task pipeline.Task, st *storage.Client) (
 	if err != nil {
 		return pipeline.Result{}, false, BadInputf("%s exists but is not a result for this task (left untouched): %w", task.ResultURI(), err)
 	}
+	if err := verifyArtifact(ctx, st, res); err != nil {
+		return pipeline.Result{}, false, err
+	}
 	res.Cached = true
 	return res, true, nil
+}
+
+// verifyArtifact checks that the model a stored result names is still the
+// one it measured: a cache hit must not vouch for bytes replaced since.
+// Nothing is overwritten (artifacts are write-once); the stage fails and
+// says how to recompute.
+func verifyArtifact(ctx context.Context, st *storage.Client, res pipeline.Result) error {
+	out := res.Output
+	err := st.Verify(ctx, out.URI, out.Digest, out.SizeBytes)
+	if err == nil || !(errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrNotFound)) {
+		return err
+	}
+	return &Error{Code: pipeline.ExitBadInput, Reason: "ArtifactChanged", Err: fmt.Errorf(
+		"artifact changed after it was written: %s no longer holds the %s (%d bytes) its result.json records (%w); delete that cache key's folder to compute it again",
+		out.URI, out.Digest, out.SizeBytes, err)}
 }
 
 // publish proves the model loads and runs in ONNX Runtime while measuring

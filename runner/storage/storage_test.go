@@ -380,3 +380,42 @@ func assertKind(t *testing.T, err, sentinel error, uri string) {
 		t.Errorf("error %q does not name the URI %s", err, uri)
 	}
 }
+
+func TestVerify(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "k", "model.onnx")
+	uri := storage.FileURI(path)
+	obj, err := storage.WriteBytes(ctx, uri, []byte("the model as written"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.Default.Verify(ctx, uri, obj.Digest, obj.Size); err != nil {
+		t.Fatalf("Verify of an untouched object: %v", err)
+	}
+	tests := []struct {
+		name    string
+		content string
+		want    string
+	}{
+		{"shorter", "four", "content is 4 bytes, but 20 were written"},
+		{"same size", "THE MODEL AS WRITTEN", "but " + obj.Digest + " was pinned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err := storage.Default.Verify(ctx, uri, obj.Digest, obj.Size)
+			if !errors.Is(err, storage.ErrDigestMismatch) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), uri) {
+				t.Errorf("err = %v, want a digest mismatch naming %s and saying %q", err, uri, tt.want)
+			}
+		})
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.Default.Verify(ctx, uri, obj.Digest, obj.Size); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Verify of a deleted object: %v, want not found", err)
+	}
+}
