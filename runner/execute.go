@@ -47,7 +47,7 @@ func (o *Options) defaults() {
 func Execute(ctx context.Context, task pipeline.Task, opts Options) (pipeline.Result, error) {
 	opts.defaults()
 	start := time.Now()
-	res, err := execute(ctx, task, &opts)
+	res, err := executeRecovered(ctx, task, &opts)
 	if err == nil {
 		// After result.json: release.json describes the committed result.
 		err = writeRelease(ctx, task, &opts, res)
@@ -60,6 +60,17 @@ func Execute(ctx context.Context, task pipeline.Task, opts Options) (pipeline.Re
 		res.Message = fmt.Sprintf("stage %s: %v", task.Stage.Name, err)
 	}
 	return res, err
+}
+
+// executeRecovered is execute with a panic turned into a typed failure, so
+// that a pod still reports why it stopped (see recovered).
+func executeRecovered(ctx context.Context, task pipeline.Task, o *Options) (res pipeline.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = pipeline.Result{}, recovered(p, o.Log)
+		}
+	}()
+	return execute(ctx, task, o)
 }
 
 func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Result, error) {
