@@ -9,7 +9,11 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort/orttest"
+	"github.com/kompress/kompress/runner/storage"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestCacheHitVerifiesTheArtifact tampers with a published model and
@@ -49,5 +53,46 @@ func TestCacheHitVerifiesTheArtifact(t *testing.T) {
 				t.Error("the tampered model was overwritten")
 			}
 		})
+	}
+}
+
+// TestSourceIsValidatedBeforeONNXRuntime gives a stage a source model
+// (the fidelity reference, read separately from its input) whose weight
+// points at an external file: it must be refused as bad input before
+// ONNX Runtime resolves the path against the runner's working directory.
+func TestSourceIsValidatedBeforeONNXRuntime(t *testing.T) {
+	orttest.Require(t)
+	spec, dir := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
+	raw, err := os.ReadFile(filepath.Join(dir, "mnist-8.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Load(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := m.Proto.GetGraph().GetInitializer()[0]
+	w.RawData, w.FloatData = nil, nil
+	w.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
+	w.ExternalData = []*onnxpb.StringStringEntryProto{{Key: proto.String("location"), Value: proto.String("weights.bin")}}
+	hostile, err := m.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "source.onnx"), hostile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	input := spec.Source.URI
+	spec.Source.URI = storage.FileURI(filepath.Join(dir, "source.onnx"))
+	task, err := pipeline.NewTask("test/job", spec, 0, pipeline.Ref{URI: input}, pipeline.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Execute(context.Background(), task, Options{})
+	if ExitCode(err) != pipeline.ExitBadInput || !strings.Contains(res.Message, spec.Source.URI) || !strings.Contains(res.Message, `external file "weights.bin"`) {
+		t.Fatalf("exit %d, message %q; want exit 65 naming %s and its external data file", ExitCode(err), res.Message, spec.Source.URI)
+	}
+	if ok, _ := storage.Exists(context.Background(), task.OutputURI); ok {
+		t.Error("a model was published")
 	}
 }

@@ -33,7 +33,7 @@ func distillStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	teacher, teacherName := in.Source, in.Task.Source.URI
 	if spec.Teacher != nil && spec.Teacher.URI != "" {
 		teacherName = spec.Teacher.URI
-		if teacher, _, err = in.Storage.ReadAll(ctx, teacherName, ""); err != nil {
+		if teacher, err = readModel(ctx, in.Storage, pipeline.Ref{URI: teacherName}); err != nil {
 			return nil, err
 		}
 	}
@@ -62,12 +62,7 @@ func distillStudent(ctx context.Context, in *StageInput) (*onnx.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := onnx.Load(raw)
-	if err != nil {
-		return nil, BadInputf("distill.student.uri %s is not a usable ONNX model: %w", s.URI, err)
-	}
-	m.Name = s.URI
-	return m, nil
+	return loadModel(raw, s.URI)
 }
 
 // distillData is the training set fitted to the student's input:

@@ -129,14 +129,13 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 		return in, err
 	}
 	in.ref = pipeline.Ref{URI: obj.URI, Digest: obj.Digest}
-	if in.model, err = onnx.Load(raw); err != nil {
-		return in, BadInputf("%s is not a usable ONNX model: %w", task.Input.URI, err)
+	if in.model, err = loadModel(raw, task.Input.URI); err != nil {
+		return in, err
 	}
-	in.model.Name = task.Input.URI
 	in.source = raw
 	if task.Source.URI != task.Input.URI {
 		step(PhaseRead, "reading the source model "+task.Source.URI)
-		if in.source, _, err = o.Storage.ReadAll(ctx, task.Source.URI, task.Source.Digest); err != nil {
+		if in.source, err = readModel(ctx, o.Storage, task.Source); err != nil {
 			return in, err
 		}
 	}
@@ -160,6 +159,32 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 		return in, BadInput(err)
 	}
 	return in, nil
+}
+
+// loadModel parses a model the stage reads. Every model kompress hands to
+// ONNX Runtime goes through it first: onnx.Load refuses what ONNX Runtime
+// must not be given from memory, such as external data paths it would
+// resolve against the runner's working directory.
+func loadModel(raw []byte, uri string) (*onnx.Model, error) {
+	m, err := onnx.Load(raw)
+	if err != nil {
+		return nil, BadInputf("%s is not a usable ONNX model: %w", uri, err)
+	}
+	m.Name = uri
+	return m, nil
+}
+
+// readModel reads and validates a model that is run as it is (the
+// fidelity reference, a distillation teacher) and returns its bytes.
+func readModel(ctx context.Context, st *storage.Client, ref pipeline.Ref) ([]byte, error) {
+	raw, _, err := st.ReadAll(ctx, ref.URI, ref.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := loadModel(raw, ref.URI); err != nil {
+		return nil, err
+	}
+	return raw, nil
 }
 
 // cachedResult returns the result an earlier run published for this cache
