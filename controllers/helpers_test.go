@@ -33,6 +33,7 @@ import (
 const (
 	waitTimeout = 20 * time.Second
 	sourceSHA   = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	datasetSHA  = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 )
 
 func pruneStage(name string) v1alpha1.Stage {
@@ -55,7 +56,7 @@ func newCPJ(ns, name string, stages ...v1alpha1.Stage) *v1alpha1.CompressionJob 
 		Spec: v1alpha1.CompressionJobSpec{
 			Source:  v1alpha1.ModelSource{URI: "s3://models/mnist-8.onnx", SHA256: sourceSHA},
 			Output:  v1alpha1.OutputSpec{URI: "s3://compressed/" + name},
-			Dataset: &v1alpha1.DatasetSpec{URI: "s3://data/mnist.npz"},
+			Dataset: &v1alpha1.DatasetSpec{URI: "s3://data/mnist.npz", SHA256: datasetSHA},
 			Stages:  stages,
 		},
 	}

@@ -150,7 +150,10 @@ func (s *runState) observeStage(ctx context.Context, i int, task pipeline.Task, 
 		// (or a whole finished run) until the spec changes.
 		return *prev.DeepCopy(), nil
 	}
-	if prev != nil && s.newRun && prev.CacheKey == task.CacheKey && prev.Output != nil &&
+	// Reuse without a pod only what the key proves: a task that does not
+	// pin the blobs it reads is keyed by their URIs, and the runner must
+	// read them again to tell whether they changed (pipeline.Task.Resolve).
+	if prev != nil && s.newRun && prev.CacheKey == task.CacheKey && prev.Output != nil && task.Pinned() &&
 		(prev.State == v1alpha1.StageSucceeded || prev.State == v1alpha1.StageCached) {
 		c := *prev.DeepCopy()
 		c.State, c.Reason, c.JobName, c.Attempts = v1alpha1.StageCached, pipeline.ReasonCached, "", 0
@@ -194,12 +197,16 @@ func settled(s v1alpha1.StageState) bool {
 }
 
 // staleJob reports whether a Job an earlier run created for this stage must
-// be replaced rather than adopted: it failed (a new run retries), or it is
+// be replaced rather than adopted: it failed (a new run retries), it
+// finished on blobs that are not pinned (they may have changed), or it is
 // unfinished with another pod template, backoff limit, deadline or queue
 // than this run would create (templateHash).
 func (s *runState) staleJob(i int, task pipeline.Task, job *batchv1.Job) (bool, string) {
 	if jobFailed(job) {
 		return true, "it failed"
+	}
+	if jobComplete(job) && !task.Pinned() {
+		return true, "the blobs its stage reads are not pinned by digest and may have changed since"
 	}
 	if jobComplete(job) {
 		return false, ""

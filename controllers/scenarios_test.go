@@ -254,6 +254,41 @@ func TestSpecChangeReusesStages(t *testing.T) {
 	}
 }
 
+// TestSpecChangeRerunsUnpinnedStages is TestSpecChangeReusesStages with a
+// dataset that is not pinned by digest: the keys are those of URIs, so the
+// new run must not reuse the earlier outputs without a pod; the finished
+// Job of the first stage is replaced (its runner reads the blobs again and
+// finds the artifact if they did not change).
+func TestSpecChangeRerunsUnpinnedStages(t *testing.T) {
+	e := sharedEnv(t)
+	ns := e.namespace(t)
+	cpj := newCPJ(ns, "unpinned", pruneStage("prune"), quantizeStage("int8"))
+	cpj.Spec.Dataset.SHA256 = ""
+	e.create(t, cpj)
+	key := client.ObjectKeyFromObject(cpj)
+	var first []batchv1.Job
+	for i := 0; i < 2; i++ {
+		first = e.waitJobs(t, cpj, i+1)
+		e.succeedStage(t, &first[i], nil)
+	}
+	e.waitCPJ(t, key, "first run Ready", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	})
+	updateSpec(t, e, key, func(s *v1alpha1.CompressionJobSpec) { s.Stages[1].Quantize.Method = v1alpha1.QuantizeDynamic })
+	second := e.waitCPJ(t, key, "second run running the first stage again", func(c *v1alpha1.CompressionJob) bool {
+		return c.Status.ObservedGeneration == 2 && stageState(c, 0) != v1alpha1.StageCached &&
+			c.Status.Stages[0].JobName == first[0].Name
+	})
+	if st := second.Status.Stages[0]; st.Output != nil {
+		t.Errorf("stage prune kept output %v from the first run; an unpinned stage must be read again", st.Output)
+	}
+	e.waitEvent(t, cpj, controllers.EventJobDeleted, first[0].Name)
+	poll(t, "the prune Job replaced", func(context.Context) (bool, error) {
+		jobs := e.jobs(t, cpj)
+		return len(jobs) >= 1 && jobs[0].Name == first[0].Name && jobs[0].UID != first[0].UID, nil
+	})
+}
+
 // TestInvalidResult feeds termination messages that are not a result for
 // the task and checks the stage fails with InvalidResult, not a crash.
 func TestInvalidResult(t *testing.T) {

@@ -19,6 +19,10 @@ type Result struct {
 	Version  string `json:"version"`
 	Stage    string `json:"stage"`
 	CacheKey string `json:"cacheKey"`
+	// ContentKey, when set, is the key the artifacts live under instead
+	// of CacheKey: the task read blobs it did not pin, and the runner
+	// keyed the work by their measured digests (Task.Resolve).
+	ContentKey string `json:"contentKey,omitempty"`
 	// Output is the written model; nil when the stage failed.
 	Output *v1alpha1.Artifact `json:"output,omitempty"`
 	// Input is the model the stage read, with the digest it measured.
@@ -89,8 +93,8 @@ func (r Result) Validate(t Task) error {
 	if r.CacheKey != t.CacheKey {
 		errs = append(errs, fmt.Errorf("result.cacheKey is %q, expected %q", r.CacheKey, t.CacheKey))
 	}
-	if r.Output != nil && r.Output.URI != t.OutputURI {
-		errs = append(errs, fmt.Errorf("result.output.uri is %q, expected %q", r.Output.URI, t.OutputURI))
+	if err := r.checkContentKey(t); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(append(errs, r.ValidateShape())...)
 }

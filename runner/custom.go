@@ -52,7 +52,7 @@ func runCustom(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Re
 		}
 		return pipeline.Result{}, BadTask(fmt.Errorf("custom command %q did not start: %w", c.Command[0], err))
 	}
-	res, ok, err := cachedResult(ctx, task, o.Storage)
+	res, ok, err := cachedResult(ctx, task, task, o.Storage)
 	if err != nil {
 		return res, err
 	}

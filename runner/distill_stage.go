@@ -33,7 +33,7 @@ func distillStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	teacher, teacherName := in.Source, in.Task.Source.URI
 	if spec.Teacher != nil && spec.Teacher.URI != "" {
 		teacherName = spec.Teacher.URI
-		if teacher, err = readModel(ctx, in.Storage, pipeline.Ref{URI: teacherName}); err != nil {
+		if teacher, _, err = readModel(ctx, in.Storage, pipeline.Ref{URI: teacherName}); err != nil {
 			return nil, err
 		}
 	}

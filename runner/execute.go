@@ -48,10 +48,6 @@ func Execute(ctx context.Context, task pipeline.Task, opts Options) (pipeline.Re
 	opts.defaults()
 	start := time.Now()
 	res, err := executeRecovered(ctx, task, &opts)
-	if err == nil {
-		// After result.json: release.json describes the committed result.
-		err = writeRelease(ctx, task, &opts, res)
-	}
 	res.Version, res.Stage, res.CacheKey = pipeline.ContractVersion, task.Stage.Name, task.CacheKey
 	res.DurationSeconds = strconv.FormatFloat(time.Since(start).Seconds(), 'f', 3, 64)
 	if err != nil {
@@ -77,21 +73,36 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	if err := task.Validate(); err != nil {
 		return pipeline.Result{}, BadTask(err)
 	}
-	step := stepper(task, o.Progress)
-	step(PhaseCache, "looking for "+task.ResultURI())
-	if res, ok, err := cachedResult(ctx, task, o.Storage); err != nil || ok {
-		return res, err
-	}
 	stage, err := stageOf(task.Stage.Type)
 	if err != nil {
 		return pipeline.Result{}, err
 	}
+	step := stepper(task, o.Progress)
 	if stage.Execute != nil {
-		return stage.Execute(ctx, task, o)
+		if res, ok, err := lookup(ctx, task, task, o, step); err != nil || ok {
+			return res, err
+		}
+		res, err := stage.Execute(ctx, task, o)
+		return released(ctx, task, o, res, err)
 	}
-	in, err := readInputs(ctx, task, o, step)
-	if err != nil {
-		return pipeline.Result{Input: in.ref}, err
+	// A task that does not pin what it reads is keyed by URIs: read the
+	// blobs first and key the work by their content (Task.Resolve), so a
+	// replaced file never reuses what the old one produced.
+	var in inputs
+	work := task
+	if !task.Pinned() {
+		if in, err = readInputs(ctx, task, o, step); err != nil {
+			return pipeline.Result{Input: in.ref}, err
+		}
+		work = task.Resolve(in.digests)
+	}
+	if res, ok, err := lookup(ctx, task, work, o, step); err != nil || ok {
+		return res, err
+	}
+	if in.model == nil {
+		if in, err = readInputs(ctx, task, o, step); err != nil {
+			return pipeline.Result{Input: in.ref}, err
+		}
 	}
 	if err := ort.Init(); err != nil {
 		// Checked before the transform: every output must run in ONNX
@@ -101,7 +112,7 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	}
 	step(PhaseTransform, fmt.Sprintf("%s %s", task.Stage.Type, stage.Describe(task.Stage)))
 	out, err := stage.Transform(ctx, &StageInput{
-		Task: task, Model: in.model, Source: in.source, Data: in.data,
+		Task: work, Model: in.model, Source: in.source, Data: in.data,
 		Storage: o.Storage, Log: o.Log,
 		Progress: func(done, total int64, unit string) {
 			o.Progress(Event{Stage: task.Stage.Name, Index: task.Index, Of: task.Stages, Phase: PhaseTransform, Done: done, Total: total, Unit: unit})
@@ -110,7 +121,28 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	if err != nil {
 		return pipeline.Result{Input: in.ref}, err
 	}
-	return publish(ctx, task, o, step, in, out)
+	res, err := publish(ctx, task, work, o, step, in, out)
+	return released(ctx, work, o, res, err)
+}
+
+// lookup returns the result an earlier run published for work, with
+// release.json written if the stage is the last.
+func lookup(ctx context.Context, task, work pipeline.Task, o *Options, step func(Phase, string)) (pipeline.Result, bool, error) {
+	step(PhaseCache, "looking for "+work.ResultURI())
+	res, ok, err := cachedResult(ctx, task, work, o.Storage)
+	if err != nil || !ok {
+		return res, ok, err
+	}
+	res, err = released(ctx, work, o, res, nil)
+	return res, true, err
+}
+
+// released writes release.json beside a final stage's committed result.
+func released(ctx context.Context, work pipeline.Task, o *Options, res pipeline.Result, err error) (pipeline.Result, error) {
+	if err != nil {
+		return res, err
+	}
+	return res, writeRelease(ctx, work, o, res)
 }
 
 // inputs is what a stage reads before it runs.
@@ -119,6 +151,8 @@ type inputs struct {
 	model  *onnx.Model
 	source []byte
 	data   *dataset.Dataset
+	// digests of what was read, to key a task that pinned none.
+	digests pipeline.Digests
 }
 
 func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(Phase, string)) (inputs, error) {
@@ -129,13 +163,14 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 		return in, err
 	}
 	in.ref = pipeline.Ref{URI: obj.URI, Digest: obj.Digest}
+	in.digests = pipeline.Digests{Input: obj.Digest, Source: obj.Digest}
 	if in.model, err = loadModel(raw, task.Input.URI); err != nil {
 		return in, err
 	}
 	in.source = raw
 	if task.Source.URI != task.Input.URI {
 		step(PhaseRead, "reading the source model "+task.Source.URI)
-		if in.source, err = readModel(ctx, o.Storage, task.Source); err != nil {
+		if in.source, in.digests.Source, err = readModel(ctx, o.Storage, task.Source); err != nil {
 			return in, err
 		}
 	}
@@ -143,10 +178,11 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 		return in, nil
 	}
 	step(PhaseRead, "reading the dataset "+task.Dataset.URI)
-	data, _, err := o.Storage.ReadAll(ctx, task.Dataset.URI, task.Dataset.Digest)
+	data, dobj, err := o.Storage.ReadAll(ctx, task.Dataset.URI, task.Dataset.Digest)
 	if err != nil {
 		return in, err
 	}
+	in.digests.Dataset = dobj.Digest
 	ds, err := dataset.Load(task.Dataset.URI, data)
 	if err != nil {
 		return in, BadInput(err)
@@ -175,56 +211,17 @@ func loadModel(raw []byte, uri string) (*onnx.Model, error) {
 }
 
 // readModel reads and validates a model that is run as it is (the
-// fidelity reference, a distillation teacher) and returns its bytes.
-func readModel(ctx context.Context, st *storage.Client, ref pipeline.Ref) ([]byte, error) {
-	raw, _, err := st.ReadAll(ctx, ref.URI, ref.Digest)
+// fidelity reference, a distillation teacher) and returns its bytes and
+// digest.
+func readModel(ctx context.Context, st *storage.Client, ref pipeline.Ref) ([]byte, string, error) {
+	raw, obj, err := st.ReadAll(ctx, ref.URI, ref.Digest)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if _, err := loadModel(raw, ref.URI); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return raw, nil
-}
-
-// cachedResult returns the result an earlier run published for this cache
-// key, if any. A result.json that exists but does not answer this task is
-// reported, never overwritten.
-func cachedResult(ctx context.Context, task pipeline.Task, st *storage.Client) (pipeline.Result, bool, error) {
-	data, _, err := st.ReadAll(ctx, task.ResultURI(), "")
-	if errors.Is(err, storage.ErrNotFound) {
-		return pipeline.Result{}, false, nil
-	}
-	if err != nil {
-		return pipeline.Result{}, false, err
-	}
-	res, err := pipeline.DecodeResult(data)
-	if err == nil {
-		err = res.Validate(task)
-	}
-	if err != nil {
-		return pipeline.Result{}, false, BadInputf("%s exists but is not a result for this task (left untouched): %w", task.ResultURI(), err)
-	}
-	if err := verifyArtifact(ctx, st, res); err != nil {
-		return pipeline.Result{}, false, err
-	}
-	res.Cached = true
-	return res, true, nil
-}
-
-// verifyArtifact checks that the model a stored result names is still the
-// one it measured: a cache hit must not vouch for bytes replaced since.
-// Nothing is overwritten (artifacts are write-once); the stage fails and
-// says how to recompute.
-func verifyArtifact(ctx context.Context, st *storage.Client, res pipeline.Result) error {
-	out := res.Output
-	err := st.Verify(ctx, out.URI, out.Digest, out.SizeBytes)
-	if err == nil || !(errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrNotFound)) {
-		return err
-	}
-	return &Error{Code: pipeline.ExitBadInput, Reason: "ArtifactChanged", Err: fmt.Errorf(
-		"artifact changed after it was written: %s no longer holds the %s (%d bytes) its result.json records (%w); delete that cache key's folder to compute it again",
-		out.URI, out.Digest, out.SizeBytes, err)}
+	return raw, obj.Digest, nil
 }
 
 // publish proves the model loads and runs in ONNX Runtime while measuring
@@ -232,35 +229,35 @@ func verifyArtifact(ctx context.Context, st *storage.Client, res pipeline.Result
 // refuses is never published. A model already at the URI (a run killed
 // between the two writes) is adopted rather than replaced: writes are
 // atomic, so it is complete; it is measured if its bytes differ from ours.
-func publish(ctx context.Context, task pipeline.Task, o *Options, step func(Phase, string), in inputs, out *StageOutput) (pipeline.Result, error) {
+func publish(ctx context.Context, task, work pipeline.Task, o *Options, step func(Phase, string), in inputs, out *StageOutput) (pipeline.Result, error) {
 	res := pipeline.Result{Input: in.ref}
 	model, err := out.Model.Bytes()
 	if err != nil {
 		return res, fmt.Errorf("serializing the %s output: %w", task.Stage.Type, err)
 	}
 	step(PhaseEvaluate, "loading, running and measuring the output with ONNX Runtime")
-	ev, err := evaluate(ctx, task, o, in, model)
+	ev, err := evaluate(ctx, work, o, in, model)
 	if err != nil {
 		return res, err
 	}
-	step(PhaseWrite, "writing "+task.OutputURI)
-	obj, err := o.Storage.WriteBytes(ctx, task.OutputURI, model)
+	step(PhaseWrite, "writing "+work.OutputURI)
+	obj, err := o.Storage.WriteBytes(ctx, work.OutputURI, model)
 	if errors.Is(err, storage.ErrExists) {
-		o.Log.Warn("a model is already at the output URI without a result: adopting it", "uri", task.OutputURI)
+		o.Log.Warn("a model is already at the output URI without a result: adopting it", "uri", work.OutputURI)
 		ours := storage.Digest(model)
-		if model, obj, err = o.Storage.ReadAll(ctx, task.OutputURI, ""); err == nil && obj.Digest != ours {
-			ev, err = evaluate(ctx, task, o, in, model)
+		if model, obj, err = o.Storage.ReadAll(ctx, work.OutputURI, ""); err == nil && obj.Digest != ours {
+			ev, err = evaluate(ctx, work, o, in, model)
 		}
 	}
 	if err != nil {
 		return res, outputError(err)
 	}
-	res.Output = &v1alpha1.Artifact{URI: task.OutputURI, Digest: obj.Digest, SizeBytes: obj.Size, Metrics: ev.Metrics}
+	res.Output = &v1alpha1.Artifact{URI: work.OutputURI, Digest: obj.Digest, SizeBytes: obj.Size, Metrics: ev.Metrics}
 	res.Details, err = json.Marshal(details{Stage: out.Details, Evaluation: ev.Details})
 	if err != nil {
 		return res, fmt.Errorf("encoding result details: %w", err)
 	}
-	return res, writeResult(ctx, task, o, step, &res)
+	return res, writeResult(ctx, task, work, o, step, &res)
 }
 
 // outputError names a failed write for what it is: a missing output
@@ -277,17 +274,17 @@ type details struct {
 	Evaluation any `json:"evaluation,omitempty"`
 }
 
-func writeResult(ctx context.Context, task pipeline.Task, o *Options, step func(Phase, string), res *pipeline.Result) error {
-	res.Version, res.Stage, res.CacheKey = pipeline.ContractVersion, task.Stage.Name, task.CacheKey
+func writeResult(ctx context.Context, task, work pipeline.Task, o *Options, step func(Phase, string), res *pipeline.Result) error {
+	answer(res, task, work)
 	body, err := res.Encode()
 	if err != nil {
 		return err
 	}
-	step(PhaseWrite, "writing "+task.ResultURI())
-	_, err = o.Storage.WriteBytes(ctx, task.ResultURI(), body)
+	step(PhaseWrite, "writing "+work.ResultURI())
+	_, err = o.Storage.WriteBytes(ctx, work.ResultURI(), body)
 	if errors.Is(err, storage.ErrExists) {
 		// Another runner finished the same work first: report its result.
-		theirs, ok, cerr := cachedResult(ctx, task, o.Storage)
+		theirs, ok, cerr := cachedResult(ctx, task, work, o.Storage)
 		if cerr != nil || !ok {
 			return errors.Join(err, cerr)
 		}

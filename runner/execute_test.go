@@ -23,22 +23,32 @@ import (
 
 // fixture puts the bundled mnist-8 model and the 1k MNIST sample in a
 // fresh directory and returns a job spec over them with the given stages.
+// fixture is a job on copies of the sample model and dataset, both pinned
+// by digest as a GitOps repository would pin them (unpinned returns the
+// spec without the pins).
 func fixture(t *testing.T, stages ...v1alpha1.Stage) (*v1alpha1.CompressionJobSpec, string) {
 	t.Helper()
 	dir := t.TempDir()
-	copyFile(t, "../config/samples/models/mnist-8.onnx", filepath.Join(dir, "mnist-8.onnx"))
-	copyFile(t, "../config/samples/data/mnist-test-1k.npz", filepath.Join(dir, "mnist.npz"))
+	model := copyFile(t, "../config/samples/models/mnist-8.onnx", filepath.Join(dir, "mnist-8.onnx"))
+	data := copyFile(t, "../config/samples/data/mnist-test-1k.npz", filepath.Join(dir, "mnist.npz"))
 	spec := &v1alpha1.CompressionJobSpec{
-		Source:     v1alpha1.ModelSource{URI: storage.FileURI(filepath.Join(dir, "mnist-8.onnx"))},
+		Source:     v1alpha1.ModelSource{URI: storage.FileURI(filepath.Join(dir, "mnist-8.onnx")), SHA256: model},
 		Output:     v1alpha1.OutputSpec{URI: storage.FileURI(filepath.Join(dir, "out"))},
-		Dataset:    &v1alpha1.DatasetSpec{URI: storage.FileURI(filepath.Join(dir, "mnist.npz")), Format: v1alpha1.DatasetFormatNPZ},
+		Dataset:    &v1alpha1.DatasetSpec{URI: storage.FileURI(filepath.Join(dir, "mnist.npz")), SHA256: data, Format: v1alpha1.DatasetFormatNPZ},
 		Evaluation: v1alpha1.EvaluationSpec{Samples: 200, LatencyBatchSize: 1, LatencyRuns: 5},
 		Stages:     stages,
 	}
 	return spec, dir
 }
 
-func copyFile(t *testing.T, from, to string) {
+// unpinned drops the fixture's digest pins.
+func unpinned(spec *v1alpha1.CompressionJobSpec) *v1alpha1.CompressionJobSpec {
+	spec.Source.SHA256, spec.Dataset.SHA256 = "", ""
+	return spec
+}
+
+// copyFile copies a file and returns its sha256 in hex.
+func copyFile(t *testing.T, from, to string) string {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
@@ -47,6 +57,7 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return strings.TrimPrefix(storage.Digest(b), "sha256:")
 }
 
 func quantizeStageSpec(method v1alpha1.QuantizeMethod) v1alpha1.Stage {
@@ -173,7 +184,7 @@ func TestExecuteRejects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			spec, dir := fixture(t, quantizeStageSpec(v1alpha1.QuantizeStatic))
-			tc.edit(t, spec, dir)
+			tc.edit(t, unpinned(spec), dir)
 			task := firstTask(t, spec)
 			res, err := Execute(ctx, task, Options{})
 			if err == nil {
