@@ -5,21 +5,73 @@ import (
 	"iter"
 )
 
-// Dataset is a set of samples ready to feed a model: float32 inputs in C
-// order and, when the file has them, integer class labels.
+// Dataset is a set of samples ready to feed a model: the inputs x as
+// float32 in C order, every array of the file in its own element type
+// (one per model input for a model with several), and, when the file has
+// them, integer class labels.
 type Dataset struct {
 	// Name is the file or URI it came from, for messages.
 	Name string
-	// Shape of the inputs: [N, sample dims...].
+	// Shape of the inputs x: [N, sample dims...]; nil when the file has
+	// no x.
 	Shape []int
-	// X holds N * SampleSize() values.
+	// X holds N * SampleSize() values: x as float32 (nil without x).
 	X []float32
-	// Labels holds N class labels, or is nil.
+	// Labels holds N class labels (y), or is nil.
 	Labels []int64
+	// Arrays holds every array of the file but y, x included, in file
+	// order and in its own element type. Which of them hold samples
+	// (along their first dimension) and which are fed whole with every
+	// batch is decided against a model's inputs by runner/feed. Nil for
+	// a Dataset made in code: x is then X.
+	Arrays []Array
 }
 
-// Len is the number of samples.
-func (d *Dataset) Len() int { return d.Shape[0] }
+// Len is the number of samples: x's first dimension. A file without x
+// counts y's labels; without either, Len is the largest first dimension
+// of its arrays (runner/feed decides which arrays hold samples: its
+// Data.Len is exact).
+func (d *Dataset) Len() int {
+	switch {
+	case d.Shape != nil:
+		return d.Shape[0]
+	case d.Labels != nil:
+		return len(d.Labels)
+	}
+	n := 0
+	for _, a := range d.Arrays {
+		if len(a.Shape) > 0 {
+			n = max(n, a.Shape[0])
+		}
+	}
+	return n
+}
+
+// Array returns the array of the file named name.
+func (d *Dataset) Array(name string) (Array, bool) {
+	for _, a := range d.Arrays {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Array{}, false
+}
+
+// Names lists the file's arrays, y included, in file order (x first for
+// a Dataset made in code).
+func (d *Dataset) Names() []string {
+	var names []string
+	if d.Arrays == nil && d.Shape != nil {
+		names = append(names, "x")
+	}
+	for _, a := range d.Arrays {
+		names = append(names, a.Name)
+	}
+	if d.Labels != nil {
+		names = append(names, "y")
+	}
+	return names
+}
 
 // SampleShape is the shape of one sample (Shape without its first dimension).
 func (d *Dataset) SampleShape() []int { return d.Shape[1:] }
@@ -39,15 +91,26 @@ func (d *Dataset) Sample(i int) []float32 {
 	return d.X[i*n : (i+1)*n : (i+1)*n]
 }
 
-// Take returns the first n samples (all of them if there are fewer), sharing
-// memory with d. The selection is deterministic: the same file always gives
-// the same calibration subset.
+// Take returns the first n samples of x and y (all of them if there are
+// fewer), sharing memory with d. The selection is deterministic: the same
+// file always gives the same calibration subset. Of the other arrays
+// only x is cut (runner/feed's Data.Take cuts every array that holds
+// samples).
 func (d *Dataset) Take(n int) *Dataset {
 	n = max(0, min(n, d.Len()))
-	out := &Dataset{Name: d.Name, Shape: append([]int{n}, d.Shape[1:]...)}
-	out.X = d.X[:n*d.SampleSize()]
+	out := &Dataset{Name: d.Name}
+	if d.Shape != nil {
+		out.Shape = append([]int{n}, d.Shape[1:]...)
+		out.X = d.X[:n*d.SampleSize()]
+	}
 	if d.Labels != nil {
 		out.Labels = d.Labels[:n]
+	}
+	for _, a := range d.Arrays {
+		if a.Name == "x" && len(a.Shape) > 0 {
+			a = a.Slice(0, min(n, a.Shape[0]))
+		}
+		out.Arrays = append(out.Arrays, a)
 	}
 	return out
 }

@@ -118,6 +118,10 @@ func TestFit(t *testing.T) {
 		},
 		{name: "wrong type", d: image, in: Input{Name: "ids", ElemType: "int64", Shape: []int64{-1, 784}}, wantErr: `ramp.npz: model input "ids" takes int64; datasets are fed as float32`},
 		{name: "scalar input", d: image, in: Input{Name: "s"}, wantErr: `ramp.npz: model input "s" is a scalar; it needs a batch dimension to take samples`},
+		{
+			name: "no x", d: &Dataset{Name: "bad.npz", Arrays: []Array{{Name: "inputs", Shape: []int{1}, Data: []uint8{1}}}}, in: Input{Name: "in", Shape: []int64{-1}},
+			wantErr: `bad.npz: no array "x" (the inputs); the file has [inputs]`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package dataset
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 )
 
@@ -52,25 +53,57 @@ func (d *Dataset) Fit(in Input) (*Dataset, error) {
 	if len(in.Shape) == 0 {
 		return nil, fmt.Errorf("%s: model input %q is a scalar; it needs a batch dimension to take samples", d.Name, in.Name)
 	}
-	want := in.Shape[1:]
-	if sameShape(want, d.SampleShape()) {
+	if d.Shape == nil {
+		return nil, fmt.Errorf("%s: no array \"x\" (the inputs); the file has %v", d.Name, d.Names())
+	}
+	shape, err := FitShape(d.Name, "x", d.Shape, in)
+	if err != nil {
+		return nil, err
+	}
+	if slices.Equal(shape, d.Shape) {
 		return d, nil
 	}
-	size, static := staticSize(want)
-	if static && size == d.SampleSize() {
-		shape := []int{d.Len()}
-		for _, s := range want {
-			shape = append(shape, int(s))
+	out := *d
+	out.Shape = shape
+	out.Arrays = slices.Clone(d.Arrays)
+	for i, a := range out.Arrays {
+		if a.Name == "x" {
+			out.Arrays[i].Shape = shape
 		}
-		slog.Info("dataset: reshaping x to fit the model input",
-			"file", d.Name, "from", d.Shape, "to", shape, "input", in.Name)
-		out := *d
-		out.Shape = shape
-		return &out, nil
 	}
-	msg := fmt.Sprintf("%s: x has shape %v, model input %q expects %s", d.Name, d.Shape, in.Name, in)
-	if static {
-		msg += fmt.Sprintf(" (%d values per sample, the input takes %d)", d.SampleSize(), size)
+	return &out, nil
+}
+
+// FitShape checks that an array of the file (samples along its first
+// dimension) can feed the model input and returns the shape it feeds it
+// in: its own when its sample shape fits the input's (dynamic dimensions
+// match anything), else, when the input's sample dimensions are all
+// fixed and hold the same number of values (784 -> 1x28x28), those (C
+// order: the data is the same, only its shape is read differently), with
+// an Info line logged. Anything else is an error naming the file, the
+// array and both shapes. in.Shape must have a batch dimension.
+func FitShape(file, array string, shape []int, in Input) ([]int, error) {
+	want := in.Shape[1:]
+	if len(shape) > 0 && sameShape(want, shape[1:]) {
+		return shape, nil
+	}
+	size, static := staticSize(want)
+	per := 1
+	for _, s := range shape[min(1, len(shape)):] {
+		per *= s
+	}
+	if len(shape) > 0 && static && size == per {
+		out := []int{shape[0]}
+		for _, s := range want {
+			out = append(out, int(s))
+		}
+		slog.Info("dataset: reshaping "+array+" to fit the model input",
+			"file", file, "from", shape, "to", out, "input", in.Name)
+		return out, nil
+	}
+	msg := fmt.Sprintf("%s: %s has shape %v, model input %q expects %s", file, array, shape, in.Name, in)
+	if static && len(shape) > 0 {
+		msg += fmt.Sprintf(" (%d values per sample, the input takes %d)", per, size)
 	}
 	return nil, fmt.Errorf("%s", msg)
 }

@@ -6,17 +6,20 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strings"
 
 	"github.com/sbinet/npyio/npy"
+	"github.com/x448/float16"
 )
 
 // Array is one named n-dimensional array of an .npz file, in C order.
 type Array struct {
 	Name  string
 	Shape []int
-	// Data holds prod(Shape) elements: []uint8, []int8, []uint16, []int16,
-	// []uint32, []int32, []uint64, []int64, []float32 or []float64.
+	// Data holds prod(Shape) elements: []bool, []uint8, []int8, []uint16,
+	// []int16, []uint32, []int32, []uint64, []int64, []float16.Float16,
+	// []float32 or []float64.
 	Data any
 }
 
@@ -36,16 +39,19 @@ type dtype struct {
 }
 
 var dtypes = []dtype{
+	{"bool", "b1", 1},
 	{"uint8", "u1", 1}, {"int8", "i1", 1},
 	{"uint16", "u2", 2}, {"int16", "i2", 2},
 	{"uint32", "u4", 4}, {"int32", "i4", 4},
 	{"uint64", "u8", 8}, {"int64", "i8", 8},
-	{"float32", "f4", 4}, {"float64", "f8", 8},
+	{"float16", "f2", 2}, {"float32", "f4", 4}, {"float64", "f8", 8},
 }
 
 func dtypeOf(data any) (dtype, bool) {
 	var name string
 	switch data.(type) {
+	case []bool:
+		name = "bool"
 	case []uint8:
 		name = "uint8"
 	case []int8:
@@ -62,6 +68,8 @@ func dtypeOf(data any) (dtype, bool) {
 		name = "uint64"
 	case []int64:
 		name = "int64"
+	case []float16.Float16:
+		name = "float16"
 	case []float32:
 		name = "float32"
 	case []float64:
@@ -92,7 +100,7 @@ func parseDescr(descr string) (dtype, binary.ByteOrder, error) {
 			return d, order, nil
 		}
 	}
-	return dtype{}, nil, fmt.Errorf("element type %q is not supported (want one of uint8, int8, ..., int64, float32, float64)", descr)
+	return dtype{}, nil, fmt.Errorf("element type %q is not supported (want one of bool, uint8, int8, ..., int64, float16, float32, float64)", descr)
 }
 
 // readNPY reads one .npy stream of at most limit bytes. npyio parses the
@@ -137,6 +145,12 @@ func readNPY(name string, r io.Reader, limit int64) (Array, error) {
 
 func decode(dt dtype, o binary.ByteOrder, b []byte, n int) any {
 	switch dt.name {
+	case "bool":
+		out := make([]bool, n)
+		for i := range out {
+			out[i] = b[i] != 0
+		}
+		return out
 	case "uint8":
 		return b
 	case "int8":
@@ -157,6 +171,8 @@ func decode(dt dtype, o binary.ByteOrder, b []byte, n int) any {
 		return decodeInts(b, n, 8, func(p []byte) uint64 { return o.Uint64(p) })
 	case "int64":
 		return decodeInts(b, n, 8, func(p []byte) int64 { return int64(o.Uint64(p)) })
+	case "float16":
+		return decodeInts(b, n, 2, func(p []byte) float16.Float16 { return float16.Frombits(o.Uint16(p)) })
 	case "float32":
 		return decodeInts(b, n, 4, func(p []byte) float32 { return math.Float32frombits(o.Uint32(p)) })
 	default: // float64
@@ -220,6 +236,8 @@ func writeNPY(w io.Writer, a Array) error {
 
 func lenOf(data any) int {
 	switch v := data.(type) {
+	case []bool:
+		return len(v)
 	case []uint8:
 		return len(v)
 	case []int8:
@@ -236,10 +254,26 @@ func lenOf(data any) int {
 		return len(v)
 	case []int64:
 		return len(v)
+	case []float16.Float16:
+		return len(v)
 	case []float32:
 		return len(v)
 	case []float64:
 		return len(v)
 	}
 	return -1
+}
+
+// Slice returns rows [from, to) of the array's first dimension, sharing
+// memory with a.
+func (a Array) Slice(from, to int) Array {
+	inner := 1
+	for _, d := range a.Shape[1:] {
+		inner *= d
+	}
+	out := a
+	out.Shape = append([]int{to - from}, a.Shape[1:]...)
+	v := reflect.ValueOf(a.Data)
+	out.Data = v.Slice3(from*inner, to*inner, to*inner).Interface()
+	return out
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/x448/float16"
 )
 
 // ReadNPZ reads every array of an .npz archive (what numpy.savez and
@@ -110,74 +112,122 @@ func LoadFile(path string) (*Dataset, error) {
 	return Read(filepath.Base(path), f, st.Size())
 }
 
-// Read reads a dataset from an .npz archive: x (the inputs: uint8, float32
-// or float64, any rank, samples along the first dimension) and optionally
-// y (integer class labels, one per sample). Other arrays are ignored.
+// Read reads a dataset from an .npz archive: every array (bool, integer or
+// float, any rank), kept in Arrays, and optionally y (integer class
+// labels, one per sample). The inputs of a single-input model are x
+// (samples along the first dimension; also read into X as float32,
+// unscaled), or an array named by the model input; a model with several
+// inputs takes one array per input, named by the input. Which arrays
+// hold samples and which are fed whole with every batch (a scalar, a
+// state tensor) is decided against the model by runner/feed.
 func Read(name string, r io.ReaderAt, size int64) (*Dataset, error) {
 	z, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not an .npz (zip) archive: %w", name, err)
 	}
-	entries := map[string]*zip.File{}
+	d := &Dataset{Name: name}
 	var names []string
+	var y *zip.File
 	for _, f := range z.File {
 		n := strings.TrimSuffix(f.Name, ".npy")
-		entries[n] = f
 		names = append(names, n)
-	}
-	xf, ok := entries["x"]
-	if !ok {
-		return nil, fmt.Errorf("%s: no array \"x\" (the inputs); the file has %v", name, names)
-	}
-	x, err := readEntry(name, xf)
-	if err != nil {
-		return nil, err
-	}
-	d, err := fromX(name, x)
-	if err != nil {
-		return nil, err
-	}
-	if yf, ok := entries["y"]; ok {
-		y, err := readEntry(name, yf)
+		if n == "y" {
+			y = f
+			continue
+		}
+		a, err := readEntry(name, f)
 		if err != nil {
 			return nil, err
 		}
-		if d.Labels, err = labelsFrom(name, y, d.Len()); err != nil {
+		if n == "x" {
+			if err := d.setX(a); err != nil {
+				return nil, err
+			}
+		}
+		d.Arrays = append(d.Arrays, a)
+	}
+	if len(d.Arrays) == 0 {
+		return nil, fmt.Errorf("%s: no array \"x\" (the inputs); the file has %v", name, names)
+	}
+	if y != nil {
+		ya, err := readEntry(name, y)
+		if err != nil {
+			return nil, err
+		}
+		n := -1
+		if d.Shape != nil {
+			n = d.Len()
+		}
+		if d.Labels, err = labelsFrom(name, ya, n); err != nil {
 			return nil, err
 		}
 	}
 	return d, nil
 }
 
-// fromX converts the inputs to float32, unscaled (uint8 pixels stay 0..255).
-func fromX(name string, x Array) (*Dataset, error) {
+// setX keeps x as float32 in X, unscaled (uint8 pixels stay 0..255).
+func (d *Dataset) setX(x Array) error {
 	if len(x.Shape) == 0 {
-		return nil, fmt.Errorf("%s: x is a scalar; it needs a first dimension that counts the samples", name)
+		return fmt.Errorf("%s: x is a scalar; it needs a first dimension that counts the samples", d.Name)
 	}
-	d := &Dataset{Name: name, Shape: x.Shape}
+	d.Shape = x.Shape
 	switch v := x.Data.(type) {
-	case []uint8:
-		d.X = make([]float32, len(v))
-		for i, p := range v {
-			d.X[i] = float32(p)
-		}
 	case []float32:
 		d.X = v
 	case []float64:
-		d.X = make([]float32, len(v))
-		for i, p := range v {
-			d.X[i] = float32(p)
-		}
+		d.X = toFloat32(v, func(p float64) float32 { return float32(p) })
+	case []float16.Float16:
+		d.X = toFloat32(v, float16.Float16.Float32)
+	case []bool:
+		d.X = toFloat32(v, func(p bool) float32 {
+			if p {
+				return 1
+			}
+			return 0
+		})
+	case []uint8:
+		d.X = toFloat32(v, func(p uint8) float32 { return float32(p) })
+	case []int8:
+		d.X = toFloat32(v, func(p int8) float32 { return float32(p) })
+	case []uint16:
+		d.X = toFloat32(v, func(p uint16) float32 { return float32(p) })
+	case []int16:
+		d.X = toFloat32(v, func(p int16) float32 { return float32(p) })
+	case []uint32:
+		d.X = toFloat32(v, func(p uint32) float32 { return float32(p) })
+	case []int32:
+		d.X = toFloat32(v, func(p int32) float32 { return float32(p) })
+	case []uint64:
+		d.X = toFloat32(v, func(p uint64) float32 { return float32(p) })
+	case []int64:
+		d.X = toFloat32(v, func(p int64) float32 { return float32(p) })
 	default:
-		return nil, fmt.Errorf("%s: x has element type %s; want uint8, float32 or float64", name, x.DType())
+		return fmt.Errorf("%s: x has element type %s; want a bool, integer or float type", d.Name, x.DType())
 	}
-	return d, nil
+	return nil
 }
 
-// labelsFrom accepts y of shape [N] or [N 1] and any integer type.
+func toFloat32[T any](src []T, f func(T) float32) []float32 {
+	out := make([]float32, len(src))
+	for i, v := range src {
+		out[i] = f(v)
+	}
+	return out
+}
+
+// labelsFrom accepts y of shape [N] or [N 1] and any integer type; n < 0
+// when the file has no x to count the samples (runner/feed checks y
+// against the arrays that hold them).
 func labelsFrom(name string, y Array, n int) ([]int64, error) {
 	if !(len(y.Shape) == 1 || len(y.Shape) == 2 && y.Shape[1] == 1) {
-		return nil, fmt.Errorf("%s: y has shape %v; want [%d] (one class label per sample)", name, y.Shape, n)
+		want := "N"
+		if n >= 0 {
+			want = fmt.Sprint(n)
+		}
+		return nil, fmt.Errorf("%s: y has shape %v; want [%s] (one class label per sample)", name, y.Shape, want)
+	}
+	if n < 0 {
+		n = y.Shape[0]
 	}
 	if y.Shape[0] != n {
 		return nil, fmt.Errorf("%s: y has %d labels, but x has %d samples", name, y.Shape[0], n)

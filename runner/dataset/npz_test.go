@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/x448/float16"
 )
 
 func TestReadNumpyFiles(t *testing.T) {
@@ -25,6 +26,11 @@ func TestReadNumpyFiles(t *testing.T) {
 				Shape:  []int{3, 2, 2},
 				X:      []float32{0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5},
 				Labels: []int64{2, 0, 1},
+				// Every array but y is kept as read, x included.
+				Arrays: []Array{
+					{Name: "x", Shape: []int{3, 2, 2}, Data: []float32{0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5}},
+					{Name: "extra", Shape: []int{5}, Data: []float64{1, 1, 1, 1, 1}},
+				},
 			},
 		},
 		{
@@ -34,14 +40,16 @@ func TestReadNumpyFiles(t *testing.T) {
 				Shape:  []int{4, 6},
 				X:      seq(24, -3.25),
 				Labels: []int64{9, 8, 7, 6},
+				Arrays: []Array{{Name: "x", Shape: []int{4, 6}, Data: seq64(24, -3.25)}},
 			},
 		},
 		{
 			file: "numpy-nolabels.npz",
 			want: &Dataset{
-				Name:  "numpy-nolabels.npz",
-				Shape: []int{5, 2},
-				X:     seq(10, 0),
+				Name:   "numpy-nolabels.npz",
+				Shape:  []int{5, 2},
+				X:      seq(10, 0),
+				Arrays: []Array{{Name: "x", Shape: []int{5, 2}, Data: []uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}},
 			},
 		},
 	}
@@ -56,6 +64,14 @@ func TestReadNumpyFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+func seq64(n int, start float64) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = start + float64(i)
+	}
+	return out
 }
 
 func seq(n int, start float32) []float32 {
@@ -78,6 +94,8 @@ func TestNPZRoundTrip(t *testing.T) {
 		{Name: "i64", Shape: []int{3}, Data: []int64{-1 << 62, 0, 1 << 62}},
 		{Name: "f32", Shape: []int{1, 2, 2}, Data: []float32{-1.5, 0, 3.25, 1e-30}},
 		{Name: "f64", Shape: []int{2}, Data: []float64{-2.5e300, 1.0 / 3}},
+		{Name: "b", Shape: []int{3}, Data: []bool{true, false, true}},
+		{Name: "f16", Shape: []int{2}, Data: []float16.Float16{float16.Fromfloat32(0.5), float16.Fromfloat32(-65504)}},
 		{Name: "scalar", Shape: []int{}, Data: []float32{42}},
 		{Name: "empty", Shape: []int{0, 4}, Data: []float32{}},
 	}
@@ -156,9 +174,10 @@ func TestLoadErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"not a zip", []byte("hello"), "bad.npz: not an .npz (zip) archive"},
-		{"no x", npzOf(t, Array{Name: "inputs", Shape: []int{1}, Data: []uint8{1}}), `bad.npz: no array "x" (the inputs); the file has [inputs]`},
+		// A file without x may feed a model with several inputs (one
+		// array each): only a file with no inputs at all is refused here.
+		{"no inputs", npzOf(t, Array{Name: "y", Shape: []int{1}, Data: []uint8{1}}), `bad.npz: no array "x" (the inputs); the file has [y]`},
 		{"scalar x", npzOf(t, Array{Name: "x", Shape: []int{}, Data: []float32{1}}), "bad.npz: x is a scalar"},
-		{"int x", npzOf(t, Array{Name: "x", Shape: []int{2}, Data: []int32{1, 2}}), "bad.npz: x has element type int32; want uint8, float32 or float64"},
 		{"float y", npzOf(t, x, Array{Name: "y", Shape: []int{3}, Data: []float32{1, 2, 3}}), "bad.npz: y has element type float32; want integer class labels"},
 		{"short y", npzOf(t, x, Array{Name: "y", Shape: []int{2}, Data: []int64{1, 2}}), "bad.npz: y has 2 labels, but x has 3 samples"},
 		{"2-d y", npzOf(t, x, Array{Name: "y", Shape: []int{3, 2}, Data: make([]int64, 6)}), "bad.npz: y has shape [3 2]; want [3] (one class label per sample)"},
@@ -179,6 +198,49 @@ func TestLoadErrors(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestReadKeepsEveryArray: arrays of any supported type are kept as
+// they are, x of an integer type is also read into X as float32, and a
+// file without x (a model with several inputs) is read.
+func TestReadKeepsEveryArray(t *testing.T) {
+	ids := Array{Name: "x", Shape: []int{2, 3}, Data: []int64{1, 2, 3, 1 << 40, 5, 6}}
+	mask := Array{Name: "mask", Shape: []int{2, 3}, Data: []bool{true, true, false, true, false, false}}
+	sr := Array{Name: "sr", Shape: []int{}, Data: []int64{16000}}
+	half := Array{Name: "half", Shape: []int{1, 2}, Data: []float16.Float16{float16.Fromfloat32(1.5), float16.Fromfloat32(-2)}}
+	y := Array{Name: "y", Shape: []int{2}, Data: []int32{1, 0}}
+	tests := []struct {
+		name string
+		file []Array
+		want *Dataset
+	}{
+		{"integer x", []Array{ids, mask, sr, y}, &Dataset{
+			Name: "f.npz", Shape: []int{2, 3}, X: []float32{1, 2, 3, 1 << 40, 5, 6}, Labels: []int64{1, 0},
+			Arrays: []Array{ids, mask, sr},
+		}},
+		{"no x", []Array{mask, half, sr}, &Dataset{Name: "f.npz", Arrays: []Array{mask, half, sr}}},
+		{"no x, labels", []Array{mask, y}, &Dataset{Name: "f.npz", Labels: []int64{1, 0}, Arrays: []Array{mask}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Load("f.npz", npzOf(t, tc.file...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+			if n := got.Len(); n != 2 {
+				t.Errorf("Len() = %d, want 2", n)
+			}
+		})
+	}
+	// Labels without x are counted by the feeder against the arrays
+	// that hold samples: here only their own shape is checked.
+	if _, err := Load("f.npz", npzOf(t, mask, Array{Name: "y", Shape: []int{2, 2}, Data: make([]int64, 4)})); err == nil ||
+		!strings.Contains(err.Error(), "f.npz: y has shape [2 2]; want [N] (one class label per sample)") {
+		t.Errorf("2-D labels without x: error %v", err)
 	}
 }
 
