@@ -9,6 +9,7 @@ import (
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/distill"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -85,11 +86,11 @@ func distillData(ctx context.Context, in *StageInput, student *onnx.Model) (*dat
 	default:
 		return nil, BadInputf("distill trains on distill.dataset or spec.dataset, and the job has neither")
 	}
-	ins := modelInputs(student)
+	ins := feed.Inputs(student)
 	if len(ins) != 1 {
 		return nil, BadInputf("the student %s has %d inputs; distillation feeds models with exactly one", student.Name, len(ins))
 	}
-	fitted, err := ds.Fit(ins[0])
+	fitted, err := feed.Fit(ins, ds)
 	if err != nil {
 		return nil, BadInput(fmt.Errorf("distillation data: %w", err))
 	}

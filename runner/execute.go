@@ -12,6 +12,7 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort"
 	"github.com/kompress/kompress/runner/storage"
@@ -187,11 +188,7 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 	if err != nil {
 		return in, BadInput(err)
 	}
-	ins := modelInputs(in.model)
-	if len(ins) != 1 {
-		return in, BadInputf("%s has %d inputs; a dataset feeds models with exactly one", task.Input.URI, len(ins))
-	}
-	if in.data, err = ds.Fit(ins[0]); err != nil {
+	if in.data, err = feed.Fit(feed.Inputs(in.model), ds); err != nil {
 		return in, BadInput(err)
 	}
 	return in, nil

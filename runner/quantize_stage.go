@@ -6,6 +6,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/quantize"
 )
 
@@ -28,8 +29,13 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 		if in.Data == nil {
 			return nil, BadInputf("quantize.method static calibrates on spec.dataset, and the job has none")
 		}
-		data := in.Data.Take(int(spec.Calibration.Samples))
-		calib = quantize.FromDataset(data, firstInput(in), batchSize(in, calibrationBatch))
+		data, err := feed.FromDataset(feed.Inputs(in.Model), in.Data)
+		if err != nil {
+			return nil, BadInput(err)
+		}
+		if calib, err = data.Take(int(spec.Calibration.Samples)).Batches(calibrationBatch); err != nil {
+			return nil, BadInput(err)
+		}
 	}
 	// The runner loaded the model for this stage only: quantize it in place.
 	out, report, err := quantize.QuantizeInPlace(ctx, in.Model, spec, calib)

@@ -19,7 +19,8 @@ type StageInput struct {
 	Model *onnx.Model
 	// Source is the job's source model (the default distillation teacher).
 	Source []byte
-	// Data is the job's dataset fitted to the model's input, or nil.
+	// Data is the job's dataset fitted to the model's inputs (feed.Fit),
+	// or nil.
 	Data *dataset.Dataset
 	// Storage reads anything else the stage names (a teacher, a training set).
 	Storage *storage.Client

@@ -163,7 +163,7 @@ func prepare(ctx context.Context, student *onnx.Model, teacher []byte, train *da
 	}
 	k := first.net.k
 	// The teacher's output size, from one sample, before its whole run.
-	if _, tk, err := outputs(ctx, opts.TeacherName, teacher, train.X[:train.SampleSize()], 1, sample, 1); err != nil {
+	if _, tk, err := outputs(ctx, opts.TeacherName, teacher, train, 1, 1); err != nil {
 		return nil, nil, fmt.Errorf("%w: teacher: %w", ErrBadInput, err)
 	} else if tk != k {
 		return nil, nil, fmt.Errorf("%w: the teacher %s gives %d outputs per sample and the student %s %d: they must match",
@@ -181,7 +181,7 @@ func prepare(ctx context.Context, student *onnx.Model, teacher []byte, train *da
 		return nil, nil, err
 	}
 	start := time.Now()
-	logits, _, err := outputs(ctx, opts.TeacherName, teacher, train.X, train.Len(), sample, opts.Threads)
+	logits, _, err := outputs(ctx, opts.TeacherName, teacher, train, train.Len(), opts.Threads)
 	if err != nil {
 		return nil, nil, fmt.Errorf("teacher: %w", err)
 	}
@@ -301,7 +301,7 @@ func verify(ctx context.Context, p *plan, data *dataset.Dataset, threads int) (f
 	if err != nil {
 		return 0, err
 	}
-	want, _, err := outputs(ctx, p.model.Name, raw, x, n, sample, threads)
+	want, _, err := outputs(ctx, p.model.Name, raw, data, n, threads)
 	if err != nil {
 		return 0, fmt.Errorf("the trained student does not run in ONNX Runtime: %w", err)
 	}

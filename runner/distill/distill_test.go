@@ -160,11 +160,11 @@ func centered(v []float32, k int) []float32 {
 // teacher's centered outputs on d, relative to the teacher's largest.
 func logitGap(t testing.TB, student *onnx.Model, teacher []byte, d *dataset.Dataset) float64 {
 	t.Helper()
-	s, k, err := outputs(context.Background(), "student", modelBytes(t, student), d.X, d.Len(), d.SampleShape(), 2)
+	s, k, err := outputs(context.Background(), "student", modelBytes(t, student), d, d.Len(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt, _, err := outputs(context.Background(), "teacher", teacher, d.X, d.Len(), d.SampleShape(), 2)
+	tt, _, err := outputs(context.Background(), "teacher", teacher, d, d.Len(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}

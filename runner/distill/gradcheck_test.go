@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort/orttest"
@@ -229,7 +230,8 @@ func compareWithORT(t *testing.T, m *onnx.Model, fw *forward, x []float32, n int
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, k, err := outputs(context.Background(), m.Name, raw, x, n, sample, 1)
+	data := &dataset.Dataset{Name: "x", Shape: append([]int{n}, sample...), X: x}
+	want, k, err := outputs(context.Background(), m.Name, raw, data, n, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

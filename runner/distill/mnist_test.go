@@ -11,6 +11,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
@@ -26,7 +27,7 @@ func accuracy(t testing.TB, m *onnx.Model, d *dataset.Dataset) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logits, k, err := outputs(context.Background(), m.Name, raw, d.X, d.Len(), d.SampleShape(), 2)
+	logits, k, err := outputs(context.Background(), m.Name, raw, d, d.Len(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestMNISTTargets(t *testing.T) {
 func TestAutoTemperatureMNIST(t *testing.T) {
 	orttest.Require(t)
 	d := onnxtest.MNIST(t, dataset.MNISTTest1k)
-	logits, k, err := outputs(context.Background(), "mnist-8", modelBytes(t, onnxtest.Model(t, onnxtest.MNIST8)), d.X, d.Len(), d.SampleShape(), 2)
+	logits, k, err := outputs(context.Background(), "mnist-8", modelBytes(t, onnxtest.Model(t, onnxtest.MNIST8)), d, d.Len(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,8 +333,15 @@ func TestMNISTChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	afterDistill := accuracy(t, distilled, test)
-	q, _, err := quantize.Quantize(ctx, distilled, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic},
-		quantize.FromDataset(train.Take(256), "Input3", 1))
+	calib, err := feed.FromDataset(feed.Inputs(distilled), train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches, err := calib.Take(256).Batches(32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _, err := quantize.Quantize(ctx, distilled, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, batches)
 	if err != nil {
 		t.Fatal(err)
 	}

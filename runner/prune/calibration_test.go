@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
-	"github.com/kompress/kompress/runner/quantize"
 )
 
 // TestReadCalibration checks batches against the model's inputs: what
@@ -42,7 +42,7 @@ func TestReadCalibration(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			set, err := readCalibration(model(tc.batch), quantize.NewBatches(tc.batches...), tc.limit)
+			set, err := readCalibration(model(tc.batch), feed.NewBatches(tc.batches...), tc.limit)
 			if tc.err != "" {
 				if !errors.Is(err, ErrCalibration) || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want ErrCalibration saying %q", err, tc.err)

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
-	"github.com/kompress/kompress/runner/ort"
 )
 
 // calibratable says why hessian pruning cannot collect a target's inputs,
@@ -170,18 +170,8 @@ func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*on
 			}
 		}
 	}
-	probe := m
-	if len(expose) > 0 { // else every input is a graph input
-		var err error
-		if probe, err = m.ExposeOutputs(expose); err != nil {
-			return nil, err
-		}
-	}
-	data, err := probe.Bytes()
-	if err != nil {
-		return nil, err
-	}
-	sess, err := ort.NewSession(m.Name+" (hessian calibration)", data, ort.Options{})
+	// With nothing to expose, every input is a graph input.
+	sess, err := feed.Open(m, feed.Options{Name: m.Name + " (hessian calibration)", Expose: expose})
 	if err != nil {
 		return nil, err
 	}

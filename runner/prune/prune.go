@@ -10,7 +10,6 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
-	"github.com/kompress/kompress/runner/quantize"
 )
 
 // calibrationBatch is how many samples one calibration run feeds ONNX
@@ -21,8 +20,8 @@ const calibrationBatch = 32
 // pruned and what was left dense and why. m is not modified.
 //
 // data is the job's dataset: hessian calibrates on its first
-// spec.calibrationSamples samples (fed to the model's single input, after
-// dataset.Fit), entropy scores channels on it; the other methods ignore it
+// spec.calibrationSamples samples (fed to the model's inputs by
+// runner/feed), entropy scores channels on it; the other methods ignore it
 // and it may be nil. progress, when not nil, is called with the number of
 // layers done and the total.
 //
@@ -189,35 +188,4 @@ func nothingPrunable(m *onnx.Model, skipped []Skipped) error {
 	sort.Strings(parts)
 	return fmt.Errorf("%w: model %s has no weight to prune (weights of Conv, ConvTranspose, Gemm and MatMul); its %d floating-point weights were left alone: %s",
 		ErrNothingPrunable, m.Name, len(skipped), strings.Join(parts, "; "))
-}
-
-// calibrationFrom feeds up to samples samples of data to the model's
-// single input.
-func calibrationFrom(m *onnx.Model, data *dataset.Dataset, samples int) (Calibration, error) {
-	if data == nil {
-		return nil, fmt.Errorf("%w: method hessian calibrates on the job's dataset (spec.dataset), and there is none", ErrCalibration)
-	}
-	fitted, err := fitData(m, data)
-	if err != nil {
-		return nil, err
-	}
-	return quantize.FromDataset(fitted.Take(samples), graphInputs(m)[0].name, calibrationBatch), nil
-}
-
-// fitData checks that data can feed the model's single input
-// (dataset.Fit) and returns it in the input's shape.
-func fitData(m *onnx.Model, data *dataset.Dataset) (*dataset.Dataset, error) {
-	ins := graphInputs(m)
-	if len(ins) != 1 {
-		return nil, fmt.Errorf("%w: a dataset feeds one model input; model %s has %d", ErrCalibration, m.Name, len(ins))
-	}
-	in := dataset.Input{Name: ins[0].name, ElemType: strings.ToLower(ins[0].dtype.String()), Shape: ins[0].dims}
-	if ins[0].dtype == onnx.Float || ins[0].dtype == onnx.Undefined {
-		in.ElemType = dataset.Float32
-	}
-	fitted, err := data.Fit(in)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCalibration, err)
-	}
-	return fitted, nil
 }

@@ -11,10 +11,10 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
-	"github.com/kompress/kompress/runner/quantize"
 )
 
 // mnistSplit splits the committed 1k MNIST sample: the last 200 images
@@ -355,7 +355,7 @@ func TestZooHessian(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, rep, err := unstructured(context.Background(), src, o, quantize.NewBatches(batches...), func(int, int) {})
+	out, rep, err := unstructured(context.Background(), src, o, feed.NewBatches(batches...), func(int, int) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -52,7 +53,7 @@ func cosine32(a, b []float32) float64 {
 // nodes' positions in the main graph.
 func sensitivityOrder(m *onnx.Model, ix *index, p *staticPlan, cal *calibration, o *options) ([]int, error) {
 	roots := p.roots()
-	sess, err := probeSession(m, roots, " (sensitivity)")
+	sess, err := feed.Open(m, feed.Options{Name: m.Name + " (sensitivity)", Expose: roots})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
+	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -27,6 +29,21 @@ var mnistTargets = []struct {
 	{"weight-only int4", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4}, 1.0, nil},
 }
 
+// datasetCalibration feeds the first samples of d to m, as the runner's
+// quantize stage does.
+func datasetCalibration(t testing.TB, m *onnx.Model, d *dataset.Dataset, samples int) Calibration {
+	t.Helper()
+	data, err := feed.FromDataset(feed.Inputs(m), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := data.Take(samples).Batches(32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // checkMNIST quantizes mnist-8 with each target method (static calibrated
 // on calib's first 256 images), scores it on eval and checks the drop.
 func checkMNIST(t *testing.T, eval, calib *dataset.Dataset) {
@@ -35,7 +52,7 @@ func checkMNIST(t *testing.T, eval, calib *dataset.Dataset) {
 	base := orttest.MNIST8Accuracy(t, m, eval)
 	t.Logf("fp32: %.2f%% on %d images", 100*base, eval.Len())
 	for _, tt := range mnistTargets {
-		q, r, err := Quantize(context.Background(), m, tt.spec, FromDataset(calib.Take(256), "Input3", 1))
+		q, r, err := Quantize(context.Background(), m, tt.spec, datasetCalibration(t, m, calib, 256))
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
