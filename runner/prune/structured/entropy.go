@@ -6,8 +6,8 @@ import (
 	"math"
 	"slices"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
-	"github.com/kompress/kompress/runner/ort"
 )
 
 // exit is the tensor where a source's channels are observed for entropy:
@@ -54,10 +54,11 @@ func (a *analysis) entropyScores(ctx context.Context, m *onnx.Model) ([][]float6
 			names = append(names, exits[s])
 		}
 	}
-	total := a.opts.Calibration.Len()
-	if a.opts.Samples > 0 {
-		total = min(total, a.opts.Samples)
+	d, err := a.calibrationData(m)
+	if err != nil {
+		return nil, 0, err
 	}
+	total := d.Len()
 	perSample := max(1, (entropyValues+total-1)/max(total, 1))
 	// values[t][c] collects channel c's sampled activations at tensor t.
 	values := map[string][][]float32{}
@@ -87,54 +88,50 @@ func (a *analysis) entropyScores(ctx context.Context, m *onnx.Model) ([][]float6
 	return scores, samples, nil
 }
 
-// calibrate runs m over the calibration samples (opts.Samples of them, or
-// all) in batches with the named tensors exposed, and hands each batch's
-// outputs to fn. It returns the number of samples run.
-func (a *analysis) calibrate(ctx context.Context, m *onnx.Model, names []string, progress func(done, total int), fn func(map[string]*onnx.Tensor) error) (int, error) {
-	probe, err := m.ExposeOutputs(names)
+// calibrationData is the calibration data matched to m's inputs, cut to
+// opts.Samples samples (0: all).
+func (a *analysis) calibrationData(m *onnx.Model) (*feed.Data, error) {
+	d, err := calibrationData(m, a.opts.Calibration)
 	if err != nil {
-		return 0, err
-	}
-	b, err := probe.Bytes()
-	if err != nil {
-		return 0, err
-	}
-	sess, err := ort.NewSession(m.Name+" (calibration)", b, ort.Options{IntraOpThreads: a.opts.Threads})
-	if err != nil {
-		return 0, err
-	}
-	defer sess.Close()
-	in := feedInputs(a.g)[0]
-	d, err := fitInput(m, in, a.opts.Calibration)
-	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if a.opts.Samples > 0 {
 		d = d.Take(a.opts.Samples)
 	}
-	batch, fixed := batchOf(in, a.opts.BatchSize), batchOf(in, 0) > 0
+	return d, nil
+}
+
+// calibrate runs m over the calibration samples (opts.Samples of them, or
+// all) in batches of opts.BatchSize (or the batch the model fixes: samples
+// that cannot fill a last one are left out) with the named tensors
+// exposed, and hands each batch's outputs to fn. It returns the number of
+// samples run.
+func (a *analysis) calibrate(ctx context.Context, m *onnx.Model, names []string, progress func(done, total int), fn func(map[string]*onnx.Tensor) error) (int, error) {
+	sess, err := feed.Open(m, feed.Options{Name: m.Name + " (calibration)", Expose: names, Threads: a.opts.Threads})
+	if err != nil {
+		return 0, err
+	}
+	defer sess.Close()
+	d, err := a.calibrationData(m)
+	if err != nil {
+		return 0, err
+	}
+	size, fixed, err := feed.BatchSize(a.opts.BatchSize, 0, d)
+	if err != nil {
+		return 0, fmt.Errorf("%s: calibration data: %w", m.Name, err)
+	}
 	done := 0
-	for start := 0; start < d.Len(); start += batch {
-		if err := ctx.Err(); err != nil {
-			return done, err
-		}
-		x := batchTensor(d, start, batch)
-		if fixed && x.Dims[0] != int64(batch) {
-			break // a fixed batch size the last samples cannot fill
-		}
-		out, err := sess.Run(map[string]*onnx.Tensor{in.GetName(): x})
-		if err != nil {
-			return done, fmt.Errorf("calibration run: %w", err)
-		}
+	err = sess.Each(ctx, d, feed.Plan(d.Len(), size, fixed, feed.Drop), func(sp feed.Span, _, out map[string]*onnx.Tensor) error {
 		if err := fn(out); err != nil {
-			return done, err
+			return err
 		}
-		done += int(x.Dims[0])
+		done += sp.N
 		if progress != nil {
 			progress(done, d.Len())
 		}
-	}
-	return done, nil
+		return nil
+	})
+	return done, err
 }
 
 // sampleChannels appends, for each sample of t and each channel of l,

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -18,15 +19,21 @@ const evalSamples = 4
 func (pr *pruning) evalInputs(ctx context.Context) error {
 	pr.evals = []map[string]*onnx.Tensor{pr.inputs}
 	if pr.opts.Calibration != nil {
-		in := feedInputs(pr.m0.Proto.GetGraph())[0]
-		d, err := fitInput(pr.m0, in, pr.opts.Calibration)
+		d, err := calibrationData(pr.m0, pr.opts.Calibration)
 		if err != nil {
 			return err
 		}
+		n, _, err := feed.BatchSize(1, 0, d)
+		if err != nil {
+			return fmt.Errorf("%s: calibration data: %w", pr.m0.Name, err)
+		}
 		pr.evals = nil
-		n := batchOf(in, 1)
-		for start := 0; start+n <= min(d.Len(), evalSamples*n); start += n {
-			pr.evals = append(pr.evals, map[string]*onnx.Tensor{in.GetName(): batchTensor(d, start, n)})
+		for _, sp := range feed.Plan(min(d.Len(), evalSamples*n), n, true, feed.Drop) {
+			in, err := d.Tensors(sp.Samples())
+			if err != nil {
+				return err
+			}
+			pr.evals = append(pr.evals, in)
 		}
 	}
 	if err := ctx.Err(); err != nil {

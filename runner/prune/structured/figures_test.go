@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
@@ -130,14 +131,17 @@ func TestFiguresPPOCR(t *testing.T) {
 func accuracy(t *testing.T, m *onnx.Model, d *dataset.Dataset) float64 {
 	t.Helper()
 	dm := dynamicBatch(t, m)
-	in := feedInputs(dm.Proto.GetGraph())[0]
-	fit, err := fitInput(dm, in, d)
+	fit, err := feed.FromDataset(feed.Inputs(dm), d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var batches []map[string]*onnx.Tensor
-	for start := 0; start < fit.Len(); start += 100 {
-		batches = append(batches, map[string]*onnx.Tensor{in.GetName(): batchTensor(fit, start, 100)})
+	for _, sp := range feed.Plan(fit.Len(), 100, false, feed.Pad) {
+		in, err := fit.Tensors(sp.Samples())
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, in)
 	}
 	outs, err := runEach(dm, batches, 0)
 	if err != nil {
@@ -148,7 +152,7 @@ func accuracy(t *testing.T, m *onnx.Model, d *dataset.Dataset) float64 {
 		logits := out[dm.Proto.GetGraph().GetOutput()[0].GetName()].Data.([]float32)
 		for s := range len(logits) / 10 {
 			row := logits[s*10 : s*10+10]
-			if int64(slices.Index(row, slices.Max(row))) == fit.Labels[i*100+s] {
+			if int64(slices.Index(row, slices.Max(row))) == fit.Labels()[i*100+s] {
 				right++
 			}
 		}
@@ -162,7 +166,13 @@ func dynamicBatch(t *testing.T, m *onnx.Model) *onnx.Model {
 	t.Helper()
 	c := m.Clone()
 	g := c.Proto.GetGraph()
-	for _, vi := range append(feedInputs(g), g.GetOutput()...) {
+	var fed []*onnxpb.ValueInfoProto
+	for _, vi := range g.GetInput() {
+		if slices.Contains(feed.Names(feed.Inputs(c)), vi.GetName()) {
+			fed = append(fed, vi)
+		}
+	}
+	for _, vi := range append(fed, g.GetOutput()...) {
 		d := vi.GetType().GetTensorType().GetShape().GetDim()[0]
 		d.Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}
 	}

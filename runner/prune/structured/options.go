@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
 )
 
 // Criterion scores channels.
@@ -58,7 +59,7 @@ const (
 	// DefaultDynamicDim replaces dynamic dimensions other than the batch
 	// when the model is run to learn its tensor shapes without calibration
 	// data (320 keeps the strides of detection networks whole).
-	DefaultDynamicDim = 320
+	DefaultDynamicDim = feed.DefaultDynamicDim
 )
 
 // Options configure Prune.

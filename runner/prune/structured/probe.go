@@ -2,126 +2,110 @@ package structured
 
 import (
 	"fmt"
-
-	"google.golang.org/protobuf/proto"
-	"math/rand/v2"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
-	"github.com/kompress/kompress/runner/ort"
 )
 
 // probeSeed makes synthesized probe inputs the same on every run.
 const probeSeed = 0x7374727563747572
 
-// feedInputs are the graph inputs a caller feeds: declared inputs that are
-// not initializers (old models declare their weights as inputs too).
-func feedInputs(g *onnxpb.GraphProto) []*onnxpb.ValueInfoProto {
-	inits := map[string]bool{}
-	for _, t := range g.GetInitializer() {
-		inits[t.GetName()] = true
-	}
-	var out []*onnxpb.ValueInfoProto
-	for _, in := range g.GetInput() {
-		if !inits[in.GetName()] {
-			out = append(out, in)
-		}
-	}
-	return out
-}
-
-// probeInputs makes the inputs of the run that reveals tensor shapes: the
-// first calibration sample when there is calibration data, else
-// deterministic values in [0, 1) at opts.InputShapes or the declared shape
-// with batch 1 and DefaultDynamicDim for other dynamic dimensions.
-func probeInputs(m *onnx.Model, opts Options) (map[string]*onnx.Tensor, error) {
-	ins := feedInputs(m.Proto.GetGraph())
-	if opts.Calibration != nil {
-		if len(ins) != 1 {
-			return nil, fmt.Errorf("%s takes %d inputs; calibration data feeds exactly one", m.Name, len(ins))
-		}
-		d, err := fitInput(m, ins[0], opts.Calibration)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]*onnx.Tensor{ins[0].GetName(): batchTensor(d, 0, batchOf(ins[0], 1))}, nil
-	}
-	for name := range opts.InputShapes {
-		found := false
-		for _, in := range ins {
-			found = found || in.GetName() == name
-		}
-		if !found {
-			return nil, fmt.Errorf("structured pruning: inputShapes names %q, which is not an input of %s", name, m.Name)
-		}
-	}
-	rng := rand.New(rand.NewPCG(probeSeed, probeSeed))
-	out := map[string]*onnx.Tensor{}
-	for _, in := range ins {
-		dt, dims, _, ok := onnx.TensorType(in)
-		if !ok {
-			return nil, fmt.Errorf("%s: input %q declares no tensor shape; give its shape in inputShapes", m.Name, in.GetName())
-		}
-		if s, ok := opts.InputShapes[in.GetName()]; ok {
-			if len(s) != len(dims) {
-				return nil, fmt.Errorf("structured pruning: inputShapes[%q] = %v has rank %d, the input has rank %d", in.GetName(), s, len(s), len(dims))
-			}
-			dims = s
-		}
-		dims = append([]int64(nil), dims...)
-		for i, d := range dims {
-			if d <= 0 {
-				dims[i] = DefaultDynamicDim
-				if i == 0 {
-					dims[i] = 1
-				}
-			}
-		}
-		vals := make([]float32, onnx.NumElements(dims))
-		if onnx.IsFloat(dt) {
-			for i := range vals {
-				vals[i] = rng.Float32()
-			}
-		}
-		t, err := onnx.FromFloat32s(dt, dims, vals)
-		if err != nil {
-			return nil, fmt.Errorf("%s: input %q: %w", m.Name, in.GetName(), err)
-		}
-		out[in.GetName()] = t
-	}
-	return out, nil
-}
-
-// fitInput checks the calibration data against the model input.
-func fitInput(m *onnx.Model, in *onnxpb.ValueInfoProto, d *dataset.Dataset) (*dataset.Dataset, error) {
-	_, dims, _, _ := onnx.TensorType(in)
-	fit, err := d.Fit(dataset.Input{Name: in.GetName(), Shape: dims})
+// calibrationData matches the calibration data to m's inputs.
+func calibrationData(m *onnx.Model, d *dataset.Dataset) (*feed.Data, error) {
+	data, err := feed.FromDataset(feed.Inputs(m), d)
 	if err != nil {
 		return nil, fmt.Errorf("%s: calibration data: %w", m.Name, err)
 	}
-	return fit, nil
+	return data, nil
 }
 
-// batchOf is the batch size an input takes: its fixed first dimension, or
-// def when that is dynamic.
-func batchOf(in *onnxpb.ValueInfoProto, def int) int {
-	if _, dims, _, ok := onnx.TensorType(in); ok && len(dims) > 0 && dims[0] > 0 {
-		return int(dims[0])
+// probeInputs makes the inputs of the run that reveals tensor shapes: the
+// first calibration batch (the model's fixed batch, else one sample) when
+// there is calibration data, else deterministic values (feed.Synthesize:
+// floats in [0, 1), integers zero) at opts.InputShapes or the declared
+// shape with batch 1 (or the fixed batch) and DefaultDynamicDim for other
+// dynamic dimensions.
+func probeInputs(m *onnx.Model, opts Options) (map[string]*onnx.Tensor, error) {
+	if opts.Calibration != nil {
+		d, err := calibrationData(m, opts.Calibration)
+		if err != nil {
+			return nil, err
+		}
+		size, fixed, err := feed.BatchSize(1, 0, d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: calibration data: %w", m.Name, err)
+		}
+		spans := feed.Plan(d.Len(), size, fixed, feed.Pad)
+		if len(spans) == 0 {
+			return nil, fmt.Errorf("%s: calibration data %s has no samples", m.Name, d.Name)
+		}
+		return d.Tensors(spans[0].Samples())
 	}
-	return def
+	ins := feed.Inputs(m)
+	for name := range opts.InputShapes {
+		if _, ok := inputNamed(ins, name); !ok {
+			return nil, fmt.Errorf("structured pruning: inputShapes names input %q, which is not an input of %s (its inputs are %q)", name, m.Name, feed.Names(ins))
+		}
+	}
+	specs := map[string]feed.Spec{}
+	batch := 0 // from the first input (in graph order) that gives or fixes it
+	for _, in := range ins {
+		s, given := opts.InputShapes[in.Name]
+		switch {
+		case !given && in.Dims == nil:
+			return nil, fmt.Errorf("%s: input %q declares no tensor shape; give its shape in inputShapes", m.Name, in.Name)
+		case !given:
+			if b := fixedBatch(in); batch == 0 && b > 0 {
+				batch = b
+			}
+			continue
+		case in.Dims != nil && len(s) != len(in.Dims):
+			return nil, fmt.Errorf("structured pruning: inputShapes[%q] = %v has rank %d, the input has rank %d", in.Name, s, len(s), len(in.Dims))
+		case len(s) == 0:
+			specs[in.Name] = feed.Spec{Shape: []int64{}}
+			continue
+		}
+		// Dimensions not given (<= 0) take the declared or default ones.
+		s = append([]int64(nil), s...)
+		for i, d := range s {
+			if d <= 0 && in.Dims != nil && in.Dims[i] > 0 {
+				s[i] = in.Dims[i]
+			} else if d <= 0 && i > 0 {
+				s[i] = DefaultDynamicDim
+			}
+		}
+		specs[in.Name] = feed.Spec{Shape: s[1:]}
+		if batch == 0 && s[0] > 0 {
+			batch = int(s[0])
+		}
+	}
+	d, err := feed.Synthesize(ins, feed.Synth{Specs: specs, Samples: max(batch, 1), Seed: probeSeed, Stream: probeSeed, Field: "inputShapes"})
+	if err != nil {
+		return nil, fmt.Errorf("structured pruning: %s: %w", m.Name, err)
+	}
+	return d.Tensors(feed.Span{N: d.Len(), Size: d.Len()}.Samples())
 }
 
-// batchTensor holds samples start..start+n of d (fewer at the end).
-func batchTensor(d *dataset.Dataset, start, n int) *onnx.Tensor {
-	n = min(n, d.Len()-start)
-	ss := d.SampleSize()
-	dims := []int64{int64(n)}
-	for _, s := range d.SampleShape() {
-		dims = append(dims, int64(s))
+func inputNamed(ins []feed.Input, name string) (feed.Input, bool) {
+	for _, in := range ins {
+		if in.Name == name {
+			return in, true
+		}
 	}
-	return onnx.NewTensor(dims, d.X[start*ss:(start+n)*ss])
+	return feed.Input{}, false
+}
+
+// fixedBatch is the batch an input fixes on dimension 0, or 0.
+func fixedBatch(in feed.Input) int {
+	if len(in.Dims) > 0 && in.Dims[0] > 0 {
+		return int(in.Dims[0])
+	}
+	return 0
 }
 
 // exposable lists the main-graph tensors a run can return: node outputs,
@@ -220,28 +204,22 @@ func probeShapes(m *onnx.Model, inputs map[string]*onnx.Tensor, threads int) (ma
 // runExposed runs m once with the named tensors as extra outputs and
 // returns every output by name.
 func runExposed(m *onnx.Model, names []string, inputs map[string]*onnx.Tensor, threads int) (map[string]*onnx.Tensor, error) {
-	probe := m
-	if len(names) > 0 {
-		var err error
-		if probe, err = m.ExposeOutputs(names); err != nil {
-			return nil, err
-		}
-	}
-	outs, err := runEach(probe, []map[string]*onnx.Tensor{inputs}, threads)
+	sess, err := feed.Open(m, feed.Options{Expose: names, Threads: threads})
 	if err != nil {
 		return nil, err
 	}
-	return outs[0], nil
+	defer sess.Close()
+	out, err := sess.Run(inputs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Name, err)
+	}
+	return out, nil
 }
 
 // runEach loads m into ONNX Runtime once and runs it on each set of
 // inputs.
 func runEach(m *onnx.Model, inputs []map[string]*onnx.Tensor, threads int) ([]map[string]*onnx.Tensor, error) {
-	b, err := m.Bytes()
-	if err != nil {
-		return nil, err
-	}
-	sess, err := ort.NewSession(m.Name, b, ort.Options{IntraOpThreads: threads})
+	sess, err := feed.Open(m, feed.Options{Threads: threads})
 	if err != nil {
 		return nil, err
 	}

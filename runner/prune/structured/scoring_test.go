@@ -241,7 +241,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown scope", mnist, Options{Fraction: 0.5, Scope: "all"}, `scope "all" must be layer, global or sensitivity`},
 		{"entropy without data", mnist, Options{Fraction: 0.5, Criterion: Entropy}, "entropy needs calibration data"},
 		{"calibration of the wrong shape", mnist, Options{Fraction: 0.5, Calibration: normalData(1, 4, 5, 5)}, "calibration data"},
-		{"input shape of an unknown input", mnist, Options{Fraction: 0.5, InputShapes: map[string][]int64{"image": {1, 1, 28, 28}}}, `inputShapes names "image", which is not an input`},
+		{"input shape of an unknown input", mnist, Options{Fraction: 0.5, InputShapes: map[string][]int64{"image": {1, 1, 28, 28}}}, `inputShapes names input "image", which is not an input`},
 		{"nothing to prune", relu, Options{Fraction: 0.5}, "nothing to prune structurally: test has no Conv"},
 		{"nothing to prune, unknown shapes", unshaped, Options{Fraction: 0.5}, "nothing to prune structurally: test has no Conv"},
 		{"fraction too small", mnist, Options{Fraction: 0.01}, "removes no channel (the largest group has 16 removable channels: raise the fraction); protected: Times212: graph output"},
