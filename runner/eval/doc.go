@@ -44,8 +44,10 @@
 // A model that ONNX Runtime cannot load, that fails to run, or whose first
 // output holds NaN is refused.
 //
-// Without a dataset, inputs are synthesized: uniform random values in
-// [0, 1) from a fixed seed (integer inputs get zeros), batch 1, dynamic
-// dimensions set from Request.Shapes or else DefaultDynamicDim. Fidelity,
-// MACs and latency are measured on them; accuracy is not.
+// The model is fed by runner/feed: a dataset gives one array per model
+// input (x for a single-input model), and without one inputs are
+// synthesized: uniform random values in [0, 1) from a fixed seed (integer
+// inputs get zeros), batch 1, dynamic dimensions set from Request.Shapes
+// or else DefaultDynamicDim, scalar inputs fed whole with every batch.
+// Fidelity, MACs and latency are measured on them; accuracy is not.
 package eval

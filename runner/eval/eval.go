@@ -8,8 +8,8 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
-	"github.com/kompress/kompress/runner/ort"
 )
 
 // Defaults for values the spec or the request leaves at zero.
@@ -21,7 +21,7 @@ const (
 	WarmupRuns = 5
 	// DefaultDynamicDim replaces dynamic non-batch dimensions of
 	// synthesized inputs (3x320x320 for an image model taking [N,3,H,W]).
-	DefaultDynamicDim = 320
+	DefaultDynamicDim = feed.DefaultDynamicDim
 	// DefaultSynthSamples is how many samples are synthesized when there
 	// is no dataset (fewer when spec.samples asks for fewer).
 	DefaultSynthSamples = 8
@@ -37,7 +37,8 @@ type Request struct {
 	// fidelity. SourceName identifies it in errors.
 	Source     []byte
 	SourceName string
-	// Data feeds the model's single input; nil synthesizes inputs.
+	// Data feeds the model's inputs (runner/feed matches it to them); nil
+	// synthesizes inputs.
 	Data *dataset.Dataset
 	Spec v1alpha1.EvaluationSpec
 	// Shapes gives, by input name, the sample dimensions (batch excluded)
@@ -47,9 +48,8 @@ type Request struct {
 	// thread) and ONNX Runtime's intra-op thread count for latency; 0
 	// means GOMAXPROCS.
 	Threads int
-	// Progress, when set, is called after each scored batch with the
-	// samples scored so far; calls come from several goroutines, one at a
-	// time.
+	// Progress, when set, is called after each scored batch, in order,
+	// with the samples scored so far.
 	Progress func(done, total int)
 }
 
@@ -104,15 +104,15 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 	// timed on a session with the requested intra-op threads. Sessions are
 	// closed as soon as they are done with, so at most two models are in
 	// ONNX Runtime at once.
-	one := ort.Options{IntraOpThreads: 1}
-	sess, err := ort.NewSession(name, req.Model, one)
+	one := feed.Options{Threads: 1}
+	sess, err := feed.OpenBytes(name, req.Model, one)
 	if err != nil {
 		return Report{}, err
 	}
 	defer sess.Close()
-	var src *ort.Session
+	var src *feed.Session
 	if req.Source != nil {
-		if src, err = ort.NewSession(req.sourceName(), req.Source, one); err != nil {
+		if src, err = feed.OpenBytes(req.sourceName(), req.Source, one); err != nil {
 			return Report{}, err
 		}
 		defer src.Close()
@@ -129,15 +129,15 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 	if rep.Params > 0 {
 		rep.Sparsity = 1 - float64(rep.NonzeroParams)/float64(rep.Params)
 	}
-	f, err := newFeed(req, sess, src)
+	data, srcData, err := newData(req, sess, src)
 	if err != nil {
 		return Report{}, err
 	}
-	rep.Samples, rep.Synthesized, rep.InputShapes = f.len(), f.synthesized, f.sampleShapes(sess)
-	if err := score(ctx, req, f, sess, src, threads, &rep); err != nil {
+	rep.Samples, rep.Synthesized, rep.InputShapes = data.Len(), data.Synthesized, data.SampleShapes()
+	if err := score(ctx, req, data, srcData, sess, src, threads, &rep); err != nil {
 		return Report{}, err
 	}
-	fixed, err := fixedBatch(sess)
+	fixed, err := feed.FixedBatch(data)
 	if err != nil {
 		return Report{}, fmt.Errorf("%s: %w", name, err)
 	}
@@ -145,15 +145,15 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 	if src != nil {
 		src.Close()
 	}
-	if rep.MACs, rep.MACsByOp, err = countMACs(name, model, f, max(fixed, 1), one); err != nil {
+	if rep.MACs, rep.MACsByOp, err = countMACs(name, model, data, max(fixed, 1), one); err != nil {
 		return Report{}, err
 	}
-	timed, err := ort.NewSession(name, req.Model, ort.Options{IntraOpThreads: threads})
+	timed, err := feed.OpenBytes(name, req.Model, feed.Options{Threads: threads})
 	if err != nil {
 		return Report{}, err
 	}
 	defer timed.Close()
-	if err := measureLatency(ctx, req, f, timed, &rep); err != nil {
+	if err := measureLatency(ctx, req, data, timed, &rep); err != nil {
 		return Report{}, err
 	}
 	return rep, nil

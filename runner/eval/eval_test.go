@@ -274,7 +274,9 @@ func TestBadRequests(t *testing.T) {
 		{"negative samples", nil, eval.Request{Model: mnist, Spec: v1alpha1.EvaluationSpec{Samples: -1}}, "evaluation.samples is -1"},
 		{"negative latency runs", nil, eval.Request{Model: mnist, Spec: v1alpha1.EvaluationSpec{LatencyRuns: -2}}, "evaluation.latencyRuns is -2"},
 		{"dataset of the wrong shape", nil, eval.Request{Model: mnist, Name: "m.onnx", Data: wrongShape}, `wrong.npz: x has shape [3 5], model input "Input3" expects [N 1 28 28]`},
-		{"dataset for a model with two inputs", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Data: mnist1k(t)}, `two.onnx takes 2 inputs ["a" "b"]; a dataset feeds exactly one`},
+		// A model with several inputs takes one array per input, named
+		// by the input: x alone cannot feed it.
+		{"dataset for a model with two inputs", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Data: mnist1k(t)}, `two.onnx: mnist-test-1k.npz: no array "a" for model input "a"; the file has [x y]`},
 		{"source with other inputs", nil, eval.Request{Model: mnist, Name: "m.onnx", Source: twoInputs, SourceName: "two.onnx"}, "they cannot be fed the same data"},
 		{"Shapes names no input", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Shapes: map[string][]int64{"c": {4}}}, `two.onnx: Shapes names input "c"`},
 		{"Shapes of the wrong rank", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Shapes: map[string][]int64{"a": {4, 1}}}, `Shapes["a"] is [4 1]: input "a" has shape [-1 4], expected 1 sample dims`},
@@ -477,6 +479,51 @@ func TestFixedBatchOf4(t *testing.T) {
 	got := figures{rep.Samples, rep.Accuracy, rep.Top1Agreement, rep.MACs, rep.LatencyBatchSize, rep.Params, rep.NonzeroParams}
 	// 9 MACs per sample; the identity has 3 non-zero values of 9.
 	if diff := cmp.Diff(figures{6, 1, 1, 9, 4, 9, 3}, got); diff != "" {
+		t.Errorf("figures (-want +got):\n%s", diff)
+	}
+}
+
+// TestSeveralInputs scores a model with three inputs from a dataset with
+// one array per input: samples a (float) and ids (int32 in the file,
+// INT64 in the model), and a scale scalar fed with every batch. y =
+// a·scale + ids puts each sample's largest value at its label only if
+// every input reaches the model with the right sample.
+func TestSeveralInputs(t *testing.T) {
+	orttest.Require(t)
+	model := newGraph(t).input("a", onnx.Float, "N", 3).input("ids", onnx.Int64, "N", 3).input("scale", onnx.Float).
+		node("Mul", []string{"a", "scale"}, []string{"as"}).
+		node("Cast", []string{"ids"}, []string{"idsf"}, onnx.AttrInt("to", int64(onnx.Float))).
+		node("Add", []string{"as", "idsf"}, []string{"y"}).output("y", onnx.Float).bytes(13)
+	const n = 7
+	a, ids, labels := make([]float32, 3*n), make([]int32, 3*n), make([]int64, n)
+	for i := range n {
+		labels[i] = int64(i % 3)
+		// a alone points at the label, ids alone at the next class: the
+		// scale (10) makes a win.
+		a[3*i+i%3] = 1
+		ids[3*i+(i+1)%3] = 5
+	}
+	data := &dataset.Dataset{Name: "three.npz", Labels: labels, Arrays: []dataset.Array{
+		{Name: "a", Shape: []int{n, 3}, Data: a},
+		{Name: "ids", Shape: []int{n, 3}, Data: ids},
+		{Name: "scale", Shape: []int{}, Data: []float32{10}},
+	}}
+	rep, err := eval.Evaluate(context.Background(), eval.Request{
+		Model: model, Name: "three.onnx", Source: model, Data: data, Threads: 2,
+		Spec: v1alpha1.EvaluationSpec{LatencyRuns: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type figures struct {
+		Samples          int
+		Accuracy, Agree  float64
+		InputShapes      map[string][]int64
+		Labeled, Compare bool
+	}
+	got := figures{rep.Samples, rep.Accuracy, rep.Top1Agreement, rep.InputShapes, rep.Labeled, rep.Compared}
+	want := figures{n, 1, 1, map[string][]int64{"a": {3}, "ids": {3}, "scale": {}}, true, true}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("figures (-want +got):\n%s", diff)
 	}
 }

@@ -7,18 +7,18 @@ import (
 	"slices"
 	"time"
 
-	"github.com/kompress/kompress/runner/ort"
+	"github.com/kompress/kompress/runner/feed"
 )
 
 // measureLatency times Session.Run at the spec's batch size (the model's
 // own batch size when it fixes one) after WarmupRuns untimed runs. Samples
-// are the feed's first ones, repeated when the batch is larger.
-func measureLatency(ctx context.Context, req Request, f *feed, sess *ort.Session, rep *Report) error {
+// are the data's first ones, repeated when the batch is larger.
+func measureLatency(ctx context.Context, req Request, data *feed.Data, sess *feed.Session, rep *Report) error {
 	batch := int(req.Spec.LatencyBatchSize)
 	if batch == 0 {
 		batch = DefaultLatencyBatchSize
 	}
-	fixed, err := fixedBatch(sess)
+	fixed, err := feed.FixedBatch(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", req.name(), err)
 	}
@@ -31,9 +31,9 @@ func measureLatency(ctx context.Context, req Request, f *feed, sess *ort.Session
 	}
 	idx := make([]int, batch)
 	for i := range idx {
-		idx[i] = i % f.len()
+		idx[i] = i % data.Len()
 	}
-	in, err := f.tensors(sess.Inputs, idx)
+	in, err := data.Tensors(idx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", req.name(), err)
 	}

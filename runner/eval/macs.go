@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort"
@@ -104,9 +105,9 @@ func input(n *onnxpb.NodeProto, i int) string {
 }
 
 // countMACs runs the shape probe, made from m (which it edits), once on
-// the feed's first sample repeated to batch (the model's fixed batch, else
+// the data's first sample repeated to batch (the model's fixed batch, else
 // 1), and returns the MACs of one sample, in total and by operator type.
-func countMACs(name string, m *onnx.Model, f *feed, batch int, opts ort.Options) (int64, map[string]int64, error) {
+func countMACs(name string, m *onnx.Model, data *feed.Data, batch int, opts feed.Options) (int64, map[string]int64, error) {
 	p := newShapeProbe(m)
 	if len(p.nodes) == 0 {
 		return 0, map[string]int64{}, nil
@@ -117,12 +118,12 @@ func countMACs(name string, m *onnx.Model, f *feed, batch int, opts ort.Options)
 	}
 	// Basic optimization is enough for one run, and loads faster.
 	opts.Optimization = ort.OptimizeBasic
-	probe, err := ort.NewSession(name+" (MACs probe)", b, opts)
+	probe, err := feed.OpenBytes(name+" (MACs probe)", b, opts)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer probe.Close()
-	in, err := f.tensors(probe.Inputs, padded(0, 1, batch))
+	in, err := data.Tensors(feed.Span{N: 1, Size: batch}.Samples())
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", name, err)
 	}

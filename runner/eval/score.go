@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync"
 
-	"github.com/kompress/kompress/runner/ort"
+	"github.com/kompress/kompress/runner/feed"
 )
 
 // maxEvalBatch bounds the samples of one scoring run, and evalBatchBytes
@@ -29,31 +28,24 @@ type tally struct {
 // for concurrent use); the sessions should have one intra-op thread each,
 // as running whole batches in parallel keeps the cores busier than
 // splitting small operators across threads.
-func score(ctx context.Context, req Request, f *feed, sess, src *ort.Session, workers int, rep *Report) error {
-	fixed, err := fixedBatch(sess, src)
+func score(ctx context.Context, req Request, data, srcData *feed.Data, sess, src *feed.Session, workers int, rep *Report) error {
+	batch, fixed, err := feed.BatchSize(maxEvalBatch, evalBatchBytes, data, srcData)
 	if err != nil {
 		return fmt.Errorf("%s: %w", req.name(), err)
 	}
-	batch := fixed
-	if batch == 0 {
-		batch = dynamicBatch(f)
-	}
-	total := f.len()
-	// One tally per batch, summed in order at the end: the cosine sum is
-	// the same float whatever order the workers finish in.
-	tallies := make([]tally, (total+batch-1)/batch)
-	var (
-		mu   sync.Mutex
-		done int
-	)
-	err = parallel(ctx, len(tallies), workers, func(i int) error {
-		start, end := i*batch, min((i+1)*batch, total)
-		if err := scoreBatch(req, f, sess, src, padded(start, end, fixed), end-start, &tallies[i]); err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		done += end - start
+	total := data.Len()
+	spans := feed.Plan(total, batch, fixed, feed.Pad)
+	// One tally per batch, summed in order: the cosine sum is the same
+	// float whatever order the workers finish in.
+	var sum tally
+	done := 0
+	err = feed.Parallel(ctx, len(spans), workers, func(i int) (tally, error) {
+		var t tally
+		err := scoreBatch(req, data, srcData, sess, src, spans[i], &t)
+		return t, err
+	}, func(i int, t tally) error {
+		sum.merge(t)
+		done += spans[i].N
 		if req.Progress != nil {
 			req.Progress(done, total)
 		}
@@ -62,25 +54,21 @@ func score(ctx context.Context, req Request, f *feed, sess, src *ort.Session, wo
 	if err != nil {
 		return err
 	}
-	var sum tally
-	for _, t := range tallies {
-		sum.merge(t)
-	}
-	sum.report(rep, f.labels != nil, src != nil)
+	sum.report(rep, data.Labels() != nil, src != nil)
 	return nil
 }
 
-// scoreBatch runs the samples idx, of which the first n are real (the rest
+// scoreBatch runs one batch, whose first sp.N samples are real (the rest
 // pad a fixed batch), and adds their scores to t.
-func scoreBatch(req Request, f *feed, sess, src *ort.Session, idx []int, n int, t *tally) error {
-	out, per, err := firstOutput(req.name(), sess, f, idx, n)
+func scoreBatch(req Request, data, srcData *feed.Data, sess, src *feed.Session, sp feed.Span, t *tally) error {
+	out, per, err := firstOutput(req.name(), sess, data, sp)
 	if err != nil {
 		return err
 	}
 	var ref []float32
 	if src != nil {
 		var srcPer int
-		if ref, srcPer, err = firstOutput(req.sourceName(), src, f, idx, n); err != nil {
+		if ref, srcPer, err = firstOutput(req.sourceName(), src, srcData, sp); err != nil {
 			return err
 		}
 		if srcPer != per {
@@ -88,59 +76,17 @@ func scoreBatch(req Request, f *feed, sess, src *ort.Session, idx []int, n int, 
 		}
 	}
 	var labels []int64
-	if f.labels != nil {
-		labels = f.labels[idx[0] : idx[0]+n]
+	if l := data.Labels(); l != nil {
+		labels = l[sp.Start : sp.Start+sp.N]
 	}
 	t.add(out, ref, per, labels)
 	return nil
 }
 
-// parallel calls do(0) ... do(n-1) from up to workers goroutines and
-// returns the first error (which stops handing out more calls) or the
-// context's.
-func parallel(ctx context.Context, n, workers int, do func(i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, min(workers, n)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := do(i); err != nil {
-					cancel(err)
-				}
-			}
-		}()
-	}
-send:
-	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break send
-		}
-	}
-	close(next)
-	wg.Wait()
-	return context.Cause(ctx)
-}
-
-// dynamicBatch is the scoring batch size for a model with a dynamic batch
-// dimension.
-func dynamicBatch(f *feed) int {
-	bytes := 0
-	for _, d := range f.x {
-		bytes += 4 * d.SampleSize()
-	}
-	return max(1, min(maxEvalBatch, evalBatchBytes/max(bytes, 1)))
-}
-
-// firstOutput runs the samples idx and returns the first output of the
-// first n of them as float32, and its number of values per sample.
-func firstOutput(name string, s *ort.Session, f *feed, idx []int, n int) ([]float32, int, error) {
-	in, err := f.tensors(s.Inputs, idx)
+// firstOutput runs the batch and returns the first output of its first
+// sp.N samples as float32, and its number of values per sample.
+func firstOutput(name string, s *feed.Session, d *feed.Data, sp feed.Span) ([]float32, int, error) {
+	in, err := d.Tensors(sp.Samples())
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", name, err)
 	}
@@ -148,19 +94,19 @@ func firstOutput(name string, s *ort.Session, f *feed, idx []int, n int) ([]floa
 	if err != nil {
 		return nil, 0, err
 	}
-	out := s.Outputs[0].Name
+	out := s.Outputs()[0].Name
 	vals, err := outs[out].Float32s()
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: output %q: %w", name, out, err)
 	}
-	if len(vals)%len(idx) != 0 {
-		return nil, 0, fmt.Errorf("%s: output %q has %d values for a batch of %d: its first dimension is not the batch", name, out, len(vals), len(idx))
+	if len(vals)%sp.Size != 0 {
+		return nil, 0, fmt.Errorf("%s: output %q has %d values for a batch of %d: its first dimension is not the batch", name, out, len(vals), sp.Size)
 	}
-	per := len(vals) / len(idx)
-	vals = vals[:n*per]
+	per := len(vals) / sp.Size
+	vals = vals[:sp.N*per]
 	for i, v := range vals {
 		if math.IsNaN(float64(v)) {
-			return nil, 0, fmt.Errorf("%s: output %q is NaN for sample %d (value %d)", name, out, idx[i/per], i%per)
+			return nil, 0, fmt.Errorf("%s: output %q is NaN for sample %d (value %d)", name, out, sp.Start+i/per, i%per)
 		}
 	}
 	return vals, per, nil
