@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sort"
 
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -46,7 +47,7 @@ func (b *Batches) Next() (map[string]*onnx.Tensor, error) {
 func Truncate(batch map[string]*onnx.Tensor, limit int) (map[string]*onnx.Tensor, int, error) {
 	n, err := batchLen(batch)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fault.BadInput(err)
 	}
 	if n <= limit {
 		return batch, n, nil
@@ -127,6 +128,11 @@ func concat(parts []map[string]*onnx.Tensor) map[string]*onnx.Tensor {
 // batches of exactly that size (samples that do not fill a last batch are
 // left out). It returns the batches and the number of samples in them.
 func Collect(ins []Input, c Calibration, limit int) ([]map[string]*onnx.Tensor, int, error) {
+	batches, samples, err := collect(ins, c, limit)
+	return batches, samples, fault.BadInput(err)
+}
+
+func collect(ins []Input, c Calibration, limit int) ([]map[string]*onnx.Tensor, int, error) {
 	fixed := 0
 	for _, in := range ins {
 		if b := in.fixedBatch(); b > 0 {

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -89,7 +90,7 @@ func (d *Data) SampleShapes() map[string][]int64 {
 // Element types are converted when fed (Tensors).
 func FromDataset(ins []Input, d *dataset.Dataset) (*Data, error) {
 	data, _, err := fromDataset(ins, d)
-	return data, err
+	return data, fault.BadInput(err)
 }
 
 func fromDataset(ins []Input, d *dataset.Dataset) (*Data, []fitted, error) {
@@ -248,7 +249,7 @@ func fitArray(file, array string, t *onnx.Tensor, in Input) (*onnx.Tensor, error
 func Fit(ins []Input, d *dataset.Dataset) (*dataset.Dataset, error) {
 	data, fits, err := fromDataset(ins, d)
 	if err != nil {
-		return nil, err
+		return nil, fault.BadInput(err)
 	}
 	out := *d
 	out.Arrays = slices.Clone(d.Arrays)
@@ -271,7 +272,7 @@ func Fit(ins []Input, d *dataset.Dataset) (*dataset.Dataset, error) {
 		case f.array != "x":
 			x, err := f.t.Float32s()
 			if err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", d.Name, f.array, err)
+				return nil, fault.Badf("%s: %s: %w", d.Name, f.array, err)
 			}
 			out.Shape, out.X = shape, x
 		}
@@ -305,7 +306,7 @@ func (d *Data) Take(n int) *Data {
 // (a model with one input takes the data whatever its input's name).
 func (d *Data) For(ins []Input) (*Data, error) {
 	if len(ins) != len(d.inputs) {
-		return nil, fmt.Errorf("the model takes %d inputs %q, the data feeds %d %q", len(ins), Names(ins), len(d.inputs), Names(d.inputs))
+		return nil, fault.Badf("the model takes %d inputs %q, the data feeds %d %q", len(ins), Names(ins), len(d.inputs), Names(d.inputs))
 	}
 	byName := true
 	for _, in := range ins {
@@ -323,7 +324,7 @@ func (d *Data) For(ins []Input) (*Data, error) {
 		}
 		s := d.feeds[j]
 		if err := fits(s, in); err != nil {
-			return nil, err
+			return nil, fault.BadInput(err)
 		}
 		out.feeds[i] = s
 	}
@@ -369,7 +370,7 @@ func (d *Data) Tensors(samples []int) (map[string]*onnx.Tensor, error) {
 		}
 		c, err := convert(t, in.DType)
 		if err != nil {
-			return nil, fmt.Errorf("input %q takes %v, which %s cannot be converted to: %w", in.Name, in.DType, s.array, err)
+			return nil, fault.Badf("input %q takes %v, which %s cannot be converted to: %w", in.Name, in.DType, s.array, err)
 		}
 		out[in.Name] = c
 	}
@@ -430,7 +431,7 @@ func FixedBatch(ds ...*Data) (int, error) {
 				continue
 			}
 			if batch != 0 && b != batch {
-				return 0, fmt.Errorf("input %q fixes the batch at %d, input %q at %d: they must take the same batch", in.Name, b, first, batch)
+				return 0, fault.Badf("input %q fixes the batch at %d, input %q at %d: they must take the same batch", in.Name, b, first, batch)
 			}
 			batch, first = b, in.Name
 		}

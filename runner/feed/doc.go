@@ -27,6 +27,10 @@
 //     Parallel runs batches on several goroutines (sessions with one
 //     intra-op thread) while delivering results in order.
 //
+// Errors that are the data's or the model's fault (an array missing or of
+// the wrong shape, values an input's type cannot hold, a spec naming no
+// input) wrap fault.ErrBadInput: retrying cannot fix them.
+//
 // The algorithm packages (quantization's collectors, hessian's
 // accumulators, entropy histograms, the evaluator's tallies) only do
 // their own math on what a run returns.

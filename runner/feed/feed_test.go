@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -201,6 +202,9 @@ func TestFromDataset(t *testing.T) {
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want it to contain %q", err, tc.wantErr)
+				}
+				if !fault.IsBadInput(err) {
+					t.Errorf("error %v is not bad input: the data does not fit the model, retrying cannot help", err)
 				}
 				return
 			}
@@ -500,8 +504,8 @@ func TestCollect(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, samples, err := feed.Collect(ins(tc.batch), feed.NewBatches(tc.batches...), tc.limit)
 			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want %q", err, tc.err)
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !fault.IsBadInput(err) {
+					t.Fatalf("error %v, want bad input saying %q", err, tc.err)
 				}
 				return
 			}
@@ -660,8 +664,8 @@ func TestSynthesizeErrors(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !fault.IsBadInput(err) {
+				t.Fatalf("error %v, want bad input saying %q", err, tc.want)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -50,6 +51,11 @@ type Synth struct {
 // for the inputs that take them, one tensor fed with every batch for
 // scalars and for inputs whose Spec gives the whole shape.
 func Synthesize(ins []Input, s Synth) (*Data, error) {
+	d, err := synthesize(ins, s)
+	return d, fault.BadInput(err)
+}
+
+func synthesize(ins []Input, s Synth) (*Data, error) {
 	field := s.Field
 	if field == "" {
 		field = "Specs"
