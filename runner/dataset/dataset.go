@@ -17,13 +17,16 @@ type Dataset struct {
 	Shape []int
 	// X holds N * SampleSize() values: x as float32 (nil without x).
 	X []float32
+	// XType is the element type x was stored in ("uint8"); empty means
+	// float32.
+	XType string
 	// Labels holds N class labels (y), or is nil.
 	Labels []int64
-	// Arrays holds every array of the file but y, x included, in file
-	// order and in its own element type. Which of them hold samples
+	// Arrays holds the other arrays of the file (not y), in file order
+	// and in their own element types, and x too when X cannot hold its
+	// values exactly (64-bit integers, float64). Which arrays hold samples
 	// (along their first dimension) and which are fed whole with every
-	// batch is decided against a model's inputs by runner/feed. Nil for
-	// a Dataset made in code: x is then X.
+	// batch is decided against a model's inputs by runner/feed.
 	Arrays []Array
 }
 
@@ -57,11 +60,10 @@ func (d *Dataset) Array(name string) (Array, bool) {
 	return Array{}, false
 }
 
-// Names lists the file's arrays, y included, in file order (x first for
-// a Dataset made in code).
+// Names lists the file's arrays, y included (x first when X holds it).
 func (d *Dataset) Names() []string {
 	var names []string
-	if d.Arrays == nil && d.Shape != nil {
+	if _, ok := d.Array("x"); !ok && d.Shape != nil {
 		names = append(names, "x")
 	}
 	for _, a := range d.Arrays {
@@ -98,7 +100,7 @@ func (d *Dataset) Sample(i int) []float32 {
 // samples).
 func (d *Dataset) Take(n int) *Dataset {
 	n = max(0, min(n, d.Len()))
-	out := &Dataset{Name: d.Name}
+	out := &Dataset{Name: d.Name, XType: d.XType}
 	if d.Shape != nil {
 		out.Shape = append([]int{n}, d.Shape[1:]...)
 		out.X = d.X[:n*d.SampleSize()]

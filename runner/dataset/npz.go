@@ -115,8 +115,9 @@ func LoadFile(path string) (*Dataset, error) {
 // Read reads a dataset from an .npz archive: every array (bool, integer or
 // float, any rank), kept in Arrays, and optionally y (integer class
 // labels, one per sample). The inputs of a single-input model are x
-// (samples along the first dimension; also read into X as float32,
-// unscaled), or an array named by the model input; a model with several
+// (samples along the first dimension, read into X as float32, unscaled,
+// and kept in Arrays too only when float32 cannot hold its values
+// exactly), or an array named by the model input; a model with several
 // inputs takes one array per input, named by the input. Which arrays
 // hold samples and which are fed whole with every batch (a scalar, a
 // state tensor) is decided against the model by runner/feed.
@@ -143,10 +144,13 @@ func Read(name string, r io.ReaderAt, size int64) (*Dataset, error) {
 			if err := d.setX(a); err != nil {
 				return nil, err
 			}
+			if exactInFloat32[d.XType] {
+				continue // X holds it: not kept twice
+			}
 		}
 		d.Arrays = append(d.Arrays, a)
 	}
-	if len(d.Arrays) == 0 {
+	if d.Shape == nil && len(d.Arrays) == 0 {
 		return nil, fmt.Errorf("%s: no array \"x\" (the inputs); the file has %v", name, names)
 	}
 	if y != nil {
@@ -165,12 +169,18 @@ func Read(name string, r io.ReaderAt, size int64) (*Dataset, error) {
 	return d, nil
 }
 
+// exactInFloat32 lists the element types whose every value float32 holds
+// exactly.
+var exactInFloat32 = map[string]bool{
+	"bool": true, "uint8": true, "int8": true, "uint16": true, "int16": true, "float16": true, "float32": true,
+}
+
 // setX keeps x as float32 in X, unscaled (uint8 pixels stay 0..255).
 func (d *Dataset) setX(x Array) error {
 	if len(x.Shape) == 0 {
 		return fmt.Errorf("%s: x is a scalar; it needs a first dimension that counts the samples", d.Name)
 	}
-	d.Shape = x.Shape
+	d.Shape, d.XType = x.Shape, x.DType()
 	switch v := x.Data.(type) {
 	case []float32:
 		d.X = v

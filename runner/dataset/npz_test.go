@@ -26,11 +26,9 @@ func TestReadNumpyFiles(t *testing.T) {
 				Shape:  []int{3, 2, 2},
 				X:      []float32{0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5},
 				Labels: []int64{2, 0, 1},
-				// Every array but y is kept as read, x included.
-				Arrays: []Array{
-					{Name: "x", Shape: []int{3, 2, 2}, Data: []float32{0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5}},
-					{Name: "extra", Shape: []int{5}, Data: []float64{1, 1, 1, 1, 1}},
-				},
+				XType:  "float32",
+				// Every other array but y is kept as read.
+				Arrays: []Array{{Name: "extra", Shape: []int{5}, Data: []float64{1, 1, 1, 1, 1}}},
 			},
 		},
 		{
@@ -40,16 +38,18 @@ func TestReadNumpyFiles(t *testing.T) {
 				Shape:  []int{4, 6},
 				X:      seq(24, -3.25),
 				Labels: []int64{9, 8, 7, 6},
+				XType:  "float64",
+				// float32 cannot hold every float64: x is kept as read too.
 				Arrays: []Array{{Name: "x", Shape: []int{4, 6}, Data: seq64(24, -3.25)}},
 			},
 		},
 		{
 			file: "numpy-nolabels.npz",
 			want: &Dataset{
-				Name:   "numpy-nolabels.npz",
-				Shape:  []int{5, 2},
-				X:      seq(10, 0),
-				Arrays: []Array{{Name: "x", Shape: []int{5, 2}, Data: []uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}},
+				Name:  "numpy-nolabels.npz",
+				Shape: []int{5, 2},
+				X:     seq(10, 0),
+				XType: "uint8",
 			},
 		},
 	}
@@ -216,7 +216,7 @@ func TestReadKeepsEveryArray(t *testing.T) {
 		want *Dataset
 	}{
 		{"integer x", []Array{ids, mask, sr, y}, &Dataset{
-			Name: "f.npz", Shape: []int{2, 3}, X: []float32{1, 2, 3, 1 << 40, 5, 6}, Labels: []int64{1, 0},
+			Name: "f.npz", Shape: []int{2, 3}, X: []float32{1, 2, 3, 1 << 40, 5, 6}, XType: "int64", Labels: []int64{1, 0},
 			Arrays: []Array{ids, mask, sr},
 		}},
 		{"no x", []Array{mask, half, sr}, &Dataset{Name: "f.npz", Arrays: []Array{mask, half, sr}}},

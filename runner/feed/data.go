@@ -195,17 +195,26 @@ func fitArrays(ins []Input, d *dataset.Dataset) ([]fitted, error) {
 	return out, nil
 }
 
-// xArray is x: as float32 (X) for an input taking floats, as stored for
-// one taking integers or booleans (token ids must not pass through
-// float32).
+// xArray is x: as float32 (X) for an input taking floats; for one taking
+// integers or booleans, in the type x was stored in (token ids must not
+// pass through float32): kept as read when X cannot hold it exactly, else
+// read back from X.
 func xArray(d *dataset.Dataset, in Input) (dataset.Array, bool) {
-	if raw, ok := d.Array("x"); ok && !onnx.IsFloat(in.DType) && in.DType != onnx.Undefined {
+	floats := onnx.IsFloat(in.DType) || in.DType == onnx.Undefined
+	if raw, ok := d.Array("x"); ok && !floats {
 		return raw, true
 	}
 	if d.Shape == nil {
 		return dataset.Array{}, false
 	}
-	return dataset.Array{Name: "x", Shape: d.Shape, Data: d.X}, true
+	x := dataset.Array{Name: "x", Shape: d.Shape, Data: d.X}
+	switch d.XType {
+	case "bool", "uint8", "int8", "uint16", "int16":
+		if !floats {
+			x.Data = mapSlice(d.X, func(v float32) int64 { return int64(v) })
+		}
+	}
+	return x, true
 }
 
 // fitArray checks an array against its input's declared shape and

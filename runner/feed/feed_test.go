@@ -719,3 +719,41 @@ func TestParallel(t *testing.T) {
 		t.Errorf("canceled context: error %v", err)
 	}
 }
+
+// TestXForIntegerInputs: token ids in x reach an integer input exactly,
+// whether float32 can hold them (X is read back in x's type) or not (x is
+// kept as stored).
+func TestXForIntegerInputs(t *testing.T) {
+	ids := []feed.Input{{Name: "input_ids", DType: onnx.Int64, Dims: []int64{-1, 2}}}
+	tests := []struct {
+		name string
+		x    dataset.Array
+		want *onnx.Tensor
+	}{
+		{"uint8", dataset.Array{Name: "x", Shape: []int{2, 2}, Data: []uint8{1, 2, 250, 4}}, onnx.NewTensor([]int64{2, 2}, []int64{1, 2, 250, 4})},
+		{"int64 beyond float32", dataset.Array{Name: "x", Shape: []int{2, 2}, Data: []int64{1<<40 + 1, 2, 3, 4}}, onnx.NewTensor([]int64{2, 2}, []int64{1<<40 + 1, 2, 3, 4})},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := dataset.WriteNPZ(&buf, tc.x); err != nil {
+				t.Fatal(err)
+			}
+			ds, err := dataset.Load("ids.npz", buf.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := feed.FromDataset(ids, ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := d.Tensors([]int{0, 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got["input_ids"]); diff != "" {
+				t.Errorf("input_ids (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
