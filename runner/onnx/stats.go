@@ -79,7 +79,7 @@ func (m *Model) Stats() (*Stats, error) {
 	for _, ref := range m.Graphs() {
 		for _, n := range ref.Graph.GetNode() {
 			key := n.GetOpType()
-			if !isDefaultDomain(n.GetDomain()) {
+			if !IsDefaultDomain(n.GetDomain()) {
 				key = n.GetDomain() + ":" + key
 			}
 			s.Ops[key]++

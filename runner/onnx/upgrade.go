@@ -170,7 +170,7 @@ func (m *Model) upgradeGraphs(from, target int64) []Refusal {
 		nodes := append([]*onnxpb.NodeProto{}, ref.Graph.GetNode()...)
 		changed := false
 		for i, n := range nodes {
-			if !isDefaultDomain(n.GetDomain()) {
+			if !IsDefaultDomain(n.GetDomain()) {
 				continue
 			}
 			u := &upgrade{m: m, g: &ref, node: n, label: NodeLabel(n, i), from: from, target: target}

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -65,6 +66,17 @@ func NodeLabel(n *onnxpb.NodeProto, index int) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Label names a node for reports where its position is not at hand: its
+// name, else its op type and outputs ("Conv([y])"). Quantization also
+// derives names of the nodes it adds from it, so its form is part of the
+// models written.
+func Label(n *onnxpb.NodeProto) string {
+	if n.GetName() != "" {
+		return n.GetName()
+	}
+	return fmt.Sprintf("%s(%v)", n.GetOpType(), n.GetOutput())
+}
 
 // everyTensor calls f for every TensorProto stored anywhere in the model:
 // initializers, sparse initializers, attribute tensors of nodes in every

@@ -71,7 +71,7 @@ func (m *Model) Weights() []*Weight {
 			add(&Weight{Name: st.GetValues().GetName(), DType: DataType(st.GetValues().GetDataType()), Dims: st.GetDims(), Kind: KindSparseInitializer, sparse: st})
 		}
 		for _, n := range ref.Graph.GetNode() {
-			if n.GetOpType() != "Constant" || !isDefaultDomain(n.GetDomain()) || len(n.GetOutput()) != 1 || len(n.GetAttribute()) != 1 {
+			if n.GetOpType() != "Constant" || !IsDefaultDomain(n.GetDomain()) || len(n.GetOutput()) != 1 || len(n.GetAttribute()) != 1 {
 				continue
 			}
 			w := &Weight{Name: n.GetOutput()[0], Kind: KindConstant, Node: n, attr: n.GetAttribute()[0]}
@@ -84,7 +84,9 @@ func (m *Model) Weights() []*Weight {
 	return out
 }
 
-func isDefaultDomain(d string) bool { return d == "" || d == "ai.onnx" }
+// IsDefaultDomain reports whether an operator domain is ONNX's default
+// one ("" or "ai.onnx").
+func IsDefaultDomain(d string) bool { return d == "" || d == "ai.onnx" }
 
 // describeConstant fills DType and Dims from a Constant's attribute.
 func (w *Weight) describeConstant() bool {
