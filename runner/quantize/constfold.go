@@ -10,15 +10,10 @@ import (
 // Weights often reach their operator through a Reshape, Transpose or
 // similar of a constant (mnist-8 reshapes its last weight before the
 // MatMul). foldConstants computes such nodes once so the operator reads a
-// constant weight, as ONNX Runtime's constant folding would at load time.
+// constant weight, as ONNX Runtime's constant folding would at load time;
+// the registry says which operators it computes (foldConstant).
 
-// foldableOps rearrange a constant's elements without arithmetic.
-var foldableOps = map[string]bool{
-	"Reshape": true, "Transpose": true, "Flatten": true, "Squeeze": true,
-	"Unsqueeze": true, "Identity": true,
-}
-
-// foldConstants replaces every foldable node whose inputs are all
+// foldConstants replaces every node the registry folds whose inputs are all
 // constants by an initializer holding its output, repeating until none is
 // left, and returns how many nodes it removed.
 func foldConstants(m *onnx.Model) (int, error) {
@@ -31,7 +26,7 @@ func foldConstants(m *onnx.Model) (int, error) {
 			for _, node := range ref.Graph.GetNode() {
 				ok, err := foldNode(ix, e, ref.Graph, node)
 				if err != nil {
-					return removed, fmt.Errorf("folding %s: %w", nodeLabel(node), err)
+					return removed, fmt.Errorf("folding %s: %w", onnx.Label(node), err)
 				}
 				if ok {
 					n++
@@ -48,7 +43,8 @@ func foldConstants(m *onnx.Model) (int, error) {
 }
 
 func foldNode(ix *index, e *editor, g *onnxpb.GraphProto, n *onnxpb.NodeProto) (bool, error) {
-	if !defaultDomain(n) || !foldableOps[n.GetOpType()] || len(n.GetOutput()) != 1 || len(n.GetInput()) == 0 {
+	eval := quantizerOf(n).foldConstant()
+	if eval == nil || len(n.GetOutput()) != 1 || len(n.GetInput()) == 0 {
 		return false, nil
 	}
 	var in []*onnx.Tensor
@@ -67,7 +63,7 @@ func foldNode(ix *index, e *editor, g *onnxpb.GraphProto, n *onnxpb.NodeProto) (
 		}
 		in = append(in, t)
 	}
-	out, err := evalRearrange(n, in)
+	out, err := eval(n, in)
 	if err != nil || out == nil {
 		return false, err
 	}
@@ -80,80 +76,10 @@ func foldNode(ix *index, e *editor, g *onnxpb.GraphProto, n *onnxpb.NodeProto) (
 	return true, nil
 }
 
-// evalRearrange computes a foldable node, or returns nil when its form is
-// not handled (it then stays in the graph).
-func evalRearrange(n *onnxpb.NodeProto, in []*onnx.Tensor) (*onnx.Tensor, error) {
+// transposeTensor computes a Transpose of a float32 tensor (other types
+// are left to ONNX Runtime).
+func transposeTensor(n *onnxpb.NodeProto, in []*onnx.Tensor) (*onnx.Tensor, error) {
 	x := in[0]
-	dims := x.Dims
-	switch n.GetOpType() {
-	case "Identity":
-		return x, nil
-	case "Reshape":
-		if len(in) < 2 || in[1] == nil {
-			return nil, nil
-		}
-		shape, ok := in[1].Data.([]int64)
-		if !ok {
-			return nil, nil
-		}
-		out, err := reshapeDims(dims, shape, onnx.IntAttr(n, "allowzero", 0) != 0)
-		if err != nil {
-			return nil, err
-		}
-		return &onnx.Tensor{DType: x.DType, Dims: out, Data: x.Data}, nil
-	case "Flatten":
-		axis := int(onnx.IntAttr(n, "axis", 1))
-		if axis < 0 {
-			axis += len(dims)
-		}
-		outer := onnx.NumElements(dims[:axis])
-		return &onnx.Tensor{DType: x.DType, Dims: []int64{int64(outer), int64(x.Len() / max(outer, 1))}, Data: x.Data}, nil
-	case "Squeeze", "Unsqueeze":
-		return nil, nil // rare on weights; left to ONNX Runtime
-	case "Transpose":
-		return transposeTensor(x, n)
-	}
-	return nil, nil
-}
-
-// reshapeDims resolves a Reshape target: 0 copies the input dimension
-// (unless allowzero), -1 takes the rest.
-func reshapeDims(in, shape []int64, allowZero bool) ([]int64, error) {
-	out := make([]int64, len(shape))
-	known, infer := int64(1), -1
-	for i, d := range shape {
-		switch {
-		case d == 0 && !allowZero:
-			if i >= len(in) {
-				return nil, fmt.Errorf("reshape dim %d copies a missing input dimension", i)
-			}
-			out[i] = in[i]
-		case d == -1:
-			if infer >= 0 {
-				return nil, fmt.Errorf("reshape shape %v has two -1", shape)
-			}
-			infer = i
-			continue
-		default:
-			out[i] = d
-		}
-		known *= out[i]
-	}
-	total := int64(onnx.NumElements(in))
-	if infer >= 0 {
-		if known == 0 || total%known != 0 {
-			return nil, fmt.Errorf("reshape %v to %v", in, shape)
-		}
-		out[infer] = total / known
-	} else if known != total {
-		return nil, fmt.Errorf("reshape %v to %v changes the element count", in, shape)
-	}
-	return out, nil
-}
-
-// transposeTensor permutes a float32 tensor's dimensions (other types are
-// left to ONNX Runtime).
-func transposeTensor(x *onnx.Tensor, n *onnxpb.NodeProto) (*onnx.Tensor, error) {
 	data, ok := x.Data.([]float32)
 	if !ok {
 		return nil, nil

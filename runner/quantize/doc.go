@@ -26,6 +26,19 @@
 // exactly zero (pruning masks survive); every float tensor left behind is
 // listed in the Report with the reason.
 //
+// What each method does with an operator is its entry in the operator
+// registry (registry.go, after onnxruntime's registry.py): Conv, MatMul and
+// Gemm run on integer kernels, ConvTranspose reads an int8 weight in float,
+// MaxPool, Reshape, Flatten, Transpose, Squeeze and Unsqueeze pass
+// quantized values through, Relu and Clip at 0 fold into the quantization
+// before them; each entry also gives its dynamic form, its weight-only
+// forms and what it folds (a following BatchNormalization or Add, constant
+// inputs). Where an operator keeps its weight and which axes are its
+// channels is runner/onnx's operator table. Operators without an entry
+// (LSTM, GRU, Gather, contrib operators, ...) stay in float, reported with
+// ReasonUnsupportedOp; adding one is one file with its quantizer and one
+// register line.
+//
 // The arithmetic follows ONNX Runtime's Python quantization tool
 // (quant_utils.compute_scale_zp and calibrate.HistogramCollector), so a
 // model quantized here and one quantized there with the same settings carry

@@ -8,7 +8,8 @@ import (
 )
 
 // Dynamic quantization stores weights as int8 and quantizes activations at
-// run time, in the form onnxruntime's quantize_dynamic writes:
+// run time, in the form onnxruntime's quantize_dynamic writes (each
+// operator's registry entry picks its form):
 //
 //	MatMul: DynamicQuantizeLinear(A) -> MatMulInteger -> Cast -> Mul(a_scale*b_scale)
 //	        (ONNX Runtime fuses it into DynamicQuantizeMatMul)
@@ -36,21 +37,11 @@ func quantizeDynamic(m *onnx.Model, o *options, r *Report) error {
 	d := &dynamic{e: newEditor(ix, r.own), ix: ix, o: o, r: r, dql: map[dqlKey]*dqlOutputs{}}
 	left := pendingReaders(slots)
 	for _, s := range slots {
-		var err error
-		switch s.node.GetOpType() {
-		case "MatMul":
-			err = d.matMul(s)
-		case "Gemm":
-			err = d.gemm(s)
-		case "Conv":
-			err = d.conv(s)
-		default:
-			err = d.weightOnly(s)
-		}
+		replaced, err := quantizerOf(s.node).dynamic(d, s)
 		if err != nil {
-			return fmt.Errorf("%s: %w", nodeLabel(s.node), err)
+			return fmt.Errorf("%s: %w", onnx.Label(s.node), err)
 		}
-		left.done(s, s.node.GetOpType() != "Gemm" || d.e.drop[s.node])
+		left.done(s, replaced)
 	}
 	r.Activations = len(d.dql)
 	d.e.apply()
@@ -73,11 +64,11 @@ type dqlKey struct {
 
 type dqlOutputs struct{ q, scale, zp string }
 
-// quantizeInput returns the run-time quantized form of a node's input 0,
+// quantizeInput returns the run-time quantized form of a node's data input,
 // adding one DynamicQuantizeLinear per tensor and graph, before its first
 // reader.
 func (d *dynamic) quantizeInput(s weightSlot) *dqlOutputs {
-	name := s.node.GetInput()[0]
+	name := input(s.node, s.layer.Data)
 	k := dqlKey{s.graph, name}
 	if out := d.dql[k]; out != nil {
 		return out
@@ -104,56 +95,58 @@ func (d *dynamic) quantizeWeight(s weightSlot, axis int, perChannel bool) (*Quan
 
 func (d *dynamic) reportWeight(s weightSlot, q *Quantized) {
 	d.r.Quantized = append(d.r.Quantized, QuantizedTensor{
-		Name: s.weight.name, Node: nodeLabel(s.node), OpType: s.node.GetOpType(),
+		Name: s.weight.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(),
 		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(q.Data),
 	})
 }
 
 func (d *dynamic) matMul(s weightSlot) error {
-	q, err := d.quantizeWeight(s, 1, d.o.perChannel)
+	q, err := d.quantizeWeight(s, s.axis, d.o.perChannel)
 	if err != nil {
 		return err
 	}
 	return d.integerMatMulWith(s, q, 1, "")
 }
 
-func (d *dynamic) gemm(s weightSlot) error {
-	n := s.node
-	if onnx.IntAttr(n, "transA", 0) != 0 {
+// gemm replaces a Gemm by MatMulInteger on B as [K, N]; replaced is false
+// when it stays in float (transA, or beta on a computed C).
+func (d *dynamic) gemm(s weightSlot) (replaced bool, err error) {
+	n, l := s.node, s.layer
+	if l.TransA {
 		d.r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "Gemm with transA")
-		return nil
+		return false, nil
 	}
 	bias := ""
 	beta := onnx.FloatAttr(n, "beta", 1)
-	if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
-		bias = n.GetInput()[2]
-		d.r.addFloat(bias, &use{graph: s.graph, node: n, input: 2}, ReasonBias, "added in float after MatMulInteger")
+	if input(n, l.Bias) != "" {
+		bias = input(n, l.Bias)
+		d.r.addFloat(bias, &use{graph: s.graph, node: n, input: l.Bias}, ReasonBias, "added in float after MatMulInteger")
 		if beta != 1 {
 			c := d.ix.floatConst(bias)
 			if c == nil {
 				d.r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "Gemm with beta != 1 on a computed C")
-				return nil
+				return false, nil
 			}
 			v, err := floatData(c)
 			if err != nil {
-				return err
+				return false, err
 			}
 			for i := range v {
 				v[i] *= beta
 			}
 			if bias, err = d.e.addInit(s.graph, c.name+"_beta", onnx.NewTensor(append([]int64{}, c.dims()...), v)); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
 	q, err := d.quantizeWeight(s, s.axis, d.o.perChannel)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if onnx.IntAttr(n, "transB", 0) != 0 {
+	if l.TransB {
 		q = transpose2D(q)
 	}
-	return d.integerMatMulWith(s, q, onnx.FloatAttr(n, "alpha", 1), bias)
+	return true, d.integerMatMulWith(s, q, onnx.FloatAttr(n, "alpha", 1), bias)
 }
 
 // integerMatMulWith replaces the node by MatMulInteger on a [K, N] weight
@@ -228,7 +221,7 @@ func uniform(v []int32) bool {
 
 func (d *dynamic) conv(s weightSlot) error {
 	perChannel := d.o.perChannel && d.o.symmetric
-	q, err := d.quantizeWeight(s, 0, perChannel)
+	q, err := d.quantizeWeight(s, s.axis, perChannel)
 	if err != nil {
 		return err
 	}
@@ -250,8 +243,8 @@ func (d *dynamic) conv(s weightSlot) error {
 	i32, f, scale := d.ix.fresh(base+"_int32"), d.ix.fresh(base+"_float"), d.ix.fresh(base+"_scale")
 	out, product := n.GetOutput()[0], n.GetOutput()[0]
 	var biasNodes []*onnxpb.NodeProto
-	if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
-		bias, err := d.channelBias(s, n.GetInput()[2], rank)
+	if b := input(n, s.layer.Bias); b != "" {
+		bias, err := d.channelBias(s, b, rank)
 		if err != nil {
 			return err
 		}
@@ -288,7 +281,7 @@ func (d *dynamic) channelBias(s weightSlot, name string, rank int) (string, erro
 			return "", err
 		}
 		dims[0] = int64(len(v))
-		d.r.addFloat(name, &use{graph: s.graph, node: s.node, input: 2}, ReasonBias, "added in float after ConvInteger")
+		d.r.addFloat(name, &use{graph: s.graph, node: s.node, input: s.layer.Bias}, ReasonBias, "added in float after ConvInteger")
 		return d.e.addInit(s.graph, c.name+"_channels", onnx.NewTensor(dims, v))
 	}
 	shape, err := d.e.addInit(s.graph, name+"_shape", onnx.NewTensor([]int64{int64(len(dims))}, dims))
@@ -313,7 +306,7 @@ func (d *dynamic) weightOnly(s weightSlot) error {
 	}
 	readThroughDQ(d.e, s.use, w, s.weight.name)
 	d.reportWeight(s, q)
-	d.r.addFloat(s.node.GetInput()[0], &s.use, ReasonNoIntegerOp, "activation read in float by "+s.node.GetOpType())
+	d.r.addFloat(input(s.node, s.layer.Data), &s.use, ReasonNoIntegerOp, "activation read in float by "+s.node.GetOpType())
 	return nil
 }
 

@@ -9,17 +9,16 @@ import (
 
 // Rewrites that put a model in the shape quantization wants, as
 // onnxruntime's quantization pre-processing does, all exact up to float
-// rounding:
-//   - an Add of a constant after a Conv or ConvTranspose becomes its bias
-//     (quantized to int32 inside QLinearConv instead of a float Add on a
-//     dequantized output);
-//   - a BatchNormalization after a Conv or ConvTranspose is folded into its
-//     weights and bias: quantizing the un-normalized output (ppocr-det has
-//     one spanning +-12000 before its BatchNormalization) would lose what
-//     the normalization then magnifies, and float16 would lose it to
-//     cancellation in x - mean;
-//   - MatMul + Add of a 2-D input becomes Gemm (QGemm keeps a float output,
-//     so logits are not quantized).
+// rounding; the registry's fold role of the first node says which apply:
+//   - foldChannels (Conv, ConvTranspose): an Add of a constant after it
+//     becomes its bias (quantized to int32 inside QLinearConv instead of a
+//     float Add on a dequantized output); a BatchNormalization after it is
+//     folded into its weights and bias: quantizing the un-normalized
+//     output (ppocr-det has one spanning +-12000 before its
+//     BatchNormalization) would lose what the normalization then
+//     magnifies, and float16 would lose it to cancellation in x - mean;
+//   - foldGemm (MatMul): with an Add of a 2-D input it becomes Gemm (QGemm
+//     keeps a float output, so logits are not quantized).
 
 // foldBiases applies the rewrites to the main graph and returns the number
 // of nodes removed.
@@ -46,7 +45,7 @@ func foldOne(ix *index) (int, error) {
 	touched := map[*onnxpb.NodeProto]bool{}
 	count := 0
 	for _, bn := range g.GetNode() {
-		if bn.GetOpType() != "BatchNormalization" || !defaultDomain(bn) || touched[bn] {
+		if bn.GetOpType() != "BatchNormalization" || !onnx.IsDefaultDomain(bn.GetDomain()) || touched[bn] {
 			continue
 		}
 		prod := ix.producer[bn.GetInput()[0]]
@@ -63,7 +62,7 @@ func foldOne(ix *index) (int, error) {
 		}
 	}
 	for _, add := range g.GetNode() {
-		if add.GetOpType() != "Add" || !defaultDomain(add) || len(add.GetInput()) != 2 || touched[add] {
+		if add.GetOpType() != "Add" || !onnx.IsDefaultDomain(add.GetDomain()) || len(add.GetInput()) != 2 || touched[add] {
 			continue
 		}
 		for side := range 2 {
@@ -77,10 +76,10 @@ func foldOne(ix *index) (int, error) {
 			}
 			var ok bool
 			var err error
-			switch prod.GetOpType() {
-			case "Conv", "ConvTranspose":
+			switch quantizerOf(prod).fold() {
+			case foldChannels:
 				ok, err = foldConvAdd(ix, e, prod, add, c)
-			case "MatMul":
+			case foldGemm:
 				ok, err = matMulAddToGemm(ix, e, prod, add, c)
 			}
 			if err != nil {
@@ -100,31 +99,37 @@ func foldOne(ix *index) (int, error) {
 	return count, nil
 }
 
-// outChannels returns the number of output channels of a Conv or
-// ConvTranspose with a constant weight, and the weight's output-channel
-// axis; 0 when it cannot tell (grouped ConvTranspose, computed weight).
+// outChannels returns the constant weight of a layer (Conv,
+// ConvTranspose), its number of output channels and the weight's
+// output-channel axis; 0 when it cannot tell: a computed weight, or one
+// whose output-channel axis does not hold every output channel (a grouped
+// ConvTranspose's holds those of one group).
 func outChannels(ix *index, conv *onnxpb.NodeProto) (*constant, int, int) {
-	w := ix.floatConst(conv.GetInput()[1])
+	l, ok := onnx.LayerOf(conv)
+	if !ok {
+		return nil, 0, 0
+	}
+	w := ix.floatConst(input(conv, l.Weight))
 	if w == nil || len(w.dims()) < 3 || len(ix.uses[w.name]) != 1 || w.overridable {
 		return nil, 0, 0
 	}
-	if conv.GetOpType() == "ConvTranspose" {
-		if onnx.IntAttr(conv, "group", 1) != 1 {
-			return nil, 0, 0
-		}
-		return w, int(w.dims()[1]), 1
+	axis, _, ok := l.WeightAxes(len(w.dims()))
+	channels, _, _ := l.Channels(w.dims())
+	if !ok || channels != w.dims()[axis] {
+		return nil, 0, 0
 	}
-	return w, int(w.dims()[0]), 0
+	return w, int(channels), axis
 }
 
 // convBias returns a Conv's bias values (zeros when it has none), or ok
 // false when the bias is not a constant of its own.
 func convBias(ix *index, conv *onnxpb.NodeProto, channels int) ([]float32, bool, error) {
 	bias := make([]float32, channels)
-	if len(conv.GetInput()) < 3 || conv.GetInput()[2] == "" {
+	l, _ := onnx.LayerOf(conv)
+	if input(conv, l.Bias) == "" {
 		return bias, true, nil
 	}
-	old := ix.floatConst(conv.GetInput()[2])
+	old := ix.floatConst(input(conv, l.Bias))
 	if old == nil || len(ix.uses[old.name]) != 1 || old.overridable {
 		return nil, false, nil
 	}
@@ -141,10 +146,11 @@ func setConvBias(ix *index, e *editor, conv *onnxpb.NodeProto, bias []float32) e
 	if err != nil {
 		return err
 	}
-	for len(conv.Input) < 3 {
+	l, _ := onnx.LayerOf(conv)
+	for len(conv.Input) <= l.Bias {
 		conv.Input = append(conv.Input, "")
 	}
-	conv.Input[2] = name
+	conv.Input[l.Bias] = name
 	return nil
 }
 
@@ -185,7 +191,7 @@ func foldConvAdd(ix *index, e *editor, conv, add *onnxpb.NodeProto, c *constant)
 // ConvTranspose before it: with s = scale / sqrt(var + epsilon) per output
 // channel, W' = W * s and b' = (b - mean) * s + B. Zero weights stay zero.
 func foldBatchNorm(ix *index, e *editor, conv, bn *onnxpb.NodeProto) (bool, error) {
-	if conv.GetOpType() != "Conv" && conv.GetOpType() != "ConvTranspose" || !defaultDomain(conv) {
+	if quantizerOf(conv).fold() != foldChannels {
 		return false, nil
 	}
 	if onnx.IntAttr(bn, "training_mode", 0) != 0 || len(bn.GetInput()) != 5 || onnx.IntAttr(bn, "spatial", 1) != 1 {
@@ -266,16 +272,18 @@ func channelVector(dims []int64, rank, channels int) bool {
 // matMulAddToGemm turns MatMul(A, B) + c into Gemm(A, B, c) when A is known
 // to be 2-D, B is a constant [K, N] and c is [N] or [1, N].
 func matMulAddToGemm(ix *index, e *editor, mm, add *onnxpb.NodeProto, c *constant) (bool, error) {
-	b := ix.floatConst(mm.GetInput()[1])
-	if b == nil || len(b.dims()) != 2 || !isRank2(ix, mm.GetInput()[0]) {
+	l, _ := onnx.LayerOf(mm)
+	b := ix.floatConst(input(mm, l.Weight))
+	if b == nil || len(b.dims()) != 2 || !isRank2(ix, input(mm, l.Data)) {
 		return false, nil
 	}
-	n := b.dims()[1]
+	out, _, _ := l.WeightAxes(2)
+	n := b.dims()[out]
 	cd := c.dims()
 	if !(len(cd) == 1 && cd[0] == n) && !(len(cd) == 2 && cd[0] == 1 && cd[1] == n) {
 		return false, nil
 	}
-	gemm := newNode("Gemm", "", mm.GetName(), []string{mm.GetInput()[0], mm.GetInput()[1], c.name}, []string{add.GetOutput()[0]})
+	gemm := newNode("Gemm", "", mm.GetName(), []string{input(mm, l.Data), input(mm, l.Weight), c.name}, []string{add.GetOutput()[0]})
 	e.insertBefore(mm, gemm)
 	e.remove(mm)
 	e.remove(add)

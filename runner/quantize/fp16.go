@@ -103,7 +103,7 @@ func (f *fp16) ownerOf(g *onnxpb.GraphProto) *onnxpb.NodeProto {
 
 // blocked reports whether a main-graph node keeps float32.
 func (f *fp16) blocked(n *onnxpb.NodeProto) bool {
-	return !defaultDomain(n) || fp16BlockList[n.GetOpType()] || f.o.excluded(n.GetOpType(), n.GetName()) != ""
+	return !onnx.IsDefaultDomain(n.GetDomain()) || fp16BlockList[n.GetOpType()] || f.o.excluded(n.GetOpType(), n.GetName()) != ""
 }
 
 func (f *fp16) isFloat32(name string) bool { return name != "" && f.types[name] == onnx.Float }
@@ -190,7 +190,7 @@ func (f *fp16) convertConstants() (int, error) {
 		}
 		q := QuantizedTensor{Name: name, Type: "float16", Granularity: "elementwise", Elements: len(v)}
 		if first != nil {
-			q.Node, q.OpType = nodeLabel(first.node), first.node.GetOpType()
+			q.Node, q.OpType = onnx.Label(first.node), first.node.GetOpType()
 		}
 		f.r.Quantized = append(f.r.Quantized, q)
 	}

@@ -1,8 +1,6 @@
 package quantize
 
 import (
-	"fmt"
-
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kompress/kompress/runner/onnx"
@@ -103,19 +101,6 @@ func (ix *index) floatConst(name string) *constant {
 		return nil
 	}
 	return c
-}
-
-// defaultDomain reports whether the node is an ai.onnx operator.
-func defaultDomain(n *onnxpb.NodeProto) bool {
-	return n.GetDomain() == "" || n.GetDomain() == "ai.onnx"
-}
-
-// nodeLabel names a node for reports: its name, else op type and outputs.
-func nodeLabel(n *onnxpb.NodeProto) string {
-	if n.GetName() != "" {
-		return n.GetName()
-	}
-	return fmt.Sprintf("%s(%v)", n.GetOpType(), n.GetOutput())
 }
 
 // newInitializer makes an initializer proto from a tensor.

@@ -123,11 +123,14 @@ func listFloatWeights(m *onnx.Model, r *Report) {
 			first = &readers[0]
 		}
 		reason := ReasonNotWeight
-		switch {
-		case first != nil && !weightOps[first.node.GetOpType()]:
-			reason = ReasonUnsupportedOp
-		case first != nil && first.input == 2:
-			reason = ReasonBias
+		if first != nil {
+			_, l, ok := weightLayer(first.node)
+			switch {
+			case !ok:
+				reason = ReasonUnsupportedOp
+			case first.input == l.Bias:
+				reason = ReasonBias
+			}
 		}
 		detail := fmt.Sprintf("%v %v", c.dtype(), c.dims())
 		if first != nil {
@@ -136,6 +139,3 @@ func listFloatWeights(m *onnx.Model, r *Report) {
 		r.addFloat(name, first, reason, detail)
 	}
 }
-
-// weightOps are the operators whose weights the methods quantize.
-var weightOps = map[string]bool{"Conv": true, "ConvTranspose": true, "MatMul": true, "Gemm": true}

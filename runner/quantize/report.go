@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/onnx"
 )
 
 // Reason says why a tensor was left in float.
@@ -112,7 +113,7 @@ func (r *Report) Summary() string {
 func (r *Report) addFloat(name string, consumer *use, reason Reason, detail string) {
 	f := FloatTensor{Name: name, Reason: reason, Detail: detail}
 	if consumer != nil {
-		f.Node, f.OpType = nodeLabel(consumer.node), consumer.node.GetOpType()
+		f.Node, f.OpType = onnx.Label(consumer.node), consumer.node.GetOpType()
 	}
 	r.Float = append(r.Float, f)
 }

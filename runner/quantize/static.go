@@ -22,15 +22,9 @@ import (
 // removed, its range folded into the output's QuantizeLinear, as
 // onnxruntime's QDQ quantizer does.
 
-// integerOps have integer kernels for QDQ in ONNX Runtime's CPU provider.
-var integerOps = map[string]bool{"Conv": true, "MatMul": true, "Gemm": true}
-
-// passThroughOps move or select values without computing new ones: their
-// output shares the input's quantization parameters.
-var passThroughOps = map[string]bool{
-	"MaxPool": true, "Reshape": true, "Flatten": true, "Transpose": true,
-	"Squeeze": true, "Unsqueeze": true,
-}
+// Which operators run on integer kernels, pass quantized values through
+// or fold into the quantization before them is the registry's static
+// role of each (registry.go).
 
 // activation is a tensor static quantization puts through Q -> DQ.
 type activation struct {
@@ -200,7 +194,7 @@ func planStatic(ix *index, o *options, slots []weightSlot, r *Report, fallback m
 	bySlot := map[*onnxpb.NodeProto]int{}
 	for i := range slots {
 		s := &slots[i]
-		s.integer = s.graph == main && integerOps[s.node.GetOpType()] && !fallback[s.node]
+		s.integer = s.graph == main && quantizerOf(s.node).static(ix, s.node).integer() && !fallback[s.node]
 		bySlot[s.node] = i
 	}
 	p.slots = slots
@@ -208,19 +202,20 @@ func planStatic(ix *index, o *options, slots []weightSlot, r *Report, fallback m
 		if p.folded[n] != nil {
 			continue
 		}
+		role := quantizerOf(n).static(ix, n)
 		if i, ok := bySlot[n]; ok && slots[i].integer {
-			p.readAsActivation(ix, n, 0)
+			p.readAsActivation(ix, n, slots[i].layer.Data)
 			out, producer := n.GetOutput()[0], n
 			if act := foldableActivation(ix, o, n); act != nil {
 				p.folded[act] = n
 				out = act.GetOutput()[0]
 			}
-			if n.GetOpType() != "Gemm" || feedsQuantized(ix, o, out) {
+			if role != staticIntegerFloatOutput || feedsQuantized(ix, o, out) {
 				p.addOutput(ix, out, out, producer)
 			}
 			continue
 		}
-		if passThroughOps[n.GetOpType()] && defaultDomain(n) && o.excluded(n.GetOpType(), n.GetName()) == "" && singleOutput(ix, n) {
+		if role == staticPassThrough && o.excluded(n.GetOpType(), n.GetName()) == "" && singleOutput(ix, n) {
 			in := p.byName[n.GetInput()[0]]
 			if in != nil && in.integer {
 				p.addOutput(ix, n.GetOutput()[0], in.root, n)
@@ -236,7 +231,7 @@ func planStatic(ix *index, o *options, slots []weightSlot, r *Report, fallback m
 			case fallback[s.node]:
 				reason = ReasonSensitive
 			}
-			r.addFloat(s.node.GetInput()[0], &s.use, reason, "activation read in float by "+s.node.GetOpType())
+			r.addFloat(input(s.node, s.layer.Data), &s.use, reason, "activation read in float by "+s.node.GetOpType())
 		}
 	}
 	return p
@@ -266,8 +261,9 @@ func (p *staticPlan) addOutput(ix *index, name, root string, producer *onnxpb.No
 	p.acts = append(p.acts, a)
 }
 
-// foldableActivation returns the Relu, or Clip with min 0, that alone reads
-// n's output, if it can be folded into the output's quantization.
+// foldableActivation returns the activation (Relu, Clip with min 0: the
+// registry's staticActivation) that alone reads n's output, if it can be
+// folded into the output's quantization.
 func foldableActivation(ix *index, o *options, n *onnxpb.NodeProto) *onnxpb.NodeProto {
 	out := n.GetOutput()[0]
 	uses := ix.uses[out]
@@ -275,18 +271,10 @@ func foldableActivation(ix *index, o *options, n *onnxpb.NodeProto) *onnxpb.Node
 		return nil
 	}
 	act := uses[0].node
-	if !defaultDomain(act) || o.excluded(act.GetOpType(), act.GetName()) != "" {
+	if quantizerOf(act).static(ix, act) != staticActivation || o.excluded(act.GetOpType(), act.GetName()) != "" {
 		return nil
 	}
-	switch act.GetOpType() {
-	case "Relu":
-		return act
-	case "Clip":
-		if clipMin(ix, act) == 0 {
-			return act
-		}
-	}
-	return nil
+	return act
 }
 
 // clipMin is a Clip's lower bound (attribute before opset 11, input 1
@@ -312,11 +300,16 @@ func clipMin(ix *index, n *onnxpb.NodeProto) float32 {
 }
 
 // feedsQuantized reports whether some reader of name will read it as a
-// quantized activation (a quantized node or a pass-through operator).
+// quantized activation (the data input of a quantized node, the input of
+// a pass-through operator).
 func feedsQuantized(ix *index, o *options, name string) bool {
 	for _, u := range ix.uses[name] {
-		op := u.node.GetOpType()
-		if u.input == 0 && (integerOps[op] || passThroughOps[op]) && o.excluded(op, u.node.GetName()) == "" {
+		role := quantizerOf(u.node).static(ix, u.node)
+		in := 0
+		if l, ok := onnx.LayerOf(u.node); ok {
+			in = l.Data
+		}
+		if u.input == in && (role.integer() || role == staticPassThrough) && o.excluded(u.node.GetOpType(), u.node.GetName()) == "" {
 			return true
 		}
 	}
@@ -421,7 +414,7 @@ func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored
 	}
 	stored[key] = w
 	r.Quantized = append(r.Quantized, QuantizedTensor{
-		Name: s.weight.name, Node: nodeLabel(s.node), OpType: s.node.GetOpType(),
+		Name: s.weight.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(),
 		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(data),
 	})
 	return w, nil
@@ -433,14 +426,15 @@ type storedKey struct {
 	graph *onnxpb.GraphProto
 }
 
-// quantizeBias writes a Conv or Gemm bias as int32 with scale
-// input_scale * weight_scale (per output channel), read through a
-// DequantizeLinear, which is how QLinearConv and QGemm take it.
+// quantizeBias writes the bias of an integer node (where the operator
+// table puts it: a Conv's B, a Gemm's C) as int32 with scale input_scale *
+// weight_scale (per output channel), read through a DequantizeLinear,
+// which is how QLinearConv and QGemm take it.
 func (p *staticPlan) quantizeBias(e *editor, ix *index, s weightSlot, w *storedWeight, params map[string]Params, r *Report) error {
 	n := s.node
 	b, data, in, reason, detail := biasOf(ix, s, params, len(w.q.Scales))
 	if reason != "" {
-		r.addFloat(b.name, &use{graph: s.graph, node: n, input: 2}, reason, detail)
+		r.addFloat(b.name, &use{graph: s.graph, node: n, input: s.layer.Bias}, reason, detail)
 		return nil
 	}
 	if b == nil {
@@ -466,9 +460,9 @@ func (p *staticPlan) quantizeBias(e *editor, ix *index, s weightSlot, w *storedW
 	last := len(dims) - 1
 	out := e.ix.fresh(b.name + "_dequantized")
 	e.insertBefore(n, dqNode(e.ix.fresh(b.name+"_DequantizeLinear"), []string{qname, sname}, out, last, 0))
-	n.Input[2] = out
+	n.Input[s.layer.Bias] = out
 	r.Quantized = append(r.Quantized, QuantizedTensor{
-		Name: b.name, Node: nodeLabel(n), OpType: n.GetOpType(), Type: "int32",
+		Name: b.name, Node: onnx.Label(n), OpType: n.GetOpType(), Type: "int32",
 		Granularity: fmt.Sprintf("per-channel(axis %d)", last), Elements: count,
 	})
 	return nil
@@ -481,11 +475,12 @@ func (p *staticPlan) quantizeBias(e *editor, ix *index, s weightSlot, w *storedW
 // the input is not quantized.
 func biasOf(ix *index, s weightSlot, params map[string]Params, channels int) (b *constant, data []float32, in Params, reason Reason, detail string) {
 	n := s.node
-	if len(n.GetInput()) < 3 || n.GetInput()[2] == "" {
+	bias := input(n, s.layer.Bias)
+	if bias == "" {
 		return nil, nil, in, "", ""
 	}
-	b = ix.consts[n.GetInput()[2]]
-	in, ok := params[n.GetInput()[0]]
+	b = ix.consts[bias]
+	in, ok := params[input(n, s.layer.Data)]
 	switch {
 	case b == nil:
 		return nil, nil, in, "", "" // computed at run time: stays as it is

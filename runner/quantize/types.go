@@ -57,7 +57,7 @@ func outputType(n *onnxpb.NodeProto, i int, types map[string]onnx.DataType) onnx
 		}
 		return def
 	}
-	if !defaultDomain(n) {
+	if !onnx.IsDefaultDomain(n.GetDomain()) {
 		return in(0)
 	}
 	switch n.GetOpType() {

@@ -12,13 +12,16 @@ import (
 // blockSize along the input dimension and computes in float:
 //
 //	qdq:         DequantizeLinear(axis, block_size) at opset 21 feeding the
-//	             node (ONNX Runtime fuses it with MatMul into MatMulNBits);
-//	             Conv weights [M, C/g, k...] are blocked as the matrix
-//	             [M, C/g*k...] and reshaped back, so depthwise and 1x1
-//	             kernels still get full blocks
-//	matmulnbits: com.microsoft MatMulNBits for MatMul and Gemm; Conv and
-//	             ConvTranspose stay in float (the operator is a matrix
-//	             product).
+//	             node (ONNX Runtime fuses it with MatMul into MatMulNBits),
+//	             for operators whose registry entry says blocked; blocks
+//	             run along the operator table's input-channel axis; a
+//	             convolution weight [M, C/g, k...] is blocked as the matrix
+//	             [M, C/g*k...] (ConvTranspose: [C, M/g*k...], blocks along
+//	             C) and reshaped back, so depthwise and 1x1 kernels still
+//	             get full blocks
+//	matmulnbits: com.microsoft MatMulNBits, for operators whose registry
+//	             entry has an nbits form (MatMul and Gemm); the others
+//	             stay in float (the operator is a matrix product).
 
 // msDomain is ONNX Runtime's contrib operator domain.
 const msDomain = "com.microsoft"
@@ -43,7 +46,7 @@ func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
 			ok, err = blockedDQ(e, o, s, r)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", nodeLabel(s.node), err)
+			return fmt.Errorf("%s: %w", onnx.Label(s.node), err)
 		}
 		if ok {
 			done++
@@ -82,6 +85,10 @@ func (o *options) blockType() QType {
 // blockedDQ replaces a weight by DequantizeLinear of blocks along its input
 // dimension.
 func blockedDQ(e *editor, o *options, s weightSlot, r *Report) (bool, error) {
+	if !quantizerOf(s.node).blocked() {
+		r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "format qdq has no blocked form of "+s.node.GetOpType())
+		return false, nil
+	}
 	data, err := floatData(s.weight)
 	if err == errNotFinite {
 		r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
@@ -91,19 +98,7 @@ func blockedDQ(e *editor, o *options, s weightSlot, r *Report) (bool, error) {
 		return false, err
 	}
 	dims := s.weight.dims()
-	// The matrix view and the axis that runs along the input dimension.
-	var shape []int64
-	var axis int
-	switch s.node.GetOpType() {
-	case "MatMul":
-		shape, axis = dims, 0 // [K, N]
-	case "Gemm":
-		shape, axis = dims, 1-s.axis // [N, K] when transB, else [K, N]
-	case "Conv":
-		shape, axis = []int64{dims[0], int64(len(data)) / dims[0]}, 1
-	case "ConvTranspose":
-		shape, axis = []int64{dims[0], int64(len(data)) / dims[0]}, 0
-	}
+	shape, axis := matrixView(s.layer, dims)
 	if o.bits == 4 && shape[axis] < minBlockRow {
 		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", shape[axis]))
 		return false, nil
@@ -132,41 +127,42 @@ func blockedDQ(e *editor, o *options, s weightSlot, r *Report) (bool, error) {
 		s.node.Input[s.input] = out
 	}
 	r.Quantized = append(r.Quantized, QuantizedTensor{
-		Name: s.weight.name, Node: nodeLabel(s.node), OpType: s.node.GetOpType(),
+		Name: s.weight.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(),
 		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(data),
 	})
 	return true, nil
 }
 
-// matMulNBits replaces MatMul, and Gemm without transA, by com.microsoft
-// MatMulNBits; a Gemm's alpha is folded into the scales and beta into a
-// constant bias.
+// matrixView is the 2-D view of a weight that blocks run along: the
+// weight itself when it is 2-D, else [dims[0], the rest], and the axis of
+// that view along the operator table's input channels.
+func matrixView(l onnx.Layer, dims []int64) ([]int64, int) {
+	_, in, _ := l.WeightAxes(len(dims))
+	if len(dims) == 2 {
+		return dims, in
+	}
+	rows := dims[0]
+	rest := int64(onnx.NumElements(dims)) / rows
+	if in == 0 {
+		return []int64{rows, rest}, 0
+	}
+	return []int64{rows, rest}, 1
+}
+
+// matMulNBits replaces a node whose registry entry has an nbits form
+// (MatMul; Gemm without transA, its alpha folded into the scales and beta
+// into a constant bias) by com.microsoft MatMulNBits.
 func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (bool, error) {
 	n := s.node
-	var bias string
-	alpha := float32(1)
-	switch n.GetOpType() {
-	case "MatMul":
-	case "Gemm":
-		if onnx.IntAttr(n, "transA", 0) != 0 {
-			r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "MatMulNBits has no transA")
-			return false, nil
-		}
-		alpha = onnx.FloatAttr(n, "alpha", 1)
-		if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
-			var ok bool
-			var err error
-			if bias, ok, err = nbitsBias(e, ix, s.graph, n, onnx.FloatAttr(n, "beta", 1)); err != nil || !ok {
-				if err == nil {
-					r.addFloat(s.weight.name, &s.use, ReasonShape, "MatMulNBits takes a constant bias of shape [N] only")
-				}
-				return false, err
-			}
-		}
-	default:
-		r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "format matmulnbits covers MatMul and Gemm")
+	form, reason, detail, err := quantizerOf(n).nbits(e, ix, s)
+	if err != nil {
+		return false, err
+	}
+	if reason != "" {
+		r.addFloat(s.weight.name, &s.use, reason, detail)
 		return false, nil
 	}
+	bias, alpha := form.bias, form.alpha
 	data, err := floatData(s.weight)
 	if err == errNotFinite {
 		r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
@@ -176,11 +172,9 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 		return false, err
 	}
 	dims := s.weight.dims()
-	transposed := n.GetOpType() == "Gemm" && onnx.IntAttr(n, "transB", 0) != 0
-	k, nn := int(dims[0]), int(dims[1])
-	if transposed {
-		k, nn = nn, k
-	}
+	out, in, _ := s.layer.WeightAxes(len(dims))
+	k, nn := int(dims[in]), int(dims[out])
+	transposed := in == 1 // B is [N, K]
 	if o.bits == 4 && k < minBlockRow {
 		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", k))
 		return false, nil
@@ -201,7 +195,7 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 	if err != nil {
 		return false, err
 	}
-	inputs := []string{n.GetInput()[0], bName, sName}
+	inputs := []string{input(n, s.layer.Data), bName, sName}
 	if w.ZeroPoints != nil {
 		zName, err := e.addInit(g, base+"_zero_point", onnx.NewTensor([]int64{int64(nn), int64(w.ZeroPointsPerRow())}, w.ZeroPoints))
 		if err != nil {
@@ -210,28 +204,27 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 		inputs = append(inputs, zName)
 	}
 	if bias != "" {
-		r.addFloat(n.GetInput()[2], &s.use, ReasonBias, "MatMulNBits bias input")
+		r.addFloat(input(n, s.layer.Bias), &s.use, ReasonBias, "MatMulNBits bias input")
 		for len(inputs) < 5 {
 			inputs = append(inputs, "")
 		}
 		inputs = append(inputs, bias)
 	}
-	nb := newNode("MatMulNBits", msDomain, e.ix.fresh(nodeLabel(n)+"_MatMulNBits"), inputs, []string{n.GetOutput()[0]},
+	nb := newNode("MatMulNBits", msDomain, e.ix.fresh(onnx.Label(n)+"_MatMulNBits"), inputs, []string{n.GetOutput()[0]},
 		onnx.AttrInt("K", int64(k)), onnx.AttrInt("N", int64(nn)), onnx.AttrInt("bits", int64(o.bits)), onnx.AttrInt("block_size", int64(o.blockSize)))
 	e.insertBefore(n, nb)
 	e.remove(n)
 	r.Quantized = append(r.Quantized, QuantizedTensor{
-		Name: base, Node: nodeLabel(n), OpType: n.GetOpType(),
+		Name: base, Node: onnx.Label(n), OpType: n.GetOpType(),
 		Type: fmt.Sprintf("uint%d", o.bits), Granularity: fmt.Sprintf("matmulnbits(%d)", o.blockSize), Elements: len(data),
 	})
 	return true, nil
 }
 
-// nbitsBias returns a Gemm's C as MatMulNBits' bias [N]: the constant
+// nbitsBias returns a Gemm's C (name) as MatMulNBits' bias [N]: the constant
 // itself, or beta*C (or C reshaped from [1, N]) as a new constant; ok is
 // false when C is not a constant [N] or [1, N].
-func nbitsBias(e *editor, ix *index, g *onnxpb.GraphProto, n *onnxpb.NodeProto, beta float32) (string, bool, error) {
-	name := n.GetInput()[2]
+func nbitsBias(e *editor, ix *index, g *onnxpb.GraphProto, n *onnxpb.NodeProto, name string, beta float32) (string, bool, error) {
 	c := ix.floatConst(name)
 	if c == nil {
 		return "", false, nil

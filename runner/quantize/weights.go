@@ -11,6 +11,8 @@ import (
 type weightSlot struct {
 	use
 	weight *constant
+	// layer is what the operator table says about the node.
+	layer onnx.Layer
 	// axis is the weight's output-channel axis (per-channel quantization).
 	axis int
 	// integer: the node's activations are quantized too (static) or at run
@@ -18,48 +20,24 @@ type weightSlot struct {
 	integer bool
 }
 
-// weightOf returns the weight input of a node the methods quantize (Conv,
-// ConvTranspose, MatMul, Gemm), its output-channel axis, and why it cannot
-// be quantized when it cannot ("" when it can, nil constant when the node
-// has no constant weight at all).
-func weightOf(ix *index, n *onnxpb.NodeProto) (*constant, int, Reason) {
-	if !defaultDomain(n) || len(n.GetInput()) < 2 || !weightOps[n.GetOpType()] {
-		return nil, 0, ""
+// weightOf returns the weight of a node whose operator the registry
+// quantizes, read at the input the operator table names, its
+// output-channel axis, and why it cannot be quantized when it cannot (""
+// when it can, nil constant when the node has no constant weight at all).
+func weightOf(ix *index, n *onnxpb.NodeProto) (*constant, onnx.Layer, int, Reason) {
+	q, l, ok := weightLayer(n)
+	if !ok {
+		return nil, l, 0, ""
 	}
-	c := ix.consts[n.GetInput()[1]]
+	c := ix.consts[input(n, l.Weight)]
 	if c == nil {
-		return nil, 0, ""
+		return nil, l, 0, ""
 	}
 	if c.dtype() != onnx.Float {
-		return c, 0, ReasonNotFloat32
+		return c, l, 0, ReasonNotFloat32
 	}
-	rank := len(c.dims())
-	switch n.GetOpType() {
-	case "Conv":
-		if rank < 3 {
-			return c, 0, ReasonShape
-		}
-		return c, 0, ""
-	case "ConvTranspose":
-		if rank < 3 {
-			return c, 0, ReasonShape
-		}
-		return c, 1, ""
-	case "MatMul":
-		if rank != 2 || ix.consts[n.GetInput()[0]] != nil {
-			return c, 0, ReasonShape
-		}
-		return c, 1, ""
-	case "Gemm":
-		if rank != 2 || ix.consts[n.GetInput()[0]] != nil {
-			return c, 0, ReasonShape
-		}
-		if onnx.IntAttr(n, "transB", 0) != 0 {
-			return c, 0, ""
-		}
-		return c, 1, ""
-	}
-	return nil, 0, ""
+	axis, reason := q.weightAxis(ix, n, l, c)
+	return c, l, axis, reason
 }
 
 // weightSlots finds every weight a method may quantize, applying the
@@ -71,11 +49,11 @@ func weightSlots(ix *index, o *options, r *Report, decided map[string]bool) []we
 	byWeight := map[string][]int{}
 	for _, ref := range ix.graphs {
 		for _, n := range ref.Graph.GetNode() {
-			c, axis, reason := weightOf(ix, n)
+			c, l, axis, reason := weightOf(ix, n)
 			if c == nil {
 				continue
 			}
-			u := use{graph: ref.Graph, node: n, input: 1}
+			u := use{graph: ref.Graph, node: n, input: l.Weight}
 			if reason == "" {
 				reason = o.excluded(n.GetOpType(), n.GetName())
 			}
@@ -90,7 +68,7 @@ func weightSlots(ix *index, o *options, r *Report, decided map[string]bool) []we
 				continue
 			}
 			byWeight[c.name] = append(byWeight[c.name], len(slots))
-			slots = append(slots, weightSlot{use: u, weight: c, axis: axis})
+			slots = append(slots, weightSlot{use: u, weight: c, layer: l, axis: axis})
 		}
 	}
 	keep := make([]weightSlot, 0, len(slots))

@@ -1,0 +1,331 @@
+package quantize
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/onnx"
+)
+
+func registered() []string {
+	ops := make([]string, 0, len(quantizers))
+	for op := range quantizers {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	return ops
+}
+
+// TestRegistryIsConsistent checks what every entry says against the
+// operator table and against its other answers.
+func TestRegistryIsConsistent(t *testing.T) {
+	ix := newIndex(newBuilder(1).Model(13))
+	for _, op := range registered() {
+		t.Run(op, func(t *testing.T) {
+			q := quantizers[op]
+			n := onnx.NewNode(op, "n", []string{"x", "w", "b"}, []string{"y"})
+			if _, none := quantizerOf(n).(noQuantizer); none {
+				t.Fatalf("quantizerOf(%s) is not its entry", op)
+			}
+			n.Domain = proto.String("com.example")
+			if _, ok := quantizerOf(n).(noQuantizer); !ok {
+				t.Errorf("a %s of another domain gets the registered entry", op)
+			}
+			n.Domain = nil
+			l, inTable := onnx.LayerOf(n)
+			role := q.static(ix, n)
+			if op == "Clip" {
+				role = staticActivation // its role depends on a constant min: see TestClipFoldsOnlyAtZero
+			}
+			_, _, nbitsReason, _ := func() (nbitsForm, Reason, string, error) {
+				if !q.quantizesWeight() {
+					return q.nbits(nil, nil, weightSlot{})
+				}
+				return nbitsForm{}, "", "", nil
+			}()
+			if q.quantizesWeight() {
+				if !inTable || l.Quantized {
+					t.Errorf("%s quantizes a weight the operator table does not place (layer %+v, found %v)", op, l, inTable)
+				}
+				if !slices.Contains([]staticRole{staticInteger, staticIntegerFloatOutput, staticWeight}, role) {
+					t.Errorf("%s quantizes a weight but its static role is %d", op, role)
+				}
+				if !q.blocked() {
+					t.Errorf("%s quantizes a weight but has no weight-only qdq form", op)
+				}
+				if role.integer() && l.Data < 0 {
+					t.Errorf("%s runs on an integer kernel but has no data input to quantize", op)
+				}
+				return
+			}
+			if role != staticNone && role != staticPassThrough && role != staticActivation {
+				t.Errorf("%s quantizes no weight but its static role is %d", op, role)
+			}
+			if inTable && role == staticPassThrough {
+				t.Errorf("%s passes quantized values through but the table says it has a weight", op)
+			}
+			if q.fold() != foldNone {
+				t.Errorf("%s absorbs neighbours (fold %d) but quantizes no weight", op, q.fold())
+			}
+			if q.blocked() || nbitsReason == "" {
+				t.Errorf("%s has weight-only forms but quantizes no weight", op)
+			}
+			if role == staticNone && q.foldConstant() == nil {
+				t.Errorf("%s is registered but does nothing under any method", op)
+			}
+		})
+	}
+}
+
+// weightOpCase is what each registered weight operator does, method by
+// method: the test below builds a one-node model and checks it.
+type weightOpCase struct {
+	build func(b *builder) (*onnx.Model, string) // the model and its weight's name
+	// static: the node ONNX Runtime runs the quantized node as ("" when
+	// it stays float with its weight dequantized).
+	staticKernel string
+	// dynamic: the integer node written.
+	dynamicNode string
+	// nbits: whether a MatMulNBits form exists.
+	nbits bool
+	fold  foldRole
+}
+
+var weightOpCases = map[string]weightOpCase{
+	"Conv": {
+		build: func(b *builder) (*onnx.Model, string) {
+			x := b.Input("x", 1, 4, 6, 6)
+			y := b.Node("Conv", "y", []string{x, b.weight("w", 8, 4, 3, 3), b.weight("b", 8)})
+			return b.Model(13, y), "w"
+		},
+		staticKernel: "QLinearConv", dynamicNode: "ConvInteger", fold: foldChannels,
+	},
+	"ConvTranspose": {
+		build: func(b *builder) (*onnx.Model, string) {
+			x := b.Input("x", 1, 4, 6, 6)
+			y := b.Node("ConvTranspose", "y", []string{x, b.weight("w", 4, 8, 3, 3), b.weight("b", 8)}, onnx.AttrInts("strides", 2, 2))
+			return b.Model(13, y), "w"
+		},
+		staticKernel: "", dynamicNode: "DequantizeLinear", fold: foldChannels,
+	},
+	"MatMul": {
+		build: func(b *builder) (*onnx.Model, string) {
+			x := b.Input("x", 2, 32)
+			y := b.Node("MatMul", "y", []string{x, b.weight("w", 32, 16)})
+			return b.Model(13, y), "w"
+		},
+		staticKernel: "QLinearMatMul", dynamicNode: "MatMulInteger", nbits: true, fold: foldGemm,
+	},
+	"Gemm": {
+		build: func(b *builder) (*onnx.Model, string) {
+			x := b.Input("x", 2, 32)
+			y := b.Node("Gemm", "y", []string{x, b.weight("w", 16, 32), b.weight("b", 16)}, onnx.AttrInt("transB", 1))
+			return b.Model(13, y), "w"
+		},
+		staticKernel: "QGemm", dynamicNode: "MatMulInteger", nbits: true,
+	},
+}
+
+// TestRegisteredWeightOps quantizes a one-node model of every registered
+// weight operator with every method and checks what its entry promises.
+func TestRegisteredWeightOps(t *testing.T) {
+	var ops []string
+	for _, op := range registered() {
+		if quantizers[op].quantizesWeight() {
+			ops = append(ops, op)
+		}
+	}
+	var want []string
+	for op := range weightOpCases {
+		want = append(want, op)
+	}
+	sort.Strings(want)
+	if diff := cmp.Diff(want, ops); diff != "" {
+		t.Fatalf("registered weight operators (-tested +registered): give each a weightOpCase\n%s", diff)
+	}
+	for _, op := range ops {
+		tc := weightOpCases[op]
+		t.Run(op, func(t *testing.T) {
+			if got := quantizers[op].fold(); got != tc.fold {
+				t.Errorf("fold role %d, want %d", got, tc.fold)
+			}
+			quantize := func(spec v1alpha1.QuantizeSpec) (*onnx.Model, *onnx.Model, *Report, string) {
+				m, w := tc.build(newBuilder(1))
+				var calib Calibration
+				if spec.Method == v1alpha1.QuantizeStatic {
+					in := m.Proto.GetGraph().GetInput()[0]
+					_, dims, _, _ := onnx.TensorType(in)
+					calib = NewBatches(randomBatches(2, in.GetName(), 2, dims...)...)
+				}
+				q, r, err := Quantize(context.Background(), m, spec, calib)
+				if err != nil {
+					t.Fatalf("%s: %v", specName(spec), err)
+				}
+				return m, q, r, w
+			}
+			quantized := func(r *Report, w string) bool {
+				return slices.ContainsFunc(r.Quantized, func(q QuantizedTensor) bool { return q.Name == w })
+			}
+
+			m, q, r, w := quantize(v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic})
+			if !quantized(r, w) || len(nodesOf(q, tc.dynamicNode)) != 1 {
+				t.Errorf("dynamic: weight quantized %v, nodes %v; want it read by one %s", quantized(r, w), opTypes(q), tc.dynamicNode)
+			}
+			checkRuns(t, "dynamic", m, q)
+
+			m, q, r, w = quantize(v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 8})
+			if !quantized(r, w) || len(nodesOf(q, "DequantizeLinear")) != 1 {
+				t.Errorf("weightOnly qdq: weight quantized %v, nodes %v; want one blocked DequantizeLinear", quantized(r, w), opTypes(q))
+			}
+			checkRuns(t, "weightOnly qdq", m, q)
+
+			spec := v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 8, Format: v1alpha1.FormatMatMulNBits}
+			m, w = tc.build(newBuilder(1))
+			q, r, err := Quantize(context.Background(), m, spec, nil)
+			switch {
+			case tc.nbits && (err != nil || !quantized(r, w) || len(nodesOf(q, "MatMulNBits")) != 1):
+				t.Errorf("matmulnbits: error %v, nodes %v; want the node replaced by MatMulNBits", err, opTypes(q))
+			case !tc.nbits && err == nil:
+				t.Errorf("matmulnbits: no error, nodes %v; want ErrNoWeights (%s has no MatMulNBits form)", opTypes(q), op)
+			case !tc.nbits && floatReasons(r)[w] != ReasonUnsupportedOp:
+				t.Errorf("matmulnbits: weight reason %q, want %q", floatReasons(r)[w], ReasonUnsupportedOp)
+			case tc.nbits:
+				checkRuns(t, "matmulnbits", m, q)
+			}
+
+			// Static, every node on integers (no fallback to float for
+			// fidelity, which depends on the machine's kernels: AVX2
+			// without VNNI saturates u8s8 products), with the ranges the
+			// float model's input and output take.
+			if testing.Short() { // the rest needs ONNX Runtime
+				return
+			}
+			o, err := resolve(v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, w = tc.build(newBuilder(1))
+			in := m.Proto.GetGraph().GetInput()[0]
+			_, dims, _, _ := onnx.TensorType(in)
+			seen := randomBatches(5, in.GetName(), 1, dims...)[0]
+			for name, v := range run(t, m, seen) {
+				seen[name] = v
+			}
+			ix := newIndex(m)
+			plan := planStatic(ix, o, weightSlots(ix, o, &Report{own: map[string]bool{}}, map[string]bool{}), &Report{own: map[string]bool{}}, nil)
+			ranges := map[string]Range{}
+			for _, root := range plan.roots() {
+				v, err := seen[root].Float32s()
+				if err != nil {
+					t.Fatalf("no values for %q: %v", root, err)
+				}
+				ranges[root] = Range{Min: slices.Min(v), Max: slices.Max(v)}
+			}
+			q, r, err = buildStatic(m, o, ranges, nil, &Report{Method: v1alpha1.QuantizeStatic})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !quantized(r, w) {
+				t.Errorf("static: weight not quantized")
+			}
+			kernels := optimizedOps(t, q)
+			if tc.staticKernel != "" && kernels[tc.staticKernel] != 1 {
+				t.Errorf("static: ONNX Runtime runs %v, want one %s", kernels, tc.staticKernel)
+			}
+			if tc.staticKernel == "" && (kernels[op] != 1 || floatReasons(r)["x"] != ReasonNoIntegerOp) {
+				t.Errorf("static: ONNX Runtime runs %v, input reason %q; want %s in float (%s)", kernels, floatReasons(r)["x"], op, ReasonNoIntegerOp)
+			}
+			checkRuns(t, "static", m, q)
+		})
+	}
+}
+
+// checkRuns compares the quantized model's output with the float model's
+// in ONNX Runtime, when it is there.
+func checkRuns(t *testing.T, what string, m, q *onnx.Model) {
+	t.Helper()
+	if testing.Short() { // the rest needs ONNX Runtime
+		return
+	}
+	in := m.Proto.GetGraph().GetInput()[0]
+	_, dims, _, _ := onnx.TensorType(in)
+	feed := randomBatches(7, in.GetName(), 1, dims...)[0]
+	out := m.Proto.GetGraph().GetOutput()[0].GetName()
+	if c := cosine(t, run(t, q, feed)[out], run(t, m, feed)[out]); c < 0.95 {
+		t.Errorf("%s: cosine to the float model %.4f, want >= 0.95", what, c)
+	}
+}
+
+// TestUnregisteredOpsStayFloat: weights of operators without an entry
+// (LSTM, Gather, an operator of another domain) stay float with
+// ReasonUnsupportedOp, untouched, while the registered MatMul beside them
+// is quantized.
+func TestUnregisteredOpsStayFloat(t *testing.T) {
+	b := newBuilder(1)
+	x := b.Input("x", 3, 1, 8) // [seq, batch, input]
+	lstm := b.Node("LSTM", "lstm", []string{x, b.weight("W", 2, 16, 8), b.weight("R", 2, 16, 4), b.weight("B", 2, 32)},
+		onnx.AttrInt("hidden_size", 4), onnx.AttrString("direction", "bidirectional"))
+	ids := b.Input("ids", 5)
+	b.Inputs[len(b.Inputs)-1] = onnx.ValueInfo("ids", onnx.Int64, []onnx.Dim{5}) // indices
+	emb := b.Node("Gather", "emb", []string{b.weight("table", 10, 8), ids})
+	x2 := b.Input("x2", 2, 8)
+	fused := b.Node("FusedMatMul", "fused", []string{x2, b.weight("wf", 8, 6)}, onnx.AttrFloat("alpha", 2))
+	b.Nodes[len(b.Nodes)-1].Domain = proto.String("com.microsoft")
+	mm := b.Node("MatMul", "mm", []string{x2, b.weight("wm", 8, 6)})
+	m := b.Model(13, lstm, emb, fused, mm)
+	m.SetOpset("com.microsoft", 1)
+
+	q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := floatReasons(r)
+	for _, w := range []string{"W", "R", "B", "table", "wf"} {
+		if got[w] != ReasonUnsupportedOp {
+			t.Errorf("%s: reason %q, want %q", w, got[w], ReasonUnsupportedOp)
+		}
+	}
+	if len(r.Quantized) != 1 || r.Quantized[0].Name != "wm" {
+		t.Errorf("quantized %v, want only wm", r.Quantized)
+	}
+	for _, w := range []string{"W", "R", "B", "table", "wf"} {
+		if diff := cmp.Diff(initializer(t, m, w), initializer(t, q, w)); diff != "" {
+			t.Errorf("%s changed (-float +quantized):\n%s", w, diff)
+		}
+	}
+	if testing.Short() { // the rest needs ONNX Runtime
+		return
+	}
+	feed := randomBatches(3, "x", 1, 3, 1, 8)[0]
+	feed["x2"] = randomBatches(4, "x2", 1, 2, 8)[0]["x2"]
+	feed["ids"] = onnx.NewTensor([]int64{5}, []int64{0, 3, 9, 3, 1})
+	want, have := run(t, m, feed), run(t, q, feed)
+	for _, o := range []string{lstm, emb, fused} {
+		if diff := cmp.Diff(want[o], have[o]); diff != "" {
+			t.Errorf("output %s of a float operator changed (-float +quantized):\n%s", o, diff)
+		}
+	}
+}
+
+func TestClipFoldsOnlyAtZero(t *testing.T) {
+	for _, tc := range []struct {
+		min  float32
+		want staticRole
+	}{{0, staticActivation}, {-1, staticNone}} {
+		b := newBuilder(1)
+		x := b.Input("x", 2, 4)
+		y := b.Node("Clip", "y", []string{x, b.Init("lo", onnx.NewTensor([]int64{}, []float32{tc.min}))})
+		m := b.Model(13, y)
+		ix := newIndex(m)
+		n := m.Proto.GetGraph().GetNode()[0]
+		if got := quantizerOf(n).static(ix, n); got != tc.want {
+			t.Errorf("Clip(min %v) static role %d, want %d", tc.min, got, tc.want)
+		}
+	}
+}
