@@ -125,8 +125,10 @@ var weightOpCases = map[string]weightOpCase{
 	"Gemm": {
 		build: func(b *builder) (*onnx.Model, string) {
 			x := b.Input("x", 2, 32)
-			y := b.Node("Gemm", "y", []string{x, b.weight("w", 16, 32), b.weight("b", 16)}, onnx.AttrInt("transB", 1))
-			return b.Model(13, y), "w"
+			// A Relu after it stays: its output is not quantized, so
+			// there is no QuantizeLinear to fold the Relu into.
+			r := b.Node("Relu", "r", []string{b.Node("Gemm", "g", []string{x, b.weight("w", 16, 32), b.weight("b", 16)}, onnx.AttrInt("transB", 1))})
+			return b.Model(13, r), "w"
 		},
 		staticKernel: "QGemm", dynamicNode: "MatMulInteger", nbits: true,
 	},

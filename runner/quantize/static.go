@@ -206,13 +206,17 @@ func planStatic(ix *index, o *options, slots []weightSlot, r *Report, fallback m
 		if i, ok := bySlot[n]; ok && slots[i].integer {
 			p.readAsActivation(ix, n, slots[i].layer.Data)
 			out, producer := n.GetOutput()[0], n
-			if act := foldableActivation(ix, o, n); act != nil {
-				p.folded[act] = n
+			act := foldableActivation(ix, o, n)
+			if act != nil {
 				out = act.GetOutput()[0]
 			}
-			if role != staticIntegerFloatOutput || feedsQuantized(ix, o, out) {
-				p.addOutput(ix, out, out, producer)
+			if role == staticIntegerFloatOutput && !feedsQuantized(ix, o, out) {
+				continue // a float output: an activation after it stays
 			}
+			if act != nil {
+				p.folded[act] = n
+			}
+			p.addOutput(ix, out, out, producer)
 			continue
 		}
 		if role == staticPassThrough && o.excluded(n.GetOpType(), n.GetName()) == "" && singleOutput(ix, n) {
