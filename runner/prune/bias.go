@@ -12,9 +12,10 @@ import (
 // mean (raw pixels) that shift is most of the error.
 
 // findBias returns the bias of a target's single node, when it has one
-// that only this node reads: Conv input 2, Gemm input C with one value
-// per output unit, or the constant operand of the one Add that reads the
-// node's output, broadcast along the output units. ConvTranspose is left
+// that only this node reads: its bias input in the operator table (a
+// Conv's B, a Gemm's C with one value per output unit), or the constant
+// operand of the one Add that reads the node's output, broadcast along
+// the output units. ConvTranspose is left
 // out: its outputs sum over several input pixels, so its bias is not the
 // weight of one constant input of the matrix product.
 func findBias(main *onnx.GraphIndex, weights map[string]*onnx.Weight, t *target) *onnx.Weight {
@@ -22,25 +23,25 @@ func findBias(main *onnx.GraphIndex, weights map[string]*onnx.Weight, t *target)
 		return nil
 	}
 	node := t.uses[0].node
-	op := node.GetOpType()
-	if op == "ConvTranspose" {
+	l, _ := onnx.LayerOf(node)
+	if l.Kind == onnx.LayerConvTranspose {
 		return nil
 	}
 	units := t.lay.rows * t.lay.groups
 	// Output rank and the axis of the output units.
 	rank, axis := 2+len(t.lay.kernel), 1
-	if op != "Conv" {
+	if l.Kind != onnx.LayerConv {
 		rank, axis = 2, 1 // [M, N]: units along the last axis
 	}
-	if op == "Gemm" && (onnx.FloatAttr(node, "alpha", 1) != 1 || onnx.FloatAttr(node, "beta", 1) != 1) {
+	if l.Kind == onnx.LayerGemm && (onnx.FloatAttr(node, "alpha", 1) != 1 || onnx.FloatAttr(node, "beta", 1) != 1) {
 		// alpha·A·B + beta·C: C is not the weight of a constant 1 next to
 		// B's rows unless both are 1.
 		return nil
 	}
-	if in := node.GetInput(); len(in) > 2 && in[2] != "" {
-		b := weights[in[2]]
+	if in := node.GetInput(); l.Bias >= 0 && l.Bias < len(in) && in[l.Bias] != "" {
+		b := weights[in[l.Bias]]
 		// Conv's B is [O]; Gemm's C broadcasts against [M, N].
-		if b == nil || len(b.Uses) != 1 || op == "Conv" && !perUnit(b.Dims, units, 1, 0) || op == "Gemm" && !perUnit(b.Dims, units, 2, 1) {
+		if b == nil || len(b.Uses) != 1 || l.Kind == onnx.LayerConv && !perUnit(b.Dims, units, 1, 0) || l.Kind == onnx.LayerGemm && !perUnit(b.Dims, units, 2, 1) {
 			return nil
 		}
 		return floatWeight(b)
@@ -58,7 +59,7 @@ func findBias(main *onnx.GraphIndex, weights map[string]*onnx.Weight, t *target)
 	if b == nil || len(b.Uses) != 1 || b.Graph.Path != "" {
 		return nil
 	}
-	if op == "MatMul" {
+	if l.Kind == onnx.LayerMatMul {
 		// MatMul's output may have any rank >= 2: the bias broadcasts
 		// along the last axis alone.
 		if !perUnit(b.Dims, units, len(b.Dims), len(b.Dims)-1) {

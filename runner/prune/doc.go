@@ -28,7 +28,11 @@
 // Prunable weights are the weight inputs of Conv, ConvTranspose, Gemm and
 // MatMul, wherever they are stored (initializers, Constant nodes,
 // subgraphs), also when they reach the operator through Identity, Reshape
-// or Flatten. Everything else — biases, normalization parameters, weights
+// or Flatten. Which input is the weight, which the bias and which axes
+// hold the output and input channels is runner/onnx's operator table
+// (LayerOf); the kinds of layer handled are those with an entry in
+// layouts, which says how the kind reads its weight as matrices (recurrent
+// layers have none yet and are left dense). Everything else — biases, normalization parameters, weights
 // shared with other operators, excluded nodes, tensors smaller than
 // minParams — is left alone and listed in the Report with the reason.
 //

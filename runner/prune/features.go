@@ -82,20 +82,22 @@ func (a *hessianAcc) hessians() [][]float64 {
 	return a.h
 }
 
-// add adds the input (input 0) a node read on one calibration batch.
+// add adds the data input (the operator table's) a node read on one
+// calibration batch.
 func (a *hessianAcc) add(node *onnxpb.NodeProto, x *onnx.Tensor) error {
 	vals, err := x.Float32s()
 	if err != nil {
 		return err
 	}
-	switch node.GetOpType() {
-	case "MatMul":
+	l, _ := onnx.LayerOf(node)
+	switch l.Kind {
+	case onnx.LayerMatMul:
 		return a.addRows(x.Dims, vals, false)
-	case "Gemm":
-		return a.addRows(x.Dims, vals, onnx.IntAttr(node, "transA", 0) != 0)
-	case "Conv":
+	case onnx.LayerGemm:
+		return a.addRows(x.Dims, vals, l.TransA)
+	case onnx.LayerConv:
 		return a.addPatches(node, x.Dims, vals)
-	case "ConvTranspose":
+	case onnx.LayerConvTranspose:
 		return a.addPixels(x.Dims, vals)
 	}
 	return fmt.Errorf("no features for operator %s", node.GetOpType())

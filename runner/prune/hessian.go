@@ -17,15 +17,15 @@ import (
 func calibratable(t *target, main *onnx.GraphIndex) string {
 	for _, u := range t.uses {
 		if u.graph != "" {
-			return fmt.Sprintf("%s is inside subgraph %s", nodeLabel(u.node), u.graph)
+			return fmt.Sprintf("%s is inside subgraph %s", onnx.Label(u.node), u.graph)
 		}
 		in := u.node.GetInput()[0]
 		computed := main.Producer[in] != nil || main.Input[in] != nil
 		if !computed || main.Initializer[in] != nil {
-			return fmt.Sprintf("%s input %q is a constant", nodeLabel(u.node), in)
+			return fmt.Sprintf("%s input %q is a constant", onnx.Label(u.node), in)
 		}
 		if k := len(t.lay.kernel); (u.node.GetOpType() == "Conv") && (k < 1 || k > 2) {
-			return fmt.Sprintf("%s is a %d-D convolution (1-D and 2-D are supported)", nodeLabel(u.node), k)
+			return fmt.Sprintf("%s is a %d-D convolution (1-D and 2-D are supported)", onnx.Label(u.node), k)
 		}
 	}
 	return ""
@@ -196,7 +196,7 @@ func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*on
 					x = batch[in]
 				}
 				if err := accs[i].add(u.node, x); err != nil {
-					return nil, fmt.Errorf("weight %q: %s input %q: %w", targets[i].w.Name, nodeLabel(u.node), in, err)
+					return nil, fmt.Errorf("weight %q: %s input %q: %w", targets[i].w.Name, onnx.Label(u.node), in, err)
 				}
 			}
 		}

@@ -36,47 +36,61 @@ type layout struct {
 // params is the number of weights the layout covers.
 func (l *layout) params() int { return l.groups * l.rows * l.cols }
 
-// newLayout describes the weight input (dims as the node reads it) of a
-// Conv, ConvTranspose, Gemm or MatMul node.
-func newLayout(node *onnxpb.NodeProto, dims []int64) (*layout, error) {
-	op := node.GetOpType()
-	switch op {
-	case "Conv", "ConvTranspose":
-		return convLayout(node, dims)
-	case "Gemm", "MatMul":
-		if len(dims) != 2 {
-			return nil, fmt.Errorf("%s weight has shape %v, expected 2 dimensions", op, dims)
-		}
-		d0, d1 := int(dims[0]), int(dims[1])
-		if op == "Gemm" && onnx.IntAttr(node, "transB", 0) != 0 {
-			// B is [N, K]: each output unit's weights are a row.
-			return &layout{op: op, groups: 1, rows: d0, cols: d1, span: d1, columns: "the input dimension K",
-				at: func(_, r, c int) int { return r*d1 + c }}, nil
-		}
-		// B is [K, N]: each output unit's weights are a column.
-		return &layout{op: op, groups: 1, rows: d1, cols: d0, span: d0, columns: "the input dimension K",
-			at: func(_, r, c int) int { return c*d1 + r }}, nil
-	}
-	return nil, fmt.Errorf("operator %s has no weight layout", op)
+// layouts are the kinds of layer (the operator table's) prune handles,
+// each with how it reads its weight as matrices. Recurrent layers (LSTM,
+// GRU, RNN: one [gates*hidden, input] matrix per direction) and the other
+// kinds of the table are left dense until they get an entry here.
+var layouts = map[onnx.LayerKind]func(node *onnxpb.NodeProto, l onnx.Layer, dims []int64) (*layout, error){
+	onnx.LayerConv:          convLayout,
+	onnx.LayerConvTranspose: convLayout,
+	onnx.LayerGemm:          matrixLayout,
+	onnx.LayerMatMul:        matrixLayout,
 }
 
-func convLayout(node *onnxpb.NodeProto, dims []int64) (*layout, error) {
+// newLayout describes the weight input (dims as the node reads it) of a
+// node of a kind in layouts.
+func newLayout(node *onnxpb.NodeProto, dims []int64) (*layout, error) {
+	l, ok := prunableLayer(node)
+	if !ok {
+		return nil, fmt.Errorf("operator %s has no weight layout", node.GetOpType())
+	}
+	return layouts[l.Kind](node, l, dims)
+}
+
+// matrixLayout is a 2-D weight (Gemm's B, MatMul's), one output unit per
+// position along the table's output axis: a row of B [N, K] with transB,
+// else a column of B [K, N].
+func matrixLayout(node *onnxpb.NodeProto, l onnx.Layer, dims []int64) (*layout, error) {
 	op := node.GetOpType()
-	if len(dims) < 3 {
+	out, in, ok := l.WeightAxes(len(dims))
+	if !ok || len(dims) != 2 {
+		return nil, fmt.Errorf("%s weight has shape %v, expected 2 dimensions", op, dims)
+	}
+	// Row-major strides of the two axes.
+	stride := [2]int{int(dims[1]), 1}
+	so, si := stride[out], stride[in]
+	return &layout{op: op, groups: 1, rows: int(dims[out]), cols: int(dims[in]), span: int(dims[in]), columns: "the input dimension K",
+		at: func(_, r, c int) int { return r*so + c*si }}, nil
+}
+
+func convLayout(node *onnxpb.NodeProto, l onnx.Layer, dims []int64) (*layout, error) {
+	op := node.GetOpType()
+	outAxis, inAxis, ok := l.WeightAxes(len(dims))
+	if !ok {
 		return nil, fmt.Errorf("%s weight has shape %v, expected at least 3 dimensions", op, dims)
 	}
-	g := int(onnx.IntAttr(node, "group", 1))
+	g := l.Group
 	kernel := append([]int64{}, dims[2:]...)
 	k := onnx.NumElements(kernel)
 	if g < 1 || onnx.NumElements(dims) == 0 {
 		return nil, fmt.Errorf("%s weight has shape %v and group %d", op, dims, g)
 	}
-	if op == "Conv" {
+	if l.Kind == onnx.LayerConv {
 		// [O, I/g, k...]: group gi's outputs see input channels
 		// gi*I/g .. (gi+1)*I/g.
-		o, in := int(dims[0]), int(dims[1])
+		o, in := int(dims[outAxis]), int(dims[inAxis])
 		if o%g != 0 {
-			return nil, fmt.Errorf("Conv weight has %d output channels, not a multiple of group %d", o, g)
+			return nil, fmt.Errorf("%s weight has %d output channels, not a multiple of group %d", op, o, g)
 		}
 		og := o / g
 		return &layout{
@@ -91,9 +105,9 @@ func convLayout(node *onnxpb.NodeProto, dims []int64) (*layout, error) {
 	// ConvTranspose [I, O/g, k...]: each input channel scatters into O/g
 	// output channels at k positions, so rows are (output channel, kernel
 	// position) and columns input channels.
-	in, og := int(dims[0]), int(dims[1])
+	in, og := int(dims[inAxis]), int(dims[outAxis])
 	if in%g != 0 {
-		return nil, fmt.Errorf("ConvTranspose weight has %d input channels, not a multiple of group %d", in, g)
+		return nil, fmt.Errorf("%s weight has %d input channels, not a multiple of group %d", op, in, g)
 	}
 	ig := in / g
 	return &layout{

@@ -27,9 +27,12 @@ const (
 	ReasonNoCalibration  Reason = "its layer's inputs cannot be calibrated"
 )
 
-// weightInput is the input index of each prunable operator's weight; its
-// bias, where it has one, is input 2.
-var weightInput = map[string]int{"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1}
+// prunableLayer returns the operator table's layer of a node whose weight
+// prune handles: a float operator of a kind with a layout (layouts).
+func prunableLayer(n *onnxpb.NodeProto) (onnx.Layer, bool) {
+	l, ok := onnx.LayerOf(n)
+	return l, ok && !l.Quantized && layouts[l.Kind] != nil
+}
 
 // normalizations read per-channel parameters from inputs 1 and up.
 var normalizations = map[string]bool{
@@ -117,7 +120,7 @@ func (f *finder) classify(w *onnx.Weight) (*target, *Skipped) {
 	skip := func(reason Reason, n *onnxpb.NodeProto, detail string) (*target, *Skipped) {
 		s := &Skipped{Name: w.Name, Params: int64(w.NumElements()), Reason: reason, Detail: detail}
 		if n != nil {
-			s.Node, s.OpType = nodeLabel(n), n.GetOpType()
+			s.Node, s.OpType = onnx.Label(n), n.GetOpType()
 		}
 		return nil, s
 	}
@@ -133,7 +136,7 @@ func (f *finder) classify(w *onnx.Weight) (*target, *Skipped) {
 	case r.bad != "" && len(r.good) == 0:
 		return skip(r.bad, r.badNode, r.badDetail)
 	case r.bad != "":
-		return skip(ReasonShared, r.badNode, fmt.Sprintf("also read by %s (%s)", nodeLabel(r.badNode), r.bad))
+		return skip(ReasonShared, r.badNode, fmt.Sprintf("also read by %s (%s)", onnx.Label(r.badNode), r.bad))
 	}
 	first := r.good[0].node
 	for _, u := range r.good {
@@ -157,9 +160,11 @@ func (f *finder) classify(w *onnx.Weight) (*target, *Skipped) {
 		if err != nil {
 			return skip(ReasonShape, u.node, err.Error())
 		}
-		k := fmt.Sprint(u.node.GetOpType(), u.dims, onnx.IntAttr(u.node, "group", 1), onnx.IntAttr(u.node, "transB", 0))
+		ul, _ := onnx.LayerOf(u.node)
+		out, in, _ := ul.WeightAxes(len(u.dims))
+		k := fmt.Sprint(u.node.GetOpType(), u.dims, ul.Group, out, in)
 		if lay != nil && k != key {
-			return skip(ReasonMixedLayouts, u.node, fmt.Sprintf("%s and %s", nodeLabel(first), nodeLabel(u.node)))
+			return skip(ReasonMixedLayouts, u.node, fmt.Sprintf("%s and %s", onnx.Label(first), onnx.Label(u.node)))
 		}
 		lay, key = l, k
 	}
@@ -177,15 +182,16 @@ func (f *finder) follow(dims []int64, uses []onnx.Use, r *walk) {
 		r.count++
 		n := u.Node
 		op := n.GetOpType()
-		if d := n.GetDomain(); d != "" && d != "ai.onnx" {
+		if d := n.GetDomain(); !onnx.IsDefaultDomain(d) {
 			r.reject(ReasonNotWeight, n, fmt.Sprintf("%s:%s input %d", d, op, u.Input))
 			continue
 		}
+		l, layer := prunableLayer(n)
 		switch {
-		case weightInput[op] > 0 && u.Input == weightInput[op]:
+		case layer && u.Input == l.Weight:
 			r.good = append(r.good, layerUse{node: n, graph: u.GraphPath, dims: dims})
-		case weightInput[op] > 0 && u.Input == 2:
-			r.reject(ReasonBias, n, fmt.Sprintf("%s input 2", op))
+		case layer && u.Input == l.Bias:
+			r.reject(ReasonBias, n, fmt.Sprintf("%s input %d", op, u.Input))
 		case (op == "Identity" || op == "Reshape" || op == "Flatten") && u.Input == 0:
 			out, err := f.reshaped(n, dims)
 			if err != nil {
@@ -216,7 +222,11 @@ func (f *finder) addsToLayer(n *onnxpb.NodeProto, u onnx.Use) bool {
 		return false
 	}
 	p := f.indexes[u.GraphPath].Producer[n.GetInput()[1-u.Input]]
-	return p != nil && weightInput[p.GetOpType()] > 0
+	if p == nil {
+		return false
+	}
+	_, ok := prunableLayer(p)
+	return ok
 }
 
 // reshaped is the shape of a reshaping node's output given its input's.
@@ -238,7 +248,7 @@ func (f *finder) reshaped(n *onnxpb.NodeProto, dims []int64) ([]int64, error) {
 	if in := n.GetInput(); len(in) > 1 {
 		w := f.weights[in[1]]
 		if w == nil {
-			return nil, fmt.Errorf("Reshape %s: the shape %q is computed at run time", nodeLabel(n), in[1])
+			return nil, fmt.Errorf("Reshape %s: the shape %q is computed at run time", onnx.Label(n), in[1])
 		}
 		t, err := w.Tensor()
 		if err != nil {
@@ -246,51 +256,9 @@ func (f *finder) reshaped(n *onnxpb.NodeProto, dims []int64) ([]int64, error) {
 		}
 		s, ok := t.Data.([]int64)
 		if !ok {
-			return nil, fmt.Errorf("Reshape %s: shape %q is %v, expected INT64", nodeLabel(n), in[1], t.DType)
+			return nil, fmt.Errorf("Reshape %s: shape %q is %v, expected INT64", onnx.Label(n), in[1], t.DType)
 		}
 		shape = s
 	}
-	return resolveShape(shape, dims, onnx.IntAttr(n, "allowzero", 0) != 0)
-}
-
-// resolveShape applies Reshape's rules: 0 copies the input dimension
-// (unless allowzero), -1 takes what is left.
-func resolveShape(shape, in []int64, allowZero bool) ([]int64, error) {
-	out := make([]int64, len(shape))
-	infer, known := -1, int64(1)
-	for i, s := range shape {
-		switch {
-		case s == 0 && !allowZero:
-			if i >= len(in) {
-				return nil, fmt.Errorf("Reshape shape %v copies dimension %d of %v", shape, i, in)
-			}
-			out[i] = in[i]
-		case s == -1 && infer < 0:
-			infer = i
-			continue
-		case s < 0:
-			return nil, fmt.Errorf("Reshape shape %v is not valid", shape)
-		default:
-			out[i] = s
-		}
-		known *= out[i]
-	}
-	total := int64(onnx.NumElements(in))
-	if infer >= 0 {
-		if known == 0 || total%known != 0 {
-			return nil, fmt.Errorf("Reshape shape %v does not fit %v", shape, in)
-		}
-		out[infer] = total / known
-	} else if known != total {
-		return nil, fmt.Errorf("Reshape shape %v does not fit %v", shape, in)
-	}
-	return out, nil
-}
-
-// nodeLabel names a node for reports: its name, else its op type.
-func nodeLabel(n *onnxpb.NodeProto) string {
-	if n.GetName() != "" {
-		return n.GetName()
-	}
-	return n.GetOpType() + " (unnamed)"
+	return onnx.ReshapeDims(dims, shape, onnx.IntAttr(n, "allowzero", 0) != 0)
 }

@@ -130,27 +130,45 @@ func TestExcludeOpType(t *testing.T) {
 	}
 }
 
-func TestResolveShape(t *testing.T) {
-	tests := []struct {
-		shape, in []int64
-		allowZero bool
-		want      []int64
-		err       bool
-	}{
-		{[]int64{-1, 4}, []int64{2, 5, 4}, false, []int64{10, 4}, false},
-		{[]int64{0, -1}, []int64{2, 5, 4}, false, []int64{2, 20}, false},
-		{[]int64{40}, []int64{2, 5, 4}, false, []int64{40}, false},
-		{[]int64{3, -1}, []int64{2, 5, 4}, false, nil, true},
-		{[]int64{-1, -1}, []int64{2, 5, 4}, false, nil, true},
-		{[]int64{7}, []int64{2, 5, 4}, false, nil, true},
+// TestTableLayers: the operator table places weights and channels; prune
+// handles the kinds it has a layout for and leaves the table's other kinds
+// (recurrent layers, embeddings) dense, as not a prunable weight.
+func TestTableLayers(t *testing.T) {
+	b := newBuilder(t, "layers")
+	b.input("X", onnx.Float, 1, 4, 5, 5).input("S", onnx.Float, 3, 1, 8).input("I", onnx.Int64, 2)
+	// ConvTranspose [C, M/group, k...] with 2 groups: per group, rows are
+	// (output channel, kernel position), columns the group's input channels.
+	b.init("Wct", []int64{4, 3, 2, 2}, nil)
+	b.node("ConvTranspose", "up", []string{"X", "Wct"}, []string{"U"}, onnx.AttrInt("group", 2))
+	b.init("W", []int64{2, 16, 8}, nil).init("R", []int64{2, 16, 4}, nil).init("B", []int64{2, 32}, nil)
+	b.node("LSTM", "lstm", []string{"S", "W", "R", "B"}, []string{"H"}, onnx.AttrInt("hidden_size", 4), onnx.AttrString("direction", "bidirectional"))
+	b.init("E", []int64{10, 6}, nil)
+	b.node("Gather", "embed", []string{"E", "I"}, []string{"G"})
+	b.output("U", onnx.Float).output("H", onnx.Float).output("G", onnx.Float)
+	o, err := parseSpec(v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range tests {
-		got, err := resolveShape(tc.shape, tc.in, tc.allowZero)
-		if (err != nil) != tc.err {
-			t.Errorf("resolveShape(%v, %v) error %v, want error %v", tc.shape, tc.in, err, tc.err)
-		}
-		if diff := cmp.Diff(tc.want, got); diff != "" {
-			t.Errorf("resolveShape(%v, %v) (-want +got):\n%s", tc.shape, tc.in, diff)
-		}
+	targets, skipped := findTargets(b.model(14), o)
+	if len(targets) != 1 {
+		t.Fatalf("%d targets, want the ConvTranspose weight alone", len(targets))
+	}
+	l := targets[0].lay
+	if got, want := []int{l.groups, l.rows, l.cols, len(l.kernel)}, []int{2, 3 * 4, 2, 2}; !cmp.Equal(got, want) {
+		t.Errorf("ConvTranspose layout groups, rows, cols, kernel rank %v, want %v", got, want)
+	}
+	// Element (group 1, row 5 = output channel 1 at kernel position 1,
+	// column 0 = input channel 2) is Wct[2, 1, 0, 1].
+	if got, want := l.at(1, 5, 0), ((2*3+1)*2+0)*2+1; got != want {
+		t.Errorf("ConvTranspose layout at(1, 5, 0) = %d, want %d", got, want)
+	}
+	wantSkipped := []Skipped{
+		{Name: "W", Node: "lstm", OpType: "LSTM", Params: 256, Reason: ReasonNotWeight, Detail: "LSTM input 1"},
+		{Name: "R", Node: "lstm", OpType: "LSTM", Params: 128, Reason: ReasonNotWeight, Detail: "LSTM input 2"},
+		{Name: "B", Node: "lstm", OpType: "LSTM", Params: 64, Reason: ReasonNotWeight, Detail: "LSTM input 3"},
+		{Name: "E", Node: "embed", OpType: "Gather", Params: 60, Reason: ReasonNotWeight, Detail: "Gather input 0"},
+	}
+	if diff := cmp.Diff(wantSkipped, skipped); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
 	}
 }

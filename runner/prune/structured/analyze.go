@@ -89,10 +89,10 @@ func (a *analysis) run() {
 	for _, n := range a.g.GetNode() {
 		op := n.GetOpType()
 		switch rule := rules[op]; {
-		case op == "Constant" && isDefault(n):
+		case op == "Constant" && onnx.IsDefaultDomain(n.GetDomain()):
 		case a.excluded[n.GetName()] || a.exclOps[op]:
 			a.opaque(n, "excluded by the options")
-		case !isDefault(n):
+		case !onnx.IsDefaultDomain(n.GetDomain()):
 			a.opaque(n, fmt.Sprintf("operator %s:%s is not one structured pruning rewrites", n.GetDomain(), op))
 		case rule == nil:
 			a.opaque(n, fmt.Sprintf("operator %s is not one structured pruning rewrites", op))
@@ -181,7 +181,8 @@ func (a *analysis) newSource(n *onnxpb.NodeProto, w *onnx.Weight, axis, outAxis 
 	a.sources = append(a.sources, s)
 	a.origin[out] = s
 	l := &layout{axis: outAxis, ids: s.ids, block: 1}
-	a.slice(n, 1, axis, l) // every rule reads the layer's weight at input 1
+	lay, _ := onnx.LayerOf(n)
+	a.slice(n, lay.Weight, axis, l)
 	return l
 }
 

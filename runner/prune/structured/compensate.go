@@ -28,7 +28,8 @@ func (a *analysis) compensate(p *plan, means map[string][]float64) error {
 		if len(keep) == e.lay.size() {
 			continue
 		}
-		mean := means[input(e.node, 0)]
+		lay, _ := onnx.LayerOf(e.node)
+		mean := means[input(e.node, lay.Data)]
 		if len(mean) != e.lay.size() {
 			continue // no activations measured for this input
 		}
@@ -54,26 +55,27 @@ func (a *analysis) delta(e edit, keep map[int]bool, mean []float64) ([]float64, 
 		return nil, fmt.Errorf("weight %q: %w", w.Name, err)
 	}
 	dims := w.Dims
-	// outAxis is the weight's output-unit axis; scale spreads the sum
-	// over the kernel to one output element.
-	outAxis, scale := 0, 1.0
-	switch e.node.GetOpType() {
-	case "ConvTranspose":
-		outAxis = 1
+	// outAxis is the weight's output-unit axis (the operator table's);
+	// scale spreads the sum over the kernel to one output element.
+	lay, _ := onnx.LayerOf(e.node)
+	outAxis, _, ok := lay.WeightAxes(len(dims))
+	if !ok {
+		return nil, fmt.Errorf("%s: weight %q has shape %v", e.node.GetOpType(), w.Name, dims)
+	}
+	scale := 1.0
+	switch lay.Kind {
+	case onnx.LayerConvTranspose:
 		strides, _ := onnx.IntsAttr(e.node, "strides")
 		for _, s := range strides {
 			scale /= float64(s) // each output element sees prod(kernel)/prod(strides) taps on average
 		}
-	case "Gemm":
-		outAxis = 1 - e.axis
+	case onnx.LayerGemm:
 		if al := onnx.FindAttr(e.node, "alpha"); al != nil {
 			scale = float64(al.GetF())
 		}
 		if be := onnx.FindAttr(e.node, "beta"); be != nil && be.GetF() != 0 {
 			scale /= float64(be.GetF())
 		}
-	case "MatMul":
-		outAxis = 1
 	}
 	delta := make([]float64, dims[outAxis])
 	strides := make([]int, len(dims))
@@ -93,12 +95,14 @@ func (a *analysis) delta(e edit, keep map[int]bool, mean []float64) ([]float64, 
 	return delta, nil
 }
 
-// addToBias adds delta to the bias of n: input 2 of Conv, ConvTranspose
-// and Gemm (created when absent), or the constant of the Add that alone
-// follows a MatMul. Layers without a place for it are left as they are.
+// addToBias adds delta to the bias of n: its bias input in the operator
+// table (Conv, ConvTranspose and Gemm; created when absent), or the
+// constant of the Add that alone follows a layer without one (MatMul).
+// Layers without a place for it are left as they are.
 func (a *analysis) addToBias(n *onnxpb.NodeProto, delta []float64) error {
-	node, i := n, 2
-	if n.GetOpType() == "MatMul" {
+	lay, _ := onnx.LayerOf(n)
+	node, i := n, lay.Bias
+	if lay.Bias < 0 {
 		add := a.biasAdd(n, len(delta))
 		if add == nil {
 			return nil
@@ -159,13 +163,14 @@ func (a *analysis) newBias(n *onnxpb.NodeProto, delta []float64) error {
 	if err != nil {
 		return err
 	}
-	for len(n.Input) < 2 {
+	lay, _ := onnx.LayerOf(n)
+	for len(n.Input) < lay.Bias {
 		n.Input = append(n.Input, "")
 	}
-	n.Input = append(n.Input[:2], name)
+	n.Input = append(n.Input[:lay.Bias], name)
 	a.weights[name] = a.m.Weight(name)
 	if l := a.lay[output(n, 0)]; l != nil && l.size() == len(delta) {
-		a.edits = append(a.edits, edit{kind: sliceWeight, node: n, input: 2, axis: 0, lay: l})
+		a.edits = append(a.edits, edit{kind: sliceWeight, node: n, input: lay.Bias, axis: 0, lay: l})
 	}
 	return nil
 }

@@ -18,7 +18,10 @@
 // that is scored and removed, everywhere at once. Classes that cannot go —
 // they reach a graph output, an operator this package does not rewrite, a
 // Reshape whose shape is computed at run time — are pinned, and the reason
-// is reported.
+// is reported. Each operator's rule (rules.go) holds its coupling logic;
+// which input of a layer is the weight or the bias and which weight axes
+// hold its output and input channels comes from runner/onnx's operator
+// table.
 //
 // Three criteria score channels: the L1 or L2 norm of the filter (Li et
 // al., "Pruning Filters for Efficient ConvNets"); the entropy of the

@@ -29,7 +29,7 @@ func foldWeightReshapes(gr *graph) ([]string, error) {
 	for _, n := range gr.g.GetNode() {
 		src := gr.weight(n, 0)
 		shape, known := gr.shapes[output(n, 0)]
-		if !reshapeOps[n.GetOpType()] || !isDefault(n) || src == nil || !known || outputs[output(n, 0)] || !allWeights(gr, n) || len(n.GetOutput()) != 1 {
+		if !reshapeOps[n.GetOpType()] || !onnx.IsDefaultDomain(n.GetDomain()) || src == nil || !known || outputs[output(n, 0)] || !allWeights(gr, n) || len(n.GetOutput()) != 1 {
 			keep = append(keep, n)
 			continue
 		}
@@ -66,10 +66,6 @@ func allWeights(gr *graph, n *onnxpb.NodeProto) bool {
 		}
 	}
 	return true
-}
-
-func isDefault(n *onnxpb.NodeProto) bool {
-	return n.GetDomain() == "" || n.GetDomain() == "ai.onnx"
 }
 
 func dimsOf(dims []int64) []onnx.Dim {

@@ -146,8 +146,9 @@ func newPruning(ctx context.Context, src *onnx.Model, opts Options) (*pruning, e
 }
 
 // hasCandidates reports whether the main graph has a layer whose output
-// channels could be candidates: a Conv, ConvTranspose, Gemm or MatMul
-// reading a weight at input 1.
+// channels could be candidates: a node with a rule and a float layer in
+// the operator table (Conv, ConvTranspose, Gemm, MatMul) reading a weight
+// where the table puts it.
 func hasCandidates(m *onnx.Model) bool {
 	weights := map[string]bool{}
 	for _, w := range m.Weights() {
@@ -156,11 +157,8 @@ func hasCandidates(m *onnx.Model) bool {
 		}
 	}
 	for _, n := range m.Proto.GetGraph().GetNode() {
-		switch n.GetOpType() {
-		case "Conv", "ConvTranspose", "Gemm", "MatMul":
-			if isDefault(n) && weights[input(n, 1)] {
-				return true
-			}
+		if l, ok := onnx.LayerOf(n); ok && !l.Quantized && rules[n.GetOpType()] != nil && weights[input(n, l.Weight)] {
+			return true
 		}
 	}
 	return false

@@ -3,6 +3,8 @@ package structured
 import (
 	"fmt"
 	"math"
+
+	"github.com/kompress/kompress/runner/onnx"
 )
 
 // reconstructionScores scores channels by what removing them costs the
@@ -29,7 +31,8 @@ func (a *analysis) reconstructionScores(mom map[string]*moments) ([][]float64, e
 		if !e.mixing {
 			continue
 		}
-		x := input(e.node, 0)
+		lay, _ := onnx.LayerOf(e.node)
+		x := input(e.node, lay.Data)
 		mx := mom[x]
 		w := a.weight(e.node, e.input)
 		vals, err := w.Float32s()
