@@ -34,7 +34,8 @@
 // folded, so the student's graph keeps its nodes.
 //
 // Weights that train: Conv weights and biases, Gemm and MatMul matrices
-// and biases, BatchNormalization scale and bias, and Add/Sub/Mul/Div
+// and biases (where runner/onnx's operator table puts them),
+// BatchNormalization scale and bias, and Add/Sub/Mul/Div
 // operands of more than one element. Scalars (preprocessing such as
 // x/255) and non-float32 weights stay frozen. Reshape handles a batch
 // size baked in at export (mnist-8 reshapes to the constant [1, 256]):

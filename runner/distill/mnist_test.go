@@ -46,7 +46,7 @@ func prunable(m *onnx.Model) []*onnx.Weight {
 	var out []*onnx.Weight
 	for _, w := range m.Weights() {
 		for _, u := range w.Uses {
-			if roleOf(u.OpType(), u.Input, w.NumElements()) == rolePrune {
+			if roleOf(u.Node, u.Input, w.NumElements()) == rolePrune {
 				out = append(out, w)
 				break
 			}

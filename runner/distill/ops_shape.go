@@ -4,7 +4,9 @@ package distill
 // arithmetic, or fold shape computations into constants.
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -37,57 +39,23 @@ func convertFlatten(b *builder, n *onnxpb.NodeProto) error {
 	return nil
 }
 
-// reshapeTarget resolves an ONNX Reshape shape against the input shape:
-// 0 copies the input's dimension (unless allowzero), -1 takes what is
-// left. A shape that fixed the batch dimension when the model was
-// exported (mnist-8 reshapes to the constant [1, 256]) is rewritten for
-// the batch being trained: the first dimension becomes the batch when
-// that is the only way the sizes agree.
+// reshapeTarget resolves an ONNX Reshape shape against the input shape
+// (onnx.ReshapeDims). A shape that fixed the batch dimension when the model
+// was exported (mnist-8 reshapes to the constant [1, 256]) is rewritten for
+// the batch being trained: the first dimension becomes the batch when that
+// is the only way the sizes agree.
 func reshapeTarget(in []int, shape []int64, allowZero bool, batch int) ([]int, error) {
-	out := make([]int, len(shape))
-	infer, known := -1, 1
-	for i, d := range shape {
-		switch {
-		case d == 0 && !allowZero:
-			if i >= len(in) {
-				return nil, fmt.Errorf("shape %v copies dimension %d that input %v lacks", shape, i, in)
-			}
-			out[i] = in[i]
-		case d == -1:
-			if infer >= 0 {
-				return nil, fmt.Errorf("shape %v has more than one -1", shape)
-			}
-			infer = i
-			continue
-		case d < 0:
-			return nil, fmt.Errorf("shape %v has a negative dimension", shape)
-		default:
-			out[i] = int(d)
-		}
-		known *= out[i]
-	}
-	total := 1
-	for _, d := range in {
-		total *= d
-	}
-	if infer >= 0 {
-		if known == 0 || total%known != 0 {
-			return nil, fmt.Errorf("cannot reshape %v to %v", in, shape)
-		}
-		out[infer] = total / known
-		return out, nil
-	}
-	if known == total {
-		return out, nil
-	}
-	if len(out) > 0 && len(in) > 0 && in[0] == batch {
-		rest := known / max(out[0], 1)
-		if out[0] > 0 && rest > 0 && rest*batch == total {
-			out[0] = batch
-			return out, nil
+	out, err := onnx.ReshapeDims(int64Dims(in), shape, allowZero)
+	if errors.Is(err, onnx.ErrReshapeCount) && len(shape) > 0 && shape[0] > 0 && len(in) > 0 && in[0] == batch && !slices.Contains(shape, -1) {
+		fixed := append([]int64{-1}, shape[1:]...)
+		if o, err2 := onnx.ReshapeDims(int64Dims(in), fixed, allowZero); err2 == nil && o[0] == int64(batch) {
+			out, err = o, nil
 		}
 	}
-	return nil, fmt.Errorf("cannot reshape %v (%d values) to %v", in, total, shape)
+	if err != nil {
+		return nil, err
+	}
+	return intDims(out), nil
 }
 
 func convertReshape(b *builder, n *onnxpb.NodeProto) error {

@@ -61,21 +61,29 @@ const (
 	rolePrune
 )
 
-// roleOf says how a weight read by input i of a node is trained.
-func roleOf(op string, i int, elems int) role {
-	switch op {
-	case "Conv":
-		if i == 1 {
+// trainedLayers are the kinds of layer of the operator table whose
+// weights distillation trains (its Conv, Gemm and MatMul kernels). A
+// Gather's table stays frozen.
+var trainedLayers = map[onnx.LayerKind]bool{onnx.LayerConv: true, onnx.LayerGemm: true, onnx.LayerMatMul: true}
+
+// roleOf says how a weight read by input i of node n is trained. A
+// layer's weight and bias are where the operator table puts them.
+func roleOf(n *onnxpb.NodeProto, i int, elems int) role {
+	if l, ok := onnx.LayerOf(n); ok && !l.Quantized && trainedLayers[l.Kind] {
+		switch i {
+		case l.Weight:
 			return rolePrune
+		case l.Bias:
+			return roleTrain
+		case l.Data:
+			if l.Kind == onnx.LayerConv {
+				return roleTrain
+			}
+			return rolePrune // a constant operand of a matrix product is a matrix like the weight
 		}
-		return roleTrain
-	case "Gemm":
-		if i < 2 {
-			return rolePrune
-		}
-		return roleTrain
-	case "MatMul":
-		return rolePrune
+		return roleFrozen
+	}
+	switch n.GetOpType() {
 	case "BatchNormalization":
 		if i == 1 || i == 2 {
 			return roleTrain // scale and bias; mean and variance stay frozen
@@ -167,12 +175,12 @@ func (e *UnsupportedError) Error() string {
 func (p *plan) checkOps() error {
 	var bad []string
 	for i, n := range p.graph.GetNode() {
-		if n.GetOpType() == "Constant" && n.GetDomain() == "" {
+		if n.GetOpType() == "Constant" && onnx.IsDefaultDomain(n.GetDomain()) {
 			continue // its value is a weight
 		}
-		if _, ok := converters[n.GetOpType()]; !ok || (n.GetDomain() != "" && n.GetDomain() != "ai.onnx") {
+		if _, ok := converters[n.GetOpType()]; !ok || !onnx.IsDefaultDomain(n.GetDomain()) {
 			op := n.GetOpType()
-			if d := n.GetDomain(); d != "" && d != "ai.onnx" {
+			if d := n.GetDomain(); !onnx.IsDefaultDomain(d) {
 				op = d + ":" + op
 			}
 			bad = append(bad, fmt.Sprintf("%s (%s)", onnx.NodeLabel(n, i), op))
@@ -199,7 +207,7 @@ func (p *plan) collectWeights() error {
 		}
 		r := roleFrozen
 		for _, u := range w.Uses {
-			r = max(r, roleOf(u.OpType(), u.Input, w.NumElements()))
+			r = max(r, roleOf(u.Node, u.Input, w.NumElements()))
 		}
 		if r == roleFrozen || w.DType != onnx.Float {
 			p.consts[w.Name] = t

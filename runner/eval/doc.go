@@ -23,7 +23,9 @@
 //     dequantize to a non-zero value). sparsity = 1 - nonzero/params.
 //   - macs: multiply-accumulates of one sample through Conv, ConvTranspose,
 //     Gemm, MatMul and their integer forms (ConvInteger, QLinearConv,
-//     MatMulInteger, QLinearMatMul, MatMulNBits; a DequantizeLinear feeding
+//     MatMulInteger, QLinearMatMul, MatMulNBits: the kinds of layer of
+//     runner/onnx's operator table, which places their data and weight
+//     inputs; a DequantizeLinear feeding
 //     a MatMul or Conv is counted as that MatMul or Conv), from the shapes
 //     ONNX Runtime produces on a real run: output elements x (input
 //     channels / group x kernel elements) for convolutions, input elements

@@ -19,31 +19,39 @@ const (
 	// convTransposeMACs: input elements x weight dims[1] (output channels
 	// / group) x kernel elements.
 	convTransposeMACs
-	// matMulMACs: output elements x K, K the last dim of A.
+	// matMulMACs: output elements x K, K the data's last dim.
 	matMulMACs
 	// gemmMACs: output elements x K, K = A dims[transA ? 0 : 1].
 	gemmMACs
 )
 
-// macOp names the operator's activation input and weight input (the
-// operands whose shapes the count needs besides the output).
+// macOp is a counted node: how its MACs follow from shapes, and its
+// activation and weight inputs (the operands whose shapes the count needs
+// besides the output), as the operator table gives them.
 type macOp struct {
 	kind      macKind
 	data, wgt int
+	layer     onnx.Layer
 }
 
-// macOps lists the operators whose MACs are counted. A DequantizeLinear
-// feeding a MatMul or Conv needs no entry: the MatMul or Conv is counted.
-var macOps = map[string]macOp{
-	"Conv":          {convMACs, 0, 1},
-	"ConvInteger":   {convMACs, 0, 1},
-	"QLinearConv":   {convMACs, 0, 3},
-	"ConvTranspose": {convTransposeMACs, 0, 1},
-	"MatMul":        {matMulMACs, 0, 1},
-	"MatMulInteger": {matMulMACs, 0, 1},
-	"QLinearMatMul": {matMulMACs, 0, 3},
-	"MatMulNBits":   {matMulMACs, 0, 1},
-	"Gemm":          {gemmMACs, 0, 1},
+// macKinds are the kinds of layer of the operator table whose MACs are
+// counted, float and integer forms alike. A DequantizeLinear feeding a
+// MatMul or Conv needs no entry: the MatMul or Conv is counted.
+var macKinds = map[onnx.LayerKind]macKind{
+	onnx.LayerConv:          convMACs,
+	onnx.LayerConvTranspose: convTransposeMACs,
+	onnx.LayerMatMul:        matMulMACs,
+	onnx.LayerGemm:          gemmMACs,
+}
+
+// macOpOf says how a node's MACs are counted; ok is false when they are not.
+func macOpOf(n *onnxpb.NodeProto) (macOp, bool) {
+	l, ok := onnx.LayerOf(n)
+	if !ok {
+		return macOp{}, false
+	}
+	k, ok := macKinds[l.Kind]
+	return macOp{kind: k, data: l.Data, wgt: l.Weight, layer: l}, ok
 }
 
 // shapeProbe is a copy of the model that also outputs, through Shape
@@ -63,7 +71,7 @@ func newShapeProbe(m *onnx.Model) *shapeProbe {
 	p := &shapeProbe{model: m, shapeOf: map[string]string{}}
 	g := p.model.Proto.GetGraph()
 	for _, n := range g.GetNode() {
-		op, ok := macOps[n.GetOpType()]
+		op, ok := macOpOf(n)
 		if !ok {
 			continue
 		}
@@ -157,7 +165,7 @@ func countMACs(name string, m *onnx.Model, data *feed.Data, batch int, opts feed
 
 // nodeMACs counts one node's multiply-accumulates from runtime shapes.
 func nodeMACs(n *onnxpb.NodeProto, shape func(string) ([]int64, error)) (int64, error) {
-	op := macOps[n.GetOpType()]
+	op, _ := macOpOf(n)
 	switch op.kind {
 	case convMACs, convTransposeMACs:
 		act := n.GetOutput()[0]
@@ -188,15 +196,10 @@ func nodeMACs(n *onnxpb.NodeProto, shape func(string) ([]int64, error)) (int64, 
 	if len(a) == 0 {
 		return 0, fmt.Errorf("input %q is a scalar", input(n, op.data))
 	}
-	k := a[len(a)-1]
-	if op.kind == gemmMACs {
-		if len(a) != 2 {
-			return 0, fmt.Errorf("input A %q has shape %v, expected 2-D", input(n, op.data), a)
-		}
-		if onnx.IntAttr(n, "transA", 0) != 0 {
-			k = a[0]
-		}
+	if op.kind == gemmMACs && len(a) != 2 {
+		return 0, fmt.Errorf("input A %q has shape %v, expected 2-D", input(n, op.data), a)
 	}
+	k := a[op.layer.DataAxis(len(a))]
 	return product(y) * k, nil
 }
 
