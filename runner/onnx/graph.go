@@ -177,13 +177,7 @@ func (m *Model) SetOpset(domain string, version int64) {
 }
 
 func sameDomain(a, b string) bool {
-	norm := func(s string) string {
-		if s == "ai.onnx" {
-			return ""
-		}
-		return s
-	}
-	return norm(a) == norm(b)
+	return a == b || IsDefaultDomain(a) && IsDefaultDomain(b)
 }
 
 // UniqueName returns base if no tensor, node or graph in the model uses it
