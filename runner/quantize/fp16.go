@@ -170,6 +170,10 @@ func (f *fp16) convertConstants() (int, error) {
 			return 0, err
 		}
 		h := onnx.NewTensor(append([]int64{}, t.Dims...), toFloat16(v))
+		var first *use
+		if len(readers) > 0 {
+			first = &readers[0]
+		}
 		if single == 0 && !f.ix.outputs[name] {
 			if err := c.w.Set(h); err != nil {
 				return 0, err
@@ -181,13 +185,11 @@ func (f *fp16) convertConstants() (int, error) {
 				return 0, err
 			}
 			f.other[name] = copyName
-			f.r.addFloat(name, &readers[0], ReasonFP16Blocked, "kept for its float32 readers; float16 copy for the others")
+			// A graph output nothing reads (a model that outputs a
+			// constant) has no first reader.
+			f.r.addFloat(name, first, ReasonFP16Blocked, "kept for its float32 readers; float16 copy for the others")
 		}
 		converted++
-		var first *use
-		if len(readers) > 0 {
-			first = &readers[0]
-		}
 		q := QuantizedTensor{Name: name, Type: "float16", Granularity: "elementwise", Elements: len(v)}
 		if first != nil {
 			q.Node, q.OpType = onnx.Label(first.node), first.node.GetOpType()
