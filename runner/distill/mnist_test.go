@@ -3,7 +3,6 @@ package distill
 import (
 	"context"
 	"math"
-	"os"
 	"slices"
 	"testing"
 
@@ -128,11 +127,9 @@ func sparsityOf(t testing.TB, m *onnx.Model) float64 {
 
 // TestMNISTTargets distills 80%-pruned mnist-8 students on the 60,000
 // training images and scores them on the 10,000 test images. It takes
-// minutes: set KOMPRESS_LONG=1 to run it.
+// minutes: set KOMPRESS_FIGURES=1 to run it.
 func TestMNISTTargets(t *testing.T) {
-	if os.Getenv("KOMPRESS_LONG") == "" {
-		t.Skip("set KOMPRESS_LONG=1 to distill mnist-8 on 60,000 images (minutes)")
-	}
+	onnxtest.Figures(t, "needs `make data`; distills mnist-8 on 60,000 images, minutes")
 	orttest.Require(t)
 	train := onnxtest.MNIST(t, dataset.MNISTTrain60k)
 	test := onnxtest.MNIST(t, dataset.MNISTTest10k)
@@ -312,11 +309,9 @@ func weightDims(m *onnx.Model) map[string][]int64 {
 // TestMNISTChain runs the canonical chain on mnist-8 in Go — prune
 // (hessian 2:4) -> distill -> quantize (static int8) — and scores each
 // step on the 10,000 test images: distillation must bring the chain
-// within 0.7 points of the teacher. KOMPRESS_LONG=1 runs it.
+// within 0.7 points of the teacher. KOMPRESS_FIGURES=1 runs it.
 func TestMNISTChain(t *testing.T) {
-	if os.Getenv("KOMPRESS_LONG") == "" {
-		t.Skip("set KOMPRESS_LONG=1 to run prune -> distill -> quantize on mnist-8 (minutes)")
-	}
+	onnxtest.Figures(t, "needs `make data`; prune -> distill -> quantize on mnist-8, minutes")
 	orttest.Require(t)
 	ctx := context.Background()
 	train := onnxtest.MNIST(t, dataset.MNISTTrain60k)

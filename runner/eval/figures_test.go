@@ -2,7 +2,6 @@ package eval_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -18,11 +17,9 @@ import (
 // set: accuracy (checked against a plain one-image-at-a-time loop) and how
 // long Evaluate takes. It only reports figures, so it runs on request:
 //
-//	make data && KOMPRESS_EVAL_FIGURES=1 go test -count=1 -run TestMNIST10kFigures -v ./runner/eval/
+//	make data && KOMPRESS_FIGURES=1 go test -count=1 -run TestMNIST10kFigures -v ./runner/eval/
 func TestMNIST10kFigures(t *testing.T) {
-	if os.Getenv("KOMPRESS_EVAL_FIGURES") == "" {
-		t.Skip("reports figures on request: set KOMPRESS_EVAL_FIGURES=1 (the 10k set comes from `make data`)")
-	}
+	onnxtest.Figures(t, "the 10k set comes from `make data`")
 	orttest.Require(t)
 	data := onnxtest.MNIST(t, dataset.MNISTTest10k)
 	model := readModel(t, "mnist-8.onnx")

@@ -15,13 +15,11 @@ import (
 // TestMNIST10k measures the issue's targets on mnist-8 with the full
 // 10,000-image test set, calibrating on the training set, scored by ONNX
 // Runtime, and prints them as a table. It needs `make data` and takes
-// about a minute: set KOMPRESS_PRUNE_FIGURES=1.
+// about a minute: set KOMPRESS_FIGURES=1.
 //
-//	KOMPRESS_PRUNE_FIGURES=1 go test ./runner/prune -run MNIST10k -v
+//	KOMPRESS_FIGURES=1 go test ./runner/prune -run MNIST10k -v
 func TestMNIST10k(t *testing.T) {
-	if !envSet("KOMPRESS_PRUNE_FIGURES") {
-		t.Skip("set KOMPRESS_PRUNE_FIGURES=1 (needs `make data`, about a minute)")
-	}
+	onnxtest.Figures(t, "needs `make data`, about a minute")
 	test := onnxtest.MNIST(t, dataset.MNISTTest10k)
 	train := onnxtest.MNIST(t, dataset.MNISTTrain60k)
 	src := onnxtest.Model(t, onnxtest.MNIST8)
@@ -99,11 +97,9 @@ func figureName(spec v1alpha1.PruneSpec) string {
 // TestHessianSpeed times hessian pruning (70%, 128 calibration samples) of
 // a chain of four 1024x1024 MatMul+Add+Relu layers, 4.2 million
 // parameters, and logs the time per million parameters and per sample:
-// set KOMPRESS_PRUNE_FIGURES=1.
+// set KOMPRESS_FIGURES=1.
 func TestHessianSpeed(t *testing.T) {
-	if !envSet("KOMPRESS_PRUNE_FIGURES") {
-		t.Skip("set KOMPRESS_PRUNE_FIGURES=1 (about a minute)")
-	}
+	onnxtest.Figures(t, "about a minute")
 	const width, layers, samples = 1024, 4, 128
 	b := newBuilder(t, "chain").input("x", onnx.Float, "N", width)
 	x := "x"

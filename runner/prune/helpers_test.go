@@ -3,7 +3,6 @@ package prune
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"testing"
 
@@ -43,9 +42,6 @@ func mustPrune(t testing.TB, m *onnx.Model, spec v1alpha1.PruneSpec, data *datas
 	}
 	return out, rep
 }
-
-// envSet reports whether an opt-in environment variable is set.
-func envSet(name string) bool { return os.Getenv(name) != "" }
 
 // newRand is a seeded source for test data.
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed)) }

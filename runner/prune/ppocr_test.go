@@ -138,11 +138,9 @@ func TestPPOCRMagnitude(t *testing.T) {
 // page images, leaving layers under 3000 weights (depthwise and
 // squeeze-excitation convolutions with 6 to 25 inputs per output) dense,
 // and checks the outputs on other pages stay close to the source's
-// (cosine >= 0.95). About two minutes: set KOMPRESS_PRUNE_FIGURES=1.
+// (cosine >= 0.95). About two minutes: set KOMPRESS_FIGURES=1.
 func TestPPOCRHessian(t *testing.T) {
-	if !envSet("KOMPRESS_PRUNE_FIGURES") {
-		t.Skip("set KOMPRESS_PRUNE_FIGURES=1 (about two minutes)")
-	}
+	onnxtest.Figures(t, "about two minutes")
 	src := onnxtest.Model(t, onnxtest.PPOCRDet)
 	var x []float32
 	for s := uint64(10); s < 18; s++ {
@@ -168,11 +166,9 @@ func TestPPOCRHessian(t *testing.T) {
 // criterion reconstruction at scope global; scope layer (20% of every
 // group, the sensitive head included) is logged for comparison. Minutes
 // (the sensitivity analysis runs the model about 300 times): set
-// KOMPRESS_PRUNE_FIGURES=1.
+// KOMPRESS_FIGURES=1.
 func TestPPOCRStructured(t *testing.T) {
-	if !envSet("KOMPRESS_PRUNE_FIGURES") {
-		t.Skip("set KOMPRESS_PRUNE_FIGURES=1 (minutes)")
-	}
+	onnxtest.Figures(t, "minutes")
 	src := onnxtest.Model(t, onnxtest.PPOCRDet)
 	var x []float32
 	for s := uint64(10); s < 26; s++ {

@@ -2,7 +2,6 @@ package quantize
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/kompress/kompress/api/v1alpha1"
@@ -80,12 +79,10 @@ func TestMNISTAccuracy1k(t *testing.T) {
 // TestMNISTAccuracy10k gives the figures on the full test set (built by
 // `make data`), calibrating on training images:
 //
-//	KOMPRESS_QUANTIZE_FIGURES=1 go test ./runner/quantize -run TestMNISTAccuracy10k -v
+//	KOMPRESS_FIGURES=1 go test ./runner/quantize -run TestMNISTAccuracy10k -v
 //
 // TestMNISTAccuracy1k checks the same targets on every run.
 func TestMNISTAccuracy10k(t *testing.T) {
-	if os.Getenv("KOMPRESS_QUANTIZE_FIGURES") == "" {
-		t.Skip("set KOMPRESS_QUANTIZE_FIGURES=1 to score 10,000 images per method")
-	}
+	onnxtest.Figures(t, "needs `make data`; scores 10,000 images per method")
 	checkMNIST(t, onnxtest.MNIST(t, dataset.MNISTTest10k), onnxtest.MNIST(t, dataset.MNISTTrain60k))
 }

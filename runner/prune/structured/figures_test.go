@@ -3,7 +3,6 @@ package structured
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"testing"
@@ -21,11 +20,9 @@ import (
 // The figures of the pruning targets take minutes (the full MNIST test
 // set, latency over many runs, ppocr-det's sensitivity analysis):
 //
-//	KOMPRESS_STRUCTURED_FIGURES=1 go test ./runner/prune/structured -run TestFigures -v -timeout 30m
+//	KOMPRESS_FIGURES=1 go test ./runner/prune/structured -run TestFigures -v -timeout 30m
 func figures(t *testing.T) {
-	if os.Getenv("KOMPRESS_STRUCTURED_FIGURES") == "" {
-		t.Skip("set KOMPRESS_STRUCTURED_FIGURES=1 to measure the pruning targets (minutes)")
-	}
+	onnxtest.Figures(t, "needs `make data`; minutes")
 	orttest.Require(t)
 }
 
