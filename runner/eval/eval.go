@@ -6,13 +6,12 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
-// Defaults for values the spec or the request leaves at zero.
+// Defaults for values the settings or the request leave at zero.
 const (
 	DefaultLatencyBatchSize = 1
 	DefaultLatencyRuns      = 50
@@ -23,9 +22,25 @@ const (
 	// synthesized inputs (3x320x320 for an image model taking [N,3,H,W]).
 	DefaultDynamicDim = feed.DefaultDynamicDim
 	// DefaultSynthSamples is how many samples are synthesized when there
-	// is no dataset (fewer when spec.samples asks for fewer).
+	// is no dataset (fewer when Settings.Samples asks for fewer).
 	DefaultSynthSamples = 8
 )
+
+// Settings say how much of a model is measured. The zero value scores
+// every sample and times DefaultLatencyRuns runs at batch size
+// DefaultLatencyBatchSize.
+type Settings struct {
+	// Samples caps how many dataset samples are scored (and how many are
+	// synthesized without a dataset, at most DefaultSynthSamples); 0
+	// scores them all.
+	Samples int
+	// LatencyBatchSize is the batch size latency is timed at (the model's
+	// own when it fixes one); 0 means DefaultLatencyBatchSize.
+	LatencyBatchSize int
+	// LatencyRuns is how many timed runs follow the WarmupRuns; 0 means
+	// DefaultLatencyRuns.
+	LatencyRuns int
+}
 
 // Request is one model to measure.
 type Request struct {
@@ -40,7 +55,8 @@ type Request struct {
 	// Data feeds the model's inputs (runner/feed matches it to them); nil
 	// synthesizes inputs.
 	Data *dataset.Dataset
-	Spec v1alpha1.EvaluationSpec
+	// Spec says how much to measure.
+	Spec Settings
 	// Shapes gives, by input name, the sample dimensions (batch excluded)
 	// of synthesized inputs whose declared shape has dynamic dimensions.
 	Shapes map[string][]int64
@@ -180,11 +196,11 @@ func (req Request) validate() error {
 	case req.Source != nil && len(req.Source) == 0:
 		return fmt.Errorf("%s: the source model is empty (0 bytes)", req.sourceName())
 	case req.Spec.Samples < 0:
-		return fmt.Errorf("evaluation.samples is %d, expected >= 0", req.Spec.Samples)
+		return fmt.Errorf("eval: Spec.Samples is %d, expected >= 0", req.Spec.Samples)
 	case req.Spec.LatencyBatchSize < 0:
-		return fmt.Errorf("evaluation.latencyBatchSize is %d, expected >= 1 (or 0 for the default %d)", req.Spec.LatencyBatchSize, DefaultLatencyBatchSize)
+		return fmt.Errorf("eval: Spec.LatencyBatchSize is %d, expected >= 1 (or 0 for the default %d)", req.Spec.LatencyBatchSize, DefaultLatencyBatchSize)
 	case req.Spec.LatencyRuns < 0:
-		return fmt.Errorf("evaluation.latencyRuns is %d, expected >= 1 (or 0 for the default %d)", req.Spec.LatencyRuns, DefaultLatencyRuns)
+		return fmt.Errorf("eval: Spec.LatencyRuns is %d, expected >= 1 (or 0 for the default %d)", req.Spec.LatencyRuns, DefaultLatencyRuns)
 	case req.Threads < 0:
 		return fmt.Errorf("eval: Threads is %d, expected >= 0", req.Threads)
 	case req.Data != nil && req.Data.Len() == 0:

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/eval"
@@ -47,7 +46,7 @@ func TestMNISTAccuracyAndSelfFidelity(t *testing.T) {
 	data := mnist1k(t)
 	tests := []struct {
 		name    string
-		samples int32
+		samples int
 		want    int
 	}{
 		{"all 1000 samples", 0, 1000},
@@ -62,7 +61,7 @@ func TestMNISTAccuracyAndSelfFidelity(t *testing.T) {
 			var calls [][2]int
 			rep, err := eval.Evaluate(context.Background(), eval.Request{
 				Model: model, Name: "mnist-8.onnx", Source: model, Data: data, Threads: 2,
-				Spec:     v1alpha1.EvaluationSpec{Samples: tc.samples, LatencyRuns: 5},
+				Spec:     eval.Settings{Samples: tc.samples, LatencyRuns: 5},
 				Progress: func(done, total int) { calls = append(calls, [2]int{done, total}) },
 			})
 			if err != nil {
@@ -186,7 +185,7 @@ func TestDamagedModel(t *testing.T) {
 			damaged, zeroed := damage(t, model, tc.edit)
 			rep, err := eval.Evaluate(context.Background(), eval.Request{
 				Model: damaged, Name: "damaged", Source: model, Data: data, Threads: 2,
-				Spec: v1alpha1.EvaluationSpec{LatencyRuns: 1},
+				Spec: eval.Settings{LatencyRuns: 1},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -241,7 +240,7 @@ func TestRefusesModelsONNXRuntimeCannotRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := eval.Evaluate(context.Background(), eval.Request{
 				Model: tc.model, Name: "bad.onnx", Source: tc.source, SourceName: "source.onnx", Threads: 1,
-				Spec: v1alpha1.EvaluationSpec{LatencyRuns: 1},
+				Spec: eval.Settings{LatencyRuns: 1},
 			})
 			if err == nil {
 				t.Fatal("Evaluate accepted the model")
@@ -271,8 +270,8 @@ func TestBadRequests(t *testing.T) {
 		wantErr string
 	}{
 		{"empty model", nil, eval.Request{Name: "m.onnx"}, "m.onnx: the model is empty"},
-		{"negative samples", nil, eval.Request{Model: mnist, Spec: v1alpha1.EvaluationSpec{Samples: -1}}, "evaluation.samples is -1"},
-		{"negative latency runs", nil, eval.Request{Model: mnist, Spec: v1alpha1.EvaluationSpec{LatencyRuns: -2}}, "evaluation.latencyRuns is -2"},
+		{"negative samples", nil, eval.Request{Model: mnist, Spec: eval.Settings{Samples: -1}}, "eval: Spec.Samples is -1"},
+		{"negative latency runs", nil, eval.Request{Model: mnist, Spec: eval.Settings{LatencyRuns: -2}}, "eval: Spec.LatencyRuns is -2"},
 		{"dataset of the wrong shape", nil, eval.Request{Model: mnist, Name: "m.onnx", Data: wrongShape}, `wrong.npz: x has shape [3 5], model input "Input3" expects [N 1 28 28]`},
 		// A model with several inputs takes one array per input, named
 		// by the input: x alone cannot feed it.
@@ -310,7 +309,7 @@ func TestLatency(t *testing.T) {
 	tests := []struct {
 		name      string
 		model     []byte
-		batch     int32
+		batch     int
 		wantBatch int
 	}{
 		{"fixed batch 1 overrides the spec", mnist, 8, 1},
@@ -321,7 +320,7 @@ func TestLatency(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rep, err := eval.Evaluate(context.Background(), eval.Request{
 				Model: tc.model, Name: tc.name, Threads: 1,
-				Spec: v1alpha1.EvaluationSpec{Samples: 1, LatencyBatchSize: tc.batch, LatencyRuns: 20},
+				Spec: eval.Settings{Samples: 1, LatencyBatchSize: tc.batch, LatencyRuns: 20},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -348,10 +347,10 @@ func TestLatency(t *testing.T) {
 func TestPPOCRSynthesizedInputs(t *testing.T) {
 	orttest.Require(t)
 	model := readModel(t, "ppocr-det.onnx")
-	run := func(shapes map[string][]int64, samples int32) eval.Report {
+	run := func(shapes map[string][]int64, samples int) eval.Report {
 		rep, err := eval.Evaluate(context.Background(), eval.Request{
 			Model: model, Name: "ppocr-det.onnx", Source: model, Shapes: shapes, Threads: 2,
-			Spec: v1alpha1.EvaluationSpec{Samples: samples, LatencyRuns: 2},
+			Spec: eval.Settings{Samples: samples, LatencyRuns: 2},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -427,7 +426,7 @@ func TestFloat16Model(t *testing.T) {
 	s.Close()
 	rep, err := eval.Evaluate(context.Background(), eval.Request{
 		Model: fp16, Name: "mnist-8-fp16", Source: source, Data: mnist1k(t), Threads: 2,
-		Spec: v1alpha1.EvaluationSpec{LatencyRuns: 2},
+		Spec: eval.Settings{LatencyRuns: 2},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +461,7 @@ func TestFixedBatchOf4(t *testing.T) {
 	var calls [][2]int
 	rep, err := eval.Evaluate(context.Background(), eval.Request{
 		Model: model, Name: "fixed4", Source: model, Data: data, Threads: 2,
-		Spec:     v1alpha1.EvaluationSpec{LatencyBatchSize: 1, LatencyRuns: 3},
+		Spec:     eval.Settings{LatencyBatchSize: 1, LatencyRuns: 3},
 		Progress: func(done, total int) { calls = append(calls, [2]int{done, total}) },
 	})
 	if err != nil {
@@ -510,7 +509,7 @@ func TestSeveralInputs(t *testing.T) {
 	}}
 	rep, err := eval.Evaluate(context.Background(), eval.Request{
 		Model: model, Name: "three.onnx", Source: model, Data: data, Threads: 2,
-		Spec: v1alpha1.EvaluationSpec{LatencyRuns: 2},
+		Spec: eval.Settings{LatencyRuns: 2},
 	})
 	if err != nil {
 		t.Fatal(err)

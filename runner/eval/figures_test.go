@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/eval"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
@@ -40,7 +39,7 @@ func TestMNIST10kFigures(t *testing.T) {
 		start := time.Now()
 		rep, err := eval.Evaluate(context.Background(), eval.Request{
 			Model: model, Name: "mnist-8.onnx", Source: tc.source, Data: data, Threads: tc.threads,
-			Spec: v1alpha1.EvaluationSpec{LatencyRuns: 50},
+			Spec: eval.Settings{LatencyRuns: 50},
 		})
 		took := time.Since(start)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/eval"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
@@ -161,7 +160,7 @@ func TestHandBuiltModels(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rep, err := eval.Evaluate(context.Background(), eval.Request{
 				Model: tc.build(t), Name: tc.name, Shapes: tc.shapes, Threads: 1,
-				Spec: v1alpha1.EvaluationSpec{Samples: 2, LatencyRuns: 1},
+				Spec: eval.Settings{Samples: 2, LatencyRuns: 1},
 			})
 			if err != nil {
 				t.Fatal(err)
