@@ -23,9 +23,12 @@ func describeQuantize(s pipeline.StageSpec) string {
 }
 
 func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
-	spec := *in.Task.Stage.Quantize
+	opts, err := quantizeOptions(*in.Task.Stage.Quantize)
+	if err != nil {
+		return nil, err
+	}
 	var calib quantize.Calibration
-	if spec.Method == v1alpha1.QuantizeStatic {
+	if opts.Method == quantize.Static {
 		if in.Data == nil {
 			return nil, BadInputf("quantize.method static calibrates on spec.dataset, and the job has none")
 		}
@@ -33,12 +36,12 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 		if err != nil {
 			return nil, BadInput(err)
 		}
-		if calib, err = data.Take(int(spec.Calibration.Samples)).Batches(calibrationBatch); err != nil {
+		if calib, err = data.Take(opts.Calibration.Samples).Batches(calibrationBatch); err != nil {
 			return nil, BadInput(err)
 		}
 	}
 	// The runner loaded the model for this stage only: quantize it in place.
-	out, report, err := quantize.QuantizeInPlace(ctx, in.Model, spec, calib)
+	out, report, err := quantize.QuantizeInPlace(ctx, in.Model, opts, calib)
 	if err != nil {
 		return nil, err
 	}

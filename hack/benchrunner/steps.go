@@ -24,10 +24,8 @@ func weightOnlyInt8(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	yes := true
-	out, _, err := quantize.QuantizeInPlace(context.Background(), m, v1alpha1.QuantizeSpec{
-		Method: v1alpha1.QuantizeWeightOnly, Bits: 8, BlockSize: 32, Format: v1alpha1.FormatQDQ,
-		PerChannel: &yes, Symmetric: &yes,
+	out, _, err := quantize.QuantizeInPlace(context.Background(), m, quantize.Options{
+		Method: quantize.WeightOnly, Bits: 8, BlockSize: 32, Format: quantize.QDQ,
 	}, nil)
 	if err != nil {
 		return nil, err

@@ -336,7 +336,7 @@ func TestMNISTChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, _, err := quantize.Quantize(ctx, distilled, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, batches)
+	q, _, err := quantize.Quantize(ctx, distilled, quantize.Options{Method: quantize.Static}, batches)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -103,7 +102,7 @@ func BenchmarkReadHashWrite(b *testing.B) {
 func BenchmarkWeightOnlyInt8(b *testing.B) {
 	dir := b.TempDir()
 	path, size := writeBenchModel(b, dir)
-	spec := v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 8}
+	spec := Options{Method: WeightOnly, Bits: 8}
 	b.SetBytes(size)
 	b.ResetTimer()
 	var peak uint64

@@ -4,7 +4,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -24,7 +23,7 @@ func TestStaticBiasFitsInt32(t *testing.T) {
 		b.Init("b", onnx.NewTensor([]int64{3}, []float32{0.5, 5, -4.5}))
 		y := b.Node("Conv", "y", []string{x, "w", "b"})
 		m := b.Model(13, y)
-		o, err := resolve(v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, PerChannel: &perChannel})
+		o, err := Options{Method: Static, PerTensor: !perChannel}.resolve()
 		if err != nil {
 			t.Fatal(err)
 		}

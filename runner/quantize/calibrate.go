@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
-
-	"github.com/kompress/kompress/api/v1alpha1"
 )
 
 // Range is the calibrated range of one activation tensor.
@@ -29,23 +26,22 @@ const (
 	quantizedBins = 128
 )
 
-// NewCollector returns the collector of a calibration spec. An empty method
-// is minmax; an empty percentile is 99.99.
-func NewCollector(c v1alpha1.Calibration) (Collector, error) {
+// NewCollector returns the collector of calibration options. An empty
+// method is CalibrationMinMax; a zero percentile is DefaultPercentile.
+func NewCollector(c CalibrationOptions) (Collector, error) {
 	switch c.Method {
-	case v1alpha1.CalibrationMinMax, "":
+	case CalibrationMinMax, "":
 		return NewMinMax(), nil
-	case v1alpha1.CalibrationPercentile:
-		p := 99.99
-		if c.Percentile != "" {
-			v, err := strconv.ParseFloat(c.Percentile, 64)
-			if err != nil || v < 50 || v > 100 {
-				return nil, fmt.Errorf("calibration.percentile %q: want a decimal number in [50, 100]", c.Percentile)
-			}
-			p = v
+	case CalibrationPercentile:
+		p := c.Percentile
+		if p == 0 {
+			p = DefaultPercentile
+		}
+		if math.IsNaN(p) || p < 50 || p > 100 {
+			return nil, fmt.Errorf("calibration.percentile %v: want a number in [50, 100]", c.Percentile)
 		}
 		return NewPercentile(p, histogramBins), nil
-	case v1alpha1.CalibrationEntropy:
+	case CalibrationEntropy:
 		return NewEntropy(histogramBins, quantizedBins), nil
 	}
 	return nil, fmt.Errorf("calibration.method %q: want minmax, percentile or entropy", c.Method)

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/kompress/kompress/api/v1alpha1"
 )
 
 func TestMinMax(t *testing.T) {
@@ -150,33 +148,37 @@ func TestEntropyClipsOutliers(t *testing.T) {
 
 func TestNewCollector(t *testing.T) {
 	tests := []struct {
-		spec    v1alpha1.Calibration
+		opts    CalibrationOptions
 		want    string
-		wantErr bool
+		wantErr string
 	}{
-		{v1alpha1.Calibration{}, "*quantize.MinMax", false},
-		{v1alpha1.Calibration{Method: v1alpha1.CalibrationPercentile}, "*quantize.Percentile", false},
-		{v1alpha1.Calibration{Method: v1alpha1.CalibrationPercentile, Percentile: "99.9"}, "*quantize.Percentile", false},
-		{v1alpha1.Calibration{Method: v1alpha1.CalibrationEntropy}, "*quantize.Entropy", false},
-		{v1alpha1.Calibration{Method: v1alpha1.CalibrationPercentile, Percentile: "abc"}, "", true},
-		{v1alpha1.Calibration{Method: v1alpha1.CalibrationPercentile, Percentile: "101"}, "", true},
-		{v1alpha1.Calibration{Method: "kl"}, "", true},
+		{CalibrationOptions{}, "*quantize.MinMax", ""},
+		{CalibrationOptions{Method: CalibrationMinMax, Percentile: 10}, "*quantize.MinMax", ""}, // minmax reads no percentile
+		{CalibrationOptions{Method: CalibrationPercentile}, "*quantize.Percentile", ""},
+		{CalibrationOptions{Method: CalibrationPercentile, Percentile: 99.9}, "*quantize.Percentile", ""},
+		{CalibrationOptions{Method: CalibrationEntropy}, "*quantize.Entropy", ""},
+		{CalibrationOptions{Method: CalibrationPercentile, Percentile: math.NaN()}, "", "calibration.percentile NaN: want a number in [50, 100]"},
+		{CalibrationOptions{Method: CalibrationPercentile, Percentile: 101}, "", "calibration.percentile 101: want a number in [50, 100]"},
+		{CalibrationOptions{Method: CalibrationPercentile, Percentile: 49.9}, "", "calibration.percentile 49.9: want a number in [50, 100]"},
+		{CalibrationOptions{Method: "kl"}, "", `calibration.method "kl": want minmax, percentile or entropy`},
 	}
 	for _, tt := range tests {
-		c, err := NewCollector(tt.spec)
-		if (err != nil) != tt.wantErr {
-			t.Errorf("NewCollector(%+v) error = %v, want error %v", tt.spec, err, tt.wantErr)
+		c, err := NewCollector(tt.opts)
+		if err != nil || tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("NewCollector(%+v) error = %v, want %q", tt.opts, err, tt.wantErr)
+			}
 			continue
 		}
-		if err == nil {
-			if got := typeName(c); got != tt.want {
-				t.Errorf("NewCollector(%+v) = %s, want %s", tt.spec, got, tt.want)
-			}
+		if got := typeName(c); got != tt.want {
+			t.Errorf("NewCollector(%+v) = %s, want %s", tt.opts, got, tt.want)
 		}
 	}
-	c, _ := NewCollector(v1alpha1.Calibration{Method: v1alpha1.CalibrationPercentile})
-	if p := c.(*Percentile); p.percentile != 99.99 || p.bins != 2048 {
-		t.Errorf("default percentile collector = %v%% over %d bins, want 99.99%% over 2048", p.percentile, p.bins)
+	for p, want := range map[float64]float64{0: 99.99, 99.9: 99.9, 50: 50, 100: 100} {
+		c, _ := NewCollector(CalibrationOptions{Method: CalibrationPercentile, Percentile: p})
+		if pc := c.(*Percentile); pc.percentile != want || pc.bins != 2048 {
+			t.Errorf("percentile %v: collector keeps %v%% over %d bins, want %v%% over 2048", p, pc.percentile, pc.bins, want)
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort"
@@ -19,7 +18,7 @@ import (
 // (when it runs the original), never another error or a panic.
 func TestCorpus(t *testing.T) {
 	cases := onnxtest.Corpus(t)
-	specs := append([]v1alpha1.QuantizeSpec{{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Format: v1alpha1.FormatMatMulNBits, BlockSize: 16}}, allMethods...)
+	specs := append([]Options{{Method: WeightOnly, Bits: 4, Format: MatMulNBits, BlockSize: 16}}, allMethods...)
 	written := map[string]int{}
 	for _, c := range cases {
 		src, err := onnx.LoadFile(c.ModelPath())
@@ -37,7 +36,7 @@ func TestCorpus(t *testing.T) {
 			runs = err == nil
 		}
 		for _, spec := range specs {
-			if spec.Method == v1alpha1.QuantizeStatic && !runs {
+			if spec.Method == Static && !runs {
 				continue // calibration runs the model
 			}
 			name := c.Name + " " + specName(spec)
@@ -70,14 +69,14 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
-func quantizeCorpus(src *onnx.Model, spec v1alpha1.QuantizeSpec, inputs map[string]*onnx.Tensor) (q *onnx.Model, err error) {
+func quantizeCorpus(src *onnx.Model, spec Options, inputs map[string]*onnx.Tensor) (q *onnx.Model, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
 	var calib Calibration
-	if spec.Method == v1alpha1.QuantizeStatic {
+	if spec.Method == Static {
 		calib = NewBatches(inputs)
 	}
 	q, _, err = Quantize(context.Background(), src, spec, calib)

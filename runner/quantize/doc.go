@@ -1,7 +1,7 @@
 // Package quantize holds the Quantize stage: integer and float16 rewrites of
 // an ONNX model, and the arithmetic under them.
 //
-// Quantize (or QuantizeInPlace) applies a v1alpha1.QuantizeSpec:
+// Quantize (or QuantizeInPlace) applies Options:
 //
 //   - dynamic: int8 weights, activations quantized at run time
 //     (DynamicQuantizeLinear + MatMulInteger/ConvInteger, which ONNX Runtime

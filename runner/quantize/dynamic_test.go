@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -24,7 +23,7 @@ func mixedNet(seed uint64) *onnx.Model {
 
 func TestDynamicStructure(t *testing.T) {
 	m := mixedNet(1)
-	q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}, nil)
+	q, r, err := Quantize(context.Background(), m, Options{Method: Dynamic}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +65,7 @@ func TestDynamicStructure(t *testing.T) {
 }
 
 func TestDynamicAsymmetricConvIsPerTensor(t *testing.T) {
-	no := false
-	q, r, err := Quantize(context.Background(), mixedNet(2), v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic, Symmetric: &no}, nil)
+	q, r, err := Quantize(context.Background(), mixedNet(2), Options{Method: Dynamic, Asymmetric: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -24,26 +23,26 @@ func resizeNet(seed uint64) *onnx.Model {
 
 func TestFP16(t *testing.T) {
 	tests := []struct {
-		io      v1alpha1.IOType
+		f16io   bool
 		ioType  onnx.DataType
 		ops     []string
 		castsTo []onnx.DataType
 	}{
 		{
-			io: v1alpha1.IOFloat32, ioType: onnx.Float,
+			f16io: false, ioType: onnx.Float,
 			ops:     []string{"Cast", "Conv", "Cast", "Resize", "Cast", "Add", "Cast"},
 			castsTo: []onnx.DataType{onnx.Float16, onnx.Float, onnx.Float16, onnx.Float},
 		},
 		{
-			io: v1alpha1.IOFloat16, ioType: onnx.Float16,
+			f16io: true, ioType: onnx.Float16,
 			ops:     []string{"Conv", "Cast", "Resize", "Cast", "Add"},
 			castsTo: []onnx.DataType{onnx.Float, onnx.Float16},
 		},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.io), func(t *testing.T) {
+		t.Run(tt.ioType.String(), func(t *testing.T) {
 			m := resizeNet(1)
-			q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16, IOType: tt.io}, nil)
+			q, r, err := Quantize(context.Background(), m, Options{Method: FP16, Float16IO: tt.f16io}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +118,7 @@ func TestFP16ConstantNodeSharedWithBlockedOp(t *testing.T) {
 	s := b.Node("Sub", "s", []string{h, "one"})
 	y := b.Node("Max", "y", []string{s, "one", "floor"})
 	m := b.Model(13, y)
-	q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16}, nil)
+	q, _, err := Quantize(context.Background(), m, Options{Method: FP16}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

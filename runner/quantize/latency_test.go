@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort"
 	"github.com/kompress/kompress/runner/ort/orttest"
@@ -72,7 +71,7 @@ func BenchmarkStaticSpeedup(b *testing.B) {
 	orttest.Require(b)
 	m := vggNet(1)
 	calib := randomBatches(3, "x", 4, 8, 3, 64, 64)
-	q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, NewBatches(calib...))
+	q, _, err := Quantize(context.Background(), m, Options{Method: Static}, NewBatches(calib...))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,7 +93,7 @@ func BenchmarkStaticSpeedup(b *testing.B) {
 func TestVGGNetRunsOnIntegerKernels(t *testing.T) {
 	orttest.Require(t)
 	m := vggNet(1)
-	q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, NewBatches(randomBatches(3, "x", 2, 4, 3, 64, 64)...))
+	q, r, err := Quantize(context.Background(), m, Options{Method: Static}, NewBatches(randomBatches(3, "x", 2, 4, 3, 64, 64)...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -63,14 +62,13 @@ func weightsAsRun(t *testing.T, q *onnx.Model, nodes ...string) map[string][]flo
 
 func TestPruningMasksKept(t *testing.T) {
 	orttest.Require(t) // static quantization calibrates with ONNX Runtime
-	no := false
-	specs := []v1alpha1.QuantizeSpec{
-		{Method: v1alpha1.QuantizeStatic},
-		{Method: v1alpha1.QuantizeStatic, Symmetric: &no},
-		{Method: v1alpha1.QuantizeStatic, Symmetric: &no, PerChannel: &no},
-		{Method: v1alpha1.QuantizeWeightOnly, Bits: 4},
-		{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Symmetric: &no},
-		{Method: v1alpha1.QuantizeWeightOnly, Bits: 8, Symmetric: &no},
+	specs := []Options{
+		{Method: Static},
+		{Method: Static, Asymmetric: true},
+		{Method: Static, Asymmetric: true, PerTensor: true},
+		{Method: WeightOnly, Bits: 4},
+		{Method: WeightOnly, Bits: 4, Asymmetric: true},
+		{Method: WeightOnly, Bits: 8, Asymmetric: true},
 	}
 	orig := prunedConvNet(1)
 	want := map[string][]float32{}
@@ -79,7 +77,7 @@ func TestPruningMasksKept(t *testing.T) {
 		want[w.Name] = v
 	}
 	for _, spec := range specs {
-		name := fmt.Sprintf("%s bits %d symmetric %v per-channel %v", spec.Method, spec.Bits, spec.Symmetric == nil, spec.PerChannel == nil)
+		name := fmt.Sprintf("%s bits %d symmetric %v per-channel %v", spec.Method, spec.Bits, !spec.Asymmetric, !spec.PerTensor)
 		t.Run(name, func(t *testing.T) {
 			q, _, err := Quantize(context.Background(), orig, spec, NewBatches(randomBatches(2, "x", 2, 2, 3, 8, 8)...))
 			if err != nil {
@@ -108,7 +106,6 @@ func TestPruningMasksKept(t *testing.T) {
 }
 
 func TestPruningMasksKeptDynamicAndFP16(t *testing.T) {
-	no := false
 	orig := prunedConvNet(2)
 	zeros := map[string][]bool{}
 	for _, w := range orig.Weights() {
@@ -119,8 +116,8 @@ func TestPruningMasksKeptDynamicAndFP16(t *testing.T) {
 		}
 		zeros[w.Name] = z
 	}
-	for _, sym := range []*bool{nil, &no} {
-		q, _, err := Quantize(context.Background(), orig, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic, Symmetric: sym}, nil)
+	for _, asym := range []bool{false, true} {
+		q, _, err := Quantize(context.Background(), orig, Options{Method: Dynamic, Asymmetric: asym}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,12 +127,12 @@ func TestPruningMasksKeptDynamicAndFP16(t *testing.T) {
 			zps := initializer(t, q, w+"_zero_point").Data.([]int8)
 			for i, z := range zeros[w] {
 				if z && codes[i] != zps[0] {
-					t.Fatalf("dynamic symmetric %v: %s[%d] is 0 but its code %d is not the zero point %d", sym == nil, w, i, codes[i], zps[0])
+					t.Fatalf("dynamic symmetric %v: %s[%d] is 0 but its code %d is not the zero point %d", !asym, w, i, codes[i], zps[0])
 				}
 			}
 		}
 	}
-	q, _, err := Quantize(context.Background(), orig, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16}, nil)
+	q, _, err := Quantize(context.Background(), orig, Options{Method: FP16}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,11 +158,10 @@ func TestPruningMasksKeptMatMulNBits(t *testing.T) {
 	}
 	y := b.Node("MatMul", "y", []string{x, b.Init("w", onnx.NewTensor([]int64{40, 6}, v))})
 	m := b.Model(13, y)
-	no := false
-	for _, bits := range []int32{4, 8} {
-		for _, sym := range []*bool{nil, &no} {
-			q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{
-				Method: v1alpha1.QuantizeWeightOnly, Bits: bits, Symmetric: sym, BlockSize: 16, Format: v1alpha1.FormatMatMulNBits,
+	for _, bits := range []int{4, 8} {
+		for _, asym := range []bool{false, true} {
+			q, _, err := Quantize(context.Background(), m, Options{
+				Method: WeightOnly, Bits: bits, Asymmetric: asym, BlockSize: 16, Format: MatMulNBits,
 			}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -185,10 +181,10 @@ func TestPruningMasksKeptMatMulNBits(t *testing.T) {
 			}
 			for i := range v {
 				if v[i] == 0 && got[i] != 0 {
-					t.Fatalf("bits %d symmetric %v: w[%d] pruned to 0, quantized to %v", bits, sym == nil, i, got[i])
+					t.Fatalf("bits %d symmetric %v: w[%d] pruned to 0, quantized to %v", bits, !asym, i, got[i])
 				}
 				if d := float32(math.Abs(float64(v[i] - got[i]))); d > step {
-					t.Fatalf("bits %d symmetric %v: w[%d] float %v, quantized %v", bits, sym == nil, i, v[i], got[i])
+					t.Fatalf("bits %d symmetric %v: w[%d] float %v, quantized %v", bits, !asym, i, v[i], got[i])
 				}
 			}
 		}
@@ -226,11 +222,11 @@ func TestSparseInitializerWeights(t *testing.T) {
 		t.Fatalf("Sparsify: %v, converted %v", err, converted)
 	}
 	for _, spec := range allMethods {
-		if spec.Format == v1alpha1.FormatMatMulNBits {
+		if spec.Format == MatMulNBits {
 			continue // convNet has no MatMul
 		}
 		t.Run(specName(spec), func(t *testing.T) {
-			if spec.Method == v1alpha1.QuantizeStatic {
+			if spec.Method == Static {
 				orttest.Require(t)
 			}
 			q, r, err := Quantize(context.Background(), m, spec, NewBatches(randomBatches(1, "x", 2, 2, 3, 8, 8)...))

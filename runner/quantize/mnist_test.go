@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
@@ -16,16 +15,16 @@ import (
 // mnist-8.
 var mnistTargets = []struct {
 	name    string
-	spec    v1alpha1.QuantizeSpec
+	spec    Options
 	maxDrop float64
 	// kernels ONNX Runtime must run the quantized model with.
 	kernels map[string]int
 }{
-	{"static int8 per-channel", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, 0.3,
+	{"static int8 per-channel", Options{Method: Static}, 0.3,
 		map[string]int{"QLinearConv": 2, "QGemm": 1, "Conv": 0}},
-	{"dynamic int8", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}, 0.5,
+	{"dynamic int8", Options{Method: Dynamic}, 0.5,
 		map[string]int{"ConvInteger": 2, "DynamicQuantizeMatMul": 1, "Conv": 0}},
-	{"weight-only int4", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4}, 1.0, nil},
+	{"weight-only int4", Options{Method: WeightOnly, Bits: 4}, 1.0, nil},
 }
 
 // datasetCalibration feeds the first samples of d to m, as the runner's

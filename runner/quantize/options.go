@@ -1,107 +1,200 @@
 package quantize
 
-import (
-	"fmt"
+import "fmt"
 
-	"github.com/kompress/kompress/api/v1alpha1"
+// Method selects a quantization algorithm.
+type Method string
+
+// The methods.
+const (
+	// Dynamic writes int8 weights; activations are quantized at run time
+	// (DynamicQuantizeLinear + MatMulInteger/ConvInteger).
+	Dynamic Method = "dynamic"
+	// Static writes the QDQ form ONNX Runtime fuses into integer kernels,
+	// with activation ranges calibrated on the Calibration data.
+	Static Method = "static"
+	// WeightOnly writes int4 or int8 weights in blocks, computed in float.
+	WeightOnly Method = "weightOnly"
+	// FP16 converts weights and computation to float16.
+	FP16 Method = "fp16"
 )
 
-// options is a QuantizeSpec with its defaults applied and checked.
+// Format says how WeightOnly stores its weights.
+type Format string
+
+// The formats.
+const (
+	// QDQ is DequantizeLinear with block_size (opset 21).
+	QDQ Format = "qdq"
+	// MatMulNBits is com.microsoft MatMulNBits (MatMul weights only).
+	MatMulNBits Format = "matmulnbits"
+)
+
+// CalibrationMethod says how Static chooses activation ranges.
+type CalibrationMethod string
+
+// The calibration methods.
+const (
+	// CalibrationMinMax takes the smallest and largest value seen.
+	CalibrationMinMax CalibrationMethod = "minmax"
+	// CalibrationPercentile clips at a percentile of absolute values.
+	CalibrationPercentile CalibrationMethod = "percentile"
+	// CalibrationEntropy minimizes the KL divergence of the quantized
+	// distribution (TensorRT's entropy calibration).
+	CalibrationEntropy CalibrationMethod = "entropy"
+)
+
+// Defaults for options left at zero.
+const (
+	DefaultBits               = 8
+	DefaultBlockSize          = 32
+	DefaultCalibrationSamples = 256
+	DefaultPercentile         = 99.99
+)
+
+// CalibrationOptions configure Static's activation ranges.
+type CalibrationOptions struct {
+	// Method: CalibrationMinMax (default), CalibrationPercentile or
+	// CalibrationEntropy.
+	Method CalibrationMethod
+	// Samples caps the calibration samples read; default
+	// DefaultCalibrationSamples.
+	Samples int
+	// Percentile of absolute activations kept by CalibrationPercentile,
+	// in [50, 100]; default DefaultPercentile.
+	Percentile float64
+}
+
+// Options configure Quantize. Every field but Method has a default, its
+// zero value. Fields are named as the stage spec's (quantize.bits is
+// Bits), and so are they in errors, which wrap ErrSpec.
+type Options struct {
+	// Method is required.
+	Method Method
+	// Bits of quantized weights: 8 (default), or 4 with WeightOnly.
+	Bits int
+	// PerTensor quantizes each weight with one scale; by default each
+	// output channel has its own.
+	PerTensor bool
+	// Asymmetric weights have a zero point; by default they are symmetric
+	// (zero point 0).
+	Asymmetric bool
+	// Activation is the type of Static's activations: UInt8 (default) or
+	// Int8.
+	Activation QType
+	// BlockSize of WeightOnly's blocks: a power of two from 16 to 256;
+	// default DefaultBlockSize.
+	BlockSize int
+	// Format of WeightOnly's weights: QDQ (default) or MatMulNBits.
+	Format Format
+	// Calibration of Static.
+	Calibration CalibrationOptions
+	// Float16IO makes an FP16 model's float inputs and outputs float16
+	// too; by default they stay float32.
+	Float16IO bool
+	// ExcludeNodes and ExcludeOpTypes name nodes kept in float.
+	ExcludeNodes   []string
+	ExcludeOpTypes []string
+}
+
+// Validate reports the first option that cannot be applied, wrapping
+// ErrSpec.
+func (o Options) Validate() error {
+	_, err := o.resolve()
+	return err
+}
+
+// options are Options with their defaults applied and checked.
 type options struct {
-	method     v1alpha1.QuantizeMethod
+	method     Method
 	bits       int
 	perChannel bool
 	symmetric  bool
 	activation QType
 	blockSize  int
-	format     v1alpha1.QuantizeFormat
-	calib      v1alpha1.Calibration
+	format     Format
+	calib      CalibrationOptions
 	ioFloat16  bool
 	exclNodes  map[string]bool
 	exclOps    map[string]bool
 }
 
-// resolve applies the API defaults (the CRD applies them in a cluster; a
-// spec built in Go may leave them empty) and rejects combinations the CEL
-// rules forbid, naming the field.
-func resolve(spec v1alpha1.QuantizeSpec) (*options, error) {
+// resolve applies the defaults and rejects what cannot be applied,
+// naming the field.
+func (opts Options) resolve() (*options, error) {
+	o, err := opts.check()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSpec, err)
+	}
+	return o, nil
+}
+
+func (opts Options) check() (*options, error) {
 	o := &options{
-		method: spec.Method, bits: int(spec.Bits), perChannel: true, symmetric: true,
-		activation: UInt8, blockSize: int(spec.BlockSize), format: spec.Format,
-		calib: spec.Calibration, exclNodes: map[string]bool{}, exclOps: map[string]bool{},
+		method: opts.Method, bits: opts.Bits, perChannel: !opts.PerTensor, symmetric: !opts.Asymmetric,
+		activation: opts.Activation, blockSize: opts.BlockSize, format: opts.Format,
+		calib: opts.Calibration, ioFloat16: opts.Float16IO, exclNodes: map[string]bool{}, exclOps: map[string]bool{},
 	}
 	switch o.method {
-	case v1alpha1.QuantizeDynamic, v1alpha1.QuantizeStatic, v1alpha1.QuantizeWeightOnly, v1alpha1.QuantizeFP16:
+	case Dynamic, Static, WeightOnly, FP16:
 	default:
-		return nil, fmt.Errorf("quantize.method %q: want dynamic, static, weightOnly or fp16", spec.Method)
+		return nil, fmt.Errorf("quantize.method %q: want dynamic, static, weightOnly or fp16", opts.Method)
 	}
 	if o.bits == 0 {
-		o.bits = 8
+		o.bits = DefaultBits
 	}
 	if o.bits != 8 && o.bits != 4 {
 		return nil, fmt.Errorf("quantize.bits %d: want 4 or 8", o.bits)
 	}
-	if o.bits == 4 && o.method != v1alpha1.QuantizeWeightOnly {
+	if o.bits == 4 && o.method != WeightOnly {
 		return nil, fmt.Errorf("quantize.bits 4 is only supported with method weightOnly, not %s", o.method)
 	}
-	if spec.PerChannel != nil {
-		o.perChannel = *spec.PerChannel
-	}
-	if spec.Symmetric != nil {
-		o.symmetric = *spec.Symmetric
-	}
-	switch spec.ActivationType {
-	case v1alpha1.ActivationUInt8, "":
-	case v1alpha1.ActivationInt8:
-		o.activation = Int8
+	switch o.activation {
+	case 0:
+		o.activation = UInt8
+	case UInt8, Int8:
 	default:
-		return nil, fmt.Errorf("quantize.activationType %q: want uint8 or int8", spec.ActivationType)
+		return nil, fmt.Errorf("quantize.activation %v: want uint8 or int8", opts.Activation)
 	}
 	if o.blockSize == 0 {
-		o.blockSize = 32
+		o.blockSize = DefaultBlockSize
 	}
 	if o.blockSize < 16 || o.blockSize > 256 || o.blockSize&(o.blockSize-1) != 0 {
 		return nil, fmt.Errorf("quantize.blockSize %d: want a power of two from 16 to 256", o.blockSize)
 	}
 	switch o.format {
 	case "":
-		o.format = v1alpha1.FormatQDQ
-	case v1alpha1.FormatQDQ:
-	case v1alpha1.FormatMatMulNBits:
-		if o.method != v1alpha1.QuantizeWeightOnly {
+		o.format = QDQ
+	case QDQ:
+	case MatMulNBits:
+		if o.method != WeightOnly {
 			return nil, fmt.Errorf("quantize.format matmulnbits is only supported with method weightOnly, not %s", o.method)
 		}
 	default:
-		return nil, fmt.Errorf("quantize.format %q: want qdq or matmulnbits", spec.Format)
+		return nil, fmt.Errorf("quantize.format %q: want qdq or matmulnbits", opts.Format)
 	}
-	switch spec.IOType {
-	case v1alpha1.IOFloat32, "":
-	case v1alpha1.IOFloat16:
-		o.ioFloat16 = true
-	default:
-		return nil, fmt.Errorf("quantize.ioType %q: want float32 or float16", spec.IOType)
+	if o.calib.Method == "" {
+		o.calib.Method = CalibrationMinMax
 	}
 	if _, err := NewCollector(o.calib); err != nil {
 		return nil, err
 	}
 	if o.calib.Samples == 0 {
-		o.calib.Samples = 256
+		o.calib.Samples = DefaultCalibrationSamples
 	}
 	if o.calib.Samples < 0 {
 		return nil, fmt.Errorf("quantize.calibration.samples %d: want a positive number", o.calib.Samples)
 	}
-	if spec.Exclude != nil {
-		for _, n := range spec.Exclude.Nodes {
-			o.exclNodes[n] = true
-		}
-		for _, t := range spec.Exclude.OpTypes {
-			o.exclOps[t] = true
-		}
+	for _, n := range opts.ExcludeNodes {
+		o.exclNodes[n] = true
+	}
+	for _, t := range opts.ExcludeOpTypes {
+		o.exclOps[t] = true
 	}
 	return o, nil
 }
 
-// excluded says why the spec keeps a node in float, or "".
+// excluded says why the options keep a node in float, or "".
 func (o *options) excluded(opType, name string) Reason {
 	switch {
 	case name != "" && o.exclNodes[name]:

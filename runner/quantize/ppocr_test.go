@@ -6,7 +6,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
@@ -63,20 +62,19 @@ func TestPPOCRDet(t *testing.T) {
 		calib = append(calib, map[string]*onnx.Tensor{"x": img})
 	}
 	eval := textImages(2, 2)
-	no := false
 	// int4 has no fidelity target: it must load and run, and its figure is
 	// reported. Asymmetric blocks fit this model's skewed kernels far
 	// better than symmetric ones.
 	tests := []struct {
 		name      string
-		spec      v1alpha1.QuantizeSpec
+		spec      Options
 		minCosine float64
 		maxRatio  float64
 		integer   string
 	}{
-		{"static int8", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, 0.99, 0.3, "QLinearConv"},
-		{"weight-only int4", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4}, 0.4, 0.3, ""},
-		{"weight-only int4 asymmetric", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Symmetric: &no}, 0.85, 0.3, ""},
+		{"static int8", Options{Method: Static}, 0.99, 0.3, "QLinearConv"},
+		{"weight-only int4", Options{Method: WeightOnly, Bits: 4}, 0.4, 0.3, ""},
+		{"weight-only int4 asymmetric", Options{Method: WeightOnly, Bits: 4, Asymmetric: true}, 0.85, 0.3, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/onnx"
 )
@@ -15,7 +14,7 @@ import (
 // weight the method can quantize: the caller reports bad input.
 var ErrNoWeights = fault.New("no quantizable weights")
 
-// ErrSpec is returned (wrapped) for a spec that cannot be applied.
+// ErrSpec is returned (wrapped) for Options that cannot be applied.
 var ErrSpec = fault.New("invalid quantize spec")
 
 // ErrUnsupported is returned (wrapped) when the model cannot take the
@@ -23,25 +22,25 @@ var ErrSpec = fault.New("invalid quantize spec")
 // to the opset the form needs. Like ErrNoWeights, it is bad input.
 var ErrUnsupported = fault.New("model not supported for this quantization")
 
-// Quantize returns a quantized copy of m as spec asks, and a report of what
+// Quantize returns a quantized copy of m as opts ask, and a report of what
 // was quantized and what was left in float and why. calib feeds static
 // quantization's calibration and may be nil for the other methods. The
 // input model is not modified.
-func Quantize(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeSpec, calib Calibration) (*onnx.Model, *Report, error) {
-	if _, err := resolve(spec); err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrSpec, err)
+func Quantize(ctx context.Context, m *onnx.Model, opts Options, calib Calibration) (*onnx.Model, *Report, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, nil, err
 	}
-	return QuantizeInPlace(ctx, m.Clone(), spec, calib)
+	return QuantizeInPlace(ctx, m.Clone(), opts, calib)
 }
 
 // QuantizeInPlace is Quantize without the copy: it rewrites m itself, which
 // saves a model's worth of memory when the caller loaded m only to quantize
 // it. m must not be used afterwards; the quantized model is the one
 // returned.
-func QuantizeInPlace(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeSpec, calib Calibration) (*onnx.Model, *Report, error) {
-	o, err := resolve(spec)
+func QuantizeInPlace(ctx context.Context, m *onnx.Model, opts Options, calib Calibration) (*onnx.Model, *Report, error) {
+	o, err := opts.resolve()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrSpec, err)
+		return nil, nil, err
 	}
 	out := m
 	r := &Report{Method: o.method, own: map[string]bool{}}
@@ -59,13 +58,13 @@ func QuantizeInPlace(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeS
 	}
 	r.RemovedNodes += fused
 	switch o.method {
-	case v1alpha1.QuantizeStatic:
+	case Static:
 		out, err = quantizeStatic(ctx, out, o, calib, r)
-	case v1alpha1.QuantizeDynamic:
+	case Dynamic:
 		err = quantizeDynamic(out, o, r)
-	case v1alpha1.QuantizeWeightOnly:
+	case WeightOnly:
 		err = quantizeWeightOnly(out, o, r)
-	case v1alpha1.QuantizeFP16:
+	case FP16:
 		err = convertFP16(out, o, r)
 	}
 	if err != nil {
@@ -79,7 +78,7 @@ func QuantizeInPlace(ctx context.Context, m *onnx.Model, spec v1alpha1.QuantizeS
 // noWeightsError explains why nothing could be quantized.
 func noWeightsError(m *onnx.Model, r *Report) error {
 	if len(r.Float) == 0 {
-		if r.Method == v1alpha1.QuantizeFP16 {
+		if r.Method == FP16 {
 			return fmt.Errorf("%w: %s has no float32 weights to convert", ErrNoWeights, m.Name)
 		}
 		return fmt.Errorf("%w: %s has no float weights read by Conv, ConvTranspose, MatMul or Gemm", ErrNoWeights, m.Name)
@@ -114,7 +113,7 @@ func listFloatWeights(m *onnx.Model, r *Report) {
 		if known[name] || r.own[name] || !onnx.IsFloat(c.dtype()) {
 			continue
 		}
-		if r.Method == v1alpha1.QuantizeFP16 && c.dtype() != onnx.Float {
+		if r.Method == FP16 && c.dtype() != onnx.Float {
 			continue // float16 is what fp16 writes; only float32 stayed behind
 		}
 		readers := ix.uses[name]

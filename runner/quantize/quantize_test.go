@@ -9,21 +9,20 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
-var allMethods = []v1alpha1.QuantizeSpec{
-	{Method: v1alpha1.QuantizeStatic},
-	{Method: v1alpha1.QuantizeDynamic},
-	{Method: v1alpha1.QuantizeWeightOnly, Bits: 4},
-	{Method: v1alpha1.QuantizeWeightOnly, Bits: 8, Format: v1alpha1.FormatMatMulNBits},
-	{Method: v1alpha1.QuantizeFP16},
+var allMethods = []Options{
+	{Method: Static},
+	{Method: Dynamic},
+	{Method: WeightOnly, Bits: 4},
+	{Method: WeightOnly, Bits: 8, Format: MatMulNBits},
+	{Method: FP16},
 }
 
-func specName(s v1alpha1.QuantizeSpec) string {
+func specName(s Options) string {
 	name := string(s.Method)
 	if s.Bits != 0 {
 		name += "-" + string(rune('0'+s.Bits))
@@ -34,27 +33,70 @@ func specName(s v1alpha1.QuantizeSpec) string {
 	return name
 }
 
-func TestSpecErrors(t *testing.T) {
+func TestOptionsErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		spec v1alpha1.QuantizeSpec
+		opts Options
+		say  string
 	}{
-		{"unknown method", v1alpha1.QuantizeSpec{Method: "magic"}},
-		{"4 bits static", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Bits: 4}},
-		{"6 bits", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 6}},
-		{"block size 48", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, BlockSize: 48}},
-		{"block size 512", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, BlockSize: 512}},
-		{"matmulnbits dynamic", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic, Format: v1alpha1.FormatMatMulNBits}},
-		{"int16 activations", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, ActivationType: "int16"}},
-		{"bad percentile", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationPercentile, Percentile: "high"}}},
-		{"bad calibration", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Calibration: v1alpha1.Calibration{Method: "kl"}}},
-		{"bad io type", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16, IOType: "bfloat16"}},
+		{"no method", Options{}, `quantize.method "": want dynamic, static, weightOnly or fp16`},
+		{"unknown method", Options{Method: "magic"}, `quantize.method "magic": want dynamic, static, weightOnly or fp16`},
+		{"4 bits static", Options{Method: Static, Bits: 4}, "quantize.bits 4 is only supported with method weightOnly, not static"},
+		{"6 bits", Options{Method: WeightOnly, Bits: 6}, "quantize.bits 6: want 4 or 8"},
+		{"block size 48", Options{Method: WeightOnly, BlockSize: 48}, "quantize.blockSize 48: want a power of two from 16 to 256"},
+		{"block size 512", Options{Method: WeightOnly, BlockSize: 512}, "quantize.blockSize 512: want a power of two from 16 to 256"},
+		{"matmulnbits dynamic", Options{Method: Dynamic, Format: MatMulNBits}, "quantize.format matmulnbits is only supported with method weightOnly, not dynamic"},
+		{"unknown format", Options{Method: WeightOnly, Format: "gguf"}, `quantize.format "gguf": want qdq or matmulnbits`},
+		{"int4 activations", Options{Method: Static, Activation: Int4}, "quantize.activation int4: want uint8 or int8"},
+		{"bad percentile", Options{Method: Static, Calibration: CalibrationOptions{Method: CalibrationPercentile, Percentile: 30}}, "calibration.percentile 30: want a number in [50, 100]"},
+		{"bad calibration", Options{Method: Static, Calibration: CalibrationOptions{Method: "kl"}}, `calibration.method "kl": want minmax, percentile or entropy`},
+		{"negative samples", Options{Method: Static, Calibration: CalibrationOptions{Samples: -1}}, "quantize.calibration.samples -1: want a positive number"},
 	}
 	for _, tt := range tests {
-		_, _, err := Quantize(context.Background(), convNet(1), tt.spec, nil)
-		if !errors.Is(err, ErrSpec) {
-			t.Errorf("%s: error %v, want ErrSpec", tt.name, err)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			verr := tt.opts.Validate()
+			q, r, err := Quantize(context.Background(), convNet(1), tt.opts, nil)
+			if !errors.Is(err, ErrSpec) || err.Error() != "invalid quantize spec: "+tt.say {
+				t.Errorf("error %v, want ErrSpec saying %q", err, tt.say)
+			}
+			if verr == nil || verr.Error() != err.Error() {
+				t.Errorf("Validate says %v, Quantize %v", verr, err)
+			}
+			if q != nil || r != nil {
+				t.Errorf("a model or report came back with the error")
+			}
+		})
+	}
+}
+
+// TestOptionsDefaults: the zero value of each option is its documented
+// default.
+func TestOptionsDefaults(t *testing.T) {
+	got, err := Options{Method: WeightOnly}.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &options{
+		method: WeightOnly, bits: DefaultBits, perChannel: true, symmetric: true, activation: UInt8,
+		blockSize: DefaultBlockSize, format: QDQ,
+		calib:     CalibrationOptions{Method: CalibrationMinMax, Samples: DefaultCalibrationSamples},
+		exclNodes: map[string]bool{}, exclOps: map[string]bool{},
+	}
+	if d := cmp.Diff(want, got, cmp.AllowUnexported(options{})); d != "" {
+		t.Errorf("defaults (-want +got):\n%s", d)
+	}
+	all := Options{Method: WeightOnly, Bits: 4, PerTensor: true, Asymmetric: true, Activation: Int8, BlockSize: 64,
+		Format: MatMulNBits, Calibration: CalibrationOptions{Method: CalibrationEntropy, Samples: 10, Percentile: 99},
+		Float16IO: true, ExcludeNodes: []string{"n"}, ExcludeOpTypes: []string{"Gemm"}}
+	if got, err = all.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	want = &options{
+		method: WeightOnly, bits: 4, perChannel: false, symmetric: false, activation: Int8, blockSize: 64, format: MatMulNBits,
+		calib: all.Calibration, ioFloat16: true, exclNodes: map[string]bool{"n": true}, exclOps: map[string]bool{"Gemm": true},
+	}
+	if d := cmp.Diff(want, got, cmp.AllowUnexported(options{})); d != "" {
+		t.Errorf("every option set (-want +got):\n%s", d)
 	}
 }
 
@@ -72,7 +114,7 @@ func TestNoQuantizableWeights(t *testing.T) {
 	}
 	// Excluding every candidate leaves nothing to quantize either, and the
 	// error says why.
-	spec := v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Exclude: &v1alpha1.Exclusion{OpTypes: []string{"Conv", "Gemm"}}}
+	spec := Options{Method: Static, ExcludeOpTypes: []string{"Conv", "Gemm"}}
 	_, _, err := Quantize(context.Background(), convNet(1), spec, NewBatches(randomBatches(1, "x", 1, 1, 3, 8, 8)...))
 	if !errors.Is(err, ErrNoWeights) {
 		t.Fatalf("all excluded: error %v, want ErrNoWeights", err)
@@ -100,7 +142,7 @@ func TestModelCannotBeUpgraded(t *testing.T) {
 		}, "tf_half_pixel_for_nn was removed at opset 13"},
 	}
 	for _, tt := range tests {
-		for _, spec := range []v1alpha1.QuantizeSpec{{Method: v1alpha1.QuantizeDynamic}, {Method: v1alpha1.QuantizeWeightOnly, Bits: 4}} {
+		for _, spec := range []Options{{Method: Dynamic}, {Method: WeightOnly, Bits: 4}} {
 			_, _, err := Quantize(context.Background(), tt.m(), spec, nil)
 			if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tt.say) {
 				t.Errorf("%s, %s: error %v, want ErrUnsupported saying %q", tt.name, specName(spec), err, tt.say)
@@ -111,13 +153,12 @@ func TestModelCannotBeUpgraded(t *testing.T) {
 
 func TestExclusions(t *testing.T) {
 	orttest.Require(t) // static quantization calibrates with ONNX Runtime
-	excl := &v1alpha1.Exclusion{Nodes: []string{"c2"}, OpTypes: []string{"Gemm"}}
 	for _, spec := range allMethods {
 		t.Run(specName(spec), func(t *testing.T) {
-			spec.Exclude = excl
+			spec.ExcludeNodes, spec.ExcludeOpTypes = []string{"c2"}, []string{"Gemm"}
 			m := convNet(1)
 			q, r, err := Quantize(context.Background(), m, spec, NewBatches(randomBatches(1, "x", 2, 2, 3, 8, 8)...))
-			if spec.Format == v1alpha1.FormatMatMulNBits {
+			if spec.Format == MatMulNBits {
 				// Only Gemm could be MatMulNBits here, and it is excluded.
 				if !errors.Is(err, ErrNoWeights) {
 					t.Fatalf("error %v, want ErrNoWeights", err)
@@ -161,7 +202,7 @@ func TestSharedWeightStaysFloat(t *testing.T) {
 	y := b.Node("Add", "y", []string{h, w}) // w read as data too
 	v := b.Node("MatMul", "v", []string{x, b.weight("w2", 4, 3)})
 	m := b.Model(13, y, v)
-	q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}, nil)
+	q, r, err := Quantize(context.Background(), m, Options{Method: Dynamic}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +270,7 @@ func TestConstantNodeAndSubgraphWeights(t *testing.T) {
 				got[w.Name] = true
 			}
 			want := map[string]bool{"wc": true, "wt": true, "wo": true}
-			if spec.Method == v1alpha1.QuantizeFP16 {
+			if spec.Method == FP16 {
 				// float16 covers the main graph; subgraph weights stay.
 				want = map[string]bool{"wc": true}
 				if reasons := floatReasons(r); reasons["wt"] != ReasonSubgraph {

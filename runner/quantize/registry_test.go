@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -157,10 +156,10 @@ func TestRegisteredWeightOps(t *testing.T) {
 			if got := quantizers[op].fold(); got != tc.fold {
 				t.Errorf("fold role %d, want %d", got, tc.fold)
 			}
-			quantize := func(spec v1alpha1.QuantizeSpec) (*onnx.Model, *onnx.Model, *Report, string) {
+			quantize := func(spec Options) (*onnx.Model, *onnx.Model, *Report, string) {
 				m, w := tc.build(newBuilder(1))
 				var calib Calibration
-				if spec.Method == v1alpha1.QuantizeStatic {
+				if spec.Method == Static {
 					in := m.Proto.GetGraph().GetInput()[0]
 					_, dims, _, _ := onnx.TensorType(in)
 					calib = NewBatches(randomBatches(2, in.GetName(), 2, dims...)...)
@@ -175,19 +174,19 @@ func TestRegisteredWeightOps(t *testing.T) {
 				return slices.ContainsFunc(r.Quantized, func(q QuantizedTensor) bool { return q.Name == w })
 			}
 
-			m, q, r, w := quantize(v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic})
+			m, q, r, w := quantize(Options{Method: Dynamic})
 			if !quantized(r, w) || len(nodesOf(q, tc.dynamicNode)) != 1 {
 				t.Errorf("dynamic: weight quantized %v, nodes %v; want it read by one %s", quantized(r, w), opTypes(q), tc.dynamicNode)
 			}
 			checkRuns(t, "dynamic", m, q)
 
-			m, q, r, w = quantize(v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 8})
+			m, q, r, w = quantize(Options{Method: WeightOnly, Bits: 8})
 			if !quantized(r, w) || len(nodesOf(q, "DequantizeLinear")) != 1 {
 				t.Errorf("weightOnly qdq: weight quantized %v, nodes %v; want one blocked DequantizeLinear", quantized(r, w), opTypes(q))
 			}
 			checkRuns(t, "weightOnly qdq", m, q)
 
-			spec := v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 8, Format: v1alpha1.FormatMatMulNBits}
+			spec := Options{Method: WeightOnly, Bits: 8, Format: MatMulNBits}
 			m, w = tc.build(newBuilder(1))
 			q, r, err := Quantize(context.Background(), m, spec, nil)
 			switch {
@@ -208,7 +207,7 @@ func TestRegisteredWeightOps(t *testing.T) {
 			if testing.Short() { // the rest needs ONNX Runtime
 				return
 			}
-			o, err := resolve(v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic})
+			o, err := Options{Method: Static}.resolve()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,7 +228,7 @@ func TestRegisteredWeightOps(t *testing.T) {
 				}
 				ranges[root] = Range{Min: slices.Min(v), Max: slices.Max(v)}
 			}
-			q, r, err = buildStatic(m, o, ranges, nil, &Report{Method: v1alpha1.QuantizeStatic})
+			q, r, err = buildStatic(m, o, ranges, nil, &Report{Method: Static})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -283,7 +282,7 @@ func TestUnregisteredOpsStayFloat(t *testing.T) {
 	m := b.Model(13, lstm, emb, fused, mm)
 	m.SetOpset("com.microsoft", 1)
 
-	q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}, nil)
+	q, r, err := Quantize(context.Background(), m, Options{Method: Dynamic}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -34,7 +33,7 @@ const (
 
 // Report says what Quantize did.
 type Report struct {
-	Method v1alpha1.QuantizeMethod
+	Method Method
 	// Opset is the default-domain opset of the output model.
 	Opset int64
 	// Quantized lists the weights written in a lower precision.

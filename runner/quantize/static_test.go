@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -29,7 +28,7 @@ func TestStaticQDQStructure(t *testing.T) {
 	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	m := convNet(1)
 	calib := NewBatches(randomBatches(2, "x", 4, 2, 3, 8, 8)...)
-	q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, calib)
+	q, r, err := Quantize(context.Background(), m, Options{Method: Static}, calib)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +105,7 @@ func TestStaticQDQStructure(t *testing.T) {
 func TestStaticActivationTypeInt8(t *testing.T) {
 	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	m := convNet(3)
-	q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, ActivationType: v1alpha1.ActivationInt8},
+	q, _, err := Quantize(context.Background(), m, Options{Method: Static, Activation: Int8},
 		NewBatches(randomBatches(4, "x", 2, 2, 3, 8, 8)...))
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +127,7 @@ func TestStaticMatMulUsesQLinearMatMul(t *testing.T) {
 	h = b.Node("Relu", "hr", []string{h})
 	y := b.Node("MatMul", "y", []string{h, b.weight("w2", 32, 4)})
 	m := b.Model(13, y)
-	q, _, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic},
+	q, _, err := Quantize(context.Background(), m, Options{Method: Static},
 		NewBatches(randomBatches(6, "x", 3, 8, 16)...))
 	if err != nil {
 		t.Fatal(err)
@@ -155,11 +154,11 @@ func TestStaticMatMulUsesQLinearMatMul(t *testing.T) {
 
 func TestStaticNeedsCalibrationData(t *testing.T) {
 	orttest.Require(t) // static quantization calibrates with ONNX Runtime
-	_, _, err := Quantize(context.Background(), convNet(1), v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, nil)
+	_, _, err := Quantize(context.Background(), convNet(1), Options{Method: Static}, nil)
 	if err == nil {
 		t.Fatal("static quantization without calibration data succeeded")
 	}
-	_, _, err = Quantize(context.Background(), convNet(1), v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}, NewBatches())
+	_, _, err = Quantize(context.Background(), convNet(1), Options{Method: Static}, NewBatches())
 	if err == nil {
 		t.Fatal("static quantization with empty calibration data succeeded")
 	}

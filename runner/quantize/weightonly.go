@@ -3,7 +3,6 @@ package quantize
 import (
 	"fmt"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
@@ -27,7 +26,7 @@ import (
 const msDomain = "com.microsoft"
 
 func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
-	if o.format == v1alpha1.FormatQDQ {
+	if o.format == QDQ {
 		if err := ensureOpset(m, opsetBlocked); err != nil {
 			return err
 		}
@@ -40,7 +39,7 @@ func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
 	for _, s := range slots {
 		var ok bool
 		var err error
-		if o.format == v1alpha1.FormatMatMulNBits {
+		if o.format == MatMulNBits {
 			ok, err = matMulNBits(e, ix, o, s, r)
 		} else {
 			ok, err = blockedDQ(e, o, s, r)
@@ -58,7 +57,7 @@ func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
 	}
 	e.apply()
 	removeDeadConstants(m)
-	if o.format == v1alpha1.FormatMatMulNBits && m.Opset(msDomain) == 0 {
+	if o.format == MatMulNBits && m.Opset(msDomain) == 0 {
 		m.SetOpset(msDomain, 1)
 	}
 	return nil

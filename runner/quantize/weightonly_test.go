@@ -7,28 +7,26 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
 func TestWeightOnlyQDQ(t *testing.T) {
-	no := false
 	tests := []struct {
-		bits      int32
-		symmetric *bool
-		dtype     onnx.DataType
-		zeroPoint bool
+		bits       int
+		asymmetric bool
+		dtype      onnx.DataType
+		zeroPoint  bool
 	}{
-		{4, nil, onnx.Int4, false},
-		{4, &no, onnx.Uint4, true},
-		{8, nil, onnx.Int8, true},
-		{8, &no, onnx.Uint8, true},
+		{4, false, onnx.Int4, false},
+		{4, true, onnx.Uint4, true},
+		{8, false, onnx.Int8, true},
+		{8, true, onnx.Uint8, true},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d bits %v", tt.bits, tt.dtype), func(t *testing.T) {
 			m := mixedNet(1)
-			q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{
-				Method: v1alpha1.QuantizeWeightOnly, Bits: tt.bits, Symmetric: tt.symmetric, BlockSize: 16,
+			q, r, err := Quantize(context.Background(), m, Options{
+				Method: WeightOnly, Bits: tt.bits, Asymmetric: tt.asymmetric, BlockSize: 16,
 			}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -86,13 +84,12 @@ func TestWeightOnlyQDQ(t *testing.T) {
 }
 
 func TestWeightOnlyMatMulNBits(t *testing.T) {
-	no := false
-	for _, bits := range []int32{4, 8} {
-		for _, sym := range []*bool{nil, &no} {
-			t.Run(fmt.Sprintf("%d bits symmetric %v", bits, sym == nil), func(t *testing.T) {
+	for _, bits := range []int{4, 8} {
+		for _, asym := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d bits symmetric %v", bits, !asym), func(t *testing.T) {
 				m := mixedNet(4)
-				q, r, err := Quantize(context.Background(), m, v1alpha1.QuantizeSpec{
-					Method: v1alpha1.QuantizeWeightOnly, Bits: bits, Symmetric: sym, BlockSize: 16, Format: v1alpha1.FormatMatMulNBits,
+				q, r, err := Quantize(context.Background(), m, Options{
+					Method: WeightOnly, Bits: bits, Asymmetric: asym, BlockSize: 16, Format: MatMulNBits,
 				}, nil)
 				if err != nil {
 					t.Fatal(err)
