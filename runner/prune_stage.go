@@ -19,7 +19,11 @@ func describePrune(s pipeline.StageSpec) string {
 }
 
 func pruneStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
-	out, report, err := prune.Prune(ctx, in.Model, *in.Task.Stage.Prune, in.Data, func(done, total int) {
+	opts, err := pruneOptions(*in.Task.Stage.Prune)
+	if err != nil {
+		return nil, err
+	}
+	out, report, err := prune.Prune(ctx, in.Model, opts, in.Data, func(done, total int) {
 		in.Progress(int64(done), int64(total), "layers")
 	})
 	if err != nil {

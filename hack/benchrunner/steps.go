@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/prune"
 	"github.com/kompress/kompress/runner/quantize"
@@ -38,7 +37,7 @@ func magnitude50(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, _, err := prune.Prune(context.Background(), m, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}, nil, nil)
+	out, _, err := prune.Prune(context.Background(), m, prune.Options{Method: prune.Magnitude, Sparsity: 0.5}, nil, nil)
 	if err != nil {
 		return nil, err
 	}

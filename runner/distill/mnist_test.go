@@ -318,7 +318,7 @@ func TestMNISTChain(t *testing.T) {
 	test := onnxtest.MNIST(t, dataset.MNISTTest10k)
 	teacher := onnxtest.Model(t, onnxtest.MNIST8)
 	base := accuracy(t, teacher, test)
-	pruned, _, err := prune.Prune(ctx, teacher, v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "2:4"}, train, nil)
+	pruned, _, err := prune.Prune(ctx, teacher, prune.Options{Method: prune.Hessian, Pattern: prune.Pattern{N: 2, M: 4}}, train, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

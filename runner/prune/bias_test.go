@@ -5,7 +5,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -45,7 +44,7 @@ func TestGemmBiasNeedsUnitScales(t *testing.T) {
 		b := newBuilder(t, "gemm").input("A", onnx.Float, 2, 4).init("B", []int64{4, 3}, nil).init("C", []int64{3}, nil)
 		b.node("Gemm", "gemm", []string{"A", "B", "C"}, []string{"Y"}, onnx.AttrFloat("alpha", tc.alpha), onnx.AttrFloat("beta", tc.beta)).output("Y", onnx.Float)
 		m := b.model(13)
-		o, _ := parseSpec(v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Sparsity: "0.5"})
+		o, _ := Options{Method: Hessian, Sparsity: 0.5}.parse()
 		targets, _ := findTargets(m, o)
 		got := ""
 		if w := findBiases(m, targets)[0]; w != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/prune/structured"
@@ -15,11 +14,11 @@ import (
 // pruneChannels runs the structured methods (structured: channels scored
 // by the L1 or L2 norm of their filters; entropy: by the entropy of their
 // activations), which package runner/prune/structured implements. The
-// spec is checked here so that its mistakes are ErrSpec like the other
-// methods'.
-func pruneChannels(ctx context.Context, m *onnx.Model, spec v1alpha1.PruneSpec, data *dataset.Dataset, progress func(done, total int)) (*onnx.Model, *Report, error) {
+// options are checked here so that their mistakes are ErrSpec like the
+// other methods'.
+func pruneChannels(ctx context.Context, m *onnx.Model, o Options, data *dataset.Dataset, progress func(done, total int)) (*onnx.Model, *Report, error) {
 	start := time.Now()
-	opts, err := channelOptions(spec)
+	opts, err := channelOptions(o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -43,7 +42,7 @@ func pruneChannels(ctx context.Context, m *onnx.Model, spec v1alpha1.PruneSpec, 
 		return nil, nil, err
 	}
 	report := &Report{
-		Method: spec.Method, Sparsity: opts.Fraction, Scope: v1alpha1.PruneScope(rep.Scope), Storage: v1alpha1.StorageDense,
+		Method: o.Method, Sparsity: opts.Fraction, Scope: Scope(rep.Scope), Storage: Dense,
 		Structured: rep, Seconds: time.Since(start).Seconds(),
 	}
 	recoveryWarnings(report)
@@ -64,61 +63,39 @@ func recoveryWarnings(r *Report) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf(
 			"the pruned model's outputs have cosine %.4f to the source's on the calibration samples (below %.2f): recover accuracy with a Distill stage after this one", s.Cosine, recoveryCosine))
 	}
-	if r.Method == v1alpha1.PruneEntropy {
+	if r.Method == Entropy {
 		r.NeedsRecovery = true
 		r.Warnings = append(r.Warnings,
 			"entropy pruning ranks channels by how much their activations vary, not by what they contribute, and is meant to be followed by fine-tuning (Luo & Wu retrain after pruning): follow it with a Distill stage (mnist-8 at 25% lost 6.6-9.1 accuracy points before recovery)")
 	}
 }
 
-// channelOptions checks a spec for structured or entropy and turns it
-// into the structured package's options.
-func channelOptions(spec v1alpha1.PruneSpec) (structured.Options, error) {
-	spec, err := normalizeKeep(spec)
-	if err != nil {
+// channelOptions checks the options of structured or entropy and turns
+// them into the structured package's.
+func channelOptions(o Options) (structured.Options, error) {
+	if err := o.check(); err != nil {
 		return structured.Options{}, err
 	}
-	if spec.Pattern != "" {
-		return structured.Options{}, specErr("prune.pattern is only used by methods nm and hessian (method %s takes sparsity)", spec.Method)
+	if !o.Pattern.IsZero() {
+		return structured.Options{}, specErr("prune.pattern is only used by methods nm and hessian (method %s takes sparsity)", o.Method)
 	}
-	if spec.Sparsity == "" {
-		return structured.Options{}, specErr("prune.sparsity (or keep), the fraction of channels removed, is required for method %s", spec.Method)
+	if o.Sparsity == 0 {
+		return structured.Options{}, specErr("prune.sparsity, the fraction of channels removed, is required for method %s", o.Method)
 	}
-	frac, err := fraction("prune.sparsity", spec.Sparsity, false)
-	if err != nil {
-		return structured.Options{}, err
+	if o.Storage == Sparse {
+		return structured.Options{}, specErr("prune.storage sparse stores zeros compactly; method %s removes channels and leaves no zeros: use dense", o.Method)
 	}
-	if spec.Storage == v1alpha1.StorageSparse {
-		return structured.Options{}, specErr("prune.storage sparse stores zeros compactly; method %s removes channels and leaves no zeros: use dense", spec.Method)
-	}
-	opts := structured.Options{Fraction: frac, Scope: structured.Scope(spec.Scope), MinParams: spec.MinParams, Seed: spec.Seed,
-		Samples: int(spec.CalibrationSamples)}
+	opts := structured.Options{Fraction: o.Sparsity, Scope: structured.Scope(o.Scope), Criterion: o.Criterion,
+		MinParams: o.MinParams, Seed: o.Seed, Samples: o.CalibrationSamples,
+		ExcludeNodes: o.ExcludeNodes, ExcludeOpTypes: o.ExcludeOpTypes}
 	if opts.Samples == 0 {
-		opts.Samples = defaultSamples
+		opts.Samples = DefaultCalibrationSamples
 	}
-	switch spec.Criterion {
-	case "", v1alpha1.CriterionL1:
+	if opts.Criterion == "" {
 		opts.Criterion = structured.L1
-	case v1alpha1.CriterionL2:
-		opts.Criterion = structured.L2
-	case v1alpha1.CriterionReconstruction:
-		opts.Criterion = structured.Reconstruction
-	default:
-		return structured.Options{}, specErr("prune.criterion %q is not l1, l2 or reconstruction", spec.Criterion)
 	}
-	if spec.Method == v1alpha1.PruneEntropy {
+	if o.Method == Entropy {
 		opts.Criterion = structured.Entropy
-	}
-	switch opts.Scope {
-	case "", structured.ScopeLayer, structured.ScopeGlobal, structured.ScopeSensitivity:
-	default:
-		return structured.Options{}, specErr("prune.scope %q is not layer, global or sensitivity", spec.Scope)
-	}
-	if spec.MinParams < 0 {
-		return structured.Options{}, specErr("prune.minParams is %d, expected 0 or more", spec.MinParams)
-	}
-	if spec.Exclude != nil {
-		opts.ExcludeNodes, opts.ExcludeOpTypes = spec.Exclude.Nodes, spec.Exclude.OpTypes
 	}
 	return opts, nil
 }

@@ -3,13 +3,14 @@ package prune
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
+	"github.com/kompress/kompress/runner/prune/structured"
 )
 
 // TestChannelsDispatch runs the structured methods through Prune: the
@@ -22,20 +23,20 @@ func TestChannelsDispatch(t *testing.T) {
 	src := onnxtest.Model(t, onnxtest.MNIST8)
 	calib, eval := mnistSplit(t)
 	for _, c := range []struct {
-		spec     v1alpha1.PruneSpec
+		spec     Options
 		sparsity float64
 		recovery bool // the report says the model needs recovery
 	}{
 		// Output cosine about 0.95 on the calibration samples.
-		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Keep: "0.75", Criterion: v1alpha1.CriterionL2}, 0.25, true},
-		{v1alpha1.PruneSpec{Method: v1alpha1.PruneEntropy, Sparsity: "0.25", CalibrationSamples: 64}, 0.25, true},
+		{Options{Method: Structured, Sparsity: 0.25, Criterion: structured.L2}, 0.25, true},
+		{Options{Method: Entropy, Sparsity: 0.25, CalibrationSamples: 64}, 0.25, true},
 		// About 0.98.
-		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.25", Criterion: v1alpha1.CriterionReconstruction, Scope: v1alpha1.ScopeGlobal, CalibrationSamples: 100}, 0.25, true},
+		{Options{Method: Structured, Sparsity: 0.25, Criterion: structured.Reconstruction, Scope: ScopeGlobal, CalibrationSamples: 100}, 0.25, true},
 		// Above 0.99.
-		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.1", Criterion: v1alpha1.CriterionReconstruction, Scope: v1alpha1.ScopeGlobal, CalibrationSamples: 100}, 0.1, false},
+		{Options{Method: Structured, Sparsity: 0.1, Criterion: structured.Reconstruction, Scope: ScopeGlobal, CalibrationSamples: 100}, 0.1, false},
 	} {
 		spec := c.spec
-		t.Run(string(spec.Method)+" "+string(spec.Criterion)+" "+spec.Sparsity, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s %s %g", spec.Method, spec.Criterion, spec.Sparsity), func(t *testing.T) {
 			out, rep := mustPrune(t, src, spec, calib)
 			s := rep.Structured
 			if s == nil || rep.Sparsity != c.sparsity {
@@ -51,11 +52,11 @@ func TestChannelsDispatch(t *testing.T) {
 			if s.ParamsAfter >= s.ParamsBefore || s.ChannelsAfter >= s.ChannelsBefore {
 				t.Errorf("nothing removed: %s", rep.Summary())
 			}
-			wantCrit, wantSamples := string(spec.Criterion), int(spec.CalibrationSamples)
-			if spec.Method == v1alpha1.PruneEntropy {
+			wantCrit, wantSamples := spec.Criterion, spec.CalibrationSamples
+			if spec.Method == Entropy {
 				wantCrit = "entropy"
 			}
-			if string(s.Criterion) != wantCrit || s.Samples != wantSamples {
+			if s.Criterion != wantCrit || s.Samples != wantSamples {
 				t.Errorf("criterion %s on %d samples, want %s on %d", s.Criterion, s.Samples, wantCrit, wantSamples)
 			}
 			stats, err := out.Stats()
@@ -75,24 +76,25 @@ func TestChannelsBadInput(t *testing.T) {
 	wrong := &dataset.Dataset{Name: "wrong.npz", Shape: []int{2, 5}, X: make([]float32, 10)}
 	tests := []struct {
 		name string
-		spec v1alpha1.PruneSpec
+		opts Options
 		data *dataset.Dataset
 		is   error
 		say  string
 	}{
-		{"pattern", v1alpha1.PruneSpec{Method: "structured", Pattern: "2:4"}, nil, ErrSpec, "prune.pattern is only used by methods nm and hessian"},
-		{"no sparsity", v1alpha1.PruneSpec{Method: "structured"}, nil, ErrSpec, "fraction of channels removed"},
-		{"sparsity 1", v1alpha1.PruneSpec{Method: "structured", Sparsity: "1"}, nil, ErrSpec, "prune.sparsity"},
-		{"sparse storage", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.2", Storage: "sparse"}, nil, ErrSpec, "prune.storage sparse"},
-		{"entropy without data", v1alpha1.PruneSpec{Method: "entropy", Sparsity: "0.2"}, nil, ErrCalibration, "spec.dataset"},
-		{"data of the wrong shape", v1alpha1.PruneSpec{Method: "entropy", Sparsity: "0.2"}, wrong, ErrCalibration, "wrong.npz"},
-		{"reconstruction without data", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.2", Criterion: "reconstruction"}, nil, ErrCalibration, "spec.dataset"},
-		{"unknown criterion", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.2", Criterion: "l3"}, nil, ErrSpec, "not l1, l2 or reconstruction"},
-		{"no channel at this sparsity", v1alpha1.PruneSpec{Method: "structured", Sparsity: "0.01"}, nil, ErrNothingPrunable, "removes no channel"},
+		{"pattern", Options{Method: Structured, Sparsity: 0.2, Pattern: Pattern{N: 2, M: 4}}, nil, ErrSpec, "prune.pattern is only used by methods nm and hessian (method structured takes sparsity)"},
+		{"no sparsity", Options{Method: Structured}, nil, ErrSpec, "prune.sparsity, the fraction of channels removed, is required for method structured"},
+		{"sparsity 1", Options{Method: Structured, Sparsity: 1}, nil, ErrSpec, "prune.sparsity 1: want a fraction in (0, 1)"},
+		{"sparse storage", Options{Method: Entropy, Sparsity: 0.2, Storage: Sparse}, nil, ErrSpec, "prune.storage sparse stores zeros compactly; method entropy removes channels"},
+		{"entropy without data", Options{Method: Entropy, Sparsity: 0.2}, nil, ErrCalibration, "spec.dataset"},
+		{"data of the wrong shape", Options{Method: Entropy, Sparsity: 0.2}, wrong, ErrCalibration, "wrong.npz"},
+		{"reconstruction without data", Options{Method: Structured, Sparsity: 0.2, Criterion: structured.Reconstruction}, nil, ErrCalibration, "spec.dataset"},
+		{"unknown criterion", Options{Method: Structured, Sparsity: 0.2, Criterion: "l3"}, nil, ErrSpec, `prune.criterion "l3" is not l1, l2 or reconstruction`},
+		{"entropy is a method", Options{Method: Structured, Sparsity: 0.2, Criterion: structured.Entropy}, nil, ErrSpec, `prune.criterion "entropy" is not l1, l2 or reconstruction`},
+		{"no channel at this sparsity", Options{Method: Structured, Sparsity: 0.01}, nil, ErrNothingPrunable, "removes no channel"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, rep, err := Prune(context.Background(), mnist, tc.spec, tc.data, nil)
+			out, rep, err := Prune(context.Background(), mnist, tc.opts, tc.data, nil)
 			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.say) {
 				t.Fatalf("error %v, want %v saying %q", err, tc.is, tc.say)
 			}

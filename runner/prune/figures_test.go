@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
@@ -26,16 +25,16 @@ func TestMNIST10k(t *testing.T) {
 	base := orttest.MNIST8Accuracy(t, src, test)
 	rows := []string{fmt.Sprintf("| source | | %.4f | | |", base)}
 	drops := map[string]float64{}
-	for _, spec := range []v1alpha1.PruneSpec{
-		{Method: "magnitude", Sparsity: "0.5", Scope: "layer"},
-		{Method: "magnitude", Sparsity: "0.5"},
-		{Method: "magnitude", Sparsity: "0.7", Scope: "layer"},
-		{Method: "magnitude", Sparsity: "0.7"},
-		{Method: "hessian", Sparsity: "0.7", CalibrationSamples: 128},
-		{Method: "hessian", Sparsity: "0.7"},
-		{Method: "nm", Pattern: "2:4"},
-		{Method: "hessian", Pattern: "2:4", CalibrationSamples: 128},
-		{Method: "hessian", Pattern: "2:4"},
+	for _, spec := range []Options{
+		{Method: "magnitude", Sparsity: 0.5, Scope: "layer"},
+		{Method: "magnitude", Sparsity: 0.5},
+		{Method: "magnitude", Sparsity: 0.7, Scope: "layer"},
+		{Method: "magnitude", Sparsity: 0.7},
+		{Method: "hessian", Sparsity: 0.7, CalibrationSamples: 128},
+		{Method: "hessian", Sparsity: 0.7},
+		{Method: "nm", Pattern: Pattern{N: 2, M: 4}},
+		{Method: "hessian", Pattern: Pattern{N: 2, M: 4}, CalibrationSamples: 128},
+		{Method: "hessian", Pattern: Pattern{N: 2, M: 4}},
 	} {
 		name := figureName(spec)
 		out, rep := mustPrune(t, src, spec, train)
@@ -69,8 +68,8 @@ func TestMNIST10k(t *testing.T) {
 
 // figureName describes a spec as it runs, defaults included, so that a
 // figure's label cannot disagree with what was measured.
-func figureName(spec v1alpha1.PruneSpec) string {
-	o, err := parseSpec(spec)
+func figureName(spec Options) string {
+	o, err := spec.parse()
 	if err != nil {
 		return fmt.Sprintf("%+v: %v", spec, err)
 	}
@@ -80,12 +79,12 @@ func figureName(spec v1alpha1.PruneSpec) string {
 	}
 	name := fmt.Sprintf("%s %s", o.method, amount)
 	switch o.method {
-	case v1alpha1.PruneMagnitude:
+	case Magnitude:
 		name += ", scope " + string(o.scope)
 		if spec.Scope == "" {
 			name += " (default)"
 		}
-	case v1alpha1.PruneHessian:
+	case Hessian:
 		name += fmt.Sprintf(", %d calibration samples", o.samples)
 		if spec.CalibrationSamples == 0 {
 			name += " (default)"
@@ -117,13 +116,13 @@ func TestHessianSpeed(t *testing.T) {
 	}
 	b.output(x, onnx.Float)
 	data := &dataset.Dataset{Name: "random", Shape: []int{samples, width}, X: b.random(samples * width)}
-	for _, spec := range []v1alpha1.PruneSpec{
-		{Method: "hessian", Sparsity: "0.7", CalibrationSamples: samples},
-		{Method: "hessian", Pattern: "2:4", CalibrationSamples: samples},
+	for _, spec := range []Options{
+		{Method: "hessian", Sparsity: 0.7, CalibrationSamples: samples},
+		{Method: "hessian", Pattern: Pattern{N: 2, M: 4}, CalibrationSamples: samples},
 	} {
 		_, rep := mustPrune(t, b.model(17), spec, data)
 		h := rep.Hessian
-		t.Logf("hessian %s%s, %d parameters, %d samples: %.1f s (calibration %.1f s in %d passes, solve %.1f s): %.2f s per million parameters, %.3f s per sample",
-			spec.Sparsity, spec.Pattern, rep.Params, h.Samples, rep.Seconds, h.CalibrationSeconds, h.Passes, h.SolveSeconds, h.SecondsPerMParams, h.SecondsPerSample)
+		t.Logf("%s, %d parameters, %d samples: %.1f s (calibration %.1f s in %d passes, solve %.1f s): %.2f s per million parameters, %.3f s per sample",
+			optsName(spec), rep.Params, h.Samples, rep.Seconds, h.CalibrationSeconds, h.Passes, h.SolveSeconds, h.SecondsPerMParams, h.SecondsPerSample)
 	}
 }

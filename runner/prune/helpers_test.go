@@ -2,13 +2,14 @@ package prune
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -34,13 +35,22 @@ func session(t testing.TB, name string, m *onnx.Model) *ort.Session {
 }
 
 // prune runs Prune and fails the test on error.
-func mustPrune(t testing.TB, m *onnx.Model, spec v1alpha1.PruneSpec, data *dataset.Dataset) (*onnx.Model, *Report) {
+func mustPrune(t testing.TB, m *onnx.Model, spec Options, data *dataset.Dataset) (*onnx.Model, *Report) {
 	t.Helper()
 	out, rep, err := Prune(context.Background(), m, spec, data, nil)
 	if err != nil {
 		t.Fatalf("Prune(%+v): %v", spec, err)
 	}
 	return out, rep
+}
+
+// optsName names a test case by its options.
+func optsName(o Options) string {
+	amount := fmt.Sprintf("%g", o.Sparsity)
+	if !o.Pattern.IsZero() {
+		amount = o.Pattern.String()
+	}
+	return strings.TrimSpace(fmt.Sprintf("%s %s %s", o.Method, amount, o.Scope))
 }
 
 // newRand is a seeded source for test data.

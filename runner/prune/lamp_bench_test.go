@@ -3,8 +3,6 @@ package prune
 import (
 	"math/rand/v2"
 	"testing"
-
-	"github.com/kompress/kompress/api/v1alpha1"
 )
 
 // BenchmarkMagnitudeGlobal prunes twelve layers of a million weights to
@@ -26,6 +24,6 @@ func BenchmarkMagnitudeGlobal(b *testing.B) {
 		for i := range vals {
 			copy(vals[i], src[i])
 		}
-		magnitude(vals, &options{scope: v1alpha1.ScopeGlobal, sparsity: 0.5}, func(int) {})
+		magnitude(vals, &options{scope: ScopeGlobal, sparsity: 0.5}, func(int) {})
 	}
 }

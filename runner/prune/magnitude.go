@@ -6,8 +6,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-
-	"github.com/kompress/kompress/api/v1alpha1"
 )
 
 // magnitude zeroes the weights of smallest absolute value: a fraction
@@ -24,7 +22,7 @@ func magnitude(vals [][]float32, o *options, progress func(done int)) []string {
 		defer mu.Unlock()
 		progress(int(done.Add(1)))
 	}
-	if o.scope != v1alpha1.ScopeGlobal {
+	if o.scope != ScopeGlobal {
 		forEach(len(vals), func(i int) {
 			cut := zeroSmallestAbs(vals[i:i+1], removed(len(vals[i]), o.sparsity), o.seed)
 			masks[i] = fmt.Sprintf("unstructured, the %.4g%% of smallest |w| zeroed (|w| <= %.6g)", 100*o.sparsity, cut)

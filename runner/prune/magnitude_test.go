@@ -4,30 +4,28 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/kompress/kompress/api/v1alpha1"
 )
 
 func TestMagnitude(t *testing.T) {
 	tests := []struct {
 		name     string
-		scope    v1alpha1.PruneScope
+		scope    Scope
 		sparsity float64
 		vals     [][]float32
 		want     [][]float32
 	}{{
-		name: "layer: the three smallest |w| of six go", scope: v1alpha1.ScopeLayer, sparsity: 0.5,
+		name: "layer: the three smallest |w| of six go", scope: ScopeLayer, sparsity: 0.5,
 		vals: [][]float32{{0.5, -0.1, 0.3, -0.7, 0.2, 0.05}},
 		want: [][]float32{{0.5, 0, 0.3, -0.7, 0, 0}},
 	}, {
-		name: "layer: each weight loses half", scope: v1alpha1.ScopeLayer, sparsity: 0.5,
+		name: "layer: each weight loses half", scope: ScopeLayer, sparsity: 0.5,
 		vals: [][]float32{{1, -2, 3, 4}, {10, 20, -30, 40}},
 		want: [][]float32{{0, 0, 3, 4}, {0, 0, -30, 40}},
 	}, {
 		// LAMP scores do not change when a layer is scaled: a layer ten
 		// times smaller loses as much, where one raw threshold would take
 		// all of it.
-		name: "global: scaling a layer does not change its share", scope: v1alpha1.ScopeGlobal, sparsity: 0.5,
+		name: "global: scaling a layer does not change its share", scope: ScopeGlobal, sparsity: 0.5,
 		vals: [][]float32{{1, -2, 3, 4}, {10, 20, -30, 40}},
 		want: [][]float32{{0, 0, 3, 4}, {0, 0, -30, 40}},
 	}, {
@@ -35,16 +33,16 @@ func TestMagnitude(t *testing.T) {
 		// 4/10029, 9/10025, 16/10016, 1. The four smallest are the
 		// second layer's three small weights, whose squares are a sliver
 		// of its norm, and the first layer's smallest.
-		name: "global: a layer whose norm is one weight loses the rest first", scope: v1alpha1.ScopeGlobal, sparsity: 0.5,
+		name: "global: a layer whose norm is one weight loses the rest first", scope: ScopeGlobal, sparsity: 0.5,
 		vals: [][]float32{{1, 1.1, -1.2, 1.3}, {2, -3, 4, 100}},
 		want: [][]float32{{0, 1.1, -1.2, 1.3}, {0, 0, 0, 100}},
 	}, {
-		name: "layer: 2.5 of 5 rounds to 3, zeros count", scope: v1alpha1.ScopeLayer, sparsity: 0.5,
+		name: "layer: 2.5 of 5 rounds to 3, zeros count", scope: ScopeLayer, sparsity: 0.5,
 		vals: [][]float32{{0, 9, -1, 8, 2}},
 		want: [][]float32{{0, 9, 0, 8, 0}},
 	}, {
 		// Scores 0.25/110.25 and 0.0625/245.0625 are the two smallest.
-		name: "global 0.25: the smallest weight of each layer", scope: v1alpha1.ScopeGlobal, sparsity: 0.25,
+		name: "global 0.25: the smallest weight of each layer", scope: ScopeGlobal, sparsity: 0.25,
 		vals: [][]float32{{5, -0.5, 6, 7}, {0.25, 8, 9, 10}},
 		want: [][]float32{{5, 0, 6, 7}, {0, 8, 9, 10}},
 	}}

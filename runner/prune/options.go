@@ -2,36 +2,147 @@ package prune
 
 import (
 	"fmt"
-	"math/big"
-	"regexp"
-	"strconv"
-	"strings"
+	"math"
 
-	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/runner/prune/structured"
 )
 
-// Defaults for fields a spec may leave empty (the CRD applies the same).
+// Method selects a pruning algorithm.
+type Method string
+
+// The methods.
 const (
-	defaultPattern   = "2:4"
-	defaultDampening = 0.01
-	defaultSamples   = 512
-	// blockSize is the number of columns SparseGPT prunes and updates
-	// together (the paper's B = 128).
-	blockSize = 128
+	// Magnitude zeroes the weights of smallest |w|.
+	Magnitude Method = "magnitude"
+	// NM keeps the N largest of every M consecutive weights.
+	NM Method = "nm"
+	// Hessian prunes by w²/[H⁻¹]ᵢᵢ and updates the weights kept
+	// (SparseGPT), unstructured or N:M.
+	Hessian Method = "hessian"
+	// Structured removes whole channels, scored by Criterion (package
+	// runner/prune/structured).
+	Structured Method = "structured"
+	// Entropy removes the channels whose activations carry the least
+	// information (Luo & Wu).
+	Entropy Method = "entropy"
 )
 
-var decimal = regexp.MustCompile(`^[0-9]+([.][0-9]+)?$`)
+// Scope says where the sparsity budget is spent.
+type Scope string
 
-// options is a PruneSpec checked and parsed.
+// The scopes.
+const (
+	// ScopeLayer prunes every layer (or group of coupled layers) alike.
+	ScopeLayer Scope = "layer"
+	// ScopeGlobal ranks all weights (Magnitude) or channels (Structured,
+	// Entropy) together, so small, sensitive layers keep more.
+	ScopeGlobal Scope = "global"
+	// ScopeSensitivity (Structured, Entropy) measures each group's loss
+	// at several fractions before spending the channel budget.
+	ScopeSensitivity Scope = "sensitivity"
+)
+
+// Storage says how pruned weights are written.
+type Storage string
+
+// The storages.
+const (
+	// Dense keeps the zeros in place.
+	Dense Storage = "dense"
+	// Sparse writes ONNX sparse initializers where that is smaller.
+	Sparse Storage = "sparse"
+)
+
+// Pattern is N:M sparsity: N of every M consecutive weights kept. The
+// zero Pattern is none (unstructured).
+type Pattern struct{ N, M int }
+
+// IsZero reports whether p is no pattern.
+func (p Pattern) IsZero() bool { return p == Pattern{} }
+
+func (p Pattern) String() string { return fmt.Sprintf("%d:%d", p.N, p.M) }
+
+// Defaults for options left at zero.
+const (
+	DefaultCalibrationSamples = 512
+	DefaultDampening          = 0.01
+)
+
+// DefaultPattern is NM's pattern when Options leave it at zero.
+var DefaultPattern = Pattern{N: 2, M: 4}
+
+// blockSize is the number of columns SparseGPT prunes and updates
+// together (the paper's B = 128).
+const blockSize = 128
+
+// Options configure Prune. Every field but Method and the amount pruned
+// (Sparsity or Pattern) has a default, its zero value. Fields are named
+// as the stage spec's (prune.sparsity is Sparsity), and so are they in
+// errors, which wrap ErrSpec.
+type Options struct {
+	// Method is required.
+	Method Method
+	// Sparsity is the fraction removed, in (0, 1): of the weights
+	// (Magnitude, unstructured Hessian) or of the channels (Structured,
+	// Entropy), which require it.
+	Sparsity float64
+	// Pattern is NM's (default DefaultPattern), or Hessian's instead of
+	// Sparsity: 0 < N < M <= 64.
+	Pattern Pattern
+	// Scope: ScopeLayer, ScopeGlobal (Magnitude, Structured, Entropy) or
+	// ScopeSensitivity (Structured, Entropy). Default ScopeGlobal for
+	// Magnitude (it loses less accuracy at the same sparsity),
+	// ScopeLayer for the others.
+	Scope Scope
+	// Criterion scores Structured's channels: structured.L1 (default),
+	// structured.L2 or structured.Reconstruction. The other methods
+	// ignore it.
+	Criterion structured.Criterion
+	// Storage: Dense (default) or Sparse (not for Structured and Entropy,
+	// which leave no zeros).
+	Storage Storage
+	// ExcludeNodes and ExcludeOpTypes name nodes left dense.
+	ExcludeNodes   []string
+	ExcludeOpTypes []string
+	// MinParams leaves weights with fewer elements than this untouched.
+	MinParams int64
+	// CalibrationSamples is how many samples of the data Hessian,
+	// Entropy and Reconstruction calibrate on; default
+	// DefaultCalibrationSamples.
+	CalibrationSamples int
+	// Dampening is added to the Hessian's diagonal as a fraction of its
+	// mean, in (0, 1]; default DefaultDampening (Hessian only).
+	Dampening float64
+	// Seed breaks ties deterministically.
+	Seed int64
+}
+
+// Validate reports the first option that cannot be applied, wrapping
+// ErrSpec.
+func (o Options) Validate() error {
+	if o.channels() {
+		_, err := channelOptions(o)
+		return err
+	}
+	_, err := o.parse()
+	return err
+}
+
+// channels reports whether the method removes channels (package
+// structured) rather than weights.
+func (o Options) channels() bool { return o.Method == Structured || o.Method == Entropy }
+
+// options are the Options of an unstructured method with their defaults
+// applied and checked.
 type options struct {
-	method v1alpha1.PruneMethod
+	method Method
 	// sparsity is the fraction of weights removed (unstructured); 0 with
 	// a pattern.
 	sparsity float64
 	// n of every m weights are kept; both 0 when unstructured.
 	n, m         int
-	scope        v1alpha1.PruneScope
-	storage      v1alpha1.WeightStorage
+	scope        Scope
+	storage      Storage
 	excludeNodes map[string]bool
 	excludeOps   map[string]bool
 	minParams    int64
@@ -43,153 +154,106 @@ type options struct {
 // structured reports whether the options ask for N:M sparsity.
 func (o *options) structured() bool { return o.m > 0 }
 
-// parseSpec checks spec for one of the unstructured methods.
-func parseSpec(spec v1alpha1.PruneSpec) (*options, error) {
-	o := &options{
-		method: spec.Method, scope: spec.Scope, storage: spec.Storage,
-		minParams: spec.MinParams, samples: int(spec.CalibrationSamples), seed: spec.Seed,
-		excludeNodes: map[string]bool{}, excludeOps: map[string]bool{},
-	}
-	spec, err := normalizeKeep(spec)
-	if err != nil {
+// parse checks the options of one of the unstructured methods.
+func (opts Options) parse() (*options, error) {
+	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	switch spec.Method {
-	case v1alpha1.PruneMagnitude:
-		if spec.Pattern != "" {
+	o := &options{
+		method: opts.Method, sparsity: opts.Sparsity, n: opts.Pattern.N, m: opts.Pattern.M, scope: opts.Scope, storage: opts.Storage,
+		minParams: opts.MinParams, samples: opts.CalibrationSamples, dampening: opts.Dampening, seed: opts.Seed,
+		excludeNodes: map[string]bool{}, excludeOps: map[string]bool{},
+	}
+	switch o.method {
+	case Magnitude:
+		if !opts.Pattern.IsZero() {
 			return nil, specErr("prune.pattern is only used by methods nm and hessian (method magnitude takes sparsity)")
 		}
-		if spec.Sparsity == "" {
-			return nil, specErr("prune.sparsity (or keep) is required for method magnitude")
+		if o.sparsity == 0 {
+			return nil, specErr("prune.sparsity is required for method magnitude")
 		}
-	case v1alpha1.PruneNM:
-		if spec.Sparsity != "" {
-			return nil, specErr("prune.sparsity is not used by method nm: set prune.pattern (default %q)", defaultPattern)
+	case NM:
+		if o.sparsity != 0 {
+			return nil, specErr("prune.sparsity is not used by method nm: set prune.pattern (default %q)", DefaultPattern)
 		}
-		if spec.Pattern == "" {
-			spec.Pattern = defaultPattern
+		if opts.Pattern.IsZero() {
+			o.n, o.m = DefaultPattern.N, DefaultPattern.M
 		}
-	case v1alpha1.PruneHessian:
-		if (spec.Sparsity == "") == (spec.Pattern == "") {
+	case Hessian:
+		if (o.sparsity == 0) == opts.Pattern.IsZero() {
 			return nil, specErr("method hessian takes prune.sparsity (unstructured) or prune.pattern (N:M), exactly one of them")
-		}
-	default:
-		return nil, specErr("prune.method %q is not one of magnitude, nm, hessian (structured and entropy are in runner/prune/structured)", spec.Method)
-	}
-	if spec.Sparsity != "" {
-		if o.sparsity, err = fraction("prune.sparsity", spec.Sparsity, false); err != nil {
-			return nil, err
-		}
-	}
-	if spec.Pattern != "" {
-		if o.n, o.m, err = parsePattern(spec.Pattern); err != nil {
-			return nil, err
 		}
 	}
 	switch o.scope {
 	case "":
-		o.scope = v1alpha1.ScopeLayer
-		if o.method == v1alpha1.PruneMagnitude {
-			o.scope = v1alpha1.ScopeGlobal // it loses less accuracy at the same sparsity
+		o.scope = ScopeLayer
+		if o.method == Magnitude {
+			o.scope = ScopeGlobal // it loses less accuracy at the same sparsity
 		}
-	case v1alpha1.ScopeLayer:
-	case v1alpha1.ScopeGlobal:
-		if o.method != v1alpha1.PruneMagnitude {
+	case ScopeLayer:
+	case ScopeGlobal:
+		if o.method != Magnitude {
 			return nil, specErr("prune.scope global is only used by method magnitude (%s works layer by layer)", o.method)
 		}
 	default:
-		return nil, specErr("prune.scope %q is not layer or global", o.scope)
+		return nil, specErr("prune.scope %s is only used by methods structured and entropy", o.scope)
 	}
-	switch o.storage {
-	case "":
-		o.storage = v1alpha1.StorageDense
-	case v1alpha1.StorageDense, v1alpha1.StorageSparse:
-	default:
-		return nil, specErr("prune.storage %q is not dense or sparse", o.storage)
+	if o.storage == "" {
+		o.storage = Dense
 	}
-	if o.minParams < 0 {
-		return nil, specErr("prune.minParams is %d, expected 0 or more", o.minParams)
+	if o.samples == 0 {
+		o.samples = DefaultCalibrationSamples
 	}
-	switch {
-	case o.samples == 0:
-		o.samples = defaultSamples
-	case o.samples < 0:
-		return nil, specErr("prune.calibrationSamples is %d, expected at least 1", o.samples)
+	if o.dampening == 0 {
+		o.dampening = DefaultDampening
 	}
-	o.dampening = defaultDampening
-	if spec.Dampening != "" {
-		if o.dampening, err = fraction("prune.dampening", spec.Dampening, true); err != nil {
-			return nil, err
-		}
+	for _, n := range opts.ExcludeNodes {
+		o.excludeNodes[n] = true
 	}
-	if spec.Exclude != nil {
-		for _, n := range spec.Exclude.Nodes {
-			o.excludeNodes[n] = true
-		}
-		for _, op := range spec.Exclude.OpTypes {
-			o.excludeOps[op] = true
-		}
+	for _, op := range opts.ExcludeOpTypes {
+		o.excludeOps[op] = true
 	}
 	return o, nil
 }
 
-// normalizeKeep turns prune.keep into the equivalent prune.sparsity, in
-// exact decimal arithmetic so that keep "0.7" is sparsity "0.3".
-func normalizeKeep(spec v1alpha1.PruneSpec) (v1alpha1.PruneSpec, error) {
-	if spec.Keep == "" {
-		return spec, nil
+// check rejects values no method takes.
+func (o Options) check() error {
+	switch o.Method {
+	case Magnitude, NM, Hessian, Structured, Entropy:
+	default:
+		return specErr("prune.method %q is not one of magnitude, nm, hessian, structured, entropy", o.Method)
 	}
-	if spec.Sparsity != "" || spec.Pattern != "" {
-		return spec, specErr("prune.keep is the fraction kept: set it instead of prune.sparsity or prune.pattern, not with them")
+	if s := o.Sparsity; math.IsNaN(s) || s < 0 || s >= 1 {
+		return specErr("prune.sparsity %v: want a fraction in (0, 1)", s)
 	}
-	if _, err := fraction("prune.keep", spec.Keep, false); err != nil {
-		return spec, err
+	if p := o.Pattern; !p.IsZero() && (p.N <= 0 || p.N >= p.M || p.M > 64) {
+		return specErr("prune.pattern %s: want N:M with 0 < N < M <= 64", p)
 	}
-	keep, _ := new(big.Rat).SetString(spec.Keep)
-	removed := new(big.Rat).Sub(big.NewRat(1, 1), keep)
-	digits := len(spec.Keep)
-	spec.Sparsity = trimZeros(removed.FloatString(digits))
-	spec.Keep = ""
-	return spec, nil
-}
-
-// trimZeros drops trailing zeros after a decimal point ("0.300" -> "0.3").
-func trimZeros(s string) string {
-	if strings.Contains(s, ".") {
-		s = strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+	switch o.Scope {
+	case "", ScopeLayer, ScopeGlobal, ScopeSensitivity:
+	default:
+		return specErr("prune.scope %q is not layer, global or sensitivity", o.Scope)
 	}
-	return s
-}
-
-// fraction parses a decimal string in (0, 1), or (0, 1] with closed.
-func fraction(field, s string, closed bool) (float64, error) {
-	want := "(0, 1)"
-	if closed {
-		want = "(0, 1]"
+	switch o.Criterion {
+	case "", structured.L1, structured.L2, structured.Reconstruction:
+	default:
+		return specErr("prune.criterion %q is not l1, l2 or reconstruction", o.Criterion)
 	}
-	if !decimal.MatchString(s) {
-		return 0, specErr("%s is %q, expected a decimal string in %s, such as \"0.5\"", field, s, want)
+	switch o.Storage {
+	case "", Dense, Sparse:
+	default:
+		return specErr("prune.storage %q is not dense or sparse", o.Storage)
 	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v <= 0 || v > 1 || (v == 1 && !closed) {
-		return 0, specErr("%s is %q, expected a decimal string in %s, such as \"0.5\"", field, s, want)
+	if o.MinParams < 0 {
+		return specErr("prune.minParams is %d, expected 0 or more", o.MinParams)
 	}
-	return v, nil
-}
-
-var patternRE = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
-
-// parsePattern reads "N:M" with 0 < N < M.
-func parsePattern(s string) (n, m int, err error) {
-	p := patternRE.FindStringSubmatch(s)
-	if p != nil {
-		n, _ = strconv.Atoi(p[1])
-		m, _ = strconv.Atoi(p[2])
+	if o.CalibrationSamples < 0 {
+		return specErr("prune.calibrationSamples is %d, expected at least 1", o.CalibrationSamples)
 	}
-	if p == nil || n <= 0 || n >= m || m > 64 {
-		return 0, 0, specErr("prune.pattern is %q, expected N:M with 0 < N < M <= 64, such as \"2:4\"", s)
+	if d := o.Dampening; math.IsNaN(d) || d < 0 || d > 1 {
+		return specErr("prune.dampening %v: want a fraction in (0, 1]", d)
 	}
-	return n, m, nil
+	return nil
 }
 
 func specErr(format string, args ...any) error {

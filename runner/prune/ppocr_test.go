@@ -5,10 +5,10 @@ import (
 	"math"
 	"testing"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
+	"github.com/kompress/kompress/runner/prune/structured"
 )
 
 // documentImage draws a 3x320x320 page, normalized as PaddleOCR feeds its
@@ -94,19 +94,19 @@ func TestPPOCRMagnitude(t *testing.T) {
 	src := onnxtest.Model(t, onnxtest.PPOCRDet)
 	seeds := []uint64{1, 2, 3}
 	want := ppocrOutputs(t, "ppocr-det", src, seeds...)
-	dense, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}, nil)
-	sparse, srep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Storage: v1alpha1.StorageSparse}, nil)
+	dense, rep := mustPrune(t, src, Options{Method: Magnitude, Sparsity: 0.5}, nil)
+	sparse, srep := mustPrune(t, src, Options{Method: Magnitude, Sparsity: 0.5, Storage: Sparse}, nil)
 	// 62 Conv and 2 ConvTranspose, every weight a Constant node.
 	if len(rep.Layers) != 64 {
 		t.Errorf("%d weights pruned, want 64: %s", len(rep.Layers), rep.Summary())
 	}
-	if rep.Scope != v1alpha1.ScopeGlobal || rep.Zeros != int64(removed(int(rep.Params), 0.5)) {
+	if rep.Scope != ScopeGlobal || rep.Zeros != int64(removed(int(rep.Params), 0.5)) {
 		t.Errorf("scope %s, %d of %d zeros: want global, half", rep.Scope, rep.Zeros, rep.Params)
 	}
 	// LAMP leaves many small layers far below 50%, where sparse storage
 	// does not pay; the large ones lose more and are stored sparse.
 	for _, l := range srep.Layers {
-		if l.Sparsity >= 0.6 && l.Stored != v1alpha1.StorageSparse {
+		if l.Sparsity >= 0.6 && l.Stored != Sparse {
 			t.Errorf("%s: %.0f%% zeros stored %s: compact indices pay above 50%%", l.Name, 100*l.Sparsity, l.Stored)
 		}
 	}
@@ -128,7 +128,7 @@ func TestPPOCRMagnitude(t *testing.T) {
 			t.Errorf("magnitude 50%% global, image %d: output cosine %.4f < 0.95", i+1, c)
 		}
 	}
-	layer, _ := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer}, nil)
+	layer, _ := mustPrune(t, src, Options{Method: Magnitude, Sparsity: 0.5, Scope: ScopeLayer}, nil)
 	for i, v := range ppocrOutputs(t, "ppocr-det layer 50%", layer, seeds...) {
 		t.Logf("magnitude 50%% layer, image %d: output cosine %.4f", i+1, cosine(want[i], v))
 	}
@@ -147,7 +147,7 @@ func TestPPOCRHessian(t *testing.T) {
 		x = append(x, documentImage(s)...)
 	}
 	pages := &dataset.Dataset{Name: "pages", Shape: []int{8, 3, 320, 320}, X: x}
-	out, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Sparsity: "0.5", CalibrationSamples: 8, MinParams: 3000}, pages)
+	out, rep := mustPrune(t, src, Options{Method: Hessian, Sparsity: 0.5, CalibrationSamples: 8, MinParams: 3000}, pages)
 	t.Logf("%s; %.1f s", rep.Summary(), rep.Seconds)
 	want := ppocrOutputs(t, "ppocr-det", src, 1, 2, 3)
 	for i, v := range ppocrOutputs(t, "ppocr-det hessian", out, 1, 2, 3) {
@@ -178,12 +178,12 @@ func TestPPOCRStructured(t *testing.T) {
 	seeds := []uint64{1, 2, 3}
 	want := ppocrOutputs(t, "ppocr-det", src, seeds...)
 	for _, c := range []struct {
-		spec v1alpha1.PruneSpec
+		spec Options
 		min  float64 // 0: logged only
 	}{
-		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.2"}, 0},
-		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.2", Criterion: v1alpha1.CriterionReconstruction, Scope: v1alpha1.ScopeGlobal}, 0.95},
-		{v1alpha1.PruneSpec{Method: v1alpha1.PruneStructured, Sparsity: "0.2", Scope: v1alpha1.ScopeSensitivity}, 0.95},
+		{Options{Method: Structured, Sparsity: 0.2}, 0},
+		{Options{Method: Structured, Sparsity: 0.2, Criterion: structured.Reconstruction, Scope: ScopeGlobal}, 0.95},
+		{Options{Method: Structured, Sparsity: 0.2, Scope: ScopeSensitivity}, 0.95},
 	} {
 		out, rep := mustPrune(t, src, c.spec, pages)
 		s := rep.Structured

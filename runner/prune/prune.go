@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 )
@@ -16,32 +15,31 @@ import (
 // Runtime when the model's batch dimension is dynamic.
 const calibrationBatch = 32
 
-// Prune returns a pruned copy of m as spec asks, and a report of what was
+// Prune returns a pruned copy of m as opts ask, and a report of what was
 // pruned and what was left dense and why. m is not modified.
 //
 // data is the job's dataset: hessian calibrates on its first
-// spec.calibrationSamples samples (fed to the model's inputs by
+// opts.CalibrationSamples samples (fed to the model's inputs by
 // runner/feed), entropy scores channels on it; the other methods ignore it
 // and it may be nil. progress, when not nil, is called with the number of
 // layers done and the total.
 //
-// Errors wrap ErrSpec (the spec cannot be applied), ErrNothingPrunable (no
-// weight the method can prune) or ErrCalibration (no or unusable
+// Errors wrap ErrSpec (the options cannot be applied), ErrNothingPrunable
+// (no weight the method can prune) or ErrCalibration (no or unusable
 // calibration data): all three are bad input, which retrying cannot fix.
-func Prune(ctx context.Context, m *onnx.Model, spec v1alpha1.PruneSpec, data *dataset.Dataset, progress func(done, total int)) (*onnx.Model, *Report, error) {
+func Prune(ctx context.Context, m *onnx.Model, opts Options, data *dataset.Dataset, progress func(done, total int)) (*onnx.Model, *Report, error) {
 	if progress == nil {
 		progress = func(int, int) {}
 	}
-	switch spec.Method {
-	case v1alpha1.PruneStructured, v1alpha1.PruneEntropy:
-		return pruneChannels(ctx, m, spec, data, progress)
+	if opts.channels() {
+		return pruneChannels(ctx, m, opts, data, progress)
 	}
-	o, err := parseSpec(spec)
+	o, err := opts.parse()
 	if err != nil {
 		return nil, nil, err
 	}
 	var calib Calibration
-	if o.method == v1alpha1.PruneHessian {
+	if o.method == Hessian {
 		if calib, err = calibrationFrom(m, data, o.samples); err != nil {
 			return nil, nil, err
 		}
@@ -54,7 +52,7 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 	start := time.Now()
 	out := m.Clone()
 	targets, skipped := findTargets(out, o)
-	if o.method == v1alpha1.PruneHessian {
+	if o.method == Hessian {
 		targets, skipped = keepCalibratable(out, targets, skipped)
 	}
 	if len(targets) == 0 {
@@ -74,7 +72,7 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 	} else {
 		report.Sparsity = o.sparsity
 	}
-	if o.method == v1alpha1.PruneMagnitude {
+	if o.method == Magnitude {
 		report.Scope = o.scope
 	}
 	layers, err := apply(ctx, out, targets, vals, o, calib, func(done int) { progress(done, len(targets)) }, report)
@@ -91,9 +89,9 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 		l.Name, l.Node, l.OpType, l.Shape = t.w.Name, t.nodeName(), t.opType(), append([]int64{}, t.w.Dims...)
 		l.Params, l.Zeros, l.MaskDigest = int64(len(vals[i])), int64(zeros), dig
 		l.Sparsity = float64(l.Zeros) / float64(l.Params)
-		l.Stored = v1alpha1.StorageDense
+		l.Stored = Dense
 		if stored[t.w.Name] {
-			l.Stored = v1alpha1.StorageSparse
+			l.Stored = Sparse
 		}
 		report.Layers = append(report.Layers, l)
 		report.Params += l.Params
@@ -112,11 +110,11 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 func apply(ctx context.Context, out *onnx.Model, targets []*target, vals [][]float32, o *options, calib Calibration, step func(done int), report *Report) ([]Layer, error) {
 	layers := make([]Layer, len(targets))
 	switch o.method {
-	case v1alpha1.PruneMagnitude:
+	case Magnitude:
 		for i, mask := range magnitude(vals, o, step) {
 			layers[i].Mask = mask
 		}
-	case v1alpha1.PruneNM:
+	case NM:
 		lays := make([]*layout, len(targets))
 		for i, t := range targets {
 			lays[i] = t.lay
@@ -125,7 +123,7 @@ func apply(ctx context.Context, out *onnx.Model, targets []*target, vals [][]flo
 		for i := range layers {
 			layers[i].Mask, layers[i].Dense = masks[i], dense[i]
 		}
-	case v1alpha1.PruneHessian:
+	case Hessian:
 		hl, stats, err := hessian(ctx, out, targets, vals, o, calib, step)
 		if err != nil {
 			return nil, err

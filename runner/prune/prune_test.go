@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
@@ -42,25 +41,25 @@ func TestPruneMNIST(t *testing.T) {
 	src := onnxtest.Model(t, onnxtest.MNIST8)
 	base := orttest.MNIST8Accuracy(t, src, eval)
 	tests := []struct {
-		spec v1alpha1.PruneSpec
+		spec Options
 		// the accuracy drop must be at most maxDrop, or at least minDrop
 		maxDrop, minDrop float64
 		sparsity         float64 // of the pruned weights
 	}{
-		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer}, maxDrop: 0.01, sparsity: 0.5},
+		{spec: Options{Method: Magnitude, Sparsity: 0.5, Scope: ScopeLayer}, maxDrop: 0.01, sparsity: 0.5},
 		// The target is a drop of at most 0.5 points on the 10,000 test
 		// images (0.11 in TestMNIST10k); one of these 800 images is 0.125.
-		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeGlobal}, maxDrop: 0.0075, sparsity: 0.5},
+		{spec: Options{Method: Magnitude, Sparsity: 0.5, Scope: ScopeGlobal}, maxDrop: 0.0075, sparsity: 0.5},
 		// At 70% magnitude falls far, hessian hardly.
-		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.7", Scope: v1alpha1.ScopeLayer}, minDrop: 0.05, sparsity: 0.7},
-		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Sparsity: "0.7", CalibrationSamples: 200}, maxDrop: 0.015, sparsity: 0.7},
+		{spec: Options{Method: Magnitude, Sparsity: 0.7, Scope: ScopeLayer}, minDrop: 0.05, sparsity: 0.7},
+		{spec: Options{Method: Hessian, Sparsity: 0.7, CalibrationSamples: 200}, maxDrop: 0.015, sparsity: 0.7},
 		// 2:4 leaves the first Conv (one input channel) dense: 2880 of
 		// 5960 weights go.
-		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}, maxDrop: 0.02, sparsity: 2880.0 / 5960},
-		{spec: v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "2:4", CalibrationSamples: 200}, maxDrop: 0.01, sparsity: 2880.0 / 5960},
+		{spec: Options{Method: NM, Pattern: Pattern{N: 2, M: 4}}, maxDrop: 0.02, sparsity: 2880.0 / 5960},
+		{spec: Options{Method: Hessian, Pattern: Pattern{N: 2, M: 4}, CalibrationSamples: 200}, maxDrop: 0.01, sparsity: 2880.0 / 5960},
 	}
 	for _, tc := range tests {
-		name := string(tc.spec.Method) + " " + tc.spec.Sparsity + tc.spec.Pattern + " " + string(tc.spec.Scope)
+		name := optsName(tc.spec)
 		t.Run(name, func(t *testing.T) {
 			out, rep := mustPrune(t, src, tc.spec, calib)
 			acc := orttest.MNIST8Accuracy(t, out, eval)
@@ -92,7 +91,7 @@ func TestPruneMNIST(t *testing.T) {
 func TestPruneReport(t *testing.T) {
 	src := onnxtest.Model(t, onnxtest.MNIST8)
 	var progress [][2]int
-	out, rep, err := Prune(context.Background(), src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", Scope: v1alpha1.ScopeLayer}, nil,
+	out, rep, err := Prune(context.Background(), src, Options{Method: Magnitude, Sparsity: 0.5, Scope: ScopeLayer}, nil,
 		func(done, total int) { progress = append(progress, [2]int{done, total}) })
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +145,7 @@ func TestPruneReport(t *testing.T) {
 // zero, and the recovered masks are the ones pruning left.
 func TestMasksKeptAcrossTraining(t *testing.T) {
 	src := onnxtest.Model(t, onnxtest.MNIST8)
-	pruned, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}, nil)
+	pruned, rep := mustPrune(t, src, Options{Method: NM, Pattern: Pattern{N: 2, M: 4}}, nil)
 	masks, err := Masks(pruned)
 	if err != nil {
 		t.Fatal(err)
@@ -221,12 +220,12 @@ func TestSparseStorage(t *testing.T) {
 	src := onnxtest.Model(t, onnxtest.MNIST8)
 	// Scope layer: every weight 80% sparse (global scope leaves the
 	// 200-weight first Conv denser, and dense where sparse is no smaller).
-	spec := v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.8", Scope: v1alpha1.ScopeLayer}
+	spec := Options{Method: Magnitude, Sparsity: 0.8, Scope: ScopeLayer}
 	dense, _ := mustPrune(t, src, spec, nil)
-	spec.Storage = v1alpha1.StorageSparse
+	spec.Storage = Sparse
 	sparse, rep := mustPrune(t, src, spec, nil)
 	for _, l := range rep.Layers {
-		if l.Stored != v1alpha1.StorageSparse {
+		if l.Stored != Sparse {
 			t.Errorf("%s stored %s, want sparse", l.Name, l.Stored)
 		}
 	}
@@ -278,28 +277,13 @@ func TestSparseStorage(t *testing.T) {
 	}
 }
 
-// TestKeep checks that keep is 1 - sparsity, exactly.
-func TestKeep(t *testing.T) {
-	src := onnxtest.Model(t, onnxtest.MNIST8)
-	_, a := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Keep: "0.3"}, nil)
-	_, b := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.7"}, nil)
-	if a.Sparsity != 0.7 {
-		t.Errorf("keep 0.3 gave sparsity %v, want exactly 0.7", a.Sparsity)
-	}
-	for i := range a.Layers {
-		if a.Layers[i].MaskDigest != b.Layers[i].MaskDigest {
-			t.Errorf("%s: keep 0.3 and sparsity 0.7 prune differently", a.Layers[i].Name)
-		}
-	}
-}
-
 // TestZooMagnitude prunes every kind of prunable weight, in initializers,
 // Constant nodes and If branches, to 90%, stores them sparse, and checks
 // ONNX Runtime still runs the model.
 func TestZooMagnitude(t *testing.T) {
 	orttest.Require(t)
 	src := zoo(t)
-	out, rep := mustPrune(t, src, v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.9", Scope: v1alpha1.ScopeLayer, Storage: v1alpha1.StorageSparse}, nil)
+	out, rep := mustPrune(t, src, Options{Method: Magnitude, Sparsity: 0.9, Scope: ScopeLayer, Storage: Sparse}, nil)
 	var names []string
 	stored := map[string]bool{}
 	for _, l := range rep.Layers {
@@ -307,7 +291,7 @@ func TestZooMagnitude(t *testing.T) {
 		if l.Zeros != int64(removed(int(l.Params), 0.9)) {
 			t.Errorf("%s: %d of %d zeros, want 90%%", l.Name, l.Zeros, l.Params)
 		}
-		stored[l.Name] = l.Stored == v1alpha1.StorageSparse
+		stored[l.Name] = l.Stored == Sparse
 	}
 	if diff := cmp.Diff([]string{"Wc", "Wg", "Wm", "We", "Ws", "Wdw", "Wt", "Wf"}, names); diff != "" {
 		t.Errorf("pruned (-want +got):\n%s", diff)
@@ -351,7 +335,7 @@ func TestZooHessian(t *testing.T) {
 		batches = append(batches, map[string]*onnx.Tensor{
 			"X": onnx.NewTensor([]int64{2, 4, 6, 6}, b.random(2*4*6*6)), "flag": onnx.NewTensor([]int64{}, []bool{true})})
 	}
-	o, err := parseSpec(v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Sparsity: "0.5", CalibrationSamples: 8})
+	o, err := Options{Method: Hessian, Sparsity: 0.5, CalibrationSamples: 8}.parse()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,8 +370,9 @@ func TestZooHessian(t *testing.T) {
 	runZoo(t, out)
 }
 
-// TestBadInput checks that what cannot work fails with a clear error of
-// the right class, and nothing is returned.
+// TestBadInput checks that a model or data that cannot work fails with a
+// clear error of the right class, and nothing is returned (options that
+// cannot work: TestOptionsErrors).
 func TestBadInput(t *testing.T) {
 	mnist := onnxtest.Model(t, onnxtest.MNIST8)
 	// A model with nothing to prune: Relu(X) + C.
@@ -398,34 +383,19 @@ func TestBadInput(t *testing.T) {
 	tests := []struct {
 		name  string
 		model *onnx.Model
-		spec  v1alpha1.PruneSpec
+		opts  Options
 		data  *dataset.Dataset
 		is    error
 		say   string
 	}{
-		{"sparsity above 1", mnist, v1alpha1.PruneSpec{Method: "magnitude", Sparsity: "1.5"}, nil, ErrSpec, `prune.sparsity is "1.5", expected a decimal string in (0, 1)`},
-		{"sparsity 0", mnist, v1alpha1.PruneSpec{Method: "magnitude", Sparsity: "0"}, nil, ErrSpec, "prune.sparsity"},
-		{"sparsity not a number", mnist, v1alpha1.PruneSpec{Method: "magnitude", Sparsity: "half"}, nil, ErrSpec, "prune.sparsity"},
-		{"no sparsity", mnist, v1alpha1.PruneSpec{Method: "magnitude"}, nil, ErrSpec, "prune.sparsity (or keep) is required"},
-		{"N = M", mnist, v1alpha1.PruneSpec{Method: "nm", Pattern: "4:4"}, nil, ErrSpec, `prune.pattern is "4:4", expected N:M with 0 < N < M`},
-		{"N > M", mnist, v1alpha1.PruneSpec{Method: "hessian", Pattern: "3:2"}, nil, ErrSpec, "0 < N < M"},
-		{"N = 0", mnist, v1alpha1.PruneSpec{Method: "nm", Pattern: "0:4"}, nil, ErrSpec, "0 < N < M"},
-		{"pattern for magnitude", mnist, v1alpha1.PruneSpec{Method: "magnitude", Sparsity: "0.5", Pattern: "2:4"}, nil, ErrSpec, "prune.pattern is only used by methods nm and hessian"},
-		{"sparsity for nm", mnist, v1alpha1.PruneSpec{Method: "nm", Sparsity: "0.5"}, nil, ErrSpec, "prune.sparsity is not used by method nm"},
-		{"hessian with both", mnist, v1alpha1.PruneSpec{Method: "hessian", Sparsity: "0.5", Pattern: "2:4"}, nil, ErrSpec, "exactly one of them"},
-		{"global hessian", mnist, v1alpha1.PruneSpec{Method: "hessian", Sparsity: "0.5", Scope: "global"}, nil, ErrSpec, "prune.scope global is only used by method magnitude"},
-		{"keep and sparsity", mnist, v1alpha1.PruneSpec{Method: "magnitude", Sparsity: "0.5", Keep: "0.5"}, nil, ErrSpec, "prune.keep"},
-		{"keep of 1", mnist, v1alpha1.PruneSpec{Method: "magnitude", Keep: "1"}, nil, ErrSpec, `prune.keep is "1"`},
-		{"dampening above 1", mnist, v1alpha1.PruneSpec{Method: "hessian", Sparsity: "0.5", Dampening: "2"}, nil, ErrSpec, "prune.dampening"},
-		{"unknown method", mnist, v1alpha1.PruneSpec{Method: "random", Sparsity: "0.5"}, nil, ErrSpec, `prune.method "random"`},
-		{"nothing prunable", nothing, v1alpha1.PruneSpec{Method: "magnitude", Sparsity: "0.5"}, nil, ErrNothingPrunable, "not the weight input of Conv, ConvTranspose, Gemm or MatMul: C"},
-		{"everything excluded", mnist, v1alpha1.PruneSpec{Method: "magnitude", Sparsity: "0.5", Exclude: &v1alpha1.Exclusion{OpTypes: []string{"Conv", "MatMul"}}}, nil, ErrNothingPrunable, "excluded by op type: Parameter193, Parameter87, Parameter5"},
-		{"hessian without data", mnist, v1alpha1.PruneSpec{Method: "hessian", Sparsity: "0.5"}, nil, ErrCalibration, "spec.dataset"},
-		{"calibration of the wrong shape", mnist, v1alpha1.PruneSpec{Method: "hessian", Sparsity: "0.5"}, wrongShape, ErrCalibration, "wrong.npz"},
+		{"nothing prunable", nothing, Options{Method: "magnitude", Sparsity: 0.5}, nil, ErrNothingPrunable, "not the weight input of Conv, ConvTranspose, Gemm or MatMul: C"},
+		{"everything excluded", mnist, Options{Method: "magnitude", Sparsity: 0.5, ExcludeOpTypes: []string{"Conv", "MatMul"}}, nil, ErrNothingPrunable, "excluded by op type: Parameter193, Parameter87, Parameter5"},
+		{"hessian without data", mnist, Options{Method: "hessian", Sparsity: 0.5}, nil, ErrCalibration, "spec.dataset"},
+		{"calibration of the wrong shape", mnist, Options{Method: "hessian", Sparsity: 0.5}, wrongShape, ErrCalibration, "wrong.npz"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, rep, err := Prune(context.Background(), tc.model, tc.spec, tc.data, nil)
+			out, rep, err := Prune(context.Background(), tc.model, tc.opts, tc.data, nil)
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("error %v, want %v", err, tc.is)
 			}

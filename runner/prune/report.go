@@ -5,22 +5,21 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/prune/structured"
 )
 
 // Report says what Prune did: every pruned weight with its sparsity and
 // mask, every floating-point weight left alone with the reason.
 type Report struct {
-	Method v1alpha1.PruneMethod `json:"method"`
+	Method Method `json:"method"`
 	// Sparsity is the target fraction removed (unstructured methods);
 	// Pattern the N:M pattern kept (nm, hessian N:M).
-	Sparsity float64                `json:"sparsity,omitempty"`
-	Pattern  string                 `json:"pattern,omitempty"`
-	Scope    v1alpha1.PruneScope    `json:"scope,omitempty"`
-	Storage  v1alpha1.WeightStorage `json:"storage,omitempty"`
-	Layers   []Layer                `json:"layers,omitempty"`
-	Skipped  []Skipped              `json:"skipped,omitempty"`
+	Sparsity float64   `json:"sparsity,omitempty"`
+	Pattern  string    `json:"pattern,omitempty"`
+	Scope    Scope     `json:"scope,omitempty"`
+	Storage  Storage   `json:"storage,omitempty"`
+	Layers   []Layer   `json:"layers,omitempty"`
+	Skipped  []Skipped `json:"skipped,omitempty"`
 	// Params and Zeros count the elements of the pruned weights; Achieved
 	// is Zeros / Params.
 	Params   int64   `json:"params"`
@@ -76,7 +75,7 @@ type Layer struct {
 	ExactRefit      bool   `json:"exactRefit,omitempty"`
 	Bias            string `json:"bias,omitempty"`
 	// Stored is how the weight was written: dense or sparse.
-	Stored v1alpha1.WeightStorage `json:"stored"`
+	Stored Storage `json:"stored"`
 }
 
 // Skipped is a floating-point weight left dense, and why.
@@ -149,7 +148,7 @@ func (r *Report) Summary() string {
 func (r *Report) storedSparse() int {
 	n := 0
 	for _, l := range r.Layers {
-		if l.Stored == v1alpha1.StorageSparse {
+		if l.Stored == Sparse {
 			n++
 		}
 	}

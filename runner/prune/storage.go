@@ -1,12 +1,11 @@
 package prune
 
 import (
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
-// store writes the pruned weights as sparse initializers when the spec
-// asks for sparse storage and that is smaller, and returns the names
+// store writes the pruned weights as sparse initializers when the options
+// ask for sparse storage and that is smaller, and returns the names
 // stored sparse. Indices are compact (int8/int16/int32 offsets, which
 // ONNX Runtime reads in the main graph): with int64 indices a weight must
 // be more than two thirds zeros before sparse storage pays at all. Inside
@@ -14,7 +13,7 @@ import (
 // does and wants int64 indices, so those weights get them.
 func store(m *onnx.Model, targets []*target, o *options) (map[string]bool, error) {
 	stored := map[string]bool{}
-	if o.storage != v1alpha1.StorageSparse {
+	if o.storage != Sparse {
 		return stored, nil
 	}
 	var main, sub []string

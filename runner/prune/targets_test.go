@@ -5,7 +5,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -56,8 +55,8 @@ func zoo(t testing.TB) *onnx.Model {
 }
 
 func TestFindTargets(t *testing.T) {
-	o, err := parseSpec(v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5", MinParams: 9,
-		Exclude: &v1alpha1.Exclusion{Nodes: []string{"keep_me"}}})
+	o, err := Options{Method: Magnitude, Sparsity: 0.5, MinParams: 9,
+		ExcludeNodes: []string{"keep_me"}}.parse()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +104,8 @@ func TestFindTargets(t *testing.T) {
 
 // TestExcludeOpType leaves every MatMul dense, whatever holds its weight.
 func TestExcludeOpType(t *testing.T) {
-	o, err := parseSpec(v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5",
-		Exclude: &v1alpha1.Exclusion{OpTypes: []string{"MatMul", "Gemm"}}})
+	o, err := Options{Method: Magnitude, Sparsity: 0.5,
+		ExcludeOpTypes: []string{"MatMul", "Gemm"}}.parse()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +144,7 @@ func TestTableLayers(t *testing.T) {
 	b.init("E", []int64{10, 6}, nil)
 	b.node("Gather", "embed", []string{"E", "I"}, []string{"G"})
 	b.output("U", onnx.Float).output("H", onnx.Float).output("G", onnx.Float)
-	o, err := parseSpec(v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"})
+	o, err := Options{Method: Magnitude, Sparsity: 0.5}.parse()
 	if err != nil {
 		t.Fatal(err)
 	}
