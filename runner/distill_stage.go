@@ -27,6 +27,10 @@ func describeDistill(s pipeline.StageSpec) string {
 // distill.teacher.uri) on distill.dataset, else the job's dataset.
 func distillStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	spec := *in.Task.Stage.Distill
+	opts, err := distillOptions(spec)
+	if err != nil {
+		return nil, err
+	}
 	student, err := distillStudent(ctx, in)
 	if err != nil {
 		return nil, err
@@ -42,10 +46,9 @@ func distillStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, report, err := distill.Distill(ctx, student, teacher, train, spec, distill.Options{
-		Threads: runtime.GOMAXPROCS(0), TeacherName: teacherName, Log: in.Log,
-		Progress: func(p distill.Progress) { in.Progress(p.Step, p.Steps, "steps") },
-	})
+	opts.Threads, opts.TeacherName, opts.Log = runtime.GOMAXPROCS(0), teacherName, in.Log
+	opts.Progress = func(p distill.Progress) { in.Progress(p.Step, p.Steps, "steps") }
+	out, report, err := distill.Distill(ctx, student, teacher, train, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
@@ -35,7 +34,7 @@ func benchDistill(b *testing.B, train *dataset.Dataset, teacher []byte, pruned b
 		if pruned {
 			magnitudePrune(b, student, 0.8, false)
 		}
-		_, rep, err := Distill(context.Background(), student, teacher, train, v1alpha1.DistillSpec{MaxSteps: 300, BatchSize: 64}, Options{})
+		_, rep, err := Distill(context.Background(), student, teacher, train, withDefaults(func(o *Options) { o.MaxSteps, o.BatchSize = 300, 64 }))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/onnx"
@@ -19,19 +18,6 @@ import (
 // dataset (as opposed to failures of the run): they are found before any
 // training time is spent.
 var ErrBadInput = fault.New("bad distillation input")
-
-// Options tune Distill.
-type Options struct {
-	// Threads is the number of replicas trained in parallel (one per
-	// core); 0 uses GOMAXPROCS.
-	Threads int
-	// TeacherName names the teacher in messages (a URI or file name).
-	TeacherName string
-	// Progress, if set, receives the training loop's progress about once
-	// a second.
-	Progress func(Progress)
-	Log      *slog.Logger
-}
 
 // Report says what Distill did.
 type Report struct {
@@ -87,13 +73,13 @@ const verifySamples = 64
 const verifyTolerance = 1e-4
 
 // Distill trains student to match teacher (a serialized model, run in
-// ONNX Runtime) on train, as spec says, and writes the trained weights
+// ONNX Runtime) on train, as opts say, and writes the trained weights
 // back into student in place, where they were stored (initializers or
 // Constant nodes): the graph is otherwise unchanged. The written model
 // is checked in ONNX Runtime against the training graph before Distill
 // returns it. Errors wrapping ErrBadInput or ErrSpec come before any
 // training.
-func Distill(ctx context.Context, student *onnx.Model, teacher []byte, train *dataset.Dataset, spec v1alpha1.DistillSpec, opts Options) (*onnx.Model, *Report, error) {
+func Distill(ctx context.Context, student *onnx.Model, teacher []byte, train *dataset.Dataset, opts Options) (*onnx.Model, *Report, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -103,7 +89,7 @@ func Distill(ctx context.Context, student *onnx.Model, teacher []byte, train *da
 	if opts.TeacherName == "" {
 		opts.TeacherName = "teacher"
 	}
-	s, err := resolve(spec)
+	s, err := opts.resolve()
 	if err != nil {
 		return nil, nil, err
 	}

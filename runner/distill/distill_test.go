@@ -13,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -110,8 +109,10 @@ func testConvergesToTeacher(t *testing.T) {
 	data := randomDataset(512, []int{1, 7, 7}, 0)
 	before := logitGap(t, student, teacher, data)
 
-	spec := v1alpha1.DistillSpec{Epochs: 150, BatchSize: 32, Temperature: "1", Alpha: "1", LearningRate: "0.01", Schedule: v1alpha1.ScheduleCosine}
-	out, rep, err := Distill(context.Background(), student, teacher, data, spec, Options{})
+	opts := withDefaults(func(o *Options) {
+		o.Epochs, o.BatchSize, o.Temperature, o.Alpha, o.LearningRate, o.Schedule = 150, 32, 1, 1, 0.01, ScheduleCosine
+	})
+	out, rep, err := Distill(context.Background(), student, teacher, data, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,13 +221,14 @@ func TestMasksKept(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		spec   v1alpha1.DistillSpec
+		opts   Options
 		sparse bool // the pruned weights are stored as sparse initializers
 	}{
-		{"adam", v1alpha1.DistillSpec{Epochs: 3, BatchSize: 16, Alpha: "1", WeightDecay: "0.01"}, false},
-		{"sgd momentum step", v1alpha1.DistillSpec{Epochs: 3, BatchSize: 16, Alpha: "1", Optimizer: v1alpha1.OptimizerSGD,
-			LearningRate: "0.05", Momentum: "0.9", Schedule: v1alpha1.ScheduleStep, WeightDecay: "0.01"}, false},
-		{"sparse storage", v1alpha1.DistillSpec{Epochs: 3, BatchSize: 16, Alpha: "1"}, true},
+		{"adam", withDefaults(func(o *Options) { o.Epochs, o.BatchSize, o.Alpha, o.WeightDecay = 3, 16, 1, 0.01 }), false},
+		{"sgd momentum step", withDefaults(func(o *Options) {
+			o.Epochs, o.BatchSize, o.Alpha, o.Optimizer, o.LearningRate, o.Momentum, o.Schedule, o.WeightDecay = 3, 16, 1, SGD, 0.05, 0.9, ScheduleStep, 0.01
+		}), false},
+		{"sparse storage", withDefaults(func(o *Options) { o.Epochs, o.BatchSize, o.Alpha = 3, 16, 1 }), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			student := tinyModel(t, pruned, false)
@@ -236,7 +238,7 @@ func TestMasksKept(t *testing.T) {
 					t.Fatalf("Sparsify: %v %v", names, err)
 				}
 			}
-			out, rep, err := Distill(context.Background(), student, teacher, randomDataset(128, []int{1, 7, 7}, 0), tc.spec, Options{})
+			out, rep, err := Distill(context.Background(), student, teacher, randomDataset(128, []int{1, 7, 7}, 0), tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,33 +298,36 @@ func TestBadInput(t *testing.T) {
 		name    string
 		student *onnx.Model
 		data    *dataset.Dataset
-		spec    v1alpha1.DistillSpec
+		opts    Options
 		is      error
 		want    []string
 	}{
-		{"labels needed", tinyModel(t, ws, false), unlabeled, v1alpha1.DistillSpec{Alpha: "0.7"}, ErrBadInput,
+		{"labels needed", tinyModel(t, ws, false), unlabeled, Defaults(), ErrBadInput,
 			[]string{"distill.alpha 0.7", "random.npz has no labels"}},
-		{"teacher and student outputs differ", tinyModel(t, wide, false), data, v1alpha1.DistillSpec{Alpha: "1"}, ErrBadInput,
+		{"teacher and student outputs differ", tinyModel(t, wide, false), data, withDefaults(func(o *Options) { o.Alpha = 1 }), ErrBadInput,
 			[]string{"teacher gives 4 outputs per sample and the student test.onnx 5"}},
-		{"untrainable operators", exp, data, v1alpha1.DistillSpec{}, ErrBadInput,
+		{"untrainable operators", exp, data, Defaults(), ErrBadInput,
 			[]string{"cannot train 2 node(s)", "Exp ×1 (exp_1)", "Erf ×1 (Erf#2)"}},
-		{"dataset shape", tinyModel(t, ws, false), randomDataset(8, []int{1, 6, 6}, 4), v1alpha1.DistillSpec{}, ErrBadInput,
+		{"dataset shape", tinyModel(t, ws, false), randomDataset(8, []int{1, 6, 6}, 4), Defaults(), ErrBadInput,
 			[]string{"samples of shape [1 6 6]", `student input "x" is [-1 1 7 7]`}},
-		{"label out of range", tinyModel(t, ws, false), randomDataset(8, []int{1, 7, 7}, 9), v1alpha1.DistillSpec{}, ErrBadInput,
+		{"label out of range", tinyModel(t, ws, false), randomDataset(8, []int{1, 7, 7}, 9), Defaults(), ErrBadInput,
 			[]string{"is not a class of the 4 outputs"}},
-		{"optimizer", tinyModel(t, ws, false), data, v1alpha1.DistillSpec{Optimizer: "rmsprop"}, ErrSpec,
-			[]string{`distill.optimizer "rmsprop"`}},
-		{"temperature", tinyModel(t, ws, false), data, v1alpha1.DistillSpec{Temperature: "-2"}, ErrSpec,
-			[]string{`distill.temperature "-2"`}},
-		{"alpha", tinyModel(t, ws, false), data, v1alpha1.DistillSpec{Alpha: "1.5"}, ErrSpec,
-			[]string{`distill.alpha "1.5"`}},
-		{"empty dataset", tinyModel(t, ws, false), randomDataset(0, []int{1, 7, 7}, 0), v1alpha1.DistillSpec{}, ErrBadInput,
+		{"optimizer", tinyModel(t, ws, false), data, withDefaults(func(o *Options) { o.Optimizer = "rmsprop" }), ErrSpec,
+			[]string{`distill.optimizer "rmsprop": want adam or sgd`}},
+		{"temperature", tinyModel(t, ws, false), data, withDefaults(func(o *Options) { o.Temperature = -2 }), ErrSpec,
+			[]string{"distill.temperature -2: want 0 (auto) or a number in (0, 1e+06]"}},
+		{"alpha", tinyModel(t, ws, false), data, withDefaults(func(o *Options) { o.Alpha = 1.5 }), ErrSpec,
+			[]string{"distill.alpha 1.5: want a number in [0, 1]"}},
+		{"no epochs", tinyModel(t, ws, false), data, Options{}, ErrSpec,
+			[]string{"distill.epochs 0: want 1 to 1000"}},
+		{"empty dataset", tinyModel(t, ws, false), randomDataset(0, []int{1, 7, 7}, 0), Defaults(), ErrBadInput,
 			[]string{"needs a dataset with samples"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			steps := 0
-			_, _, err := Distill(context.Background(), tc.student, teacher, tc.data, tc.spec,
-				Options{TeacherName: "teacher", Progress: func(Progress) { steps++ }})
+			opts := tc.opts
+			opts.TeacherName, opts.Progress = "teacher", func(Progress) { steps++ }
+			_, _, err := Distill(context.Background(), tc.student, teacher, tc.data, opts)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -363,7 +368,7 @@ func TestMemoryLimit(t *testing.T) {
 			old := debug.SetMemoryLimit(tc.limit)
 			defer debug.SetMemoryLimit(old)
 			_, _, err := Distill(context.Background(), tinyModel(t, ws, false), teacher, randomDataset(4096, []int{1, 7, 7}, 0),
-				v1alpha1.DistillSpec{Alpha: "1", BatchSize: 4096}, Options{})
+				withDefaults(func(o *Options) { o.Alpha, o.BatchSize = 1, 4096 }))
 			if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v: want a refusal saying %q", err, tc.want)
 			}
@@ -378,7 +383,10 @@ func TestProgress(t *testing.T) {
 	teacher := modelBytes(t, tinyModel(t, ws, false))
 	var reports []Progress
 	_, rep, err := Distill(context.Background(), tinyModel(t, perturb(ws, 0.3), false), teacher, randomDataset(100, []int{1, 7, 7}, 0),
-		v1alpha1.DistillSpec{Alpha: "1", BatchSize: 16, Epochs: 3, MaxSteps: 13}, Options{Progress: func(p Progress) { reports = append(reports, p) }})
+		withDefaults(func(o *Options) {
+			o.Alpha, o.BatchSize, o.Epochs, o.MaxSteps = 1, 16, 3, 13
+			o.Progress = func(p Progress) { reports = append(reports, p) }
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +428,7 @@ func TestSoftmaxOutputs(t *testing.T) {
 	data := randomDataset(256, []int{1, 7, 7}, 0)
 	before := logitGap(t, student, teacher, data)
 	out, rep, err := Distill(context.Background(), student, teacher, data,
-		v1alpha1.DistillSpec{Epochs: 40, BatchSize: 32, Temperature: "1", Alpha: "1", LearningRate: "0.01"}, Options{})
+		withDefaults(func(o *Options) { o.Epochs, o.BatchSize, o.Temperature, o.Alpha, o.LearningRate = 40, 32, 1, 1, 0.01 }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,8 +65,8 @@
 // per core, each its own gorgonia graph and tape machine reading the same
 // weight memory; their gradients are averaged and one optimizer step
 // (Adam or SGD with momentum; L2 weight decay; constant, cosine or step
-// schedule) updates the weights. Each epoch is shuffled with the spec's
-// seed; its last partial batch is dropped. Weights that are exactly zero
+// schedule) updates the weights. Each epoch is shuffled with Options.Seed;
+// its last partial batch is dropped. Weights that are exactly zero
 // in prunable tensors (Conv, Gemm, MatMul matrices) at the start are
 // masked: they get no gradient and are reset to zero after every step,
 // so an earlier pruning stage's sparsity is kept exactly. The number of

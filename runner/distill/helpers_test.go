@@ -153,3 +153,10 @@ func (g *graph64) run(t testing.TB) float64 {
 	g.vm.Reset()
 	return float64(*g.loss.(*G.F64))
 }
+
+// withDefaults is Defaults() changed by set.
+func withDefaults(set func(o *Options)) Options {
+	o := Defaults()
+	set(&o)
+	return o
+}

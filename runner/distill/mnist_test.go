@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
@@ -142,7 +141,7 @@ func TestMNISTTargets(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		prune   func(t *testing.T) *onnx.Model
-		epochs  int32
+		epochs  int
 		minimum float64
 		// sparsity the student has and keeps
 		sparsity float64
@@ -157,11 +156,14 @@ func TestMNISTTargets(t *testing.T) {
 			before := accuracy(t, student, test)
 			sp := sparsityOf(t, student)
 			out, rep, err := Distill(context.Background(), student, teacherBytes, train,
-				v1alpha1.DistillSpec{Epochs: tc.epochs, BatchSize: 64}, Options{Progress: func(p Progress) {
-					if p.Step%200 == 0 || p.Step == p.Steps {
-						t.Logf("step %d/%d epoch %d loss %.4g %.0f images/s ETA %s", p.Step, p.Steps, p.Epoch, p.Loss, p.ImagesPerSec, p.ETA)
+				withDefaults(func(o *Options) {
+					o.Epochs, o.BatchSize = tc.epochs, 64
+					o.Progress = func(p Progress) {
+						if p.Step%200 == 0 || p.Step == p.Steps {
+							t.Logf("step %d/%d epoch %d loss %.4g %.0f images/s ETA %s", p.Step, p.Steps, p.Epoch, p.Loss, p.ImagesPerSec, p.ETA)
+						}
 					}
-				}})
+				}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,7 +250,7 @@ func TestMNISTRecovers(t *testing.T) {
 	sp := sparsityOf(t, student)
 	before := accuracy(t, student, d)
 	out, rep, err := Distill(context.Background(), student, modelBytes(t, teacher), d,
-		v1alpha1.DistillSpec{Epochs: 20, MaxSteps: 300, BatchSize: 32}, Options{})
+		withDefaults(func(o *Options) { o.Epochs, o.MaxSteps, o.BatchSize = 20, 300, 32 }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +325,7 @@ func TestMNISTChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	afterPrune := accuracy(t, pruned, test)
-	distilled, rep, err := Distill(ctx, pruned, modelBytes(t, teacher), train, v1alpha1.DistillSpec{Epochs: 2}, Options{})
+	distilled, rep, err := Distill(ctx, pruned, modelBytes(t, teacher), train, withDefaults(func(o *Options) { o.Epochs = 2 }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,6 @@
 package distill
 
-import (
-	"math"
-
-	"github.com/kompress/kompress/api/v1alpha1"
-)
+import "math"
 
 // Adam's constants, the usual ones.
 const (
@@ -14,7 +10,7 @@ const (
 )
 
 // optimizer updates the params in place from averaged gradients. Weight
-// decay is an L2 penalty added to the gradient (spec: "the L2 penalty")
+// decay is an L2 penalty added to the gradient (Options.WeightDecay)
 // for both optimizers. Masked entries (weights pruned before) get no
 // gradient and are set back to exactly zero after every update, so
 // neither momentum nor rounding can revive them.
@@ -27,7 +23,7 @@ type optimizer struct {
 
 func newOptimizer(s *settings, params []*param, total int64) *optimizer {
 	o := &optimizer{s: s, total: total, m: make([][]float32, len(params))}
-	if s.optimizer == v1alpha1.OptimizerAdam {
+	if s.optimizer == Adam {
 		o.v = make([][]float32, len(params))
 	}
 	for i, p := range params {
@@ -46,9 +42,9 @@ func (o *optimizer) rate(t int64) float64 {
 	lr := o.s.lr
 	frac := float64(t) / float64(max(o.total, 1))
 	switch o.s.schedule {
-	case v1alpha1.ScheduleCosine:
+	case ScheduleCosine:
 		return lr * 0.5 * (1 + math.Cos(math.Pi*frac))
-	case v1alpha1.ScheduleStep:
+	case ScheduleStep:
 		return lr * math.Pow(0.1, math.Floor(math.Min(frac, 0.999)*3))
 	}
 	return lr
