@@ -41,9 +41,10 @@ func TestGemmBiasNeedsUnitScales(t *testing.T) {
 		alpha, beta float32
 		want        string
 	}{{1, 1, "C"}, {2, 1, ""}, {1, 0.5, ""}} {
-		b := newBuilder(t, "gemm").input("A", onnx.Float, 2, 4).init("B", []int64{4, 3}, nil).init("C", []int64{3}, nil)
-		b.node("Gemm", "gemm", []string{"A", "B", "C"}, []string{"Y"}, onnx.AttrFloat("alpha", tc.alpha), onnx.AttrFloat("beta", tc.beta)).output("Y", onnx.Float)
-		m := b.model(13)
+		b := newBuilder("gemm")
+		y := b.NamedNode("Gemm", "gemm", []string{b.Input("A", 2, 4), b.weight("B", 4, 3), b.weight("C", 3)}, []string{"Y"},
+			onnx.AttrFloat("alpha", tc.alpha), onnx.AttrFloat("beta", tc.beta))
+		m := b.Model(13, y)
 		o, _ := Options{Method: Hessian, Sparsity: 0.5}.parse()
 		targets, _ := findTargets(m, o)
 		got := ""

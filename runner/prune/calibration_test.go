@@ -16,8 +16,9 @@ import (
 // model with a fixed batch dimension gets batches of exactly that size.
 func TestReadCalibration(t *testing.T) {
 	model := func(batch onnx.Dim) *onnx.Model {
-		return newBuilder(t, "m").input("x", onnx.Float, batch, 3).init("w", []int64{3, 2}, nil).
-			node("MatMul", "mm", []string{"x", "w"}, []string{"y"}).output("y", onnx.Float).model(13)
+		b := newBuilder("m")
+		y := b.NamedNode("MatMul", "mm", []string{b.Input("x", batch, 3), b.weight("w", 3, 2)}, []string{"y"})
+		return b.Model(13, y)
 	}
 	x := func(dims ...int64) *onnx.Tensor {
 		return onnx.NewTensor(dims, make([]float32, onnx.NumElements(dims)))

@@ -33,15 +33,13 @@ func TestConvPatchesMatchORT(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBuilder(t, "conv")
+			b := newBuilder("conv")
 			xdims := make([]onnx.Dim, len(tc.x))
 			for i, d := range tc.x {
 				xdims[i] = int(d)
 			}
-			b.input("X", onnx.Float, xdims...).init("W", tc.w, nil)
-			b.node("Conv", "conv", []string{"X", "W"}, []string{"Y"}, tc.attrs...).output("Y", onnx.Float)
-			m := b.model(13)
-			x := b.random(onnx.NumElements(tc.x))
+			m := b.Model(13, b.NamedNode("Conv", "conv", []string{b.Input("X", xdims...), b.weight("W", tc.w...)}, []string{"Y"}, tc.attrs...))
+			x := b.Uniform(onnx.NumElements(tc.x))
 			out, err := session(t, "conv", m).Run(map[string]*onnx.Tensor{"X": onnx.NewTensor(tc.x, x)})
 			if err != nil {
 				t.Fatal(err)

@@ -100,27 +100,26 @@ func figureName(spec Options) string {
 func TestHessianSpeed(t *testing.T) {
 	onnxtest.Figures(t, "about a minute")
 	const width, layers, samples = 1024, 4, 128
-	b := newBuilder(t, "chain").input("x", onnx.Float, "N", width)
-	x := "x"
+	b := newBuilder("chain")
+	x := b.Input("x", "N", width)
 	for i := 0; i < layers; i++ {
-		w := b.random(width * width)
+		w := b.Uniform(width * width)
 		for j := range w {
 			w[j] *= 0.05
 		}
 		n := fmt.Sprint(i)
-		b.init("w"+n, []int64{width, width}, w).init("b"+n, []int64{width}, make([]float32, width))
-		b.node("MatMul", "mm"+n, []string{x, "w" + n}, []string{"mm" + n})
-		b.node("Add", "add"+n, []string{"mm" + n, "b" + n}, []string{"add" + n})
-		b.node("Relu", "relu"+n, []string{"add" + n}, []string{"relu" + n})
-		x = "relu" + n
+		b.Init("w"+n, onnx.NewTensor([]int64{width, width}, w))
+		b.Init("b"+n, onnx.NewTensor([]int64{width}, make([]float32, width)))
+		x = b.Node("MatMul", "mm"+n, []string{x, "w" + n})
+		x = b.Node("Add", "add"+n, []string{x, "b" + n})
+		x = b.Node("Relu", "relu"+n, []string{x})
 	}
-	b.output(x, onnx.Float)
-	data := &dataset.Dataset{Name: "random", Shape: []int{samples, width}, X: b.random(samples * width)}
+	data := &dataset.Dataset{Name: "random", Shape: []int{samples, width}, X: b.Uniform(samples * width)}
 	for _, spec := range []Options{
 		{Method: "hessian", Sparsity: 0.7, CalibrationSamples: samples},
 		{Method: "hessian", Pattern: Pattern{N: 2, M: 4}, CalibrationSamples: samples},
 	} {
-		_, rep := mustPrune(t, b.model(17), spec, data)
+		_, rep := mustPrune(t, b.Model(17, x), spec, data)
 		h := rep.Hessian
 		t.Logf("%s, %d parameters, %d samples: %.1f s (calibration %.1f s in %d passes, solve %.1f s): %.2f s per million parameters, %.3f s per sample",
 			optsName(spec), rep.Params, h.Samples, rep.Seconds, h.CalibrationSeconds, h.Passes, h.SolveSeconds, h.SecondsPerMParams, h.SecondsPerSample)

@@ -144,7 +144,7 @@ func TestNMStructure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := newBuilder(t, "").random(onnx.NumElements(tc.dims))
+			before := newBuilder("").Uniform(onnx.NumElements(tc.dims))
 			vals := [][]float32{append([]float32{}, before...)}
 			_, dense := nm(vals, []*layout{l}, &options{n: tc.n, m: tc.m, seed: 1}, func(int) {})
 			inGroup := map[int]bool{}

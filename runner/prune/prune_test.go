@@ -310,7 +310,7 @@ func TestZooMagnitude(t *testing.T) {
 func runZoo(t *testing.T, m *onnx.Model) {
 	t.Helper()
 	s := session(t, m.Name, m)
-	x := newBuilder(t, "").random(4 * 6 * 6)
+	x := newBuilder("").Uniform(4 * 6 * 6)
 	for _, flag := range []bool{true, false} {
 		out, err := s.Run(map[string]*onnx.Tensor{
 			"X": onnx.NewTensor([]int64{1, 4, 6, 6}, x), "flag": onnx.NewTensor([]int64{}, []bool{flag})})
@@ -329,11 +329,11 @@ func runZoo(t *testing.T, m *onnx.Model) {
 func TestZooHessian(t *testing.T) {
 	orttest.Require(t)
 	src := zoo(t)
-	b := newBuilder(t, "")
+	b := newBuilder("")
 	var batches []map[string]*onnx.Tensor
 	for i := 0; i < 4; i++ {
 		batches = append(batches, map[string]*onnx.Tensor{
-			"X": onnx.NewTensor([]int64{2, 4, 6, 6}, b.random(2*4*6*6)), "flag": onnx.NewTensor([]int64{}, []bool{true})})
+			"X": onnx.NewTensor([]int64{2, 4, 6, 6}, b.Uniform(2*4*6*6)), "flag": onnx.NewTensor([]int64{}, []bool{true})})
 	}
 	o, err := Options{Method: Hessian, Sparsity: 0.5, CalibrationSamples: 8}.parse()
 	if err != nil {
@@ -376,9 +376,9 @@ func TestZooHessian(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	mnist := onnxtest.Model(t, onnxtest.MNIST8)
 	// A model with nothing to prune: Relu(X) + C.
-	nothing := newBuilder(t, "nothing").input("X", onnx.Float, 1, 4).init("C", []int64{4}, nil).
-		node("Relu", "relu", []string{"X"}, []string{"R"}).node("Add", "add", []string{"R", "C"}, []string{"Y"}).
-		output("Y", onnx.Float).model(13)
+	b := newBuilder("nothing")
+	r := b.NamedNode("Relu", "relu", []string{b.Input("X", 1, 4)}, []string{"R"})
+	nothing := b.Model(13, b.NamedNode("Add", "add", []string{r, b.weight("C", 4)}, []string{"Y"}))
 	wrongShape := &dataset.Dataset{Name: "wrong.npz", Shape: []int{4, 10}, X: make([]float32, 40)}
 	tests := []struct {
 		name  string

@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
 
 // zoo is a small model with a weight of every kind prune meets: a Conv
@@ -14,44 +15,45 @@ import (
 // bias added by a separate Add, a weight shared by a MatMul and an Add, a
 // MatMul to exclude, a small weight, and weights inside If branches.
 func zoo(t testing.TB) *onnx.Model {
-	b := newBuilder(t, "zoo")
-	b.input("X", onnx.Float, 1, 4, 6, 6).input("flag", onnx.Bool)
-	b.init("Wc", []int64{6, 4, 3, 3}, nil).init("Bc", []int64{6}, nil)
-	b.node("Conv", "conv", []string{"X", "Wc", "Bc"}, []string{"C1"}, onnx.AttrInts("pads", 1, 1, 1, 1))
+	b := newBuilder("zoo")
+	b.Input("X", 1, 4, 6, 6)
+	b.InputOf("flag", onnx.Bool)
+	b.weight("Wc", 6, 4, 3, 3)
+	b.weight("Bc", 6)
+	b.NamedNode("Conv", "conv", []string{"X", "Wc", "Bc"}, []string{"C1"}, onnx.AttrInts("pads", 1, 1, 1, 1))
 	for _, p := range []string{"bn_scale", "bn_bias", "bn_mean"} {
-		b.init(p, []int64{6}, nil)
+		b.weight(p, 6)
 	}
-	b.init("bn_var", []int64{6}, []float32{1, 2, 1, 2, 1, 2})
-	b.node("BatchNormalization", "bn", []string{"C1", "bn_scale", "bn_bias", "bn_mean", "bn_var"}, []string{"C2"})
-	b.node("Relu", "relu", []string{"C2"}, []string{"C3"})
-	b.constant("Wdw", []int64{6, 1, 3, 3})
-	b.node("Conv", "dw", []string{"C3", "Wdw"}, []string{"C4"}, onnx.AttrInt("group", 6), onnx.AttrInts("pads", 1, 1, 1, 1))
-	b.node("Flatten", "flat", []string{"C4"}, []string{"F"})
-	b.init("Wg", []int64{10, 216}, nil).init("Cg", []int64{10}, nil)
-	b.node("Gemm", "fc", []string{"F", "Wg", "Cg"}, []string{"G"}, onnx.AttrInt("transB", 1))
-	b.init("Wm", []int64{2, 5, 4}, nil).initInt64("shape", 10, 4)
-	b.node("Reshape", "reshape_w", []string{"Wm", "shape"}, []string{"Wm_2d"})
-	b.node("MatMul", "mm", []string{"G", "Wm_2d"}, []string{"M"})
-	b.init("Bm", []int64{4}, nil)
-	b.node("Add", "add_bias", []string{"M", "Bm"}, []string{"A1"})
-	b.init("Wm2", []int64{4, 4}, nil)
-	b.node("MatMul", "mm2", []string{"A1", "Wm2"}, []string{"M2"})
-	b.node("Add", "add2", []string{"M2", "Wm2"}, []string{"S"})
-	b.init("We", []int64{4, 4}, nil)
-	b.node("MatMul", "keep_me", []string{"S", "We"}, []string{"K"})
-	b.init("Ws", []int64{4, 2}, nil)
-	b.node("MatMul", "small", []string{"K", "Ws"}, []string{"Y"})
-	branch := func(name, w string) *builder {
-		s := newBuilder(t, name)
-		s.init(w, []int64{10, 3}, nil)
-		s.node("MatMul", name+"_mm", []string{"G", w}, []string{name + "_out"})
-		s.output(name+"_out", onnx.Float)
-		return s
+	b.Init("bn_var", onnx.NewTensor([]int64{6}, []float32{1, 2, 1, 2, 1, 2}))
+	b.NamedNode("BatchNormalization", "bn", []string{"C1", "bn_scale", "bn_bias", "bn_mean", "bn_var"}, []string{"C2"})
+	b.NamedNode("Relu", "relu", []string{"C2"}, []string{"C3"})
+	b.constant("Wdw", 6, 1, 3, 3)
+	b.NamedNode("Conv", "dw", []string{"C3", "Wdw"}, []string{"C4"}, onnx.AttrInt("group", 6), onnx.AttrInts("pads", 1, 1, 1, 1))
+	b.NamedNode("Flatten", "flat", []string{"C4"}, []string{"F"})
+	b.weight("Wg", 10, 216)
+	b.weight("Cg", 10)
+	b.NamedNode("Gemm", "fc", []string{"F", "Wg", "Cg"}, []string{"G"}, onnx.AttrInt("transB", 1))
+	b.weight("Wm", 2, 5, 4)
+	b.Init("shape", onnx.NewTensor([]int64{2}, []int64{10, 4}))
+	b.NamedNode("Reshape", "reshape_w", []string{"Wm", "shape"}, []string{"Wm_2d"})
+	b.NamedNode("MatMul", "mm", []string{"G", "Wm_2d"}, []string{"M"})
+	b.weight("Bm", 4)
+	b.NamedNode("Add", "add_bias", []string{"M", "Bm"}, []string{"A1"})
+	b.weight("Wm2", 4, 4)
+	b.NamedNode("MatMul", "mm2", []string{"A1", "Wm2"}, []string{"M2"})
+	b.NamedNode("Add", "add2", []string{"M2", "Wm2"}, []string{"S"})
+	b.weight("We", 4, 4)
+	b.NamedNode("MatMul", "keep_me", []string{"S", "We"}, []string{"K"})
+	b.weight("Ws", 4, 2)
+	b.NamedNode("MatMul", "small", []string{"K", "Ws"}, []string{"Y"})
+	branch := func(name, w string) *onnxpb.GraphProto {
+		s := newBuilder(name)
+		s.weight(w, 10, 3)
+		return s.Graph(s.NamedNode("MatMul", name+"_mm", []string{"G", w}, []string{name + "_out"}))
 	}
-	b.node("If", "if", []string{"flag"}, []string{"Z"},
-		onnx.AttrGraph("then_branch", branch("then", "Wt").g), onnx.AttrGraph("else_branch", branch("else", "Wf").g))
-	b.output("Y", onnx.Float).output("Z", onnx.Float)
-	return b.model(13)
+	b.NamedNode("If", "if", []string{"flag"}, []string{"Z"},
+		onnx.AttrGraph("then_branch", branch("then", "Wt")), onnx.AttrGraph("else_branch", branch("else", "Wf")))
+	return b.Model(13, "Y", "Z")
 }
 
 func TestFindTargets(t *testing.T) {
@@ -133,22 +135,25 @@ func TestExcludeOpType(t *testing.T) {
 // handles the kinds it has a layout for and leaves the table's other kinds
 // (recurrent layers, embeddings) dense, as not a prunable weight.
 func TestTableLayers(t *testing.T) {
-	b := newBuilder(t, "layers")
-	b.input("X", onnx.Float, 1, 4, 5, 5).input("S", onnx.Float, 3, 1, 8).input("I", onnx.Int64, 2)
+	b := newBuilder("layers")
+	b.Input("X", 1, 4, 5, 5)
+	b.Input("S", 3, 1, 8)
+	b.InputOf("I", onnx.Int64, 2)
 	// ConvTranspose [C, M/group, k...] with 2 groups: per group, rows are
 	// (output channel, kernel position), columns the group's input channels.
-	b.init("Wct", []int64{4, 3, 2, 2}, nil)
-	b.node("ConvTranspose", "up", []string{"X", "Wct"}, []string{"U"}, onnx.AttrInt("group", 2))
-	b.init("W", []int64{2, 16, 8}, nil).init("R", []int64{2, 16, 4}, nil).init("B", []int64{2, 32}, nil)
-	b.node("LSTM", "lstm", []string{"S", "W", "R", "B"}, []string{"H"}, onnx.AttrInt("hidden_size", 4), onnx.AttrString("direction", "bidirectional"))
-	b.init("E", []int64{10, 6}, nil)
-	b.node("Gather", "embed", []string{"E", "I"}, []string{"G"})
-	b.output("U", onnx.Float).output("H", onnx.Float).output("G", onnx.Float)
+	b.weight("Wct", 4, 3, 2, 2)
+	b.NamedNode("ConvTranspose", "up", []string{"X", "Wct"}, []string{"U"}, onnx.AttrInt("group", 2))
+	b.weight("W", 2, 16, 8)
+	b.weight("R", 2, 16, 4)
+	b.weight("B", 2, 32)
+	b.NamedNode("LSTM", "lstm", []string{"S", "W", "R", "B"}, []string{"H"}, onnx.AttrInt("hidden_size", 4), onnx.AttrString("direction", "bidirectional"))
+	b.weight("E", 10, 6)
+	b.NamedNode("Gather", "embed", []string{"E", "I"}, []string{"G"})
 	o, err := Options{Method: Magnitude, Sparsity: 0.5}.parse()
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets, skipped := findTargets(b.model(14), o)
+	targets, skipped := findTargets(b.Model(14, "U", "H", "G"), o)
 	if len(targets) != 1 {
 		t.Fatalf("%d targets, want the ConvTranspose weight alone", len(targets))
 	}

@@ -9,10 +9,13 @@ import (
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
 
-// Builder makes small models for tests, one node at a time: float
-// inputs, initializers and single-output nodes in the order they are
-// added (which must be topological).
+// Builder makes small models for tests, one node at a time: graph
+// inputs, initializers and nodes in the order they are added (which must
+// be topological). A Builder also makes subgraphs, for the attributes of
+// If and Loop nodes (Graph).
 type Builder struct {
+	// Name names the graph and the model; empty means "test".
+	Name   string
 	Nodes  []*onnxpb.NodeProto
 	Inits  []*onnxpb.TensorProto
 	Inputs []*onnxpb.ValueInfoProto
@@ -25,7 +28,12 @@ func NewBuilder(seed uint64) *Builder { return &Builder{Rand: rand.New(rand.NewP
 
 // Input adds a float graph input and returns its name.
 func (b *Builder) Input(name string, dims ...onnx.Dim) string {
-	b.Inputs = append(b.Inputs, onnx.ValueInfo(name, onnx.Float, dims))
+	return b.InputOf(name, onnx.Float, dims...)
+}
+
+// InputOf adds a graph input of element type dt and returns its name.
+func (b *Builder) InputOf(name string, dt onnx.DataType, dims ...onnx.Dim) string {
+	b.Inputs = append(b.Inputs, onnx.ValueInfo(name, dt, dims))
 	return name
 }
 
@@ -39,22 +47,65 @@ func (b *Builder) Init(name string, t *onnx.Tensor) string {
 	return name
 }
 
-// Node adds a node writing one output, out, and returns out.
-func (b *Builder) Node(op, out string, inputs []string, attrs ...*onnxpb.AttributeProto) string {
-	b.Nodes = append(b.Nodes, onnx.NewNode(op, out, inputs, []string{out}, attrs...))
-	return out
+// Constant adds a Constant node (called name+"_const") holding t, and
+// returns name, its output.
+func (b *Builder) Constant(name string, t *onnx.Tensor) string {
+	tp, err := onnx.TensorToProto(t, "")
+	if err != nil {
+		panic(err)
+	}
+	tp.Name = nil
+	return b.NamedNode("Constant", name+"_const", nil, []string{name}, onnx.AttrTensor("value", tp))
 }
 
-// Model makes a model named "test" of the default-domain opset with the
-// given float outputs.
-func (b *Builder) Model(opset int64, outputs ...string) *onnx.Model {
+// Node adds a node writing one output, out, and returns out. The node is
+// called out too.
+func (b *Builder) Node(op, out string, inputs []string, attrs ...*onnxpb.AttributeProto) string {
+	return b.NamedNode(op, out, inputs, []string{out}, attrs...)
+}
+
+// NamedNode adds a node called name writing outputs, and returns the
+// first output.
+func (b *Builder) NamedNode(op, name string, inputs, outputs []string, attrs ...*onnxpb.AttributeProto) string {
+	b.Nodes = append(b.Nodes, onnx.NewNode(op, name, inputs, outputs, attrs...))
+	if len(outputs) == 0 {
+		return ""
+	}
+	return outputs[0]
+}
+
+// Uniform returns n values drawn from Rand, uniform in [-1, 1).
+func (b *Builder) Uniform(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(2*b.Rand.Float64() - 1)
+	}
+	return v
+}
+
+// Graph makes the graph with the given float outputs: a model's, or a
+// subgraph for an If or Loop attribute.
+func (b *Builder) Graph(outputs ...string) *onnxpb.GraphProto {
 	var outs []*onnxpb.ValueInfoProto
 	for _, o := range outputs {
 		outs = append(outs, onnx.ValueInfo(o, onnx.Float, nil))
 	}
-	m := onnx.NewModel(&onnxpb.GraphProto{
-		Name: proto.String("test"), Node: b.Nodes, Initializer: b.Inits, Input: b.Inputs, Output: outs,
-	}, opset)
-	m.Name = "test"
+	return &onnxpb.GraphProto{
+		Name: proto.String(b.name()), Node: b.Nodes, Initializer: b.Inits, Input: b.Inputs, Output: outs,
+	}
+}
+
+// Model makes a model of the default-domain opset with the given float
+// outputs, named as the builder ("test" by default).
+func (b *Builder) Model(opset int64, outputs ...string) *onnx.Model {
+	m := onnx.NewModel(b.Graph(outputs...), opset)
+	m.Name = b.name()
 	return m
+}
+
+func (b *Builder) name() string {
+	if b.Name == "" {
+		return "test"
+	}
+	return b.Name
 }
