@@ -1,5 +1,7 @@
 // Package prune holds the Prune stage. Prune is its one entry point: it
-// reads a PruneSpec and runs the method it names on an ONNX model.
+// runs the method Options name on an ONNX model. (The runner translates a
+// stage's prune spec into Options: prune.keep, the decimal strings, the
+// CRD's defaults.)
 //
 // This package does the unstructured methods, which zero weights in place
 // and keep every tensor's shape:
@@ -34,9 +36,9 @@
 // layouts, which says how the kind reads its weight as matrices (recurrent
 // layers have none yet and are left dense). Everything else — biases, normalization parameters, weights
 // shared with other operators, excluded nodes, tensors smaller than
-// minParams — is left alone and listed in the Report with the reason.
+// MinParams — is left alone and listed in the Report with the reason.
 //
-// With storage sparse, pruned weights are written as ONNX sparse
+// With Storage Sparse, pruned weights are written as ONNX sparse
 // initializers where that is smaller, with compact (int8/int16/int32)
 // indices, so the file really shrinks. Masks recovers the zero pattern of a
 // pruned model's weights so that later stages can keep pruned weights at
