@@ -39,7 +39,7 @@ func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, mo
 		}
 		return evaluation{}, &Error{Code: pipeline.ExitBadInput, Reason: "OutputRejected", Err: err}
 	}
-	return evaluation{Metrics: rep.Metrics(), Details: rep}, nil
+	return evaluation{Metrics: evalMetrics(rep), Details: rep}, nil
 }
 
 // evalSettings translates spec.evaluation into eval's settings, naming

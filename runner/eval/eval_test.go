@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"math"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/eval"
 	"github.com/kompress/kompress/runner/onnx"
@@ -85,21 +83,8 @@ func TestMNISTAccuracyAndSelfFidelity(t *testing.T) {
 				t.Errorf("report (-want +got):\n%s", diff)
 			}
 			checkProgress(t, calls, tc.want)
-			m := rep.Metrics()
-			for _, k := range []string{pipeline.MetricLatencyP50Ms, pipeline.MetricLatencyP95Ms} {
-				if m[k] == "" {
-					t.Errorf("metric %s is missing", k)
-				}
-				delete(m, k)
-			}
-			wantMetrics := map[string]string{
-				"bytes": "26454", "sourceBytes": "26454", "params": "5994", "nonzeroParams": "5994",
-				"sparsity": "0", "macs": "786560", "samples": strconv.Itoa(tc.want),
-				"accuracy": strconv.FormatFloat(want, 'f', -1, 64), "sourceAccuracy": strconv.FormatFloat(want, 'f', -1, 64), "accuracyDrop": "0",
-				"top1Agreement": "1", "cosine": "1", "latencyBatchSize": "1",
-			}
-			if diff := cmp.Diff(wantMetrics, m); diff != "" {
-				t.Errorf("metrics (-want +got):\n%s", diff)
+			if !(rep.LatencyP50 > 0 && rep.LatencyP50 <= rep.LatencyP95) {
+				t.Errorf("latency p50 %v, p95 %v: want 0 < p50 <= p95", rep.LatencyP50, rep.LatencyP95)
 			}
 		})
 	}
@@ -330,9 +315,6 @@ func TestLatency(t *testing.T) {
 			}
 			if !(rep.LatencyP50 > 0 && rep.LatencyP50 <= rep.LatencyP95) {
 				t.Errorf("latency p50 %v, p95 %v: want 0 < p50 <= p95", rep.LatencyP50, rep.LatencyP95)
-			}
-			if got := rep.Metrics()[pipeline.MetricLatencyBatchSize]; got != strconv.Itoa(tc.wantBatch) {
-				t.Errorf("metric %s = %q, want %d", pipeline.MetricLatencyBatchSize, got, tc.wantBatch)
 			}
 		})
 	}
