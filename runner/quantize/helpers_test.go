@@ -5,9 +5,11 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
+	"github.com/kompress/kompress/runner/ort"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
@@ -66,6 +68,23 @@ func optimizedOps(t testing.TB, m *onnx.Model) map[string]int {
 		t.Fatal(err)
 	}
 	return kernels
+}
+
+// runUnfused runs m with graph optimizations off: QDQ nodes are executed
+// as written (float arithmetic on dequantized values), not fused into
+// integer kernels, so the result does not depend on the CPU.
+func runUnfused(t testing.TB, m *onnx.Model, inputs map[string]*onnx.Tensor) map[string]*onnx.Tensor {
+	t.Helper()
+	sess, err := feed.Open(m, feed.Options{Optimization: ort.OptimizeDisabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	out, err := sess.Run(inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // run loads m into ONNX Runtime and runs it on inputs.

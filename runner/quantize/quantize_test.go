@@ -280,11 +280,19 @@ func TestConstantNodeAndSubgraphWeights(t *testing.T) {
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("quantized weights (-want +got):\n%s", diff)
 			}
+			// Dynamic MatMulInteger runs u8s8 integer kernels, which
+			// saturate on AVX2 without VNNI: these flat random weights
+			// lose 0.06 of cosine there (0.94), none with VNNI. A wrong
+			// or misplaced weight gives far less.
+			floor := 0.97
+			if spec.Method == Dynamic {
+				floor = 0.9
+			}
 			for _, cond := range []bool{true, false} {
 				in := randomBatches(3, "x", 1, 2, 16)[0]
 				in["cond"] = onnx.NewTensor([]int64{}, []bool{cond})
-				if c := cosine(t, run(t, q, in)["y"], run(t, m, in)["y"]); c < 0.97 {
-					t.Errorf("cond %v: cosine to the float model %.4f, want >= 0.97", cond, c)
+				if c := cosine(t, run(t, q, in)["y"], run(t, m, in)["y"]); c < floor {
+					t.Errorf("cond %v: cosine to the float model %.4f, want >= %.2f", cond, c, floor)
 				}
 			}
 		})
