@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/kompress/kompress/runner/compare"
 	"github.com/kompress/kompress/runner/feed"
 )
 
@@ -130,7 +131,7 @@ func (t *tally) add(out, ref []float32, per int, labels []int64) {
 			if labels != nil && int64(refTop) == labels[s] {
 				t.sourceCorrect++
 			}
-			t.cosine += cosine(o, r)
+			t.cosine += compare.Cosine(o, r)
 		}
 		t.n++
 	}
@@ -170,23 +171,4 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
-}
-
-// cosine is the cosine similarity of a and b, in float64: two zero vectors
-// are identical (1), one zero vector is unrelated to anything (0).
-func cosine(a, b []float32) float64 {
-	var dot, na, nb float64
-	for i := range a {
-		x, y := float64(a[i]), float64(b[i])
-		dot += x * y
-		na += x * x
-		nb += y * y
-	}
-	switch {
-	case na == 0 && nb == 0:
-		return 1
-	case na == 0 || nb == 0:
-		return 0
-	}
-	return dot / math.Sqrt(na*nb)
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/kompress/kompress/runner/compare"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 )
@@ -19,7 +20,7 @@ func meanCosine(want, got []map[string]*onnx.Tensor) float64 {
 			if err1 != nil || err2 != nil || len(a) != len(b) || !onnx.IsFloat(w.DType) {
 				continue
 			}
-			sum += cosine32(a, b)
+			sum += compare.Cosine(a, b)
 			n++
 		}
 	}
@@ -27,24 +28,6 @@ func meanCosine(want, got []map[string]*onnx.Tensor) float64 {
 		return 1
 	}
 	return sum / float64(n)
-}
-
-// cosine32 is the cosine similarity of two vectors; two zero vectors are
-// identical (1), one zero vector against another vector is 0.
-func cosine32(a, b []float32) float64 {
-	var dot, na, nb float64
-	for i := range a {
-		dot += float64(a[i]) * float64(b[i])
-		na += float64(a[i]) * float64(a[i])
-		nb += float64(b[i]) * float64(b[i])
-	}
-	switch {
-	case na == 0 && nb == 0:
-		return 1
-	case na == 0 || nb == 0:
-		return 0
-	}
-	return dot / math.Sqrt(na*nb)
 }
 
 // sensitivityOrder ranks the quantized nodes of plan p, most sensitive

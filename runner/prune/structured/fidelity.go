@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/kompress/kompress/runner/compare"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 )
@@ -82,19 +83,7 @@ func cosine(a, b *onnx.Tensor) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var ab, aa, bb float64
-	for i := range av {
-		ab += float64(av[i]) * float64(bv[i])
-		aa += float64(av[i]) * float64(av[i])
-		bb += float64(bv[i]) * float64(bv[i])
-	}
-	switch {
-	case aa == 0 && bb == 0:
-		return 1, nil
-	case aa == 0 || bb == 0:
-		return 0, nil
-	}
-	return ab / math.Sqrt(aa*bb), nil
+	return compare.Cosine(av, bv), nil
 }
 
 func dimsOrNil(t *onnx.Tensor) []int64 {
