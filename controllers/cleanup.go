@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -34,6 +36,9 @@ const LabelCleanup = "kompress.dev/cleanup"
 const (
 	EventIntermediatesDeleted    = "IntermediatesDeleted"
 	EventIntermediatesNotDeleted = "IntermediatesNotDeleted"
+	// EventIntermediatesKept: intermediate artifacts another
+	// CompressionJob references are left in place.
+	EventIntermediatesKept = "IntermediatesKept"
 )
 
 // Bounds of the cleanup: the controller cannot reach storage, so a Job
@@ -92,15 +97,12 @@ func (r *CompressionJobReconciler) syncFinalizer(ctx context.Context, cpj *v1alp
 // reconcileDelete runs while a CompressionJob is being deleted. Stage Jobs
 // go through their owner references, and the final model is never touched.
 // With intermediateArtifacts: Delete, a cleanup Job deletes the other
-// stages' artifacts; the finalizer is released when it completes, fails
+// stages' artifacts, except those another CompressionJob references (see
+// SharedArtifacts); the finalizer is released when it completes, fails
 // (bounded retries), or the deadline passes, with an event either way.
 func (r *CompressionJobReconciler) reconcileDelete(ctx context.Context, cpj *v1alpha1.CompressionJob) (time.Duration, error) {
 	if !controllerutil.ContainsFinalizer(cpj, FinalizerArtifacts) {
 		return 0, nil
-	}
-	uris, keep := IntermediateArtifacts(cpj)
-	if !wantsFinalizer(cpj) || len(uris) == 0 {
-		return 0, r.release(ctx, cpj, nil)
 	}
 	limit, deadline, grace := r.cleanupSettings()
 	name := cleanupJobName(cpj)
@@ -111,20 +113,47 @@ func (r *CompressionJobReconciler) reconcileDelete(ctx context.Context, cpj *v1a
 	}
 	giveUp := cpj.DeletionTimestamp.Add(deadline + grace)
 	left := giveUp.Sub(r.Clock.Now())
-	switch {
-	case err == nil && jobComplete(&job):
-		return 0, r.release(ctx, cpj, &event{Job: name, Type: corev1.EventTypeNormal, Reason: EventIntermediatesDeleted, Action: "DeleteArtifacts",
-			Note: pipeline.Truncate(fmt.Sprintf("cleanup Job %s deleted %d intermediate artifacts (the final model is kept): %s",
-				name, len(uris)/2, strings.Join(models(uris), ", ")), pipeline.MaxStatusMessage)})
-	case err == nil && jobFailed(&job):
-		why := r.cleanupFailure(ctx, &job)
-		return 0, r.release(ctx, cpj, notDeleted(name, uris, fmt.Sprintf("cleanup Job %s failed: %s", name, why)))
-	case left <= 0:
-		return 0, r.release(ctx, cpj, notDeleted(name, uris, fmt.Sprintf("no cleanup within %s of the deletion", deadline+grace)))
-	case err == nil:
+	if err == nil {
+		// The Job holds what was decided when it was created: report
+		// what it was given, not what a new look would give it.
+		uris := cleanupArgs(&job, "--uri=")
+		switch {
+		case jobComplete(&job):
+			return 0, r.release(ctx, cpj, &event{Job: name, Type: corev1.EventTypeNormal, Reason: EventIntermediatesDeleted, Action: "DeleteArtifacts",
+				Note: pipeline.Truncate(fmt.Sprintf("cleanup Job %s deleted %d intermediate artifacts (the final model is kept): %s",
+					name, len(models(uris)), strings.Join(models(uris), ", ")), pipeline.MaxStatusMessage)})
+		case jobFailed(&job):
+			why := r.cleanupFailure(ctx, &job)
+			return 0, r.release(ctx, cpj, notDeleted(name, uris, fmt.Sprintf("cleanup Job %s failed: %s", name, why)))
+		case left <= 0:
+			return 0, r.release(ctx, cpj, notDeleted(name, uris, fmt.Sprintf("no cleanup within %s of the deletion", deadline+grace)))
+		}
 		// Running: its pod's events bring the CompressionJob back; the
 		// Job's own are not watched (it has no owner), so look again soon.
 		return min(left, cleanupPoll), nil
+	}
+	uris, keep := IntermediateArtifacts(cpj)
+	if !wantsFinalizer(cpj) || len(uris) == 0 {
+		return 0, r.release(ctx, cpj, nil)
+	}
+	var all v1alpha1.CompressionJobList
+	if err := r.Client.List(ctx, &all); err != nil {
+		return 0, fmt.Errorf("listing CompressionJobs to find artifacts they share: %w", err)
+	}
+	uris, keep, shared := SharedArtifacts(cpj, all.Items, uris, keep)
+	var keptEvent *event
+	if len(shared) > 0 {
+		keptEvent = &event{Job: name, Type: corev1.EventTypeNormal, Reason: EventIntermediatesKept, Action: "DeleteArtifacts",
+			Note: pipeline.Truncate("intermediate artifacts other CompressionJobs reference are kept: "+strings.Join(shared, "; "), pipeline.MaxStatusMessage)}
+	}
+	if len(uris) == 0 {
+		return 0, r.release(ctx, cpj, keptEvent)
+	}
+	if left <= 0 {
+		return 0, r.release(ctx, cpj, notDeleted(name, uris, fmt.Sprintf("no cleanup within %s of the deletion", deadline+grace)))
+	}
+	if refused := admitPod(cpj, r.Defaults, r.Policy); len(refused) > 0 {
+		return 0, r.release(ctx, cpj, notDeleted(name, uris, "the cluster does not run its cleanup pod: "+refusalMessage(refused)))
 	}
 	keys, err := (&runState{r: r, cpj: cpj}).secretKeys(ctx)
 	var nf *secretNotFound
@@ -140,8 +169,130 @@ func (r *CompressionJobReconciler) reconcileDelete(ctx context.Context, cpj *v1a
 			return 0, r.release(ctx, cpj, notDeleted(name, uris, "creating the cleanup Job: "+err.Error()))
 		}
 		return 0, err
+	} else if err == nil && keptEvent != nil {
+		r.event(cpj, *keptEvent)
 	}
 	return min(left, cleanupPoll), nil
+}
+
+// cleanupArgs are the values of a cleanup Job's flag (--uri= or --keep=).
+func cleanupArgs(job *batchv1.Job, flag string) []string {
+	var out []string
+	for _, c := range job.Spec.Template.Spec.Containers {
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, flag); ok {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// SharedArtifacts takes out of a cleanup list (uris, keep from
+// IntermediateArtifacts) every artifact whose cache key another
+// CompressionJob references: a stage output or final model in its status
+// (jobs with the same output prefix and the same work share cache keys),
+// or a model or dataset its spec reads. A cache key is shared or not as a
+// whole: its model and result.json go to keep together. Another job being
+// deleted with intermediateArtifacts: Delete protects only its final model
+// (it deletes its own intermediates, minding this one in turn). URIs are
+// compared without their query (an endpoint setting does not make another
+// object). shared describes what was kept and who references it.
+func SharedArtifacts(cpj *v1alpha1.CompressionJob, others []v1alpha1.CompressionJob, uris, keep []string) (del, kept, shared []string) {
+	refs := map[string]map[string]string{}
+	add := func(o *v1alpha1.CompressionJob, uri string) {
+		if uri == "" {
+			return
+		}
+		k := artifactDir(uri)
+		if refs[k] == nil {
+			refs[k] = map[string]string{}
+		}
+		refs[k][o.Namespace+"/"+o.Name] = ""
+	}
+	for i := range others {
+		o := &others[i]
+		if o.UID == cpj.UID && o.Namespace == cpj.Namespace && o.Name == cpj.Name {
+			continue
+		}
+		if o.DeletionTimestamp != nil && wantsFinalizer(o) {
+			_, finals := IntermediateArtifacts(o)
+			for _, u := range finals {
+				add(o, u)
+			}
+			continue
+		}
+		for _, u := range statusArtifacts(o) {
+			add(o, u)
+		}
+		for _, u := range specURIs(&o.Spec) {
+			add(o, u)
+		}
+	}
+	kept = append(kept, keep...)
+	reported := map[string]bool{}
+	for _, u := range uris {
+		k := artifactDir(u)
+		who := sortedStringKeys(refs[k])
+		if len(who) == 0 {
+			del = append(del, u)
+			continue
+		}
+		kept = append(kept, u)
+		if !reported[k] {
+			reported[k] = true
+			shared = append(shared, fmt.Sprintf("%s (referenced by %s)", k, strings.Join(who, ", ")))
+		}
+	}
+	return del, kept, shared
+}
+
+// statusArtifacts are the models a CompressionJob's status names.
+func statusArtifacts(cpj *v1alpha1.CompressionJob) []string {
+	var out []string
+	if cpj.Status.Output != nil {
+		out = append(out, cpj.Status.Output.URI)
+	}
+	for _, s := range cpj.Status.Stages {
+		if s.Output != nil {
+			out = append(out, s.Output.URI)
+		}
+	}
+	return out
+}
+
+// specURIs are the models and datasets a spec reads.
+func specURIs(spec *v1alpha1.CompressionJobSpec) []string {
+	out := []string{spec.Source.URI}
+	if spec.Dataset != nil {
+		out = append(out, spec.Dataset.URI)
+	}
+	for _, st := range spec.Stages {
+		if d := st.Distill; d != nil {
+			if d.Teacher != nil {
+				out = append(out, d.Teacher.URI)
+			}
+			if d.Student != nil {
+				out = append(out, d.Student.URI)
+			}
+			if d.Dataset != nil {
+				out = append(out, d.Dataset.URI)
+			}
+		}
+	}
+	return out
+}
+
+// artifactDir is the folder of an artifact (<output>/<cache-key>), without
+// the URI's query.
+func artifactDir(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return path.Dir(uri)
+	}
+	u.RawQuery, u.Fragment, u.RawPath = "", "", ""
+	u.Path = path.Dir(u.Path)
+	return u.String()
 }
 
 // cleanupPoll is how often a running cleanup Job is looked at.
@@ -259,9 +410,11 @@ func BuildCleanupJob(cpj *v1alpha1.CompressionJob, uris, keep, secretKeys []stri
 	}
 	c.Env = secretEnv(cpj, secretKeys)
 	c.Resources = corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi"),
+			corev1.ResourceEphemeralStorage: resource.MustParse("16Mi")},
+		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi"), corev1.ResourceEphemeralStorage: resource.MustParse("64Mi")},
 	}
+	boundScratch(&pod.Spec)
 	return &batchv1.Job{
 		// No owner reference: a foreground deletion of the CompressionJob
 		// would delete the Job as soon as it exists. The controller deletes

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -271,7 +272,7 @@ func TestCleanupDeadlineReleases(t *testing.T) {
 	}
 	r := &controllers.CompressionJobReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kompress-manager"),
-		Defaults: testDefaults, CleanupDeadline: 2 * time.Second, CleanupGrace: time.Second,
+		Defaults: testDefaults, Policy: testPolicy, CleanupDeadline: 2 * time.Second, CleanupGrace: time.Second,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
@@ -301,4 +302,119 @@ func TestCleanupDeadlineReleases(t *testing.T) {
 	}
 	e.waitEvent(t, cpj, controllers.EventIntermediatesNotDeleted, fmt.Sprintf("no cleanup within 3s of the deletion); delete them by hand: %s", got.Status.Stages[0].Output.URI))
 	e.waitGone(t, job)
+}
+
+// A cache key another CompressionJob references survives this one's
+// cleanup, model and result.json together: jobs with the same output
+// prefix and the same work share keys, and one job's intermediate may be
+// another's final model or source.
+func TestSharedArtifacts(t *testing.T) {
+	stages := []v1alpha1.Stage{pruneStage("prune"), quantizeStage("int8")}
+	self := newCPJ("ml", "a", stages...)
+	self.UID = "uid-a"
+	self.Status.Stages = []v1alpha1.StageStatus{
+		{Name: "prune", Output: artifact("s3://b/out/k0/model.onnx?region=x")},
+		{Name: "int8", Output: artifact("s3://b/out/k1/model.onnx?region=x")},
+	}
+	self.Status.Output = artifact("s3://b/out/k1/model.onnx?region=x")
+	uris, keep := controllers.IntermediateArtifacts(self)
+	other := func(ns, name string, mutate func(*v1alpha1.CompressionJob)) v1alpha1.CompressionJob {
+		o := newCPJ(ns, name, pruneStage("prune"))
+		o.UID = types.UID("uid-" + name)
+		mutate(o)
+		return *o
+	}
+	deleting := func(o *v1alpha1.CompressionJob, policy v1alpha1.ArtifactPolicy) {
+		o.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+		o.Spec.Output.IntermediateArtifacts = policy
+	}
+	k0 := []string{"s3://b/out/k0/result.json?region=x", "s3://b/out/k0/model.onnx?region=x"}
+	for _, tc := range []struct {
+		name   string
+		others []v1alpha1.CompressionJob
+		del    []string
+		shared []string
+	}{
+		{"no other job", []v1alpha1.CompressionJob{*self}, k0, nil},
+		{"another job's final model (another endpoint setting)", []v1alpha1.CompressionJob{*self, other("ml", "b", func(o *v1alpha1.CompressionJob) {
+			o.Status.Stages = []v1alpha1.StageStatus{{Name: "prune", Output: artifact("s3://b/out/k0/model.onnx?endpoint=http://s3:9000")}}
+			o.Status.Output = artifact("s3://b/out/k0/model.onnx?endpoint=http://s3:9000")
+		})}, nil, []string{"s3://b/out/k0 (referenced by ml/b)"}},
+		{"another job's intermediate stage and a third's source", []v1alpha1.CompressionJob{
+			other("team-b", "c", func(o *v1alpha1.CompressionJob) {
+				o.Status.Stages = []v1alpha1.StageStatus{{Name: "prune", Output: artifact("s3://b/out/k0/model.onnx")}}
+			}),
+			other("ml", "d", func(o *v1alpha1.CompressionJob) { o.Spec.Source.URI = "s3://b/out/k0/model.onnx" }),
+		}, nil, []string{"s3://b/out/k0 (referenced by ml/d, team-b/c)"}},
+		{"another job being deleted with Delete protects only its final model", []v1alpha1.CompressionJob{
+			other("ml", "e", func(o *v1alpha1.CompressionJob) {
+				o.Spec.Stages = stages
+				o.Status.Stages = []v1alpha1.StageStatus{{Name: "prune", Output: artifact("s3://b/out/k0/model.onnx")}, {Name: "int8", Output: artifact("s3://b/out/k9/model.onnx")}}
+				deleting(o, v1alpha1.ArtifactPolicyDelete)
+			}),
+		}, k0, nil},
+		{"another job being deleted with Retain keeps everything it wrote", []v1alpha1.CompressionJob{
+			other("ml", "f", func(o *v1alpha1.CompressionJob) {
+				o.Spec.Stages = stages
+				o.Status.Stages = []v1alpha1.StageStatus{{Name: "prune", Output: artifact("s3://b/out/k0/model.onnx")}, {Name: "int8", Output: artifact("s3://b/out/k9/model.onnx")}}
+				deleting(o, v1alpha1.ArtifactPolicyRetain)
+			}),
+		}, nil, []string{"s3://b/out/k0 (referenced by ml/f)"}},
+		{"same cache key under another prefix is another object", []v1alpha1.CompressionJob{other("ml", "g", func(o *v1alpha1.CompressionJob) {
+			o.Status.Output = artifact("s3://b/elsewhere/k0/model.onnx")
+		})}, k0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			del, kept, shared := controllers.SharedArtifacts(self, tc.others, uris, keep)
+			if diff := cmp.Diff(tc.del, del); diff != "" {
+				t.Errorf("deleted (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.shared, shared); diff != "" {
+				t.Errorf("shared (-want +got):\n%s", diff)
+			}
+			// What is not deleted is kept: the cleanup refuses to touch it.
+			wantKept := append(append([]string(nil), keep...), k0[:2-len(tc.del)]...)
+			if diff := cmp.Diff(wantKept, kept); diff != "" {
+				t.Errorf("kept (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// Deleting a job with intermediateArtifacts: Delete leaves the cache keys
+// another live CompressionJob references: here its prune stage, which a
+// second job with the same output prefix and the same first stage reused
+// as its final model. The cleanup Job deletes only the rest and is told
+// to keep the shared key, and an event says who holds it.
+func TestCleanupKeepsSharedArtifacts(t *testing.T) {
+	e := sharedEnv(t)
+	ns := e.namespace(t)
+	a := newCPJ(ns, "chain", pruneStage("prune"), distillStage("recover"), quantizeStage("int8"))
+	a.Spec.Output.IntermediateArtifacts = v1alpha1.ArtifactPolicyDelete
+	b := newCPJ(ns, "prune-only", pruneStage("prune"))
+	b.Spec.Output.URI = a.Spec.Output.URI
+	e.create(t, a)
+	e.create(t, b)
+	doneA := e.runStages(t, a)
+	doneB := e.runStages(t, b)
+	shared := doneA.Status.Stages[0].Output.URI
+	if got := doneB.Status.Output.URI; got != shared {
+		t.Fatalf("the two jobs do not share the prune stage's artifact: %s and %s", shared, got)
+	}
+	if err := e.client.Delete(context.Background(), doneA); err != nil {
+		t.Fatal(err)
+	}
+	job := e.cleanupJob(t, doneA)
+	recover := doneA.Status.Stages[1].Output.URI
+	final := doneA.Status.Output.URI
+	wantArgs := []string{"--uri=" + pipeline.SiblingURI(recover, pipeline.ResultFile), "--uri=" + recover,
+		"--keep=" + final, "--keep=" + pipeline.SiblingURI(final, pipeline.ResultFile), "--keep=" + pipeline.SiblingURI(final, pipeline.ReleaseFile),
+		"--keep=" + pipeline.SiblingURI(shared, pipeline.ResultFile), "--keep=" + shared}
+	if diff := cmp.Diff(wantArgs, job.Spec.Template.Spec.Containers[0].Args); diff != "" {
+		t.Errorf("cleanup args (-want +got):\n%s", diff)
+	}
+	e.waitEvent(t, a, controllers.EventIntermediatesKept, "(referenced by "+ns+"/prune-only)")
+	e.completeJob(t, job)
+	e.waitGone(t, doneA)
+	e.waitEvent(t, a, controllers.EventIntermediatesDeleted, "deleted 1 intermediate artifacts (the final model is kept): "+recover)
 }

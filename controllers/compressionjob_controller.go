@@ -41,6 +41,8 @@ type CompressionJobReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Defaults  StageDefaults
+	// Policy is what the cluster admin lets CompressionJobs do (Admit).
+	Policy Policy
 	// MaxConcurrentReconciles defaults to 1.
 	MaxConcurrentReconciles int
 	// SecretRetryInterval defaults to DefaultSecretRetryInterval.

@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
@@ -125,14 +126,17 @@ func podFailurePolicy() *batchv1.PodFailurePolicy {
 func podTemplate(cpj *v1alpha1.CompressionJob, stage *v1alpha1.Stage, taskJSON string, secretKeys []string, d StageDefaults) corev1.PodTemplateSpec {
 	p := MergePlacement(d, cpj.Spec.Scheduling, stage)
 	c := corev1.Container{
-		Name:                     ContainerName,
-		Image:                    d.RunnerImage,
-		ImagePullPolicy:          d.ImagePullPolicy,
-		Command:                  []string{"kompress", "stage"},
-		Env:                      append(baseEnv(taskJSON), secretEnv(cpj, secretKeys)...),
-		Resources:                p.Resources,
-		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
-		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		Name:                   ContainerName,
+		Image:                  d.RunnerImage,
+		ImagePullPolicy:        d.ImagePullPolicy,
+		Command:                []string{"kompress", "stage"},
+		Env:                    append(baseEnv(taskJSON), secretEnv(cpj, secretKeys)...),
+		Resources:              p.Resources,
+		TerminationMessagePath: corev1.TerminationMessagePathDefault,
+		// A runner (or a Custom image) that dies before writing its
+		// result still explains itself: the kubelet takes the tail of
+		// its log as the message, which failedStage reports as is.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: ptr.To(false),
 			ReadOnlyRootFilesystem:   ptr.To(true),
@@ -144,11 +148,14 @@ func podTemplate(cpj *v1alpha1.CompressionJob, stage *v1alpha1.Stage, taskJSON s
 	spec := corev1.PodSpec{
 		RestartPolicy:      corev1.RestartPolicyNever,
 		ServiceAccountName: stageServiceAccount(cpj, d),
-		EnableServiceLinks: ptr.To(false),
-		NodeSelector:       p.NodeSelector,
-		Tolerations:        p.Tolerations,
-		Affinity:           p.Affinity,
-		PriorityClassName:  p.PriorityClassName,
+		// No stage talks to the Kubernetes API, a Custom image included:
+		// whoever may create CompressionJobs gets no token through them.
+		AutomountServiceAccountToken: ptr.To(false),
+		EnableServiceLinks:           ptr.To(false),
+		NodeSelector:                 p.NodeSelector,
+		Tolerations:                  p.Tolerations,
+		Affinity:                     p.Affinity,
+		PriorityClassName:            p.PriorityClassName,
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:   ptr.To(true),
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
@@ -156,23 +163,48 @@ func podTemplate(cpj *v1alpha1.CompressionJob, stage *v1alpha1.Stage, taskJSON s
 		Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 	}
 	if custom := stage.Custom; custom != nil {
-		// A user image: its own entrypoint and user, and a token if its
-		// ServiceAccount grants one.
+		// A user image (one the admin allows, see Admit): its own
+		// entrypoint and non-root user, plain env values only.
 		c.Image = custom.Image
 		c.ImagePullPolicy = ""
 		c.Command = append([]string(nil), custom.Command...)
 		c.Args = append([]string(nil), custom.Args...)
 		for _, e := range custom.Env {
-			c.Env = append(c.Env, *e.DeepCopy())
+			c.Env = append(c.Env, corev1.EnvVar{Name: e.Name, Value: e.Value})
 		}
 	} else {
-		// The runner never talks to the Kubernetes API.
-		spec.AutomountServiceAccountToken = ptr.To(false)
 		spec.SecurityContext.RunAsUser = ptr.To[int64](runnerUID)
 		spec.SecurityContext.RunAsGroup = ptr.To[int64](runnerUID)
 	}
 	spec.Containers = []corev1.Container{c}
+	boundScratch(&spec)
 	return corev1.PodTemplateSpec{Spec: spec}
+}
+
+// DefaultEphemeralStorageLimit bounds a stage pod's local disk when
+// neither the manager (--stage-ephemeral-storage-limit) nor the job sets
+// a limit.
+const DefaultEphemeralStorageLimit = "8Gi"
+
+// boundScratch gives the container an ephemeral-storage limit (the
+// default when none is set, raised to the request if that is larger) and
+// the /tmp emptyDir the same sizeLimit: a stage cannot fill its node's
+// disk, and the kubelet evicts it, with a message saying so, if it tries.
+func boundScratch(spec *corev1.PodSpec) {
+	c := &spec.Containers[0]
+	lim, ok := c.Resources.Limits[corev1.ResourceEphemeralStorage]
+	if !ok {
+		lim = resource.MustParse(DefaultEphemeralStorageLimit)
+		if req, ok := c.Resources.Requests[corev1.ResourceEphemeralStorage]; ok && req.Cmp(lim) > 0 {
+			lim = req.DeepCopy()
+		}
+		c.Resources.Limits = setQuantity(c.Resources.Limits, corev1.ResourceEphemeralStorage, lim)
+	}
+	for i := range spec.Volumes {
+		if ed := spec.Volumes[i].EmptyDir; ed != nil {
+			ed.SizeLimit = ptr.To(lim.DeepCopy())
+		}
+	}
 }
 
 func baseEnv(taskJSON string) []corev1.EnvVar {

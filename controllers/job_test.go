@@ -3,10 +3,12 @@ package controllers
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -56,7 +58,7 @@ func TestBuildJob(t *testing.T) {
 		BackoffLimit: ptr.To[int32](4), ActiveDeadlineSeconds: ptr.To[int64](900)}
 	custom := v1alpha1.Stage{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
 		Image: "registry.example/mine:2", Command: []string{"/bin/mine"}, Args: []string{"--fast"},
-		Env: []corev1.EnvVar{{Name: "MODE", Value: "fast"}}}}}
+		Env: []v1alpha1.CustomEnvVar{{Name: "MODE", Value: "fast"}}}}}
 	cases := []struct {
 		name   string
 		cpj    func() *v1alpha1.CompressionJob
@@ -104,7 +106,7 @@ func TestBuildJob(t *testing.T) {
 				t.Errorf("pod spec %+v", pod)
 			}
 			if c.Name != "runner" || c.Image != "runner:1" || c.ImagePullPolicy != corev1.PullAlways || !cmp.Equal(c.Command, []string{"kompress", "stage"}) ||
-				c.TerminationMessagePolicy != corev1.TerminationMessageReadFile || c.TerminationMessagePath != "/dev/termination-log" {
+				c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError || c.TerminationMessagePath != "/dev/termination-log" {
 				t.Errorf("container %+v", c)
 			}
 			sc := c.SecurityContext
@@ -112,7 +114,12 @@ func TestBuildJob(t *testing.T) {
 				t.Errorf("container security context %+v", sc)
 			}
 			if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/tmp" || pod.Volumes[0].EmptyDir == nil {
-				t.Errorf("no writable /tmp: mounts %+v volumes %+v", c.VolumeMounts, pod.Volumes)
+				t.Fatalf("no writable /tmp: mounts %+v volumes %+v", c.VolumeMounts, pod.Volumes)
+			}
+			// Neither the manager nor the job bounds local disk: the
+			// built-in default does, for the container and its /tmp.
+			if got := scratch(job); got != "8Gi/8Gi" {
+				t.Errorf("ephemeral-storage limit/sizeLimit of /tmp %s, want 8Gi/8Gi", got)
 			}
 			wantEnv := []corev1.EnvVar{
 				{Name: "KOMPRESS_TASK", Value: mustEncode(t, task)},
@@ -152,8 +159,18 @@ func TestBuildJob(t *testing.T) {
 			if diff := cmp.Diff([]string{"KOMPRESS_TASK", "KOMPRESS_MEMORY_LIMIT", "GOMAXPROCS", "KOMPRESS_NODE_NAME", "POD_NAME", "MODE"}, envNames(c)); diff != "" {
 				t.Errorf("env names (-want +got):\n%s", diff)
 			}
-			if pod.AutomountServiceAccountToken != nil || pod.SecurityContext.RunAsUser != nil || !*pod.SecurityContext.RunAsNonRoot {
+			// A user image runs as its own (non-root) user, but never with
+			// a token: its ServiceAccount's API rights stay out of reach.
+			if !cmp.Equal(pod.AutomountServiceAccountToken, ptr.To(false)) || pod.SecurityContext.RunAsUser != nil || !*pod.SecurityContext.RunAsNonRoot {
 				t.Errorf("custom pod: automount %v runAsUser %v", pod.AutomountServiceAccountToken, pod.SecurityContext.RunAsUser)
+			}
+			if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+				t.Errorf("custom container terminationMessagePolicy %s", c.TerminationMessagePolicy)
+			}
+			for _, e := range c.Env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					t.Errorf("custom env %s reads a Secret", e.Name)
+				}
 			}
 			if job.Labels[LabelStageIndex] != "1" {
 				t.Errorf("stage index label %q", job.Labels[LabelStageIndex])
@@ -169,6 +186,24 @@ func TestBuildJob(t *testing.T) {
 			}
 			if _, ok := job.Spec.Template.Labels[LabelQueueName]; ok {
 				t.Errorf("the queue label belongs on the Job, not its pods")
+			}
+		}},
+		{"local disk bounded by the stage's limit", func() *v1alpha1.CompressionJob {
+			q := quant
+			q.Resources = &corev1.ResourceRequirements{Limits: rl("ephemeral-storage", "20Gi")}
+			return unitCPJ(q)
+		}, 0, nil, func(t *testing.T, job *batchv1.Job, _ pipeline.Task) {
+			if got := scratch(job); got != "20Gi/20Gi" {
+				t.Errorf("ephemeral-storage limit/sizeLimit of /tmp %s, want 20Gi/20Gi", got)
+			}
+		}},
+		{"local disk request above the default limit", func() *v1alpha1.CompressionJob {
+			c := unitCPJ(quant)
+			c.Spec.Scheduling = &v1alpha1.SchedulingSpec{Resources: &corev1.ResourceRequirements{Requests: rl("ephemeral-storage", "30Gi")}}
+			return c
+		}, 0, nil, func(t *testing.T, job *batchv1.Job, _ pipeline.Task) {
+			if got := scratch(job); got != "30Gi/30Gi" {
+				t.Errorf("ephemeral-storage limit/sizeLimit of /tmp %s, want 30Gi/30Gi", got)
 			}
 		}},
 		{"backoff default when unset", func() *v1alpha1.CompressionJob {
@@ -243,6 +278,38 @@ func TestTemplateHash(t *testing.T) {
 	if h != hash(explicit, "r1", nil, unitDefaults) {
 		t.Error("the defaulted backoffLimit and the same value set explicitly hash differently")
 	}
+}
+
+// The manager's --stage-ephemeral-storage-limit bounds /tmp when the job
+// sets nothing, and the cleanup pod gets its own small bound.
+func TestScratchFromManagerDefaults(t *testing.T) {
+	d := unitDefaults
+	d.Resources = *unitDefaults.Resources.DeepCopy()
+	d.Resources.Limits[corev1.ResourceEphemeralStorage] = resource.MustParse("3Gi")
+	cpj := unitCPJ(v1alpha1.Stage{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic}}})
+	job, err := BuildJob(StageJob{Owner: cpj, Task: unitTask(t, cpj, 0), RunHash: "r"}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := scratch(job); got != "3Gi/3Gi" {
+		t.Errorf("stage pod: ephemeral-storage limit/sizeLimit of /tmp %s, want 3Gi/3Gi", got)
+	}
+	if got := scratch(BuildCleanupJob(cpj, []string{"s3://m/out/k/model.onnx"}, nil, nil, d, 1, time.Minute)); got != "64Mi/64Mi" {
+		t.Errorf("cleanup pod: ephemeral-storage limit/sizeLimit of /tmp %s, want 64Mi/64Mi", got)
+	}
+}
+
+// scratch is "<container ephemeral-storage limit>/<sizeLimit of /tmp>".
+func scratch(job *batchv1.Job) string {
+	pod := job.Spec.Template.Spec
+	lim := pod.Containers[0].Resources.Limits[corev1.ResourceEphemeralStorage]
+	size := "none"
+	for _, v := range pod.Volumes {
+		if v.Name == "tmp" && v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil {
+			size = v.EmptyDir.SizeLimit.String()
+		}
+	}
+	return lim.String() + "/" + size
 }
 
 func TestEnvKeys(t *testing.T) {

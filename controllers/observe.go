@@ -195,7 +195,7 @@ func failedStage(s v1alpha1.StageStatus, job *batchv1.Job, c *batchv1.JobConditi
 			// The runner's own reason is the more precise one (and the one
 			// `kompress run` reports); the exit code's is the fallback.
 			s.Reason = pipeline.ExitReason(term.ExitCode)
-			if r, err := pipeline.DecodeResult([]byte(term.Message)); err == nil && r.Reason != "" {
+			if r, ok := failureResult(term.Message); ok && r.Reason != "" {
 				s.Reason = pipeline.SafeReason(r.Reason, s.Reason)
 			}
 		}
@@ -210,14 +210,25 @@ func failedStage(s v1alpha1.StageStatus, job *batchv1.Job, c *batchv1.JobConditi
 	return s
 }
 
+// failureResult decodes a failed container's termination message as a
+// result of the task/result contract. With terminationMessagePolicy
+// FallbackToLogsOnError, a container that died before writing one (killed,
+// or a panic nothing recovered) leaves the tail of its log instead; a log
+// line that happens to be JSON (a Custom image's structured log) is not a
+// result, whatever its fields: only the contract's version says so.
+func failureResult(term string) (pipeline.Result, bool) {
+	r, err := pipeline.DecodeResult([]byte(term))
+	return r, err == nil && r.Version == pipeline.ContractVersion
+}
+
 // runnerMessage extracts the runner's explanation from a termination
-// message: the message of a failure result, or the raw text when the runner
-// died before writing JSON.
+// message: the message of a failure result, or the raw text (the kubelet's
+// tail of the log) when the runner died before writing one.
 func runnerMessage(term string) string {
 	if term == "" {
 		return ""
 	}
-	if r, err := pipeline.DecodeResult([]byte(term)); err == nil && (r.Message != "" || r.Reason != "") {
+	if r, ok := failureResult(term); ok && (r.Message != "" || r.Reason != "") {
 		if r.Reason != "" && r.Message != "" {
 			return r.Reason + ": " + r.Message
 		}

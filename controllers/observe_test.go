@@ -165,6 +165,16 @@ func TestObserveFinished(t *testing.T) {
 			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodFailed), terminated(65, "panic: boom"))},
 			v1alpha1.StageStatus{State: v1alpha1.StageFailed, Reason: "BadInput", Attempts: 1,
 				Message: "Container runner for pod ml/p1 failed with exit code 65 matching FailJob rule at index 0; runner exited with code 65: panic: boom"}},
+		// terminationMessagePolicy FallbackToLogsOnError: a runner that
+		// died before its result leaves the tail of its log.
+		{"died without a result: the kubelet's log tail", failed(batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit", 1),
+			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodFailed), terminated(2, "time=10:00 level=INFO msg=\"reading input\"\npanic: runtime error: index out of range [3] with length 3\n\ngoroutine 1 [running]:"))},
+			v1alpha1.StageStatus{State: v1alpha1.StageFailed, Reason: "BackoffLimitExceeded", Attempts: 1,
+				Message: "Job has reached the specified backoff limit; runner exited with code 2: time=10:00 level=INFO msg=\"reading input\"\npanic: runtime error: index out of range [3] with length 3\n\ngoroutine 1 [running]:"}},
+		{"a JSON log line is not a result", failed(batchv1.JobReasonPodFailurePolicy, "Container runner for pod ml/p1 failed with exit code 66 matching FailJob rule at index 0", 1),
+			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodFailed), terminated(66, `{"level":"error","reason":"Whatever","message":"no such key"}`))},
+			v1alpha1.StageStatus{State: v1alpha1.StageFailed, Reason: "InputNotFound", Attempts: 1,
+				Message: `Container runner for pod ml/p1 failed with exit code 66 matching FailJob rule at index 0; runner exited with code 66: {"level":"error","reason":"Whatever","message":"no such key"}`}},
 		{"retries exhausted: the newest pod speaks", failed(batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit", 2),
 			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodFailed), terminated(1, "first")), testPod("p2", time.Minute, phase(corev1.PodFailed), terminated(1, "oom while reading"))},
 			v1alpha1.StageStatus{State: v1alpha1.StageFailed, Reason: "BackoffLimitExceeded", Attempts: 2,

@@ -367,12 +367,21 @@ func (s *runState) setJobSuspend(ctx context.Context, st *v1alpha1.StageStatus, 
 }
 
 // create creates the frontier stage's Job, exposing the storage Secret's
-// keys; a missing Secret stalls the run (and is looked at again later), an
-// invalid Job fails the stage, and other errors are retried.
+// keys. A job the cluster will not run (Admit) stalls before any of its
+// Jobs exists; a missing Secret stalls the run (and is looked at again
+// later), an invalid Job fails the stage, and other errors are retried.
 func (s *runState) create(ctx context.Context, st *v1alpha1.StageStatus) error {
 	f := s.front
 	if fresh, err := s.r.upToDate(ctx, s.cpj); err != nil || !fresh {
 		return err
+	}
+	if refused := Admit(s.cpj, s.r.Defaults, s.r.Policy); len(refused) > 0 {
+		// The whole spec is checked, so no stage runs of a job a later
+		// stage of which the cluster refuses. Not a failed stage: the
+		// admin's settings may change, and the next look admits it.
+		st.Reason, st.Message = refused[0].Reason, refusalMessage(refused)
+		s.stalled = true
+		return nil
 	}
 	keys, err := s.secretKeys(ctx)
 	if err != nil {

@@ -78,15 +78,15 @@ func TestThreeStageRun(t *testing.T) {
 			checkPlacement(t, job, map[string]string{"kompress.dev/pool": "compress", "pool": "edge"},
 				append(append([]corev1.Toleration{}, testDefaults.Tolerations...), edge),
 				corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("512Mi")},
-					Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("2Gi")},
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("512Mi"), corev1.ResourceEphemeralStorage: resource.MustParse("256Mi")},
+					Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("2Gi"), corev1.ResourceEphemeralStorage: resource.MustParse("4Gi")},
 				})
 		case 1:
 			checkPlacement(t, job, map[string]string{"kompress.dev/pool": "compress", "pool": "gpu"},
 				append(append([]corev1.Toleration{}, testDefaults.Tolerations...), edge, gpu),
 				corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("4Gi")},
-					Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi")},
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("4Gi"), corev1.ResourceEphemeralStorage: resource.MustParse("256Mi")},
+					Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi"), corev1.ResourceEphemeralStorage: resource.MustParse("4Gi")},
 				})
 			if got := ptr.Deref(job.Spec.ActiveDeadlineSeconds, 0); got != 600 {
 				t.Errorf("distill Job activeDeadlineSeconds %d, want 600", got)
@@ -224,7 +224,7 @@ func checkJob(t *testing.T, cpj *v1alpha1.CompressionJob, i int, job *batchv1.Jo
 	}
 	c := spec.Containers[0]
 	if c.Name != "runner" || c.Image != testDefaults.RunnerImage || !cmp.Equal(c.Command, []string{"kompress", "stage"}) ||
-		c.TerminationMessagePolicy != corev1.TerminationMessageReadFile || !ptr.Deref(c.SecurityContext.ReadOnlyRootFilesystem, false) {
+		c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError || !ptr.Deref(c.SecurityContext.ReadOnlyRootFilesystem, false) {
 		t.Errorf("container: name %s image %s command %v terminationMessagePolicy %s", c.Name, c.Image, c.Command, c.TerminationMessagePolicy)
 	}
 	var names []string
@@ -247,6 +247,11 @@ func checkPlacement(t *testing.T, job *batchv1.Job, selector map[string]string, 
 	}
 	if diff := cmp.Diff(res, spec.Containers[0].Resources, cmp.Comparer(func(a, b resource.Quantity) bool { return a.Cmp(b) == 0 })); diff != "" {
 		t.Errorf("Job %s resources (-want +got):\n%s", job.Name, diff)
+	}
+	// /tmp holds no more than the container may use of the node's disk.
+	lim := res.Limits[corev1.ResourceEphemeralStorage]
+	if size := spec.Volumes[0].EmptyDir.SizeLimit; size == nil || size.Cmp(lim) != 0 {
+		t.Errorf("Job %s: /tmp sizeLimit %v, want the ephemeral-storage limit %s", job.Name, size, lim.String())
 	}
 }
 

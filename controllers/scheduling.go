@@ -17,15 +17,18 @@ type Placement struct {
 }
 
 // MergePlacement layers the manager's defaults, then spec.scheduling, then
-// the stage: node selectors merge key by key (the later layer wins),
-// tolerations add up, affinity and priority class come from spec.scheduling,
-// and resources merge per resource name (see mergeResources).
+// the stage. Node selectors merge key by key, the stage's over the job's,
+// and the admin's (the manager's) over both: a job adds keys to the
+// admin's pool, it never moves out of it (Admit refuses a job that tries,
+// so this only backs that up). Tolerations add up, affinity and priority
+// class come from spec.scheduling, and resources merge per resource name
+// (see mergeResources).
 func MergePlacement(d StageDefaults, sched *v1alpha1.SchedulingSpec, stage *v1alpha1.Stage) Placement {
 	if sched == nil {
 		sched = &v1alpha1.SchedulingSpec{}
 	}
 	p := Placement{
-		NodeSelector:      mergeSelectors(d.NodeSelector, sched.NodeSelector, stage.NodeSelector),
+		NodeSelector:      mergeSelectors(sched.NodeSelector, stage.NodeSelector, d.NodeSelector),
 		Affinity:          sched.Affinity.DeepCopy(),
 		PriorityClassName: sched.PriorityClassName,
 		Resources:         mergeResources(&d.Resources, sched.Resources, stage.Resources),

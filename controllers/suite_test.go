@@ -44,11 +44,21 @@ var testDefaults = controllers.StageDefaults{
 	ServiceAccount:  "kompress-runner",
 	RunnerVersion:   "v-test",
 	Resources: corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("512Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("2Gi")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("512Mi"),
+			corev1.ResourceEphemeralStorage: resource.MustParse("256Mi")},
+		Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("2Gi"),
+			corev1.ResourceEphemeralStorage: resource.MustParse("4Gi")},
 	},
 	NodeSelector: map[string]string{"kompress.dev/pool": "compress"},
 	Tolerations:  []corev1.Toleration{{Key: "kompress.dev/dedicated", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+}
+
+// testPolicy is what the test managers' admin allows: Custom stages from
+// registry.example/allowed/, and one workload-identity ServiceAccount.
+var testPolicy = controllers.Policy{
+	CustomStages:    true,
+	CustomImages:    []string{"registry.example/allowed/"},
+	ServiceAccounts: []string{"workload-identity"},
 }
 
 // env is a control plane with the CRD installed and a manager running the
@@ -135,6 +145,7 @@ func startManager(cp *controlplane.ControlPlane, d controllers.StageDefaults, se
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("kompress-manager"),
 		Defaults:                d,
+		Policy:                  testPolicy,
 		MaxConcurrentReconciles: 4,
 		SecretRetryInterval:     secretRetry,
 	}

@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
@@ -67,7 +66,7 @@ func fakeCustomStage() int {
 func customStage(mode string) v1alpha1.Stage {
 	return v1alpha1.Stage{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
 		Image: "example.com/team/recipe:v1", Command: []string{os.Args[0]},
-		Env: []corev1.EnvVar{{Name: "KOMPRESS_TEST_CUSTOM", Value: mode}},
+		Env: []v1alpha1.CustomEnvVar{{Name: "KOMPRESS_TEST_CUSTOM", Value: mode}},
 	}}}
 }
 

@@ -112,7 +112,9 @@ type StorageSpec struct {
 	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
 
 	// ServiceAccountName runs the stage pods as this ServiceAccount, for
-	// workload identity. Defaults to the runner ServiceAccount of the chart.
+	// workload identity. Defaults to the runner ServiceAccount of the chart;
+	// another must be on the cluster admin's list
+	// (--allowed-service-accounts). Its token is never mounted.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
@@ -205,11 +207,16 @@ type AcceptanceSpec struct {
 
 // SchedulingSpec holds pod placement defaults for every stage.
 type SchedulingSpec struct {
-	// NodeSelector for stage pods (the node pool they land on).
+	// NodeSelector for stage pods (the node pool they land on), added to
+	// the manager's own: a job may add keys, not change the admin's.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && self[k].size() <= 63)",message="spec.scheduling.nodeSelector keys must be label keys (at most 317 characters) and values label values (at most 63 characters)"
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 
-	// Tolerations for stage pods.
+	// Tolerations for stage pods, added to the manager's own. Tolerations
+	// of the control plane's taints (and a key-less Exists, which
+	// tolerates every taint) are refused.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=32

@@ -37,9 +37,12 @@ type Stage struct {
 
 	// NodeSelector of this stage's pod, merged over spec.scheduling.nodeSelector.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && self[k].size() <= 63)",message="stage nodeSelector keys must be label keys (at most 317 characters) and values label values (at most 63 characters)"
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 
-	// Tolerations of this stage's pod, added to spec.scheduling.tolerations.
+	// Tolerations of this stage's pod, added to spec.scheduling.tolerations
+	// (the control plane's taints cannot be tolerated).
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=32
@@ -156,12 +159,14 @@ type Exclusion struct {
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=1024
+	// +kubebuilder:validation:items:MaxLength=512
 	Nodes []string `json:"nodes,omitempty"`
 
 	// OpTypes by ONNX operator type, e.g. Gemm.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=128
 	OpTypes []string `json:"opTypes,omitempty"`
 }
 
@@ -528,10 +533,14 @@ type QuantizeSpec struct {
 	Exclude *Exclusion `json:"exclude,omitempty"`
 }
 
-// CustomSpec runs a user image that follows the runner's task/result contract.
+// CustomSpec runs a user image that follows the runner's task/result
+// contract. A cluster runs it only when its admin enabled Custom stages
+// and the image is on the admin's allowlist; `kompress run --allow-exec`
+// runs its command locally.
 // +kubebuilder:validation:XValidation:rule="!has(self.env) || self.env.all(e, !(e.name in ['KOMPRESS_TASK', 'KOMPRESS_MEMORY_LIMIT', 'KOMPRESS_NODE_NAME', 'GOMAXPROCS', 'POD_NAME']))",message="custom.env must not set KOMPRESS_TASK, KOMPRESS_MEMORY_LIMIT, KOMPRESS_NODE_NAME, GOMAXPROCS or POD_NAME: the controller sets them"
 type CustomSpec struct {
-	// Image to run.
+	// Image to run: in a cluster, it must match the admin's allowlist of
+	// image prefixes or digests (--custom-stage-images).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Image string `json:"image"`
@@ -539,17 +548,39 @@ type CustomSpec struct {
 	// Command overrides the image's entrypoint.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
 	Command []string `json:"command,omitempty"`
 
 	// Args to the command.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=4096
 	Args []string `json:"args,omitempty"`
 
 	// Env adds plain variables (the task arrives in KOMPRESS_TASK).
+	// Values only: there is no valueFrom, so a CompressionJob cannot
+	// expose a Secret or ConfigMap of the namespace to its image; storage
+	// credentials come from spec.storage.secretRef.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=64
-	Env []corev1.EnvVar `json:"env,omitempty"`
+	Env []CustomEnvVar `json:"env,omitempty"`
+}
+
+// CustomEnvVar is an environment variable of a Custom stage: a name and a
+// plain value (the shape of a pod's env entry, without valueFrom).
+type CustomEnvVar struct {
+	// Name of the variable.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z][-._a-zA-Z0-9]*$`
+	Name string `json:"name"`
+
+	// Value of the variable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=8192
+	Value string `json:"value,omitempty"`
 }

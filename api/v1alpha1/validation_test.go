@@ -3,6 +3,7 @@ package v1alpha1_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -194,8 +194,39 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			"spec.stages[2].quantize.calibration.method", `supported values: "minmax", "percentile", "entropy"`},
 		{"custom env sets the task", func(c *v1alpha1.CompressionJob) {
 			c.Spec.Stages[2] = v1alpha1.Stage{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
-				Image: "registry.example/mine:1", Env: []corev1.EnvVar{{Name: "KOMPRESS_TASK", Value: "{}"}}}}}
+				Image: "registry.example/mine:1", Env: []v1alpha1.CustomEnvVar{{Name: "KOMPRESS_TASK", Value: "{}"}}}}}
 		}, "spec.stages[2].custom", "custom.env must not set KOMPRESS_TASK"},
+		{"custom command too long", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Stages[2] = v1alpha1.Stage{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
+				Image: "registry.example/mine:1", Command: []string{strings.Repeat("x", 4097)}}}}
+		}, "spec.stages[2].custom.command[0]", "may not be more than 4096 bytes"},
+		{"custom args too many", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Stages[2] = v1alpha1.Stage{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
+				Image: "registry.example/mine:1", Args: make([]string, 257)}}}
+		}, "spec.stages[2].custom.args", "must have at most 256 items"},
+		{"custom env value too long", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Stages[2] = v1alpha1.Stage{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{
+				Image: "registry.example/mine:1", Env: []v1alpha1.CustomEnvVar{{Name: "A", Value: strings.Repeat("v", 8193)}}}}}
+		}, "spec.stages[2].custom.env[0].value", "may not be more than 8192 bytes"},
+		{"excluded node name too long", func(c *v1alpha1.CompressionJob) {
+			prune(c).Exclude = &v1alpha1.Exclusion{Nodes: []string{strings.Repeat("n", 513)}}
+		}, "spec.stages[0].prune.exclude.nodes[0]", "may not be more than 512 bytes"},
+		{"excluded op type too long", func(c *v1alpha1.CompressionJob) {
+			quantize(c).Exclude = &v1alpha1.Exclusion{OpTypes: []string{strings.Repeat("o", 129)}}
+		}, "spec.stages[2].quantize.exclude.opTypes[0]", "may not be more than 128 bytes"},
+		{"scheduling node selector value too long", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Scheduling = &v1alpha1.SchedulingSpec{NodeSelector: map[string]string{"pool": strings.Repeat("v", 64)}}
+		}, "spec.scheduling.nodeSelector", "spec.scheduling.nodeSelector keys must be label keys (at most 317 characters) and values label values (at most 63 characters)"},
+		{"scheduling node selector too large", func(c *v1alpha1.CompressionJob) {
+			sel := map[string]string{}
+			for i := 0; i < 33; i++ {
+				sel[fmt.Sprintf("k%d", i)] = "v"
+			}
+			c.Spec.Scheduling = &v1alpha1.SchedulingSpec{NodeSelector: sel}
+		}, "spec.scheduling.nodeSelector", "must have at most 32 items"},
+		{"stage node selector key too long", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Stages[0].NodeSelector = map[string]string{strings.Repeat("k", 318): "v"}
+		}, "spec.stages[0].nodeSelector", "stage nodeSelector keys must be label keys (at most 317 characters) and values label values (at most 63 characters)"},
 		{"run deadline of 0", func(c *v1alpha1.CompressionJob) { c.Spec.ActiveDeadlineSeconds = ptr.To[int64](0) },
 			"spec.activeDeadlineSeconds", "should be greater than or equal to 1"},
 		{"stage deadline negative", func(c *v1alpha1.CompressionJob) { c.Spec.Stages[1].ActiveDeadlineSeconds = ptr.To[int64](-5) },
@@ -311,7 +342,7 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 		{Name: "nm", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}}},
 		{Name: "obs", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "1:8"}}},
 		{Name: "int4", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Format: v1alpha1.FormatMatMulNBits, BlockSize: 128}}},
-		{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{Image: "registry.example/mine:1", Env: []corev1.EnvVar{{Name: "MODE", Value: "fast"}}}}},
+		{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{Image: "registry.example/mine:1", Env: []v1alpha1.CustomEnvVar{{Name: "MODE", Value: "fast"}}}}},
 	}
 	if err := c.Create(ctx, more); err != nil {
 		t.Fatalf("a valid spec was rejected: %v", err)

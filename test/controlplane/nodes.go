@@ -17,7 +17,9 @@ type NodePool struct {
 	Name  string
 	Count int
 	// Labels, Taints and Capacity of every Node. Capacity is also the
-	// allocatable amount; "pods" defaults to 110.
+	// allocatable amount; "pods" defaults to 110 and "ephemeral-storage"
+	// to 100Gi (a kubelet always reports its local disk, and pods that
+	// ask for some fit nowhere without it).
 	Labels   map[string]string
 	Taints   []corev1.Taint
 	Capacity corev1.ResourceList
@@ -39,7 +41,7 @@ func AddNodePool(ctx context.Context, c client.Client, pool NodePool) ([]corev1.
 }
 
 func addNode(ctx context.Context, c client.Client, name string, pool NodePool) (*corev1.Node, error) {
-	capacity := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")}
+	capacity := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110"), corev1.ResourceEphemeralStorage: resource.MustParse("100Gi")}
 	for k, v := range pool.Capacity {
 		capacity[k] = v.DeepCopy()
 	}
