@@ -84,7 +84,7 @@ func ParseTolerations(s string) ([]corev1.Toleration, error) {
 
 // ParseResources builds requests and limits from the --stage-* flags; an
 // empty string leaves that entry unset.
-func ParseResources(cpuRequest, memoryRequest, cpuLimit, memoryLimit string) (corev1.ResourceRequirements, error) {
+func ParseResources(cpuRequest, memoryRequest, cpuLimit, memoryLimit, storageRequest, storageLimit string) (corev1.ResourceRequirements, error) {
 	var rr corev1.ResourceRequirements
 	set := func(list *corev1.ResourceList, flag string, name corev1.ResourceName, value string) error {
 		if value == "" {
@@ -110,6 +110,8 @@ func ParseResources(cpuRequest, memoryRequest, cpuLimit, memoryLimit string) (co
 		{&rr.Requests, "stage-memory-request", corev1.ResourceMemory, memoryRequest},
 		{&rr.Limits, "stage-cpu-limit", corev1.ResourceCPU, cpuLimit},
 		{&rr.Limits, "stage-memory-limit", corev1.ResourceMemory, memoryLimit},
+		{&rr.Requests, "stage-ephemeral-storage-request", corev1.ResourceEphemeralStorage, storageRequest},
+		{&rr.Limits, "stage-ephemeral-storage-limit", corev1.ResourceEphemeralStorage, storageLimit},
 	} {
 		if err := set(e.list, e.flag, e.name, e.value); err != nil {
 			return rr, err

@@ -74,21 +74,22 @@ func TestParseTolerations(t *testing.T) {
 
 func TestParseResources(t *testing.T) {
 	cases := []struct {
-		name                   string
-		cpuR, memR, cpuL, memL string
-		want                   corev1.ResourceRequirements
-		wantErr                string
+		name                                 string
+		cpuR, memR, cpuL, memL, diskR, diskL string
+		want                                 corev1.ResourceRequirements
+		wantErr                              string
 	}{
-		{"flag defaults", "500m", "512Mi", "2", "2Gi",
-			corev1.ResourceRequirements{Requests: rl("cpu", "500m", "memory", "512Mi"), Limits: rl("cpu", "2", "memory", "2Gi")}, ""},
-		{"no limits", "1", "1Gi", "", "", corev1.ResourceRequirements{Requests: rl("cpu", "1", "memory", "1Gi")}, ""},
-		{"nothing", "", "", "", "", corev1.ResourceRequirements{}, ""},
-		{"not a quantity", "half", "", "", "", corev1.ResourceRequirements{}, `--stage-cpu-request="half" is not a quantity`},
-		{"request above limit", "", "4Gi", "", "2Gi", corev1.ResourceRequirements{}, "stage memory request 4Gi is above its limit 2Gi"},
+		{"flag defaults", "500m", "512Mi", "2", "2Gi", "256Mi", "8Gi",
+			corev1.ResourceRequirements{Requests: rl("cpu", "500m", "memory", "512Mi", "ephemeral-storage", "256Mi"), Limits: rl("cpu", "2", "memory", "2Gi", "ephemeral-storage", "8Gi")}, ""},
+		{"no limits", "1", "1Gi", "", "", "", "", corev1.ResourceRequirements{Requests: rl("cpu", "1", "memory", "1Gi")}, ""},
+		{"nothing", "", "", "", "", "", "", corev1.ResourceRequirements{}, ""},
+		{"not a quantity", "half", "", "", "", "", "", corev1.ResourceRequirements{}, `--stage-cpu-request="half" is not a quantity`},
+		{"request above limit", "", "4Gi", "", "2Gi", "", "", corev1.ResourceRequirements{}, "stage memory request 4Gi is above its limit 2Gi"},
+		{"disk request above limit", "", "", "", "", "9Gi", "8Gi", corev1.ResourceRequirements{}, "stage ephemeral-storage request 9Gi is above its limit 8Gi"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseResources(tc.cpuR, tc.memR, tc.cpuL, tc.memL)
+			got, err := ParseResources(tc.cpuR, tc.memR, tc.cpuL, tc.memL, tc.diskR, tc.diskL)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)

@@ -38,7 +38,12 @@ type options struct {
 	runnerVersion             string
 	cpuRequest, memoryRequest string
 	cpuLimit, memoryLimit     string
+	storageRequest            string
+	storageLimit              string
 	nodeSelector, tolerations string
+	customStages              bool
+	customImages              string
+	serviceAccounts           string
 	maxConcurrentReconciles   int
 	watchNamespace            string
 }
@@ -56,8 +61,14 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.memoryRequest, "stage-memory-request", "512Mi", "Default memory request of a stage pod.")
 	fs.StringVar(&o.cpuLimit, "stage-cpu-limit", "2", "Default CPU limit of a stage pod.")
 	fs.StringVar(&o.memoryLimit, "stage-memory-limit", "2Gi", "Default memory limit of a stage pod.")
-	fs.StringVar(&o.nodeSelector, "stage-node-selector", "", "Default node selector of stage pods, as k=v,k2=v2.")
-	fs.StringVar(&o.tolerations, "stage-tolerations", "", "Default tolerations of stage pods, as a JSON array of tolerations.")
+	fs.StringVar(&o.storageRequest, "stage-ephemeral-storage-request", "256Mi", "Default local disk request of a stage pod.")
+	fs.StringVar(&o.storageLimit, "stage-ephemeral-storage-limit", controllers.DefaultEphemeralStorageLimit,
+		"Default local disk limit of a stage pod, also the size limit of its /tmp; must be set.")
+	fs.StringVar(&o.nodeSelector, "stage-node-selector", "", "Node selector of every stage pod, as k=v,k2=v2: a job may add keys, not change these.")
+	fs.StringVar(&o.tolerations, "stage-tolerations", "", "Tolerations of every stage pod, as a JSON array of tolerations; a job may add others, never the control plane's.")
+	fs.BoolVar(&o.customStages, "custom-stages", false, "Run Custom stages (user images, from --custom-stage-images only); off, a job with one stalls with reason CustomStagesDisabled.")
+	fs.StringVar(&o.customImages, "custom-stage-images", "", "Images Custom stages may run, comma-separated: prefixes (registry.example/team/) or digests (sha256:<64 hex>).")
+	fs.StringVar(&o.serviceAccounts, "allowed-service-accounts", "", "ServiceAccounts spec.storage.serviceAccountName may name besides the runner's, comma-separated: name (any namespace) or namespace/name.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "CompressionJobs reconciled at once.")
 	fs.StringVar(&o.watchNamespace, "watch-namespace", "", "Only reconcile CompressionJobs in this namespace (default: all).")
 }
@@ -82,8 +93,11 @@ func (o *options) stageDefaults() (controllers.StageDefaults, error) {
 	if o.maxConcurrentReconciles < 1 {
 		return d, fmt.Errorf("--max-concurrent-reconciles=%d must be at least 1", o.maxConcurrentReconciles)
 	}
-	if d.Resources, err = controllers.ParseResources(o.cpuRequest, o.memoryRequest, o.cpuLimit, o.memoryLimit); err != nil {
+	if d.Resources, err = controllers.ParseResources(o.cpuRequest, o.memoryRequest, o.cpuLimit, o.memoryLimit, o.storageRequest, o.storageLimit); err != nil {
 		return d, err
+	}
+	if o.storageLimit == "" {
+		return d, errors.New("--stage-ephemeral-storage-limit must be set: it bounds every stage pod's local disk and /tmp")
 	}
 	if d.NodeSelector, err = controllers.ParseNodeSelector(o.nodeSelector); err != nil {
 		return d, fmt.Errorf("--stage-node-selector: %w", err)
@@ -92,6 +106,16 @@ func (o *options) stageDefaults() (controllers.StageDefaults, error) {
 		return d, fmt.Errorf("--stage-tolerations: %w", err)
 	}
 	return d, nil
+}
+
+// policy checks what the admin lets CompressionJobs do.
+func (o *options) policy() (controllers.Policy, error) {
+	p := controllers.Policy{
+		CustomStages:    o.customStages,
+		CustomImages:    controllers.ParsePolicyList(o.customImages),
+		ServiceAccounts: controllers.ParsePolicyList(o.serviceAccounts),
+	}
+	return p, p.Validate()
 }
 
 func main() {
@@ -109,6 +133,10 @@ func main() {
 
 func run(o *options) error {
 	defaults, err := o.stageDefaults()
+	if err != nil {
+		return err
+	}
+	policy, err := o.policy()
 	if err != nil {
 		return err
 	}
@@ -138,6 +166,7 @@ func run(o *options) error {
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("kompress-manager"),
 		Defaults:                defaults,
+		Policy:                  policy,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
@@ -150,6 +179,7 @@ func run(o *options) error {
 		return err
 	}
 	ctrl.Log.Info("starting manager", "runnerImage", defaults.RunnerImage, "runnerVersion", defaults.RunnerVersion,
-		"watchNamespace", o.watchNamespace, "leaderElect", o.leaderElect)
+		"watchNamespace", o.watchNamespace, "leaderElect", o.leaderElect,
+		"customStages", policy.CustomStages, "customStageImages", policy.CustomImages, "allowedServiceAccounts", policy.ServiceAccounts)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }

@@ -50,6 +50,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			"kubectl -n kompress-system get cpj",
 			"kubectl -n kompress-system wait --for=condition=Ready cpj/" + sample[0].GetName(),
 			`Stage pods run as ServiceAccount "kompress-runner"`,
+			"Custom stages are off (customStages.enabled)",
 		} {
 			if !strings.Contains(notes, want) {
 				t.Errorf("helm install output lacks %q:\n%s", want, notes)

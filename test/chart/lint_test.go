@@ -42,7 +42,11 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 		want string
 	}{
 		{"unknown top-level key", "imagee.tag=x", "additional properties 'imagee' not allowed"},
-		{"stage resource other than cpu and memory", "stages.resources.requests.nvidia\\.com/gpu=1", "at '/stages/resources/requests': additional properties 'nvidia.com/gpu' not allowed"},
+		{"stage resource other than cpu, memory and ephemeral-storage", "stages.resources.requests.nvidia\\.com/gpu=1", "at '/stages/resources/requests': additional properties 'nvidia.com/gpu' not allowed"},
+		{"no bound on stage pods' local disk", "stages.resources.limits.ephemeral-storage=null", "stages.resources.limits.ephemeral-storage is required: it bounds every stage pod's local disk"},
+		{"Custom stages without an allowlist", "customStages.enabled=true", "customStages.enabled needs customStages.images"},
+		{"Custom stage image wildcard", "customStages.images[0]=registry.example/*", "at '/customStages/images/0'"},
+		{"allowed ServiceAccount not a name", "stages.allowedServiceAccounts[0]=Team_A/s3", "at '/stages/allowedServiceAccounts/0'"},
 		{"stage quantity", "stages.resources.limits.memory=lots", "at '/stages/resources/limits/memory'"},
 		{"log level", "logLevel=verbose", "at '/logLevel'"},
 		{"replica count type", "replicaCount=two", "at '/replicaCount'"},

@@ -37,8 +37,10 @@ type stagePod struct {
 	PullPolicy     corev1.PullPolicy
 	ServiceAccount string
 	Resources      map[string]string
-	NodeSelector   map[string]string
-	Tolerations    []corev1.Toleration
+	// TmpSizeLimit bounds the pod's /tmp: the ephemeral-storage limit.
+	TmpSizeLimit string
+	NodeSelector map[string]string
+	Tolerations  []corev1.Toleration
 }
 
 // The real manager, started with exactly the args and the identity the chart
@@ -70,7 +72,9 @@ func TestManagerRunsWithChartValues(t *testing.T) {
 			PullPolicy:     corev1.PullIfNotPresent,
 			ServiceAccount: "kompress-runner",
 			// No CPU limit although the manager's own default has one.
-			Resources: map[string]string{"requests.cpu": "1", "requests.memory": "1Gi", "limits.memory": "2Gi"},
+			Resources: map[string]string{"requests.cpu": "1", "requests.memory": "1Gi", "limits.memory": "2Gi",
+				"requests.ephemeral-storage": "256Mi", "limits.ephemeral-storage": "8Gi"},
+			TmpSizeLimit: "8Gi",
 		},
 	}, {
 		name:           "every option set",
@@ -83,9 +87,10 @@ func TestManagerRunsWithChartValues(t *testing.T) {
 			PullPolicy:     corev1.PullNever,
 			ServiceAccount: "compress-runner",
 			Resources: map[string]string{
-				"requests.cpu": "2", "requests.memory": "3Gi",
-				"limits.cpu": "4500m", "limits.memory": "8589934592",
+				"requests.cpu": "2", "requests.memory": "3Gi", "requests.ephemeral-storage": "1Gi",
+				"limits.cpu": "4500m", "limits.memory": "8589934592", "limits.ephemeral-storage": "20Gi",
 			},
+			TmpSizeLimit: "20Gi",
 			NodeSelector: map[string]string{"pool": "edge", "kubernetes.io/arch": "arm64"},
 			Tolerations: []corev1.Toleration{
 				{Key: "pool", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule},
@@ -321,6 +326,11 @@ func summarizeStagePod(t *testing.T, job *batchv1.Job) stagePod {
 	}
 	for name, q := range c.Resources.Limits {
 		p.Resources["limits."+string(name)] = q.String()
+	}
+	for _, v := range spec.Volumes {
+		if v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil {
+			p.TmpSizeLimit = v.EmptyDir.SizeLimit.String()
+		}
 	}
 	return p
 }

@@ -178,6 +178,9 @@ var leaderElectionRules = []rbacv1.PolicyRule{
 // allManagerFlags are the manager's flags (cmd/manager); the values file
 // test/chart/testdata/all-values.yaml makes the chart render every one.
 var allManagerFlags = []string{
+	"allowed-service-accounts",
+	"custom-stage-images",
+	"custom-stages",
 	"health-probe-bind-address",
 	"leader-elect",
 	"leader-election-namespace",
@@ -189,6 +192,8 @@ var allManagerFlags = []string{
 	"runner-version",
 	"stage-cpu-limit",
 	"stage-cpu-request",
+	"stage-ephemeral-storage-limit",
+	"stage-ephemeral-storage-request",
 	"stage-memory-limit",
 	"stage-memory-request",
 	"stage-node-selector",
