@@ -81,6 +81,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"sensitivity scope with magnitude", repl(`{method: magnitude, sparsity: "0.5"}`, `{method: magnitude, sparsity: "0.5", scope: sensitivity}`), []string{"prune.scope sensitivity applies to methods structured and entropy"}},
 		{"global scope with hessian", repl(`{method: magnitude, sparsity: "0.5"}`, `{method: hessian, sparsity: "0.5", scope: global}`), []string{"hessian and nm work layer by layer"}},
 		{"stage name not a DNS label", repl(`name: int8`, `name: Int_8`), []string{"stage name must be a DNS label"}},
+		// A Custom stage's env is name and value: no Secret or ConfigMap
+		// reaches its image but spec.storage.secretRef's.
+		{"custom env from a Secret", repl("    type: Quantize\n    quantize: {method: static}",
+			"    type: Custom\n    custom: {image: registry.example/t:1, env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: deployer, key: token}}}]}"),
+			[]string{"unknown field", "spec.stages[1].custom.env[0].valueFrom"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
