@@ -706,6 +706,9 @@ func TestJobDeletedBeforeResultRead(t *testing.T) {
 		if err := e.client.Get(ctx, client.ObjectKeyFromObject(&first), &j); err != nil {
 			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 		}
+		if j.UID != first.UID {
+			return true, nil // gone, and its successor (same name) already created
+		}
 		j.Finalizers = nil
 		return false, ignoreConflict(e.client.Update(ctx, &j))
 	})
