@@ -24,7 +24,7 @@ var conditionReason = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])
 // Result.Validate fails the stage with reason InvalidResult; a runner-reported
 // failure keeps the runner's reason and message.
 func StageStatusFromResult(s v1alpha1.StageStatus, t Task, r Result) v1alpha1.StageStatus {
-	s.CacheKey = t.CacheKey
+	s.CacheKey, s.ContentKey = t.CacheKey, ""
 	s.Output = nil
 	if r.Reason != "" {
 		s.State = v1alpha1.StageFailed
@@ -39,6 +39,7 @@ func StageStatusFromResult(s v1alpha1.StageStatus, t Task, r Result) v1alpha1.St
 		return s
 	}
 	s.Output = r.Output.DeepCopy()
+	s.ContentKey = r.ContentKey
 	if r.Cached {
 		s.State = v1alpha1.StageCached
 		s.Reason = ReasonCached

@@ -46,6 +46,12 @@ func TestStageStatusFromResult(t *testing.T) {
 			State: v1alpha1.StageSucceeded, Reason: v1alpha1.ReasonSucceeded, Message: "wrote " + task.OutputURI, Output: ok.Output}, ""},
 		{"runner found its earlier result", with(func(r *Result) { r.Cached = true }), v1alpha1.StageStatus{Name: "int8", JobName: "j-0-int8-abc",
 			Attempts: 1, CacheKey: task.CacheKey, State: v1alpha1.StageCached, Reason: ReasonCached, Output: ok.Output}, "written by an earlier run"},
+		{"unpinned, at its content key", with(func(r *Result) {
+			r.ContentKey = strings.Repeat("d", 64)
+			r.Output.URI = rekeyURI(task.OutputURI, r.ContentKey)
+		}), v1alpha1.StageStatus{Name: "int8", JobName: "j-0-int8-abc", Attempts: 1, CacheKey: task.CacheKey, ContentKey: strings.Repeat("d", 64),
+			State: v1alpha1.StageSucceeded, Reason: v1alpha1.ReasonSucceeded, Output: &v1alpha1.Artifact{URI: rekeyURI(task.OutputURI, strings.Repeat("d", 64)),
+				Digest: digest, SizeBytes: 42, Metrics: map[string]string{MetricBytes: "42"}}}, "/" + strings.Repeat("d", 64) + "/model.onnx"},
 		{"runner-reported failure", Result{Version: ContractVersion, Stage: "int8", Reason: "BadInput", Message: "no weights"},
 			v1alpha1.StageStatus{Name: "int8", JobName: "j-0-int8-abc", Attempts: 1, CacheKey: task.CacheKey, State: v1alpha1.StageFailed,
 				Reason: "BadInput", Message: "no weights"}, ""},

@@ -75,6 +75,11 @@ type StageStatus struct {
 	// runner version give the same key and reuse the artifact.
 	// +optional
 	CacheKey string `json:"cacheKey,omitempty"`
+	// ContentKey, when set, is the key the stage's artifacts live under
+	// instead of CacheKey: the stage reads a source or dataset not pinned
+	// by sha256, so its runner keyed the work by the digests it read.
+	// +optional
+	ContentKey string `json:"contentKey,omitempty"`
 	// State of the stage.
 	State StageState `json:"state"`
 	// Attempts counts pods started for the stage.

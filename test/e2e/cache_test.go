@@ -14,9 +14,12 @@ import (
 	"github.com/kompress/kompress/controllers"
 )
 
-// twoStageJob prunes then quantizes on the general pool.
-func twoStageJob(ns, name string) *v1alpha1.CompressionJob {
+// twoStageJob prunes then quantizes on the general pool, its model and
+// dataset pinned by digest as a GitOps repository pins them.
+func twoStageJob(t *testing.T, ns, name string) *v1alpha1.CompressionJob {
 	cpj := quantizeJob(ns, name)
+	cpj.Spec.Source.SHA256 = fileSHA256(t, "config/samples/models/mnist-8.onnx")
+	cpj.Spec.Dataset.SHA256 = fileSHA256(t, "config/samples/data/mnist-test-1k.npz")
 	prune := v1alpha1.Stage{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune,
 		Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}}
 	cpj.Spec.Stages = append([]v1alpha1.Stage{prune}, cpj.Spec.Stages...)
@@ -25,11 +28,13 @@ func twoStageJob(ns, name string) *v1alpha1.CompressionJob {
 
 // Applying an unchanged job again changes nothing (no new Job, no runner);
 // changing only the last stage runs only the last stage: the first is
-// Cached by its content-addressed key.
+// Cached by its content-addressed key. (A job that does not pin its files
+// runs every stage's pod again on a new run: see the controllers' envtest
+// TestSpecChangeRerunsUnpinnedStages.)
 func TestReapplyAndChangeLastStage(t *testing.T) {
 	const ns, name = "e2e-cache", "reuse"
 	rec := record(t, ns, name)
-	cpj := twoStageJob(ns, name)
+	cpj := twoStageJob(t, ns, name)
 	apply(t, ns, manifest(t, cpj))
 	first := rec.waitFor(t, 60*time.Second, "Ready", ready).Object
 	jobs1 := jobUIDs(t, ns, name)

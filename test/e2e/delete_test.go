@@ -77,7 +77,7 @@ func waitNoChildren(t *testing.T, ns, name string) {
 func TestDeleteKeepsArtifacts(t *testing.T) {
 	const ns, name = "e2e-delete", "retained"
 	rec := record(t, ns, name)
-	apply(t, ns, manifest(t, twoStageJob(ns, name)))
+	apply(t, ns, manifest(t, twoStageJob(t, ns, name)))
 	done := rec.waitFor(t, 60*time.Second, "Ready", ready).Object
 	if len(done.Finalizers) != 0 {
 		t.Errorf("a Retain job has finalizers %v", done.Finalizers)
@@ -97,7 +97,7 @@ func TestDeleteKeepsArtifacts(t *testing.T) {
 func TestDeleteRemovesIntermediates(t *testing.T) {
 	const ns, name = "e2e-delete", "tidy"
 	rec := record(t, ns, name)
-	cpj := twoStageJob(ns, name)
+	cpj := twoStageJob(t, ns, name)
 	cpj.Spec.Output.IntermediateArtifacts = v1alpha1.ArtifactPolicyDelete
 	apply(t, ns, manifest(t, cpj))
 	done := rec.waitFor(t, 60*time.Second, "Ready", ready).Object
@@ -136,7 +136,7 @@ func TestDeleteWithStorageUnreachable(t *testing.T) {
 	}
 	defer p.Close()
 	rec := record(t, ns, name)
-	cpj := twoStageJob(ns, name)
+	cpj := twoStageJob(t, ns, name)
 	cpj.Spec.Output.IntermediateArtifacts = v1alpha1.ArtifactPolicyDelete
 	for _, u := range []*string{&cpj.Spec.Source.URI, &cpj.Spec.Output.URI, &cpj.Spec.Dataset.URI} {
 		*u = viaEndpoint(t, *u, p.Endpoint)

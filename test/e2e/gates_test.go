@@ -25,7 +25,7 @@ func TestQualityGateMissed(t *testing.T) {
 	t.Parallel()
 	const ns, name = "e2e-gates", "too-sparse"
 	rec := record(t, ns, name)
-	cpj := twoStageJob(ns, name)
+	cpj := twoStageJob(t, ns, name)
 	cpj.Spec.Stages[0].Prune.Sparsity = "0.9"
 	cpj.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxAccuracyDrop: "0.01", MaxLatency: &metav1.Duration{Duration: time.Second}}
 	apply(t, ns, manifest(t, cpj))

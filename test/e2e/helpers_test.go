@@ -5,6 +5,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -547,4 +549,16 @@ func startsIn(ns string) []nodeagent.Start {
 		}
 	}
 	return out
+}
+
+// fileSHA256 is the sha256 (hex) of a file of the repository, for
+// spec.source.sha256 and spec.dataset.sha256.
+func fileSHA256(t *testing.T, rel string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(cl.repo, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
