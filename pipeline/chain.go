@@ -8,6 +8,9 @@ import "github.com/kompress/kompress/api/v1alpha1"
 type ChainLink struct {
 	Stage    StageSpec `json:"stage"`
 	CacheKey string    `json:"cacheKey"`
+	// ContentKey is the key the stage's artifacts live under when it read
+	// files that were not pinned (see Task.Resolve).
+	ContentKey string `json:"contentKey,omitempty"`
 	// Output is the stage's model; for the task's own stage, its URI only
 	// (the runner measures the digest).
 	Output Ref `json:"output"`
@@ -23,7 +26,7 @@ func (t *Task) SetChain(spec *v1alpha1.CompressionJobSpec, before []v1alpha1.Sta
 	}
 	chain := make([]ChainLink, 0, t.Stages)
 	for i, st := range before[:t.Index] {
-		link := ChainLink{CacheKey: st.CacheKey, Stage: StageSpecOf(spec.Stages[i])}
+		link := ChainLink{CacheKey: st.CacheKey, ContentKey: st.ContentKey, Stage: StageSpecOf(spec.Stages[i])}
 		if st.Output != nil {
 			link.Output = Ref{URI: st.Output.URI, Digest: st.Output.Digest}
 		}

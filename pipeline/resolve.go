@@ -44,7 +44,7 @@ func (t Task) Resolve(d Digests) Task {
 	r.OutputURI = rekeyURI(t.OutputURI, r.CacheKey)
 	if n := len(r.Chain); n > 0 && r.Chain[n-1].CacheKey == t.CacheKey {
 		r.Chain = append([]ChainLink(nil), r.Chain...)
-		r.Chain[n-1].CacheKey, r.Chain[n-1].Output.URI = r.CacheKey, r.OutputURI
+		r.Chain[n-1].ContentKey, r.Chain[n-1].Output.URI = r.CacheKey, r.OutputURI
 	}
 	return r
 }

@@ -42,15 +42,15 @@ func TestResolve(t *testing.T) {
 		t.Fatalf("Pinned: unpinned %v, pinned %v", unpinned.Pinned(), pinned.Pinned())
 	}
 	r := unpinned.Resolve(measured)
-	got := struct{ Key, Output, ChainKey, ChainOutput string }{r.CacheKey, r.OutputURI, r.Chain[0].CacheKey, r.Chain[0].Output.URI}
-	want := struct{ Key, Output, ChainKey, ChainOutput string }{pinned.CacheKey, pinned.OutputURI, pinned.CacheKey, pinned.OutputURI}
+	got := struct{ Key, Output, ChainKey, ChainContentKey, ChainOutput string }{r.CacheKey, r.OutputURI, r.Chain[0].CacheKey, r.Chain[0].ContentKey, r.Chain[0].Output.URI}
+	want := struct{ Key, Output, ChainKey, ChainContentKey, ChainOutput string }{pinned.CacheKey, pinned.OutputURI, unpinned.CacheKey, pinned.CacheKey, pinned.OutputURI}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("resolving an unpinned task must give the pinned task's key and output (-want +got):\n%s", d)
 	}
 	if !strings.Contains(r.OutputURI, "?endpoint=") {
 		t.Errorf("the output %s lost its query", r.OutputURI)
 	}
-	if unpinned.Dataset.Digest != "" || unpinned.Chain[0].CacheKey != unpinned.CacheKey {
+	if unpinned.Dataset.Digest != "" || unpinned.Chain[0].ContentKey != "" || unpinned.Chain[0].Output.URI != unpinned.OutputURI {
 		t.Error("Resolve changed the task it was called on")
 	}
 	if other := unpinned.Resolve(Digests{Input: digestC, Source: digestC, Dataset: digestB}); other.CacheKey == r.CacheKey {

@@ -191,13 +191,13 @@ func verifyRelease(t *testing.T, cpj *v1alpha1.CompressionJob) runner.Release {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type link struct{ Name, CacheKey, URI, Digest string }
+	type link struct{ Name, CacheKey, ContentKey, URI, Digest string }
 	var want, got []link
 	for _, s := range cpj.Status.Stages {
-		want = append(want, link{s.Name, s.CacheKey, s.Output.URI, s.Output.Digest})
+		want = append(want, link{s.Name, s.CacheKey, s.ContentKey, s.Output.URI, s.Output.Digest})
 	}
 	for _, s := range rel.Stages {
-		got = append(got, link{s.Stage.Name, s.CacheKey, s.Output.URI, s.Output.Digest})
+		got = append(got, link{s.Stage.Name, s.CacheKey, s.ContentKey, s.Output.URI, s.Output.Digest})
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("release.json stages (-status +release):\n%s", diff)
