@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"testing"
 
-
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/storage"
