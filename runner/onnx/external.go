@@ -38,13 +38,13 @@ func (m *Model) readExternal(dir string) error {
 func readExternalTensor(tp *onnxpb.TensorProto, dir string, files map[string][]byte) ([]byte, string, error) {
 	loc := externalKey(tp, "location")
 	if loc == "" {
-		return nil, "", fmt.Errorf("external_data has no location")
+		return nil, "", invalidf("external_data has no location")
 	}
 	// ONNX requires locations relative to the model's directory; refusing
 	// anything else keeps a model from reading arbitrary files.
 	clean := filepath.Clean(filepath.FromSlash(loc))
 	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
-		return nil, loc, fmt.Errorf("external data location %q must be a relative path inside the model's directory", loc)
+		return nil, loc, invalidf("external data location %q must be a relative path inside the model's directory", loc)
 	}
 	data, ok := files[clean]
 	if !ok {
@@ -63,8 +63,8 @@ func readExternalTensor(tp *onnxpb.TensorProto, dir string, files map[string][]b
 	if err != nil {
 		return nil, loc, err
 	}
-	if offset < 0 || length < 0 || offset+length > int64(len(data)) {
-		return nil, loc, fmt.Errorf("external data %q: offset %d + length %d is past the file's %d bytes", loc, offset, length, len(data))
+	if offset < 0 || length < 0 || offset > int64(len(data)) || length > int64(len(data))-offset { // no overflow
+		return nil, loc, invalidf("external data %q: offset %d + length %d is past the file's %d bytes", loc, offset, length, len(data))
 	}
 	return append([]byte{}, data[offset:offset+length]...), loc, nil
 }
@@ -76,7 +76,7 @@ func externalInt(tp *onnxpb.TensorProto, key string, def int64) (int64, error) {
 	}
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("external_data %s %q is not an integer", key, s)
+		return 0, invalidf("external_data %s %q is not an integer", key, s)
 	}
 	return v, nil
 }

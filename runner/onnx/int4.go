@@ -21,7 +21,7 @@ func PackInt4[T int8 | uint8](vals []T) []byte {
 
 // UnpackUint4 reads n unsigned 4-bit values from packed bytes.
 func UnpackUint4(b []byte, n int) ([]uint8, error) {
-	if len(b) < (n+1)/2 {
+	if n < 0 || n > 2*len(b) { // len(b) < (n+1)/2, without overflow
 		return nil, fmt.Errorf("%d packed bytes hold fewer than %d 4-bit values", len(b), n)
 	}
 	out := make([]uint8, n)
@@ -33,7 +33,7 @@ func UnpackUint4(b []byte, n int) ([]uint8, error) {
 
 // UnpackInt4 reads n signed 4-bit values (-8..7) from packed bytes.
 func UnpackInt4(b []byte, n int) ([]int8, error) {
-	if len(b) < (n+1)/2 {
+	if n < 0 || n > 2*len(b) { // len(b) < (n+1)/2, without overflow
 		return nil, fmt.Errorf("%d packed bytes hold fewer than %d 4-bit values", len(b), n)
 	}
 	out := make([]int8, n)

@@ -29,8 +29,11 @@ type Model struct {
 	names map[string]bool
 }
 
-// Load parses a serialized model. A model whose tensors live in external
-// data files must be loaded with LoadFile, from its directory.
+// Load parses a serialized model and checks every tensor in it (see
+// validate): a model Load returns can be read tensor by tensor without
+// an error, a panic or an allocation its bytes do not justify. A model
+// whose tensors live in external data files must be loaded with LoadFile,
+// from its directory. Every error wraps ErrInvalid.
 func Load(data []byte) (*Model, error) {
 	m, err := parse(data, "model")
 	if err != nil {
@@ -43,13 +46,17 @@ func Load(data []byte) (*Model, error) {
 		}
 	})
 	if ext != nil {
-		return nil, fmt.Errorf("model: tensor %q keeps its data in external file %q: load the model with LoadFile from the directory that holds both", ext.GetName(), externalKey(ext, "location"))
+		return nil, invalidf("model: tensor %q keeps its data in external file %q: load the model with LoadFile from the directory that holds both", ext.GetName(), externalKey(ext, "location"))
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
 // LoadFile reads a model file and the external data files it refers to
-// (paths relative to the model's directory).
+// (paths relative to the model's directory), and checks every tensor as
+// Load does, external ones against the bytes read from their file.
 func LoadFile(path string) (*Model, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -62,19 +69,22 @@ func LoadFile(path string) (*Model, error) {
 	if err := m.readExternal(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
 func parse(data []byte, name string) (*Model, error) {
 	var mp onnxpb.ModelProto
 	if err := proto.Unmarshal(data, &mp); err != nil {
-		return nil, fmt.Errorf("%s: not an ONNX model (protobuf ModelProto): %w", name, err)
+		return nil, invalidf("%s: not an ONNX model (protobuf ModelProto): %w", name, err)
 	}
 	if mp.GetGraph() == nil {
-		return nil, fmt.Errorf("%s: not an ONNX model: ModelProto.graph is missing", name)
+		return nil, invalidf("%s: not an ONNX model: ModelProto.graph is missing", name)
 	}
 	if mp.IrVersion == nil {
-		return nil, fmt.Errorf("%s: not an ONNX model: ModelProto.ir_version is missing", name)
+		return nil, invalidf("%s: not an ONNX model: ModelProto.ir_version is missing", name)
 	}
 	return &Model{Proto: &mp, Name: name}, nil
 }

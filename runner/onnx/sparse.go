@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"reflect"
@@ -13,70 +14,148 @@ import (
 
 // SparseToDense expands a COO sparse tensor. Indices are int64 (int32,
 // int16 and int8 accepted, as ONNX Runtime accepts them), either [NNZ]
-// linear indices or [NNZ, rank] coordinates.
+// linear indices or [NNZ, rank] coordinates. The whole tensor is checked
+// first (checkSparse), so the dense tensor is allocated only for valid
+// dims within MaxDenseBytes; every error wraps ErrInvalid.
 func SparseToDense(st *onnxpb.SparseTensorProto) (*Tensor, error) {
+	if err := checkSparse(st); err != nil {
+		return nil, invalidf("sparse tensor %q %s: %w", st.GetValues().GetName(), describeSparse(st), err)
+	}
 	values, err := TensorFromProto(st.GetValues())
 	if err != nil {
-		return nil, fmt.Errorf("sparse values: %w", err)
+		return nil, invalidf("sparse values: %w", err)
 	}
 	dims := append([]int64{}, st.GetDims()...)
 	dense, err := Zeros(values.DType, dims)
 	if err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	nnz := values.Len()
 	if nnz == 0 {
 		return dense, nil
 	}
-	idx, err := TensorFromProto(st.GetIndices())
-	if err != nil {
-		return nil, fmt.Errorf("sparse indices: %w", err)
-	}
-	var ind []int64
-	switch d := idx.Data.(type) {
-	case []int64:
-		ind = d
-	case []int32:
-		ind = convert(d, func(v int32) int64 { return int64(v) })
-	case []int16:
-		ind = convert(d, func(v int16) int64 { return int64(v) })
-	case []int8:
-		ind = convert(d, func(v int8) int64 { return int64(v) })
-	default:
-		return nil, fmt.Errorf("sparse indices are %v, expected INT64", idx.DType)
-	}
-	rank := len(dims)
+	idx := st.GetIndices()
+	at, _ := indexReader(idx) // checked by checkSparse
 	linear := make([]int, nnz)
-	switch {
-	case len(idx.Dims) == 1 && len(ind) == nnz:
-		for i, v := range ind {
-			linear[i] = int(v)
-		}
-	case len(idx.Dims) == 2 && idx.Dims[0] == int64(nnz) && idx.Dims[1] == int64(rank):
+	if rank := len(dims); len(idx.GetDims()) == 2 {
 		for i := range nnz {
 			off := 0
 			for r := range rank {
-				c := ind[i*rank+r]
-				if c < 0 || c >= dims[r] {
-					return nil, fmt.Errorf("sparse index %d: coordinate %d is %d, outside dim %d", i, r, c, dims[r])
-				}
-				off = off*int(dims[r]) + int(c)
+				off = off*int(dims[r]) + int(at(i*rank+r))
 			}
 			linear[i] = off
 		}
-	default:
-		return nil, fmt.Errorf("sparse indices have dims %v, expected [%d] or [%d, %d]", idx.Dims, nnz, nnz, rank)
-	}
-	total := dense.Len()
-	for _, l := range linear {
-		if l < 0 || l >= total {
-			return nil, fmt.Errorf("sparse index %d is outside the %d elements of dims %v", l, total, dims)
+	} else {
+		for i := range linear {
+			linear[i] = int(at(i))
 		}
 	}
 	if err := scatter(dense.Data, values.Data, linear); err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	return dense, nil
+}
+
+// describeSparse is a sparse tensor's type and dense dims for messages.
+func describeSparse(st *onnxpb.SparseTensorProto) string {
+	return fmt.Sprintf("(%v, dims %v)", DataType(st.GetValues().GetDataType()), st.GetDims())
+}
+
+// checkSparse checks everything SparseToDense relies on, without decoding
+// or allocating: values present and whole, dims valid with a dense form
+// within MaxDenseBytes, no more values than elements, and (when there are
+// values) indices present, whole, of an integer type, shaped [NNZ] or
+// [NNZ, rank] and each inside dims.
+func checkSparse(st *onnxpb.SparseTensorProto) error {
+	values := st.GetValues()
+	if values == nil {
+		return fmt.Errorf("values are missing")
+	}
+	nnz, err := checkLayout(values)
+	if err == nil {
+		err = checkData(DataType(values.GetDataType()), values, nnz)
+	}
+	if err != nil {
+		return fmt.Errorf("values %s: %w", describe(values), err)
+	}
+	dims := st.GetDims()
+	total, err := CountElements(dims)
+	if err == nil {
+		err = checkDense(DataType(values.GetDataType()), total)
+	}
+	if err != nil {
+		return err
+	}
+	if nnz > total {
+		return fmt.Errorf("%d values for the %d elements of dims %v", nnz, total, dims)
+	}
+	if nnz == 0 {
+		return nil
+	}
+	idx := st.GetIndices()
+	if idx == nil {
+		return fmt.Errorf("indices are missing for %d values", nnz)
+	}
+	count, err := checkLayout(idx)
+	if err == nil {
+		err = checkData(DataType(idx.GetDataType()), idx, count)
+	}
+	if err != nil {
+		return fmt.Errorf("indices %s: %w", describe(idx), err)
+	}
+	at, err := indexReader(idx)
+	if err != nil {
+		return err
+	}
+	rank := len(dims)
+	switch idims := idx.GetDims(); {
+	case len(idims) == 1 && count == nnz:
+		for i := range nnz {
+			if l := at(i); l < 0 || l >= int64(total) {
+				return fmt.Errorf("sparse index %d is outside the %d elements of dims %v", l, total, dims)
+			}
+		}
+	case len(idims) == 2 && idims[0] == int64(nnz) && idims[1] == int64(rank):
+		for i := range nnz {
+			for r := range rank {
+				if c := at(i*rank + r); c < 0 || c >= dims[r] {
+					return fmt.Errorf("sparse index %d: coordinate %d is %d, outside dim %d", i, r, c, dims[r])
+				}
+			}
+		}
+	default:
+		return fmt.Errorf("sparse indices have dims %v, expected [%d] or [%d, %d]", idims, nnz, nnz, rank)
+	}
+	return nil
+}
+
+// indexReader reads element i of an integer index tensor where it is
+// stored (raw_data or int64_data/int32_data), without decoding the tensor.
+// The tensor's data must have been checked (checkData).
+func indexReader(tp *onnxpb.TensorProto) (func(i int) int64, error) {
+	le := binary.LittleEndian
+	raw, ints := tp.RawData, tp.GetInt32Data()
+	switch dt := DataType(tp.GetDataType()); {
+	case dt == Int64 && raw != nil:
+		return func(i int) int64 { return int64(le.Uint64(raw[8*i:])) }, nil
+	case dt == Int64:
+		i64 := tp.GetInt64Data()
+		return func(i int) int64 { return i64[i] }, nil
+	case dt == Int32 && raw != nil:
+		return func(i int) int64 { return int64(int32(le.Uint32(raw[4*i:]))) }, nil
+	case dt == Int32:
+		return func(i int) int64 { return int64(ints[i]) }, nil
+	case dt == Int16 && raw != nil:
+		return func(i int) int64 { return int64(int16(le.Uint16(raw[2*i:]))) }, nil
+	case dt == Int16:
+		return func(i int) int64 { return int64(int16(ints[i])) }, nil
+	case dt == Int8 && raw != nil:
+		return func(i int) int64 { return int64(int8(raw[i])) }, nil
+	case dt == Int8:
+		return func(i int) int64 { return int64(int8(ints[i])) }, nil
+	default:
+		return nil, fmt.Errorf("sparse indices are %v, expected INT64", dt)
+	}
 }
 
 // scatter sets dst[idx[i]] = src[i] for slices of the same element type.
@@ -153,9 +232,9 @@ const (
 // names it converted. A Constant-node weight first becomes an initializer
 // of its graph (a Constant with sparse_value would produce a sparse tensor,
 // which operators do not accept). Elements whose bits are all zero are
-// left out, so reading the weight back gives the same bits. 4-bit types and
-// scalars stay dense. The IR version is raised to 6 if needed, the first
-// with sparse initializers.
+// left out, so reading the weight back gives the same bits. 4-bit types,
+// scalars and weights past MaxDenseBytes stay dense. The IR version is
+// raised to 6 if needed, the first with sparse initializers.
 func (m *Model) Sparsify(names []string, indices SparseIndices) ([]string, error) {
 	want := map[string]bool{}
 	for _, n := range names {
@@ -192,6 +271,9 @@ func (m *Model) Sparsify(names []string, indices SparseIndices) ([]string, error
 func (m *Model) sparsifyWeight(w *Weight, indices SparseIndices) (bool, error) {
 	if w.Kind == KindSparseInitializer || len(w.Dims) == 0 || ElemBits(w.DType) < 8 || w.DType == String {
 		return false, nil
+	}
+	if checkDense(w.DType, w.NumElements()) != nil {
+		return false, nil // a sparse tensor this big would be refused when read back
 	}
 	t, err := w.Tensor()
 	if err != nil {

@@ -46,8 +46,12 @@ type ValueStats struct {
 	Shape []string
 }
 
-// Stats measures the model.
+// Stats measures the model. It checks every tensor first, as Load does,
+// so a model built or edited in memory is measured only if it is valid.
 func (m *Model) Stats() (*Stats, error) {
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
 	g := m.Proto.GetGraph()
 	s := &Stats{
 		IRVersion:       m.Proto.GetIrVersion(),

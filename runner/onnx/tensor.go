@@ -79,7 +79,9 @@ func dtypeOf(data any) DataType {
 	return Undefined
 }
 
-// NumElements is the product of dims (1 for a scalar).
+// NumElements is the product of dims (1 for a scalar). Dims read from a
+// model are valid once Load has accepted it; to size anything from dims
+// that were not checked, use CountElements.
 func NumElements(dims []int64) int {
 	n := 1
 	for _, d := range dims {
@@ -94,6 +96,9 @@ func (t *Tensor) Len() int { return NumElements(t.Dims) }
 // MakeSlice returns a zeroed Go slice of n elements in the representation
 // Tensor uses for t.
 func MakeSlice(t DataType, n int) (any, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("cannot make a slice of %d elements", n)
+	}
 	switch t {
 	case Float:
 		return make([]float32, n), nil
@@ -131,9 +136,17 @@ func MakeSlice(t DataType, n int) (any, error) {
 	return nil, fmt.Errorf("unsupported tensor data type %v", t)
 }
 
-// Zeros makes a tensor of zeros.
+// Zeros makes a tensor of zeros. Nothing backs its dims, so they are
+// checked (CountElements) and the tensor may take at most MaxDenseBytes.
 func Zeros(t DataType, dims []int64) (*Tensor, error) {
-	data, err := MakeSlice(t, NumElements(dims))
+	n, err := CountElements(dims)
+	if err == nil {
+		err = checkDense(t, n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("zeros of %v, dims %v: %w", t, dims, err)
+	}
+	data, err := MakeSlice(t, n)
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +200,10 @@ func (t *Tensor) Validate() error {
 			return fmt.Errorf("tensor dims %v: dim %d is negative", t.Dims, i)
 		}
 	}
+	n, err := CountElements(t.Dims)
+	if err != nil {
+		return fmt.Errorf("tensor dims %v: %w", t.Dims, err)
+	}
 	want, err := MakeSlice(t.DType, 0)
 	if err != nil {
 		return err
@@ -194,8 +211,8 @@ func (t *Tensor) Validate() error {
 	if fmt.Sprintf("%T", want) != fmt.Sprintf("%T", t.Data) {
 		return fmt.Errorf("tensor of type %v holds %T, expected %T", t.DType, t.Data, want)
 	}
-	if n := sliceLen(t.Data); n != t.Len() {
-		return fmt.Errorf("tensor of dims %v needs %d elements, has %d", t.Dims, t.Len(), n)
+	if have := sliceLen(t.Data); have != n {
+		return fmt.Errorf("tensor of dims %v needs %d elements, has %d", t.Dims, n, have)
 	}
 	return nil
 }
@@ -247,7 +264,10 @@ func (t *Tensor) Float32s() ([]float32, error) {
 // are converted (rounded to nearest even), integer types rounded to nearest
 // and saturated to the type's range.
 func FromFloat32s(t DataType, dims []int64, vals []float32) (*Tensor, error) {
-	if n := NumElements(dims); n != len(vals) {
+	if n, err := CountElements(dims); err != nil || n != len(vals) {
+		if err != nil {
+			return nil, fmt.Errorf("dims %v: %w", dims, err)
+		}
 		return nil, fmt.Errorf("dims %v need %d values, got %d", dims, n, len(vals))
 	}
 	var data any

@@ -15,39 +15,109 @@ import (
 // TensorFromProto decodes a TensorProto's data, from raw_data or from the
 // typed field its data type uses. External data must have been read into
 // raw_data first (LoadFile does that); segmented tensors are not supported.
+// Dims and the amount of data are checked against each other before
+// anything is allocated (see MaxElements); every error wraps ErrInvalid.
 func TensorFromProto(tp *onnxpb.TensorProto) (*Tensor, error) {
+	if tp == nil {
+		return nil, invalidf("tensor is missing")
+	}
 	dt := DataType(tp.GetDataType())
-	dims := append([]int64{}, tp.GetDims()...)
-	if err := checkDims(dims); err != nil {
-		return nil, fmt.Errorf("tensor %q: %w", tp.GetName(), err)
+	n, err := checkLayout(tp)
+	if err != nil {
+		return nil, err
 	}
-	if tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
-		return nil, fmt.Errorf("tensor %q keeps its data in external file %q: load the model with LoadFile so the file is read", tp.GetName(), externalKey(tp, "location"))
+	if err := checkData(dt, tp, n); err != nil {
+		return nil, invalidf("tensor %q %s: %w", tp.GetName(), describe(tp), err)
 	}
-	if tp.Segment != nil {
-		return nil, fmt.Errorf("tensor %q is a segment of a larger tensor: segments are not supported", tp.GetName())
-	}
-	n := NumElements(dims)
 	var data any
-	var err error
 	if tp.RawData != nil && dt != String {
 		data, err = DecodeRaw(dt, tp.RawData, n)
 	} else {
 		data, err = decodeTyped(dt, tp, n)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tensor %q (%v, dims %v): %w", tp.GetName(), dt, dims, err)
+		return nil, invalidf("tensor %q %s: %w", tp.GetName(), describe(tp), err)
 	}
-	return &Tensor{DType: dt, Dims: dims, Data: data}, nil
+	return &Tensor{DType: dt, Dims: append([]int64{}, tp.GetDims()...), Data: data}, nil
 }
 
-func checkDims(dims []int64) error {
-	for i, d := range dims {
-		if d < 0 {
-			return fmt.Errorf("dim %d is %d, expected >= 0", i, d)
+// checkLayout checks what TensorFromProto needs before it looks at the
+// data: valid dims, data inline and whole. It returns the element count.
+func checkLayout(tp *onnxpb.TensorProto) (int, error) {
+	n, err := CountElements(tp.GetDims())
+	if err != nil {
+		return 0, invalidf("tensor %q: %w", tp.GetName(), err)
+	}
+	if tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
+		return 0, invalidf("tensor %q keeps its data in external file %q: load the model with LoadFile so the file is read", tp.GetName(), externalKey(tp, "location"))
+	}
+	if tp.Segment != nil {
+		return 0, invalidf("tensor %q is a segment of a larger tensor: segments are not supported", tp.GetName())
+	}
+	return n, nil
+}
+
+// describe is a tensor's type and dims for messages: "(FLOAT, dims [2 3])".
+func describe(tp *onnxpb.TensorProto) string {
+	return fmt.Sprintf("(%v, dims %v)", DataType(tp.GetDataType()), tp.GetDims())
+}
+
+// checkData checks that tp holds the data of n elements of type dt in the
+// field TensorFromProto reads (raw_data, else the typed field dt uses),
+// without decoding or allocating anything. n must come from CountElements.
+func checkData(dt DataType, tp *onnxpb.TensorProto, n int) error {
+	if tp.RawData != nil && dt != String {
+		raw := len(tp.RawData)
+		switch bits := ElemBits(dt); {
+		case bits == 0:
+			return fmt.Errorf("unsupported data type %v", dt)
+		case bits == 4:
+			if raw != (n+1)/2 {
+				return fmt.Errorf("raw_data has %d bytes, expected %d (%d packed 4-bit elements)", raw, (n+1)/2, n)
+			}
+		default:
+			if size := bits / 8; raw != n*size {
+				return fmt.Errorf("raw_data has %d bytes, expected %d (%d elements of %d bytes)", raw, n*size, n, size)
+			}
 		}
+		return nil
+	}
+	field, have, want := typedField(dt, tp, n)
+	if field == "" {
+		return fmt.Errorf("unsupported data type %v", dt)
+	}
+	if have != want {
+		return fmt.Errorf("%s has %d values, expected %d", field, have, want)
 	}
 	return nil
+}
+
+// typedField is the typed field that holds the data of n elements of type
+// dt when raw_data is absent, with how many values it has and must have;
+// field is "" for a type with no typed field.
+func typedField(dt DataType, tp *onnxpb.TensorProto, n int) (field string, have, want int) {
+	switch dt {
+	case Float:
+		return "float_data", len(tp.GetFloatData()), n
+	case Double:
+		return "double_data", len(tp.GetDoubleData()), n
+	case Int64:
+		return "int64_data", len(tp.GetInt64Data()), n
+	case String:
+		return "string_data", len(tp.GetStringData()), n
+	case Uint64, Uint32:
+		return "uint64_data", len(tp.GetUint64Data()), n
+	case Complex64:
+		return "float_data", len(tp.GetFloatData()), 2 * n
+	case Complex128:
+		return "double_data", len(tp.GetDoubleData()), 2 * n
+	case Int4, Uint4, Float4E2M1:
+		return "int32_data", len(tp.GetInt32Data()), (n + 1) / 2 // packed bytes, one per entry
+	case Int32, Int8, Uint8, Int16, Uint16, Float16, BFloat16, Bool,
+		Float8E4M3FN, Float8E4M3FNUZ, Float8E5M2, Float8E5M2FNUZ, Float8E8M0:
+		return "int32_data", len(tp.GetInt32Data()), n
+	}
+	return "", 0, 0
 }
 
 // TensorToProto encodes t as a TensorProto named name, data in raw_data
@@ -173,7 +243,10 @@ func putLE[T any](vals []T, size int, put func([]byte, T)) []byte {
 }
 
 func getLE[T any](raw []byte, n, size int, get func([]byte) T) ([]T, error) {
-	if len(raw) != n*size {
+	if n < 0 || n > len(raw) || len(raw) != n*size { // n <= len(raw): n*size cannot overflow
+		if n < 0 || n > MaxElements {
+			return nil, fmt.Errorf("raw_data has %d bytes, expected %d elements of %d bytes", len(raw), n, size)
+		}
 		return nil, fmt.Errorf("raw_data has %d bytes, expected %d (%d elements of %d bytes)", len(raw), n*size, n, size)
 	}
 	out := make([]T, n)
@@ -223,7 +296,7 @@ func DecodeRaw(dt DataType, raw []byte, n int) (any, error) {
 			return complex(math.Float64frombits(le.Uint64(b)), math.Float64frombits(le.Uint64(b[8:])))
 		})
 	case Int4, Uint4, Float4E2M1:
-		if len(raw) != (n+1)/2 {
+		if n < 0 || n > 2*len(raw) || len(raw) != (n+1)/2 {
 			return nil, fmt.Errorf("raw_data has %d bytes, expected %d (%d packed 4-bit elements)", len(raw), (n+1)/2, n)
 		}
 		if dt == Int4 {
@@ -247,30 +320,38 @@ func decodeTyped(dt DataType, tp *onnxpb.TensorProto, n int) (any, error) {
 		return exact(ints, n, "int32_data")
 	case String:
 		s, err := exact(tp.GetStringData(), n, "string_data")
-		return convert(s, func(b []byte) string { return string(b) }), err
+		if err != nil {
+			return nil, err
+		}
+		return convert(s, func(b []byte) string { return string(b) }), nil
 	case Uint64:
 		return exact(tp.GetUint64Data(), n, "uint64_data")
 	case Uint32:
 		u, err := exact(tp.GetUint64Data(), n, "uint64_data")
-		return convert(u, func(v uint64) uint32 { return uint32(v) }), err
+		if err != nil {
+			return nil, err
+		}
+		return convert(u, func(v uint64) uint32 { return uint32(v) }), nil
 	case Complex64:
 		f, err := exact(tp.GetFloatData(), 2*n, "float_data")
+		if err != nil {
+			return nil, err // before make: n is not backed by data
+		}
 		out := make([]complex64, n)
 		for i := range out {
-			if err == nil {
-				out[i] = complex(f[2*i], f[2*i+1])
-			}
+			out[i] = complex(f[2*i], f[2*i+1])
 		}
-		return out, err
+		return out, nil
 	case Complex128:
 		f, err := exact(tp.GetDoubleData(), 2*n, "double_data")
+		if err != nil {
+			return nil, err
+		}
 		out := make([]complex128, n)
 		for i := range out {
-			if err == nil {
-				out[i] = complex(f[2*i], f[2*i+1])
-			}
+			out[i] = complex(f[2*i], f[2*i+1])
 		}
-		return out, err
+		return out, nil
 	case Int4, Uint4, Float4E2M1:
 		// Packed bytes, one byte per int32 entry.
 		packed, err := exact(ints, (n+1)/2, "int32_data")
@@ -304,7 +385,7 @@ func decodeTyped(dt DataType, tp *onnxpb.TensorProto, n int) (any, error) {
 
 func exact[T any](vals []T, n int, field string) ([]T, error) {
 	if len(vals) != n {
-		return vals, fmt.Errorf("%s has %d values, expected %d", field, len(vals), n)
+		return nil, fmt.Errorf("%s has %d values, expected %d", field, len(vals), n)
 	}
 	return append([]T{}, vals...), nil
 }
