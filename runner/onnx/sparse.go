@@ -71,9 +71,10 @@ func checkSparse(st *onnxpb.SparseTensorProto) error {
 	if values == nil {
 		return fmt.Errorf("values are missing")
 	}
+	dt := DataType(values.GetDataType())
 	nnz, err := checkLayout(values)
 	if err == nil {
-		err = checkData(DataType(values.GetDataType()), values, nnz)
+		err = checkData(dt, values, nnz)
 	}
 	if err != nil {
 		return fmt.Errorf("values %s: %w", describe(values), err)
@@ -81,7 +82,7 @@ func checkSparse(st *onnxpb.SparseTensorProto) error {
 	dims := st.GetDims()
 	total, err := CountElements(dims)
 	if err == nil {
-		err = checkDense(DataType(values.GetDataType()), total)
+		err = checkDense(dt, total)
 	}
 	if err != nil {
 		return err

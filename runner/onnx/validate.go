@@ -90,10 +90,23 @@ func (v *validator) sparse(st *onnxpb.SparseTensorProto, where string) {
 	if v.err != nil {
 		return
 	}
-	if err := checkSparse(st); err != nil {
+	var err error
+	if values := st.GetValues(); values != nil && !decodable(DataType(values.GetDataType())) {
+		// Not decoded, passed through as it is: only dims are checked.
+		if _, err = CountElements(values.GetDims()); err == nil {
+			_, err = CountElements(st.GetDims())
+		}
+	} else {
+		err = checkSparse(st)
+	}
+	if err != nil {
 		v.err = fmt.Errorf("%s %s: %w", where, describeSparse(st), err)
 	}
 }
+
+// decodable reports whether this package decodes tensors of type t; others
+// are passed through untouched.
+func decodable(t DataType) bool { return ElemBits(t) != 0 || t == String }
 
 func inGraph(path string) string {
 	if path == "" {
@@ -110,7 +123,7 @@ func checkTensor(tp *onnxpb.TensorProto) error {
 		return err
 	}
 	dt := DataType(tp.GetDataType())
-	if ElemBits(dt) == 0 && dt != String {
+	if !decodable(dt) {
 		return nil // not decoded, passed through as it is
 	}
 	if tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
