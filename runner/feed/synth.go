@@ -152,7 +152,15 @@ func synthValues(in Input, spec Spec, dims []int64, r *rand.Rand, field string) 
 	if rg := spec.Range; rg != nil && !(rg[0] < rg[1]) {
 		return nil, fmt.Errorf("%s[%q] has the range [%g, %g): it needs low < high", field, in.Name, rg[0], rg[1])
 	}
-	size := onnx.NumElements(dims)
+	// The model's declared dims size these tensors, with nothing behind
+	// them: a hostile shape must fail here, not overflow or exhaust memory.
+	size, err := onnx.CountElements(dims)
+	if err == nil && size > onnx.MaxDenseBytes/8 {
+		err = fmt.Errorf("%d elements, more than the %d bytes a tensor without data may take", size, onnx.MaxDenseBytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("input %q would be synthesized at shape %v: %w; give a smaller shape in %s", in.Name, dims, err, field)
+	}
 	if in.DType == onnx.Undefined || onnx.IsFloat(in.DType) {
 		vals := make([]float32, size)
 		switch {

@@ -2,12 +2,14 @@ package structured
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -385,5 +387,26 @@ func (c graphCase) check(t *testing.T) {
 	}
 	if rep.Cosine < 0.99999 {
 		t.Errorf("report cosine %v, want 1", rep.Cosine)
+	}
+}
+
+// A model input whose declared shape is huge (issue 11) fails structured
+// pruning as bad input before the probe input is allocated.
+func TestHugeInputShapeIsBadInput(t *testing.T) {
+	for _, dims := range [][]int64{{1 << 31, 1 << 31, 4, 4}, {1, 3, 1 << 15, 1 << 15}} {
+		b := newBuilder(1)
+		x := b.Input("x", dims[0], dims[1], dims[2], dims[3])
+		w := b.weight("w", []int64{4, 4, 1, 1}, 0)
+		m := b.Model(13, b.Node("Conv", "y", []string{x, w}))
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _, err := Prune(context.Background(), m, Options{Fraction: 0.5})
+		runtime.ReadMemStats(&after)
+		if !fault.IsBadInput(err) || !strings.Contains(err.Error(), `input "x" would be synthesized at shape`) {
+			t.Errorf("dims %v: error %v, want bad input naming the input", dims, err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+			t.Errorf("dims %v: allocated %d bytes", dims, n)
+		}
 	}
 }
