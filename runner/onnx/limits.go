@@ -1,7 +1,9 @@
 package onnx
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 )
 
 // How big a tensor may be. Declared dims are never trusted to size an
@@ -51,11 +53,27 @@ func CountElements(dims []int64) (int, error) {
 	n := int64(1)
 	for _, d := range dims {
 		if d > MaxElements/n {
-			return 0, fmt.Errorf("dims %v multiply to more than %d elements, the most a tensor may have", dims, int64(MaxElements))
+			return 0, &tooManyError{dims: dims}
 		}
 		n *= d
 	}
 	return int(n), nil
+}
+
+// tooManyError is CountElements' error for dims past MaxElements.
+type tooManyError struct{ dims []int64 }
+
+func (e *tooManyError) Error() string {
+	return fmt.Sprintf("dims %v multiply to more than %d elements, the most a tensor may have", e.dims, int64(MaxElements))
+}
+
+// typeAndDims is "(TYPE, dims [..])" for messages about a tensor of type t
+// and dims, without the dims when err already names them.
+func typeAndDims(t DataType, dims []int64, err error) string {
+	if tm, ok := errors.AsType[*tooManyError](err); ok && slices.Equal(tm.dims, dims) {
+		return fmt.Sprintf("(%v)", t)
+	}
+	return fmt.Sprintf("(%v, dims %v)", t, dims)
 }
 
 // memBytes is the memory n decoded elements of type t take in a Tensor

@@ -19,7 +19,7 @@ import (
 // dims within MaxDenseBytes; every error wraps ErrInvalid.
 func SparseToDense(st *onnxpb.SparseTensorProto) (*Tensor, error) {
 	if err := checkSparse(st); err != nil {
-		return nil, invalidf("sparse tensor %q %s: %w", st.GetValues().GetName(), describeSparse(st), err)
+		return nil, invalidf("sparse tensor %q %s: %w", st.GetValues().GetName(), describeSparse(st, err), err)
 	}
 	values, err := TensorFromProto(st.GetValues())
 	if err != nil {
@@ -56,9 +56,10 @@ func SparseToDense(st *onnxpb.SparseTensorProto) (*Tensor, error) {
 	return dense, nil
 }
 
-// describeSparse is a sparse tensor's type and dense dims for messages.
-func describeSparse(st *onnxpb.SparseTensorProto) string {
-	return fmt.Sprintf("(%v, dims %v)", DataType(st.GetValues().GetDataType()), st.GetDims())
+// describeSparse is a sparse tensor's type and dense dims for a message
+// about err (see describe).
+func describeSparse(st *onnxpb.SparseTensorProto, err error) string {
+	return typeAndDims(DataType(st.GetValues().GetDataType()), st.GetDims(), err)
 }
 
 // checkSparse checks everything SparseToDense relies on, without decoding
@@ -77,7 +78,7 @@ func checkSparse(st *onnxpb.SparseTensorProto) error {
 		err = checkData(dt, values, nnz)
 	}
 	if err != nil {
-		return fmt.Errorf("values %s: %w", describe(values), err)
+		return fmt.Errorf("values %s: %w", describe(values, err), err)
 	}
 	dims := st.GetDims()
 	total, err := CountElements(dims)
@@ -102,7 +103,7 @@ func checkSparse(st *onnxpb.SparseTensorProto) error {
 		err = checkData(DataType(idx.GetDataType()), idx, count)
 	}
 	if err != nil {
-		return fmt.Errorf("indices %s: %w", describe(idx), err)
+		return fmt.Errorf("indices %s: %w", describe(idx, err), err)
 	}
 	at, err := indexReader(idx)
 	if err != nil {

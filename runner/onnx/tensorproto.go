@@ -27,7 +27,7 @@ func TensorFromProto(tp *onnxpb.TensorProto) (*Tensor, error) {
 		return nil, err
 	}
 	if err := checkData(dt, tp, n); err != nil {
-		return nil, invalidf("tensor %q %s: %w", tp.GetName(), describe(tp), err)
+		return nil, invalidf("tensor %q %s: %w", tp.GetName(), describe(tp, err), err)
 	}
 	var data any
 	if tp.RawData != nil && dt != String {
@@ -36,7 +36,7 @@ func TensorFromProto(tp *onnxpb.TensorProto) (*Tensor, error) {
 		data, err = decodeTyped(dt, tp, n)
 	}
 	if err != nil {
-		return nil, invalidf("tensor %q %s: %w", tp.GetName(), describe(tp), err)
+		return nil, invalidf("tensor %q %s: %w", tp.GetName(), describe(tp, err), err)
 	}
 	return &Tensor{DType: dt, Dims: append([]int64{}, tp.GetDims()...), Data: data}, nil
 }
@@ -57,9 +57,10 @@ func checkLayout(tp *onnxpb.TensorProto) (int, error) {
 	return n, nil
 }
 
-// describe is a tensor's type and dims for messages: "(FLOAT, dims [2 3])".
-func describe(tp *onnxpb.TensorProto) string {
-	return fmt.Sprintf("(%v, dims %v)", DataType(tp.GetDataType()), tp.GetDims())
+// describe is a tensor's type and dims for a message about err:
+// "(FLOAT, dims [2 3])", or "(FLOAT)" when err names the dims.
+func describe(tp *onnxpb.TensorProto, err error) string {
+	return typeAndDims(DataType(tp.GetDataType()), tp.GetDims(), err)
 }
 
 // checkData checks that tp holds the data of n elements of type dt in the

@@ -82,7 +82,7 @@ func (v *validator) tensor(tp *onnxpb.TensorProto, where string) {
 		return
 	}
 	if err := checkTensor(tp); err != nil {
-		v.err = fmt.Errorf("%s %s: %w", where, describe(tp), err)
+		v.err = fmt.Errorf("%s %s: %w", where, describe(tp, err), err)
 	}
 }
 
@@ -100,7 +100,7 @@ func (v *validator) sparse(st *onnxpb.SparseTensorProto, where string) {
 		err = checkSparse(st)
 	}
 	if err != nil {
-		v.err = fmt.Errorf("%s %s: %w", where, describeSparse(st), err)
+		v.err = fmt.Errorf("%s %s: %w", where, describeSparse(st, err), err)
 	}
 }
 

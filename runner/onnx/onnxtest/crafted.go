@@ -47,6 +47,12 @@ func CraftedModels() []Crafted {
 			Want:  []string{`initializer "W"`, "[2147483648 2147483648]", "more than 1099511627776 elements"},
 		},
 		{
+			Name:  "conv-weight-2p31x2p31",
+			Class: "Conv weight of dims [2^31, 2^31, 1, 1] and empty raw_data (the same overflow, met in quantization's constant folding)",
+			Model: weightModel("Conv", raw("W", onnx.Float, nil, p31, p31, 1, 1)),
+			Want:  []string{`initializer "W"`, "[2147483648 2147483648 1 1]", "more than 1099511627776 elements"},
+		},
+		{
 			Name:  "conv-weight-2p20x2p20",
 			Class: "Conv weight of dims [2^20, 2^20, 1, 1] (2^40 elements, 4 TiB) and empty raw_data",
 			Model: weightModel("Conv", raw("W", onnx.Float, nil, 1<<20, 1<<20, 1, 1)),
