@@ -73,11 +73,7 @@ func TestCraftedModelsInMemory(t *testing.T) {
 				t.Errorf("Stats allocated %d bytes", n)
 			}
 			checkRefused(t, "Stats", err, nil)
-			weights := m.Weights()
-			if len(weights) == 0 {
-				t.Fatal("no weights")
-			}
-			for _, w := range weights {
+			for _, w := range m.Weights() { // none when the model's fault is its structure
 				if n := allocated(func() { _, err = w.Tensor() }); n > allocBound {
 					t.Errorf("weight %q: Tensor allocated %d bytes", w.Name, n)
 				}
@@ -86,5 +82,25 @@ func TestCraftedModelsInMemory(t *testing.T) {
 				checkRefused(t, "Float32s", err, nil)
 			}
 		})
+	}
+}
+
+// TestDeepestSubgraphs loads subgraphs nested MaxGraphDepth deep under
+// names that make the longest path allowed: accepted, and measured with
+// bounded allocations (walks over the graphs cost depth times path).
+func TestDeepestSubgraphs(t *testing.T) {
+	name := strings.Repeat("n", onnx.MaxGraphPath/onnx.MaxGraphDepth-len("/then_branch")-1)
+	c := onnxtest.Crafted{Model: onnxtest.NestedModel(onnx.MaxGraphDepth, name)}
+	var err error
+	if n := allocated(func() {
+		var m *onnx.Model
+		if m, err = onnx.Load(c.Bytes()); err == nil {
+			_, err = m.Stats()
+		}
+	}); n > 16<<20 {
+		t.Errorf("Load and Stats allocated %d bytes for a %d-byte model", n, len(c.Bytes()))
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,18 +14,21 @@ import (
 // MaxDenseBytes. Load and LoadFile run it, so a model they return holds no
 // tensor whose reading could fail, panic or exhaust memory; the stages
 // that read weights deep inside an algorithm never meet a malformed one.
+// It also bounds subgraph nesting (MaxGraphDepth, MaxGraphPath): every
+// walk over the model's graphs names each subgraph by its path, so deep
+// or long chains would cost time and memory quadratic in the file's size.
 //
 // Tensors of data types this package does not know are checked for their
 // dims only: they are passed through, never decoded.
 func (m *Model) validate() error {
 	v := validator{}
-	v.graph(m.Proto.GetGraph(), "")
+	v.graph(m.Proto.GetGraph(), "", 0)
 	for i, ti := range m.Proto.GetTrainingInfo() {
-		v.graph(ti.GetInitialization(), "training_info["+strconv.Itoa(i)+"]/initialization")
-		v.graph(ti.GetAlgorithm(), "training_info["+strconv.Itoa(i)+"]/algorithm")
+		v.graph(ti.GetInitialization(), "training_info["+strconv.Itoa(i)+"]/initialization", 0)
+		v.graph(ti.GetAlgorithm(), "training_info["+strconv.Itoa(i)+"]/algorithm", 0)
 	}
 	for _, fn := range m.Proto.GetFunctions() {
-		v.nodes(fn.GetNode(), "function "+fn.GetName())
+		v.nodes(fn.GetNode(), "function "+fn.GetName(), 0)
 	}
 	if v.err != nil {
 		return invalidf("%s: %w", m.label(), v.err)
@@ -33,60 +36,85 @@ func (m *Model) validate() error {
 	return nil
 }
 
-// validator walks a model's tensors like everyTensor, naming where each
-// one is for the message, and keeps the first error.
+// Limits on subgraphs (If branches, Loop and Scan bodies).
+const (
+	// MaxGraphDepth is how deep subgraphs may nest: real models nest a
+	// few levels.
+	MaxGraphDepth = 64
+	// MaxGraphPath bounds a subgraph's path (GraphRef.Path, the chain of
+	// node names and attributes that holds it, which messages carry).
+	MaxGraphPath = 2048
+)
+
+// validator walks a model's tensors like everyTensor and keeps the first
+// error. Where a tensor is, is spelled out only for that error.
 type validator struct{ err error }
 
-func (v *validator) graph(g *onnxpb.GraphProto, path string) {
-	if g == nil {
+func (v *validator) graph(g *onnxpb.GraphProto, path string, depth int) {
+	if g == nil || v.err != nil {
 		return
 	}
 	for _, tp := range g.GetInitializer() {
-		v.tensor(tp, fmt.Sprintf("initializer %q%s", tp.GetName(), inGraph(path)))
+		v.tensor(tp, func() string { return fmt.Sprintf("initializer %q%s", tp.GetName(), inGraph(path)) })
 	}
 	for _, st := range g.GetSparseInitializer() {
-		v.sparse(st, fmt.Sprintf("sparse initializer %q%s", st.GetValues().GetName(), inGraph(path)))
+		v.sparse(st, func() string { return fmt.Sprintf("sparse initializer %q%s", st.GetValues().GetName(), inGraph(path)) })
 	}
-	v.nodes(g.GetNode(), path)
+	v.nodes(g.GetNode(), path, depth)
 }
 
-func (v *validator) nodes(ns []*onnxpb.NodeProto, path string) {
+func (v *validator) nodes(ns []*onnxpb.NodeProto, path string, depth int) {
 	for i, n := range ns {
 		for _, a := range n.GetAttribute() {
-			where := fmt.Sprintf("node %q attribute %q%s", NodeLabel(n, i), a.GetName(), inGraph(path))
+			if v.err != nil {
+				return
+			}
+			where := func() string {
+				return fmt.Sprintf("node %q attribute %q%s", NodeLabel(n, i), a.GetName(), inGraph(path))
+			}
 			if a.T != nil {
 				v.tensor(a.T, where)
 			}
 			for j, t := range a.GetTensors() {
-				v.tensor(t, where+"["+strconv.Itoa(j)+"]")
+				v.tensor(t, func() string { return where() + "[" + strconv.Itoa(j) + "]" })
 			}
 			if a.SparseTensor != nil {
 				v.sparse(a.SparseTensor, where)
 			}
 			for j, st := range a.GetSparseTensors() {
-				v.sparse(st, where+"["+strconv.Itoa(j)+"]")
+				v.sparse(st, func() string { return where() + "[" + strconv.Itoa(j) + "]" })
 			}
-			sub := joinPath(path, NodeLabel(n, i)+"/"+a.GetName())
-			if a.G != nil {
-				v.graph(a.G, sub)
+			if a.G == nil && len(a.GetGraphs()) == 0 {
+				continue
 			}
-			for _, g := range a.GetGraphs() {
-				v.graph(g, sub)
+			switch label := NodeLabel(n, i); {
+			case depth+1 > MaxGraphDepth:
+				v.err = fmt.Errorf("node %q attribute %q: subgraphs nest more than %d deep", clip(label), clip(a.GetName()), MaxGraphDepth)
+			case len(path)+1+len(label)+1+len(a.GetName()) > MaxGraphPath:
+				v.err = fmt.Errorf("node %q attribute %q: the path of its subgraph (the node names and attributes that hold it) is longer than %d bytes", clip(label), clip(a.GetName()), MaxGraphPath)
+			default:
+				sub := joinPath(path, label+"/"+a.GetName())
+				if a.G != nil {
+					v.graph(a.G, sub, depth+1)
+				}
+				for _, g := range a.GetGraphs() {
+					v.graph(g, sub, depth+1)
+				}
 			}
 		}
 	}
 }
 
-func (v *validator) tensor(tp *onnxpb.TensorProto, where string) {
+func (v *validator) tensor(tp *onnxpb.TensorProto, where func() string) {
 	if v.err != nil {
 		return
 	}
 	if err := checkTensor(tp); err != nil {
-		v.err = fmt.Errorf("%s %s: %w", where, describe(tp, err), err)
+		v.err = fmt.Errorf("%s %s: %w", where(), describe(tp, err), err)
 	}
 }
 
-func (v *validator) sparse(st *onnxpb.SparseTensorProto, where string) {
+func (v *validator) sparse(st *onnxpb.SparseTensorProto, where func() string) {
 	if v.err != nil {
 		return
 	}
@@ -100,13 +128,21 @@ func (v *validator) sparse(st *onnxpb.SparseTensorProto, where string) {
 		err = checkSparse(st)
 	}
 	if err != nil {
-		v.err = fmt.Errorf("%s %s: %w", where, describeSparse(st, err), err)
+		v.err = fmt.Errorf("%s %s: %w", where(), describeSparse(st, err), err)
 	}
 }
 
 // decodable reports whether this package decodes tensors of type t; others
 // are passed through untouched.
 func decodable(t DataType) bool { return ElemBits(t) != 0 || t == String }
+
+// clip shortens a name for a message.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
 
 func inGraph(path string) string {
 	if path == "" {

@@ -23,6 +23,9 @@ func TestCraftedModelsAreBadInput(t *testing.T) {
 		{Method: NM, Pattern: Pattern{N: 2, M: 4}},
 	}
 	for _, c := range onnxtest.CraftedModels() {
+		if c.Structural {
+			continue // only Load checks structure; its tensors are fine
+		}
 		for _, spec := range specs {
 			t.Run(c.Name+"/"+string(spec.Method), func(t *testing.T) {
 				m := &onnx.Model{Proto: proto.Clone(c.Model).(*onnxpb.ModelProto), Name: c.Name}

@@ -25,6 +25,9 @@ func TestCraftedModelsAreBadInput(t *testing.T) {
 		{Method: FP16},
 	}
 	for _, c := range onnxtest.CraftedModels() {
+		if c.Structural {
+			continue // only Load checks structure; its tensors are fine
+		}
 		for _, spec := range specs {
 			t.Run(c.Name+"/"+specName(spec), func(t *testing.T) {
 				m := &onnx.Model{Proto: proto.Clone(c.Model).(*onnxpb.ModelProto), Name: c.Name}

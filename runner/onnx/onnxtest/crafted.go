@@ -1,6 +1,8 @@
 package onnxtest
 
 import (
+	"strings"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kompress/kompress/runner/onnx"
@@ -20,6 +22,10 @@ type Crafted struct {
 	Model *onnxpb.ModelProto
 	// Want are substrings of the error: the tensor and what was expected.
 	Want []string
+	// Structural is set when the model's tensors are well-formed and its
+	// structure is at fault (subgraph nesting), which Load and Stats
+	// check, not the readers of tensors.
+	Structural bool
 }
 
 // Bytes serializes the model (deterministically).
@@ -93,6 +99,20 @@ func CraftedModels() []Crafted {
 			Class: "initializer inside an If branch with raw_data of the wrong length",
 			Model: subgraphModel(raw("W", onnx.Float, make([]byte, 3), 4)),
 			Want:  []string{`initializer "W" in graph "if/then_branch"`, "raw_data has 3 bytes, expected 16"},
+		},
+		{
+			Name:       "subgraphs-65-deep",
+			Class:      "If branches nested 65 deep (every walk over the graphs costs depth squared: 3,000 levels in 60 KB took 65 GB of allocations in Stats)",
+			Model:      NestedModel(65, "if"),
+			Want:       []string{`node "if" attribute "then_branch": subgraphs nest more than 64 deep`},
+			Structural: true,
+		},
+		{
+			Name:       "subgraph-path-2kib",
+			Class:      "If branches whose node names make a subgraph's path longer than 2 KiB (paths are copied into every deeper graph's)",
+			Model:      NestedModel(3, strings.Repeat("n", 1000)),
+			Want:       []string{`node "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn..." attribute "then_branch"`, "longer than 2048 bytes"},
+			Structural: true,
 		},
 		{
 			Name:  "sparse-dims-4x2p40",
@@ -219,5 +239,16 @@ func subgraphModel(tp *onnxpb.TensorProto) *onnxpb.ModelProto {
 		Node: []*onnxpb.NodeProto{onnx.NewNode("If", "if", []string{"cond"}, []string{"y"},
 			onnx.AttrGraph("then_branch", then), onnx.AttrGraph("else_branch", els))},
 	}
+	return model(g)
+}
+
+// NestedModel is a chain of depth If nodes named name, each holding the
+// next in its then_branch, the innermost computing y = x.
+func NestedModel(depth int, name string) *onnxpb.ModelProto {
+	g := &onnxpb.GraphProto{Node: []*onnxpb.NodeProto{onnx.NewNode("Identity", "id", []string{"x"}, []string{"y"})}}
+	for range depth {
+		g = &onnxpb.GraphProto{Node: []*onnxpb.NodeProto{onnx.NewNode("If", name, []string{"cond"}, []string{"y"}, onnx.AttrGraph("then_branch", g))}}
+	}
+	g.Input = []*onnxpb.ValueInfoProto{onnx.ValueInfo("cond", onnx.Bool, []onnx.Dim{})}
 	return model(g)
 }
