@@ -18,14 +18,15 @@ import (
 //     this is checked before anything is allocated. Its size is therefore
 //     bounded by the bytes actually read: at most 2 GiB inline (protobuf's
 //     limit), the external file's size otherwise.
-//   - A tensor allocated with no data behind it, the dense form of a sparse
-//     tensor (and Zeros), may take at most MaxDenseBytes in memory.
+//   - A tensor allocated with no data behind it (the dense form of a
+//     sparse tensor, Zeros, an input synthesized from a declared shape) may
+//     take at most MaxDenseBytes in memory.
 const (
 	// MaxElements is the most elements any tensor may declare: 2^40,
 	// 4 TiB of FLOAT, far past what a runner can hold and far below where
 	// byte counts (at most 16 bytes an element) overflow an int64.
 	MaxElements = 1 << 40
-	// MaxDenseBytes is the most memory the dense form of a sparse tensor
+	// MaxDenseBytes is the most memory a tensor with no data behind it
 	// may take: 2 GiB - 1, the most a dense weight stored inline in a
 	// model can hold, so expanding a sparse weight never needs more than
 	// the same weight stored dense would have.
