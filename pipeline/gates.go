@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kompress/kompress/api/v1alpha1"
@@ -12,7 +13,10 @@ import (
 // CheckGates compares the final model's metrics with spec.acceptance and
 // returns one line per missed gate, in a fixed order; nil means every gate
 // passed. A gate whose metric was not measured is missed: a gate nobody
-// could check must not pass silently.
+// could check must not pass silently. Fidelity gates (top-1 agreement,
+// cosine, relative error, SNR) hold for every output: a model with
+// several outputs is checked on each output its metrics name
+// (OutputMetric), in name order.
 func CheckGates(a *v1alpha1.AcceptanceSpec, metrics map[string]string) []string {
 	if a == nil {
 		return nil
@@ -26,9 +30,35 @@ func CheckGates(a *v1alpha1.AcceptanceSpec, metrics map[string]string) []string 
 			missed = append(missed, msg)
 		}
 	}
+	outputs := MetricOutputNames(metrics)
+	checkOutputs := func(gate, limit, metric string, atMost bool) {
+		if limit == "" {
+			return
+		}
+		names := []string{metric}
+		if len(outputs) > 0 {
+			names = names[:0]
+			for _, out := range outputs {
+				names = append(names, OutputMetric(metric, out))
+			}
+		}
+		for _, name := range names {
+			msg := checkGate(gate, limit, name, metrics[name], atMost)
+			if msg != "" && metrics[name] == "" && (metric == MetricCosine || metric == MetricTop1Agreement) {
+				if _, ok := metrics[strings.Replace(name, metric, MetricRelativeError, 1)]; ok {
+					msg += " (an output of one value per sample has no " + metric + ": gate it with maxRelativeError or minSnrDb)"
+				}
+			}
+			if msg != "" {
+				missed = append(missed, msg)
+			}
+		}
+	}
 	check("maxAccuracyDrop", a.MaxAccuracyDrop, MetricAccuracyDrop, true)
-	check("minTop1Agreement", a.MinTop1Agreement, MetricTop1Agreement, false)
-	check("minCosine", a.MinCosine, MetricCosine, false)
+	checkOutputs("minTop1Agreement", a.MinTop1Agreement, MetricTop1Agreement, false)
+	checkOutputs("minCosine", a.MinCosine, MetricCosine, false)
+	checkOutputs("maxRelativeError", a.MaxRelativeError, MetricRelativeError, true)
+	checkOutputs("minSnrDb", a.MinSnrDb, MetricSNRDb, false)
 	if a.MaxBytes != nil {
 		check("maxBytes", strconv.FormatInt(*a.MaxBytes, 10), MetricBytes, true)
 	}

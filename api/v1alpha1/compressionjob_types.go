@@ -165,6 +165,58 @@ type EvaluationSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	LatencyRuns int32 `json:"latencyRuns,omitempty"`
+
+	// Inputs say how inputs are made up when the job has no dataset: for
+	// evaluation, and for methods that run the model without data (the
+	// probe of structured pruning). Inputs not listed take their declared
+	// shape, dynamic dimensions 320, floats uniform in [0, 1) and
+	// integers 0. Names are checked against the model when a stage runs:
+	// a name that is not an input of the model fails the stage.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Inputs []EvaluationInput `json:"inputs,omitempty"`
+}
+
+// EvaluationInput says how one model input is made up.
+// +kubebuilder:validation:XValidation:rule="!(has(self.value) && has(self.range))",message="spec.evaluation.inputs[]: set value (a constant) or range (random values), not both"
+type EvaluationInput struct {
+	// Name of the model input.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name"`
+
+	// Shape of one sample, the batch excluded ([512] for audio frames
+	// of input [N, 512], [3, 48, 320] for images of input [N, 3, H, W]).
+	// An input fed whole with every batch gives its whole shape: the
+	// full rank when the model fixes its first dimension (a recurrent
+	// state [2, 1, 128]), [] (or nothing) for a scalar such as a sample
+	// rate. Empty: the declared shape, dynamic dimensions 320.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=1048576
+	Shape []int64 `json:"shape,omitempty"`
+
+	// Value fills every element: a decimal string ("16000", "0",
+	// "-0.5"); integer inputs take whole numbers.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?[0-9]+([.][0-9]+)?$')",message="spec.evaluation.inputs[].value must be a decimal string, such as \"16000\" or \"-0.5\""
+	Value string `json:"value,omitempty"`
+
+	// Range draws values uniformly from [low, high), two decimal strings
+	// (["-1", "1"] for audio samples; whole numbers for integer inputs,
+	// such as token ids in ["0", "30522"]).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=2
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.all(v, v.matches('^-?[0-9]+([.][0-9]+)?$')) && double(self[0]) < double(self[1])",message="spec.evaluation.inputs[].range must be two decimal strings [low, high) with low < high, such as [\"-1\", \"1\"]"
+	Range []string `json:"range,omitempty"`
 }
 
 // AcceptanceSpec holds quality gates on the final model's metrics.
@@ -176,19 +228,40 @@ type AcceptanceSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 0.0 && double(self) < 1.0",message="spec.acceptance.maxAccuracyDrop must be a decimal string in [0, 1), such as \"0.005\""
 	MaxAccuracyDrop string `json:"maxAccuracyDrop,omitempty"`
 
-	// MinTop1Agreement is the smallest fraction of samples whose top-1 class
-	// matches the source model's.
+	// MinTop1Agreement is the smallest fraction of samples (of positions,
+	// for sequence outputs [N, T, C]) whose top-1 class matches the
+	// source model's, checked on every output the metrics name. Not
+	// measured on outputs of one value per sample.
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 0.0 && double(self) <= 1.0",message="spec.acceptance.minTop1Agreement must be a decimal string in [0, 1], such as \"0.99\""
 	MinTop1Agreement string `json:"minTop1Agreement,omitempty"`
 
 	// MinCosine is the smallest mean cosine similarity between the model's
-	// outputs and the source model's.
+	// outputs and the source model's, checked on every output the metrics
+	// name. Not measured on outputs of one value per sample.
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 0.0 && double(self) <= 1.0",message="spec.acceptance.minCosine must be a decimal string in [0, 1], such as \"0.99\""
 	MinCosine string `json:"minCosine,omitempty"`
+
+	// MaxRelativeError is the largest relative error ‖y−ŷ‖/‖y‖ of the
+	// model's outputs against the source model's (a fraction: "0.01" is
+	// 1%), checked on every output the metrics name. The gate for models
+	// whose outputs are values (regression, scores) rather than classes.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 0.0",message="spec.acceptance.maxRelativeError must be a non-negative decimal string, such as \"0.01\""
+	MaxRelativeError string `json:"maxRelativeError,omitempty"`
+
+	// MinSnrDb is the smallest signal-to-noise ratio of the model's
+	// outputs against the source model's, 10·log10(Σy²/Σ(y−ŷ)²) in
+	// decibels (a decimal string: "30" is an error 1000 times weaker
+	// than the signal), checked on every output the metrics name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?[0-9]+([.][0-9]+)?$')",message="spec.acceptance.minSnrDb must be a decimal string in decibels, such as \"30\" or \"-3.5\""
+	MinSnrDb string `json:"minSnrDb,omitempty"`
 
 	// MaxBytes is the largest acceptable model file.
 	// +optional

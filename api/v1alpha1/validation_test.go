@@ -121,6 +121,24 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"min cosine not a number", func(c *v1alpha1.CompressionJob) {
 			c.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MinCosine: "high"}
 		}, "spec.acceptance.minCosine", "spec.acceptance.minCosine must be a decimal string in [0, 1]"},
+		{"max relative error negative", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxRelativeError: "-0.01"}
+		}, "spec.acceptance.maxRelativeError", "spec.acceptance.maxRelativeError must be a non-negative decimal string"},
+		{"min SNR with a unit", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MinSnrDb: "30dB"}
+		}, "spec.acceptance.minSnrDb", "spec.acceptance.minSnrDb must be a decimal string in decibels"},
+		{"input with a value and a range", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Evaluation.Inputs = []v1alpha1.EvaluationInput{{Name: "x", Value: "1", Range: []string{"0", "1"}}}
+		}, "spec.evaluation.inputs[0]", "set value (a constant) or range (random values), not both"},
+		{"input value not a number", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Evaluation.Inputs = []v1alpha1.EvaluationInput{{Name: "sr", Value: "16k"}}
+		}, "spec.evaluation.inputs[0].value", "spec.evaluation.inputs[].value must be a decimal string"},
+		{"input range upside down", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Evaluation.Inputs = []v1alpha1.EvaluationInput{{Name: "x", Range: []string{"1", "-1"}}}
+		}, "spec.evaluation.inputs[0].range", "spec.evaluation.inputs[].range must be two decimal strings [low, high) with low < high"},
+		{"input range not numbers", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Evaluation.Inputs = []v1alpha1.EvaluationInput{{Name: "x", Range: []string{"low", "1"}}}
+		}, "spec.evaluation.inputs[0].range", "spec.evaluation.inputs[].range must be two decimal strings [low, high) with low < high"},
 		{"max latency of zero", func(c *v1alpha1.CompressionJob) {
 			c.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxLatency: &metav1.Duration{}}
 		}, "spec.acceptance.maxLatency", "spec.acceptance.maxLatency must be a positive duration"},
@@ -337,7 +355,14 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 	more := valid("more-shapes")
 	more.Spec.Source = v1alpha1.ModelSource{URI: "file:///models/m.onnx", SHA256: "sha256:" + strings.Repeat("a", 64)}
 	more.Spec.Output.URI = "mem://out"
-	more.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxAccuracyDrop: "0", MinTop1Agreement: "1", MinCosine: "0.999", MaxBytes: ptr.To[int64](1 << 20)}
+	more.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxAccuracyDrop: "0", MinTop1Agreement: "1", MinCosine: "0.999", MaxBytes: ptr.To[int64](1 << 20),
+		MaxRelativeError: "0", MinSnrDb: "-3.5"}
+	more.Spec.Evaluation.Inputs = []v1alpha1.EvaluationInput{
+		{Name: "input", Shape: []int64{512}, Range: []string{"-1", "1"}},
+		{Name: "state", Shape: []int64{2, 1, 128}, Value: "0"},
+		{Name: "sr", Value: "16000"},
+		{Name: "onnx::Flatten_0"},
+	}
 	more.Spec.Stages = []v1alpha1.Stage{
 		{Name: "nm", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}}},
 		{Name: "obs", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "1:8"}}},

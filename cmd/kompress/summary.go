@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,20 +18,25 @@ import (
 // artifact: the numbers a user reads after `kompress run`.
 func printSummary(w io.Writer, job *v1alpha1.CompressionJob) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tSTATE\tBYTES\tPARAMS\tSPARSITY\tMACS\tACCURACY\tDROP\tAGREEMENT\tCOSINE\tP50 MS\tP95 MS")
+	fmt.Fprintln(tw, "STAGE\tSTATE\tBYTES\tPARAMS\tSPARSITY\tMACS\tACCURACY\tDROP\tAGREEMENT\tCOSINE\tREL ERROR\tP50 MS\tP95 MS")
 	for _, s := range job.Status.Stages {
 		m := map[string]string{}
 		if s.Output != nil {
 			m = s.Output.Metrics
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State,
 			get(m, pipeline.MetricBytes), get(m, pipeline.MetricParams), pct(m, pipeline.MetricSparsity),
 			get(m, pipeline.MetricMACs), pct(m, pipeline.MetricAccuracy), points(m, pipeline.MetricAccuracyDrop),
-			pct(m, pipeline.MetricTop1Agreement), get(m, pipeline.MetricCosine),
+			pct(m, pipeline.MetricTop1Agreement), get(m, pipeline.MetricCosine), get(m, pipeline.MetricRelativeError),
 			get(m, pipeline.MetricLatencyP50Ms), get(m, pipeline.MetricLatencyP95Ms))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if out := job.Status.Output; out != nil {
+		if err := printOutputs(w, out.Metrics); err != nil {
+			return err
+		}
 	}
 	ready := meta.FindStatusCondition(job.Status.Conditions, v1alpha1.ConditionReady)
 	if ready != nil {
@@ -41,6 +47,41 @@ func printSummary(w io.Writer, job *v1alpha1.CompressionJob) error {
 		printMetrics(w, out.Metrics)
 	}
 	return nil
+}
+
+// printOutputs says which output the fidelity columns are for when the
+// model has several, and lists each output's fidelity.
+func printOutputs(w io.Writer, m map[string]string) error {
+	outs := pipeline.MetricOutputNames(m)
+	if len(outs) == 0 {
+		return nil
+	}
+	// The plain metrics are the first output's: the output whose
+	// metrics are the same (outputs with identical figures are all
+	// named).
+	var first []string
+	for _, o := range outs {
+		same := true
+		for _, metric := range pipeline.OutputMetrics {
+			same = same && m[pipeline.OutputMetric(metric, o)] == m[metric]
+		}
+		if same {
+			first = append(first, strconv.Quote(o))
+		}
+	}
+	n := m[pipeline.MetricOutputs]
+	if n == "" {
+		n = strconv.Itoa(len(outs))
+	}
+	fmt.Fprintf(w, "\nthe model has %s outputs: AGREEMENT, COSINE and REL ERROR are the first's (%s); each output against the source's:\n", n, strings.Join(first, " or "))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "OUTPUT\tAGREEMENT\tCOSINE\tREL ERROR\tMAX ABS ERROR\tSNR DB")
+	for _, o := range outs {
+		q := func(metric string) string { return pipeline.OutputMetric(metric, o) }
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o, pct(m, q(pipeline.MetricTop1Agreement)), get(m, q(pipeline.MetricCosine)),
+			get(m, q(pipeline.MetricRelativeError)), get(m, q(pipeline.MetricMaxAbsError)), get(m, q(pipeline.MetricSNRDb)))
+	}
+	return tw.Flush()
 }
 
 // sizeChange compares the output's size with the source's: a chain that

@@ -91,14 +91,63 @@ type Report struct {
 	Labeled        bool
 	Accuracy       float64
 	SourceAccuracy float64
-	// Compared: the model was compared with the source.
+	// Compared: the model was compared with the source. Top1Agreement
+	// and Cosine are the first output's, unless it has one value per
+	// sample (then they are zero: see Outputs).
 	Compared      bool
 	Top1Agreement float64
 	Cosine        float64
+	// Outputs compares every output of the model with the source's, in
+	// the model's order (nil when not Compared).
+	Outputs []OutputFidelity
 
 	LatencyP50       time.Duration
 	LatencyP95       time.Duration
 	LatencyBatchSize int
+}
+
+// OutputKind says how an output is compared with the source's.
+type OutputKind string
+
+const (
+	// OutputScores: several values per sample, the output's last axis
+	// ([N, C]): one top-1 per sample.
+	OutputScores OutputKind = "scores"
+	// OutputSequence: a rank >= 3 output ([N, T, C]): one top-1 per
+	// position on the last axis.
+	OutputSequence OutputKind = "sequence"
+	// OutputValue: one value per sample ([N] or [N, 1]: a regression, a
+	// score), or a last axis of one value: no top-1, no cosine (both
+	// would be 1 by construction); relative error over the samples.
+	OutputValue OutputKind = "value"
+)
+
+// OutputFidelity compares one output with the source's, on the same
+// samples.
+type OutputFidelity struct {
+	Name string
+	Kind OutputKind
+	// Classes is the length of the last axis top-1 runs over, Positions
+	// the top-1 positions per sample (1 for scores); both 0 for values.
+	Classes, Positions int
+	// Top1Agreement is the fraction of positions (of every sample) whose
+	// argmax is the source's; Cosine the mean over samples of the
+	// cosine of the output flattened per sample. Neither is measured
+	// for values.
+	Top1Agreement float64
+	Cosine        float64
+	// RelativeError is ‖y−ŷ‖/‖y‖ (y the source's output, ŷ the
+	// model's) per sample, averaged over the samples; for values, of
+	// the samples' values taken together (one value per sample makes a
+	// per-sample ratio swing without bound where the source's value is
+	// near zero). A sample whose source output is all zero counts 0
+	// when the model's is too, else 1.
+	RelativeError float64
+	// MaxAbsError is the largest |y−ŷ| over every value of every sample.
+	MaxAbsError float64
+	// SNRDb is 10·log10(Σy²/Σ(y−ŷ)²) over every value of every sample,
+	// within ±compare.MaxSNRDb (identical outputs measure the maximum).
+	SNRDb float64
 }
 
 // AccuracyDrop is SourceAccuracy - Accuracy.
