@@ -3,10 +3,14 @@ package runner
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
+	"strconv"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/eval"
+	"github.com/kompress/kompress/runner/feed"
 )
 
 // evaluation is what the runner reports about a model it publishes.
@@ -23,10 +27,14 @@ func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, mo
 	if err != nil {
 		return evaluation{}, BadInput(err)
 	}
+	specs, err := inputSpecs(task.Evaluation.Inputs)
+	if err != nil {
+		return evaluation{}, BadInput(err)
+	}
 	rep, err := eval.Evaluate(ctx, eval.Request{
 		Model: model, Name: task.OutputURI,
 		Source: in.source, SourceName: task.Source.URI,
-		Data: in.data, Spec: settings, Threads: o.Threads,
+		Data: in.data, Spec: settings, Inputs: specs, Threads: o.Threads,
 		Progress: func(done, total int) {
 			o.Progress(Event{Stage: task.Stage.Name, Index: task.Index, Of: task.Stages, Phase: PhaseEvaluate, Done: int64(done), Total: int64(total), Unit: "samples"})
 		},
@@ -62,4 +70,67 @@ func evalSettings(spec v1alpha1.EvaluationSpec) (eval.Settings, error) {
 		s.LatencyRuns = eval.DefaultLatencyRuns
 	}
 	return s, nil
+}
+
+// inputSpecs translates spec.evaluation.inputs into feed's specs by input
+// name: an empty shape is the declared one, value and range decimal
+// strings become numbers. Names are checked against the model where the
+// specs are used (feed.Synthesize), which names the unknown input.
+func inputSpecs(ins []v1alpha1.EvaluationInput) (map[string]feed.Spec, error) {
+	if len(ins) == 0 {
+		return nil, nil
+	}
+	specs := make(map[string]feed.Spec, len(ins))
+	for _, in := range ins {
+		field := fmt.Sprintf("%s[%q]", eval.InputsField, in.Name)
+		if _, dup := specs[in.Name]; dup {
+			return nil, fmt.Errorf("%s is given twice", field)
+		}
+		var s feed.Spec
+		if len(in.Shape) > 0 {
+			s.Shape = slices.Clone(in.Shape)
+		}
+		for _, d := range in.Shape {
+			if d <= 0 {
+				return nil, fmt.Errorf("%s.shape is %v: dims must be positive", field, in.Shape)
+			}
+		}
+		if in.Value != "" && in.Range != nil {
+			return nil, fmt.Errorf("%s sets value and range: set one of them", field)
+		}
+		if in.Value != "" {
+			v, err := decimal(field+".value", in.Value)
+			if err != nil {
+				return nil, err
+			}
+			s.Value = &v
+		}
+		if in.Range != nil {
+			if len(in.Range) != 2 {
+				return nil, fmt.Errorf("%s.range has %d values: it is [low, high)", field, len(in.Range))
+			}
+			var rg [2]float64
+			for i, v := range in.Range {
+				var err error
+				if rg[i], err = decimal(field+".range", v); err != nil {
+					return nil, err
+				}
+			}
+			if !(rg[0] < rg[1]) {
+				return nil, fmt.Errorf("%s.range is [%s, %s): it needs low < high", field, in.Range[0], in.Range[1])
+			}
+			s.Range = &rg
+		}
+		specs[in.Name] = s
+	}
+	return specs, nil
+}
+
+// decimal parses a decimal string of the spec.
+func decimal(field, v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("%s is %q, not a decimal number", field, v)
+	}
+	return f, nil
 }

@@ -23,6 +23,9 @@ func pruneStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Inputs, err = inputSpecs(in.Task.Evaluation.Inputs); err != nil {
+		return nil, BadInput(err)
+	}
 	out, report, err := prune.Prune(ctx, in.Model, opts, in.Data, func(done, total int) {
 		in.Progress(int64(done), int64(total), "layers")
 	})

@@ -57,9 +57,11 @@ type Request struct {
 	Data *dataset.Dataset
 	// Spec says how much to measure.
 	Spec Settings
-	// Shapes gives, by input name, the sample dimensions (batch excluded)
-	// of synthesized inputs whose declared shape has dynamic dimensions.
-	Shapes map[string][]int64
+	// Inputs says, by input name, how inputs are synthesized without a
+	// dataset: one sample's shape (or an input's whole shape, fed with
+	// every batch), a constant value or a range (feed.Spec). A name that
+	// is not an input of the model is an error.
+	Inputs map[string]feed.Spec
 	// Threads is how many batches are scored at once (each on one
 	// thread) and ONNX Runtime's intra-op thread count for latency; 0
 	// means GOMAXPROCS.
@@ -200,6 +202,11 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 	}
 	rep.Samples, rep.Synthesized, rep.InputShapes = data.Len(), data.Synthesized, data.SampleShapes()
 	if err := score(ctx, req, data, srcData, sess, src, threads, &rep); err != nil {
+		if data.Synthesized && ctx.Err() == nil {
+			// Made-up inputs of the wrong shape are the usual cause
+			// (a state whose batch is not its first dimension).
+			err = fmt.Errorf("%w (run on synthesized inputs shaped %v per sample: give each input's shape, value or range in %s)", err, rep.InputShapes, InputsField)
+		}
 		return Report{}, err
 	}
 	fixed, err := feed.FixedBatch(data)

@@ -12,6 +12,7 @@ import (
 	"github.com/kompress/kompress/runner/compare"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/eval"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort"
@@ -270,9 +271,9 @@ func TestBadRequests(t *testing.T) {
 		// by the input: x alone cannot feed it.
 		{"dataset for a model with two inputs", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Data: mnist1k(t)}, `two.onnx: mnist-test-1k.npz: no array "a" for model input "a"; the file has [x y]`},
 		{"source with other inputs", nil, eval.Request{Model: mnist, Name: "m.onnx", Source: twoInputs, SourceName: "two.onnx"}, "they cannot be fed the same data"},
-		{"Shapes names no input", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Shapes: map[string][]int64{"c": {4}}}, `two.onnx: Shapes names input "c"`},
-		{"Shapes of the wrong rank", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Shapes: map[string][]int64{"a": {4, 1}}}, `Shapes["a"] is [4 1]: input "a" has shape [-1 4], expected 1 sample dims`},
-		{"Shapes against a fixed dim", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Shapes: map[string][]int64{"a": {5}}}, `input "a" has the fixed shape [-1 4]`},
+		{"Inputs names no input", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Inputs: map[string]feed.Spec{"c": {Shape: []int64{4}}}}, `two.onnx: evaluation.inputs names input "c"; the model's inputs are ["a" "b"]`},
+		{"Inputs of the wrong rank", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Inputs: map[string]feed.Spec{"a": {Shape: []int64{4, 1}}}}, `evaluation.inputs["a"] is [4 1]: input "a" has shape [-1 4], expected 1 sample dims`},
+		{"Inputs against a fixed dim", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Inputs: map[string]feed.Spec{"a": {Shape: []int64{5}}}}, `input "a" has the fixed shape [-1 4]`},
 		{"canceled", canceled, eval.Request{Model: mnist, Data: mnist1k(t)}, context.Canceled.Error()},
 	}
 	for _, tc := range tests {
@@ -338,8 +339,12 @@ func TestPPOCRSynthesizedInputs(t *testing.T) {
 	orttest.Require(t)
 	model := readModel(t, "ppocr-det.onnx")
 	run := func(shapes map[string][]int64, samples int) eval.Report {
+		var specs map[string]feed.Spec
+		for name, dims := range shapes {
+			specs = map[string]feed.Spec{name: {Shape: dims}}
+		}
 		rep, err := eval.Evaluate(context.Background(), eval.Request{
-			Model: model, Name: "ppocr-det.onnx", Source: model, Shapes: shapes, Threads: 2,
+			Model: model, Name: "ppocr-det.onnx", Source: model, Inputs: specs, Threads: 2,
 			Spec: eval.Settings{Samples: samples, LatencyRuns: 2},
 		})
 		if err != nil {

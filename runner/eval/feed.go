@@ -39,23 +39,19 @@ func newData(req Request, sess, src *feed.Session) (data, srcData *feed.Data, er
 	return data, srcData, nil
 }
 
-// synthesize makes deterministic random samples for every model input, of
-// the sample dims Request.Shapes gives by input name.
+// synthesize makes deterministic random samples for every model input,
+// as Request.Inputs says by input name.
 func synthesize(req Request, sess *feed.Session) (*feed.Data, error) {
 	n := DefaultSynthSamples
 	if req.Spec.Samples > 0 {
 		n = min(n, int(req.Spec.Samples))
 	}
-	var specs map[string]feed.Spec
-	for name, dims := range req.Shapes {
-		if specs == nil {
-			specs = map[string]feed.Spec{}
-		}
-		specs[name] = feed.Spec{Shape: dims}
-	}
-	d, err := feed.Synthesize(sess.Inputs(), feed.Synth{Specs: specs, Samples: n, Seed: synthSeed, Field: "Shapes"})
+	d, err := feed.Synthesize(sess.Inputs(), feed.Synth{Specs: req.Inputs, Samples: n, Seed: synthSeed, Field: InputsField})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", req.name(), err)
 	}
 	return d, nil
 }
+
+// InputsField names Request.Inputs in errors, as the job's spec does.
+const InputsField = "evaluation.inputs"

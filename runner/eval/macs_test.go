@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kompress/kompress/runner/eval"
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -27,7 +28,7 @@ func TestHandBuiltModels(t *testing.T) {
 	tests := []struct {
 		name   string
 		build  func(t *testing.T) []byte
-		shapes map[string][]int64
+		inputs map[string]feed.Spec
 		want   counts
 	}{{
 		// Y is [1,6,4,4]: dilated kernel 5, (9 + 1 + 1 - 5) / 2 + 1 = 4.
@@ -54,7 +55,7 @@ func TestHandBuiltModels(t *testing.T) {
 				node("Conv", []string{"x", "w"}, []string{"y"}).
 				output("y", onnx.Float).bytes(13)
 		},
-		shapes: map[string][]int64{"x": {3, 10, 12}},
+		inputs: map[string]feed.Spec{"x": {Shape: []int64{3, 10, 12}}},
 		want:   counts{MACs: 8640, MACsByOp: map[string]int64{"Conv": 8640}, Params: 108, NonzeroParams: 108},
 	}, {
 		// Each of the 18 input values meets 3 output channels x 2x2.
@@ -159,7 +160,7 @@ func TestHandBuiltModels(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rep, err := eval.Evaluate(context.Background(), eval.Request{
-				Model: tc.build(t), Name: tc.name, Shapes: tc.shapes, Threads: 1,
+				Model: tc.build(t), Name: tc.name, Inputs: tc.inputs, Threads: 1,
 				Spec: eval.Settings{Samples: 2, LatencyRuns: 1},
 			})
 			if err != nil {

@@ -87,7 +87,10 @@ func channelOptions(o Options) (structured.Options, error) {
 	}
 	opts := structured.Options{Fraction: o.Sparsity, Scope: structured.Scope(o.Scope), Criterion: o.Criterion,
 		MinParams: o.MinParams, Seed: o.Seed, Samples: o.CalibrationSamples,
-		ExcludeNodes: o.ExcludeNodes, ExcludeOpTypes: o.ExcludeOpTypes}
+		ExcludeNodes: o.ExcludeNodes, ExcludeOpTypes: o.ExcludeOpTypes, Inputs: o.Inputs}
+	if o.Inputs != nil {
+		opts.InputsField = "evaluation.inputs" // the job's spec gives them
+	}
 	if opts.Samples == 0 {
 		opts.Samples = DefaultCalibrationSamples
 	}

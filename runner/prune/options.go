@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/prune/structured"
 )
 
@@ -115,6 +116,12 @@ type Options struct {
 	Dampening float64
 	// Seed breaks ties deterministically.
 	Seed int64
+	// Inputs say, by input name, how the inputs of the run that reveals
+	// tensor shapes are made up without calibration data (Structured):
+	// one sample's shape, or an input's whole shape, a value or a range
+	// (feed.Spec; the job's spec.evaluation.inputs). A name that is not
+	// an input of the model is an error.
+	Inputs map[string]feed.Spec
 }
 
 // Validate reports the first option that cannot be applied, wrapping

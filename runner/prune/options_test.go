@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/prune/structured"
 )
 
@@ -53,6 +54,10 @@ func TestChannelOptions(t *testing.T) {
 			MinParams: 30, Seed: 4, ExcludeNodes: []string{"a"}, ExcludeOpTypes: []string{"Gemm"}, Dampening: 0.5},
 			structured.Options{Fraction: 0.2, Criterion: structured.Reconstruction, Scope: structured.ScopeSensitivity, Samples: 100,
 				MinParams: 30, Seed: 4, ExcludeNodes: []string{"a"}, ExcludeOpTypes: []string{"Gemm"}}},
+		// Inputs (spec.evaluation.inputs) shape the probe run.
+		{Options{Method: Structured, Sparsity: 0.25, Inputs: map[string]feed.Spec{"sr": {Shape: []int64{}}}},
+			structured.Options{Fraction: 0.25, Criterion: structured.L1, Samples: 512,
+				Inputs: map[string]feed.Spec{"sr": {Shape: []int64{}}}, InputsField: "evaluation.inputs"}},
 		{Options{Method: Entropy, Sparsity: 0.25, Criterion: structured.L2, Scope: ScopeGlobal}, // the method is the criterion
 			structured.Options{Fraction: 0.25, Criterion: structured.Entropy, Scope: structured.ScopeGlobal, Samples: 512}},
 	}

@@ -91,6 +91,14 @@ type Options struct {
 	// data; dynamic dimensions not given become 1 (batch) or
 	// DefaultDynamicDim.
 	InputShapes map[string][]int64
+	// Inputs say, by input name, how probe inputs are made up without
+	// calibration data: one sample's shape (batch excluded) or an input's
+	// whole shape, a constant value or a range (feed.Spec). InputShapes,
+	// when it names the same input, sets its shape. A name that is not an
+	// input of the model is an error naming InputsField.
+	Inputs map[string]feed.Spec
+	// InputsField names Inputs in errors; default "inputs".
+	InputsField string
 
 	// ExcludeNodes and ExcludeOpTypes name nodes left exactly as they are:
 	// their output channels are not removed and the tensors they read keep

@@ -27,7 +27,8 @@ func calibrationData(m *onnx.Model, d *dataset.Dataset) (*feed.Data, error) {
 // probeInputs makes the inputs of the run that reveals tensor shapes: the
 // first calibration batch (the model's fixed batch, else one sample) when
 // there is calibration data, else deterministic values (feed.Synthesize:
-// floats in [0, 1), integers zero) at opts.InputShapes or the declared
+// as opts.Inputs say, else floats in [0, 1) and integers zero) at
+// opts.InputShapes, the shapes opts.Inputs give or the declared
 // shape with batch 1 (or the fixed batch) and DefaultDynamicDim for other
 // dynamic dimensions.
 func probeInputs(m *onnx.Model, opts Options) (map[string]*onnx.Tensor, error) {
@@ -52,22 +53,40 @@ func probeInputs(m *onnx.Model, opts Options) (map[string]*onnx.Tensor, error) {
 			return nil, fmt.Errorf("structured pruning: inputShapes names input %q, which is not an input of %s (its inputs are %q)", name, m.Name, feed.Names(ins))
 		}
 	}
+	field := opts.InputsField
+	if field == "" {
+		field = "inputs"
+	}
+	for name := range opts.Inputs {
+		if _, ok := inputNamed(ins, name); !ok {
+			return nil, fmt.Errorf("structured pruning: %s names input %q, which is not an input of %s (its inputs are %q)", field, name, m.Name, feed.Names(ins))
+		}
+	}
 	specs := map[string]feed.Spec{}
+	for name, s := range opts.Inputs {
+		specs[name] = s
+	}
 	batch := 0 // from the first input (in graph order) that gives or fixes it
 	for _, in := range ins {
 		s, given := opts.InputShapes[in.Name]
+		_, specified := opts.Inputs[in.Name]
 		switch {
-		case !given && in.Dims == nil:
-			return nil, fmt.Errorf("%s: input %q declares no tensor shape; give its shape in inputShapes", m.Name, in.Name)
+		case !given && in.Dims == nil && !specified:
+			return nil, fmt.Errorf("%s: input %q declares no tensor shape; give its shape in %s", m.Name, in.Name, field)
 		case !given:
-			if b := fixedBatch(in); batch == 0 && b > 0 {
+			// An input the specs give whole (a state [2,1,128] whose
+			// first dimension the model fixes) does not set the batch.
+			whole := len(specs[in.Name].Shape) == len(in.Dims) && specs[in.Name].Shape != nil
+			if b := fixedBatch(in); batch == 0 && b > 0 && !whole {
 				batch = b
 			}
 			continue
 		case in.Dims != nil && len(s) != len(in.Dims):
 			return nil, fmt.Errorf("structured pruning: inputShapes[%q] = %v has rank %d, the input has rank %d", in.Name, s, len(s), len(in.Dims))
 		case len(s) == 0:
-			specs[in.Name] = feed.Spec{Shape: []int64{}}
+			sp := specs[in.Name]
+			sp.Shape = []int64{}
+			specs[in.Name] = sp
 			continue
 		}
 		// Dimensions not given (<= 0) take the declared or default ones.
@@ -79,12 +98,18 @@ func probeInputs(m *onnx.Model, opts Options) (map[string]*onnx.Tensor, error) {
 				s[i] = DefaultDynamicDim
 			}
 		}
-		specs[in.Name] = feed.Spec{Shape: s[1:]}
+		sp := specs[in.Name]
+		sp.Shape = s[1:]
+		specs[in.Name] = sp
 		if batch == 0 && s[0] > 0 {
 			batch = int(s[0])
 		}
 	}
-	d, err := feed.Synthesize(ins, feed.Synth{Specs: specs, Samples: max(batch, 1), Seed: probeSeed, Stream: probeSeed, Field: "inputShapes"})
+	synthField := "inputShapes"
+	if len(opts.InputShapes) == 0 {
+		synthField = field
+	}
+	d, err := feed.Synthesize(ins, feed.Synth{Specs: specs, Samples: max(batch, 1), Seed: probeSeed, Stream: probeSeed, Field: synthField})
 	if err != nil {
 		return nil, fmt.Errorf("structured pruning: %s: %w", m.Name, err)
 	}

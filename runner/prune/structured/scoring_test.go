@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
@@ -242,6 +243,10 @@ func TestBadInput(t *testing.T) {
 		{"entropy without data", mnist, Options{Fraction: 0.5, Criterion: Entropy}, "entropy needs calibration data"},
 		{"calibration of the wrong shape", mnist, Options{Fraction: 0.5, Calibration: normalData(1, 4, 5, 5)}, "calibration data"},
 		{"input shape of an unknown input", mnist, Options{Fraction: 0.5, InputShapes: map[string][]int64{"image": {1, 1, 28, 28}}}, `inputShapes names input "image", which is not an input`},
+		{"input spec of an unknown input", mnist, Options{Fraction: 0.5, Inputs: map[string]feed.Spec{"image": {}}, InputsField: "evaluation.inputs"},
+			`evaluation.inputs names input "image", which is not an input of`},
+		{"input spec against the fixed shape", mnist, Options{Fraction: 0.5, Inputs: map[string]feed.Spec{"Input3": {Shape: []int64{1, 32, 32}}}, InputsField: "evaluation.inputs"},
+			`evaluation.inputs["Input3"] is [1 32 32]: input "Input3" has the fixed shape [1 1 28 28]`},
 		{"nothing to prune", relu, Options{Fraction: 0.5}, "nothing to prune structurally: test has no Conv"},
 		{"nothing to prune, unknown shapes", unshaped, Options{Fraction: 0.5}, "nothing to prune structurally: test has no Conv"},
 		{"fraction too small", mnist, Options{Fraction: 0.01}, "removes no channel (the largest group has 16 removable channels: raise the fraction); protected: Times212: graph output"},
