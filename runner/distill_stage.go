@@ -91,7 +91,7 @@ func distillData(ctx context.Context, in *StageInput, student *onnx.Model) (*dat
 	}
 	ins := feed.Inputs(student)
 	if len(ins) != 1 {
-		return nil, BadInputf("the student %s has %d inputs; distillation feeds models with exactly one", student.Name, len(ins))
+		return nil, BadInputf("distillation trains students with exactly one input (fed the dataset's x, or the array named by the input, as float32 batches); the student %s has %d inputs %q: compress it with Prune and Quantize stages instead", student.Name, len(ins), feed.Names(ins))
 	}
 	fitted, err := feed.Fit(ins, ds)
 	if err != nil {

@@ -269,7 +269,7 @@ func TestBadRequests(t *testing.T) {
 		{"dataset of the wrong shape", nil, eval.Request{Model: mnist, Name: "m.onnx", Data: wrongShape}, `wrong.npz: x has shape [3 5], model input "Input3" expects [N 1 28 28]`},
 		// A model with several inputs takes one array per input, named
 		// by the input: x alone cannot feed it.
-		{"dataset for a model with two inputs", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Data: mnist1k(t)}, `two.onnx: mnist-test-1k.npz: no array "a" for model input "a"; the file has [x y]`},
+		{"dataset for a model with two inputs", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Data: mnist1k(t)}, `two.onnx: mnist-test-1k.npz: no array "a" for model input "a", which takes FLOAT [? 4]; the file has [x y]`},
 		{"source with other inputs", nil, eval.Request{Model: mnist, Name: "m.onnx", Source: twoInputs, SourceName: "two.onnx"}, "they cannot be fed the same data"},
 		{"Inputs names no input", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Inputs: map[string]feed.Spec{"c": {Shape: []int64{4}}}}, `two.onnx: evaluation.inputs names input "c"; the model's inputs are ["a" "b"]`},
 		{"Inputs of the wrong rank", nil, eval.Request{Model: twoInputs, Name: "two.onnx", Inputs: map[string]feed.Spec{"a": {Shape: []int64{4, 1}}}}, `evaluation.inputs["a"] is [4 1]: input "a" has shape [-1 4], expected 1 sample dims`},

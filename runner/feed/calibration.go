@@ -42,53 +42,81 @@ func (b *Batches) Next() (map[string]*onnx.Tensor, error) {
 }
 
 // Truncate keeps at most limit samples (dimension 0) of every input of a
-// batch and returns the batch size. Scalar inputs (flags, a loop count)
-// are kept as they are; a batch of scalars only counts one sample.
-func Truncate(batch map[string]*onnx.Tensor, limit int) (map[string]*onnx.Tensor, int, error) {
-	n, err := batchLen(batch)
+// batch for the model's inputs ins (nil: every tensor that is not a
+// scalar holds samples) and returns the batch size. Tensors fed whole
+// (scalars, a state [2,1,128] beside samples of another count) are kept
+// as they are; a batch with no samples counts one.
+func Truncate(ins []Input, batch map[string]*onnx.Tensor, limit int) (map[string]*onnx.Tensor, int, error) {
+	n, whole, err := layout(ins, batch)
 	if err != nil {
 		return nil, 0, fault.BadInput(err)
 	}
 	if n <= limit {
 		return batch, n, nil
 	}
-	return cut(batch, 0, limit), limit, nil
+	return cut(batch, whole, 0, limit), limit, nil
 }
 
-// batchLen is the number of samples of a batch: every tensor that is not
-// a scalar holds the same number along dimension 0.
-func batchLen(batch map[string]*onnx.Tensor) (int, error) {
+// layout counts the samples of a batch and finds the tensors fed whole:
+// scalars, and tensors of inputs that fix dimension 0 (a state [2,N,128])
+// whose first dimension is not the number of samples the inputs with a
+// dynamic first dimension hold. Every other tensor holds the samples
+// along dimension 0, and they must agree.
+func layout(ins []Input, batch map[string]*onnx.Tensor) (int, map[string]bool, error) {
 	names := make([]string, 0, len(batch))
 	for name := range batch {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	if len(names) == 0 {
-		return 0, errors.New("a batch has no inputs")
+		return 0, nil, errors.New("a batch has no inputs")
 	}
+	fixes := map[string]bool{}
+	for _, in := range ins {
+		fixes[in.Name] = in.fixedBatch() > 0
+	}
+	whole := map[string]bool{}
 	n, first := -1, ""
-	for _, name := range names {
-		t := batch[name]
-		if len(t.Dims) == 0 {
-			continue
-		}
+	count := func(name string, t *onnx.Tensor) error {
 		if n >= 0 && int(t.Dims[0]) != n {
-			return 0, fmt.Errorf("input %q has %d samples, input %q has %d", name, t.Dims[0], first, n)
+			return fmt.Errorf("input %q has %d samples, input %q has %d", name, t.Dims[0], first, n)
 		}
 		n, first = int(t.Dims[0]), name
+		return nil
+	}
+	// Inputs with a dynamic first dimension say how many samples there
+	// are; then those that fix it hold samples if they agree.
+	for _, pass := range []bool{false, true} {
+		for _, name := range names {
+			t := batch[name]
+			if len(t.Dims) == 0 {
+				whole[name] = true
+				continue
+			}
+			if fixes[name] != pass {
+				continue
+			}
+			if pass && n >= 0 && int(t.Dims[0]) != n {
+				whole[name] = true
+				continue
+			}
+			if err := count(name, t); err != nil {
+				return 0, nil, err
+			}
+		}
 	}
 	if n < 0 {
-		n = 1 // only scalars: one sample
+		n = 1 // only tensors fed whole: one sample
 	}
-	return n, nil
+	return n, whole, nil
 }
 
 // cut returns samples [from, to) of every tensor of a batch, sharing
-// memory; scalars are kept as they are.
-func cut(batch map[string]*onnx.Tensor, from, to int) map[string]*onnx.Tensor {
+// memory; tensors fed whole are kept as they are.
+func cut(batch map[string]*onnx.Tensor, whole map[string]bool, from, to int) map[string]*onnx.Tensor {
 	out := make(map[string]*onnx.Tensor, len(batch))
 	for name, t := range batch {
-		if len(t.Dims) == 0 {
+		if len(t.Dims) == 0 || whole[name] {
 			out[name] = t
 			continue
 		}
@@ -97,15 +125,15 @@ func cut(batch map[string]*onnx.Tensor, from, to int) map[string]*onnx.Tensor {
 	return out
 }
 
-// concat joins batches along dimension 0 (scalars are taken from the
-// first).
-func concat(parts []map[string]*onnx.Tensor) map[string]*onnx.Tensor {
+// concat joins batches along dimension 0 (tensors fed whole are taken
+// from the first).
+func concat(parts []map[string]*onnx.Tensor, whole map[string]bool) map[string]*onnx.Tensor {
 	if len(parts) == 1 {
 		return parts[0]
 	}
 	out := map[string]*onnx.Tensor{}
 	for name, first := range parts[0] {
-		if len(first.Dims) == 0 {
+		if len(first.Dims) == 0 || whole[name] {
 			out[name] = first
 			continue
 		}
@@ -135,7 +163,7 @@ func Collect(ins []Input, c Calibration, limit int) ([]map[string]*onnx.Tensor, 
 func collect(ins []Input, c Calibration, limit int) ([]map[string]*onnx.Tensor, int, error) {
 	fixed := 0
 	for _, in := range ins {
-		if b := in.fixedBatch(); b > 0 {
+		if b := in.fixedBatch(); b > 0 && !in.wholeMayHoldBatch() {
 			fixed = b
 		}
 	}
@@ -152,20 +180,20 @@ func collect(ins []Input, c Calibration, limit int) ([]map[string]*onnx.Tensor, 
 		if err != nil {
 			return nil, 0, fmt.Errorf("batch %d: %v", n, err)
 		}
-		size, err := checkBatch(ins, batch)
+		size, whole, err := checkBatch(ins, batch)
 		if err != nil {
 			return nil, 0, fmt.Errorf("batch %d: %v", n, err)
 		}
 		size = min(size, limit-samples-len(pending))
 		if fixed == 0 {
-			batches = append(batches, cut(batch, 0, size))
+			batches = append(batches, cut(batch, whole, 0, size))
 			samples += size
 			continue
 		}
 		for i := 0; i < size; i++ {
-			pending = append(pending, cut(batch, i, i+1))
+			pending = append(pending, cut(batch, whole, i, i+1))
 			if len(pending) == fixed {
-				batches = append(batches, concat(pending))
+				batches = append(batches, concat(pending, whole))
 				samples += fixed
 				pending = pending[:0]
 			}
@@ -184,29 +212,21 @@ func collect(ins []Input, c Calibration, limit int) ([]map[string]*onnx.Tensor, 
 }
 
 // checkBatch compares a batch with the model's inputs and returns its
-// number of samples.
-func checkBatch(ins []Input, batch map[string]*onnx.Tensor) (int, error) {
+// number of samples and the tensors fed whole (layout).
+func checkBatch(ins []Input, batch map[string]*onnx.Tensor) (int, map[string]bool, error) {
 	want := map[string]bool{}
-	size := -1
 	for _, in := range ins {
 		want[in.Name] = true
 		t, ok := batch[in.Name]
 		if !ok {
-			return 0, fmt.Errorf("no tensor for model input %q", in.Name)
+			return 0, nil, fmt.Errorf("no tensor for model input %q", in.Name)
 		}
 		if in.DType != onnx.Undefined && t.DType != in.DType {
-			return 0, fmt.Errorf("input %q is %v, the model takes %v", in.Name, t.DType, in.DType)
+			return 0, nil, fmt.Errorf("input %q is %v, the model takes %v", in.Name, t.DType, in.DType)
 		}
 		if in.Dims != nil && !fitsBatch(t.Dims, in.Dims) {
-			return 0, fmt.Errorf("input %q has shape %v, the model takes %s (batch first)", in.Name, t.Dims, in)
+			return 0, nil, fmt.Errorf("input %q has shape %v, the model takes %s (batch first)", in.Name, t.Dims, in)
 		}
-		if len(t.Dims) == 0 {
-			continue // a scalar (a flag) is fed as it is to every run
-		}
-		if size >= 0 && int(t.Dims[0]) != size {
-			return 0, fmt.Errorf("input %q has %d samples, other inputs %d", in.Name, t.Dims[0], size)
-		}
-		size = int(t.Dims[0])
 	}
 	var extra []string
 	for name := range batch {
@@ -216,12 +236,9 @@ func checkBatch(ins []Input, batch map[string]*onnx.Tensor) (int, error) {
 	}
 	if len(extra) > 0 {
 		sort.Strings(extra)
-		return 0, fmt.Errorf("tensors %q are not inputs of the model", extra)
+		return 0, nil, fmt.Errorf("tensors %q are not inputs of the model", extra)
 	}
-	if size < 0 {
-		size = 1 // only scalars: one sample
-	}
-	return size, nil
+	return layout(ins, batch)
 }
 
 // fitsBatch compares dims with a declared shape, the batch dimension

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/fault"
@@ -101,6 +102,9 @@ func fromDataset(ins []Input, d *dataset.Dataset) (*Data, []fitted, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := noExtraArrays(ins, d, fitted); err != nil {
+		return nil, nil, err
+	}
 	data := &Data{Name: d.Name, inputs: ins, feeds: make([]source, len(ins)), labels: d.Labels}
 	// Arrays that can only hold samples, and those that may be fed whole.
 	n, counted := -1, ""
@@ -178,14 +182,14 @@ func fitArrays(ins []Input, d *dataset.Dataset) ([]fitted, error) {
 			if len(ins) == 1 {
 				return nil, fmt.Errorf("%s: no array \"x\" (the inputs); the file has %v (a single-input model takes x, or an array named by its input %q)", d.Name, d.Names(), in.Name)
 			}
-			return nil, fmt.Errorf("%s: no array %q for model input %q; the file has %v (a model with several inputs takes one array per input, named by the input)", d.Name, in.Name, in.Name, d.Names())
+			return nil, fmt.Errorf("%s: no array %q for model input %q, which takes %s; the file has %v (a model with several inputs takes one array per input, named by the input)", d.Name, in.Name, in.Name, expects(in), d.Names())
 		}
 		t, err := tensorOf(a)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", d.Name, err)
 		}
 		if !convertible(t.DType, in.DType) {
-			return nil, fmt.Errorf("%s: %s is %v; model input %q takes %v, which it is not converted to (store whole numbers as an integer array)", d.Name, name, t.DType, in.Name, in.DType)
+			return nil, fmt.Errorf("%s: %s is %v; model input %q takes %s, which it is not converted to (store whole numbers as an integer array)", d.Name, name, t.DType, in.Name, expects(in))
 		}
 		if t, err = fitArray(d.Name, name, t, in); err != nil {
 			return nil, err
@@ -193,6 +197,54 @@ func fitArrays(ins []Input, d *dataset.Dataset) ([]fitted, error) {
 		out[i] = fitted{array: name, t: t}
 	}
 	return out, nil
+}
+
+// noExtraArrays refuses arrays that feed no input: a dataset holds one
+// array per model input (x for a single-input model) and optional labels
+// y, and an array for an input the model does not have is a mistake
+// (another model's data, a misspelt name).
+func noExtraArrays(ins []Input, d *dataset.Dataset, fits []fitted) error {
+	used := map[string]bool{"y": true}
+	for _, f := range fits {
+		used[f.array] = true
+	}
+	if len(ins) == 1 {
+		used["x"] = true // the array named by the input is preferred to x
+	}
+	for _, name := range d.Names() {
+		if !used[name] {
+			return fmt.Errorf("%s: array %q feeds no input of the model, whose inputs are %s; the file has %v (one array per model input, named by the input, and optional labels y)", d.Name, name, describeInputs(ins), d.Names())
+		}
+	}
+	return nil
+}
+
+// expects says what an input takes: its element type and declared shape
+// ("FLOAT [? 512]", "INT64 scalar", "FLOAT of any shape").
+func expects(in Input) string {
+	switch {
+	case in.Dims == nil:
+		return fmt.Sprintf("%v of any shape", in.DType)
+	case len(in.Dims) == 0:
+		return fmt.Sprintf("an %v scalar", in.DType)
+	}
+	parts := make([]string, len(in.Dims))
+	for i, d := range in.Dims {
+		parts[i] = "?"
+		if d >= 0 {
+			parts[i] = fmt.Sprint(d)
+		}
+	}
+	return fmt.Sprintf("%v [%s]", in.DType, strings.Join(parts, " "))
+}
+
+// describeInputs lists inputs with what they take.
+func describeInputs(ins []Input) string {
+	parts := make([]string, len(ins))
+	for i, in := range ins {
+		parts[i] = fmt.Sprintf("%q (%s)", in.Name, expects(in))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // xArray is x: as float32 (X) for an input taking floats; for one taking
@@ -427,7 +479,10 @@ func sampleLen(t *onnx.Tensor) int { return onnx.NumElements(t.Dims[1:]) }
 
 // FixedBatch is the batch size the inputs that take samples fix on
 // dimension 0, or 0 when it is dynamic everywhere; every data (a model's
-// and its source's) must agree.
+// and its source's) must agree. An input fed whole whose declared shape
+// has a dynamic dimension (a recurrent state [2, N, 128] whose batch is
+// its second dimension) may follow the batch elsewhere than on dimension
+// 0: the tensor given holds one sample's, and samples go one at a time.
 func FixedBatch(ds ...*Data) (int, error) {
 	batch, first := 0, ""
 	for _, d := range ds {
@@ -435,14 +490,20 @@ func FixedBatch(ds ...*Data) (int, error) {
 			continue
 		}
 		for i, in := range d.inputs {
-			b := in.fixedBatch()
-			if !d.feeds[i].batched || b == 0 {
+			b, why := in.fixedBatch(), fmt.Sprintf("input %q fixes the batch at %d", in.Name, in.fixedBatch())
+			switch {
+			case !d.feeds[i].batched && in.wholeMayHoldBatch():
+				b, why = 1, fmt.Sprintf("input %q, fed whole, may hold the batch in a dynamic dimension (one sample at a time)", in.Name)
+			case !d.feeds[i].batched:
+				b = 0
+			}
+			if b == 0 {
 				continue
 			}
 			if batch != 0 && b != batch {
-				return 0, fault.Badf("input %q fixes the batch at %d, input %q at %d: they must take the same batch", in.Name, b, first, batch)
+				return 0, fault.Badf("%s, %s: they must take the same batch", why, first)
 			}
-			batch, first = b, in.Name
+			batch, first = b, fmt.Sprintf("input %q at %d", in.Name, b)
 		}
 	}
 	return batch, nil

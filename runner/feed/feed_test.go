@@ -167,7 +167,7 @@ func TestFromDataset(t *testing.T) {
 		},
 		{
 			name: "an input without its array", ins: vadInputs, d: &dataset.Dataset{Name: "vad.npz", Arrays: []dataset.Array{audio, sr}},
-			wantErr: `vad.npz: no array "state" for model input "state"; the file has [input sr]`,
+			wantErr: `vad.npz: no array "state" for model input "state", which takes FLOAT [2 1 3]; the file has [input sr]`,
 		},
 		{
 			name: "arrays with different sample counts",
@@ -184,7 +184,17 @@ func TestFromDataset(t *testing.T) {
 		{
 			name: "floats for an integer input", ins: []feed.Input{{Name: "ids", DType: onnx.Int64, Dims: []int64{-1, 2}}},
 			d:       &dataset.Dataset{Name: "f.npz", Arrays: []dataset.Array{{Name: "ids", Shape: []int{1, 2}, Data: []float32{1, 2}}}},
-			wantErr: `f.npz: ids is FLOAT; model input "ids" takes INT64, which it is not converted to`,
+			wantErr: `f.npz: ids is FLOAT; model input "ids" takes INT64 [? 2], which it is not converted to`,
+		},
+		{
+			name: "an array for no input", ins: vadInputs,
+			d:       &dataset.Dataset{Name: "vad.npz", Arrays: []dataset.Array{audio, state, sr, {Name: "h", Shape: []int{2, 1, 3}, Data: make([]float32, 6)}}},
+			wantErr: `vad.npz: array "h" feeds no input of the model, whose inputs are "input" (FLOAT [? 4]), "state" (FLOAT [2 1 3]), "sr" (an INT64 scalar); the file has [input state sr h]`,
+		},
+		{
+			name: "a state of the wrong shape", ins: vadInputs,
+			d:       &dataset.Dataset{Name: "vad.npz", Arrays: []dataset.Array{audio, {Name: "state", Shape: []int{2, 1, 4}, Data: make([]float32, 8)}, sr}},
+			wantErr: `vad.npz: state has shape [2 1 4], model input "state" expects`,
 		},
 		{
 			name: "a scalar input given many values", ins: vadInputs,
@@ -385,6 +395,16 @@ func TestBatchSize(t *testing.T) {
 		}
 		return d
 	}
+	state, err := feed.FromDataset([]feed.Input{
+		{Name: "img", DType: onnx.Float, Dims: []int64{-1, 1024}},
+		{Name: "state", DType: onnx.Float, Dims: []int64{2, -1, 3}},
+	}, &dataset.Dataset{Name: "vad.npz", Arrays: []dataset.Array{
+		{Name: "img", Shape: []int{8, 1024}, Data: make([]float32, 8*1024)},
+		{Name: "state", Shape: []int{2, 1, 3}, Data: make([]float32, 6)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	img := feed.Input{Name: "img", DType: onnx.Float, Dims: []int64{-1, 1024}}    // 4 KiB a sample
 	half := feed.Input{Name: "img", DType: onnx.Float16, Dims: []int64{-1, 1024}} // 2 KiB a sample
 	four := feed.Input{Name: "img", DType: onnx.Float, Dims: []int64{4, 1024}}
@@ -407,6 +427,11 @@ func TestBatchSize(t *testing.T) {
 		{"fixed by the model", 64, 100, []*feed.Data{data(four)}, result{4, true}, ""},
 		{"fixed by the source", 64, 0, []*feed.Data{data(img), data(four)}, result{4, true}, ""},
 		{"model and source disagree", 64, 0, []*feed.Data{data(two), data(four)}, result{}, `input "img" fixes the batch at 4, input "img" at 2`},
+		// Silero VAD's state [2, N, 128] fed whole holds one sample's
+		// state: samples go one at a time.
+		{"a state fed whole with a dynamic dimension", 64, 0, []*feed.Data{state}, result{1, true}, ""},
+		{"a state and a fixed batch disagree", 64, 0, []*feed.Data{state, data(four)}, result{},
+			`input "img" fixes the batch at 4, input "state" at 1`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -522,19 +547,53 @@ func TestCollect(t *testing.T) {
 	}
 }
 
+// Truncate cuts the samples of a batch and keeps what is fed whole: a
+// scalar, and a recurrent state whose first dimension the model fixes
+// (Silero VAD's state [2, N, 128]) beside samples of another count.
 func TestTruncate(t *testing.T) {
-	batch := map[string]*onnx.Tensor{"x": onnx.NewTensor([]int64{3, 2}, seqF(6, 0)), "flag": onnx.NewTensor([]int64{}, []bool{true})}
-	got, n, err := feed.Truncate(batch, 2)
-	if err != nil {
-		t.Fatal(err)
+	x := onnx.NewTensor([]int64{3, 2}, seqF(6, 0))
+	flag := onnx.NewTensor([]int64{}, []bool{true})
+	state := onnx.NewTensor([]int64{2, 1, 4}, seqF(8, 0))
+	vad := []feed.Input{
+		{Name: "x", DType: onnx.Float, Dims: []int64{-1, 2}},
+		{Name: "state", DType: onnx.Float, Dims: []int64{2, -1, 4}},
+		{Name: "flag", DType: onnx.Bool, Dims: []int64{}},
 	}
-	want := map[string]*onnx.Tensor{"x": onnx.NewTensor([]int64{2, 2}, seqF(4, 0)), "flag": batch["flag"]}
-	if diff := cmp.Diff(want, got); diff != "" || n != 2 {
-		t.Errorf("%d samples, batch (-want +got):\n%s", n, diff)
+	tests := []struct {
+		name  string
+		ins   []feed.Input
+		batch map[string]*onnx.Tensor
+		limit int
+		want  map[string]*onnx.Tensor
+		n     int
+		err   string
+	}{
+		{"samples cut, scalar kept", nil, map[string]*onnx.Tensor{"x": x, "flag": flag}, 2,
+			map[string]*onnx.Tensor{"x": onnx.NewTensor([]int64{2, 2}, seqF(4, 0)), "flag": flag}, 2, ""},
+		{"under the limit", nil, map[string]*onnx.Tensor{"x": x, "flag": flag}, 5, map[string]*onnx.Tensor{"x": x, "flag": flag}, 3, ""},
+		{"state fed whole", vad, map[string]*onnx.Tensor{"x": x, "state": state, "flag": flag}, 1,
+			map[string]*onnx.Tensor{"x": onnx.NewTensor([]int64{1, 2}, seqF(2, 0)), "state": state, "flag": flag}, 1, ""},
+		{"without the model's inputs the state counts samples", nil, map[string]*onnx.Tensor{"x": x, "state": state}, 1, nil, 0,
+			`input "x" has 3 samples, input "state" has 2`},
+		{"different sample counts", nil, map[string]*onnx.Tensor{"a": onnx.NewTensor([]int64{2}, []float32{1, 2}), "b": onnx.NewTensor([]int64{3}, []float32{1, 2, 3})}, 1, nil, 0,
+			`input "b" has 3 samples, input "a" has 2`},
 	}
-	if _, _, err := feed.Truncate(map[string]*onnx.Tensor{"a": onnx.NewTensor([]int64{2}, []float32{1, 2}), "b": onnx.NewTensor([]int64{3}, []float32{1, 2, 3})}, 1); err == nil ||
-		!strings.Contains(err.Error(), `input "b" has 3 samples, input "a" has 2`) {
-		t.Errorf("inputs with different sample counts: error %v", err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, n, err := feed.Truncate(tc.ins, tc.batch, tc.limit)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !fault.IsBadInput(err) {
+					t.Fatalf("error %v, want bad input saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" || n != tc.n {
+				t.Errorf("%d samples (want %d), batch (-want +got):\n%s", n, tc.n, diff)
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kompress/kompress/runner/onnx"
@@ -91,6 +92,12 @@ func (in Input) fixedBatch() int {
 		return int(in.Dims[0])
 	}
 	return 0
+}
+
+// wholeMayHoldBatch reports whether an input fed whole declares a
+// dynamic dimension, which may be the batch (a state [2, N, 128]).
+func (in Input) wholeMayHoldBatch() bool {
+	return !in.scalar() && slices.ContainsFunc(in.Dims, func(d int64) bool { return d < 0 })
 }
 
 // Names lists the inputs' names.

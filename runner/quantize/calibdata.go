@@ -52,7 +52,7 @@ func calibrate(ctx context.Context, m *onnx.Model, tensors []string, calib Calib
 		if err != nil {
 			return nil, fmt.Errorf("calibration data: %w", err)
 		}
-		batch, n, err := feed.Truncate(batch, samples-seen)
+		batch, n, err := feed.Truncate(feed.Inputs(m), batch, samples-seen)
 		if err != nil {
 			return nil, fmt.Errorf("calibration data: %w", err)
 		}
