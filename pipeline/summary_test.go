@@ -117,3 +117,38 @@ func TestSummaryApply(t *testing.T) {
 		})
 	}
 }
+
+// The controller and `kompress run` both decide with Summarize: a final
+// model whose one-value output is 57% off (hello-deepa pruned 2:4) misses
+// maxRelativeError "0.01" and the run fails with QualityGateFailed,
+// keeping the output; the same model against a gate on cosine, which it
+// cannot have, fails the same way.
+func TestSummarizeRelativeErrorGates(t *testing.T) {
+	out := &v1alpha1.Artifact{URI: "s3://o/k/model.onnx", Digest: "sha256:ab", SizeBytes: 9, Metrics: map[string]string{
+		MetricRelativeError: "0.570059", MetricMaxAbsError: "0.859656", MetricSNRDb: "4.882",
+	}}
+	spec := func(a v1alpha1.AcceptanceSpec) *v1alpha1.CompressionJobSpec {
+		return &v1alpha1.CompressionJobSpec{Stages: []v1alpha1.Stage{{Name: "nm"}}, Acceptance: &a}
+	}
+	done := []v1alpha1.StageStatus{{Name: "nm", State: v1alpha1.StageSucceeded, Output: out}}
+	tests := []struct {
+		name string
+		spec *v1alpha1.CompressionJobSpec
+		want Summary
+	}{
+		{"maxRelativeError missed", spec(v1alpha1.AcceptanceSpec{MaxRelativeError: "0.01"}), Summary{Phase: PhaseFailed, Reason: v1alpha1.ReasonQualityGateFailed,
+			Message: "the final model missed quality gates: maxRelativeError: relativeError 0.570059 is above 0.01", Done: 1, Total: 1, Output: out}},
+		{"minCosine on one value", spec(v1alpha1.AcceptanceSpec{MinCosine: "0.99"}), Summary{Phase: PhaseFailed, Reason: v1alpha1.ReasonQualityGateFailed,
+			Message: "the final model missed quality gates: minCosine: metric cosine was not measured (an output of one value per sample has no cosine: gate it with maxRelativeError or minSnrDb)",
+			Done: 1, Total: 1, Output: out}},
+		{"loose gates pass", spec(v1alpha1.AcceptanceSpec{MaxRelativeError: "0.6", MinSnrDb: "3"}), Summary{Phase: PhaseSucceeded, Reason: v1alpha1.ReasonSucceeded,
+			Message: "all 1 stages done: s3://o/k/model.onnx (sha256:ab)", Done: 1, Total: 1, Output: out}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, Summarize(tc.spec, done)); diff != "" {
+				t.Errorf("Summarize (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

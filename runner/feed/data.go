@@ -288,6 +288,12 @@ func fitArray(file, array string, t *onnx.Tensor, in Input) (*onnx.Tensor, error
 		shape[i] = int(d)
 	}
 	fit, err := dataset.FitShape(file, array, shape, dataset.Input{Name: in.Name, Shape: in.Dims})
+	if err != nil && in.Dims[0] > 1 {
+		// An input that fixes its first dimension at more than one (a
+		// state [2, N, 128]) is fed whole: say so rather than print its
+		// first dimension as the batch.
+		return nil, fmt.Errorf("%s: %s has shape %v; model input %q takes %s, fed whole with every batch (or samples of it along a first dimension)", file, array, t.Dims, in.Name, expects(in))
+	}
 	if err != nil {
 		return nil, err
 	}

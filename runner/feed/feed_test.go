@@ -194,7 +194,7 @@ func TestFromDataset(t *testing.T) {
 		{
 			name: "a state of the wrong shape", ins: vadInputs,
 			d:       &dataset.Dataset{Name: "vad.npz", Arrays: []dataset.Array{audio, {Name: "state", Shape: []int{2, 1, 4}, Data: make([]float32, 8)}, sr}},
-			wantErr: `vad.npz: state has shape [2 1 4], model input "state" expects`,
+			wantErr: `vad.npz: state has shape [2 1 4]; model input "state" takes FLOAT [2 1 3], fed whole with every batch (or samples of it along a first dimension)`,
 		},
 		{
 			name: "a scalar input given many values", ins: vadInputs,
