@@ -140,7 +140,7 @@ func TestSummarizeRelativeErrorGates(t *testing.T) {
 			Message: "the final model missed quality gates: maxRelativeError: relativeError 0.570059 is above 0.01", Done: 1, Total: 1, Output: out}},
 		{"minCosine on one value", spec(v1alpha1.AcceptanceSpec{MinCosine: "0.99"}), Summary{Phase: PhaseFailed, Reason: v1alpha1.ReasonQualityGateFailed,
 			Message: "the final model missed quality gates: minCosine: metric cosine was not measured (an output of one value per sample has no cosine: gate it with maxRelativeError or minSnrDb)",
-			Done: 1, Total: 1, Output: out}},
+			Done:    1, Total: 1, Output: out}},
 		{"loose gates pass", spec(v1alpha1.AcceptanceSpec{MaxRelativeError: "0.6", MinSnrDb: "3"}), Summary{Phase: PhaseSucceeded, Reason: v1alpha1.ReasonSucceeded,
 			Message: "all 1 stages done: s3://o/k/model.onnx (sha256:ab)", Done: 1, Total: 1, Output: out}},
 	}
