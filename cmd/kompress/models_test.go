@@ -346,3 +346,65 @@ func TestRealModelBadDatasets(t *testing.T) {
 		})
 	}
 }
+
+// Hessian statistics on a model with three inputs (samples, a gain
+// scalar and a state [2, N, 8] fed whole, as Silero VAD's): the
+// calibration batches keep the scalar and the state whole while they
+// count and cut the samples. (Silero VAD itself keeps every weight
+// inside If branches, which hessian pruning refuses by name.)
+func TestHessianOnAMultiInputModel(t *testing.T) {
+	orttest.Require(t)
+	dir := t.TempDir()
+	b := onnxtest.NewBuilder(3)
+	b.Name = "three-inputs"
+	audio, gain, state := b.Input("audio", "N", 16), b.Input("gain"), b.Input("state", 2, "N", 8)
+	h := b.Node("MatMul", "h", []string{audio, b.Init("w1", onnx.NewTensor([]int64{16, 8}, b.Uniform(128)))})
+	h = b.Node("Mul", "scaled", []string{h, gain})
+	s := b.Node("ReduceMean", "s", []string{state}, onnx.AttrInts("axes", 0), onnx.AttrInt("keepdims", 0))
+	y := b.Node("Relu", "r", []string{b.Node("Add", "y", []string{h, s})})
+	out := b.Node("MatMul", "out", []string{y, b.Init("w2", onnx.NewTensor([]int64{8, 4}, b.Uniform(32)))})
+	m := b.Model(13, out)
+	m.Proto.Graph.Input[1] = onnx.ValueInfo("gain", onnx.Float, []onnx.Dim{})
+	raw, err := m.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, data := filepath.Join(dir, "model.onnx"), filepath.Join(dir, "data.npz")
+	if err := os.WriteFile(model, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := dataset.WriteNPZFile(data,
+		dataset.Array{Name: "audio", Shape: []int{64, 16}, Data: b.Uniform(64 * 16)},
+		dataset.Array{Name: "gain", Shape: []int{}, Data: []float32{0.5}},
+		dataset.Array{Name: "state", Shape: []int{2, 1, 8}, Data: b.Uniform(16)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	job := fmt.Sprintf(`apiVersion: kompress.dev/v1alpha1
+kind: CompressionJob
+metadata: {name: hessian-three-inputs}
+spec:
+  source: {uri: %s}
+  output: {uri: %s}
+  dataset: {uri: %s}
+  evaluation: {latencyRuns: 2}
+  stages:
+  - {name: obs, type: Prune, prune: {method: hessian, pattern: "2:4", calibrationSamples: 48}}
+`, storage.FileURI(model), storage.FileURI(filepath.Join(dir, "out")), storage.FileURI(data))
+	jobFile := filepath.Join(dir, "job.yaml")
+	if err := os.WriteFile(jobFile, []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := cli(t, "run", "-f", jobFile, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	metrics := decodeJob(t, stdout).Status.Output.Metrics
+	if sparsity := metric(t, metrics, "sparsity"); sparsity != 0.5 {
+		t.Errorf("sparsity %v, want 0.5 (2:4 on both MatMul weights)", sparsity)
+	}
+	if samples := metric(t, metrics, "samples"); samples != 64 {
+		t.Errorf("%v samples scored, want 64", samples)
+	}
+	t.Logf("hessian 2:4 on a three-input model: metrics %v", metrics)
+}
