@@ -35,21 +35,29 @@
 //   - accuracy: top-1 of the first output against the dataset's labels;
 //     sourceAccuracy the same for the source model; accuracyDrop is
 //     sourceAccuracy minus accuracy (negative when the model does better).
-//   - top1Agreement and cosine: how often the model's and the source's
-//     first outputs have the same argmax, and the mean over samples of the
-//     cosine similarity of the two outputs flattened per sample, on the
-//     same inputs. Two all-zero outputs count as cosine 1, one all-zero
-//     output as 0.
+//   - fidelity, for every output against the source's on the same
+//     inputs (Report.Outputs; Top1Agreement and Cosine repeat the first
+//     output's), as the output's kind asks (OutputKind): class scores
+//     [N, C] get one top-1 per sample, rank >= 3 outputs [N, T, C] one
+//     per position on the last axis (top1Agreement is the share of
+//     positions whose argmax is the source's); both get cosine, the mean
+//     over samples of the cosine of the two outputs flattened per sample
+//     (two all-zero outputs count 1, one all-zero output 0). Outputs of
+//     one value per sample (a regression, a score) get neither, which
+//     would be 1 by construction. Every output gets relativeError
+//     (‖y−ŷ‖/‖y‖ per sample, averaged; over the samples taken together
+//     for one-value outputs), maxAbsError and snrDb (runner/compare).
 //   - latencyP50Ms, latencyP95Ms: wall time of Session.Run over timed runs
 //     after warm-up runs, at latencyBatchSize.
 //
-// A model that ONNX Runtime cannot load, that fails to run, or whose first
-// output holds NaN is refused.
+// A model that ONNX Runtime cannot load, that fails to run, or whose
+// outputs hold NaN is refused.
 //
 // The model is fed by runner/feed: a dataset gives one array per model
 // input (x for a single-input model), and without one inputs are
-// synthesized: uniform random values in [0, 1) from a fixed seed (integer
-// inputs get zeros), batch 1, dynamic dimensions set from Request.Shapes
-// or else DefaultDynamicDim, scalar inputs fed whole with every batch.
+// synthesized as Request.Inputs say by input name (shapes, constant
+// values, ranges: the job's spec.evaluation.inputs), else uniform random
+// values in [0, 1) from a fixed seed (integer inputs get zeros), dynamic
+// dimensions DefaultDynamicDim, scalar inputs fed whole with every batch.
 // Fidelity, MACs and latency are measured on them; accuracy is not.
 package eval
