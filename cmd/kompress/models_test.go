@@ -153,6 +153,21 @@ func TestRealModels(t *testing.T) {
 			stderr: `distillation trains students with exactly one input (fed the dataset's x, or the array named by the input, as float32 batches); the student`,
 		},
 		{
+			// Structured pruning runs the model once to learn its tensor
+			// shapes: without a dataset, as spec.evaluation.inputs say.
+			name: "ppocr-cls: structured pruning probed at evaluation.inputs", model: onnxtest.PPOCRCls,
+			spec: "  evaluation:\n    latencyRuns: 2\n    inputs:\n    - {name: x, shape: [3, 48, 192], range: [\"-1\", \"1\"]}\n" +
+				"  stages:\n  - {name: slim, type: Prune, prune: {method: structured, sparsity: \"0.25\"}}\n",
+			bounds: []bound{{"params", 50000, 133663}, {"samples", 8, 8}, {"cosine", 0.9, 1}, {"top1Agreement", 0, 1}},
+		},
+		{
+			name: "ppocr-cls: structured pruning with an unknown input name", model: onnxtest.PPOCRCls,
+			spec: "  evaluation:\n    inputs:\n    - {name: image, shape: [3, 48, 192]}\n" +
+				"  stages:\n  - {name: slim, type: Prune, prune: {method: structured, sparsity: \"0.25\"}}\n",
+			code: pipeline.ExitBadInput, reason: v1alpha1.ReasonBadInput,
+			stderr: `structured pruning: evaluation.inputs names input "image", which is not an input of`,
+		},
+		{
 			// The issue's target: 2:4 pruning of a one-output model
 			// reports relativeError, and maxRelativeError "0.01" fails
 			// the gate (exit 65 here, QualityGateFailed in a cluster:

@@ -125,7 +125,9 @@ func newPruning(ctx context.Context, src *onnx.Model, opts Options) (*pruning, e
 	}
 	pr := &pruning{m0: m, opts: opts}
 	if pr.inputs, err = probeInputs(m, opts); err != nil {
-		return nil, err
+		// Input specs naming no input, of the wrong shape, data that
+		// does not fit: the same task fails the same way again.
+		return nil, fault.BadInput(err)
 	}
 	if pr.shapes, pr.values, err = probeShapes(m, pr.inputs, opts.Threads); err != nil {
 		return nil, fmt.Errorf("structured pruning: running the source model to learn its shapes: %w", err)

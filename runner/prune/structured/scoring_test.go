@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kompress/kompress/runner/fault"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
@@ -261,6 +262,9 @@ func TestBadInput(t *testing.T) {
 			}
 			if out != nil {
 				t.Errorf("a model came back with the error")
+			}
+			if strings.HasPrefix(c.name, "input") && !fault.IsBadInput(err) {
+				t.Errorf("%v is not bad input: a runner would retry it", err)
 			}
 		})
 	}
