@@ -56,7 +56,7 @@ func (d *Dataset) Fit(in Input) (*Dataset, error) {
 	if d.Shape == nil {
 		return nil, fmt.Errorf("%s: no array \"x\" (the inputs); the file has %v", d.Name, d.Names())
 	}
-	shape, err := FitShape(d.Name, "x", d.Shape, in)
+	shape, err := FitShape(d.Name, d.xName(), d.Shape, in)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (d *Dataset) Fit(in Input) (*Dataset, error) {
 	out.Shape = shape
 	out.Arrays = slices.Clone(d.Arrays)
 	for i, a := range out.Arrays {
-		if a.Name == "x" {
+		if a.Name == d.xName() {
 			out.Arrays[i].Shape = shape
 		}
 	}

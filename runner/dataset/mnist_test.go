@@ -21,11 +21,16 @@ func checkMNIST(t *testing.T, d *Dataset, n int) {
 	if diff := cmp.Diff([]int{n, 1, 28, 28}, d.Shape); diff != "" {
 		t.Fatalf("shape (-want +got):\n%s", diff)
 	}
-	if len(d.X) != n*784 || len(d.Labels) != n {
-		t.Fatalf("%d values and %d labels for %d images", len(d.X), len(d.Labels), n)
+	x, ok := d.XArray()
+	pixels, isU8 := x.Data.([]uint8)
+	if !ok || !isU8 || d.X != nil {
+		t.Fatalf("x is %T (X has %d values); want the uint8 pixels as stored, not copied to float32", x.Data, len(d.X))
 	}
-	lo, hi := d.X[0], d.X[0]
-	for _, v := range d.X {
+	if len(pixels) != n*784 || len(d.Labels) != n {
+		t.Fatalf("%d values and %d labels for %d images", len(pixels), len(d.Labels), n)
+	}
+	lo, hi := pixels[0], pixels[0]
+	for _, v := range pixels {
 		lo, hi = min(lo, v), max(hi, v)
 	}
 	if lo != 0 || hi != 255 {
@@ -103,13 +108,16 @@ func TestMNISTFull(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s: %d images (%.1f MB file, %.0f MB as float32) loaded in %v",
-				filepath.Base(p), d.Len(), float64(st.Size())/1e6, float64(4*len(d.X))/1e6, took.Round(time.Millisecond))
+			x, _ := d.XArray()
+			t.Logf("%s: %d images (%.1f MB file, %.0f MB of %s) loaded in %v",
+				filepath.Base(p), d.Len(), float64(st.Size())/1e6, float64(len(x.Data.([]uint8)))/1e6, d.XType, took.Round(time.Millisecond))
 			checkMNIST(t, d, tt.n)
 			if tt.name == MNISTTest10k {
 				// The committed 1k file is the head of the test set.
 				head := d.Take(1000)
-				if !slices.Equal(small.Shape, head.Shape) || !slices.Equal(small.X, head.X) || !slices.Equal(small.Labels, head.Labels) {
+				sx, _ := small.XArray()
+				hx, _ := head.XArray()
+				if !slices.Equal(small.Shape, head.Shape) || !slices.Equal(sx.Data.([]uint8), hx.Data.([]uint8)) || !slices.Equal(small.Labels, head.Labels) {
 					t.Errorf("%s is not the first 1000 images of %s", MNISTTest1k, tt.name)
 				}
 			}

@@ -3,13 +3,13 @@ package dataset
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"reflect"
 	"strings"
 
-	"github.com/sbinet/npyio/npy"
 	"github.com/x448/float16"
 )
 
@@ -103,89 +103,166 @@ func parseDescr(descr string) (dtype, binary.ByteOrder, error) {
 	return dtype{}, nil, fmt.Errorf("element type %q is not supported (want one of bool, uint8, int8, ..., int64, float16, float32, float64)", descr)
 }
 
-// readNPY reads one .npy stream of at most limit bytes. npyio parses the
-// header; the data is read here with io.ReadFull in one piece, because
-// npyio's element-by-element reads ignore short reads (which a compressed
-// .npz stream produces) and silently zero-fill truncated data. The header's
-// shape is checked against limit before anything is allocated: a few
-// bytes of header may claim terabytes.
-func readNPY(name string, r io.Reader, limit int64) (Array, error) {
-	rd, err := npy.NewReader(r)
-	if err != nil {
-		return Array{}, fmt.Errorf("%s: not a .npy array: %w", name, err)
-	}
-	h := rd.Header.Descr
-	if h.Fortran && len(h.Shape) > 1 {
-		return Array{}, fmt.Errorf("%s: Fortran-ordered arrays are not supported; save it with numpy.ascontiguousarray", name)
-	}
-	dt, order, err := parseDescr(h.Type)
-	if err != nil {
-		return Array{}, fmt.Errorf("%s: %w", name, err)
-	}
-	n := 1
-	for _, d := range h.Shape {
-		if d < 0 {
-			return Array{}, fmt.Errorf("%s: negative dimension in shape %v", name, h.Shape)
-		}
-		if d > 0 && n > math.MaxInt/dt.size/d {
-			return Array{}, fmt.Errorf("%s: shape %v is too large", name, h.Shape)
-		}
-		n *= d
-	}
-	if need := int64(n) * int64(dt.size); need > limit {
-		return Array{}, fmt.Errorf("%s: shape %v of %s needs %d bytes of data, the entry holds %d", name, h.Shape, dt.name, need, limit)
-	}
-	buf := make([]byte, n*dt.size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return Array{}, fmt.Errorf("%s: shape %v of %s needs %d bytes of data: %w", name, h.Shape, dt.name, len(buf), err)
-	}
-	shape := append([]int{}, h.Shape...)
-	return Array{Name: name, Shape: shape, Data: decode(dt, order, buf, n)}, nil
+// budget is what is left of a file's limits while its arrays are read.
+type budget struct {
+	Limits
+	used int64 // bytes of the arrays read so far
 }
 
-func decode(dt dtype, o binary.ByteOrder, b []byte, n int) any {
+// claim checks an array's declared shape, before anything is allocated
+// for it, against the held bytes of data that follow its header in the
+// entry and against the limits, and counts its bytes: every dim >= 0;
+// the shape's bytes exactly held; the first dim (the samples) at most
+// MaxSamples; the dims (a 0 counted as 1, so that no product of them can
+// overflow downstream) spanning at most MaxBytes; and the array's bytes
+// at most what the file's earlier arrays left of MaxBytes. It returns
+// the number of elements.
+func (b *budget) claim(shape []int64, dt dtype, held int64) (int, error) {
+	for i, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("shape %v: dim %d is %d, expected >= 0", shape, i, d)
+		}
+	}
+	// span is the bytes of the dims with a 0 counted as 1, up to the
+	// point it passes MaxInt64 (then over).
+	span, empty, over := int64(dt.size), false, false
+	for _, d := range shape {
+		switch {
+		case d == 0:
+			empty = true
+		case span > math.MaxInt64/d:
+			over = true
+		default:
+			span *= d
+		}
+	}
+	need := span
+	if empty {
+		need = 0
+	}
+	if !empty && (over || need != held) {
+		msg := fmt.Sprint(need)
+		if over {
+			msg = "more than 2^63"
+		}
+		return 0, fmt.Errorf("shape %v of %s needs %s bytes of data, the entry holds %d", shape, dt.name, msg, held)
+	}
+	if empty && held != 0 {
+		return 0, fmt.Errorf("shape %v of %s is empty, the entry holds %d bytes of data", shape, dt.name, held)
+	}
+	if len(shape) > 0 && shape[0] > b.MaxSamples {
+		return 0, fmt.Errorf("shape %v: %d samples along the first dim, more than %s", shape, shape[0], b.samplesLimit())
+	}
+	if over || span > b.MaxBytes {
+		if empty {
+			return 0, fmt.Errorf("shape %v of %s: its dims (a 0 counted as 1) span more than %s", shape, dt.name, b.bytesLimit())
+		}
+		return 0, fmt.Errorf("shape %v of %s needs %d bytes, more than %s", shape, dt.name, need, b.bytesLimit())
+	}
+	if need > b.MaxBytes-b.used {
+		return 0, fmt.Errorf("shape %v of %s needs %d bytes, which with the %d bytes of the arrays before it is more than %s",
+			shape, dt.name, need, b.used, b.bytesLimit())
+	}
+	b.used += need
+	return int(need / int64(dt.size)), nil
+}
+
+// readNPY reads one .npy stream of exactly size bytes (a zip entry whose
+// size the caller checked against the file). The header is parsed
+// strictly (readHeader); its shape must describe exactly the bytes that
+// follow it in the entry and fit what is left of the limits, all checked
+// before the data is allocated. The data is then decoded through a small
+// buffer into a slice of its own element type (the only allocation the
+// array's size decides), and the stream is read to its end so that the
+// archive checks the entry's checksum. Errors say what was expected; the
+// caller names the file and the entry.
+func readNPY(r io.Reader, size int64, b *budget) (Array, error) {
+	h, err := readHeader(r, size)
+	if err != nil {
+		return Array{}, err
+	}
+	dt, order, err := parseDescr(h.descr)
+	if err != nil {
+		return Array{}, err
+	}
+	if h.fortran && len(h.shape) > 1 {
+		return Array{}, errors.New("Fortran-ordered arrays are not supported; save it with numpy.ascontiguousarray")
+	}
+	n, err := b.claim(h.shape, dt, size-h.size)
+	if err != nil {
+		return Array{}, err
+	}
+	data, err := decodeFrom(r, dt, order, n)
+	if err != nil {
+		return Array{}, fmt.Errorf("shape %v of %s: %w", h.shape, dt.name, err)
+	}
+	var one [1]byte
+	if _, err := io.ReadFull(r, one[:]); err != io.EOF {
+		if err == nil {
+			err = errors.New("more bytes than the entry declares")
+		}
+		return Array{}, fmt.Errorf("after the data: %w", err)
+	}
+	shape := make([]int, len(h.shape))
+	for i, d := range h.shape {
+		shape[i] = int(d)
+	}
+	return Array{Shape: shape, Data: data}, nil
+}
+
+// chunk is the size of the buffer arrays are decoded through.
+const chunk = 64 << 10
+
+// decodeFrom reads n elements of dt in byte order o.
+func decodeFrom(r io.Reader, dt dtype, o binary.ByteOrder, n int) (any, error) {
 	switch dt.name {
 	case "bool":
-		out := make([]bool, n)
-		for i := range out {
-			out[i] = b[i] != 0
-		}
-		return out
+		return readInto(r, n, 1, func(p []byte) bool { return p[0] != 0 })
 	case "uint8":
-		return b
-	case "int8":
-		out := make([]int8, n)
-		for i := range out {
-			out[i] = int8(b[i])
+		out := make([]uint8, n)
+		if got, err := io.ReadFull(r, out); err != nil {
+			return nil, fmt.Errorf("data truncated: %d of %d bytes: %w", got, n, eof(err))
 		}
-		return out
+		return out, nil
+	case "int8":
+		return readInto(r, n, 1, func(p []byte) int8 { return int8(p[0]) })
 	case "uint16":
-		return decodeInts(b, n, 2, func(p []byte) uint16 { return o.Uint16(p) })
+		return readInto(r, n, 2, o.Uint16)
 	case "int16":
-		return decodeInts(b, n, 2, func(p []byte) int16 { return int16(o.Uint16(p)) })
+		return readInto(r, n, 2, func(p []byte) int16 { return int16(o.Uint16(p)) })
 	case "uint32":
-		return decodeInts(b, n, 4, func(p []byte) uint32 { return o.Uint32(p) })
+		return readInto(r, n, 4, o.Uint32)
 	case "int32":
-		return decodeInts(b, n, 4, func(p []byte) int32 { return int32(o.Uint32(p)) })
+		return readInto(r, n, 4, func(p []byte) int32 { return int32(o.Uint32(p)) })
 	case "uint64":
-		return decodeInts(b, n, 8, func(p []byte) uint64 { return o.Uint64(p) })
+		return readInto(r, n, 8, o.Uint64)
 	case "int64":
-		return decodeInts(b, n, 8, func(p []byte) int64 { return int64(o.Uint64(p)) })
+		return readInto(r, n, 8, func(p []byte) int64 { return int64(o.Uint64(p)) })
 	case "float16":
-		return decodeInts(b, n, 2, func(p []byte) float16.Float16 { return float16.Frombits(o.Uint16(p)) })
+		return readInto(r, n, 2, func(p []byte) float16.Float16 { return float16.Frombits(o.Uint16(p)) })
 	case "float32":
-		return decodeInts(b, n, 4, func(p []byte) float32 { return math.Float32frombits(o.Uint32(p)) })
+		return readInto(r, n, 4, func(p []byte) float32 { return math.Float32frombits(o.Uint32(p)) })
 	default: // float64
-		return decodeInts(b, n, 8, func(p []byte) float64 { return math.Float64frombits(o.Uint64(p)) })
+		return readInto(r, n, 8, func(p []byte) float64 { return math.Float64frombits(o.Uint64(p)) })
 	}
 }
 
-func decodeInts[T any](b []byte, n, size int, get func([]byte) T) []T {
+// readInto decodes n elements of size bytes each into a new slice,
+// reading through a buffer of at most chunk bytes.
+func readInto[T any](r io.Reader, n, size int, get func([]byte) T) ([]T, error) {
 	out := make([]T, n)
-	for i := range out {
-		out[i] = get(b[i*size : i*size+size])
+	buf := make([]byte, min(n, chunk/size)*size)
+	for i := 0; i < n; {
+		m := min(n-i, chunk/size)
+		if got, err := io.ReadFull(r, buf[:m*size]); err != nil {
+			return nil, fmt.Errorf("data truncated: %d of %d bytes: %w", i*size+got, n*size, eof(err))
+		}
+		for j := range m {
+			out[i+j] = get(buf[j*size:])
+		}
+		i += m
 	}
-	return out
+	return out, nil
 }
 
 // writeNPY writes a version 1.0 .npy stream, little-endian, C order.

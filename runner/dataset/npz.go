@@ -6,24 +6,25 @@ import (
 	"compress/flate"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/x448/float16"
+	"github.com/kompress/kompress/runner/fault"
 )
 
 // ReadNPZ reads every array of an .npz archive (what numpy.savez and
-// numpy.savez_compressed write). Array names drop the ".npy" suffix.
+// numpy.savez_compressed write), within the default limits. Array names
+// drop the ".npy" suffix.
 func ReadNPZ(name string, r io.ReaderAt, size int64) ([]Array, error) {
-	z, err := zip.NewReader(r, size)
+	z, err := openNPZ(name, r, size)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not an .npz (zip) archive: %w", name, err)
+		return nil, err
 	}
+	b := &budget{Limits: DefaultLimits()}
 	var out []Array
 	for _, f := range z.File {
-		a, err := readEntry(name, f)
+		a, err := readEntry(name, f, size, b)
 		if err != nil {
 			return nil, err
 		}
@@ -32,19 +33,66 @@ func ReadNPZ(name string, r io.ReaderAt, size int64) ([]Array, error) {
 	return out, nil
 }
 
-func readEntry(name string, f *zip.File) (Array, error) {
+// openNPZ opens the zip archive and checks its entries' names: one
+// array each, no two alike.
+func openNPZ(name string, r io.ReaderAt, size int64) (*zip.Reader, error) {
+	z, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, fault.Badf("%s: not an .npz (zip) archive: %w", name, err)
+	}
+	seen := map[string]bool{}
+	for _, f := range z.File {
+		arr := strings.TrimSuffix(f.Name, ".npy")
+		if seen[arr] {
+			return nil, fault.Badf("%s: entry %q: a second array named %q, expected one entry per array", name, f.Name, arr)
+		}
+		seen[arr] = true
+	}
+	return z, nil
+}
+
+// maxDeflateRatio is the most deflate can expand data: a 258-byte match
+// coded in 2 bits.
+const maxDeflateRatio = 1032
+
+// readEntry reads one array. The sizes the archive declares for the
+// entry are checked against the file first (its compressed bytes inside
+// the file, and no more uncompressed bytes than they can expand to), so
+// that what the .npy header declares is compared with sizes the file can
+// actually hold.
+func readEntry(name string, f *zip.File, fileSize int64, b *budget) (Array, error) {
 	arr := strings.TrimSuffix(f.Name, ".npy")
+	bad := func(err error) error {
+		return fault.Badf("%s: entry %q: %w", name, f.Name, err)
+	}
+	off, err := f.DataOffset()
+	if err != nil {
+		return Array{}, bad(err)
+	}
+	comp, size := f.CompressedSize64, f.UncompressedSize64
+	if off < 0 || off > fileSize || comp > uint64(fileSize-off) {
+		return Array{}, bad(fmt.Errorf("%d compressed bytes at offset %d run past the end of the %d-byte file", comp, off, fileSize))
+	}
+	switch f.Method {
+	case zip.Store:
+		if size != comp {
+			return Array{}, bad(fmt.Errorf("stored (uncompressed) entry declares %d bytes, it holds %d", size, comp))
+		}
+	case zip.Deflate:
+		if size/maxDeflateRatio > comp {
+			return Array{}, bad(fmt.Errorf("declares %d bytes from %d compressed bytes, more than deflate expands to (at most %d to 1)", size, comp, maxDeflateRatio))
+		}
+	default:
+		return Array{}, bad(fmt.Errorf("compression method %d is not supported, expected stored or deflate (what numpy writes)", f.Method))
+	}
 	rc, err := f.Open()
 	if err != nil {
-		return Array{}, fmt.Errorf("%s: array %q: %w", name, arr, err)
+		return Array{}, bad(err)
 	}
 	defer rc.Close()
-	// The archive refuses to read past the declared size, so it bounds
-	// what the array may claim.
-	limit := int64(min(f.UncompressedSize64, math.MaxInt64))
-	a, err := readNPY(name+": "+arr, rc, limit)
+	a, err := readNPY(rc, int64(size), b)
 	if err != nil {
-		return Array{}, err
+		return Array{}, bad(err)
 	}
 	a.Name = arr
 	return a, nil
@@ -92,13 +140,18 @@ func WriteNPZFile(path string, arrays ...Array) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// Load reads a dataset from the bytes of an .npz file. name (a file name or
-// URI) is used in error messages.
+// Load reads a dataset from the bytes of an .npz file, within the
+// default limits. name (a file name or URI) is used in error messages.
 func Load(name string, data []byte) (*Dataset, error) {
-	return Read(name, bytes.NewReader(data), int64(len(data)))
+	return Limits{}.Load(name, data)
 }
 
-// LoadFile reads a dataset from an .npz file.
+// Load reads a dataset from the bytes of an .npz file within l.
+func (l Limits) Load(name string, data []byte) (*Dataset, error) {
+	return l.Read(name, bytes.NewReader(data), int64(len(data)))
+}
+
+// LoadFile reads a dataset from an .npz file, within the default limits.
 func LoadFile(path string) (*Dataset, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -112,20 +165,32 @@ func LoadFile(path string) (*Dataset, error) {
 	return Read(filepath.Base(path), f, st.Size())
 }
 
-// Read reads a dataset from an .npz archive: every array (bool, integer or
-// float, any rank), kept in Arrays, and optionally y (integer class
-// labels, one per sample). The inputs of a single-input model are x
-// (samples along the first dimension, read into X as float32, unscaled,
-// and kept in Arrays too only when float32 cannot hold its values
-// exactly), or an array named by the model input; a model with several
-// inputs takes one array per input, named by the input. Which arrays
-// hold samples and which are fed whole with every batch (a scalar, a
-// state tensor) is decided against the model by runner/feed.
+// Read reads a dataset from an .npz archive within the default limits
+// (see Limits.Read).
 func Read(name string, r io.ReaderAt, size int64) (*Dataset, error) {
-	z, err := zip.NewReader(r, size)
+	return Limits{}.Read(name, r, size)
+}
+
+// Read reads a dataset from an .npz archive: every array but y (bool,
+// integer or float, any rank) kept in its own element type in Arrays, and
+// optionally y (integer class labels, one per sample) in Labels. The
+// inputs of a single-input model are x (samples along the first
+// dimension; Shape and XType describe it, and X shares its values when
+// they are float32), or an array named by the model input; a model with
+// several inputs takes one array per input, named by the input. Which
+// arrays hold samples and which are fed whole with every batch (a scalar,
+// a state tensor) is decided against the model by runner/feed, which
+// converts values to each input's type a batch at a time.
+//
+// Every array's header is checked against its entry and the limits before
+// the array is read (Limits); every error wraps fault.ErrBadInput and
+// names the file and the entry.
+func (l Limits) Read(name string, r io.ReaderAt, size int64) (*Dataset, error) {
+	z, err := openNPZ(name, r, size)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not an .npz (zip) archive: %w", name, err)
+		return nil, err
 	}
+	b := &budget{Limits: l.orDefault()}
 	d := &Dataset{Name: name}
 	var names []string
 	var y *zip.File
@@ -136,25 +201,22 @@ func Read(name string, r io.ReaderAt, size int64) (*Dataset, error) {
 			y = f
 			continue
 		}
-		a, err := readEntry(name, f)
+		a, err := readEntry(name, f, size, b)
 		if err != nil {
 			return nil, err
 		}
 		if n == "x" {
 			if err := d.setX(a); err != nil {
-				return nil, err
-			}
-			if exactInFloat32[d.XType] {
-				continue // X holds it: not kept twice
+				return nil, fault.BadInput(err)
 			}
 		}
 		d.Arrays = append(d.Arrays, a)
 	}
 	if d.Shape == nil && len(d.Arrays) == 0 {
-		return nil, fmt.Errorf("%s: no array \"x\" (the inputs); the file has %v", name, names)
+		return nil, fault.Badf("%s: no array \"x\" (the inputs); the file has %v", name, names)
 	}
 	if y != nil {
-		ya, err := readEntry(name, y)
+		ya, err := readEntry(name, y, size, b)
 		if err != nil {
 			return nil, err
 		}
@@ -163,66 +225,24 @@ func Read(name string, r io.ReaderAt, size int64) (*Dataset, error) {
 			n = d.Len()
 		}
 		if d.Labels, err = labelsFrom(name, ya, n); err != nil {
-			return nil, err
+			return nil, fault.BadInput(err)
 		}
 	}
 	return d, nil
 }
 
-// exactInFloat32 lists the element types whose every value float32 holds
-// exactly.
-var exactInFloat32 = map[string]bool{
-	"bool": true, "uint8": true, "int8": true, "uint16": true, "int16": true, "float16": true, "float32": true,
-}
-
-// setX keeps x as float32 in X, unscaled (uint8 pixels stay 0..255).
+// setX describes x: its shape and type, and its values as X when they
+// are float32 (shared, not copied). x of any other type stays in its own
+// type only; it is converted a batch at a time where float32 is needed.
 func (d *Dataset) setX(x Array) error {
 	if len(x.Shape) == 0 {
 		return fmt.Errorf("%s: x is a scalar; it needs a first dimension that counts the samples", d.Name)
 	}
 	d.Shape, d.XType = x.Shape, x.DType()
-	switch v := x.Data.(type) {
-	case []float32:
+	if v, ok := x.Data.([]float32); ok {
 		d.X = v
-	case []float64:
-		d.X = toFloat32(v, func(p float64) float32 { return float32(p) })
-	case []float16.Float16:
-		d.X = toFloat32(v, float16.Float16.Float32)
-	case []bool:
-		d.X = toFloat32(v, func(p bool) float32 {
-			if p {
-				return 1
-			}
-			return 0
-		})
-	case []uint8:
-		d.X = toFloat32(v, func(p uint8) float32 { return float32(p) })
-	case []int8:
-		d.X = toFloat32(v, func(p int8) float32 { return float32(p) })
-	case []uint16:
-		d.X = toFloat32(v, func(p uint16) float32 { return float32(p) })
-	case []int16:
-		d.X = toFloat32(v, func(p int16) float32 { return float32(p) })
-	case []uint32:
-		d.X = toFloat32(v, func(p uint32) float32 { return float32(p) })
-	case []int32:
-		d.X = toFloat32(v, func(p int32) float32 { return float32(p) })
-	case []uint64:
-		d.X = toFloat32(v, func(p uint64) float32 { return float32(p) })
-	case []int64:
-		d.X = toFloat32(v, func(p int64) float32 { return float32(p) })
-	default:
-		return fmt.Errorf("%s: x has element type %s; want a bool, integer or float type", d.Name, x.DType())
 	}
 	return nil
-}
-
-func toFloat32[T any](src []T, f func(T) float32) []float32 {
-	out := make([]float32, len(src))
-	for i, v := range src {
-		out[i] = f(v)
-	}
-	return out
 }
 
 // labelsFrom accepts y of shape [N] or [N 1] and any integer type; n < 0

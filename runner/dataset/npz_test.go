@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/x448/float16"
+
+	"github.com/kompress/kompress/runner/fault"
 )
 
 func TestReadNumpyFiles(t *testing.T) {
@@ -27,8 +30,11 @@ func TestReadNumpyFiles(t *testing.T) {
 				X:      []float32{0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5},
 				Labels: []int64{2, 0, 1},
 				XType:  "float32",
-				// Every other array but y is kept as read.
-				Arrays: []Array{{Name: "extra", Shape: []int{5}, Data: []float64{1, 1, 1, 1, 1}}},
+				// Every array but y is kept as read; X shares float32 x.
+				Arrays: []Array{
+					{Name: "x", Shape: []int{3, 2, 2}, Data: []float32{0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5}},
+					{Name: "extra", Shape: []int{5}, Data: []float64{1, 1, 1, 1, 1}},
+				},
 			},
 		},
 		{
@@ -36,20 +42,20 @@ func TestReadNumpyFiles(t *testing.T) {
 			want: &Dataset{
 				Name:   "numpy-compressed-be.npz",
 				Shape:  []int{4, 6},
-				X:      seq(24, -3.25),
 				Labels: []int64{9, 8, 7, 6},
 				XType:  "float64",
-				// float32 cannot hold every float64: x is kept as read too.
+				// x is kept as read, big-endian float64 decoded; no
+				// float32 copy.
 				Arrays: []Array{{Name: "x", Shape: []int{4, 6}, Data: seq64(24, -3.25)}},
 			},
 		},
 		{
 			file: "numpy-nolabels.npz",
 			want: &Dataset{
-				Name:  "numpy-nolabels.npz",
-				Shape: []int{5, 2},
-				X:     seq(10, 0),
-				XType: "uint8",
+				Name:   "numpy-nolabels.npz",
+				Shape:  []int{5, 2},
+				XType:  "uint8",
+				Arrays: []Array{{Name: "x", Shape: []int{5, 2}, Data: []uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}},
 			},
 		},
 	}
@@ -62,8 +68,36 @@ func TestReadNumpyFiles(t *testing.T) {
 			if d := cmp.Diff(tt.want, got); d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}
+			// Samples read as float32 whatever x's type.
+			x, _ := got.XArray()
+			if d := cmp.Diff(float32s(x.Data), got.Float32s(0, got.Len())); d != "" {
+				t.Errorf("Float32s (-want +got):\n%s", d)
+			}
 		})
 	}
+}
+
+// float32s converts a slice of numbers.
+func float32s(data any) []float32 {
+	switch v := data.(type) {
+	case []float32:
+		return v
+	case []float64:
+		return floats(v)
+	case []uint8:
+		return floats(v)
+	case []int64:
+		return floats(v)
+	}
+	panic(fmt.Sprintf("float32s: %T", data))
+}
+
+func floats[T uint8 | int64 | float64](v []T) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
 }
 
 func seq64(n int, start float64) []float64 {
@@ -181,15 +215,17 @@ func TestLoadErrors(t *testing.T) {
 		{"float y", npzOf(t, x, Array{Name: "y", Shape: []int{3}, Data: []float32{1, 2, 3}}), "bad.npz: y has element type float32; want integer class labels"},
 		{"short y", npzOf(t, x, Array{Name: "y", Shape: []int{2}, Data: []int64{1, 2}}), "bad.npz: y has 2 labels, but x has 3 samples"},
 		{"2-d y", npzOf(t, x, Array{Name: "y", Shape: []int{3, 2}, Data: make([]int64, 6)}), "bad.npz: y has shape [3 2]; want [3] (one class label per sample)"},
-		{"truncated", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<f4", "(4, 2)", make([]byte, 20))}), "bad.npz: x: shape [4 2] of float32 needs 32 bytes of data: unexpected EOF"},
-		{"complex", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<c8", "(1,)", make([]byte, 8))}), `bad.npz: x: element type "<c8" is not supported`},
-		{"not npy", rawNPZ(t, map[string][]byte{"x.npy": []byte("plain text")}), "bad.npz: x: not a .npy array"},
+		{"truncated", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<f4", "(4, 2)", make([]byte, 20))}), `bad.npz: entry "x.npy": shape [4 2] of float32 needs 32 bytes of data, the entry holds 20`},
+		{"complex", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<c8", "(1,)", make([]byte, 8))}), `bad.npz: entry "x.npy": element type "<c8" is not supported`},
+		{"not npy", rawNPZ(t, map[string][]byte{"x.npy": []byte("plain text")}), `bad.npz: entry "x.npy": not a .npy array`},
 		// A header may claim any shape: it must not be allocated before
 		// the entry is known to hold that much.
 		{"shape beyond the entry", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<f4", "(1000000000, 1000)", make([]byte, 16))}),
-			"bad.npz: x: shape [1000000000 1000] of float32 needs 4000000000000 bytes of data, the entry holds"},
+			`bad.npz: entry "x.npy": shape [1000000000 1000] of float32 needs 4000000000000 bytes of data, the entry holds 16`},
 		{"shape overflowing", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("<f4", "(4294967296, 4294967296)", make([]byte, 16))}),
-			"bad.npz: x: shape [4294967296 4294967296] is too large"},
+			`bad.npz: entry "x.npy": shape [4294967296 4294967296] of float32 needs more than 2^63 bytes of data, the entry holds 16`},
+		{"y malformed", rawNPZ(t, map[string][]byte{"x.npy": rawNPY("|u1", "(1,)", []byte{1}), "y.npy": rawNPY("|u1", "(2,)", []byte{1})}),
+			`bad.npz: entry "y.npy": shape [2] of uint8 needs 2 bytes of data, the entry holds 1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,13 +233,16 @@ func TestLoadErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
 			}
+			if !fault.IsBadInput(err) {
+				t.Errorf("error %v does not wrap fault.ErrBadInput: retrying cannot fix a file", err)
+			}
 		})
 	}
 }
 
 // TestReadKeepsEveryArray: arrays of any supported type are kept as
-// they are, x of an integer type is also read into X as float32, and a
-// file without x (a model with several inputs) is read.
+// they are (x of an integer type is not copied to float32), and a file
+// without x (a model with several inputs) is read.
 func TestReadKeepsEveryArray(t *testing.T) {
 	ids := Array{Name: "x", Shape: []int{2, 3}, Data: []int64{1, 2, 3, 1 << 40, 5, 6}}
 	mask := Array{Name: "mask", Shape: []int{2, 3}, Data: []bool{true, true, false, true, false, false}}
@@ -216,7 +255,7 @@ func TestReadKeepsEveryArray(t *testing.T) {
 		want *Dataset
 	}{
 		{"integer x", []Array{ids, mask, sr, y}, &Dataset{
-			Name: "f.npz", Shape: []int{2, 3}, X: []float32{1, 2, 3, 1 << 40, 5, 6}, XType: "int64", Labels: []int64{1, 0},
+			Name: "f.npz", Shape: []int{2, 3}, XType: "int64", Labels: []int64{1, 0},
 			Arrays: []Array{ids, mask, sr},
 		}},
 		{"no x", []Array{mask, half, sr}, &Dataset{Name: "f.npz", Arrays: []Array{mask, half, sr}}},
@@ -259,7 +298,7 @@ func TestWriteNPZFileIsAtomicAndReadable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Labels != nil || cmp.Diff([]float32{1, 2, 3, 4}, d.X) != "" {
+	if d.Labels != nil || cmp.Diff([]float32{1, 2, 3, 4}, d.Float32s(0, 2)) != "" {
 		t.Errorf("read back %+v", d)
 	}
 	if err := WriteNPZFile(filepath.Join(dir, "missing", "d.npz"), x); err == nil {

@@ -282,7 +282,7 @@ func writeBack(p *plan) error {
 func verify(ctx context.Context, p *plan, data *dataset.Dataset, threads int) (float64, error) {
 	n := min(verifySamples, data.Len())
 	sample := data.SampleShape()
-	x := data.X[:n*data.SampleSize()]
+	x := data.Float32s(0, n)
 	raw, err := p.model.Bytes()
 	if err != nil {
 		return 0, err

@@ -134,7 +134,7 @@ func (r *run) train(ctx context.Context) (stats, error) {
 func (r *run) gather(idx []int, xb, pb []float32, yb []int64) {
 	size := r.data.SampleSize()
 	for j, i := range idx {
-		copy(xb[j*size:(j+1)*size], r.data.X[i*size:(i+1)*size])
+		r.data.SampleInto(xb[j*size:(j+1)*size], i)
 		copy(pb[j*r.k:(j+1)*r.k], r.soft[i*r.k:(i+1)*r.k])
 		if yb != nil {
 			yb[j] = r.data.Labels[i]

@@ -3,6 +3,7 @@ package feed
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/x448/float16"
 
@@ -70,6 +71,17 @@ func convert(t *onnx.Tensor, to onnx.DataType) (*onnx.Tensor, error) {
 			return nil, err
 		}
 		return onnx.NewTensor(t.Dims, mapSlice(vals, func(v float32) float64 { return float64(v) })), nil
+	case to == onnx.Float:
+		vals, err := t.Float32s()
+		if err != nil {
+			return nil, err
+		}
+		if _, shared := t.Data.([]float32); shared {
+			vals = slices.Clone(vals)
+		}
+		// One copy a batch: the values as float32, converted from what
+		// the dataset holds.
+		return &onnx.Tensor{DType: onnx.Float, Dims: t.Dims, Data: vals}, nil
 	case onnx.IsFloat(to):
 		vals, err := t.Float32s()
 		if err != nil {

@@ -176,7 +176,9 @@ func fitArrays(ins []Input, d *dataset.Dataset) ([]fitted, error) {
 		a, ok := d.Array(name)
 		if !ok && len(ins) == 1 {
 			name = "x"
-			a, ok = xArray(d, in)
+			if a, ok = xArray(d, in); ok {
+				name = a.Name
+			}
 		}
 		if !ok {
 			if len(ins) == 1 {
@@ -247,23 +249,22 @@ func describeInputs(ins []Input) string {
 	return strings.Join(parts, ", ")
 }
 
-// xArray is x: as float32 (X) for an input taking floats; for one taking
-// integers or booleans, in the type x was stored in (token ids must not
-// pass through float32): kept as read when X cannot hold it exactly, else
-// read back from X.
+// xArray is x in the element type it was stored in: converted to the
+// input's type a batch at a time when fed (Tensors), so uint8 pixels are
+// never held as float32 whole, and token ids never pass through float32.
+// A dataset built in memory from float32 values (X) whose XType says
+// they were small integers is read back in that type for an input
+// taking integers or booleans.
 func xArray(d *dataset.Dataset, in Input) (dataset.Array, bool) {
+	x, ok := d.XArray()
+	if !ok {
+		return x, false
+	}
 	floats := onnx.IsFloat(in.DType) || in.DType == onnx.Undefined
-	if raw, ok := d.Array("x"); ok && !floats {
-		return raw, true
-	}
-	if d.Shape == nil {
-		return dataset.Array{}, false
-	}
-	x := dataset.Array{Name: "x", Shape: d.Shape, Data: d.X}
-	switch d.XType {
-	case "bool", "uint8", "int8", "uint16", "int16":
-		if !floats {
-			x.Data = mapSlice(d.X, func(v float32) int64 { return int64(v) })
+	if v, isF32 := x.Data.([]float32); isF32 && !floats {
+		switch d.XType {
+		case "bool", "uint8", "int8", "uint16", "int16":
+			x.Data = mapSlice(v, func(v float32) int64 { return int64(v) })
 		}
 	}
 	return x, true
@@ -310,9 +311,11 @@ func fitArray(file, array string, t *onnx.Tensor, in Input) (*onnx.Tensor, error
 // Fit returns d with its arrays in the shapes of the model's inputs
 // (FromDataset's checks and reshaping, logged once here), sharing memory:
 // FromDataset on the result for the same inputs reshapes nothing. For a
-// single-input model, X and Shape become the samples that feed it (x, or
-// the array named by the input, as float32), so code that reads X
-// (distillation's training) trains on them.
+// single-input model, Shape, XName and XType (and X for float32 values)
+// describe the samples that feed it (x, or the array named by the
+// input), so code that reads samples as float32 (distillation's
+// training, through dataset.SampleInto) trains on them. Nothing is
+// copied.
 func Fit(ins []Input, d *dataset.Dataset) (*dataset.Dataset, error) {
 	data, fits, err := fromDataset(ins, d)
 	if err != nil {
@@ -333,18 +336,29 @@ func Fit(ins []Input, d *dataset.Dataset) (*dataset.Dataset, error) {
 		if len(ins) != 1 || !data.feeds[i].batched {
 			continue
 		}
-		switch {
-		case f.array == "x" && d.Shape != nil:
-			out.Shape = shape
-		case f.array != "x":
-			x, err := f.t.Float32s()
-			if err != nil {
-				return nil, fault.Badf("%s: %s: %w", d.Name, f.array, err)
+		// The samples of a single-input model: x, or the array named by
+		// its input, which X then describes (shared when float32, else
+		// read as float32 a sample at a time: dataset.SampleInto).
+		out.Shape = shape
+		if f.array != xName(d) || d.Shape == nil {
+			out.XName, out.X = f.array, nil
+			if a, ok := d.Array(f.array); ok {
+				out.XType = a.DType()
 			}
-			out.Shape, out.X = shape, x
+			if v, ok := f.t.Data.([]float32); ok {
+				out.X = v
+			}
 		}
 	}
 	return &out, nil
+}
+
+// xName is the array holding d's x.
+func xName(d *dataset.Dataset) string {
+	if d.XName != "" {
+		return d.XName
+	}
+	return "x"
 }
 
 // Take returns the first n samples (all of them if there are fewer),

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,7 +241,7 @@ func dropTime(_ []string, a slog.Attr) slog.Attr {
 
 // TestFit: the runner fits the job's dataset once (the reshape logged
 // once); feeding the fitted dataset reshapes nothing. A single-input
-// model fed from an array named by its input gets it as X.
+// model fed from an array named by its input gets it as x (XName).
 func TestFit(t *testing.T) {
 	mnist := []feed.Input{{Name: "Input3", DType: onnx.Float, Dims: []int64{1, 1, 28, 28}}}
 	var log bytes.Buffer
@@ -268,9 +269,52 @@ func TestFit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(&dataset.Dataset{Name: "n.npz", Shape: []int{2, 3}, X: []float32{1, 2, 3, 4, 5, 6}, Arrays: named.Arrays}, fit); diff != "" {
+	// The array named by the input becomes x, as stored: no float32
+	// copy, read as float32 a sample at a time.
+	if diff := cmp.Diff(&dataset.Dataset{Name: "n.npz", Shape: []int{2, 3}, XName: "img", XType: "uint8", Arrays: named.Arrays}, fit); diff != "" {
 		t.Errorf("fitted (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff([]float32{1, 2, 3, 4, 5, 6}, fit.Float32s(0, 2)); diff != "" {
+		t.Errorf("samples as float32 (-want +got):\n%s", diff)
+	}
+}
+
+// TestFeedConvertsABatchAtATime: a uint8 dataset is fed as float32 a
+// batch at a time: matching it to a model copies nothing, and a batch
+// costs its own values as float32, once.
+func TestFeedConvertsABatchAtATime(t *testing.T) {
+	const n, size = 4096, 784
+	var buf bytes.Buffer
+	if err := dataset.WriteNPZ(&buf, dataset.Array{Name: "x", Shape: []int{n, 1, 28, 28}, Data: make([]uint8, n*size)}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dataset.Load("u8.npz", buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := []feed.Input{{Name: "Input3", DType: onnx.Float, Dims: []int64{-1, 1, 28, 28}}}
+	var d *feed.Data
+	if got := allocated(func() { d, err = feed.FromDataset(ins, ds) }); err != nil || got > 64<<10 {
+		t.Fatalf("matching %d bytes of uint8 to the model allocated %d bytes (%v)", n*size, got, err)
+	}
+	var in map[string]*onnx.Tensor
+	batch := feed.Span{Start: 100, N: 32, Size: 32}
+	if got := allocated(func() { in, err = d.Tensors(batch.Samples()) }); err != nil || got > 32*size*4+16<<10 {
+		t.Fatalf("a batch of 32 samples allocated %d bytes (%v), want about %d (its float32 values once)", got, err, 32*size*4)
+	}
+	if x := in["Input3"]; x.DType != onnx.Float || len(x.Data.([]float32)) != 32*size {
+		t.Errorf("fed %v of %d values", x.DType, x.Len())
+	}
+}
+
+// allocated runs f and returns the bytes it allocated.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }
 
 // TestTensors checks what one run is fed: samples in order, padding

@@ -22,9 +22,8 @@ func mnistSplit(t testing.TB) (calib, eval *dataset.Dataset) {
 	t.Helper()
 	d := onnxtest.MNIST(t, dataset.MNISTTest1k)
 	part := func(from, to int) *dataset.Dataset {
-		n := d.SampleSize()
 		shape := append([]int{to - from}, d.SampleShape()...)
-		return &dataset.Dataset{Name: d.Name, Shape: shape, X: d.X[from*n : to*n], Labels: d.Labels[from:to]}
+		return &dataset.Dataset{Name: d.Name, Shape: shape, X: d.Float32s(from, to), Labels: d.Labels[from:to]}
 	}
 	return part(800, 1000), part(0, 800)
 }
