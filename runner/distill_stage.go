@@ -77,12 +77,9 @@ func distillData(ctx context.Context, in *StageInput, student *onnx.Model) (*dat
 	var ds *dataset.Dataset
 	switch {
 	case ref != nil && ref.URI != "":
-		raw, _, err := in.Storage.ReadAll(ctx, ref.URI, ref.SHA256)
-		if err != nil {
+		var err error
+		if ds, _, err = readDataset(ctx, in.Storage, ref.URI, ref.SHA256, in.DatasetLimits); err != nil {
 			return nil, err
-		}
-		if ds, err = dataset.Load(ref.URI, raw); err != nil {
-			return nil, BadInput(err)
 		}
 	case in.Data != nil:
 		ds = in.Data

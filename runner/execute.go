@@ -28,6 +28,11 @@ type Options struct {
 	AllowExec bool
 	// Threads bounds ONNX Runtime's intra-op threads; 0 uses every core.
 	Threads int
+	// DatasetLimits bound what a dataset file may make the runner hold
+	// (checked before anything is allocated); the zero value is
+	// dataset.DefaultLimits. kompress reads them from the environment
+	// (dataset.LimitsFromEnv).
+	DatasetLimits dataset.Limits
 }
 
 func (o *Options) defaults() {
@@ -114,7 +119,7 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	step(PhaseTransform, fmt.Sprintf("%s %s", task.Stage.Type, stage.Describe(task.Stage)))
 	out, err := stage.Transform(ctx, &StageInput{
 		Task: work, Model: in.model, Source: in.source, Data: in.data,
-		Storage: o.Storage, Log: o.Log,
+		Storage: o.Storage, DatasetLimits: o.DatasetLimits, Log: o.Log,
 		Progress: func(done, total int64, unit string) {
 			o.Progress(Event{Stage: task.Stage.Name, Index: task.Index, Of: task.Stages, Phase: PhaseTransform, Done: done, Total: total, Unit: unit})
 		},
@@ -179,19 +184,33 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 		return in, nil
 	}
 	step(PhaseRead, "reading the dataset "+task.Dataset.URI)
-	data, dobj, err := o.Storage.ReadAll(ctx, task.Dataset.URI, task.Dataset.Digest)
+	ds, digest, err := readDataset(ctx, o.Storage, task.Dataset.URI, task.Dataset.Digest, o.DatasetLimits)
 	if err != nil {
 		return in, err
 	}
-	in.digests.Dataset = dobj.Digest
-	ds, err := dataset.Load(task.Dataset.URI, data)
-	if err != nil {
-		return in, BadInput(err)
-	}
+	in.digests.Dataset = digest
 	if in.data, err = feed.Fit(feed.Inputs(in.model), ds); err != nil {
 		return in, BadInput(err)
 	}
 	return in, nil
+}
+
+// readDataset reads and parses a dataset within lim: a file bigger than
+// any .npz within them is refused before it is read, and the arrays are
+// checked against them before they are allocated (dataset.Limits).
+func readDataset(ctx context.Context, st *storage.Client, uri, digest string, lim dataset.Limits) (*dataset.Dataset, string, error) {
+	data, obj, err := st.ReadAllAtMost(ctx, uri, digest, lim.FileBytes())
+	if tl, ok := errors.AsType[*storage.TooLargeError](err); ok {
+		return nil, "", BadInput(lim.FileTooLarge(uri, tl.Size))
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	ds, err := lim.Load(uri, data)
+	if err != nil {
+		return nil, "", BadInput(err)
+	}
+	return ds, obj.Digest, nil
 }
 
 // loadModel parses a model the stage reads. Every model kompress hands to

@@ -24,7 +24,9 @@ type StageInput struct {
 	Data *dataset.Dataset
 	// Storage reads anything else the stage names (a teacher, a training set).
 	Storage *storage.Client
-	Log     *slog.Logger
+	// DatasetLimits bound every dataset the stage reads (Options).
+	DatasetLimits dataset.Limits
+	Log           *slog.Logger
 	// Progress reports the transform's own progress.
 	Progress func(done, total int64, unit string)
 }

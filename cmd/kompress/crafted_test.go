@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/dataset/datasettest"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/storage"
 )
@@ -60,5 +62,69 @@ func TestStageCraftedModel(t *testing.T) {
 		if ok, err := storage.Exists(context.Background(), uri); ok || err != nil {
 			t.Errorf("%s was published for a failed stage (exists %v, %v)", uri, ok, err)
 		}
+	}
+}
+
+// `kompress stage` on a crafted dataset (a .npy header without its
+// newline, on which the old parser panicked; the 2 GiB deflate bomb)
+// exits 65 and says why in the termination message, naming the file,
+// the entry and what was expected, and publishes nothing.
+func TestStageCraftedDataset(t *testing.T) {
+	cases := []datasettest.Crafted{datasettest.Files()[0], datasettest.Bombs()[1]}
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			jobFile, dir := sampleJob(t, "")
+			task, taskFile := stageTask(t, jobFile, dir)
+			term := filepath.Join(dir, "termination-log")
+			if err := os.WriteFile(filepath.Join(dir, "mnist.npz"), c.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, code := cli(t, "stage", "--task", taskFile, "--termination-log", term)
+			res := readTermination(t, term)
+			if code != pipeline.ExitBadInput || res.Reason != "BadInput" || res.Output != nil {
+				t.Fatalf("exit %d, result %+v; want %d, reason BadInput, no output", code, res, pipeline.ExitBadInput)
+			}
+			for _, want := range append([]string{task.Dataset.URI + `: entry "` + c.Entry + `": `}, c.Want...) {
+				if !strings.Contains(res.Message, want) {
+					t.Errorf("termination message %q does not say %q", res.Message, want)
+				}
+			}
+			for _, uri := range []string{task.OutputURI, task.ResultURI()} {
+				if ok, err := storage.Exists(context.Background(), uri); ok || err != nil {
+					t.Errorf("%s was published for a failed stage (exists %v, %v)", uri, ok, err)
+				}
+			}
+		})
+	}
+}
+
+// The dataset limits come from the environment: lowered, they refuse the
+// sample's 1,000 images; malformed, the stage refuses to start (exit 64)
+// and says which variable in the termination message.
+func TestStageDatasetLimitsFromEnv(t *testing.T) {
+	tests := []struct {
+		env      map[string]string
+		wantCode int
+		want     string
+	}{
+		{map[string]string{dataset.EnvMaxSamples: "999"}, pipeline.ExitBadInput, "1000 samples along the first dim, more than the 999 a dataset may hold"},
+		{map[string]string{"KOMPRESS_MEMORY_LIMIT": "2000000"}, pipeline.ExitBadInput,
+			"more than the 500000 bytes a dataset may hold (a quarter of the stage's memory limit of 2000000 bytes; $KOMPRESS_MAX_DATASET_BYTES sets it)"},
+		{map[string]string{dataset.EnvMaxBytes: "lots"}, pipeline.ExitUsage, `$KOMPRESS_MAX_DATASET_BYTES is "lots", expected a positive number`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			t.Setenv("GOMEMLIMIT", "off") // keep this test process's own limit
+			jobFile, dir := sampleJob(t, "")
+			_, taskFile := stageTask(t, jobFile, dir)
+			term := filepath.Join(dir, "termination-log")
+			_, _, code := cli(t, "stage", "--task", taskFile, "--termination-log", term)
+			if res := readTermination(t, term); code != tc.wantCode || !strings.Contains(res.Message, tc.want) {
+				t.Fatalf("exit %d, message %q; want %d saying %q", code, res.Message, tc.wantCode, tc.want)
+			}
+		})
 	}
 }

@@ -28,7 +28,12 @@ and validated exactly as the API server would. file:// and mem:// storage
 work with no set-up (relative file:// paths resolve against the current
 directory); s3://, gs:// and azblob:// use the usual credentials from the
 environment. Progress goes to stderr; a summary, or with -o json|yaml the
-CompressionJob with the status the controller would write, goes to stdout.`,
+CompressionJob with the status the controller would write, goes to stdout.
+
+A dataset may hold at most $KOMPRESS_MAX_DATASET_BYTES bytes of arrays
+(default 1 GiB) and $KOMPRESS_MAX_DATASET_SAMPLES samples (default
+1048576): a file past them is refused (exit 65) before its arrays are
+allocated.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -41,9 +46,14 @@ CompressionJob with the status the controller would write, goes to stdout.`,
 			if err != nil {
 				return runner.BadTask(err)
 			}
+			limits, err := datasetLimits()
+			if err != nil {
+				return err
+			}
+			opts := runner.Options{AllowExec: allowExec, DatasetLimits: limits}
 			var errs []error
 			for _, job := range jobs {
-				done, err := runJob(cmd, job, allowExec)
+				done, err := runJob(cmd, job, opts)
 				if perr := printJob(cmd.OutOrStdout(), done, output); perr != nil {
 					return perr
 				}
@@ -58,13 +68,14 @@ CompressionJob with the status the controller would write, goes to stdout.`,
 	return cmd
 }
 
-func runJob(cmd *cobra.Command, job *v1alpha1.CompressionJob, allowExec bool) (*v1alpha1.CompressionJob, error) {
+func runJob(cmd *cobra.Command, job *v1alpha1.CompressionJob, opts runner.Options) (*v1alpha1.CompressionJob, error) {
 	stderr := cmd.ErrOrStderr()
 	fmt.Fprintf(stderr, "kompress: running %s (%d stages)\n", job.Name, len(job.Spec.Stages))
 	bar := newProgressBar(stderr)
 	defer bar.finish()
 	log := slog.New(slog.NewTextHandler(bar, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return local.Run(cmd.Context(), job, runner.Options{Log: log, AllowExec: allowExec, Progress: bar.event})
+	opts.Log, opts.Progress = log, bar.event
+	return local.Run(cmd.Context(), job, opts)
 }
 
 func printJob(w io.Writer, job *v1alpha1.CompressionJob, output string) error {

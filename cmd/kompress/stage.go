@@ -11,6 +11,7 @@ import (
 
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner"
+	"github.com/kompress/kompress/runner/dataset"
 )
 
 const defaultTerminationLog = "/dev/termination-log"
@@ -28,6 +29,11 @@ compact result is written to the termination message file; the exit code
 says whether a retry can help (64 bad task, 65 bad input, 66 an input or
 the output bucket not found, 77 access denied, 1 worth a retry).
 
+A dataset may hold at most $KOMPRESS_MAX_DATASET_BYTES bytes of arrays
+(default 1 GiB, or a quarter of the container's memory limit when that is
+less) and $KOMPRESS_MAX_DATASET_SAMPLES samples (default 1048576): a file
+past them is refused (exit 65) before its arrays are allocated.
+
 With --validate-result FILE, check a result.json a custom stage image would
 write (against the task too, when one is given) and exit.`,
 		Args: cobra.NoArgs,
@@ -36,18 +42,25 @@ write (against the task too, when one is given) and exit.`,
 				return validateResultFile(cmd, validateResult, taskFile)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			task, err := readTask(taskFile)
-			if err != nil {
-				// The controller learns why from the termination message.
+			// The controller learns why from the termination message.
+			refuse := func(err error) error {
 				res := pipeline.Result{Version: pipeline.ContractVersion, Reason: runner.Reason(err), Message: err.Error()}
 				if werr := writeTermination(terminationLog, res); werr != nil {
 					log.Error("writing the termination message", "path", terminationLog, "err", werr)
 				}
 				return err
 			}
+			task, err := readTask(taskFile)
+			if err != nil {
+				return refuse(err)
+			}
+			limits, err := datasetLimits()
+			if err != nil {
+				return refuse(err)
+			}
 			applyMemoryLimit()
 			res, err := runner.Execute(cmd.Context(), task, runner.Options{
-				Log: log, AllowExec: allowExec,
+				Log: log, AllowExec: allowExec, DatasetLimits: limits,
 				Progress: throttledLog(log),
 			})
 			if werr := writeTermination(terminationLog, res); werr != nil {
@@ -103,6 +116,16 @@ func writeTermination(path string, res pipeline.Result) error {
 		return err
 	}
 	return os.WriteFile(path, msg, 0o644)
+}
+
+// datasetLimits reads the dataset limits from the environment
+// (dataset.LimitsFromEnv); a malformed value is a usage error.
+func datasetLimits() (dataset.Limits, error) {
+	l, err := dataset.LimitsFromEnv(os.Getenv)
+	if err != nil {
+		return l, usageError("%v", err)
+	}
+	return l, nil
 }
 
 // applyMemoryLimit sets the Go memory limit to 90% of the container's

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"time"
@@ -93,6 +94,27 @@ func (r *Reader) Digest() string { return r.digest }
 // ReadAll reads the whole object, verifying the pinned digest if given, and
 // retries transient failures anywhere in the read.
 func (c *Client) ReadAll(ctx context.Context, uri, digest string) ([]byte, Object, error) {
+	return c.readAll(ctx, uri, digest, 0)
+}
+
+// TooLargeError is ReadAllAtMost's refusal of an object past its bound,
+// wrapped in a KindInvalid *Error (retrying cannot shrink it). Size is
+// the object's size as reported, or the bytes read past Max.
+type TooLargeError struct{ Size, Max int64 }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("the object is %d bytes, more than the %d this read takes", e.Size, e.Max)
+}
+
+// ReadAllAtMost is ReadAll for an object that may hold at most max bytes
+// (max > 0): a bigger one is refused by the size the service reports
+// before anything is read, and by the bytes read should the service's
+// size be wrong, so that no more than max+1 bytes are ever held.
+func (c *Client) ReadAllAtMost(ctx context.Context, uri, digest string, max int64) ([]byte, Object, error) {
+	return c.readAll(ctx, uri, digest, max)
+}
+
+func (c *Client) readAll(ctx context.Context, uri, digest string, max int64) ([]byte, Object, error) {
 	loc, err := parseURI(uri)
 	if err != nil {
 		return nil, Object{}, err
@@ -100,6 +122,9 @@ func (c *Client) ReadAll(ctx context.Context, uri, digest string) ([]byte, Objec
 	want, err := NormalizeDigest(digest)
 	if err != nil {
 		return nil, Object{}, invalid("read", uri, err)
+	}
+	tooLarge := func(size int64) error {
+		return invalid("read", uri, &TooLargeError{Size: size, Max: max})
 	}
 	var data []byte
 	var obj Object
@@ -109,12 +134,22 @@ func (c *Client) ReadAll(ctx context.Context, uri, digest string) ([]byte, Objec
 			return err
 		}
 		defer r.Close()
+		var src io.Reader = r
+		if max > 0 {
+			if r.Size() > max {
+				return tooLarge(r.Size())
+			}
+			src = io.LimitReader(r, max+1)
+		}
 		var buf bytes.Buffer
 		// ReadFrom wants MinRead bytes free before it sees EOF: without
 		// them a buffer of exactly Size bytes doubles at the very end.
 		buf.Grow(int(r.Size()) + bytes.MinRead)
-		if _, err := buf.ReadFrom(r); err != nil {
+		if _, err := buf.ReadFrom(src); err != nil {
 			return err
+		}
+		if max > 0 && int64(buf.Len()) > max {
+			return tooLarge(int64(buf.Len()))
 		}
 		data = buf.Bytes()
 		obj = Object{URI: uri, Digest: r.Digest(), Size: r.n}

@@ -419,3 +419,25 @@ func TestVerify(t *testing.T) {
 		t.Errorf("Verify of a deleted object: %v, want not found", err)
 	}
 }
+
+// TestReadAllAtMost refuses an object past its bound as invalid (not
+// retried), by the size the service reports, before reading it.
+func TestReadAllAtMost(t *testing.T) {
+	ctx := context.Background()
+	uri := "mem://at-most/data.npz"
+	if _, err := storage.WriteBytes(ctx, uri, []byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	c := &storage.Client{}
+	if got, obj, err := c.ReadAllAtMost(ctx, uri, "", 10); err != nil || string(got) != "0123456789" || obj.Size != 10 {
+		t.Errorf("at the bound: %q, %+v, %v", got, obj, err)
+	}
+	got, _, err := c.ReadAllAtMost(ctx, uri, "", 9)
+	tl, ok := errors.AsType[*storage.TooLargeError](err)
+	if got != nil || !ok || tl.Size != 10 || tl.Max != 9 || storage.KindOf(err) != storage.KindInvalid {
+		t.Fatalf("past the bound: %q, %v; want a KindInvalid TooLargeError{10, 9}", got, err)
+	}
+	if want := "the object is 10 bytes, more than the 9 this read takes"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), uri) {
+		t.Errorf("error %q does not name the URI and say %q", err, want)
+	}
+}
