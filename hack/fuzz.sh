@@ -27,6 +27,8 @@ targets=(
 	"./runner/onnx FuzzStats"
 	"./runner/onnx FuzzTensorFromProto"
 	"./runner/onnx FuzzSparseToDense"
+	"./runner/dataset FuzzNPZ"
+	"./runner/dataset FuzzNPY"
 )
 
 fuzztime=${FUZZTIME:-20s}

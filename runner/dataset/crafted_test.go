@@ -18,7 +18,7 @@ import (
 	"github.com/kompress/kompress/runner/fault"
 )
 
-var updateCrafted = flag.Bool("update-crafted", false, "rewrite testdata/crafted/*.npz and the fuzz seed corpora")
+var updateCrafted = flag.Bool("update-crafted", false, "rewrite testdata/crafted/*.npz and the fuzz seed corpora (testdata/fuzz/*/seed-*)")
 
 // allocBound is the most a test lets reading a crafted file allocate:
 // a few KiB of zip and header buffers, far below anything its sizes
