@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/panics"
 )
 
 // Progress is one report of the training loop.
@@ -150,7 +150,7 @@ func (r *run) step(xb, pb []float32, yb []int64, grads [][]float32) (float64, er
 	batch := sumInts(r.shards)
 	losses := make([]float64, len(r.reps))
 	errs := make([]error, len(r.reps))
-	var wg sync.WaitGroup
+	var g panics.Group // a replica's panic is raised again by Wait
 	off := 0
 	for i, rep := range r.reps {
 		n := r.shards[i]
@@ -158,14 +158,11 @@ func (r *run) step(xb, pb []float32, yb []int64, grads [][]float32) (float64, er
 		if yb != nil {
 			y = yb[off : off+n]
 		}
-		wg.Add(1)
-		go func(i int, rep trainer, x, p []float32, y []int64) {
-			defer wg.Done()
-			losses[i], errs[i] = rep.step(x, p, y)
-		}(i, rep, xb[off*size:(off+n)*size], pb[off*r.k:(off+n)*r.k], y)
+		x, p := xb[off*size:(off+n)*size], pb[off*r.k:(off+n)*r.k]
+		g.Go(func() { losses[i], errs[i] = rep.step(x, p, y) })
 		off += n
 	}
-	wg.Wait()
+	g.Wait()
 	var loss float64
 	for i, err := range errs {
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/panics"
 )
 
 // Old models list their weights as graph inputs too, and pruning with
@@ -276,6 +277,38 @@ func TestFit(t *testing.T) {
 	}
 	if diff := cmp.Diff([]float32{1, 2, 3, 4, 5, 6}, fit.Float32s(0, 2)); diff != "" {
 		t.Errorf("samples as float32 (-want +got):\n%s", diff)
+	}
+}
+
+// TestParallelRaisesAWorkerPanic: a panic in work stops the work and is
+// raised on the calling goroutine (where runner.Execute recovers it) as
+// a *panics.Panic naming the worker's line: it neither crashes the
+// process nor leaves Parallel waiting for a result that never comes.
+func TestParallelRaisesAWorkerPanic(t *testing.T) {
+	var ran atomic.Int32
+	done := make(chan any)
+	go func() {
+		defer func() { done <- recover() }()
+		feed.Parallel(context.Background(), 100000, 3, func(i int) (int, error) {
+			ran.Add(1)
+			if i == 5 {
+				panic("work 5 failed")
+			}
+			return i, nil
+		}, func(int, int) error { return nil })
+	}()
+	var p any
+	select {
+	case p = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Parallel did not return after a worker panicked")
+	}
+	pv, ok := p.(*panics.Panic)
+	if !ok || pv.Value != "work 5 failed" || !strings.Contains(pv.Message(), "feed_test.go:") {
+		t.Fatalf("recovered %T %v; want a *panics.Panic of the worker's value, at its line in feed_test.go", p, p)
+	}
+	if r := ran.Load(); r > 100 {
+		t.Errorf("%d calls ran after the panic at call 5: the work must stop", r)
 	}
 }
 

@@ -2,7 +2,9 @@ package feed
 
 import (
 	"context"
-	"sync"
+	"errors"
+
+	"github.com/kompress/kompress/runner/panics"
 )
 
 // Parallel computes work(0) ... work(n-1) on up to workers goroutines
@@ -13,6 +15,11 @@ import (
 // and deliver needs no lock. At most 2*workers results wait to be
 // delivered. The first error, of work or deliver, stops handing out more
 // work and is returned, as is the context's.
+//
+// Work runs on goroutines of a panics.Group: a panic in work stops the
+// others and is raised again here, on the calling goroutine, with its
+// own value and stack (runner.Execute reports it as InternalError), so
+// it never crashes the process.
 func Parallel[R any](ctx context.Context, n, workers int, work func(i int) (R, error), deliver func(i int, r R) error) error {
 	workers = max(1, min(workers, n))
 	parent := ctx
@@ -22,24 +29,25 @@ func Parallel[R any](ctx context.Context, n, workers int, work func(i int) (R, e
 		r   R
 		err error
 	}
-	ready := make([]chan result, n)
+	// Item i is handed out only once it holds one of the window's 2*workers
+	// tokens, given back when i is delivered: items in flight are never
+	// more than the window apart, and each has its own slot of ready.
+	window := make(chan struct{}, 2*workers) // results not yet delivered
+	ready := make([]chan result, cap(window))
 	for i := range ready {
 		ready[i] = make(chan result, 1)
 	}
 	next := make(chan int)
-	window := make(chan struct{}, 2*workers) // results not yet delivered
-	var wg sync.WaitGroup
+	g := panics.Group{OnPanic: func() { cancel(errPanicked) }}
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() {
 			for i := range next {
 				r, err := work(i)
-				ready[i] <- result{r, err}
+				ready[i%len(ready)] <- result{r, err}
 			}
-		}()
+		})
 	}
-	go func() {
+	g.Go(func() {
 		defer close(next)
 		for i := range n {
 			select {
@@ -53,13 +61,17 @@ func Parallel[R any](ctx context.Context, n, workers int, work func(i int) (R, e
 				return
 			}
 		}
-	}()
+	})
 	var err error
 	for i := range n {
 		var res result
 		select {
-		case res = <-ready[i]:
+		case res = <-ready[i%len(ready)]:
 		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+		if err != nil {
+			break
 		}
 		if err = parent.Err(); err != nil {
 			break
@@ -73,6 +85,10 @@ func Parallel[R any](ctx context.Context, n, workers int, work func(i int) (R, e
 		}
 	}
 	cancel(err) // stops the dispatcher if it is still handing out work
-	wg.Wait()
+	g.Wait()    // raises a worker's panic here
 	return err
 }
+
+// errPanicked cancels the work when a worker panicked; Wait raises the
+// panic itself.
+var errPanicked = errors.New("a worker panicked")

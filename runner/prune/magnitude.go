@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kompress/kompress/runner/panics"
 )
 
 // magnitude zeroes the weights of smallest absolute value: a fraction
@@ -49,20 +51,19 @@ func magnitude(vals [][]float32, o *options, progress func(done int)) []string {
 	return masks
 }
 
-// forEach calls f(0) ... f(n-1), up to GOMAXPROCS at a time.
+// forEach calls f(0) ... f(n-1), up to GOMAXPROCS at a time. A panic in
+// f stops the others from taking more and is raised again here.
 func forEach(n int, f func(i int)) {
 	var next atomic.Int64
-	var wg sync.WaitGroup
+	g := panics.Group{OnPanic: func() { next.Store(int64(n)) }}
 	for range min(n, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
 				f(i)
 			}
-		}()
+		})
 	}
-	wg.Wait()
+	g.Wait()
 }
 
 // removed is how many of n weights a sparsity removes.

@@ -1,9 +1,13 @@
 package prune
 
 import (
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kompress/kompress/runner/panics"
 )
 
 func TestMagnitude(t *testing.T) {
@@ -131,5 +135,30 @@ func TestKthAbs(t *testing.T) {
 		if below != wantBelow {
 			t.Errorf("k=%d: %d below, want %d", k, below, wantBelow)
 		}
+	}
+}
+
+// TestForEachRaisesAPanic: a panic in f (on one of forEach's goroutines)
+// stops the others taking more and is raised on the caller as a
+// *panics.Panic, where runner.Execute recovers it, instead of crashing
+// the process.
+func TestForEachRaisesAPanic(t *testing.T) {
+	var ran atomic.Int32
+	p := func() (p any) {
+		defer func() { p = recover() }()
+		forEach(100000, func(i int) {
+			ran.Add(1)
+			if i == 7 {
+				panic("layer 7 broke")
+			}
+		})
+		return nil
+	}()
+	pv, ok := p.(*panics.Panic)
+	if !ok || pv.Value != "layer 7 broke" || !strings.Contains(pv.Message(), "magnitude_test.go:") {
+		t.Fatalf("recovered %T %v; want a *panics.Panic at its line in magnitude_test.go", p, p)
+	}
+	if r := ran.Load(); r > 1000 {
+		t.Errorf("%d calls ran after the panic: the others must stop", r)
 	}
 }
