@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -22,6 +24,7 @@ import (
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/pipeline/jobfile"
 	"github.com/kompress/kompress/runner"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 	"github.com/kompress/kompress/runner/storage"
 )
@@ -373,6 +376,20 @@ func TestInspect(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}
+	}
+	// FLOAT8 and FLOAT4 weights are counted (Stats read them as float32
+	// and failed).
+	lowfloat := filepath.Join(t.TempDir(), "fp8.onnx")
+	b, err := proto.Marshal(onnxtest.LowPrecisionFloats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lowfloat, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = cli(t, "inspect", lowfloat)
+	if code != 0 || !strings.Contains(out, "8 (non-zero 5, sparsity 37.50%)") || !regexp.MustCompile(`quantized parameters:\s+3\n`).MatchString(out) {
+		t.Errorf("inspect of FLOAT8 weights: exit %d, want 8 parameters, 5 non-zero, 3 quantized:\n%s%s", code, out, stderr)
 	}
 	_, stderr, code = cli(t, "inspect", "main.go")
 	if code != pipeline.ExitBadInput || !strings.Contains(stderr, "not a usable ONNX model") {

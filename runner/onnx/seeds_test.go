@@ -140,7 +140,8 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 			sparse["mnist-8-"+st.GetValues().GetName()+"-"+name] = marshal(t, st)
 		}
 	}
-	models["subgraphs"] = mustBytes(t, subgraphModel()) // If and Loop bodies, Constant nodes
+	models["subgraphs"] = mustBytes(t, subgraphModel())                            // If and Loop bodies, Constant nodes
+	models["low-precision-floats"] = mustMarshal(t, onnxtest.LowPrecisionFloats()) // FLOAT8, FLOAT4 weights
 
 	for name, tp := range everyDataType(t) {
 		tensors["dtype-"+name] = marshal(t, tp)

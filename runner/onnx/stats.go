@@ -24,13 +24,15 @@ type Stats struct {
 	// operators of other domains are keyed "domain:OpType".
 	Ops   map[string]int
 	Nodes int
-	// Params counts the elements of every floating-point weight; NonZero
+	// Params counts the elements of every floating-point weight (8- and
+	// 4-bit floats included, their zeros told by bit pattern); NonZero
 	// those that are not zero. Sparsity is 1 - NonZero/Params.
 	Params   int64
 	NonZero  int64
 	Sparsity float64
-	// QuantizedParams counts the elements of integer weights that
-	// DequantizeLinear turns back into floats (QDQ-quantized weights).
+	// QuantizedParams counts the elements of integer (and 8- or 4-bit
+	// float) weights that DequantizeLinear turns back into floats
+	// (QDQ-quantized weights).
 	QuantizedParams int64
 	// WeightBytes is the storage of all weight data (sparse weights as
 	// stored); ModelBytes the serialized model with its data inline.
@@ -104,6 +106,8 @@ func (m *Model) countWeights(s *Stats) error {
 		s.WeightBytes += int64(w.storedBytes())
 		n := int64(w.NumElements())
 		switch {
+		case bitFloat(w.DType) && dequantized(w):
+			s.QuantizedParams += n // FP8 QDQ: quantized, as INT8 is
 		case IsFloat(w.DType):
 			s.Params += n
 			nz, err := w.nonZero()
@@ -167,6 +171,9 @@ func (w *Weight) nonZero() (int64, error) {
 }
 
 func countNonZero(t *Tensor) (int64, error) {
+	if bitFloat(t.DType) {
+		return countNonZeroBits(t)
+	}
 	f, err := t.Float32s()
 	if err != nil {
 		return 0, err
@@ -174,6 +181,44 @@ func countNonZero(t *Tensor) (int64, error) {
 	var n int64
 	for _, v := range f {
 		if v != 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// bitFloat reports the 8- and 4-bit float types, which tensors hold as
+// bit patterns (one a byte) and Float32s does not read.
+func bitFloat(t DataType) bool {
+	switch t {
+	case Float8E4M3FN, Float8E4M3FNUZ, Float8E5M2, Float8E5M2FNUZ, Float8E8M0, Float4E2M1:
+		return true
+	}
+	return false
+}
+
+// countNonZeroBits counts the elements of an 8- or 4-bit float tensor
+// that are not zero, by bit pattern: +0 is all zero bits, -0 the sign bit
+// alone in the formats that have it (not the FNUZ ones, where it is
+// NaN); FLOAT8E8M0 (a power of two) has no zero. NaNs count as non-zero,
+// as they do for wider floats.
+func countNonZeroBits(t *Tensor) (int64, error) {
+	bits, ok := t.Data.([]uint8)
+	if !ok {
+		return 0, fmt.Errorf("%v tensor holds %T, expected []uint8 bit patterns", t.DType, t.Data)
+	}
+	negZero := -1
+	switch t.DType {
+	case Float8E4M3FN, Float8E5M2:
+		negZero = 0x80
+	case Float4E2M1:
+		negZero = 0x8
+	case Float8E8M0:
+		return int64(len(bits)), nil
+	}
+	var n int64
+	for _, b := range bits {
+		if b != 0 && int(b) != negZero {
 			n++
 		}
 	}

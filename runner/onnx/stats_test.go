@@ -105,6 +105,68 @@ func TestStatsPPOCRAndQuantized(t *testing.T) {
 	}
 }
 
+// TestStatsLowPrecisionFloats: weights stored as FLOAT8 or FLOAT4 (bit
+// patterns, which cannot be read as float32) are counted, their zeros
+// told by their bit patterns (+0 and -0, where the format has them);
+// those DequantizeLinear turns back into floats (FP8 QDQ) count as
+// quantized, as INT8 ones do. Stats used to fail on them, and so did
+// `kompress inspect`.
+func TestStatsLowPrecisionFloats(t *testing.T) {
+	raw := func(name string, dt onnx.DataType, bits ...byte) *onnxpb.TensorProto {
+		tp, err := onnx.TensorToProto(&onnx.Tensor{DType: dt, Dims: []int64{int64(len(bits))}, Data: bits}, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tp
+	}
+	scale, _ := onnx.TensorToProto(onnx.NewTensor([]int64{}, []float32{0.5}), "scale")
+	tests := []struct {
+		name             string
+		w                *onnxpb.TensorProto
+		dequantized      bool
+		params, nonzero  int64
+		quantized, bytes int64
+	}{
+		// +0 and -0 are zeros; 0x38 is 1.0, 0x7f NaN.
+		{name: "e4m3fn", w: raw("w", onnx.Float8E4M3FN, 0x00, 0x80, 0x38, 0x7f), params: 4, nonzero: 2, bytes: 4},
+		// The FNUZ formats have no -0: 0x80 is their NaN.
+		{name: "e4m3fnuz", w: raw("w", onnx.Float8E4M3FNUZ, 0x00, 0x80, 0x40), params: 3, nonzero: 2, bytes: 3},
+		{name: "e5m2", w: raw("w", onnx.Float8E5M2, 0x80, 0x3c, 0x00), params: 3, nonzero: 1, bytes: 3},
+		{name: "e5m2fnuz", w: raw("w", onnx.Float8E5M2FNUZ, 0x00, 0x80), params: 2, nonzero: 1, bytes: 2},
+		// E8M0 is a power of two: never zero.
+		{name: "e8m0", w: raw("w", onnx.Float8E8M0, 0x00, 0x7f, 0xff), params: 3, nonzero: 3, bytes: 3},
+		// 4-bit: 0b0000 and 0b1000 are ±0, two to a byte when stored.
+		{name: "float4e2m1", w: raw("w", onnx.Float4E2M1, 0x0, 0x8, 0x2, 0xf), params: 4, nonzero: 2, bytes: 2},
+		{name: "e4m3fn dequantized", w: raw("w", onnx.Float8E4M3FN, 0x00, 0x38, 0x40), dequantized: true, params: 1, nonzero: 1, quantized: 3, bytes: 3 + 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &onnxpb.GraphProto{
+				Name:        proto.String("fp8"),
+				Initializer: []*onnxpb.TensorProto{tc.w},
+				Node:        []*onnxpb.NodeProto{onnx.NewNode("Cast", "cast", []string{"w"}, []string{"y"}, onnx.AttrInt("to", int64(onnx.Float)))},
+				Output:      []*onnxpb.ValueInfoProto{onnx.ValueInfo("y", onnx.Float, []onnx.Dim{onnx.Dim(len(tc.w.GetDims()))})},
+			}
+			if tc.dequantized {
+				g.Initializer = append(g.Initializer, scale)
+				g.Node = []*onnxpb.NodeProto{onnx.NewNode("DequantizeLinear", "dq", []string{"w", "scale"}, []string{"y"})}
+			}
+			m, err := onnx.Load(mustMarshal(t, onnx.NewModel(g, 23).Proto))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := m.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []int64{s.Params, s.NonZero, s.QuantizedParams, s.WeightBytes}
+			if diff := cmp.Diff([]int64{tc.params, tc.nonzero, tc.quantized, tc.bytes}, got); diff != "" {
+				t.Errorf("params, nonzero, quantized, weight bytes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestExposeOutputs adds ppocr-det's Conv outputs to the graph outputs and
 // reads their runtime shapes, as MAC counting does.
 func TestExposeOutputs(t *testing.T) {
