@@ -219,6 +219,7 @@ func TestReshapeDims(t *testing.T) {
 		want      []int64
 		err       bool
 		count     bool // the error is ErrReshapeCount
+		invalid   bool // the error is ErrInvalid (bad input)
 	}{
 		{in: []int64{2, 5, 4}, shape: []int64{-1, 4}, want: []int64{10, 4}},
 		{in: []int64{2, 5, 4}, shape: []int64{0, -1}, want: []int64{2, 20}},
@@ -234,11 +235,23 @@ func TestReshapeDims(t *testing.T) {
 		// product would fit.
 		{in: []int64{2, 3}, shape: []int64{-2, -3}, err: true},
 		{in: []int64{2, 3}, shape: []int64{-6}, err: true},
+		// Crafted targets whose dims multiply past 2^64 wrap around, in
+		// unchecked int64 arithmetic, to the input's count: 3 x
+		// 6148914691236517206 is 2 mod 2^64, (2^62+1) x 4 is 4.
+		{in: []int64{2}, shape: []int64{3, 6148914691236517206}, err: true, invalid: true},
+		{in: []int64{4}, shape: []int64{-1, 1<<62 + 1, 4}, err: true, invalid: true},
+		{in: []int64{1}, shape: []int64{1 << 32, 1 << 32}, err: true, invalid: true},
+		// Past the element cap without wrapping.
+		{in: []int64{1 << 20, 1 << 20}, shape: []int64{1 << 21, 1 << 20}, err: true, invalid: true},
+		{in: []int64{1 << 21, 1 << 20}, shape: []int64{-1}, err: true, invalid: true},
+		// At the cap is fine; so are huge dims beside a zero.
+		{in: []int64{1 << 20, 1 << 20}, shape: []int64{-1, 1 << 10}, want: []int64{1 << 30, 1 << 10}},
+		{in: []int64{0, 3}, shape: []int64{0, 1 << 62}, allowZero: true, want: []int64{0, 1 << 62}},
 	}
 	for _, tc := range tests {
 		got, err := onnx.ReshapeDims(tc.in, tc.shape, tc.allowZero)
-		if (err != nil) != tc.err || errors.Is(err, onnx.ErrReshapeCount) != tc.count {
-			t.Errorf("ReshapeDims(%v, %v) error %v, want error %v (count %v)", tc.in, tc.shape, err, tc.err, tc.count)
+		if (err != nil) != tc.err || errors.Is(err, onnx.ErrReshapeCount) != tc.count || errors.Is(err, onnx.ErrInvalid) != tc.invalid {
+			t.Errorf("ReshapeDims(%v, %v) error %v, want error %v (count %v, invalid %v)", tc.in, tc.shape, err, tc.err, tc.count, tc.invalid)
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("ReshapeDims(%v, %v) (-want +got):\n%s", tc.in, tc.shape, diff)

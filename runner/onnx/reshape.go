@@ -14,9 +14,20 @@ var ErrReshapeCount = errors.New("element count differs")
 // (unless allowZero, when it is a zero dimension), and one -1 takes what is
 // left. A second -1, any other negative value, a 0 past the input's rank
 // or a shape that does not fit the input's element count is an error.
+//
+// Products of dims are checked (CountElements): input dims or a target
+// shape whose dims multiply past MaxElements are refused as ErrInvalid
+// (a crafted target such as [3, 6148914691236517206] wraps around to the
+// input's 2 elements in unchecked int64 arithmetic).
 func ReshapeDims(in, shape []int64, allowZero bool) ([]int64, error) {
+	n, err := CountElements(in)
+	if err != nil {
+		return nil, invalidf("Reshape input dims %v: %w", in, err)
+	}
+	total := int64(n)
 	out := make([]int64, len(shape))
-	infer, known := -1, int64(1)
+	known := make([]int64, 0, len(shape)) // the dims other than -1
+	infer := -1
 	for i, d := range shape {
 		switch {
 		case d == 0 && !allowZero:
@@ -34,15 +45,18 @@ func ReshapeDims(in, shape []int64, allowZero bool) ([]int64, error) {
 		default:
 			out[i] = d
 		}
-		known *= out[i]
+		known = append(known, out[i])
 	}
-	total := int64(NumElements(in))
+	k, err := CountElements(known)
+	if err != nil {
+		return nil, invalidf("Reshape shape %v of %v: %w", shape, in, err)
+	}
 	if infer >= 0 {
-		if known == 0 || total%known != 0 {
+		if k == 0 || total%int64(k) != 0 {
 			return nil, fmt.Errorf("Reshape shape %v does not fit %v: %w", shape, in, ErrReshapeCount)
 		}
-		out[infer] = total / known
-	} else if known != total {
+		out[infer] = total / int64(k)
+	} else if int64(k) != total {
 		return nil, fmt.Errorf("Reshape shape %v does not fit %v: %w", shape, in, ErrReshapeCount)
 	}
 	return out, nil
