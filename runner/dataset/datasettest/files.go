@@ -141,11 +141,12 @@ func Files() []Crafted {
 			}(),
 		},
 		{
-			Name:  "stored-size-lie",
-			Class: "a stored (uncompressed) entry declaring more bytes than it holds",
+			Name: "stored-size-lie",
+			Class: "a stored (uncompressed) entry declaring 4 TiB more than it holds, its header 2^40 float32 " +
+				"(the old reader trusted the entry's size and allocated 4 TiB)",
 			Entry: x, Want: []string{"stored (uncompressed) entry declares 4398046511232 bytes, it holds 144"},
 			Data: func() []byte {
-				npy := V1(Dict("<f4", "(4,)"), floats(4))
+				npy := V1(Dict("<f4", "(1099511627776,)"), floats(4))
 				return Zip(Entry{Name: x, Raw: true, Data: npy, Header: zip.FileHeader{
 					Method: zip.Store, CompressedSize64: uint64(len(npy)), UncompressedSize64: uint64(len(npy)-16) + 4<<40,
 				}})
