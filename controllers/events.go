@@ -21,6 +21,10 @@ const (
 	EventJobSuspended   = "JobSuspended"
 	EventJobResumed     = "JobResumed"
 	EventJobDeleted     = "JobDeleted"
+
+	// EventStageWarnings: a stage wrote its model but fell short of what
+	// it was asked; the note carries the runner's warnings.
+	EventStageWarnings = "StageSucceededWithWarnings"
 )
 
 // event is one Kubernetes event to emit. Job names the stage Job it is
@@ -69,6 +73,9 @@ func stageEvent(s v1alpha1.StageStatus) (event, bool) {
 	switch {
 	case s.State == v1alpha1.StageRunning:
 		return event{Type: corev1.EventTypeNormal, Reason: EventStageRunning, Action: "RunStage", Note: fmt.Sprintf("stage %s is running: %s", s.Name, s.Message)}, true
+	case s.State == v1alpha1.StageSucceeded && s.Output != nil && s.Reason == v1alpha1.ReasonSucceededWithWarnings:
+		return event{Type: corev1.EventTypeWarning, Reason: EventStageWarnings, Action: "RunStage",
+			Note: fmt.Sprintf("stage %s (%s, %d bytes): %s", s.Name, s.Output.Digest, s.Output.SizeBytes, s.Message)}, true
 	case s.State == v1alpha1.StageSucceeded && s.Output != nil:
 		return event{Type: corev1.EventTypeNormal, Reason: EventStageSucceeded, Action: "RunStage",
 			Note: fmt.Sprintf("stage %s wrote %s (%s, %d bytes)", s.Name, s.Output.URI, s.Output.Digest, s.Output.SizeBytes)}, true

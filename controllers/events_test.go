@@ -42,6 +42,9 @@ func TestTransitionEvents(t *testing.T) {
 				{Type: "Normal", Reason: EventStageSucceeded, Action: "RunStage", Note: "stage a wrote s3://o/k/model.onnx (sha256:ab, 7 bytes)", Job: "j-a"},
 				{Type: "Normal", Reason: "Succeeded", Action: "Complete", Note: "m-Succeeded"},
 			}},
+		{"succeeded with warnings", v1alpha1.CompressionJobStatus{Stages: []v1alpha1.StageStatus{stage("a", v1alpha1.StageRunning, "Running")}},
+			v1alpha1.CompressionJobStatus{Stages: []v1alpha1.StageStatus{stage("a", v1alpha1.StageSucceeded, v1alpha1.ReasonSucceededWithWarnings)}},
+			[]event{{Type: "Warning", Reason: EventStageWarnings, Action: "RunStage", Note: "stage a (sha256:ab, 7 bytes): msg", Job: "j-a"}}},
 		{"failed and stalled", v1alpha1.CompressionJobStatus{Stages: []v1alpha1.StageStatus{stage("a", v1alpha1.StageRunning, "Running")}, Conditions: conds(F, F, F, "Running")},
 			v1alpha1.CompressionJobStatus{Stages: []v1alpha1.StageStatus{stage("a", v1alpha1.StageFailed, "BadInput")}, Conditions: conds(F, T, F, "BadInput")},
 			[]event{

@@ -34,9 +34,35 @@ type Result struct {
 	// Reason and Message explain a failure.
 	Reason  string `json:"reason,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Warnings say where a successful stage fell short of what it was
+	// asked (weights left out of the requested sparsity or bit-width, and
+	// why): the stage's status message and an event carry them, and
+	// `kompress run` prints them. At most MaxWarnings, each at most
+	// MaxWarning bytes (Warn bounds them).
+	Warnings []string `json:"warnings,omitempty"`
 	// Details hold what does not fit a termination message: per-layer
 	// sparsity, tensors left in float and why, masks. Only in result.json.
 	Details json.RawMessage `json:"details,omitempty"`
+}
+
+// Bounds of Result.Warnings: they travel in the termination message.
+const (
+	MaxWarnings = 4
+	MaxWarning  = 400
+)
+
+// Warn bounds warnings for a result: the first MaxWarnings, each cut to
+// MaxWarning bytes, the last saying how many more there were.
+func Warn(warnings []string) []string {
+	var out []string
+	for i, w := range warnings {
+		if i == MaxWarnings-1 && len(warnings) > MaxWarnings {
+			out = append(out, fmt.Sprintf("and %d more warnings (result.json lists what was left out)", len(warnings)-i))
+			break
+		}
+		out = append(out, Truncate(w, MaxWarning))
+	}
+	return out
 }
 
 // Succeeded reports whether the stage produced an artifact.
@@ -48,12 +74,13 @@ func (r Result) Encode() ([]byte, error) {
 }
 
 // TerminationMessage renders the result compactly within the kubelet's
-// 4 KiB limit: details are dropped, then the message is shortened, on a
-// rune boundary. JSON escapes make a byte of the message worth up to six
+// 4 KiB limit: details are dropped, then the warnings bounded (Warn), then
+// the message is shortened, on a rune boundary. JSON escapes make a byte of the message worth up to six
 // encoded bytes ("<" is \u003c), so it is cut, by the excess or in
 // proportion when escapes dominate, until the encoding fits.
 func (r Result) TerminationMessage() ([]byte, error) {
 	r.Details = nil
+	r.Warnings = Warn(r.Warnings)
 	b, err := json.Marshal(r)
 	for err == nil && len(b) > MaxTerminationMessage && r.Message != "" {
 		n := len(r.Message)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/kompress/kompress/api/v1alpha1"
@@ -43,13 +44,38 @@ func StageStatusFromResult(s v1alpha1.StageStatus, t Task, r Result) v1alpha1.St
 	if r.Cached {
 		s.State = v1alpha1.StageCached
 		s.Reason = ReasonCached
-		s.Message = "reused " + r.Output.URI + ", written by an earlier run"
+		s.Message = Truncate("reused "+r.Output.URI+", written by an earlier run"+warningText(r.Warnings), MaxStatusMessage)
 		return s
 	}
 	s.State = v1alpha1.StageSucceeded
 	s.Reason = v1alpha1.ReasonSucceeded
-	s.Message = "wrote " + r.Output.URI
+	if len(r.Warnings) > 0 {
+		s.Reason = v1alpha1.ReasonSucceededWithWarnings
+	}
+	s.Message = Truncate("wrote "+r.Output.URI+warningText(r.Warnings), MaxStatusMessage)
 	return s
+}
+
+// warningMark starts each warning in a stage's message.
+const warningMark = "; warning: "
+
+// warningText renders a result's warnings for a stage message.
+func warningText(warnings []string) string {
+	if len(warnings) == 0 {
+		return ""
+	}
+	return warningMark + strings.Join(Warn(warnings), warningMark)
+}
+
+// StageWarnings returns the warnings a stage's status message carries
+// (StageStatusFromResult wrote them after what the stage did), as far as
+// the message's length kept them.
+func StageWarnings(s v1alpha1.StageStatus) []string {
+	_, rest, ok := strings.Cut(s.Message, warningMark)
+	if !ok || (s.State != v1alpha1.StageSucceeded && s.State != v1alpha1.StageCached) {
+		return nil
+	}
+	return strings.Split(rest, warningMark)
 }
 
 // SafeReason returns reason when it is a valid condition reason, else

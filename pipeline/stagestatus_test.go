@@ -52,6 +52,14 @@ func TestStageStatusFromResult(t *testing.T) {
 		}), v1alpha1.StageStatus{Name: "int8", JobName: "j-0-int8-abc", Attempts: 1, CacheKey: task.CacheKey, ContentKey: strings.Repeat("d", 64),
 			State: v1alpha1.StageSucceeded, Reason: v1alpha1.ReasonSucceeded, Output: &v1alpha1.Artifact{URI: rekeyURI(task.OutputURI, strings.Repeat("d", 64)),
 				Digest: digest, SizeBytes: 42, Metrics: map[string]string{MetricBytes: "42"}}}, "/" + strings.Repeat("d", 64) + "/model.onnx"},
+		{"success with warnings", with(func(r *Result) { r.Warnings = []string{"LSTM weights left dense", "2 weights kept at 8 bits"} }),
+			v1alpha1.StageStatus{Name: "int8", JobName: "j-0-int8-abc", Attempts: 1, CacheKey: task.CacheKey, State: v1alpha1.StageSucceeded,
+				Reason: v1alpha1.ReasonSucceededWithWarnings, Output: ok.Output,
+				Message: "wrote " + task.OutputURI + "; warning: LSTM weights left dense; warning: 2 weights kept at 8 bits"}, ""},
+		{"cached with warnings", with(func(r *Result) { r.Cached, r.Warnings = true, []string{"LSTM weights left dense"} }),
+			v1alpha1.StageStatus{Name: "int8", JobName: "j-0-int8-abc", Attempts: 1, CacheKey: task.CacheKey, State: v1alpha1.StageCached,
+				Reason: ReasonCached, Output: ok.Output,
+				Message: "reused " + task.OutputURI + ", written by an earlier run; warning: LSTM weights left dense"}, ""},
 		{"runner-reported failure", Result{Version: ContractVersion, Stage: "int8", Reason: "BadInput", Message: "no weights"},
 			v1alpha1.StageStatus{Name: "int8", JobName: "j-0-int8-abc", Attempts: 1, CacheKey: task.CacheKey, State: v1alpha1.StageFailed,
 				Reason: "BadInput", Message: "no weights"}, ""},
@@ -76,6 +84,51 @@ func TestStageStatusFromResult(t *testing.T) {
 				t.Errorf("StageStatusFromResult (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestStageWarnings(t *testing.T) {
+	long := strings.Repeat("w", 2*MaxWarning)
+	task := testTask(t)
+	ok := Result{Version: ContractVersion, Stage: "int8", CacheKey: task.CacheKey,
+		Output: &v1alpha1.Artifact{URI: task.OutputURI, Digest: "sha256:" + strings.Repeat("c", 64), SizeBytes: 42}}
+	cases := []struct {
+		name     string
+		warnings []string
+		want     []string
+	}{
+		{"none", nil, nil},
+		{"one", []string{"a"}, []string{"a"}},
+		{"long ones are cut", []string{long}, []string{long[:MaxWarning-3] + "..."}},
+		{"many are counted", []string{"a", "b", "c", "d", "e", "f"}, []string{"a", "b", "c", "and 3 more warnings (result.json lists what was left out)"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ok
+			r.Warnings = tc.warnings
+			s := StageStatusFromResult(v1alpha1.StageStatus{Name: "int8"}, task, r)
+			if diff := cmp.Diff(tc.want, StageWarnings(s)); diff != "" {
+				t.Errorf("StageWarnings (-want +got):\n%s", diff)
+			}
+			if len(s.Message) > MaxStatusMessage {
+				t.Errorf("message is %d bytes", len(s.Message))
+			}
+			b, err := r.TerminationMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := DecodeResult(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, back.Warnings); diff != "" {
+				t.Errorf("warnings in the termination message (-want +got):\n%s", diff)
+			}
+		})
+	}
+	failed := StageStatusFromResult(v1alpha1.StageStatus{Name: "int8"}, task, Result{Reason: "BadInput", Message: "x; warning: y"})
+	if got := StageWarnings(failed); got != nil {
+		t.Errorf("a failed stage's message gave warnings %q", got)
 	}
 }
 

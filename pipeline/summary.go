@@ -104,6 +104,15 @@ func Summarize(spec *v1alpha1.CompressionJobSpec, stages []v1alpha1.StageStatus)
 			sum.Message += " (" + sum.Output.Digest + ")"
 		}
 	}
+	var warned []string
+	for _, s := range stages {
+		if len(StageWarnings(s)) > 0 {
+			warned = append(warned, s.Name)
+		}
+	}
+	if len(warned) > 0 {
+		sum.Message += "; with warnings from stage " + strings.Join(warned, ", ") + " (see status.stages[].message)"
+	}
 	return sum
 }
 

@@ -54,6 +54,11 @@ func TestSummarize(t *testing.T) {
 		{"all done", threeStages(), []v1alpha1.StageStatus{
 			st("prune", v1alpha1.StageCached, "", ""), st("recover", v1alpha1.StageSucceeded, "", ""), st("int8", v1alpha1.StageSucceeded, "", "")},
 			Summary{Phase: PhaseSucceeded, Reason: "Succeeded", Message: "all 3 stages done: s3://o/k/model.onnx (sha256:ab)", Done: 3, Total: 3, Output: out}},
+		{"all done, one stage with warnings", threeStages(), []v1alpha1.StageStatus{
+			st("prune", v1alpha1.StageSucceeded, "SucceededWithWarnings", "wrote x; warning: LSTM weights left dense"),
+			st("recover", v1alpha1.StageSucceeded, "", "wrote y"), st("int8", v1alpha1.StageSucceeded, "", "")},
+			Summary{Phase: PhaseSucceeded, Reason: "Succeeded", Message: "all 3 stages done: s3://o/k/model.onnx (sha256:ab); with warnings from stage prune (see status.stages[].message)",
+				Done: 3, Total: 3, Output: out}},
 		{"quality gate missed keeps the output", gated, []v1alpha1.StageStatus{
 			st("prune", v1alpha1.StageSucceeded, "", ""), st("recover", v1alpha1.StageSucceeded, "", ""), st("int8", v1alpha1.StageSucceeded, "", "")},
 			Summary{Phase: PhaseFailed, Reason: "QualityGateFailed", Message: "the final model missed quality gates: maxAccuracyDrop: accuracyDrop 0.05 is above 0.01",

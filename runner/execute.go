@@ -269,6 +269,10 @@ func publish(ctx context.Context, task, work pipeline.Task, o *Options, step fun
 		return res, outputError(err)
 	}
 	res.Output = &v1alpha1.Artifact{URI: work.OutputURI, Digest: obj.Digest, SizeBytes: obj.Size, Metrics: ev.Metrics}
+	res.Warnings = out.Warnings
+	for _, w := range out.Warnings {
+		o.Log.Warn(w, "stage", task.Stage.Name)
+	}
 	res.Details, err = json.Marshal(details{Stage: out.Details, Evaluation: ev.Details})
 	if err != nil {
 		return res, fmt.Errorf("encoding result details: %w", err)

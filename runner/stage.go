@@ -36,6 +36,11 @@ type StageInput struct {
 type StageOutput struct {
 	Model   *onnx.Model
 	Details any
+	// Warnings say where the model falls short of what the stage asked
+	// (weights left out of the requested sparsity or bit-width, and why):
+	// they are logged, returned in the result and put in the stage's
+	// status message.
+	Warnings []string
 }
 
 // Stage is one stage type of the runner. Each lives in its own file and

@@ -15,18 +15,22 @@ const (
 
 // Condition reasons.
 const (
-	ReasonSucceeded            = "Succeeded"
-	ReasonRunning              = "Running"
-	ReasonPending              = "Pending"
-	ReasonSuspended            = "Suspended"
-	ReasonAwaitingAdmission    = "AwaitingAdmission"
-	ReasonUnschedulable        = "Unschedulable"
-	ReasonBackoffLimitExceeded = "BackoffLimitExceeded"
-	ReasonDeadlineExceeded     = "DeadlineExceeded"
-	ReasonInvalidResult        = "InvalidResult"
-	ReasonStageFailed          = "StageFailed"
-	ReasonBadInput             = "BadInput"
-	ReasonSecretNotFound       = "SecretNotFound"
+	ReasonSucceeded = "Succeeded"
+	// ReasonSucceededWithWarnings: a stage wrote its model but fell short
+	// of what it was asked (weights left out of the requested sparsity or
+	// bit-width); its message says where.
+	ReasonSucceededWithWarnings = "SucceededWithWarnings"
+	ReasonRunning               = "Running"
+	ReasonPending               = "Pending"
+	ReasonSuspended             = "Suspended"
+	ReasonAwaitingAdmission     = "AwaitingAdmission"
+	ReasonUnschedulable         = "Unschedulable"
+	ReasonBackoffLimitExceeded  = "BackoffLimitExceeded"
+	ReasonDeadlineExceeded      = "DeadlineExceeded"
+	ReasonInvalidResult         = "InvalidResult"
+	ReasonStageFailed           = "StageFailed"
+	ReasonBadInput              = "BadInput"
+	ReasonSecretNotFound        = "SecretNotFound"
 	// ReasonServiceAccountNotFound: the ServiceAccount stage pods run as
 	// does not exist in the job's namespace.
 	ReasonServiceAccountNotFound = "ServiceAccountNotFound"

@@ -38,6 +38,11 @@ func printSummary(w io.Writer, job *v1alpha1.CompressionJob) error {
 			return err
 		}
 	}
+	for _, s := range job.Status.Stages {
+		if warnings := pipeline.StageWarnings(s); len(warnings) > 0 {
+			fmt.Fprintf(w, "\nstage %s fell short of its spec:\n  - %s\n", s.Name, strings.Join(warnings, "\n  - "))
+		}
+	}
 	ready := meta.FindStatusCondition(job.Status.Conditions, v1alpha1.ConditionReady)
 	if ready != nil {
 		fmt.Fprintf(w, "\n%s: Ready=%s reason=%s\n  %s\n", job.Name, ready.Status, ready.Reason, ready.Message)

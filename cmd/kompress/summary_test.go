@@ -106,3 +106,23 @@ func TestSummaryNamesTheOutputs(t *testing.T) {
 		})
 	}
 }
+
+// A stage that fell short of its spec lists its warnings under the table;
+// a stage without warnings prints none.
+func TestSummaryPrintsStageWarnings(t *testing.T) {
+	out := &v1alpha1.Artifact{URI: "file:///o/model.onnx", Digest: "sha256:ab", SizeBytes: 7}
+	job := &v1alpha1.CompressionJob{ObjectMeta: metav1.ObjectMeta{Name: "j"}}
+	job.Status.Stages = []v1alpha1.StageStatus{
+		{Name: "prune", State: v1alpha1.StageSucceeded, Reason: v1alpha1.ReasonSucceeded, Message: "wrote file:///o/a/model.onnx", Output: out},
+		{Name: "int4", State: v1alpha1.StageSucceeded, Reason: v1alpha1.ReasonSucceededWithWarnings, Output: out,
+			Message: "wrote file:///o/b/model.onnx; warning: 2 weights kept at 8 bits; warning: 1 LSTM weight left in float"},
+	}
+	var b bytes.Buffer
+	if err := printSummary(&b, job); err != nil {
+		t.Fatal(err)
+	}
+	want := "\nstage int4 fell short of its spec:\n  - 2 weights kept at 8 bits\n  - 1 LSTM weight left in float\n"
+	if !strings.Contains(b.String(), want) || strings.Contains(b.String(), "stage prune fell short") {
+		t.Errorf("summary does not list int4's warnings (only):\n%s", b.String())
+	}
+}
