@@ -19,6 +19,9 @@ func calibratable(t *target, main *onnx.GraphIndex) string {
 		if u.graph != "" {
 			return fmt.Sprintf("%s is inside subgraph %s", onnx.Label(u.node), u.graph)
 		}
+		if l, _ := onnx.LayerOf(u.node); l.Kind == onnx.LayerRecurrent {
+			return fmt.Sprintf("%s is a recurrent layer: hessian pruning calibrates Conv, ConvTranspose, Gemm and MatMul (magnitude and nm prune %s)", onnx.Label(u.node), u.node.GetOpType())
+		}
 		in := u.node.GetInput()[0]
 		computed := main.Producer[in] != nil || main.Input[in] != nil
 		if !computed || main.Initializer[in] != nil {

@@ -37,14 +37,15 @@ type layout struct {
 func (l *layout) params() int { return l.groups * l.rows * l.cols }
 
 // layouts are the kinds of layer (the operator table's) prune handles,
-// each with how it reads its weight as matrices. Recurrent layers (LSTM,
-// GRU, RNN: one [gates*hidden, input] matrix per direction) and the other
-// kinds of the table are left dense until they get an entry here.
+// each with how it reads its weights as matrices (a recurrent layer has
+// two: W and R). The other kinds of the table (embeddings, com.microsoft
+// Attention) are left dense until they get an entry here.
 var layouts = map[onnx.LayerKind]func(node *onnxpb.NodeProto, l onnx.Layer, dims []int64) (*layout, error){
 	onnx.LayerConv:          convLayout,
 	onnx.LayerConvTranspose: convLayout,
 	onnx.LayerGemm:          matrixLayout,
 	onnx.LayerMatMul:        matrixLayout,
+	onnx.LayerRecurrent:     recurrentLayout,
 }
 
 // newLayout describes the weight input (dims as the node reads it) of a
@@ -71,6 +72,28 @@ func matrixLayout(node *onnxpb.NodeProto, l onnx.Layer, dims []int64) (*layout, 
 	so, si := stride[out], stride[in]
 	return &layout{op: op, groups: 1, rows: int(dims[out]), cols: int(dims[in]), span: int(dims[in]), columns: "the input dimension K",
 		at: func(_, r, c int) int { return r*so + c*si }}, nil
+}
+
+// recurrentLayout is an LSTM, GRU or RNN weight: W [directions,
+// gates*hidden, input] or R [directions, gates*hidden, hidden], one matrix
+// per direction whose rows are the gates' units and whose columns are the
+// input features (W) or the hidden state (R) they read, so N:M groups run
+// along those.
+func recurrentLayout(node *onnxpb.NodeProto, l onnx.Layer, dims []int64) (*layout, error) {
+	op := node.GetOpType()
+	out, in, ok := l.WeightAxes(len(dims))
+	if !ok || out != 1 || in != 2 {
+		return nil, fmt.Errorf("%s weight has shape %v, expected [directions, gates*hidden, features]", op, dims)
+	}
+	d, rows, cols := int(dims[0]), int(dims[1]), int(dims[2])
+	if d != l.Directions {
+		return nil, fmt.Errorf("%s weight has shape %v: %d directions, but the node has %d", op, dims, d, l.Directions)
+	}
+	if l.Hidden > 0 && rows != l.Gates*l.Hidden {
+		return nil, fmt.Errorf("%s weight has shape %v: %d rows, but %d gates of hidden_size %d make %d", op, dims, rows, l.Gates, l.Hidden, l.Gates*l.Hidden)
+	}
+	return &layout{op: op, groups: d, rows: rows, cols: cols, span: cols, columns: "the features each gate reads (input or hidden state)",
+		at: func(g, r, c int) int { return (g*rows+r)*cols + c }}, nil
 }
 
 func convLayout(node *onnxpb.NodeProto, l onnx.Layer, dims []int64) (*layout, error) {

@@ -109,10 +109,10 @@ func zeroPattern(dims []int64, vals []float32) (string, int) {
 }
 
 // Masks returns the zero pattern of every prunable weight of m (the weight
-// inputs of Conv, ConvTranspose, Gemm and MatMul, wherever stored) that has
-// at least one zero, by weight name. Read from a pruned model, it is the
-// mask pruning left; ApplyMasks puts it back after a stage that moved
-// weights.
+// inputs of Conv, ConvTranspose, Gemm, MatMul, LSTM, GRU and RNN, wherever
+// stored) that has at least one zero, by weight name. Read from a pruned
+// model, it is the mask pruning left; ApplyMasks puts it back after a
+// stage that moved weights.
 func Masks(m *onnx.Model) (map[string]*Mask, error) {
 	targets, _ := findTargets(m, &options{})
 	masks := map[string]*Mask{}

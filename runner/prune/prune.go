@@ -184,6 +184,6 @@ func nothingPrunable(m *onnx.Model, skipped []Skipped) error {
 		parts = append(parts, fmt.Sprintf("%s: %s", reason, strings.Join(names, ", ")))
 	}
 	sort.Strings(parts)
-	return fmt.Errorf("%w: model %s has no weight to prune (weights of Conv, ConvTranspose, Gemm and MatMul); its %d floating-point weights were left alone: %s",
+	return fmt.Errorf("%w: model %s has no weight to prune (weights of Conv, ConvTranspose, Gemm, MatMul, LSTM, GRU and RNN); its %d floating-point weights were left alone: %s",
 		ErrNothingPrunable, m.Name, len(skipped), strings.Join(parts, "; "))
 }

@@ -387,7 +387,7 @@ func TestBadInput(t *testing.T) {
 		is    error
 		say   string
 	}{
-		{"nothing prunable", nothing, Options{Method: "magnitude", Sparsity: 0.5}, nil, ErrNothingPrunable, "not the weight input of Conv, ConvTranspose, Gemm or MatMul: C"},
+		{"nothing prunable", nothing, Options{Method: "magnitude", Sparsity: 0.5}, nil, ErrNothingPrunable, "not the weight input of Conv, ConvTranspose, Gemm, MatMul, LSTM, GRU or RNN: C"},
 		{"everything excluded", mnist, Options{Method: "magnitude", Sparsity: 0.5, ExcludeOpTypes: []string{"Conv", "MatMul"}}, nil, ErrNothingPrunable, "excluded by op type: Parameter193, Parameter87, Parameter5"},
 		{"hessian without data", mnist, Options{Method: "hessian", Sparsity: 0.5}, nil, ErrCalibration, "spec.dataset"},
 		{"calibration of the wrong shape", mnist, Options{Method: "hessian", Sparsity: 0.5}, wrongShape, ErrCalibration, "wrong.npz"},

@@ -2,6 +2,7 @@ package prune
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -14,7 +15,7 @@ type Reason string
 const (
 	ReasonBias           Reason = "bias"
 	ReasonNormalization  Reason = "normalization parameter"
-	ReasonNotWeight      Reason = "not the weight input of Conv, ConvTranspose, Gemm or MatMul"
+	ReasonNotWeight      Reason = "not the weight input of Conv, ConvTranspose, Gemm, MatMul, LSTM, GRU or RNN"
 	ReasonShared         Reason = "shared with a use that is not a prunable weight"
 	ReasonGraphOutput    Reason = "a graph output"
 	ReasonUnused         Reason = "read by no node"
@@ -188,7 +189,7 @@ func (f *finder) follow(dims []int64, uses []onnx.Use, r *walk) {
 		}
 		l, layer := prunableLayer(n)
 		switch {
-		case layer && u.Input == l.Weight:
+		case layer && slices.Contains(l.Weights(), u.Input):
 			r.good = append(r.good, layerUse{node: n, graph: u.GraphPath, dims: dims})
 		case layer && u.Input == l.Bias:
 			r.reject(ReasonBias, n, fmt.Sprintf("%s input %d", op, u.Input))

@@ -132,8 +132,9 @@ func TestExcludeOpType(t *testing.T) {
 }
 
 // TestTableLayers: the operator table places weights and channels; prune
-// handles the kinds it has a layout for and leaves the table's other kinds
-// (recurrent layers, embeddings) dense, as not a prunable weight.
+// handles the kinds it has a layout for (a recurrent layer's W and R
+// among them, one matrix per direction) and leaves the table's other
+// kinds (embeddings) dense, as not a prunable weight.
 func TestTableLayers(t *testing.T) {
 	b := newBuilder("layers")
 	b.Input("X", 1, 4, 5, 5)
@@ -154,25 +155,76 @@ func TestTableLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	targets, skipped := findTargets(b.Model(14, "U", "H", "G"), o)
-	if len(targets) != 1 {
-		t.Fatalf("%d targets, want the ConvTranspose weight alone", len(targets))
+	type shape struct {
+		Name                     string
+		Groups, Rows, Cols, Span int
+		Kernel                   int
 	}
-	l := targets[0].lay
-	if got, want := []int{l.groups, l.rows, l.cols, len(l.kernel)}, []int{2, 3 * 4, 2, 2}; !cmp.Equal(got, want) {
-		t.Errorf("ConvTranspose layout groups, rows, cols, kernel rank %v, want %v", got, want)
+	var got []shape
+	for _, tg := range targets {
+		l := tg.lay
+		got = append(got, shape{tg.w.Name, l.groups, l.rows, l.cols, l.span, len(l.kernel)})
+	}
+	want := []shape{
+		{"Wct", 2, 3 * 4, 2, 2, 2},
+		{"W", 2, 16, 8, 8, 0}, // per direction: 4 gates x 4 units reading 8 inputs
+		{"R", 2, 16, 4, 4, 0}, // ... reading the 4 hidden units
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("targets' layouts (-want +got):\n%s", diff)
 	}
 	// Element (group 1, row 5 = output channel 1 at kernel position 1,
 	// column 0 = input channel 2) is Wct[2, 1, 0, 1].
-	if got, want := l.at(1, 5, 0), ((2*3+1)*2+0)*2+1; got != want {
+	if got, want := targets[0].lay.at(1, 5, 0), ((2*3+1)*2+0)*2+1; got != want {
 		t.Errorf("ConvTranspose layout at(1, 5, 0) = %d, want %d", got, want)
 	}
+	// Element (direction 1, gate row 3, input 7) is W[1, 3, 7].
+	if got, want := targets[1].lay.at(1, 3, 7), (1*16+3)*8+7; got != want {
+		t.Errorf("LSTM W layout at(1, 3, 7) = %d, want %d", got, want)
+	}
 	wantSkipped := []Skipped{
-		{Name: "W", Node: "lstm", OpType: "LSTM", Params: 256, Reason: ReasonNotWeight, Detail: "LSTM input 1"},
-		{Name: "R", Node: "lstm", OpType: "LSTM", Params: 128, Reason: ReasonNotWeight, Detail: "LSTM input 2"},
-		{Name: "B", Node: "lstm", OpType: "LSTM", Params: 64, Reason: ReasonNotWeight, Detail: "LSTM input 3"},
+		{Name: "B", Node: "lstm", OpType: "LSTM", Params: 64, Reason: ReasonBias, Detail: "LSTM input 3"},
 		{Name: "E", Node: "embed", OpType: "Gather", Params: 60, Reason: ReasonNotWeight, Detail: "Gather input 0"},
 	}
 	if diff := cmp.Diff(wantSkipped, skipped); diff != "" {
 		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+}
+
+// TestRecurrentLayoutRejects: a recurrent weight whose shape disagrees with
+// the node's direction or hidden_size is left dense with the reason.
+func TestRecurrentLayoutRejects(t *testing.T) {
+	cases := []struct {
+		name   string
+		dims   []int64
+		attrs  []*onnxpb.AttributeProto
+		detail string
+	}{
+		{"directions", []int64{2, 16, 8}, []*onnxpb.AttributeProto{onnx.AttrInt("hidden_size", 4)}, "LSTM weight has shape [2 16 8]: 2 directions, but the node has 1"},
+		{"hidden size", []int64{1, 12, 8}, []*onnxpb.AttributeProto{onnx.AttrInt("hidden_size", 4)}, "LSTM weight has shape [1 12 8]: 12 rows, but 4 gates of hidden_size 4 make 16"},
+		{"rank", []int64{16, 8}, nil, "LSTM weight has shape [16 8], expected [directions, gates*hidden, features]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBuilder("bad")
+			b.Input("S", 3, 1, 8)
+			b.weight("W", tc.dims...)
+			b.weight("R", 1, 16, 4)
+			b.NamedNode("LSTM", "lstm", []string{"S", "W", "R"}, []string{"H"}, tc.attrs...)
+			o, err := Options{Method: Magnitude, Sparsity: 0.5}.parse()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, skipped := findTargets(b.Model(14, "H"), o)
+			var got *Skipped
+			for i := range skipped {
+				if skipped[i].Name == "W" {
+					got = &skipped[i]
+				}
+			}
+			if got == nil || got.Reason != ReasonShape || got.Detail != tc.detail {
+				t.Errorf("W skipped as %+v, want %q: %q", got, ReasonShape, tc.detail)
+			}
+		})
 	}
 }
