@@ -3,6 +3,7 @@ package quantize
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/x448/float16"
 
@@ -13,10 +14,12 @@ import (
 // fp16 conversion writes float32 weights as float16 and runs the main
 // graph in float16, as onnxruntime's float16 converter does
 // (onnxruntime.transformers.float16): operators on its block list, and
-// quantize/dequantize, control flow and non-default-domain operators, keep
-// float32, with Casts at each boundary; subgraphs stay float32 and read
-// outer values through a Cast. Inputs and outputs stay float32 (Cast at the
-// edges) unless ioType is float16.
+// quantize/dequantize, control flow, recurrent and non-default-domain
+// operators, keep float32, with Casts at each boundary; subgraphs compute
+// in float32 and read outer values through a Cast. Weights are stored as
+// float16 wherever they are (subgraphs, operators kept in float32 included)
+// and cast back to float32 where read in float32. Inputs and outputs stay
+// float32 (Cast at the edges) unless ioType is float16.
 
 // fp16BlockList is onnxruntime's float16 DEFAULT_OP_BLOCK_LIST, plus the
 // operators whose float inputs are not of the computed type or that hold
@@ -32,6 +35,10 @@ var fp16BlockList = map[string]bool{
 	// Not in onnxruntime's list:
 	"QuantizeLinear": true, "DequantizeLinear": true, "DynamicQuantizeLinear": true,
 	"If": true, "Loop": true, "Scan": true,
+	// ONNX Runtime has no float16 CPU kernels for recurrent layers (and
+	// 1.30 crashes creating a session for a float16 LSTM): they compute
+	// in float32, their weights stored as float16 and cast.
+	"LSTM": true, "GRU": true, "RNN": true,
 	"RandomNormal": true, "RandomUniform": true, "RandomNormalLike": true, "EyeLike": true, "Multinomial": true,
 }
 
@@ -49,6 +56,11 @@ type fp16 struct {
 	other map[string]string
 	// owner is the main-graph node whose subgraph holds a graph.
 	owner map[*onnxpb.GraphProto]*onnxpb.NodeProto
+	// halfConsts are the constants stored as float16, by the graph
+	// holding them.
+	halfConsts map[string]*onnxpb.GraphProto
+	// blockedNodes memoizes blocked.
+	blockedNodes map[*onnxpb.NodeProto]bool
 }
 
 func convertFP16(m *onnx.Model, o *options, r *Report) error {
@@ -56,7 +68,11 @@ func convertFP16(m *onnx.Model, o *options, r *Report) error {
 	f := &fp16{
 		ix: ix, e: newEditor(ix, r.own), o: o, r: r, main: m.Proto.GetGraph(),
 		types: elemTypes(ix), native: map[string]bool{}, other: map[string]string{},
-		owner: map[*onnxpb.GraphProto]*onnxpb.NodeProto{},
+		owner: map[*onnxpb.GraphProto]*onnxpb.NodeProto{}, halfConsts: map[string]*onnxpb.GraphProto{},
+		blockedNodes: map[*onnxpb.NodeProto]bool{},
+	}
+	for _, n := range f.main.GetNode() {
+		f.blocked(n) // decided on the graph as it is
 	}
 	for _, ref := range ix.graphs[1:] {
 		top := ref.Owner
@@ -82,8 +98,14 @@ func convertFP16(m *onnx.Model, o *options, r *Report) error {
 	for _, ref := range ix.graphs[1:] {
 		for _, n := range ref.Graph.GetNode() {
 			for i := range n.GetInput() {
-				// Only main-graph tensors can have become float16.
+				// Subgraphs compute in float32: main-graph tensors and
+				// constants stored as float16 reach them through a Cast.
 				f.rewire(use{graph: ref.Graph, node: n, input: i}, false)
+			}
+		}
+		for _, vi := range ref.Graph.GetValueInfo() {
+			if f.halfConsts[vi.GetName()] != nil {
+				setElemType(vi, onnx.Float16)
 			}
 		}
 	}
@@ -101,9 +123,63 @@ func (f *fp16) ownerOf(g *onnxpb.GraphProto) *onnxpb.NodeProto {
 	return nil
 }
 
-// blocked reports whether a main-graph node keeps float32.
+// blocked reports whether a main-graph node keeps float32, as decided
+// on the graph before any rewiring.
 func (f *fp16) blocked(n *onnxpb.NodeProto) bool {
-	return !onnx.IsDefaultDomain(n.GetDomain()) || fp16BlockList[n.GetOpType()] || f.o.excluded(n.GetOpType(), n.GetName()) != ""
+	b, ok := f.blockedNodes[n]
+	if !ok {
+		b = !onnx.IsDefaultDomain(n.GetDomain()) || fp16BlockList[n.GetOpType()] || f.o.excluded(n.GetOpType(), n.GetName()) != "" || f.batchTransposed(n)
+		f.blockedNodes[n] = b
+	}
+	return b
+}
+
+// batchTransposed reports whether n is a Transpose that moves the batch
+// axis next to the matrix axes (perm [1, ..., r-2, 0, r-1], or with the
+// last two swapped) for a MatMul, or such a MatMul: ONNX Runtime 1.30
+// fuses the pair into FusedMatMul with transBatch, looking through a Cast
+// between them, and when the Transpose is in float16 the session crashes
+// while it is created. Both compute in float32, cast before the
+// Transpose, which it fuses without trouble.
+func (f *fp16) batchTransposed(n *onnxpb.NodeProto) bool {
+	switch n.GetOpType() {
+	case "MatMul":
+		for _, in := range n.GetInput() {
+			if p := f.ix.producer[in]; p != nil && batchTranspose(p) {
+				return true
+			}
+		}
+	case "Transpose":
+		if !batchTranspose(n) {
+			return false
+		}
+		for _, u := range f.ix.uses[n.GetOutput()[0]] {
+			if u.node.GetOpType() == "MatMul" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// batchTranspose reports whether n is a Transpose of perm [1, ..., r-2,
+// 0, r-1] or [1, ..., r-2, r-1, 0] (r >= 3).
+func batchTranspose(n *onnxpb.NodeProto) bool {
+	if n.GetOpType() != "Transpose" {
+		return false
+	}
+	perm, ok := onnx.IntsAttr(n, "perm")
+	r := len(perm)
+	if !ok || r < 3 {
+		return false
+	}
+	for i := range r - 2 {
+		if perm[i] != int64(i+1) {
+			return false
+		}
+	}
+	last2 := [2]int64{perm[r-2], perm[r-1]}
+	return last2 == [2]int64{0, int64(r - 1)} || last2 == [2]int64{int64(r - 1), 0}
 }
 
 func (f *fp16) isFloat32(name string) bool { return name != "" && f.types[name] == onnx.Float }
@@ -122,9 +198,15 @@ func (f *fp16) mainConst(name string) bool {
 	return c != nil && c.graph == f.main
 }
 
-// convertConstants writes as float16 every float32 constant of the main
-// graph that only float16 readers read; one that a float32 reader also
-// reads stays and gets a float16 copy. Subgraph weights stay float32.
+// convertConstants writes as float16 every float32 constant that no
+// reader needs exactly in float32: main-graph readers computing in
+// float16 read it as is; a weight input (the operator table's weight,
+// recurrence, bias or peephole) of an operator kept in float32, and a
+// reader inside a subgraph (subgraphs compute in float32) that would
+// compute in float16 in the main graph, read it through a Cast to
+// float32, so the file still holds it in half the bytes. A constant that
+// some other reader needs in float32 stays, with a float16 copy for the
+// float16 readers when there are any.
 func (f *fp16) convertConstants() (int, error) {
 	converted := 0
 	for _, name := range sortedNames(f.ix.consts) {
@@ -133,26 +215,27 @@ func (f *fp16) convertConstants() (int, error) {
 			continue
 		}
 		readers := f.ix.uses[name]
-		if c.graph != f.main {
-			if len(readers) > 0 {
-				f.r.addFloat(name, &readers[0], ReasonSubgraph, "float16 conversion covers the main graph")
-			}
-			continue
-		}
-		half, single := 0, 0
-		for _, u := range readers {
-			if u.graph == f.main && !f.blocked(u.node) {
+		half, cast, single := 0, 0, 0
+		var singleReader *use
+		for i, u := range readers {
+			switch {
+			case u.graph == f.main && !f.blocked(u.node):
 				half++
-			} else {
+			case f.castable(u):
+				cast++
+			default:
 				single++
+				if singleReader == nil {
+					singleReader = &readers[i]
+				}
 			}
 		}
-		if half == 0 && len(readers) > 0 {
-			reason := f.o.excluded(readers[0].node.GetOpType(), readers[0].node.GetName())
+		if half == 0 && cast == 0 && len(readers) > 0 {
+			reason := f.o.excluded(singleReader.node.GetOpType(), singleReader.node.GetName())
 			if reason == "" {
 				reason = ReasonFP16Blocked
 			}
-			f.r.addFloat(name, &readers[0], reason, "read by "+readers[0].node.GetOpType())
+			f.r.addFloat(name, singleReader, reason, "read by "+singleReader.node.GetOpType())
 			continue
 		}
 		if c.overridable {
@@ -174,12 +257,26 @@ func (f *fp16) convertConstants() (int, error) {
 		if len(readers) > 0 {
 			first = &readers[0]
 		}
+		granularity := "elementwise"
 		if single == 0 && !f.ix.outputs[name] {
 			if err := c.w.Set(h); err != nil {
 				return 0, err
 			}
 			f.native[name] = true
+			f.halfConsts[name] = c.graph
+			if cast > 0 {
+				granularity = "elementwise, cast to float32 where read in float32"
+			}
 		} else {
+			if c.graph != f.main {
+				// A float16 copy would have to live in the subgraph.
+				if singleReader == nil {
+					f.r.addFloat(name, first, ReasonNotWeight, "an output of its subgraph")
+					continue
+				}
+				f.r.addFloat(name, singleReader, ReasonFP16Blocked, "read in float32 by "+singleReader.node.GetOpType())
+				continue
+			}
 			copyName, err := f.e.addInit(f.main, name+"_fp16", h)
 			if err != nil {
 				return 0, err
@@ -190,13 +287,31 @@ func (f *fp16) convertConstants() (int, error) {
 			f.r.addFloat(name, first, ReasonFP16Blocked, "kept for its float32 readers; float16 copy for the others")
 		}
 		converted++
-		q := QuantizedTensor{Name: name, Type: "float16", Granularity: "elementwise", Elements: len(v)}
+		q := QuantizedTensor{Name: name, Type: "float16", Granularity: granularity, Elements: len(v)}
 		if first != nil {
 			q.Node, q.OpType = onnx.Label(first.node), first.node.GetOpType()
 		}
 		f.r.Quantized = append(f.r.Quantized, q)
 	}
 	return converted, nil
+}
+
+// castable reports whether a reader that computes in float32 may read a
+// weight stored as float16 through a Cast: a weight input of an operator
+// kept in float32 (LSTM's W, a Conv's kernel), or any reader inside a
+// subgraph that would compute in float16 in the main graph.
+func (f *fp16) castable(u use) bool {
+	if f.o.excluded(u.node.GetOpType(), u.node.GetName()) != "" {
+		return false
+	}
+	if u.graph != f.main && !fp16BlockList[u.node.GetOpType()] && onnx.IsDefaultDomain(u.node.GetDomain()) {
+		return true
+	}
+	l, ok := onnx.LayerOf(u.node)
+	if !ok || l.Quantized {
+		return false
+	}
+	return slices.Contains(l.Weights(), u.input) || u.input == l.Bias || u.input == l.Peephole
 }
 
 // toFloat16 rounds to the nearest float16, saturating at the largest
@@ -305,9 +420,12 @@ func (f *fp16) rewire(u use, half bool) {
 			to = onnx.Float16
 		}
 		cast := newNode("Cast", "", f.ix.fresh(name+"_Cast"), []string{name}, []string{other}, onnx.AttrInt("to", int64(to)))
-		if p := f.ix.producer[name]; p != nil && f.ix.graphOf[p] == f.main {
-			f.e.after[p] = append(f.e.after[p], cast)
-		} else {
+		switch p := f.ix.producer[name]; {
+		case p != nil:
+			f.e.after[p] = append(f.e.after[p], cast) // a Constant in a subgraph casts there
+		case f.halfConsts[name] != nil:
+			f.e.front[f.halfConsts[name]] = append(f.e.front[f.halfConsts[name]], cast)
+		default:
 			f.e.front[f.main] = append(f.e.front[f.main], cast)
 		}
 		f.other[name] = other
