@@ -2,6 +2,8 @@ package quantize
 
 import (
 	"fmt"
+	"math"
+	"slices"
 
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -34,7 +36,14 @@ func quantizeDynamic(m *onnx.Model, o *options, r *Report) error {
 	if len(slots) == 0 {
 		return noWeightsError(m, r)
 	}
-	d := &dynamic{e: newEditor(ix, r.own), ix: ix, o: o, r: r, dql: map[dqlKey]*dqlOutputs{}}
+	d := &dynamic{e: newEditor(ix, r.own), ix: ix, o: o, r: r, dql: map[dqlKey]*dqlOutputs{},
+		slots: map[*onnxpb.NodeProto]map[int]weightSlot{}, converted: map[*onnxpb.NodeProto]bool{}, floatData: map[*onnxpb.NodeProto]bool{}, reduced: map[string]bool{}}
+	for _, s := range slots {
+		if d.slots[s.node] == nil {
+			d.slots[s.node] = map[int]weightSlot{}
+		}
+		d.slots[s.node][s.input] = s
+	}
 	left := pendingReaders(slots)
 	for _, s := range slots {
 		replaced, err := quantizerOf(s.node).dynamic(d, s)
@@ -43,9 +52,12 @@ func quantizeDynamic(m *onnx.Model, o *options, r *Report) error {
 		}
 		left.done(s, replaced)
 	}
-	r.Activations = len(d.dql)
+	r.Activations = len(d.dql) + d.kernelInputs
 	d.e.apply()
 	removeDeadConstants(m)
+	if d.kernelInputs > 0 && m.Opset(msDomain) == 0 {
+		m.SetOpset(msDomain, 1)
+	}
 	return nil
 }
 
@@ -55,6 +67,18 @@ type dynamic struct {
 	o   *options
 	r   *Report
 	dql map[dqlKey]*dqlOutputs
+	// slots are the weight slots of each node, by input.
+	slots map[*onnxpb.NodeProto]map[int]weightSlot
+	// converted nodes were replaced with all their weights (an LSTM by
+	// DynamicQuantizeLSTM when its W came).
+	converted map[*onnxpb.NodeProto]bool
+	// kernelInputs counts inputs a kernel quantizes itself at run time.
+	kernelInputs int
+	// floatData: nodes whose data input is already reported as read in
+	// float.
+	floatData map[*onnxpb.NodeProto]bool
+	// reduced weights take the 7-bit range.
+	reduced map[string]bool
 }
 
 type dqlKey struct {
@@ -94,9 +118,13 @@ func (d *dynamic) quantizeWeight(s weightSlot, axis int, perChannel bool) (*Quan
 }
 
 func (d *dynamic) reportWeight(s weightSlot, q *Quantized) {
+	granularity := q.granularity()
+	if d.reduced[s.weight.name] {
+		granularity += ", 7-bit range"
+	}
 	d.r.Quantized = append(d.r.Quantized, QuantizedTensor{
 		Name: s.weight.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(),
-		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(q.Data),
+		Type: q.Type.String(), Granularity: granularity, Elements: len(q.Data),
 	})
 }
 
@@ -105,7 +133,45 @@ func (d *dynamic) matMul(s weightSlot) error {
 	if err != nil {
 		return err
 	}
+	d.reduceForSignedInput(s, q)
 	return d.integerMatMulWith(s, q, 1, "")
+}
+
+// reduceForSignedInput puts the int8 weight of a matrix product into the
+// 7-bit range [-63, 63] unless its input is known not to be negative: the
+// input's run-time quantization then takes a zero point around 128, and
+// ONNX Runtime's u8s8 products saturate on CPUs without VNNI (see
+// reducedRange). The input is non-negative after a ReLU, Sigmoid,
+// Softmax or Clip at 0, through operators that only move or pool
+// values; ReLU networks (mnist-8) keep 8 bits.
+func (d *dynamic) reduceForSignedInput(s weightSlot, q *Quantized) {
+	if !d.o.symmetric || nonNegative(d.ix, input(s.node, s.layer.Data), 0) {
+		return
+	}
+	data, err := floatData(s.weight)
+	if err != nil {
+		return // quantizeWeight read it already
+	}
+	q.raiseScales(data, reducedFloors(q, nil))
+	d.reduced[s.weight.name] = true
+}
+
+// nonNegative reports whether a tensor cannot hold negative values, from
+// the operators that produce it.
+func nonNegative(ix *index, name string, depth int) bool {
+	p := ix.producer[name]
+	if p == nil || depth > 16 {
+		return false
+	}
+	switch p.GetOpType() {
+	case "Relu", "Sigmoid", "Softmax":
+		return true
+	case "Clip":
+		return clipMin(ix, p) >= 0
+	case "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity":
+		return nonNegative(ix, p.GetInput()[0], depth+1)
+	}
+	return false
 }
 
 // gemm replaces a Gemm by MatMulInteger on B as [K, N]; replaced is false
@@ -143,6 +209,7 @@ func (d *dynamic) gemm(s weightSlot) (replaced bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	d.reduceForSignedInput(s, q)
 	if l.TransB {
 		q = transpose2D(q)
 	}
@@ -306,8 +373,127 @@ func (d *dynamic) weightOnly(s weightSlot) error {
 	}
 	readThroughDQ(d.e, s.use, w, s.weight.name)
 	d.reportWeight(s, q)
-	d.r.addFloat(input(s.node, s.layer.Data), &s.use, ReasonNoIntegerOp, "activation read in float by "+s.node.GetOpType())
+	if !d.floatData[s.node] {
+		d.floatData[s.node] = true
+		d.r.addFloat(input(s.node, s.layer.Data), &s.use, ReasonNoIntegerOp, "activation read in float by "+s.node.GetOpType())
+	}
 	return nil
+}
+
+// recurrent quantizes a weight of an LSTM, GRU or RNN: an LSTM whose W
+// and R are both slots, with symmetric weights and the default layout,
+// becomes DynamicQuantizeLSTM when its W comes (its R then has nothing
+// left to do); any other recurrent weight is stored as int8 and read
+// through DequantizeLinear.
+func (d *dynamic) recurrent(s weightSlot) (bool, error) {
+	n, l := s.node, s.layer
+	if d.converted[n] {
+		return true, nil
+	}
+	if s.input == l.Weight && n.GetOpType() == "LSTM" && d.o.symmetric && onnx.IntAttr(n, "layout", 0) == 0 {
+		if r, ok := d.slots[n][l.Recurrence]; ok {
+			d.converted[n] = true
+			return true, d.dynamicLSTM(s, r)
+		}
+	}
+	return true, d.weightOnly(s)
+}
+
+// dynamicLSTM replaces an LSTM by com.microsoft DynamicQuantizeLSTM with
+// W and R quantized to int8 per direction and gate unit (or one scale for
+// all, per tensor), zero points 0, transposed to the [directions, K,
+// 4*hidden] the kernel reads. The kernel multiplies its input, quantized
+// to uint8, by the weights with u8s8 products, which saturate on CPUs
+// without VNNI when a pair exceeds the int16 range; weights quantized to
+// [-63, 63] cannot (255·63·2 < 32767), as onnxruntime's reduce_range
+// does, so the model computes the same on every CPU.
+func (d *dynamic) dynamicLSTM(w, r weightSlot) error {
+	n := w.node
+	inputs := append([]string{}, n.GetInput()...)
+	for len(inputs) < 8 {
+		inputs = append(inputs, "")
+	}
+	inputs = inputs[:8]
+	for _, s := range []weightSlot{w, r} {
+		data, err := floatData(s.weight)
+		if err != nil {
+			return fmt.Errorf("weight %q: %w", s.weight.name, err)
+		}
+		dims := s.weight.dims() // [directions, 4*hidden, K]
+		dirs, rows, k := int(dims[0]), int(dims[1]), int(dims[2])
+		scales := reducedScales(data, dirs*rows, k, d.o.perChannel)
+		codes := make([]byte, len(data))
+		for dir := range dirs {
+			for row := range rows {
+				sc := scales[dir*rows+row]
+				for col := range k {
+					v := math.RoundToEven(float64(data[(dir*rows+row)*k+col] / sc))
+					codes[(dir*k+col)*rows+row] = byte(int8(min(max(v, -reducedMax), reducedMax)))
+				}
+			}
+		}
+		g, base := s.graph, s.weight.name
+		qn, err := d.e.addInit(g, base+"_quantized", codesTensor(Int8, []int64{int64(dirs), int64(k), int64(rows)}, codes))
+		if err != nil {
+			return err
+		}
+		sn, err := d.e.addInit(g, base+"_scale", onnx.NewTensor([]int64{int64(dirs), int64(rows)}, scales))
+		if err != nil {
+			return err
+		}
+		zn, err := d.e.addInit(g, base+"_zero_point", codesTensor(Int8, []int64{int64(dirs), int64(rows)}, make([]byte, dirs*rows)))
+		if err != nil {
+			return err
+		}
+		inputs[s.input] = qn
+		inputs = append(inputs, sn, zn)
+		granularity := "per-tensor, 7-bit range"
+		if d.o.perChannel {
+			granularity = "per-channel(axis 1), 7-bit range"
+		}
+		d.r.Quantized = append(d.r.Quantized, QuantizedTensor{
+			Name: s.weight.name, Node: onnx.Label(n), OpType: n.GetOpType(),
+			Type: Int8.String(), Granularity: granularity, Elements: len(data),
+		})
+	}
+	var attrs []*onnxpb.AttributeProto
+	for _, a := range n.GetAttribute() {
+		if a.GetName() != "layout" {
+			attrs = append(attrs, a)
+		}
+	}
+	d.e.insertBefore(n, newNode("DynamicQuantizeLSTM", msDomain, d.ix.fresh(onnx.Label(n)+"_quant"), inputs, n.GetOutput(), attrs...))
+	d.e.remove(n)
+	d.kernelInputs++
+	return nil
+}
+
+// reducedMax is the largest code of weights quantized to a 7-bit range.
+const reducedMax = 63
+
+// reducedScales returns the symmetric scale of each of rows rows of cols
+// values quantized to [-reducedMax, reducedMax], or of all of them alike.
+func reducedScales(data []float32, rows, cols int, perRow bool) []float32 {
+	absmax := make([]float32, rows)
+	for r := range rows {
+		for _, v := range data[r*cols : (r+1)*cols] {
+			absmax[r] = max(absmax[r], float32(math.Abs(float64(v))))
+		}
+	}
+	if !perRow {
+		m := slices.Max(absmax)
+		for r := range absmax {
+			absmax[r] = m
+		}
+	}
+	scales := make([]float32, rows)
+	for r, m := range absmax {
+		scales[r] = 1
+		if m > 0 {
+			scales[r] = m / reducedMax
+		}
+	}
+	return scales
 }
 
 // transpose2D turns a [N, K] weight quantized along axis 0 into the [K, N]

@@ -133,6 +133,9 @@ func init() {
 	register("ConvTranspose", convTransposeQuantizer{})
 	register("MatMul", matMulQuantizer{})
 	register("Gemm", gemmQuantizer{})
+	register("LSTM", recurrentQuantizer{})
+	register("GRU", recurrentQuantizer{})
+	register("RNN", recurrentQuantizer{})
 
 	register("MaxPool", movement{passes: true})
 	register("Reshape", movement{passes: true, eval: foldReshape})

@@ -2,6 +2,7 @@ package quantize
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"testing"
@@ -94,6 +95,10 @@ type weightOpCase struct {
 	// nbits: whether a MatMulNBits form exists.
 	nbits bool
 	fold  foldRole
+	// weights the node reads (a recurrent layer's W and R: two), each
+	// through its own DequantizeLinear under dynamic (without an integer
+	// kernel) and weight-only qdq; 0 means 1.
+	weights int
 }
 
 var weightOpCases = map[string]weightOpCase{
@@ -107,8 +112,8 @@ var weightOpCases = map[string]weightOpCase{
 	},
 	"ConvTranspose": {
 		build: func(b *builder) (*onnx.Model, string) {
-			x := b.Input("x", 1, 4, 6, 6)
-			y := b.Node("ConvTranspose", "y", []string{x, b.weight("w", 4, 8, 3, 3), b.weight("b", 8)}, onnx.AttrInts("strides", 2, 2))
+			x := b.Input("x", 1, 16, 6, 6) // 16 input channels: enough for 4-bit blocks
+			y := b.Node("ConvTranspose", "y", []string{x, b.weight("w", 16, 8, 3, 3), b.weight("b", 8)}, onnx.AttrInts("strides", 2, 2))
 			return b.Model(13, y), "w"
 		},
 		staticKernel: "", dynamicNode: "DequantizeLinear", fold: foldChannels,
@@ -130,6 +135,31 @@ var weightOpCases = map[string]weightOpCase{
 			return b.Model(13, r), "w"
 		},
 		staticKernel: "QGemm", dynamicNode: "MatMulInteger", nbits: true,
+	},
+	"LSTM": {
+		build: func(b *builder) (*onnx.Model, string) {
+			x := b.Input("x", 3, 2, 16) // [seq, batch, input]
+			y := b.Node("LSTM", "y", []string{x, b.weight("w", 1, 64, 16), b.weight("r", 1, 64, 16), b.weight("b", 1, 128)}, onnx.AttrInt("hidden_size", 16))
+			return b.Model(14, y), "w"
+		},
+		staticKernel: "", dynamicNode: "DynamicQuantizeLSTM", weights: 2,
+	},
+	"GRU": {
+		build: func(b *builder) (*onnx.Model, string) {
+			x := b.Input("x", 3, 2, 16)
+			y := b.Node("GRU", "y", []string{x, b.weight("w", 2, 48, 16), b.weight("r", 2, 48, 16), b.weight("b", 2, 96)},
+				onnx.AttrInt("hidden_size", 16), onnx.AttrString("direction", "bidirectional"), onnx.AttrInt("linear_before_reset", 1))
+			return b.Model(14, y), "w"
+		},
+		staticKernel: "", dynamicNode: "DequantizeLinear", weights: 2,
+	},
+	"RNN": {
+		build: func(b *builder) (*onnx.Model, string) {
+			x := b.Input("x", 3, 2, 16)
+			y := b.Node("RNN", "y", []string{x, b.weight("w", 1, 16, 16), b.weight("r", 1, 16, 16)}, onnx.AttrInt("hidden_size", 16))
+			return b.Model(14, y), "w"
+		},
+		staticKernel: "", dynamicNode: "DequantizeLinear", weights: 2,
 	},
 }
 
@@ -174,17 +204,24 @@ func TestRegisteredWeightOps(t *testing.T) {
 				return slices.ContainsFunc(r.Quantized, func(q QuantizedTensor) bool { return q.Name == w })
 			}
 
+			weights := max(tc.weights, 1)
 			m, q, r, w := quantize(Options{Method: Dynamic})
-			if !quantized(r, w) || len(nodesOf(q, tc.dynamicNode)) != 1 {
-				t.Errorf("dynamic: weight quantized %v, nodes %v; want it read by one %s", quantized(r, w), opTypes(q), tc.dynamicNode)
+			dynamicNodes := 1
+			if tc.dynamicNode == "DequantizeLinear" {
+				dynamicNodes = weights
+			}
+			if !quantized(r, w) || len(nodesOf(q, tc.dynamicNode)) != dynamicNodes || len(r.Quantized) != weights {
+				t.Errorf("dynamic: weight quantized %v (%d in all), nodes %v; want %d weights read by %d %s", quantized(r, w), len(r.Quantized), opTypes(q), weights, dynamicNodes, tc.dynamicNode)
 			}
 			checkRuns(t, "dynamic", m, q)
 
-			m, q, r, w = quantize(Options{Method: WeightOnly, Bits: 8})
-			if !quantized(r, w) || len(nodesOf(q, "DequantizeLinear")) != 1 {
-				t.Errorf("weightOnly qdq: weight quantized %v, nodes %v; want one blocked DequantizeLinear", quantized(r, w), opTypes(q))
+			for _, bits := range []int{8, 4} {
+				m, q, r, w = quantize(Options{Method: WeightOnly, Bits: bits})
+				if !quantized(r, w) || len(nodesOf(q, "DequantizeLinear")) != weights {
+					t.Errorf("weightOnly qdq %d bits: weight quantized %v, nodes %v; want %d blocked DequantizeLinear", bits, quantized(r, w), opTypes(q), weights)
+				}
+				checkRuns(t, fmt.Sprintf("weightOnly qdq %d bits", bits), m, q)
 			}
-			checkRuns(t, "weightOnly qdq", m, q)
 
 			spec := Options{Method: WeightOnly, Bits: 8, Format: MatMulNBits}
 			m, w = tc.build(newBuilder(1))
@@ -264,14 +301,11 @@ func checkRuns(t *testing.T, what string, m, q *onnx.Model) {
 }
 
 // TestUnregisteredOpsStayFloat: weights of operators without an entry
-// (LSTM, Gather, an operator of another domain) stay float with
+// (Gather, an operator of another domain) stay float with
 // ReasonUnsupportedOp, untouched, while the registered MatMul beside them
 // is quantized.
 func TestUnregisteredOpsStayFloat(t *testing.T) {
 	b := newBuilder(1)
-	x := b.Input("x", 3, 1, 8) // [seq, batch, input]
-	lstm := b.Node("LSTM", "lstm", []string{x, b.weight("W", 2, 16, 8), b.weight("R", 2, 16, 4), b.weight("B", 2, 32)},
-		onnx.AttrInt("hidden_size", 4), onnx.AttrString("direction", "bidirectional"))
 	ids := b.Input("ids", 5)
 	b.Inputs[len(b.Inputs)-1] = onnx.ValueInfo("ids", onnx.Int64, []onnx.Dim{5}) // indices
 	emb := b.Node("Gather", "emb", []string{b.weight("table", 10, 8), ids})
@@ -279,7 +313,7 @@ func TestUnregisteredOpsStayFloat(t *testing.T) {
 	fused := b.Node("FusedMatMul", "fused", []string{x2, b.weight("wf", 8, 6)}, onnx.AttrFloat("alpha", 2))
 	b.Nodes[len(b.Nodes)-1].Domain = proto.String("com.microsoft")
 	mm := b.Node("MatMul", "mm", []string{x2, b.weight("wm", 8, 6)})
-	m := b.Model(13, lstm, emb, fused, mm)
+	m := b.Model(13, emb, fused, mm)
 	m.SetOpset("com.microsoft", 1)
 
 	q, r, err := Quantize(context.Background(), m, Options{Method: Dynamic}, nil)
@@ -287,7 +321,7 @@ func TestUnregisteredOpsStayFloat(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := floatReasons(r)
-	for _, w := range []string{"W", "R", "B", "table", "wf"} {
+	for _, w := range []string{"table", "wf"} {
 		if got[w] != ReasonUnsupportedOp {
 			t.Errorf("%s: reason %q, want %q", w, got[w], ReasonUnsupportedOp)
 		}
@@ -295,7 +329,7 @@ func TestUnregisteredOpsStayFloat(t *testing.T) {
 	if len(r.Quantized) != 1 || r.Quantized[0].Name != "wm" {
 		t.Errorf("quantized %v, want only wm", r.Quantized)
 	}
-	for _, w := range []string{"W", "R", "B", "table", "wf"} {
+	for _, w := range []string{"table", "wf"} {
 		if diff := cmp.Diff(initializer(t, m, w), initializer(t, q, w)); diff != "" {
 			t.Errorf("%s changed (-float +quantized):\n%s", w, diff)
 		}
@@ -303,11 +337,11 @@ func TestUnregisteredOpsStayFloat(t *testing.T) {
 	if testing.Short() { // the rest needs ONNX Runtime
 		return
 	}
-	feed := randomBatches(3, "x", 1, 3, 1, 8)[0]
+	feed := map[string]*onnx.Tensor{}
 	feed["x2"] = randomBatches(4, "x2", 1, 2, 8)[0]["x2"]
 	feed["ids"] = onnx.NewTensor([]int64{5}, []int64{0, 3, 9, 3, 1})
 	want, have := run(t, m, feed), run(t, q, feed)
-	for _, o := range []string{lstm, emb, fused} {
+	for _, o := range []string{emb, fused} {
 		if diff := cmp.Diff(want[o], have[o]); diff != "" {
 			t.Errorf("output %s of a float operator changed (-float +quantized):\n%s", o, diff)
 		}

@@ -226,8 +226,10 @@ func planStatic(ix *index, o *options, slots []weightSlot, r *Report, fallback m
 			}
 		}
 	}
+	reported := map[*onnxpb.NodeProto]bool{} // a recurrent node has two weights
 	for _, s := range slots {
-		if !s.integer {
+		if !s.integer && !reported[s.node] {
+			reported[s.node] = true
 			reason := ReasonNoIntegerOp
 			switch {
 			case s.graph != main:
@@ -360,8 +362,10 @@ func (p *staticPlan) rewrite(ix *index, o *options, ranges map[string]Range, r *
 	}
 	stored := map[storedKey]*storedWeight{}
 	floors := p.weightScaleFloors(ix, o, params)
+	reduced := p.reducedRange(o, params)
 	for _, s := range p.slots {
-		w, err := p.storeSlotWeight(e, o, s, stored, floors[storedKey{s.weight.name, s.graph}], r)
+		key := storedKey{s.weight.name, s.graph}
+		w, err := p.storeSlotWeight(e, o, s, stored, floors[key], reduced[key], r)
 		if err != nil {
 			return err
 		}
@@ -389,7 +393,7 @@ func (p *staticPlan) rewrite(ix *index, o *options, ranges map[string]Range, r *
 // storeSlotWeight quantizes a slot's weight once (int8, per channel or per
 // tensor, no scale below its floor) and returns the stored form all its
 // readers share.
-func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored map[storedKey]*storedWeight, floors []float64, r *Report) (*storedWeight, error) {
+func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored map[storedKey]*storedWeight, floors []float64, reduced bool, r *Report) (*storedWeight, error) {
 	key := storedKey{s.weight.name, s.graph}
 	if w := stored[key]; w != nil {
 		return w, nil
@@ -411,6 +415,11 @@ func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored
 	if err != nil {
 		return nil, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
+	granularity := q.granularity()
+	if reduced {
+		floors = reducedFloors(q, floors)
+		granularity += ", 7-bit range"
+	}
 	q.raiseScales(data, floors)
 	w, err := storeWeight(e, s.graph, s.weight, q)
 	if err != nil {
@@ -419,9 +428,57 @@ func (p *staticPlan) storeSlotWeight(e *editor, o *options, s weightSlot, stored
 	stored[key] = w
 	r.Quantized = append(r.Quantized, QuantizedTensor{
 		Name: s.weight.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(),
-		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(data),
+		Type: q.Type.String(), Granularity: granularity, Elements: len(data),
 	})
 	return w, nil
+}
+
+// signedInput is how far above the bottom of its type an integer node's
+// input zero point must sit for the node's weights to take a 7-bit range.
+const signedInput = 64
+
+// reducedRange says which stored weights take the 7-bit range [-63, 63]:
+// the symmetric weights of integer matrix products (MatMul, Gemm) whose
+// input is quantized with a zero point at least signedInput above its
+// type's lowest code (an input with a large negative part: tanh,
+// layer-normalized or raw signed values, as in transformers and
+// recurrent heads). ONNX Runtime's u8s8 kernels on CPUs without VNNI add
+// pairs of products in 16 bits, which saturate when codes around such a
+// zero point meet full-range weights (a relative error of 10% instead of
+// 2% on a GRU controller); halving the weights' range, as onnxruntime's
+// reduce_range does, rules that out, so these products compute the same
+// on every CPU. Inputs of ReLU networks sit at zero point 0 and keep 8
+// bits; convolutions keep 8 bits (on CNNs, where the fidelity search
+// already computes the nodes that lose most in float, the coarser weights
+// cost more than the saturation).
+func (p *staticPlan) reducedRange(o *options, params map[string]Params) map[storedKey]bool {
+	out := map[storedKey]bool{}
+	if !o.symmetric {
+		return out
+	}
+	qmin, _ := o.activation.Range()
+	for _, s := range p.slots {
+		if !s.integer || (s.layer.Kind != onnx.LayerMatMul && s.layer.Kind != onnx.LayerGemm) {
+			continue
+		}
+		if in, ok := params[input(s.node, s.layer.Data)]; ok && in.ZeroPoint-qmin >= signedInput {
+			out[storedKey{s.weight.name, s.graph}] = true
+		}
+	}
+	return out
+}
+
+// reducedFloors returns floors that widen every scale of a symmetric int8
+// weight to put its codes in [-63, 63], merged with the floors it had.
+func reducedFloors(q *Quantized, floors []float64) []float64 {
+	out := make([]float64, len(q.Scales))
+	for c, sc := range q.Scales {
+		out[c] = float64(sc) * 127 / reducedMax
+		if c < len(floors) {
+			out[c] = max(out[c], floors[c])
+		}
+	}
+	return out
 }
 
 // storedKey is a weight stored in one graph.

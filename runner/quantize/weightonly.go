@@ -133,12 +133,17 @@ func blockedDQ(e *editor, o *options, s weightSlot, r *Report) (bool, error) {
 }
 
 // matrixView is the 2-D view of a weight that blocks run along: the
-// weight itself when it is 2-D, else [dims[0], the rest], and the axis of
-// that view along the operator table's input channels.
+// weight itself when it is 2-D; [the rest, dims[last]] when the operator
+// table's input channels are its last axis (a recurrent W or R); else
+// [dims[0], the rest]; and the axis of that view along the input
+// channels.
 func matrixView(l onnx.Layer, dims []int64) ([]int64, int) {
 	_, in, _ := l.WeightAxes(len(dims))
 	if len(dims) == 2 {
 		return dims, in
+	}
+	if last := len(dims) - 1; in == last {
+		return []int64{int64(onnx.NumElements(dims[:last])), dims[last]}, 1
 	}
 	rows := dims[0]
 	rest := int64(onnx.NumElements(dims)) / rows

@@ -20,24 +20,21 @@ type weightSlot struct {
 	integer bool
 }
 
-// weightOf returns the weight of a node whose operator the registry
-// quantizes, read at the input the operator table names, its
-// output-channel axis, and why it cannot be quantized when it cannot (""
-// when it can, nil constant when the node has no constant weight at all).
-func weightOf(ix *index, n *onnxpb.NodeProto) (*constant, onnx.Layer, int, Reason) {
-	q, l, ok := weightLayer(n)
-	if !ok {
-		return nil, l, 0, ""
-	}
-	c := ix.consts[input(n, l.Weight)]
+// weightOf returns the weight a node whose operator the registry
+// quantizes reads at input i (one of the operator table's weight inputs:
+// the weight, a recurrent operator's R), its output-channel axis, and why
+// it cannot be quantized when it cannot ("" when it can, nil constant
+// when the input is not a constant at all).
+func weightOf(ix *index, n *onnxpb.NodeProto, q quantizer, l onnx.Layer, i int) (*constant, int, Reason) {
+	c := ix.consts[input(n, i)]
 	if c == nil {
-		return nil, l, 0, ""
+		return nil, 0, ""
 	}
 	if c.dtype() != onnx.Float {
-		return c, l, 0, ReasonNotFloat32
+		return c, 0, ReasonNotFloat32
 	}
 	axis, reason := q.weightAxis(ix, n, l, c)
-	return c, l, axis, reason
+	return c, axis, reason
 }
 
 // weightSlots finds every weight a method may quantize, applying the
@@ -49,26 +46,32 @@ func weightSlots(ix *index, o *options, r *Report, decided map[string]bool) []we
 	byWeight := map[string][]int{}
 	for _, ref := range ix.graphs {
 		for _, n := range ref.Graph.GetNode() {
-			c, l, axis, reason := weightOf(ix, n)
-			if c == nil {
+			q, l, ok := weightLayer(n)
+			if !ok {
 				continue
 			}
-			u := use{graph: ref.Graph, node: n, input: l.Weight}
-			if reason == "" {
-				reason = o.excluded(n.GetOpType(), n.GetName())
-			}
-			if reason == "" && c.overridable {
-				reason = ReasonOverridable
-			}
-			if reason != "" {
-				if !decided[c.name] {
-					r.addFloat(c.name, &u, reason, fmt.Sprintf("%s weight %v", n.GetOpType(), c.dims()))
-					decided[c.name] = true
+			for _, i := range l.Weights() {
+				c, axis, reason := weightOf(ix, n, q, l, i)
+				if c == nil {
+					continue
 				}
-				continue
+				u := use{graph: ref.Graph, node: n, input: i}
+				if reason == "" {
+					reason = o.excluded(n.GetOpType(), n.GetName())
+				}
+				if reason == "" && c.overridable {
+					reason = ReasonOverridable
+				}
+				if reason != "" {
+					if !decided[c.name] {
+						r.addFloat(c.name, &u, reason, fmt.Sprintf("%s weight %v", n.GetOpType(), c.dims()))
+						decided[c.name] = true
+					}
+					continue
+				}
+				byWeight[c.name] = append(byWeight[c.name], len(slots))
+				slots = append(slots, weightSlot{use: u, weight: c, layer: l, axis: axis})
 			}
-			byWeight[c.name] = append(byWeight[c.name], len(slots))
-			slots = append(slots, weightSlot{use: u, weight: c, layer: l, axis: axis})
 		}
 	}
 	keep := make([]weightSlot, 0, len(slots))
@@ -88,7 +91,7 @@ func weightSlots(ix *index, o *options, r *Report, decided map[string]bool) []we
 
 func sameAxis(slots []weightSlot, idx []int) bool {
 	for _, i := range idx[1:] {
-		if slots[i].axis != slots[idx[0]].axis || slots[i].node.GetOpType() != slots[idx[0]].node.GetOpType() {
+		if slots[i].axis != slots[idx[0]].axis || slots[i].node.GetOpType() != slots[idx[0]].node.GetOpType() || slots[i].input != slots[idx[0]].input {
 			return false
 		}
 	}
