@@ -3,11 +3,13 @@ package prune
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/fold"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -51,7 +53,21 @@ func Prune(ctx context.Context, m *onnx.Model, opts Options, data *dataset.Datas
 func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibration, progress func(done, total int)) (*onnx.Model, *Report, error) {
 	start := time.Now()
 	out := m.Clone()
+	// Weights computed from constants alone are computed once; chains
+	// that only reshape an initializer are followed to it instead
+	// (findTargets), which keeps the model as it was written.
+	computed, err := fold.Weights(out, func(ops []string) bool {
+		return !slices.ContainsFunc(ops, func(op string) bool {
+			return op != "Identity" && op != "Reshape" && op != "Flatten" && op != "Constant"
+		})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
 	targets, skipped := findTargets(out, o)
+	for _, c := range computed.Refused {
+		skipped = append(skipped, Skipped{Name: c.Name, Node: c.Node, OpType: c.OpType, Reason: ReasonComputed, Detail: c.Reason})
+	}
 	if o.method == Hessian {
 		targets, skipped = keepCalibratable(out, targets, skipped)
 	}
@@ -66,7 +82,7 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 		}
 		vals[i] = v
 	}
-	report := &Report{Method: o.method, Storage: o.storage, Skipped: skipped}
+	report := &Report{Method: o.method, Storage: o.storage, Skipped: skipped, Folded: computed.Folded}
 	if o.structured() {
 		report.Pattern = fmt.Sprintf("%d:%d", o.n, o.m)
 	} else {

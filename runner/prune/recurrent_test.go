@@ -101,3 +101,52 @@ func checkNM(t *testing.T, w *onnx.Weight, n, m int) {
 		}
 	}
 }
+
+// Weights computed from constants alone are computed once and pruned; a
+// Reshape of an initializer is still followed to it (the model keeps its
+// Reshape and the pruned initializer); a weight drawn at run time is
+// named with the reason.
+func TestComputedWeights(t *testing.T) {
+	b := newBuilder("computed")
+	x := b.Input("x", 2, 8)
+	wt := b.Node("Transpose", "wt", []string{b.weight("w", 6, 8)}, onnx.AttrInts("perm", 1, 0))
+	h := b.Node("MatMul", "h", []string{x, wt})
+	flat := b.weight("flat", 24)
+	r := b.Node("Reshape", "r", []string{flat, b.Init("shape", onnx.NewTensor([]int64{2}, []int64{6, 4}))})
+	g := b.Node("MatMul", "g", []string{h, r})
+	noise := b.Node("RandomNormalLike", "noise", []string{b.weight("seed", 4, 4)})
+	y := b.Node("MatMul", "y", []string{g, noise})
+	m := b.Model(13, y)
+	out, rep := mustPrune(t, m, Options{Method: Magnitude, Sparsity: 0.5, Scope: ScopeLayer}, nil)
+	var pruned []string
+	for _, l := range rep.Layers {
+		pruned = append(pruned, l.Name)
+	}
+	if diff := cmp.Diff([]string{"flat", "wt"}, pruned); diff != "" {
+		t.Errorf("pruned (-want +got):\n%s", diff)
+	}
+	var folded []string
+	for _, f := range rep.Folded {
+		folded = append(folded, f.Name)
+	}
+	if diff := cmp.Diff([]string{"wt"}, folded); diff != "" {
+		t.Errorf("folded (-want +got):\n%s", diff)
+	}
+	var computed []Skipped
+	for _, s := range rep.Skipped {
+		if s.Reason == ReasonComputed {
+			computed = append(computed, s)
+		}
+	}
+	want := []Skipped{{Name: "noise", Node: "y", OpType: "MatMul", Reason: ReasonComputed, Detail: "drawn at run time by RandomNormalLike noise (not deterministic)"}}
+	if diff := cmp.Diff(want, computed); diff != "" {
+		t.Errorf("computed weights left (-want +got):\n%s", diff)
+	}
+	var ops []string
+	for _, n := range out.Proto.GetGraph().GetNode() {
+		ops = append(ops, n.GetOpType())
+	}
+	if diff := cmp.Diff([]string{"MatMul", "Reshape", "MatMul", "RandomNormalLike", "MatMul"}, ops); diff != "" {
+		t.Errorf("pruned model's nodes (-want +got):\n%s", diff)
+	}
+}

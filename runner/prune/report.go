@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kompress/kompress/runner/fold"
 	"github.com/kompress/kompress/runner/prune/structured"
 )
 
@@ -20,6 +21,9 @@ type Report struct {
 	Storage  Storage   `json:"storage,omitempty"`
 	Layers   []Layer   `json:"layers,omitempty"`
 	Skipped  []Skipped `json:"skipped,omitempty"`
+	// Folded lists weights the model computed at run time from constants
+	// alone, computed once and pruned as initializers.
+	Folded []fold.Folded `json:"folded,omitempty"`
 	// Params and Zeros count the elements of the pruned weights; Achieved
 	// is Zeros / Params.
 	Params   int64   `json:"params"`

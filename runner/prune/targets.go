@@ -26,6 +26,7 @@ const (
 	ReasonMixedLayouts   Reason = "read by operators that see it in different layouts"
 	ReasonMinParams      Reason = "fewer elements than prune.minParams"
 	ReasonNoCalibration  Reason = "its layer's inputs cannot be calibrated"
+	ReasonComputed       Reason = "weight computed at run time, not from constants alone"
 )
 
 // prunableLayer returns the operator table's layer of a node whose weight

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kompress/kompress/runner/fault"
+	"github.com/kompress/kompress/runner/fold"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -52,6 +53,16 @@ func QuantizeInPlace(ctx context.Context, m *onnx.Model, opts Options, calib Cal
 		return nil, nil, err
 	}
 	r.RemovedNodes += folded
+	// What the registry does not compute (a ConstantOfShape bias, a
+	// weight scaled by a constant) ONNX Runtime computes once.
+	computed, err := fold.Weights(out, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.Folded = computed.Folded
+	for _, c := range computed.Refused {
+		r.Float = append(r.Float, FloatTensor{Name: c.Name, Node: c.Node, OpType: c.OpType, Reason: ReasonComputed, Detail: c.Reason})
+	}
 	fused, err := foldBiases(out)
 	if err != nil {
 		return nil, nil, err

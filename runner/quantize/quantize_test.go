@@ -298,3 +298,61 @@ func TestConstantNodeAndSubgraphWeights(t *testing.T) {
 		})
 	}
 }
+
+// Weights the model computes from constants alone (a weight transposed and
+// scaled, a ConstantOfShape bias) are computed once and quantized; one
+// drawn at run time is named with the reason.
+func TestComputedWeights(t *testing.T) {
+	orttest.Require(t)
+	b := newBuilder(7)
+	x := b.Input("x", 2, 8)
+	ws := b.Node("Mul", "ws", []string{b.Node("Transpose", "wt", []string{b.weight("w", 6, 8)}), b.Init("two", onnx.NewTensor([]int64{}, []float32{2}))})
+	h := b.Node("MatMul", "h", []string{x, ws})
+	half, err := onnx.TensorToProto(onnx.NewTensor([]int64{1}, []float32{0.5}), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	half.Name = nil
+	bias := b.Node("ConstantOfShape", "bias", []string{b.Init("n", onnx.NewTensor([]int64{1}, []int64{4}))}, onnx.AttrTensor("value", half))
+	g := b.Node("Gemm", "g", []string{h, b.weight("wg", 6, 4), bias})
+	noise := b.Node("RandomUniformLike", "noise", []string{b.weight("wn", 4, 3)})
+	y := b.Node("MatMul", "y", []string{g, noise})
+	m := b.Model(13, y)
+	q, r, err := Quantize(context.Background(), m, Options{Method: Dynamic}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var folded, quantized []string
+	for _, f := range r.Folded {
+		folded = append(folded, f.Name)
+	}
+	for _, w := range r.Quantized {
+		quantized = append(quantized, w.Name)
+	}
+	if diff := cmp.Diff([]string{"ws", "bias"}, folded); diff != "" {
+		t.Errorf("folded (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"ws", "wg"}, quantized); diff != "" {
+		t.Errorf("quantized (-want +got):\n%s", diff)
+	}
+	reasons := floatReasons(r)
+	if reasons["noise"] != ReasonComputed || reasons["bias"] != ReasonBias {
+		t.Errorf("noise: %q, bias: %q; want %q and %q", reasons["noise"], reasons["bias"], ReasonComputed, ReasonBias)
+	}
+	if len(nodesOf(q, "ConstantOfShape"))+len(nodesOf(q, "Transpose")) != 0 {
+		t.Errorf("folded chains still in the model: %v", opTypes(q))
+	}
+	// y is random: compare g, the quantized layers' output.
+	in := randomBatches(8, "x", 1, 2, 8)[0]
+	mg, err := m.ExposeOutputs([]string{g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qg, err := q.ExposeOutputs([]string{g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cosine(t, run(t, qg, in)[g], run(t, mg, in)[g]); c < 0.99 {
+		t.Errorf("cosine of g to the float model %.4f, want >= 0.99", c)
+	}
+}

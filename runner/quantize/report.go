@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kompress/kompress/runner/fold"
 	"github.com/kompress/kompress/runner/onnx"
 )
 
@@ -29,6 +30,7 @@ const (
 	ReasonFP16Blocked    Reason = "operator kept in float32 by the float16 block list"
 	ReasonNotFinite      Reason = "holds NaN or Inf"
 	ReasonSensitive      Reason = "activation kept in float: quantizing it cost the most output fidelity"
+	ReasonComputed       Reason = "weight computed at run time, not from constants alone"
 )
 
 // Report says what Quantize did.
@@ -52,6 +54,9 @@ type Report struct {
 	// RemovedNodes counts nodes folded away (Relu into a quantized
 	// output, an Add into a Conv bias).
 	RemovedNodes int
+	// Folded lists weights the model computed at run time from constants
+	// alone, computed once and quantized as initializers.
+	Folded []fold.Folded `json:",omitempty"`
 
 	// own names the initializers the method added (scales, zero points,
 	// quantized data): not weights left in float.
