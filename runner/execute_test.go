@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -367,5 +368,47 @@ func TestExecuteWithoutONNXRuntime(t *testing.T) {
 	}
 	if ok, err := storage.Exists(context.Background(), task.OutputURI); ok || err != nil {
 		t.Errorf("model published without ONNX Runtime: exists %v, %v", ok, err)
+	}
+}
+
+// A stage that falls short of its spec (2:4 on mnist-8, whose first
+// convolution reads one channel, leaves 200 weights dense) returns the
+// warning in its result and result.json, logs it, and its status says so.
+func TestExecuteReportsWarnings(t *testing.T) {
+	orttest.Require(t)
+	ctx := context.Background()
+	spec, _ := fixture(t, v1alpha1.Stage{Name: "nm", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune,
+		Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}}})
+	task := firstTask(t, spec)
+	var logged strings.Builder
+	res, err := Execute(ctx, task, Options{Log: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"pattern 2:4 left 200 weights dense (3.4% of the pruned layers'): the runs of input channels their groups take are not a multiple of 4 long"}
+	if diff := cmp.Diff(want, res.Warnings); diff != "" {
+		t.Errorf("result warnings (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "left 200 weights dense") {
+		t.Errorf("warning not logged: %q", logged.String())
+	}
+	stored, _, err := storage.ReadAll(ctx, task.ResultURI(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := pipeline.DecodeResult(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, back.Warnings); diff != "" {
+		t.Errorf("result.json warnings (-want +got):\n%s", diff)
+	}
+	s := pipeline.StageStatusFromResult(v1alpha1.StageStatus{Name: "nm"}, task, res)
+	if s.Reason != v1alpha1.ReasonSucceededWithWarnings || !cmp.Equal(pipeline.StageWarnings(s), want) {
+		t.Errorf("stage status %s: %q, want the warning", s.Reason, s.Message)
+	}
+	again, err := Execute(ctx, task, Options{})
+	if err != nil || !again.Cached || !cmp.Equal(again.Warnings, want) {
+		t.Errorf("cached run: %v, cached %v, warnings %q; want the stored warnings", err, again.Cached, again.Warnings)
 	}
 }

@@ -33,5 +33,5 @@ func pruneStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 		return nil, err
 	}
 	in.Log.Info("pruned", "summary", report.Summary())
-	return &StageOutput{Model: out, Details: report}, nil
+	return &StageOutput{Model: out, Details: report, Warnings: report.Warnings}, nil
 }

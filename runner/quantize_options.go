@@ -48,6 +48,17 @@ func quantizeOptions(spec v1alpha1.QuantizeSpec) (quantize.Options, error) {
 	default:
 		return quantize.Options{}, quantizeSpecErr("quantize.format %q: want qdq or matmulnbits", spec.Format)
 	}
+	switch spec.SensitiveLayers {
+	case "":
+	case v1alpha1.SensitiveInt8:
+		o.SensitiveLayers = quantize.SensitiveInt8
+	case v1alpha1.SensitiveFloat:
+		o.SensitiveLayers = quantize.SensitiveFloat
+	case v1alpha1.SensitiveInt4:
+		o.SensitiveLayers = quantize.SensitiveInt4
+	default:
+		return quantize.Options{}, quantizeSpecErr("quantize.sensitiveLayers %q: want int8, float or int4", spec.SensitiveLayers)
+	}
 	switch spec.IOType {
 	case v1alpha1.IOFloat32, "":
 	case v1alpha1.IOFloat16:

@@ -37,6 +37,14 @@ func TestQuantizeOptions(t *testing.T) {
 			with(func(o *quantize.Options) {
 				o.Method, o.Bits, o.BlockSize, o.Format = quantize.WeightOnly, 4, 64, quantize.MatMulNBits
 			})},
+		{"int4 keeping sensitive layers in float", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, SensitiveLayers: v1alpha1.SensitiveFloat},
+			with(func(o *quantize.Options) {
+				o.Method, o.Bits, o.SensitiveLayers = quantize.WeightOnly, 4, quantize.SensitiveFloat
+			})},
+		{"int4 without the guard", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, SensitiveLayers: v1alpha1.SensitiveInt4},
+			with(func(o *quantize.Options) {
+				o.Method, o.Bits, o.SensitiveLayers = quantize.WeightOnly, 4, quantize.SensitiveInt4
+			})},
 		{"static int8 activations, percentile", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, ActivationType: v1alpha1.ActivationInt8,
 			Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationPercentile, Samples: 64, Percentile: "99.9"}},
 			with(func(o *quantize.Options) {
@@ -90,6 +98,8 @@ func TestQuantizeOptionsErrors(t *testing.T) {
 			`calibration.percentile "101": want a decimal number in [50, 100]`},
 		{"unknown calibration", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Calibration: v1alpha1.Calibration{Method: "kl"}}, `calibration.method "kl": want minmax, percentile or entropy`},
 		{"negative samples", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Calibration: v1alpha1.Calibration{Samples: -1}}, "quantize.calibration.samples -1: want a positive number"},
+		{"sensitive layers with 8 bits", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, SensitiveLayers: v1alpha1.SensitiveInt8}, "quantize.sensitiveLayers applies to method weightOnly with bits 4, not weightOnly with bits 8"},
+		{"unknown sensitive layers", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, SensitiveLayers: "int2"}, `quantize.sensitiveLayers "int2": want int8, float or int4`},
 		{"unknown io type", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16, IOType: "bfloat16"}, `quantize.ioType "bfloat16": want float32 or float16`},
 	}
 	for _, tc := range tests {

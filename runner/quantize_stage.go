@@ -28,10 +28,13 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 		return nil, err
 	}
 	var calib quantize.Calibration
-	if opts.Method == quantize.Static {
-		if in.Data == nil {
-			return nil, BadInputf("quantize.method static calibrates on spec.dataset, and the job has none")
-		}
+	guarded := opts.Method == quantize.WeightOnly && opts.Bits == 4 && opts.SensitiveLayers != quantize.SensitiveInt4
+	switch {
+	case opts.Method == quantize.Static && in.Data == nil:
+		return nil, BadInputf("quantize.method static calibrates on spec.dataset, and the job has none")
+	case opts.Method == quantize.Static, guarded && in.Data != nil:
+		// Static calibrates on the dataset; the 4-bit guard measures on
+		// it (on synthesized inputs without one).
 		data, err := feed.FromDataset(feed.Inputs(in.Model), in.Data)
 		if err != nil {
 			return nil, BadInput(err)
@@ -46,5 +49,5 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 		return nil, err
 	}
 	in.Log.Info("quantized", "summary", report.Summary())
-	return &StageOutput{Model: out, Details: report}, nil
+	return &StageOutput{Model: out, Details: report, Warnings: report.Warnings}, nil
 }

@@ -115,6 +115,11 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 	}
 	report.Achieved = float64(report.Zeros) / float64(report.Params)
 	report.Seconds = time.Since(start).Seconds()
+	asked := o.sparsity
+	if o.structured() {
+		asked = 1 - float64(o.n)/float64(o.m)
+	}
+	report.Warnings = append(report.Warnings, shortfall(out, report, o, asked)...)
 	return out, report, nil
 }
 

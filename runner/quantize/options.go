@@ -30,6 +30,21 @@ const (
 	MatMulNBits Format = "matmulnbits"
 )
 
+// SensitiveLayers says what 4-bit weight-only quantization does with the
+// weights whose 4-bit error costs the most output fidelity.
+type SensitiveLayers string
+
+// What happens to sensitive weights.
+const (
+	// SensitiveInt8 (the default) keeps the fewest, most sensitive first,
+	// at 8 bits that hold the output cosine at the fidelity target.
+	SensitiveInt8 SensitiveLayers = "int8"
+	// SensitiveFloat keeps them in float.
+	SensitiveFloat SensitiveLayers = "float"
+	// SensitiveInt4 quantizes every weight to 4 bits: no guard.
+	SensitiveInt4 SensitiveLayers = "int4"
+)
+
 // CalibrationMethod says how Static chooses activation ranges.
 type CalibrationMethod string
 
@@ -87,6 +102,10 @@ type Options struct {
 	BlockSize int
 	// Format of WeightOnly's weights: QDQ (default) or MatMulNBits.
 	Format Format
+	// SensitiveLayers of 4-bit WeightOnly: SensitiveInt8 (default),
+	// SensitiveFloat or SensitiveInt4. Which weights are sensitive is
+	// measured on the Calibration data (synthesized inputs without it).
+	SensitiveLayers SensitiveLayers
 	// Calibration of Static.
 	Calibration CalibrationOptions
 	// Float16IO makes an FP16 model's float inputs and outputs float16
@@ -113,6 +132,7 @@ type options struct {
 	activation QType
 	blockSize  int
 	format     Format
+	sensitive  SensitiveLayers
 	calib      CalibrationOptions
 	ioFloat16  bool
 	exclNodes  map[string]bool
@@ -132,7 +152,7 @@ func (opts Options) resolve() (*options, error) {
 func (opts Options) check() (*options, error) {
 	o := &options{
 		method: opts.Method, bits: opts.Bits, perChannel: !opts.PerTensor, symmetric: !opts.Asymmetric,
-		activation: opts.Activation, blockSize: opts.BlockSize, format: opts.Format,
+		activation: opts.Activation, blockSize: opts.BlockSize, format: opts.Format, sensitive: opts.SensitiveLayers,
 		calib: opts.Calibration, ioFloat16: opts.Float16IO, exclNodes: map[string]bool{}, exclOps: map[string]bool{},
 	}
 	switch o.method {
@@ -172,6 +192,18 @@ func (opts Options) check() (*options, error) {
 		}
 	default:
 		return nil, fmt.Errorf("quantize.format %q: want qdq or matmulnbits", opts.Format)
+	}
+	switch o.sensitive {
+	case "":
+		if o.method == WeightOnly && o.bits == 4 {
+			o.sensitive = SensitiveInt8
+		}
+	case SensitiveInt8, SensitiveFloat, SensitiveInt4:
+		if o.method != WeightOnly || o.bits != 4 {
+			return nil, fmt.Errorf("quantize.sensitiveLayers applies to method weightOnly with bits 4, not %s with bits %d", o.method, o.bits)
+		}
+	default:
+		return nil, fmt.Errorf("quantize.sensitiveLayers %q: want int8, float or int4", opts.SensitiveLayers)
 	}
 	if o.calib.Method == "" {
 		o.calib.Method = CalibrationMinMax

@@ -25,8 +25,9 @@ var ErrUnsupported = fault.New("model not supported for this quantization")
 
 // Quantize returns a quantized copy of m as opts ask, and a report of what
 // was quantized and what was left in float and why. calib feeds static
-// quantization's calibration and may be nil for the other methods. The
-// input model is not modified.
+// quantization's calibration and 4-bit weight-only's sensitivity guard
+// (which synthesizes inputs without it); the other methods ignore it, and
+// it may be nil. The input model is not modified.
 func Quantize(ctx context.Context, m *onnx.Model, opts Options, calib Calibration) (*onnx.Model, *Report, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, nil, err
@@ -74,7 +75,7 @@ func QuantizeInPlace(ctx context.Context, m *onnx.Model, opts Options, calib Cal
 	case Dynamic:
 		err = quantizeDynamic(out, o, r)
 	case WeightOnly:
-		err = quantizeWeightOnly(out, o, r)
+		err = quantizeWeightOnly(ctx, out, o, calib, r)
 	case FP16:
 		err = convertFP16(out, o, r)
 	}
@@ -83,6 +84,7 @@ func QuantizeInPlace(ctx context.Context, m *onnx.Model, opts Options, calib Cal
 	}
 	listFloatWeights(out, r)
 	r.Opset = out.Opset("")
+	r.Warnings = append(r.Warnings, shortfall(out, r, o)...)
 	return out, r, nil
 }
 

@@ -86,14 +86,14 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Errorf("defaults (-want +got):\n%s", d)
 	}
 	all := Options{Method: WeightOnly, Bits: 4, PerTensor: true, Asymmetric: true, Activation: Int8, BlockSize: 64,
-		Format: MatMulNBits, Calibration: CalibrationOptions{Method: CalibrationEntropy, Samples: 10, Percentile: 99},
+		Format: MatMulNBits, SensitiveLayers: SensitiveFloat, Calibration: CalibrationOptions{Method: CalibrationEntropy, Samples: 10, Percentile: 99},
 		Float16IO: true, ExcludeNodes: []string{"n"}, ExcludeOpTypes: []string{"Gemm"}}
 	if got, err = all.resolve(); err != nil {
 		t.Fatal(err)
 	}
 	want = &options{
 		method: WeightOnly, bits: 4, perChannel: false, symmetric: false, activation: Int8, blockSize: 64, format: MatMulNBits,
-		calib: all.Calibration, ioFloat16: true, exclNodes: map[string]bool{"n": true}, exclOps: map[string]bool{"Gemm": true},
+		sensitive: SensitiveFloat, calib: all.Calibration, ioFloat16: true, exclNodes: map[string]bool{"n": true}, exclOps: map[string]bool{"Gemm": true},
 	}
 	if d := cmp.Diff(want, got, cmp.AllowUnexported(options{})); d != "" {
 		t.Errorf("every option set (-want +got):\n%s", d)

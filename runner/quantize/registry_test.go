@@ -216,7 +216,7 @@ func TestRegisteredWeightOps(t *testing.T) {
 			checkRuns(t, "dynamic", m, q)
 
 			for _, bits := range []int{8, 4} {
-				m, q, r, w = quantize(Options{Method: WeightOnly, Bits: bits})
+				m, q, r, w = quantize(Options{Method: WeightOnly, Bits: bits, SensitiveLayers: everyWeightAt(bits)})
 				if !quantized(r, w) || len(nodesOf(q, "DequantizeLinear")) != weights {
 					t.Errorf("weightOnly qdq %d bits: weight quantized %v, nodes %v; want %d blocked DequantizeLinear", bits, quantized(r, w), opTypes(q), weights)
 				}

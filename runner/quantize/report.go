@@ -14,23 +14,24 @@ type Reason string
 
 // Why tensors stay in float.
 const (
-	ReasonExcludedNode   Reason = "excluded by node name"
-	ReasonExcludedOpType Reason = "excluded by op type"
-	ReasonNotWeight      Reason = "not a weight input of a quantizable operator"
-	ReasonUnsupportedOp  Reason = "operator has no quantized form for this method"
-	ReasonSharedWeight   Reason = "shared with an input that is not a quantizable weight"
-	ReasonNotFloat32     Reason = "not a float32 tensor"
-	ReasonShape          Reason = "shape not supported by the quantized operator"
-	ReasonTooSmall       Reason = "too small for 4-bit blocks"
-	ReasonOverridable    Reason = "also a graph input, so callers may replace it"
-	ReasonNoIntegerOp    Reason = "no integer kernel in ONNX Runtime: weight dequantized, computed in float"
-	ReasonSubgraph       Reason = "inside a subgraph, where activations cannot be calibrated"
-	ReasonNotCalibrated  Reason = "activation not seen in calibration"
-	ReasonBias           Reason = "bias kept in float for this method"
-	ReasonFP16Blocked    Reason = "operator kept in float32 by the float16 block list"
-	ReasonNotFinite      Reason = "holds NaN or Inf"
-	ReasonSensitive      Reason = "activation kept in float: quantizing it cost the most output fidelity"
-	ReasonComputed       Reason = "weight computed at run time, not from constants alone"
+	ReasonExcludedNode    Reason = "excluded by node name"
+	ReasonExcludedOpType  Reason = "excluded by op type"
+	ReasonNotWeight       Reason = "not a weight input of a quantizable operator"
+	ReasonUnsupportedOp   Reason = "operator has no quantized form for this method"
+	ReasonSharedWeight    Reason = "shared with an input that is not a quantizable weight"
+	ReasonNotFloat32      Reason = "not a float32 tensor"
+	ReasonShape           Reason = "shape not supported by the quantized operator"
+	ReasonTooSmall        Reason = "too small for 4-bit blocks"
+	ReasonOverridable     Reason = "also a graph input, so callers may replace it"
+	ReasonNoIntegerOp     Reason = "no integer kernel in ONNX Runtime: weight dequantized, computed in float"
+	ReasonSubgraph        Reason = "inside a subgraph, where activations cannot be calibrated"
+	ReasonNotCalibrated   Reason = "activation not seen in calibration"
+	ReasonBias            Reason = "bias kept in float for this method"
+	ReasonFP16Blocked     Reason = "operator kept in float32 by the float16 block list"
+	ReasonNotFinite       Reason = "holds NaN or Inf"
+	ReasonSensitive       Reason = "activation kept in float: quantizing it cost the most output fidelity"
+	ReasonComputed        Reason = "weight computed at run time, not from constants alone"
+	ReasonSensitiveWeight Reason = "kept in float: its 4-bit error cost the most output fidelity"
 )
 
 // Report says what Quantize did.
@@ -49,14 +50,25 @@ type Report struct {
 	// calibrated on.
 	CalibrationSamples int
 	// Fidelity is the mean output cosine of the quantized model against
-	// the float model on held calibration batches (static only).
+	// the float model on held calibration batches (static, and 4-bit
+	// weight-only's sensitivity guard).
 	Fidelity float64
+	// LowBitFidelity is that cosine with every weight at 4 bits, what
+	// the guard started from (4-bit weight-only).
+	LowBitFidelity float64 `json:",omitempty"`
+	// Sensitive lists the weights 4-bit weight-only kept at 8 bits or in
+	// float (quantize.sensitiveLayers), most sensitive first.
+	Sensitive []SensitiveWeight `json:",omitempty"`
 	// RemovedNodes counts nodes folded away (Relu into a quantized
 	// output, an Add into a Conv bias).
 	RemovedNodes int
 	// Folded lists weights the model computed at run time from constants
 	// alone, computed once and quantized as initializers.
 	Folded []fold.Folded `json:",omitempty"`
+	// Warnings say where the result misses the method's precision: layer
+	// weights left in float for reasons the options did not give, weights
+	// the sensitivity guard kept at 8 bits.
+	Warnings []string `json:",omitempty"`
 
 	// own names the initializers the method added (scales, zero points,
 	// quantized data): not weights left in float.
@@ -74,6 +86,19 @@ type QuantizedTensor struct {
 	// matmulnbits(N).
 	Granularity string
 	Elements    int
+}
+
+// SensitiveWeight is a weight the 4-bit guard kept at higher precision.
+type SensitiveWeight struct {
+	Name   string
+	Node   string
+	OpType string
+	// Kept is int8 or float.
+	Kept     SensitiveLayers
+	Elements int
+	// Cosine is the mean output cosine to the float model with this
+	// weight alone at 4 bits: the lower, the more sensitive.
+	Cosine float64
 }
 
 // FloatTensor is one tensor left in float.
@@ -98,6 +123,9 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(&b, "%s: %d weights (%d elements) quantized", r.Method, len(r.Quantized), quantized)
 	if r.Activations > 0 {
 		fmt.Fprintf(&b, ", %d activations", r.Activations)
+	}
+	if len(r.Sensitive) > 0 {
+		fmt.Fprintf(&b, ", %d kept at %s by the 4-bit guard (output cosine %.4f, %.4f at 4 bits)", len(r.Sensitive), r.Sensitive[0].Kept, r.Fidelity, r.LowBitFidelity)
 	}
 	byReason := map[Reason]int{}
 	for _, f := range r.Float {

@@ -128,42 +128,63 @@ func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibr
 
 // fewestInFloat returns the result of try(k) for the smallest k (nodes
 // computed in float, of n candidates) whose fidelity meets fidelityTarget,
-// or is within fidelitySlack of try(n)'s when even that misses it: it
-// doubles k until the target is met, then bisects (fidelity grows,
-// roughly monotonically, as nodes leave the integer path).
+// or is within fidelitySlack of try(n)'s when even that misses it (see
+// fewest).
 func fewestInFloat(n int, try func(k int) (*onnx.Model, *Report, error)) (*onnx.Model, *Report, error) {
-	best, bestReport, err := try(0)
+	type result struct {
+		m *onnx.Model
+		r *Report
+	}
+	best, _, _, err := fewest(n, func(k int) (result, float64, error) {
+		m, r, err := try(k)
+		if err != nil {
+			return result{}, 0, err
+		}
+		return result{m, r}, r.Fidelity, nil
+	})
+	return best.m, best.r, err
+}
+
+// fewest returns the result of try(k) for the smallest k (of n
+// candidates kept at higher precision, most sensitive first) whose
+// fidelity meets fidelityTarget, or is within fidelitySlack of try(n)'s
+// when even that misses it, with its fidelity and k: it doubles k until
+// the target is met, then bisects (fidelity grows, roughly
+// monotonically, as candidates are kept).
+func fewest[T any](n int, try func(k int) (T, float64, error)) (T, float64, int, error) {
+	var zero T
+	best, bestFid, err := try(0)
 	if err != nil {
-		return nil, nil, err
+		return zero, 0, 0, err
 	}
 	target := fidelityTarget
-	if bestReport.Fidelity < target && n > 0 {
+	if bestFid < target && n > 0 {
 		_, floor, err := try(n)
 		if err != nil {
-			return nil, nil, err
+			return zero, 0, 0, err
 		}
-		target = min(target, floor.Fidelity-fidelitySlack)
+		target = min(target, floor-fidelitySlack)
 	}
 	lo, hi := 0, 0 // lo fails the target; hi is the best passing count found
-	for bestReport.Fidelity < target && hi < n {
+	for bestFid < target && hi < n {
 		lo, hi = hi, min(max(2*hi, 1), n)
-		if best, bestReport, err = try(hi); err != nil {
-			return nil, nil, err
+		if best, bestFid, err = try(hi); err != nil {
+			return zero, 0, 0, err
 		}
 	}
-	for hi-lo > 1 && bestReport.Fidelity >= target {
+	for hi-lo > 1 && bestFid >= target {
 		mid := (lo + hi) / 2
-		q, rq, err := try(mid)
+		q, fid, err := try(mid)
 		if err != nil {
-			return nil, nil, err
+			return zero, 0, 0, err
 		}
-		if rq.Fidelity >= target {
-			hi, best, bestReport = mid, q, rq
+		if fid >= target {
+			hi, best, bestFid = mid, q, fid
 		} else {
 			lo = mid
 		}
 	}
-	return best, bestReport, nil
+	return best, bestFid, hi, nil
 }
 
 // buildStatic quantizes a copy of m with the calibrated ranges, computing

@@ -1,6 +1,7 @@
 package quantize
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/kompress/kompress/runner/onnx"
@@ -25,7 +26,7 @@ import (
 // msDomain is ONNX Runtime's contrib operator domain.
 const msDomain = "com.microsoft"
 
-func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
+func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, calib Calibration, r *Report) error {
 	if o.format == QDQ {
 		if err := ensureOpset(m, opsetBlocked); err != nil {
 			return err
@@ -33,16 +34,32 @@ func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
 	}
 	ix := newIndex(m)
 	slots := weightSlots(ix, o, r, map[string]bool{})
+	kept := map[string]bool{}
+	if o.bits == 4 && o.sensitive != SensitiveInt4 && len(slots) > 0 {
+		var err error
+		if kept, err = guardLowBit(ctx, m, slots, o, calib, r); err != nil {
+			return err
+		}
+	}
 	e := newEditor(ix, r.own)
 	done := 0
 	left := pendingReaders(slots)
 	for _, s := range slots {
+		bits := o.bits
+		if kept[s.weight.name] {
+			if o.sensitive == SensitiveFloat {
+				r.addFloat(s.weight.name, &s.use, ReasonSensitiveWeight, fmt.Sprintf("%s weight %v", s.node.GetOpType(), s.weight.dims()))
+				left.done(s, false)
+				continue
+			}
+			bits = 8
+		}
 		var ok bool
 		var err error
 		if o.format == MatMulNBits {
-			ok, err = matMulNBits(e, ix, o, s, r)
+			ok, err = matMulNBits(e, ix, o, bits, s, r)
 		} else {
-			ok, err = blockedDQ(e, o, s, r)
+			ok, err = blockedDQ(e, o, bits, s, r)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", onnx.Label(s.node), err)
@@ -69,11 +86,12 @@ func quantizeWeightOnly(m *onnx.Model, o *options, r *Report) error {
 // cost far more accuracy than their few bytes are worth.
 const minBlockRow = 16
 
-func (o *options) blockType() QType {
+// blockType is the element type of weight-only blocks of bits bits.
+func (o *options) blockType(bits int) QType {
 	switch {
-	case o.bits == 4 && o.symmetric:
+	case bits == 4 && o.symmetric:
 		return Int4
-	case o.bits == 4:
+	case bits == 4:
 		return UInt4
 	case o.symmetric:
 		return Int8
@@ -81,9 +99,9 @@ func (o *options) blockType() QType {
 	return UInt8
 }
 
-// blockedDQ replaces a weight by DequantizeLinear of blocks along its input
-// dimension.
-func blockedDQ(e *editor, o *options, s weightSlot, r *Report) (bool, error) {
+// blockedDQ replaces a weight by DequantizeLinear of blocks of bits bits
+// along its input dimension.
+func blockedDQ(e *editor, o *options, bits int, s weightSlot, r *Report) (bool, error) {
 	if !quantizerOf(s.node).blocked() {
 		r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "format qdq has no blocked form of "+s.node.GetOpType())
 		return false, nil
@@ -98,11 +116,11 @@ func blockedDQ(e *editor, o *options, s weightSlot, r *Report) (bool, error) {
 	}
 	dims := s.weight.dims()
 	shape, axis := matrixView(s.layer, dims)
-	if o.bits == 4 && shape[axis] < minBlockRow {
+	if bits == 4 && shape[axis] < minBlockRow {
 		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", shape[axis]))
 		return false, nil
 	}
-	q, err := Blocked(data, shape, axis, o.blockSize, o.blockType(), o.symmetric)
+	q, err := Blocked(data, shape, axis, o.blockSize, o.blockType(bits), o.symmetric)
 	if err != nil {
 		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
@@ -156,7 +174,7 @@ func matrixView(l onnx.Layer, dims []int64) ([]int64, int) {
 // matMulNBits replaces a node whose registry entry has an nbits form
 // (MatMul; Gemm without transA, its alpha folded into the scales and beta
 // into a constant bias) by com.microsoft MatMulNBits.
-func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (bool, error) {
+func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, r *Report) (bool, error) {
 	n := s.node
 	form, reason, detail, err := quantizerOf(n).nbits(e, ix, s)
 	if err != nil {
@@ -179,11 +197,11 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 	out, in, _ := s.layer.WeightAxes(len(dims))
 	k, nn := int(dims[in]), int(dims[out])
 	transposed := in == 1 // B is [N, K]
-	if o.bits == 4 && k < minBlockRow {
+	if bits == 4 && k < minBlockRow {
 		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", k))
 		return false, nil
 	}
-	w, err := MatMulNBitsWeight(data, k, nn, transposed, o.bits, o.blockSize, o.symmetric)
+	w, err := MatMulNBitsWeight(data, k, nn, transposed, bits, o.blockSize, o.symmetric)
 	if err != nil {
 		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
@@ -215,19 +233,20 @@ func matMulNBits(e *editor, ix *index, o *options, s weightSlot, r *Report) (boo
 		inputs = append(inputs, bias)
 	}
 	nb := newNode("MatMulNBits", msDomain, e.ix.fresh(onnx.Label(n)+"_MatMulNBits"), inputs, []string{n.GetOutput()[0]},
-		onnx.AttrInt("K", int64(k)), onnx.AttrInt("N", int64(nn)), onnx.AttrInt("bits", int64(o.bits)), onnx.AttrInt("block_size", int64(o.blockSize)))
+		onnx.AttrInt("K", int64(k)), onnx.AttrInt("N", int64(nn)), onnx.AttrInt("bits", int64(bits)), onnx.AttrInt("block_size", int64(o.blockSize)))
 	e.insertBefore(n, nb)
 	e.remove(n)
 	r.Quantized = append(r.Quantized, QuantizedTensor{
 		Name: base, Node: onnx.Label(n), OpType: n.GetOpType(),
-		Type: fmt.Sprintf("uint%d", o.bits), Granularity: fmt.Sprintf("matmulnbits(%d)", o.blockSize), Elements: len(data),
+		Type: fmt.Sprintf("uint%d", bits), Granularity: fmt.Sprintf("matmulnbits(%d)", o.blockSize), Elements: len(data),
 	})
 	return true, nil
 }
 
 // nbitsBias returns a Gemm's C (name) as MatMulNBits' bias [N]: the constant
 // itself, or beta*C (or C reshaped from [1, N]) as a new constant; ok is
-// false when C is not a constant [N] or [1, N].
+// false when C is not a constant [N] or [1, N]. With a nil editor it only
+// says whether the form exists.
 func nbitsBias(e *editor, ix *index, g *onnxpb.GraphProto, n *onnxpb.NodeProto, name string, beta float32) (string, bool, error) {
 	c := ix.floatConst(name)
 	if c == nil {
@@ -240,6 +259,9 @@ func nbitsBias(e *editor, ix *index, g *onnxpb.GraphProto, n *onnxpb.NodeProto, 
 	case len(dims) == 1, len(dims) == 2 && dims[0] == 1:
 	default:
 		return "", false, nil
+	}
+	if e == nil {
+		return name, true, nil // a dry run: the form exists
 	}
 	v, err := floatData(c)
 	if err != nil {

@@ -26,7 +26,7 @@ func TestWeightOnlyQDQ(t *testing.T) {
 		t.Run(fmt.Sprintf("%d bits %v", tt.bits, tt.dtype), func(t *testing.T) {
 			m := mixedNet(1)
 			q, r, err := Quantize(context.Background(), m, Options{
-				Method: WeightOnly, Bits: tt.bits, Asymmetric: tt.asymmetric, BlockSize: 16,
+				Method: WeightOnly, Bits: tt.bits, Asymmetric: tt.asymmetric, BlockSize: 16, SensitiveLayers: everyWeightAt(tt.bits),
 			}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -89,7 +89,7 @@ func TestWeightOnlyMatMulNBits(t *testing.T) {
 			t.Run(fmt.Sprintf("%d bits symmetric %v", bits, !asym), func(t *testing.T) {
 				m := mixedNet(4)
 				q, r, err := Quantize(context.Background(), m, Options{
-					Method: WeightOnly, Bits: bits, Asymmetric: asym, BlockSize: 16, Format: MatMulNBits,
+					Method: WeightOnly, Bits: bits, Asymmetric: asym, BlockSize: 16, Format: MatMulNBits, SensitiveLayers: everyWeightAt(bits),
 				}, nil)
 				if err != nil {
 					t.Fatal(err)
@@ -131,4 +131,12 @@ func TestWeightOnlyMatMulNBits(t *testing.T) {
 			})
 		}
 	}
+}
+
+// everyWeightAt turns the 4-bit guard off for tests of the stored form.
+func everyWeightAt(bits int) SensitiveLayers {
+	if bits == 4 {
+		return SensitiveInt4
+	}
+	return ""
 }
