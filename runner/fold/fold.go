@@ -169,10 +169,11 @@ func hasSubgraph(n *onnxpb.NodeProto) bool {
 }
 
 // activationWeight reports whether the operator's weight input may be an
-// activation (attention's MatMul of two activations): such inputs are
-// not weights when they come from graph inputs.
+// activation (attention's MatMul of two activations, a Gather indexing a
+// computed shape): such inputs are not weights when they come from graph
+// inputs.
 func activationWeight(l onnx.Layer) bool {
-	return l.Kind == onnx.LayerMatMul || l.Kind == onnx.LayerGemm
+	return l.Kind == onnx.LayerMatMul || l.Kind == onnx.LayerGemm || l.Kind == onnx.LayerEmbedding
 }
 
 // slot is a weight input computed at run time.

@@ -136,6 +136,7 @@ func init() {
 	register("LSTM", recurrentQuantizer{})
 	register("GRU", recurrentQuantizer{})
 	register("RNN", recurrentQuantizer{})
+	register("Gather", gatherQuantizer{})
 
 	register("MaxPool", movement{passes: true})
 	register("Reshape", movement{passes: true, eval: foldReshape})

@@ -94,11 +94,31 @@ type weightOpCase struct {
 	dynamicNode string
 	// nbits: whether a MatMulNBits form exists.
 	nbits bool
-	fold  foldRole
+	// nbitsOther is the node format matmulnbits reads the weight through
+	// when the operator has no MatMulNBits form but another weight-only
+	// one ("" when the weight stays float).
+	nbitsOther string
+	fold       foldRole
 	// weights the node reads (a recurrent layer's W and R: two), each
 	// through its own DequantizeLinear under dynamic (without an integer
 	// kernel) and weight-only qdq; 0 means 1.
 	weights int
+	// weightOnly4 is the node 4-bit weight-only writes instead of a
+	// DequantizeLinear ("" for DequantizeLinear).
+	weightOnly4 string
+	// inputs feeds the model (random normal values of the first input's
+	// shape when nil).
+	inputs func(seed uint64) map[string]*onnx.Tensor
+}
+
+// inputsOf feeds a case's model.
+func (tc weightOpCase) inputsOf(m *onnx.Model, seed uint64) map[string]*onnx.Tensor {
+	if tc.inputs != nil {
+		return tc.inputs(seed)
+	}
+	in := m.Proto.GetGraph().GetInput()[0]
+	_, dims, _, _ := onnx.TensorType(in)
+	return randomBatches(seed, in.GetName(), 1, dims...)[0]
 }
 
 var weightOpCases = map[string]weightOpCase{
@@ -161,6 +181,21 @@ var weightOpCases = map[string]weightOpCase{
 		},
 		staticKernel: "", dynamicNode: "DequantizeLinear", weights: 2,
 	},
+	"Gather": {
+		build: func(b *builder) (*onnx.Model, string) {
+			ids := b.InputOf("ids", onnx.Int64, 2, 5)
+			y := b.Node("Gather", "y", []string{b.weight("w", 50, 32), ids})
+			return b.Model(13, y), "w"
+		},
+		inputs: func(seed uint64) map[string]*onnx.Tensor {
+			ids := make([]int64, 10)
+			for i := range ids {
+				ids[i] = int64((int(seed)*7 + i*13) % 50)
+			}
+			return map[string]*onnx.Tensor{"ids": onnx.NewTensor([]int64{2, 5}, ids)}
+		},
+		staticKernel: "", dynamicNode: "DequantizeLinear", weightOnly4: "GatherBlockQuantized", nbitsOther: "DequantizeLinear",
+	},
 }
 
 // TestRegisteredWeightOps quantizes a one-node model of every registered
@@ -190,9 +225,7 @@ func TestRegisteredWeightOps(t *testing.T) {
 				m, w := tc.build(newBuilder(1))
 				var calib Calibration
 				if spec.Method == Static {
-					in := m.Proto.GetGraph().GetInput()[0]
-					_, dims, _, _ := onnx.TensorType(in)
-					calib = NewBatches(randomBatches(2, in.GetName(), 2, dims...)...)
+					calib = NewBatches(tc.inputsOf(m, 2), tc.inputsOf(m, 3))
 				}
 				q, r, err := Quantize(context.Background(), m, spec, calib)
 				if err != nil {
@@ -213,14 +246,18 @@ func TestRegisteredWeightOps(t *testing.T) {
 			if !quantized(r, w) || len(nodesOf(q, tc.dynamicNode)) != dynamicNodes || len(r.Quantized) != weights {
 				t.Errorf("dynamic: weight quantized %v (%d in all), nodes %v; want %d weights read by %d %s", quantized(r, w), len(r.Quantized), opTypes(q), weights, dynamicNodes, tc.dynamicNode)
 			}
-			checkRuns(t, "dynamic", m, q)
+			checkRuns(t, "dynamic", tc, m, q)
 
 			for _, bits := range []int{8, 4} {
 				m, q, r, w = quantize(Options{Method: WeightOnly, Bits: bits, SensitiveLayers: everyWeightAt(bits)})
-				if !quantized(r, w) || len(nodesOf(q, "DequantizeLinear")) != weights {
-					t.Errorf("weightOnly qdq %d bits: weight quantized %v, nodes %v; want %d blocked DequantizeLinear", bits, quantized(r, w), opTypes(q), weights)
+				node := "DequantizeLinear"
+				if bits == 4 && tc.weightOnly4 != "" {
+					node = tc.weightOnly4
 				}
-				checkRuns(t, fmt.Sprintf("weightOnly qdq %d bits", bits), m, q)
+				if !quantized(r, w) || len(nodesOf(q, node)) != weights {
+					t.Errorf("weightOnly qdq %d bits: weight quantized %v, nodes %v; want %d %s", bits, quantized(r, w), opTypes(q), weights, node)
+				}
+				checkRuns(t, fmt.Sprintf("weightOnly qdq %d bits", bits), tc, m, q)
 			}
 
 			spec := Options{Method: WeightOnly, Bits: 8, Format: MatMulNBits}
@@ -229,12 +266,16 @@ func TestRegisteredWeightOps(t *testing.T) {
 			switch {
 			case tc.nbits && (err != nil || !quantized(r, w) || len(nodesOf(q, "MatMulNBits")) != 1):
 				t.Errorf("matmulnbits: error %v, nodes %v; want the node replaced by MatMulNBits", err, opTypes(q))
+			case tc.nbitsOther != "" && (err != nil || !quantized(r, w) || len(nodesOf(q, tc.nbitsOther)) != 1):
+				t.Errorf("matmulnbits: error %v, nodes %v; want the weight read through %s", err, opTypes(q), tc.nbitsOther)
+			case tc.nbitsOther != "":
+				checkRuns(t, "matmulnbits", tc, m, q)
 			case !tc.nbits && err == nil:
 				t.Errorf("matmulnbits: no error, nodes %v; want ErrNoWeights (%s has no MatMulNBits form)", opTypes(q), op)
 			case !tc.nbits && floatReasons(r)[w] != ReasonUnsupportedOp:
 				t.Errorf("matmulnbits: weight reason %q, want %q", floatReasons(r)[w], ReasonUnsupportedOp)
 			case tc.nbits:
-				checkRuns(t, "matmulnbits", m, q)
+				checkRuns(t, "matmulnbits", tc, m, q)
 			}
 
 			// Static, every node on integers (no fallback to float for
@@ -249,9 +290,7 @@ func TestRegisteredWeightOps(t *testing.T) {
 				t.Fatal(err)
 			}
 			m, w = tc.build(newBuilder(1))
-			in := m.Proto.GetGraph().GetInput()[0]
-			_, dims, _, _ := onnx.TensorType(in)
-			seen := randomBatches(5, in.GetName(), 1, dims...)[0]
+			seen := tc.inputsOf(m, 5)
 			for name, v := range run(t, m, seen) {
 				seen[name] = v
 			}
@@ -276,24 +315,22 @@ func TestRegisteredWeightOps(t *testing.T) {
 			if tc.staticKernel != "" && kernels[tc.staticKernel] != 1 {
 				t.Errorf("static: ONNX Runtime runs %v, want one %s", kernels, tc.staticKernel)
 			}
-			if tc.staticKernel == "" && (kernels[op] != 1 || floatReasons(r)["x"] != ReasonNoIntegerOp) {
+			if tc.staticKernel == "" && (kernels[op] != 1 || (tc.inputs == nil && floatReasons(r)["x"] != ReasonNoIntegerOp)) {
 				t.Errorf("static: ONNX Runtime runs %v, input reason %q; want %s in float (%s)", kernels, floatReasons(r)["x"], op, ReasonNoIntegerOp)
 			}
-			checkRuns(t, "static", m, q)
+			checkRuns(t, "static", tc, m, q)
 		})
 	}
 }
 
 // checkRuns compares the quantized model's output with the float model's
 // in ONNX Runtime, when it is there.
-func checkRuns(t *testing.T, what string, m, q *onnx.Model) {
+func checkRuns(t *testing.T, what string, tc weightOpCase, m, q *onnx.Model) {
 	t.Helper()
 	if testing.Short() { // the rest needs ONNX Runtime
 		return
 	}
-	in := m.Proto.GetGraph().GetInput()[0]
-	_, dims, _, _ := onnx.TensorType(in)
-	feed := randomBatches(7, in.GetName(), 1, dims...)[0]
+	feed := tc.inputsOf(m, 7)
 	out := m.Proto.GetGraph().GetOutput()[0].GetName()
 	if c := cosine(t, run(t, q, feed)[out], run(t, m, feed)[out]); c < 0.95 {
 		t.Errorf("%s: cosine to the float model %.4f, want >= 0.95", what, c)
@@ -301,14 +338,13 @@ func checkRuns(t *testing.T, what string, m, q *onnx.Model) {
 }
 
 // TestUnregisteredOpsStayFloat: weights of operators without an entry
-// (Gather, an operator of another domain) stay float with
-// ReasonUnsupportedOp, untouched, while the registered MatMul beside them
-// is quantized.
+// (an operator of another domain, a Gather of another axis) stay float
+// with the reason, untouched, while the registered MatMul beside them is
+// quantized.
 func TestUnregisteredOpsStayFloat(t *testing.T) {
 	b := newBuilder(1)
-	ids := b.Input("ids", 5)
-	b.Inputs[len(b.Inputs)-1] = onnx.ValueInfo("ids", onnx.Int64, []onnx.Dim{5}) // indices
-	emb := b.Node("Gather", "emb", []string{b.weight("table", 10, 8), ids})
+	ids := b.InputOf("ids", onnx.Int64, 5)
+	emb := b.Node("Gather", "emb", []string{b.weight("table", 8, 10), ids}, onnx.AttrInt("axis", 1))
 	x2 := b.Input("x2", 2, 8)
 	fused := b.Node("FusedMatMul", "fused", []string{x2, b.weight("wf", 8, 6)}, onnx.AttrFloat("alpha", 2))
 	b.Nodes[len(b.Nodes)-1].Domain = proto.String("com.microsoft")
@@ -321,10 +357,8 @@ func TestUnregisteredOpsStayFloat(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := floatReasons(r)
-	for _, w := range []string{"table", "wf"} {
-		if got[w] != ReasonUnsupportedOp {
-			t.Errorf("%s: reason %q, want %q", w, got[w], ReasonUnsupportedOp)
-		}
+	if got["table"] != ReasonShape || got["wf"] != ReasonUnsupportedOp {
+		t.Errorf("table: %q, wf: %q; want %q and %q", got["table"], got["wf"], ReasonShape, ReasonUnsupportedOp)
 	}
 	if len(r.Quantized) != 1 || r.Quantized[0].Name != "wm" {
 		t.Errorf("quantized %v, want only wm", r.Quantized)

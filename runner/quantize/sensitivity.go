@@ -210,7 +210,7 @@ func newLowBit(ix *index, s weightSlot, o *options) (*lowBit, error) {
 	}
 	c := &lowBit{slot: s, dims: s.weight.dims(), float: data}
 	at := func(bits int) ([]float32, error) {
-		if o.format == MatMulNBits {
+		if o.format == MatMulNBits && !embedding(s) {
 			return nbitsValues(ix, s, o, data, bits)
 		}
 		return blockedValues(s, o, data, bits)
@@ -236,6 +236,13 @@ func blockedValues(s weightSlot, o *options, data []float32, bits int) ([]float3
 	shape, axis := matrixView(s.layer, s.weight.dims())
 	if bits == 4 && shape[axis] < minBlockRow {
 		return nil, nil
+	}
+	if embedding(s) && bits == 8 {
+		q, err := PerAxis(data, shape, 1, o.blockType(8), o.symmetric)
+		if err != nil {
+			return nil, fmt.Errorf("weight %q: %w", s.weight.name, err)
+		}
+		return q.Dequantize(), nil
 	}
 	q, err := Blocked(data, shape, axis, o.blockSize, o.blockType(bits), o.symmetric)
 	if err != nil {

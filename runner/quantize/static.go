@@ -249,7 +249,7 @@ func planStatic(ix *index, o *options, slots []weightSlot, r *Report, fallback m
 	}
 	reported := map[*onnxpb.NodeProto]bool{} // a recurrent node has two weights
 	for _, s := range slots {
-		if !s.integer && !reported[s.node] {
+		if !s.integer && !reported[s.node] && !embedding(s) { // a Gather's indices are no activation
 			reported[s.node] = true
 			reason := ReasonNoIntegerOp
 			switch {
@@ -393,7 +393,11 @@ func (p *staticPlan) rewrite(ix *index, o *options, ranges map[string]Range, r *
 		if w == nil {
 			continue
 		}
-		readThroughDQ(e, s.use, w, s.weight.name)
+		if embedding(s) {
+			gatherThenDQ(e, s, w)
+		} else {
+			readThroughDQ(e, s.use, w, s.weight.name)
+		}
 		if s.integer {
 			if err := p.quantizeBias(e, ix, s, w, params, r); err != nil {
 				return err

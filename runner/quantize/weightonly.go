@@ -56,9 +56,11 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, calib Ca
 		}
 		var ok bool
 		var err error
-		if o.format == MatMulNBits {
+		if o.format == MatMulNBits && !embedding(s) {
 			ok, err = matMulNBits(e, ix, o, bits, s, r)
 		} else {
+			// Embeddings take GatherBlockQuantized (com.microsoft too)
+			// under either format.
 			ok, err = blockedDQ(e, o, bits, s, r)
 		}
 		if err != nil {
@@ -120,9 +122,30 @@ func blockedDQ(e *editor, o *options, bits int, s weightSlot, r *Report) (bool, 
 		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", shape[axis]))
 		return false, nil
 	}
+	if embedding(s) && bits == 8 {
+		// 8-bit rows: one scale per feature, only the gathered rows
+		// dequantized.
+		q, err := PerAxis(data, dims, 1, o.blockType(8), o.symmetric)
+		if err != nil {
+			return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
+		}
+		w, err := storeWeight(e, s.graph, s.weight, q)
+		if err != nil {
+			return false, err
+		}
+		gatherThenDQ(e, s, w)
+		r.Quantized = append(r.Quantized, QuantizedTensor{
+			Name: s.weight.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(),
+			Type: q.Type.String(), Granularity: q.granularity(), Elements: len(data),
+		})
+		return true, nil
+	}
 	q, err := Blocked(data, shape, axis, o.blockSize, o.blockType(bits), o.symmetric)
 	if err != nil {
 		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
+	}
+	if embedding(s) {
+		return true, gatherBlocks(e, o, s, q, r)
 	}
 	w, err := storeWeight(e, s.graph, s.weight, q)
 	if err != nil {
@@ -151,12 +174,16 @@ func blockedDQ(e *editor, o *options, bits int, s weightSlot, r *Report) (bool, 
 }
 
 // matrixView is the 2-D view of a weight that blocks run along: the
-// weight itself when it is 2-D; [the rest, dims[last]] when the operator
+// weight itself when it is 2-D (an embedding table's blocks run along its
+// features, axis 1); [the rest, dims[last]] when the operator
 // table's input channels are its last axis (a recurrent W or R); else
 // [dims[0], the rest]; and the axis of that view along the input
 // channels.
 func matrixView(l onnx.Layer, dims []int64) ([]int64, int) {
 	_, in, _ := l.WeightAxes(len(dims))
+	if l.Kind == onnx.LayerEmbedding {
+		return dims, 1 // an embedding's blocks run along each row's features
+	}
 	if len(dims) == 2 {
 		return dims, in
 	}
