@@ -349,18 +349,7 @@ func removeDead(m *onnx.Model, todo []slot) {
 		}
 	}
 	for {
-		used := map[string]bool{}
-		outputs := map[string]bool{}
-		for _, ref := range m.Graphs() {
-			for _, n := range ref.Graph.GetNode() {
-				for _, in := range n.GetInput() {
-					used[in] = true
-				}
-			}
-			for _, vi := range ref.Graph.GetOutput() {
-				outputs[vi.GetName()] = true
-			}
-		}
+		used := referenced(m)
 		removed := false
 		for _, ref := range m.Graphs() {
 			g := ref.Graph
@@ -369,7 +358,7 @@ func removeDead(m *onnx.Model, todo []slot) {
 					return false
 				}
 				for _, out := range n.GetOutput() {
-					if out != "" && (used[out] || outputs[out]) {
+					if out != "" && used[out] {
 						return false
 					}
 				}
@@ -382,17 +371,7 @@ func removeDead(m *onnx.Model, todo []slot) {
 		}
 	}
 	// Initializers the chains read that nothing reads now.
-	used := map[string]bool{}
-	for _, ref := range m.Graphs() {
-		for _, n := range ref.Graph.GetNode() {
-			for _, in := range n.GetInput() {
-				used[in] = true
-			}
-		}
-		for _, vi := range ref.Graph.GetOutput() {
-			used[vi.GetName()] = true
-		}
-	}
+	used := referenced(m)
 	read := map[string]bool{}
 	for _, s := range todo {
 		for _, n := range s.c.nodes {
@@ -410,4 +389,21 @@ func removeDead(m *onnx.Model, todo []slot) {
 			return read[vi.GetName()] && !used[vi.GetName()]
 		})
 	}
+}
+
+// referenced names every value a node of any graph reads or a graph
+// outputs: what removing a node or an initializer must keep.
+func referenced(m *onnx.Model) map[string]bool {
+	used := map[string]bool{}
+	for _, ref := range m.Graphs() {
+		for _, n := range ref.Graph.GetNode() {
+			for _, in := range n.GetInput() {
+				used[in] = true
+			}
+		}
+		for _, vi := range ref.Graph.GetOutput() {
+			used[vi.GetName()] = true
+		}
+	}
+	return used
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/kompress/kompress/runner/dataset"
@@ -197,14 +195,6 @@ func nothingPrunable(m *onnx.Model, skipped []Skipped) error {
 	for _, s := range skipped {
 		by[s.Reason] = append(by[s.Reason], s.Name)
 	}
-	var parts []string
-	for reason, names := range by {
-		if len(names) > 3 {
-			names = append(names[:3:3], fmt.Sprintf("and %d more", len(names)-3))
-		}
-		parts = append(parts, fmt.Sprintf("%s: %s", reason, strings.Join(names, ", ")))
-	}
-	sort.Strings(parts)
 	return fmt.Errorf("%w: model %s has no weight to prune (weights of Conv, ConvTranspose, Gemm, MatMul, LSTM, GRU and RNN); its %d floating-point weights were left alone: %s",
-		ErrNothingPrunable, m.Name, len(skipped), strings.Join(parts, "; "))
+		ErrNothingPrunable, m.Name, len(skipped), byReasonList(by))
 }

@@ -69,16 +69,8 @@ func shortfall(m *onnx.Model, r *Report, o *options, asked float64) []string {
 	total := r.Params + left
 	var warnings []string
 	if count > 0 && (float64(left) >= shortfallShare*float64(total) || len(byReason[ReasonComputed]) > 0) {
-		var parts []string
-		for reason, names := range byReason {
-			if len(names) > 3 {
-				names = append(names[:3:3], fmt.Sprintf("and %d more", len(names)-3))
-			}
-			parts = append(parts, fmt.Sprintf("%s: %s", reason, strings.Join(names, ", ")))
-		}
-		sort.Strings(parts)
 		warnings = append(warnings, fmt.Sprintf("%s left %d layer weights dense (%d of %d weight elements, %.1f%%), so %.1f%% of the layer weights are zero, not the %.4g%% asked: %s",
-			r.Method, count, left, total, 100*float64(left)/float64(total), 100*float64(r.Zeros)/float64(max(total, 1)), 100*asked, strings.Join(parts, "; ")))
+			r.Method, count, left, total, 100*float64(left)/float64(total), 100*float64(r.Zeros)/float64(max(total, 1)), 100*asked, byReasonList(byReason)))
 	}
 	if float64(dense) >= shortfallShare*float64(max(r.Params, 1)) {
 		_, m, _ := strings.Cut(r.Pattern, ":")
@@ -86,4 +78,18 @@ func shortfall(m *onnx.Model, r *Report, o *options, asked float64) []string {
 			r.Pattern, dense, 100*float64(dense)/float64(r.Params), m))
 	}
 	return warnings
+}
+
+// byReasonList says which weights were left alone for each reason, the
+// first three names of each, reasons in order.
+func byReasonList(by map[Reason][]string) string {
+	var parts []string
+	for reason, names := range by {
+		if len(names) > 3 {
+			names = append(names[:3:3], fmt.Sprintf("and %d more", len(names)-3))
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s", reason, strings.Join(names, ", ")))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -150,4 +151,15 @@ func floatReasons(r *Report) map[string]Reason {
 		out[f.Name] = f.Reason
 	}
 	return out
+}
+
+// modelData feeds m the arrays of a generated dataset (hack/modelgen's),
+// one per input, through the feeder the runner uses.
+func modelData(t testing.TB, m *onnx.Model, arrays ...dataset.Array) *feed.Data {
+	t.Helper()
+	d, err := feed.FromDataset(feed.Inputs(m), &dataset.Dataset{Name: "generated", Arrays: arrays})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -2,28 +2,16 @@ package quantize
 
 import (
 	"context"
-	"math"
 	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kompress/kompress/hack/modelgen"
-	"github.com/kompress/kompress/runner/dataset"
-	"github.com/kompress/kompress/runner/feed"
+	"github.com/kompress/kompress/runner/compare"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
-
-// controllerData feeds a generated controller: n samples of seq steps.
-func controllerData(t testing.TB, m *onnx.Model, cfg modelgen.ControllerConfig, n, seq int, seed uint64) *feed.Data {
-	t.Helper()
-	d, err := feed.FromDataset(feed.Inputs(m), &dataset.Dataset{Name: "sequences", Arrays: modelgen.Sequences(cfg, n, seq, seed)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
 
 // relativeError is ‖got−want‖/‖want‖ of one output, averaged over the
 // samples (rows along dimension 0).
@@ -41,13 +29,7 @@ func relativeError(t testing.TB, want, got *onnx.Tensor) float64 {
 	per := len(a) / n
 	sum := 0.0
 	for s := range n {
-		var num, den float64
-		for i := s * per; i < (s+1)*per; i++ {
-			d := float64(b[i]) - float64(a[i])
-			num += d * d
-			den += float64(a[i]) * float64(a[i])
-		}
-		sum += math.Sqrt(num / den)
+		sum += compare.RelativeError(b[s*per:(s+1)*per], a[s*per:(s+1)*per])
 	}
 	return sum / float64(n)
 }
@@ -89,7 +71,7 @@ func TestRecurrentController(t *testing.T) {
 		t.Run(tc.cell+"/"+specName(tc.spec)+map[bool]string{true: "-asymmetric"}[tc.spec.Asymmetric], func(t *testing.T) {
 			cfg := modelgen.ControllerConfig{Cell: tc.cell, Seed: 3}
 			m := modelgen.Controller(cfg)
-			calib, err := controllerData(t, m, cfg, 64, 20, 1).Batches(16)
+			calib, err := modelData(t, m, modelgen.Sequences(cfg, 64, 20, 1)...).Batches(16)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +104,7 @@ func TestRecurrentController(t *testing.T) {
 			if reasons["rnn.B"] == "" && !quantized["rnn.B"] {
 				t.Errorf("rnn.B is neither quantized nor listed in float")
 			}
-			held := controllerData(t, m, cfg, 16, 30, 2)
+			held := modelData(t, m, modelgen.Sequences(cfg, 16, 30, 2)...)
 			in, err := held.Tensors(seq(16))
 			if err != nil {
 				t.Fatal(err)

@@ -5,21 +5,8 @@ import (
 	"testing"
 
 	"github.com/kompress/kompress/hack/modelgen"
-	"github.com/kompress/kompress/runner/dataset"
-	"github.com/kompress/kompress/runner/feed"
-	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
-
-// bertData feeds a generated BERT: n samples of seq token ids.
-func bertData(t testing.TB, m *onnx.Model, cfg modelgen.BERTConfig, n, seq int, seed uint64) *feed.Data {
-	t.Helper()
-	d, err := feed.FromDataset(feed.Inputs(m), &dataset.Dataset{Name: "tokens", Arrays: modelgen.BERTTokens(cfg, n, seq, seed)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
 
 // TestTransformer quantizes a BERT-style encoder (input_ids,
 // attention_mask, token_type_ids) with every method, static calibrated on
@@ -38,7 +25,7 @@ func TestTransformer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := bertData(t, m, cfg, 16, 32, 2)
+	held := modelData(t, m, modelgen.BERTTokens(cfg, 16, 32, 2)...)
 	in, err := held.Tensors(seq(16))
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +48,7 @@ func TestTransformer(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(specName(tc.spec), func(t *testing.T) {
-			calib, err := bertData(t, m, cfg, 64, 32, 1).Batches(16)
+			calib, err := modelData(t, m, modelgen.BERTTokens(cfg, 64, 32, 1)...).Batches(16)
 			if err != nil {
 				t.Fatal(err)
 			}
