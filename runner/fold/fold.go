@@ -34,6 +34,11 @@ type Folded struct {
 	OpType string `json:"opType"`
 	// Ops are the operators of the chain that computed it, in order.
 	Ops []string `json:"ops"`
+	// SameAs is the weight folded before it to the same value, which
+	// its readers now read: two chains computing one weight (Silero VAD
+	// computes each LSTM weight once in each of two If branches) stay
+	// one tensor, not two copies.
+	SameAs string `json:"sameAs,omitempty"`
 }
 
 // Refused is a weight input computed at run time that stays so.
@@ -72,12 +77,13 @@ type model struct {
 	inputs   map[string]bool // inputs of any graph (main or subgraph)
 	order    map[*onnxpb.NodeProto]int
 	depth    map[*onnxpb.GraphProto]int
+	parent   map[*onnxpb.GraphProto]*onnxpb.GraphProto
 }
 
 func index(m *onnx.Model) *model {
 	x := &model{m: m, consts: map[string]*onnx.Weight{}, producer: map[string]*onnxpb.NodeProto{},
 		graphOf: map[*onnxpb.NodeProto]*onnxpb.GraphProto{}, inputs: map[string]bool{},
-		order: map[*onnxpb.NodeProto]int{}, depth: map[*onnxpb.GraphProto]int{}}
+		order: map[*onnxpb.NodeProto]int{}, depth: map[*onnxpb.GraphProto]int{}, parent: map[*onnxpb.GraphProto]*onnxpb.GraphProto{}}
 	for _, w := range m.Weights() {
 		x.consts[w.Name] = w
 	}
@@ -85,6 +91,7 @@ func index(m *onnx.Model) *model {
 		g := ref.Graph
 		if ref.Parent != nil {
 			x.depth[g] = x.depth[ref.Parent] + 1
+			x.parent[g] = ref.Parent
 		}
 		for _, vi := range g.GetInput() {
 			if x.consts[vi.GetName()] == nil || x.consts[vi.GetName()].Graph.Graph != g {
@@ -236,15 +243,17 @@ func Weights(m *onnx.Model, skip Skip) (*Report, error) {
 	if err != nil {
 		return r, err
 	}
+	placed := map[string]*placedValue{} // a value -> the initializer holding it
 	for _, s := range todo {
 		t := values[s.name]
 		if t == nil {
 			continue
 		}
-		if err := replace(x, s, t); err != nil {
+		same, err := replace(x, s, t, placed)
+		if err != nil {
 			return r, err
 		}
-		r.Folded = append(r.Folded, Folded{Name: s.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(), Ops: opsOf(s.c.nodes)})
+		r.Folded = append(r.Folded, Folded{Name: s.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(), Ops: opsOf(s.c.nodes), SameAs: same})
 	}
 	removeDead(m, todo)
 	return r, nil
@@ -322,21 +331,95 @@ func evaluate(x *model, todo []slot) (map[string]*onnx.Tensor, error) {
 	return out, nil
 }
 
+// placedValue is a folded weight's initializer and the graph holding it.
+type placedValue struct {
+	name  string
+	graph *onnxpb.GraphProto
+}
+
 // replace makes the weight an initializer of the graph its producer was
-// in (every reader sees it there), and drops the producer.
-func replace(x *model, s slot, t *onnx.Tensor) error {
+// in (every reader sees it there), and drops the producer. A value an
+// earlier chain folded to already is not stored again: the weight's
+// readers read that initializer, moved up to the innermost graph both
+// chains' graphs are nested in (two branches of an If each computing
+// the same LSTM weight share it from the If's graph); replace returns
+// its name.
+func replace(x *model, s slot, t *onnx.Tensor, placed map[string]*placedValue) (string, error) {
 	p := x.producer[s.name]
 	if p == nil {
-		return errors.New("fold: " + s.name + " has no producer")
+		return "", errors.New("fold: " + s.name + " has no producer")
 	}
 	g := x.graphOf[p]
-	tp, err := onnx.TensorToProto(t, s.name)
+	tp, err := onnx.TensorToProto(t, "")
 	if err != nil {
-		return fmt.Errorf("folding %s: %w", s.name, err)
+		return "", fmt.Errorf("folding %s: %w", s.name, err)
 	}
-	g.Initializer = append(g.Initializer, tp)
+	value, err := proto.MarshalOptions{Deterministic: true}.Marshal(tp)
+	if err != nil {
+		return "", fmt.Errorf("folding %s: %w", s.name, err)
+	}
 	g.Node = slices.DeleteFunc(g.Node, func(n *onnxpb.NodeProto) bool { return n == p })
-	return nil
+	if same := placed[string(value)]; same != nil && !graphOutput(x.m, s.name) {
+		if outer := x.common(same.graph, g); outer != same.graph {
+			var init *onnxpb.TensorProto
+			same.graph.Initializer = slices.DeleteFunc(same.graph.Initializer, func(t *onnxpb.TensorProto) bool {
+				if t.GetName() == same.name {
+					init = t
+					return true
+				}
+				return false
+			})
+			outer.Initializer = append(outer.Initializer, init)
+			same.graph = outer
+		}
+		renameInput(x.m, s.name, same.name)
+		return same.name, nil
+	}
+	placed[string(value)] = &placedValue{name: s.name, graph: g}
+	tp.Name = proto.String(s.name)
+	g.Initializer = append(g.Initializer, tp)
+	return "", nil
+}
+
+// common is the innermost graph both a and b are (nested in).
+func (x *model) common(a, b *onnxpb.GraphProto) *onnxpb.GraphProto {
+	for x.depth[a] > x.depth[b] {
+		a = x.parent[a]
+	}
+	for x.depth[b] > x.depth[a] {
+		b = x.parent[b]
+	}
+	for a != b {
+		a, b = x.parent[a], x.parent[b]
+	}
+	return a
+}
+
+// graphOutput reports whether a graph outputs the value.
+func graphOutput(m *onnx.Model, name string) bool {
+	for _, ref := range m.Graphs() {
+		for _, vi := range ref.Graph.GetOutput() {
+			if vi.GetName() == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// renameInput makes every node that reads from read to instead (names
+// are unique in a model: the readers are in the graph that produced
+// from and its subgraphs).
+func renameInput(m *onnx.Model, from, to string) {
+	for _, ref := range m.Graphs() {
+		for _, n := range ref.Graph.GetNode() {
+			for i, in := range n.GetInput() {
+				if in == from {
+					n.Input[i] = to
+				}
+			}
+		}
+	}
 }
 
 // removeDead drops the chains' nodes nothing reads any more, and the

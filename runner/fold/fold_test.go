@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
@@ -59,7 +60,8 @@ func TestWeights(t *testing.T) {
 		{Name: "ws", Node: "h", OpType: "MatMul", Ops: []string{"Transpose", "Mul"}},
 		{Name: "bias", Node: "g", OpType: "Gemm", Ops: []string{"ConstantOfShape"}},
 		{Name: "kernel", Node: "conv", OpType: "Conv", Ops: []string{"Constant", "Unsqueeze"}},
-		{Name: "w_inner_t", Node: "then_out", OpType: "MatMul", Ops: []string{"Mul", "Transpose"}},
+		// The same value as ws: the branch reads ws from the main graph.
+		{Name: "w_inner_t", Node: "then_out", OpType: "MatMul", Ops: []string{"Mul", "Transpose"}, SameAs: "ws"},
 	}
 	if diff := cmp.Diff(want, r.Folded); diff != "" {
 		t.Errorf("folded (-want +got):\n%s", diff)
@@ -147,5 +149,91 @@ func TestWeightsSkip(t *testing.T) {
 	}
 	if strings.Contains(m.Name, "fold") {
 		t.Errorf("model renamed %q", m.Name)
+	}
+}
+
+// Two chains computing the same weight (Silero VAD unsqueezes its LSTM
+// weight once for each LSTM reading it) fold to one initializer that both
+// readers read, not to two copies; a chain computing another value from
+// the same constant keeps its own.
+func TestWeightsSharedValue(t *testing.T) {
+	orttest.Require(t)
+	b := onnxtest.NewBuilder(1)
+	x := b.Input("x", 2, 8)
+	w := b.Init("w", onnx.NewTensor([]int64{6, 8}, b.Uniform(48)))
+	y1 := b.Node("MatMul", "y1", []string{x, b.Node("Transpose", "w1", []string{w}, onnx.AttrInts("perm", 1, 0))})
+	y2 := b.Node("MatMul", "y2", []string{x, b.Node("Transpose", "w2", []string{w}, onnx.AttrInts("perm", 1, 0))})
+	scaled := b.Node("Transpose", "w3", []string{b.Node("Mul", "ws", []string{w, b.Init("two", onnx.NewTensor([]int64{}, []float32{2}))})}, onnx.AttrInts("perm", 1, 0))
+	y3 := b.Node("MatMul", "y3", []string{x, scaled})
+	m := b.Model(13, y1, y2, y3)
+	before := m.Clone()
+	r, err := Weights(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Folded{
+		{Name: "w1", Node: "y1", OpType: "MatMul", Ops: []string{"Transpose"}},
+		{Name: "w2", Node: "y2", OpType: "MatMul", Ops: []string{"Transpose"}, SameAs: "w1"},
+		{Name: "w3", Node: "y3", OpType: "MatMul", Ops: []string{"Mul", "Transpose"}},
+	}
+	if diff := cmp.Diff(want, r.Folded); diff != "" {
+		t.Errorf("folded (-want +got):\n%s", diff)
+	}
+	var weights []string
+	for _, w := range m.Weights() {
+		weights = append(weights, w.Name)
+	}
+	if diff := cmp.Diff([]string{"w1", "w3"}, weights); diff != "" {
+		t.Errorf("weights after folding (-want +got):\n%s", diff)
+	}
+	in := map[string]*onnx.Tensor{"x": onnx.NewTensor([]int64{2, 8}, b.Uniform(16))}
+	wantOut, got := orttest.Run(t, before, in), orttest.Run(t, m, in)
+	for name, v := range wantOut {
+		if d := orttest.MaxDiff(got[name], v); d > 1e-6 {
+			t.Errorf("output %s differs by %g after folding", name, d)
+		}
+	}
+}
+
+// Both branches of an If computing the same weight share one initializer,
+// moved up to the If's graph, where both branches read it.
+func TestWeightsSharedAcrossBranches(t *testing.T) {
+	orttest.Require(t)
+	b := onnxtest.NewBuilder(1)
+	x := b.Input("x", 2, 8)
+	w := b.Init("w", onnx.NewTensor([]int64{6, 8}, b.Uniform(48)))
+	branch := func(seed uint64, prefix string) *onnxpb.GraphProto {
+		sub := onnxtest.NewBuilder(seed)
+		sub.Node("Transpose", prefix+"_w", []string{w}, onnx.AttrInts("perm", 1, 0))
+		sub.Node("MatMul", prefix+"_out", []string{x, prefix + "_w"})
+		return sub.Graph(prefix + "_out")
+	}
+	b.Inputs = append(b.Inputs, onnx.ValueInfo("cond", onnx.Bool, []onnx.Dim{}))
+	b.NamedNode("If", "if", []string{"cond"}, []string{"y"}, onnx.AttrGraph("then_branch", branch(2, "then")), onnx.AttrGraph("else_branch", branch(3, "else")))
+	m := b.Model(13, "y")
+	before := m.Clone()
+	r, err := Weights(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Folded{
+		{Name: "then_w", Node: "then_out", OpType: "MatMul", Ops: []string{"Transpose"}},
+		{Name: "else_w", Node: "else_out", OpType: "MatMul", Ops: []string{"Transpose"}, SameAs: "then_w"},
+	}
+	if diff := cmp.Diff(want, r.Folded); diff != "" {
+		t.Errorf("folded (-want +got):\n%s", diff)
+	}
+	var inits []string
+	for _, tp := range m.Proto.GetGraph().GetInitializer() {
+		inits = append(inits, tp.GetName())
+	}
+	if diff := cmp.Diff([]string{"then_w"}, inits); diff != "" {
+		t.Errorf("the main graph's initializers (-want +got):\n%s", diff)
+	}
+	for _, cond := range []bool{true, false} {
+		in := map[string]*onnx.Tensor{"x": onnx.NewTensor([]int64{2, 8}, b.Uniform(16)), "cond": onnx.NewTensor([]int64{}, []bool{cond})}
+		if d := orttest.MaxDiff(orttest.Run(t, m, in)["y"], orttest.Run(t, before, in)["y"]); d > 1e-6 {
+			t.Errorf("cond %v: y differs by %g after folding", cond, d)
+		}
 	}
 }
