@@ -124,7 +124,13 @@ func blockedDQ(e *editor, o *options, bits int, s weightSlot, r *Report) (bool, 
 	}
 	if embedding(s) && bits == 8 {
 		// 8-bit rows: one scale per feature, only the gathered rows
-		// dequantized.
+		// dequantized, by a DequantizeLinear along an axis: opset 13
+		// (format qdq upgrades the model to 21; matmulnbits does not
+		// touch the opset).
+		if v := e.ix.model.Opset(""); v < opsetPerChannel {
+			r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, fmt.Sprintf("8-bit rows need DequantizeLinear of opset %d, the model has opset %d (format qdq upgrades it)", opsetPerChannel, v))
+			return false, nil
+		}
 		q, err := PerAxis(data, dims, 1, o.blockType(8), o.symmetric)
 		if err != nil {
 			return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
