@@ -301,10 +301,39 @@ func TestRecognizerTop1PerPosition(t *testing.T) {
 		t.Errorf("top1Agreement = %v; %d of %d positions agree (%v)", got, agree, positions, want)
 	}
 	// The target is >= 0.9 at 50%; magnitude pruning reaches
-	// 0.63 on these lines (hessian pruning 0.93): a figure of the pruning
-	// method, reported as measured.
+	// 0.63 on these lines (hessian pruning 0.93,
+	// TestRecognizerHessian50): a figure of the pruning method, reported
+	// as measured.
 	t.Logf("ppocr-rec magnitude 50%%: per-position top-1 agreement %v (%d/%d positions), cosine %s, relativeError %s",
 		got, agree, positions, job.Status.Output.Metrics["cosine"], job.Status.Output.Metrics["relativeError"])
+}
+
+// The target for the recognizer, >= 0.9 per-position top-1
+// agreement at 50% sparsity, is reached by hessian pruning (SparseGPT:
+// weights removed by w²/[H⁻¹]ᵢᵢ, the others updated to compensate,
+// calibrated on the dataset's lines), as config/samples/ppocr-rec-prune.yaml
+// does it. Magnitude pruning at 50% collapses this recognizer to 0.63
+// whichever layers it leaves dense short of every convolution (the first
+// and last layers, the depthwise kernels, the squeeze-excitation or neck
+// convolutions, global or per-layer scope all measured 0.631), and
+// distillation does not train its operators (ReduceMean, Pow, Sqrt,
+// Slice).
+func TestRecognizerHessian50(t *testing.T) {
+	orttest.Require(t)
+	onnxtest.Figures(t, "hessian pruning of a 10.8 MB recognizer: about 80 s on 2 cores")
+	jobFile, _ := modelJob(t, onnxtest.PPOCRRec, "  dataset: {uri: "+testdataURI("ppocr-rec/lines.npz")+"}\n"+
+		"  evaluation: {latencyRuns: 2}\n  acceptance: {minTop1Agreement: \"0.9\"}\n"+
+		"  stages:\n  - {name: prune, type: Prune, prune: {method: hessian, sparsity: \"0.5\"}}\n")
+	stdout, stderr, code := cli(t, "run", "-f", jobFile, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	m := decodeJob(t, stdout).Status.Output.Metrics
+	agreement, sparsity := metric(t, m, pipeline.MetricTop1Agreement), metric(t, m, pipeline.MetricSparsity)
+	t.Logf("ppocr-rec hessian 50%%: per-position top-1 agreement %v, sparsity %v, cosine %s", agreement, sparsity, m["cosine"])
+	if agreement < 0.9 || sparsity < 0.49 {
+		t.Errorf("top-1 agreement %v at sparsity %v, want >= 0.9 at 0.5", agreement, sparsity)
+	}
 }
 
 // metricDecimal rounds as the runner's metrics do (6 decimals).
