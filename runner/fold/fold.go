@@ -6,7 +6,9 @@
 // cannot be folded (drawn by a random operator, computed by a subgraph
 // operator, or from a graph input where the operator's weight cannot be
 // an activation) is named in the report with the reason, so the caller
-// can say why that layer was left alone.
+// can say why that layer was left alone. Chains that compute the same
+// value (one weight prepared in each branch of an If) share one
+// initializer, in the innermost graph that holds them all.
 //
 // Which inputs are weights is the operator table's answer (onnx.LayerOf):
 // the weight, a recurrent layer's R, the bias and a peephole.
