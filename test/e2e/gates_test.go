@@ -4,11 +4,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/onnx/onnxtest"
 )
 
 // A model that misses a quality gate: every stage succeeds, the run ends
@@ -55,6 +60,79 @@ func TestQualityGateMissed(t *testing.T) {
 	if err != nil || drop <= 0.01 {
 		t.Errorf("accuracyDrop %q: the test expects 90%% sparsity to cost more than a point", got.Status.Output.Metrics[pipeline.MetricAccuracyDrop])
 	}
+}
+
+// The cluster half of issue 10's target for a one-output regression model
+// (the wake-word MLP hello-deepa, no dataset: its input drawn from
+// spec.evaluation.inputs) pruned 2:4: relativeError is reported, and
+// maxRelativeError "0.01" ends the run Stalled with QualityGateFailed naming
+// the gate and the metric (`kompress run` exits 65 on the same job:
+// cmd/kompress's TestRealModels). The pruned model is still published.
+func TestRegressionGateMissed(t *testing.T) {
+	t.Parallel()
+	const ns, name = "e2e-regression", "hello-deepa-24"
+	const key = "hello-deepa/model.onnx"
+	src, err := os.ReadFile(onnxtest.ModelPath(onnxtest.HelloDeepa))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.s3.Put(bucket, key, src); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(src)
+	rec := record(t, ns, name)
+	cpj := &v1alpha1.CompressionJob{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.CompressionJobSpec{
+			Source:  v1alpha1.ModelSource{URI: s3URI(key), SHA256: hex.EncodeToString(sum[:])},
+			Output:  v1alpha1.OutputSpec{URI: s3URI("out/" + ns + "/" + name)},
+			Storage: &v1alpha1.StorageSpec{SecretRef: &corev1.LocalObjectReference{Name: secretName}},
+			Scheduling: &v1alpha1.SchedulingSpec{
+				NodeSelector: map[string]string{"pool": "general"},
+			},
+			Evaluation: v1alpha1.EvaluationSpec{LatencyRuns: 3, Inputs: []v1alpha1.EvaluationInput{
+				{Name: "onnx::Flatten_0", Range: []string{"-1", "1"}},
+			}},
+			Acceptance: &v1alpha1.AcceptanceSpec{MaxRelativeError: "0.01"},
+			Stages: []v1alpha1.Stage{{
+				Name: "nm", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune,
+					Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}},
+			}},
+		},
+	}
+	apply(t, ns, manifest(t, cpj))
+	failed := rec.waitFor(t, 90*time.Second, "Stalled", stalled)
+	got := failed.Object
+	st := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionStalled)
+	if st.Reason != v1alpha1.ReasonQualityGateFailed || !strings.Contains(st.Message, "maxRelativeError: relativeError ") {
+		t.Errorf("Stalled = %s: %q, want QualityGateFailed naming maxRelativeError and relativeError", st.Reason, st.Message)
+	}
+	if failed.Kstatus != kstatus.FailedStatus {
+		t.Errorf("kstatus %s, want Failed", failed.Kstatus)
+	}
+	var states []string
+	for _, s := range got.Status.Stages {
+		states = append(states, s.Name+" "+string(s.State))
+	}
+	if diff := cmp.Diff([]string{"nm " + string(v1alpha1.StageSucceeded)}, states); diff != "" {
+		t.Errorf("stages (-want +got):\n%s", diff)
+	}
+	if got.Status.Output == nil {
+		t.Fatal("status.output dropped for a model that missed a gate")
+	}
+	verifyArtifact(t, got.Status.Output)
+	metrics := got.Status.Output.Metrics
+	rel, err := strconv.ParseFloat(metrics[pipeline.MetricRelativeError], 64)
+	if err != nil || rel <= 0.01 {
+		t.Errorf("relativeError %q, want it reported above the gate's 0.01", metrics[pipeline.MetricRelativeError])
+	}
+	if sp, err := strconv.ParseFloat(metrics[pipeline.MetricSparsity], 64); err != nil || sp < 0.49 || sp > 0.51 {
+		t.Errorf("sparsity %q, want 2:4's half", metrics[pipeline.MetricSparsity])
+	}
+	if c, ok := metrics[pipeline.MetricCosine]; ok {
+		t.Errorf("cosine %s reported for one output value per sample (1 by construction)", c)
+	}
+	t.Logf("hello-deepa 2:4: %s; relativeError %s, sparsity %s", st.Message, metrics[pipeline.MetricRelativeError], metrics[pipeline.MetricSparsity])
 }
 
 // The runner ServiceAccount missing from the job's namespace (the chart
