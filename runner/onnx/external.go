@@ -12,9 +12,16 @@ import (
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
 
-// readExternal moves the data of every EXTERNAL tensor into raw_data.
+// readExternal moves the data of every EXTERNAL tensor into raw_data. Each
+// tensor is read on its own from the file (ReadAt), so a model of any size
+// takes its weights' bytes in memory once, never the data file besides.
 func (m *Model) readExternal(dir string) error {
-	files := map[string][]byte{}
+	files := map[string]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
 	var firstErr error
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
 		if firstErr != nil || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
@@ -35,7 +42,7 @@ func (m *Model) readExternal(dir string) error {
 	return firstErr
 }
 
-func readExternalTensor(tp *onnxpb.TensorProto, dir string, files map[string][]byte) ([]byte, string, error) {
+func readExternalTensor(tp *onnxpb.TensorProto, dir string, files map[string]*os.File) ([]byte, string, error) {
 	loc := externalKey(tp, "location")
 	if loc == "" {
 		return nil, "", invalidf("external_data has no location")
@@ -46,27 +53,34 @@ func readExternalTensor(tp *onnxpb.TensorProto, dir string, files map[string][]b
 	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
 		return nil, loc, invalidf("external data location %q must be a relative path inside the model's directory", loc)
 	}
-	data, ok := files[clean]
+	f, ok := files[clean]
 	if !ok {
 		var err error
-		data, err = os.ReadFile(filepath.Join(dir, clean))
-		if err != nil {
+		if f, err = os.Open(filepath.Join(dir, clean)); err != nil {
 			return nil, loc, fmt.Errorf("external data: %w", err)
 		}
-		files[clean] = data
+		files[clean] = f
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, loc, fmt.Errorf("external data: %w", err)
 	}
 	offset, err := externalInt(tp, "offset", 0)
 	if err != nil {
 		return nil, loc, err
 	}
-	length, err := externalInt(tp, "length", int64(len(data))-offset)
+	length, err := externalInt(tp, "length", st.Size()-offset)
 	if err != nil {
 		return nil, loc, err
 	}
-	if offset < 0 || length < 0 || offset > int64(len(data)) || length > int64(len(data))-offset { // no overflow
-		return nil, loc, invalidf("external data %q: offset %d + length %d is past the file's %d bytes", loc, offset, length, len(data))
+	if size := st.Size(); offset < 0 || length < 0 || offset > size || length > size-offset { // no overflow
+		return nil, loc, invalidf("external data %q: offset %d + length %d is past the file's %d bytes", loc, offset, length, size)
 	}
-	return append([]byte{}, data[offset:offset+length]...), loc, nil
+	raw := make([]byte, length)
+	if _, err := f.ReadAt(raw, offset); err != nil {
+		return nil, loc, fmt.Errorf("external data %q: %w", loc, err)
+	}
+	return raw, loc, nil
 }
 
 func externalInt(tp *onnxpb.TensorProto, key string, def int64) (int64, error) {
@@ -83,30 +97,42 @@ func externalInt(tp *onnxpb.TensorProto, key string, def int64) (int64, error) {
 
 // saveExternal writes tensors of at least ExternalMinBytes to the side file
 // and the rest of the model to path. The tensors are moved out only for the
-// duration of the write.
-func (m *Model) saveExternal(path string, opts SaveOptions) error {
+// duration of the write, and streamed to the side file one at a time.
+func (m *Model) saveExternal(path string, opts SaveOptions) (saved []SavedFile, err error) {
 	file := opts.ExternalFile
 	if file == "" {
 		file = filepath.Base(path) + ".data"
 	}
-	if filepath.IsAbs(file) || strings.Contains(filepath.ToSlash(file), "..") {
-		return fmt.Errorf("SaveOptions.ExternalFile %q must be a file name relative to the model's directory", file)
+	if err := checkLocation(file); err != nil {
+		return nil, fmt.Errorf("SaveOptions.ExternalFile: %w", err)
 	}
 	minBytes := opts.ExternalMinBytes
 	if minBytes <= 0 {
 		minBytes = 1024
+	}
+	data, err := createHashed(filepath.Join(filepath.Dir(path), file))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			data.abort()
+		}
+	}()
+	ext, err := NewExternalWriter(data, file)
+	if err != nil {
+		return nil, err
 	}
 	type moved struct {
 		tp  *onnxpb.TensorProto
 		raw []byte
 	}
 	var (
-		out     []moved
-		data    []byte
-		convErr error
+		out      []moved
+		writeErr error
 	)
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
-		if convErr != nil || DataType(tp.GetDataType()) == String || tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
+		if writeErr != nil || DataType(tp.GetDataType()) == String || tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
 			return
 		}
 		if tp.RawData == nil && typedBytes(tp) >= minBytes {
@@ -117,28 +143,19 @@ func (m *Model) saveExternal(path string, opts SaveOptions) error {
 				err = SetProtoData(tp, t)
 			}
 			if err != nil {
-				convErr = err
+				writeErr = err
 				return
 			}
 		}
 		if len(tp.RawData) < minBytes {
 			return
 		}
-		// Big tensors start on 64 KiB boundaries so ONNX Runtime can map
-		// them, as the onnx Python package does.
-		if len(tp.RawData) >= 1<<20 {
-			data = append(data, make([]byte, (65536-len(data)%65536)%65536)...)
+		raw := tp.RawData
+		if err := ext.WriteRaw(tp, raw); err != nil {
+			writeErr = err
+			return
 		}
-		raw, offset := tp.RawData, len(data)
-		data = append(data, raw...)
 		out = append(out, moved{tp, raw})
-		tp.RawData = nil
-		tp.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
-		tp.ExternalData = []*onnxpb.StringStringEntryProto{
-			{Key: proto.String("location"), Value: proto.String(filepath.ToSlash(file))},
-			{Key: proto.String("offset"), Value: proto.String(strconv.Itoa(offset))},
-			{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(raw)))},
-		}
 	})
 	defer func() {
 		for _, mv := range out {
@@ -146,20 +163,25 @@ func (m *Model) saveExternal(path string, opts SaveOptions) error {
 			mv.tp.ExternalData, mv.tp.DataLocation = nil, nil
 		}
 	}()
-	if convErr != nil {
-		return fmt.Errorf("%s: %w", m.label(), convErr)
+	if writeErr != nil {
+		return nil, fmt.Errorf("%s: %w", m.label(), writeErr)
 	}
 	b, err := proto.Marshal(m.Proto)
 	if err != nil {
-		return fmt.Errorf("%s: %w", m.label(), err)
+		return nil, fmt.Errorf("%s: %w", m.label(), err)
 	}
 	if len(b) > maxProtoSize {
-		return fmt.Errorf("%s: even with tensor data external the model is %d bytes, past protobuf's 2 GiB limit", m.label(), len(b))
+		return nil, fmt.Errorf("%s: even with tensor data external the model is %d bytes, past protobuf's 2 GiB limit", m.label(), len(b))
 	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(path), file), data, 0o644); err != nil {
-		return err
+	dataFile, err := data.close()
+	if err != nil {
+		return nil, err
 	}
-	return os.WriteFile(path, b, 0o644)
+	modelFile, err := writeFile(path, b)
+	if err != nil {
+		return nil, err
+	}
+	return []SavedFile{modelFile, dataFile}, nil
 }
 
 // typedBytes estimates the raw size of a tensor held in typed fields.

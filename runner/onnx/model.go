@@ -54,6 +54,15 @@ func Load(data []byte) (*Model, error) {
 	return m, nil
 }
 
+// LoadHeader parses a serialized model without reading its external
+// data: tensors stored in external files keep their references (and no
+// data), so the graph, its inputs and the tensors' types and shapes of a
+// model of any size can be read in the memory of its structure. Its
+// external tensors cannot be read nor the model saved inline.
+func LoadHeader(data []byte) (*Model, error) {
+	return parse(data, "model")
+}
+
 // LoadFile reads a model file and the external data files it refers to
 // (paths relative to the model's directory), and checks every tensor as
 // Load does, external ones against the bytes read from their file.
@@ -114,12 +123,31 @@ type SaveOptions struct {
 // opts ask for one or the model is too large to save inline. The Model in
 // memory keeps its data inline either way.
 func (m *Model) SaveFile(path string, opts SaveOptions) error {
+	_, err := m.Save(path, opts)
+	return err
+}
+
+// SavedFile is a file Save wrote, with the digest computed as it was
+// written (the bytes are never read back).
+type SavedFile struct {
+	Path   string
+	Size   int64
+	SHA256 string // hex
+}
+
+// Save is SaveFile returning the files written: the model, then its
+// external data file if any.
+func (m *Model) Save(path string, opts SaveOptions) ([]SavedFile, error) {
 	if !opts.ExternalData && proto.Size(m.Proto) <= maxProtoSize {
 		b, err := proto.Marshal(m.Proto)
 		if err != nil {
-			return fmt.Errorf("%s: %w", m.label(), err)
+			return nil, fmt.Errorf("%s: %w", m.label(), err)
 		}
-		return os.WriteFile(path, b, 0o644)
+		f, err := writeFile(path, b)
+		if err != nil {
+			return nil, err
+		}
+		return []SavedFile{f}, nil
 	}
 	return m.saveExternal(path, opts)
 }
