@@ -15,8 +15,14 @@ import (
 // Linear is x·W + b with W [in, out] and b [out]: a layer of in inputs and
 // out outputs over the last axis of x.
 func (b *Builder) Linear(x string, in, out int, name string) string {
+	return b.LinearStd(x, in, out, 1/math.Sqrt(float64(in)), name)
+}
+
+// LinearStd is Linear with weights of standard deviation std (a residual
+// branch's output projection is scaled down, as GPT-2 initializes it).
+func (b *Builder) LinearStd(x string, in, out int, std float64, name string) string {
 	s := b.Scope(name)
-	w := s.Param("weight", Laplace(1/math.Sqrt(float64(in))), int64(in), int64(out))
+	w := s.Param("weight", Laplace(std), int64(in), int64(out))
 	bias := s.Param("bias", Normal(0, 0.02), int64(out))
 	return s.Op("Add", []string{s.Op("MatMul", []string{x, w}), bias})
 }

@@ -14,7 +14,9 @@
 package modelgen
 
 import (
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 
@@ -42,6 +44,13 @@ type graph struct {
 	inputs  []*onnxpb.ValueInfoProto
 	outputs []*onnxpb.ValueInfoProto
 	used    map[string]int
+	// ext, when set, receives the values of every Param of at least
+	// extMin bytes as they are drawn (ExternalData).
+	ext    *onnx.ExternalWriter
+	extMin int64
+	// err is the first error writing external data; later Params are
+	// not written.
+	err error
 }
 
 // New starts a graph called name whose weights are drawn from seed.
@@ -120,14 +129,56 @@ func (b *Builder) Scalar(base string, v float32) string {
 	return b.Const(base, onnx.NewTensor([]int64{}, []float32{v}))
 }
 
+// ExternalData streams the values of every later Param of at least
+// minBytes to w as they are drawn, instead of holding them in the graph:
+// a model of any size is generated in the memory of one chunk of values.
+// The values are the same as without it (same draws in the same order).
+func (b *Builder) ExternalData(w *onnx.ExternalWriter, minBytes int64) {
+	b.g.ext, b.g.extMin = w, minBytes
+}
+
 // Param adds a float32 weight of the given dims drawn from d.
 func (b *Builder) Param(base string, d Dist, dims ...int64) string {
-	v := make([]float32, onnx.NumElements(dims))
+	n := onnx.NumElements(dims)
+	if b.g.ext != nil && 4*int64(n) >= b.g.extMin {
+		return b.streamParam(base, d, dims)
+	}
+	v := make([]float32, n)
 	for i := range v {
 		v[i] = d.draw(b.g.rand)
 	}
 	return b.Const(base, onnx.NewTensor(dims, v))
 }
+
+// streamParam draws a Param into the external data file, a chunk at a
+// time. A write error is kept for Err.
+func (b *Builder) streamParam(base string, d Dist, dims []int64) string {
+	name := b.name(base)
+	tp := &onnxpb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(onnx.Float))}
+	b.g.inits = append(b.g.inits, tp)
+	if b.g.err != nil {
+		return name
+	}
+	n := int64(onnx.NumElements(dims))
+	b.g.err = b.g.ext.Write(tp, 4*n, func(w io.Writer) error {
+		buf := make([]byte, 4*min(n, 1<<16))
+		for left := n; left > 0; {
+			k := min(left, int64(len(buf)/4))
+			for i := range k {
+				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(d.draw(b.g.rand)))
+			}
+			if _, err := w.Write(buf[:4*k]); err != nil {
+				return err
+			}
+			left -= k
+		}
+		return nil
+	})
+	return name
+}
+
+// Err is the first error writing external data (ExternalData), if any.
+func (b *Builder) Err() error { return b.g.err }
 
 // Op adds a node with one output and returns the output's name.
 func (b *Builder) Op(op string, inputs []string, attrs ...*onnxpb.AttributeProto) string {

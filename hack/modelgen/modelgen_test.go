@@ -29,6 +29,8 @@ func cases() []generated {
 	return []generated{
 		{"bert", func(s uint64) *onnx.Model { c := bert; c.Seed = s; return BERT(c) }, BERTTokens(bert, 3, 16, 1),
 			map[string][]int64{LastHiddenState: {3, 16, 64}}},
+		{"decoder", func(s uint64) *onnx.Model { c := SmallDecoder; c.Seed = s; return Decoder(c) }, DecoderTokens(SmallDecoder, 3, 16, 1),
+			map[string][]int64{LastHiddenState: {3, 16, 64}}},
 		{"gru controller", func(s uint64) *onnx.Model { c := ctrl; c.Seed = s; return Controller(c) }, Sequences(ctrl, 3, 10, 1),
 			map[string][]int64{ControllerY: {3, 10, 4}, ControllerNext: {3, 64}}},
 		{"lstm controller", func(s uint64) *onnx.Model { c := lstm; c.Seed = s; return Controller(c) }, Sequences(lstm, 3, 10, 1),

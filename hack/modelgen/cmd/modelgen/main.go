@@ -4,18 +4,29 @@
 //	go run ./hack/modelgen/cmd/modelgen -model bert -size 1 -out bert.onnx -data tokens.npz -samples 256
 //	go run ./hack/modelgen/cmd/modelgen -model mobilenetv2 -width 1 -resolution 224 -out mnv2.onnx -data images.npz
 //	go run ./hack/modelgen/cmd/modelgen -model gru -out controller.onnx -data sequences.npz
+//	go run ./hack/modelgen/cmd/modelgen -model gpt2 -out gpt2.onnx -data tokens.npz -samples 64 -seq 128
+//	go run ./hack/modelgen/cmd/modelgen -model decoder1b -out decoder1b.onnx -data tokens.npz
 //
 // bert is a BERT-style encoder (inputs input_ids, attention_mask,
 // token_type_ids; output last_hidden_state): -size 1 is 2 layers of
 // hidden 64, -size n scales width and depth (12 is BERT-base's). Its
 // dataset holds token ids of -seq tokens. mobilenetv2 is a MobileNet-V2-
 // style classifier; gru and lstm recurrent controllers with a state input.
+// gpt2 is a decoder of GPT-2 small's shape (124 M parameters; inputs
+// input_ids, attention_mask; output last_hidden_state), decoder1b the
+// same architecture at 1.11 B parameters, always written with its weights
+// in an external data file beside the model (-out plus ".data"), streamed
+// as they are drawn; -external does the same for gpt2. decoder is the
+// small decoder of the unit tests. Their datasets hold Zipf-distributed
+// token ids of -seq tokens; without -out only the dataset is written.
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/kompress/kompress/hack/modelgen"
 	"github.com/kompress/kompress/runner/dataset"
@@ -23,24 +34,35 @@ import (
 )
 
 func main() {
-	model := flag.String("model", "bert", "bert, mobilenetv2, gru or lstm")
+	model := flag.String("model", "bert", "bert, mobilenetv2, gru, lstm, decoder, gpt2 or decoder1b")
 	out := flag.String("out", "", "the .onnx file to write")
 	data := flag.String("data", "", "also write a dataset (.npz) that feeds the model")
 	samples := flag.Int("samples", 256, "samples in the dataset")
-	seed := flag.Uint64("seed", 1, "seed of the weights (the dataset's is seed+1)")
+	seed := flag.Uint64("seed", 1, "seed of the weights")
+	dataSeed := flag.Uint64("data-seed", 0, "seed of the dataset (default seed+1; another one makes held-out data)")
 	size := flag.Int("size", 1, "bert: 1 is 2 layers of hidden 64, n scales width and depth")
 	seq := flag.Int("seq", 32, "bert: tokens per sample; gru, lstm: steps per sample")
 	width := flag.Float64("width", 1, "mobilenetv2: channel multiplier")
 	resolution := flag.Int("resolution", 224, "mobilenetv2: input height and width")
 	classes := flag.Int("classes", 1000, "mobilenetv2: classes")
+	external := flag.Bool("external", false, "decoder, gpt2: stream the weights to an external data file (always for decoder1b)")
 	flag.Parse()
-	if err := run(*model, *out, *data, *samples, *seed, *size, *seq, *width, *resolution, *classes); err != nil {
+	if *dataSeed == 0 {
+		*dataSeed = *seed + 1
+	}
+	var err error
+	if d, ok := decoders[*model]; ok {
+		err = runDecoder(d, *out, *data, *samples, *seed, *dataSeed, *seq, *external || *model == "decoder1b")
+	} else {
+		err = run(*model, *out, *data, *samples, *seed, *dataSeed, *size, *seq, *width, *resolution, *classes)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "modelgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(model, out, data string, samples int, seed uint64, size, seq int, width float64, resolution, classes int) error {
+func run(model, out, data string, samples int, seed, dataSeed uint64, size, seq int, width float64, resolution, classes int) error {
 	if out == "" {
 		return fmt.Errorf("-out is required")
 	}
@@ -56,15 +78,15 @@ func run(model, out, data string, samples int, seed uint64, size, seq int, width
 		if seq > cfg.MaxPositions {
 			cfg.MaxPositions = seq
 		}
-		m, arrays = modelgen.BERT(cfg), modelgen.BERTTokens(cfg, samples, seq, seed+1)
+		m, arrays = modelgen.BERT(cfg), modelgen.BERTTokens(cfg, samples, seq, dataSeed)
 	case "mobilenetv2":
 		cfg := modelgen.MobileNetConfig{Width: width, Resolution: resolution, Classes: classes, Seed: seed}
-		m, arrays = modelgen.MobileNetV2(cfg), []dataset.Array{modelgen.Images(samples, resolution, seed+1)}
+		m, arrays = modelgen.MobileNetV2(cfg), []dataset.Array{modelgen.Images(samples, resolution, dataSeed)}
 	case "gru", "lstm":
 		cfg := modelgen.ControllerConfig{Cell: map[string]string{"gru": "GRU", "lstm": "LSTM"}[model], Seed: seed}
-		m, arrays = modelgen.Controller(cfg), modelgen.Sequences(cfg, samples, seq, seed+1)
+		m, arrays = modelgen.Controller(cfg), modelgen.Sequences(cfg, samples, seq, dataSeed)
 	default:
-		return fmt.Errorf("-model %q: want bert, mobilenetv2, gru or lstm", model)
+		return fmt.Errorf("-model %q: want bert, mobilenetv2, gru, lstm, decoder, gpt2 or decoder1b", model)
 	}
 	if err := m.SaveFile(out, onnx.SaveOptions{}); err != nil {
 		return err
@@ -73,4 +95,63 @@ func run(model, out, data string, samples int, seed uint64, size, seq int, width
 		return nil
 	}
 	return dataset.WriteNPZFile(data, arrays...)
+}
+
+var decoders = map[string]modelgen.DecoderConfig{
+	"decoder":   modelgen.SmallDecoder,
+	"gpt2":      modelgen.GPT2Small,
+	"decoder1b": modelgen.Decoder1B,
+}
+
+// runDecoder writes a decoder (unless out is empty), with its weights streamed to out+".data"
+// when external, and its token dataset.
+func runDecoder(cfg modelgen.DecoderConfig, out, data string, samples int, seed, dataSeed uint64, seq int, external bool) (err error) {
+	if out == "" && data == "" {
+		return fmt.Errorf("-out or -data is required")
+	}
+	cfg.Seed = seed
+	if seq > cfg.MaxPositions {
+		return fmt.Errorf("-seq %d: the decoder takes at most %d positions", seq, cfg.MaxPositions)
+	}
+	if out != "" {
+		var m *onnx.Model
+		if external {
+			if m, err = writeExternal(cfg, out); err != nil {
+				return err
+			}
+		} else {
+			m = modelgen.Decoder(cfg)
+		}
+		if err := m.SaveFile(out, onnx.SaveOptions{}); err != nil {
+			return err
+		}
+	}
+	if data == "" {
+		return nil
+	}
+	return dataset.WriteNPZFile(data, modelgen.DecoderTokens(cfg, samples, seq, dataSeed)...)
+}
+
+// writeExternal streams the decoder's weights to out+".data" and returns
+// the model that refers to them.
+func writeExternal(cfg modelgen.DecoderConfig, out string) (m *onnx.Model, err error) {
+	location := filepath.Base(out) + ".data"
+	f, err := os.Create(filepath.Join(filepath.Dir(out), location))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	w := bufio.NewWriterSize(f, 4<<20)
+	ext, err := onnx.NewExternalWriter(w, location)
+	if err != nil {
+		return nil, err
+	}
+	if m, err = modelgen.DecoderExternal(cfg, ext); err != nil {
+		return nil, err
+	}
+	return m, w.Flush()
 }
