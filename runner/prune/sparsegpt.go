@@ -4,9 +4,9 @@ import (
 	"errors"
 	"math"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
+
+	hess "github.com/kompress/kompress/runner/hessian"
 )
 
 // sweep is one weight matrix for SparseGPT: rows output units, cols input
@@ -67,25 +67,11 @@ var errNotPositiveDefinite = errors.New("the dampened Hessian is not positive de
 func sparseGPT(s *sweep) (float64, error) {
 	rows, cols := s.rows, s.cols
 	h, w := s.h, s.w
-	var mean float64
-	for i := 0; i < cols; i++ {
-		if h[i*cols+i] == 0 {
-			h[i*cols+i] = 1
-			for r := 0; r < rows; r++ {
-				w[r*cols+i] = 0
-			}
-		}
-		mean += h[i*cols+i]
-	}
-	mean /= float64(cols)
-	for i := 0; i < cols; i++ {
-		h[i*cols+i] += s.damp * mean
+	u, err := hess.Prepare(h, w, rows, cols, s.damp)
+	if err != nil {
+		return 0, errNotPositiveDefinite
 	}
 	w0 := append([]float64{}, w...)
-	u, err := upperCholeskyOfInverse(h, cols)
-	if err != nil {
-		return 0, err
-	}
 	// Weights already zero (an earlier stage's mask) are pruned whatever
 	// their block's budget: the compensation of the weights pruned before
 	// them would otherwise bring them back.
@@ -268,38 +254,6 @@ func (s *sweep) pruneBlock(u []float64, i1, i2 int, isStart, frozen []bool) floa
 	for r := 0; r < rows; r++ {
 		copy(s.w[r*cols+i1:r*cols+i2], w1[r*count:(r+1)*count])
 	}
-	if i2 < cols {
-		// W[:, i2:] -= E · U[i1:i2, i2:]
-		blas64.Gemm(blas.NoTrans, blas.NoTrans, -1,
-			blas64.General{Rows: rows, Cols: count, Stride: count, Data: errs},
-			blas64.General{Rows: count, Cols: cols - i2, Stride: cols, Data: u[i1*cols+i2:]},
-			1, blas64.General{Rows: rows, Cols: cols - i2, Stride: cols, Data: s.w[i2:]})
-	}
+	hess.Propagate(s.w, u, errs, rows, cols, i1, i2)
 	return loss
-}
-
-// upperCholeskyOfInverse returns U, upper triangular, row-major n×n, with
-// H⁻¹ = UᵀU, for a symmetric positive definite H (row-major, upper
-// triangle read).
-func upperCholeskyOfInverse(h []float64, n int) ([]float64, error) {
-	var c mat.Cholesky
-	if !c.Factorize(mat.NewSymDense(n, h)) {
-		return nil, errNotPositiveDefinite
-	}
-	var inv mat.SymDense
-	if err := c.InverseTo(&inv); err != nil {
-		return nil, errNotPositiveDefinite
-	}
-	var ci mat.Cholesky
-	if !ci.Factorize(&inv) {
-		return nil, errNotPositiveDefinite
-	}
-	var t mat.TriDense
-	ci.UTo(&t)
-	raw := t.RawTriangular()
-	u := make([]float64, n*n)
-	for i := 0; i < n; i++ {
-		copy(u[i*n+i:(i+1)*n], raw.Data[i*raw.Stride+i:i*raw.Stride+n])
-	}
-	return u, nil
 }
