@@ -48,6 +48,14 @@ func quantizeOptions(spec v1alpha1.QuantizeSpec) (quantize.Options, error) {
 	default:
 		return quantize.Options{}, quantizeSpecErr("quantize.format %q: want qdq or matmulnbits", spec.Format)
 	}
+	switch spec.Algorithm {
+	case v1alpha1.AlgorithmRTN, "":
+		o.Algorithm = quantize.RTN
+	case v1alpha1.AlgorithmGPTQ:
+		o.Algorithm = quantize.GPTQ
+	default:
+		return quantize.Options{}, quantizeSpecErr("quantize.algorithm %q: want rtn or gptq", spec.Algorithm)
+	}
 	switch spec.SensitiveLayers {
 	case "":
 	case v1alpha1.SensitiveInt8:

@@ -14,7 +14,7 @@ func TestQuantizeOptions(t *testing.T) {
 	no := false
 	yes := true
 	defaults := quantize.Options{
-		Bits: 8, BlockSize: 32, Activation: quantize.UInt8, Format: quantize.QDQ,
+		Bits: 8, BlockSize: 32, Activation: quantize.UInt8, Format: quantize.QDQ, Algorithm: quantize.RTN,
 		Calibration: quantize.CalibrationOptions{Method: quantize.CalibrationMinMax, Samples: 256, Percentile: 99.99},
 	}
 	with := func(f func(o *quantize.Options)) quantize.Options {
@@ -40,6 +40,10 @@ func TestQuantizeOptions(t *testing.T) {
 		{"int4 keeping sensitive layers in float", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, SensitiveLayers: v1alpha1.SensitiveFloat},
 			with(func(o *quantize.Options) {
 				o.Method, o.Bits, o.SensitiveLayers = quantize.WeightOnly, 4, quantize.SensitiveFloat
+			})},
+		{"int4 gptq", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Algorithm: v1alpha1.AlgorithmGPTQ, Format: v1alpha1.FormatMatMulNBits},
+			with(func(o *quantize.Options) {
+				o.Method, o.Bits, o.Algorithm, o.Format = quantize.WeightOnly, 4, quantize.GPTQ, quantize.MatMulNBits
 			})},
 		{"int4 without the guard", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, SensitiveLayers: v1alpha1.SensitiveInt4},
 			with(func(o *quantize.Options) {

@@ -429,6 +429,19 @@ const (
 	FormatMatMulNBits QuantizeFormat = "matmulnbits"
 )
 
+// QuantizeAlgorithm selects how weight-only quantization rounds weights.
+// +kubebuilder:validation:Enum=rtn;gptq
+type QuantizeAlgorithm string
+
+const (
+	// AlgorithmRTN rounds each weight to the nearest level of its block.
+	AlgorithmRTN QuantizeAlgorithm = "rtn"
+	// AlgorithmGPTQ rounds a layer's input features in order and moves
+	// each rounding error onto the features not yet rounded, through the
+	// inverse Hessian of the layer's inputs on the dataset (GPTQ).
+	AlgorithmGPTQ QuantizeAlgorithm = "gptq"
+)
+
 // SensitiveLayers says what 4-bit weight-only quantization does with the
 // weights whose 4-bit error costs the most output fidelity.
 // +kubebuilder:validation:Enum=int8;float;int4
@@ -497,6 +510,7 @@ type Calibration struct {
 // +kubebuilder:validation:XValidation:rule="self.bits == 8 || self.method == 'weightOnly'",message="quantize.bits 4 is only supported with method weightOnly"
 // +kubebuilder:validation:XValidation:rule="self.format == 'qdq' || self.method == 'weightOnly'",message="quantize.format matmulnbits is only supported with method weightOnly"
 // +kubebuilder:validation:XValidation:rule="!has(self.sensitiveLayers) || (self.method == 'weightOnly' && self.bits == 4)",message="quantize.sensitiveLayers applies to method weightOnly with bits 4"
+// +kubebuilder:validation:XValidation:rule="self.algorithm == 'rtn' || self.method == 'weightOnly'",message="quantize.algorithm gptq is only supported with method weightOnly"
 type QuantizeSpec struct {
 	// Method: dynamic, static, weightOnly or fp16.
 	Method QuantizeMethod `json:"method"`
@@ -533,6 +547,17 @@ type QuantizeSpec struct {
 	// +optional
 	// +kubebuilder:default=qdq
 	Format QuantizeFormat `json:"format,omitempty"`
+
+	// Algorithm of weight-only quantization: rtn rounds each weight to
+	// nearest; gptq rounds the MatMul and Gemm weights so that the
+	// layer's output on the dataset (calibration.samples of it) stays
+	// closest to the float one, moving each weight's rounding error onto
+	// the weights not yet rounded through the inverse Hessian of the
+	// layer's inputs (GPTQ); the other weights are rounded to nearest.
+	// gptq needs spec.dataset. Only with method weightOnly.
+	// +optional
+	// +kubebuilder:default=rtn
+	Algorithm QuantizeAlgorithm `json:"algorithm,omitempty"`
 
 	// SensitiveLayers says what 4-bit weight-only quantization does with
 	// the weights whose 4-bit error costs the most output fidelity (a

@@ -205,6 +205,11 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"sensitive layers with 8 bits", func(c *v1alpha1.CompressionJob) {
 			quantize(c).Method, quantize(c).SensitiveLayers = v1alpha1.QuantizeWeightOnly, v1alpha1.SensitiveInt8
 		}, "spec.stages[2].quantize", "quantize.sensitiveLayers applies to method weightOnly with bits 4"},
+		{"gptq with static", func(c *v1alpha1.CompressionJob) { quantize(c).Algorithm = v1alpha1.AlgorithmGPTQ },
+			"spec.stages[2].quantize", "quantize.algorithm gptq is only supported with method weightOnly"},
+		{"algorithm awq", func(c *v1alpha1.CompressionJob) {
+			quantize(c).Method, quantize(c).Algorithm = v1alpha1.QuantizeWeightOnly, "awq"
+		}, "spec.stages[2].quantize.algorithm", `Unsupported value: "awq"`},
 		{"sensitive layers int2", func(c *v1alpha1.CompressionJob) {
 			quantize(c).Method, quantize(c).Bits, quantize(c).SensitiveLayers = v1alpha1.QuantizeWeightOnly, 4, "int2"
 		}, "spec.stages[2].quantize.sensitiveLayers", `Unsupported value: "int2"`},
@@ -375,6 +380,7 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 		{Name: "nm", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneNM, Pattern: "2:4"}}},
 		{Name: "obs", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "1:8"}}},
 		{Name: "int4", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Format: v1alpha1.FormatMatMulNBits, BlockSize: 128}}},
+		{Name: "gptq", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Algorithm: v1alpha1.AlgorithmGPTQ}}},
 		{Name: "int4-all", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, SensitiveLayers: v1alpha1.SensitiveInt4}}},
 		{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{Image: "registry.example/mine:1", Env: []v1alpha1.CustomEnvVar{{Name: "MODE", Value: "fast"}}}}},
 	}

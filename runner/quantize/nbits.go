@@ -44,14 +44,9 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 	if transposed {
 		at = func(k, n int) float32 { return w[n*K+k] }
 	}
-	t, shift := UInt4, int32(0)
-	switch {
-	case bits == 4 && symmetric:
-		t, shift = Int4, 8
-	case bits == 8 && symmetric:
-		t, shift = Int8, 128
-	case bits == 8:
-		t = UInt8
+	t, shift := nbitsType(bits, symmetric), int32(0)
+	if symmetric {
+		shift = 1 << (bits - 1)
 	}
 	kb := (K + blockSize - 1) / blockSize
 	out := &NBits{
@@ -135,4 +130,19 @@ func (w *NBits) Dequantize() []float32 {
 		}
 	}
 	return out
+}
+
+// nbitsType is the type MatMulNBits codes are computed in before the
+// shift to unsigned: the signed type for symmetric blocks (their zero
+// point is the operator's default 2^(bits-1) after the shift).
+func nbitsType(bits int, symmetric bool) QType {
+	switch {
+	case bits == 4 && symmetric:
+		return Int4
+	case bits == 8 && symmetric:
+		return Int8
+	case bits == 8:
+		return UInt8
+	}
+	return UInt4
 }

@@ -30,6 +30,26 @@ const (
 	MatMulNBits Format = "matmulnbits"
 )
 
+// Algorithm says how WeightOnly rounds weights to their blocks' levels.
+type Algorithm string
+
+// The algorithms.
+const (
+	// RTN rounds each weight to the nearest level of its block.
+	RTN Algorithm = "rtn"
+	// GPTQ rounds the input features of each weight in order and moves
+	// each rounding error onto the features not yet rounded, through the
+	// inverse Hessian of the layer's calibration inputs (Frantar et al.,
+	// "GPTQ", 2022): the layer's output error on that data, not each
+	// weight's own, is what it keeps small. MatMul and Gemm weights whose
+	// inputs the model computes; the others are rounded to nearest.
+	GPTQ Algorithm = "gptq"
+)
+
+// DefaultGPTQDampening is the fraction of the mean diagonal of the
+// Hessian GPTQ adds to its diagonal (gptq.py's percdamp).
+const DefaultGPTQDampening = 0.01
+
 // SensitiveLayers says what 4-bit weight-only quantization does with the
 // weights whose 4-bit error costs the most output fidelity.
 type SensitiveLayers string
@@ -102,6 +122,12 @@ type Options struct {
 	BlockSize int
 	// Format of WeightOnly's weights: QDQ (default) or MatMulNBits.
 	Format Format
+	// Algorithm of WeightOnly: RTN (default) or GPTQ, which reads the
+	// Calibration data (Calibration.Samples of it).
+	Algorithm Algorithm
+	// GPTQDampening is GPTQ's dampening, a fraction in (0, 1]; default
+	// DefaultGPTQDampening.
+	GPTQDampening float64
 	// SensitiveLayers of 4-bit WeightOnly: SensitiveInt8 (default),
 	// SensitiveFloat or SensitiveInt4. Which weights are sensitive is
 	// measured on the Calibration data (synthesized inputs without it).
@@ -133,6 +159,8 @@ type options struct {
 	blockSize  int
 	format     Format
 	sensitive  SensitiveLayers
+	algorithm  Algorithm
+	damp       float64
 	calib      CalibrationOptions
 	ioFloat16  bool
 	exclNodes  map[string]bool
@@ -153,6 +181,7 @@ func (opts Options) check() (*options, error) {
 	o := &options{
 		method: opts.Method, bits: opts.Bits, perChannel: !opts.PerTensor, symmetric: !opts.Asymmetric,
 		activation: opts.Activation, blockSize: opts.BlockSize, format: opts.Format, sensitive: opts.SensitiveLayers,
+		algorithm: opts.Algorithm, damp: opts.GPTQDampening,
 		calib: opts.Calibration, ioFloat16: opts.Float16IO, exclNodes: map[string]bool{}, exclOps: map[string]bool{},
 	}
 	switch o.method {
@@ -192,6 +221,23 @@ func (opts Options) check() (*options, error) {
 		}
 	default:
 		return nil, fmt.Errorf("quantize.format %q: want qdq or matmulnbits", opts.Format)
+	}
+	switch o.algorithm {
+	case "":
+		o.algorithm = RTN
+	case RTN:
+	case GPTQ:
+		if o.method != WeightOnly {
+			return nil, fmt.Errorf("quantize.algorithm gptq is only supported with method weightOnly, not %s", o.method)
+		}
+	default:
+		return nil, fmt.Errorf("quantize.algorithm %q: want rtn or gptq", opts.Algorithm)
+	}
+	if o.damp == 0 {
+		o.damp = DefaultGPTQDampening
+	}
+	if !(o.damp > 0 && o.damp <= 1) {
+		return nil, fmt.Errorf("quantize.gptqDampening %g: want a fraction in (0, 1]", opts.GPTQDampening)
 	}
 	switch o.sensitive {
 	case "":

@@ -47,6 +47,9 @@ func TestOptionsErrors(t *testing.T) {
 		{"block size 512", Options{Method: WeightOnly, BlockSize: 512}, "quantize.blockSize 512: want a power of two from 16 to 256"},
 		{"matmulnbits dynamic", Options{Method: Dynamic, Format: MatMulNBits}, "quantize.format matmulnbits is only supported with method weightOnly, not dynamic"},
 		{"unknown format", Options{Method: WeightOnly, Format: "gguf"}, `quantize.format "gguf": want qdq or matmulnbits`},
+		{"gptq static", Options{Method: Static, Algorithm: GPTQ}, "quantize.algorithm gptq is only supported with method weightOnly, not static"},
+		{"unknown algorithm", Options{Method: WeightOnly, Algorithm: "awq"}, `quantize.algorithm "awq": want rtn or gptq`},
+		{"dampening above 1", Options{Method: WeightOnly, Algorithm: GPTQ, GPTQDampening: 2}, "quantize.gptqDampening 2: want a fraction in (0, 1]"},
 		{"int4 activations", Options{Method: Static, Activation: Int4}, "quantize.activation int4: want uint8 or int8"},
 		{"bad percentile", Options{Method: Static, Calibration: CalibrationOptions{Method: CalibrationPercentile, Percentile: 30}}, "calibration.percentile 30: want a number in [50, 100]"},
 		{"bad calibration", Options{Method: Static, Calibration: CalibrationOptions{Method: "kl"}}, `calibration.method "kl": want minmax, percentile or entropy`},
@@ -78,7 +81,7 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	want := &options{
 		method: WeightOnly, bits: DefaultBits, perChannel: true, symmetric: true, activation: UInt8,
-		blockSize: DefaultBlockSize, format: QDQ,
+		blockSize: DefaultBlockSize, format: QDQ, algorithm: RTN, damp: DefaultGPTQDampening,
 		calib:     CalibrationOptions{Method: CalibrationMinMax, Samples: DefaultCalibrationSamples},
 		exclNodes: map[string]bool{}, exclOps: map[string]bool{},
 	}
@@ -86,14 +89,14 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Errorf("defaults (-want +got):\n%s", d)
 	}
 	all := Options{Method: WeightOnly, Bits: 4, PerTensor: true, Asymmetric: true, Activation: Int8, BlockSize: 64,
-		Format: MatMulNBits, SensitiveLayers: SensitiveFloat, Calibration: CalibrationOptions{Method: CalibrationEntropy, Samples: 10, Percentile: 99},
+		Format: MatMulNBits, SensitiveLayers: SensitiveFloat, Algorithm: GPTQ, GPTQDampening: 0.05, Calibration: CalibrationOptions{Method: CalibrationEntropy, Samples: 10, Percentile: 99},
 		Float16IO: true, ExcludeNodes: []string{"n"}, ExcludeOpTypes: []string{"Gemm"}}
 	if got, err = all.resolve(); err != nil {
 		t.Fatal(err)
 	}
 	want = &options{
 		method: WeightOnly, bits: 4, perChannel: false, symmetric: false, activation: Int8, blockSize: 64, format: MatMulNBits,
-		sensitive: SensitiveFloat, calib: all.Calibration, ioFloat16: true, exclNodes: map[string]bool{"n": true}, exclOps: map[string]bool{"Gemm": true},
+		sensitive: SensitiveFloat, algorithm: GPTQ, damp: 0.05, calib: all.Calibration, ioFloat16: true, exclNodes: map[string]bool{"n": true}, exclOps: map[string]bool{"Gemm": true},
 	}
 	if d := cmp.Diff(want, got, cmp.AllowUnexported(options{})); d != "" {
 		t.Errorf("every option set (-want +got):\n%s", d)

@@ -86,6 +86,9 @@ type QuantizedTensor struct {
 	// matmulnbits(N).
 	Granularity string
 	Elements    int
+	// Algorithm is "gptq" for weights GPTQ rounded; empty for round to
+	// nearest.
+	Algorithm string `json:",omitempty"`
 }
 
 // SensitiveWeight is a weight the 4-bit guard kept at higher precision.

@@ -26,7 +26,8 @@ import (
 // msDomain is ONNX Runtime's contrib operator domain.
 const msDomain = "com.microsoft"
 
-func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, calib Calibration, r *Report) error {
+func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Calibration, r *Report) error {
+	calib := func() Calibration { return data }
 	if o.format == QDQ {
 		if err := ensureOpset(m, opsetBlocked); err != nil {
 			return err
@@ -34,10 +35,20 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, calib Ca
 	}
 	ix := newIndex(m)
 	slots := weightSlots(ix, o, r, map[string]bool{})
+	var gq *gptqHessians
+	if o.algorithm == GPTQ && len(slots) > 0 {
+		var err error
+		if calib, err = replayable(m, data, o.calib.Samples); err != nil {
+			return err
+		}
+		if gq, err = collectHessians(ctx, m, ix, slots, o, calib()); err != nil {
+			return err
+		}
+	}
 	kept := map[string]bool{}
 	if o.bits == 4 && o.sensitive != SensitiveInt4 && len(slots) > 0 {
 		var err error
-		if kept, err = guardLowBit(ctx, m, slots, o, calib, r); err != nil {
+		if kept, err = guardLowBit(ctx, m, slots, o, calib(), r); err != nil {
 			return err
 		}
 	}
@@ -57,11 +68,11 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, calib Ca
 		var ok bool
 		var err error
 		if o.format == MatMulNBits && !embedding(s) {
-			ok, err = matMulNBits(e, ix, o, bits, s, r)
+			ok, err = matMulNBits(e, ix, o, bits, s, gq, r)
 		} else {
 			// Embeddings take GatherBlockQuantized (com.microsoft too)
 			// under either format.
-			ok, err = blockedDQ(e, o, bits, s, r)
+			ok, err = blockedDQ(e, ix, o, bits, s, gq, r)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", onnx.Label(s.node), err)
@@ -103,7 +114,7 @@ func (o *options) blockType(bits int) QType {
 
 // blockedDQ replaces a weight by DequantizeLinear of blocks of bits bits
 // along its input dimension.
-func blockedDQ(e *editor, o *options, bits int, s weightSlot, r *Report) (bool, error) {
+func blockedDQ(e *editor, ix *index, o *options, bits int, s weightSlot, gq *gptqHessians, r *Report) (bool, error) {
 	if !quantizerOf(s.node).blocked() {
 		r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "format qdq has no blocked form of "+s.node.GetOpType())
 		return false, nil
@@ -146,8 +157,14 @@ func blockedDQ(e *editor, o *options, bits int, s weightSlot, r *Report) (bool, 
 		})
 		return true, nil
 	}
-	q, err := Blocked(data, shape, axis, o.blockSize, o.blockType(bits), o.symmetric)
+	g, in, err := gq.round(ix, s, data, o.blockSize, o.blockType(bits), o.symmetric)
 	if err != nil {
+		return false, err
+	}
+	var q *Quantized
+	if g != nil {
+		q = g.quantized(dims, in)
+	} else if q, err = Blocked(data, shape, axis, o.blockSize, o.blockType(bits), o.symmetric); err != nil {
 		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
 	if embedding(s) {
@@ -174,7 +191,7 @@ func blockedDQ(e *editor, o *options, bits int, s weightSlot, r *Report) (bool, 
 	}
 	r.Quantized = append(r.Quantized, QuantizedTensor{
 		Name: s.weight.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(),
-		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(data),
+		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(data), Algorithm: algorithmOf(g),
 	})
 	return true, nil
 }
@@ -207,7 +224,7 @@ func matrixView(l onnx.Layer, dims []int64) ([]int64, int) {
 // matMulNBits replaces a node whose registry entry has an nbits form
 // (MatMul; Gemm without transA, its alpha folded into the scales and beta
 // into a constant bias) by com.microsoft MatMulNBits.
-func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, r *Report) (bool, error) {
+func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, gq *gptqHessians, r *Report) (bool, error) {
 	n := s.node
 	form, reason, detail, err := quantizerOf(n).nbits(e, ix, s)
 	if err != nil {
@@ -234,8 +251,14 @@ func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, r *Re
 		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", k))
 		return false, nil
 	}
-	w, err := MatMulNBitsWeight(data, k, nn, transposed, bits, o.blockSize, o.symmetric)
+	gb, _, err := gq.round(ix, s, data, o.blockSize, nbitsType(bits, o.symmetric), o.symmetric)
 	if err != nil {
+		return false, err
+	}
+	var w *NBits
+	if gb != nil {
+		w = gb.nbits(bits, o.symmetric)
+	} else if w, err = MatMulNBitsWeight(data, k, nn, transposed, bits, o.blockSize, o.symmetric); err != nil {
 		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
 	for i := range w.Scales {
@@ -272,6 +295,7 @@ func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, r *Re
 	r.Quantized = append(r.Quantized, QuantizedTensor{
 		Name: base, Node: onnx.Label(n), OpType: n.GetOpType(),
 		Type: fmt.Sprintf("uint%d", bits), Granularity: fmt.Sprintf("matmulnbits(%d)", o.blockSize), Elements: len(data),
+		Algorithm: algorithmOf(gb),
 	})
 	return true, nil
 }
