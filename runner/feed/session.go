@@ -42,11 +42,20 @@ func Open(m *onnx.Model, o Options) (*Session, error) {
 			return nil, err
 		}
 	}
+	if m.Streamed() {
+		// Weights streamed from external data (past 2 GiB, say) stay
+		// there: ONNX Runtime reads them from the model's directory.
+		b, err := m.HeaderBytes()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Name, err)
+		}
+		return open(o.Name, b, o, m.ExternalDir())
+	}
 	b, err := m.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.Name, err)
 	}
-	return open(o.Name, b, o)
+	return open(o.Name, b, o, "")
 }
 
 // OpenBytes loads a serialized model: the bytes ONNX Runtime sees are
@@ -62,11 +71,11 @@ func OpenBytes(name string, model []byte, o Options) (*Session, error) {
 		m.Name = name
 		return Open(m, o)
 	}
-	return open(name, model, o)
+	return open(name, model, o, "")
 }
 
-func open(name string, b []byte, o Options) (*Session, error) {
-	s, err := ort.NewSession(name, b, ort.Options{IntraOpThreads: o.Threads, Optimization: o.Optimization})
+func open(name string, b []byte, o Options, externalDir string) (*Session, error) {
+	s, err := ort.NewSession(name, b, ort.Options{IntraOpThreads: o.Threads, Optimization: o.Optimization, ExternalDataDir: externalDir})
 	if err != nil {
 		return nil, err
 	}

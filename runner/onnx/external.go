@@ -17,11 +17,7 @@ import (
 // takes its weights' bytes in memory once, never the data file besides.
 func (m *Model) readExternal(dir string) error {
 	files := map[string]*os.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	defer closeAll(files)
 	var firstErr error
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
 		if firstErr != nil || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
@@ -43,44 +39,54 @@ func (m *Model) readExternal(dir string) error {
 }
 
 func readExternalTensor(tp *onnxpb.TensorProto, dir string, files map[string]*os.File) ([]byte, string, error) {
-	loc := externalKey(tp, "location")
-	if loc == "" {
-		return nil, "", invalidf("external_data has no location")
-	}
-	// ONNX requires locations relative to the model's directory; refusing
-	// anything else keeps a model from reading arbitrary files.
-	clean := filepath.Clean(filepath.FromSlash(loc))
-	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
-		return nil, loc, invalidf("external data location %q must be a relative path inside the model's directory", loc)
-	}
-	f, ok := files[clean]
-	if !ok {
-		var err error
-		if f, err = os.Open(filepath.Join(dir, clean)); err != nil {
-			return nil, loc, fmt.Errorf("external data: %w", err)
-		}
-		files[clean] = f
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return nil, loc, fmt.Errorf("external data: %w", err)
-	}
-	offset, err := externalInt(tp, "offset", 0)
+	f, offset, length, loc, err := externalRange(tp, dir, files)
 	if err != nil {
 		return nil, loc, err
-	}
-	length, err := externalInt(tp, "length", st.Size()-offset)
-	if err != nil {
-		return nil, loc, err
-	}
-	if size := st.Size(); offset < 0 || length < 0 || offset > size || length > size-offset { // no overflow
-		return nil, loc, invalidf("external data %q: offset %d + length %d is past the file's %d bytes", loc, offset, length, size)
 	}
 	raw := make([]byte, length)
 	if _, err := f.ReadAt(raw, offset); err != nil {
 		return nil, loc, fmt.Errorf("external data %q: %w", loc, err)
 	}
 	return raw, loc, nil
+}
+
+// externalRange opens (once per file, kept in files) the file an external
+// tensor refers to and checks its offset and length against the file.
+func externalRange(tp *onnxpb.TensorProto, dir string, files map[string]*os.File) (*os.File, int64, int64, string, error) {
+	loc := externalKey(tp, "location")
+	if loc == "" {
+		return nil, 0, 0, "", invalidf("external_data has no location")
+	}
+	// ONNX requires locations relative to the model's directory; refusing
+	// anything else keeps a model from reading arbitrary files.
+	clean := filepath.Clean(filepath.FromSlash(loc))
+	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+		return nil, 0, 0, loc, invalidf("external data location %q must be a relative path inside the model's directory", loc)
+	}
+	f, ok := files[clean]
+	if !ok {
+		var err error
+		if f, err = os.Open(filepath.Join(dir, clean)); err != nil {
+			return nil, 0, 0, loc, fmt.Errorf("external data: %w", err)
+		}
+		files[clean] = f
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, 0, loc, fmt.Errorf("external data: %w", err)
+	}
+	offset, err := externalInt(tp, "offset", 0)
+	if err != nil {
+		return nil, 0, 0, loc, err
+	}
+	length, err := externalInt(tp, "length", st.Size()-offset)
+	if err != nil {
+		return nil, 0, 0, loc, err
+	}
+	if size := st.Size(); offset < 0 || length < 0 || offset > size || length > size-offset { // no overflow
+		return nil, 0, 0, loc, invalidf("external data %q: offset %d + length %d is past the file's %d bytes", loc, offset, length, size)
+	}
+	return f, offset, length, loc, nil
 }
 
 func externalInt(tp *onnxpb.TensorProto, key string, def int64) (int64, error) {
@@ -123,16 +129,34 @@ func (m *Model) saveExternal(path string, opts SaveOptions) (saved []SavedFile, 
 	if err != nil {
 		return nil, err
 	}
+	if m.dir != "" && sameFile(filepath.Join(filepath.Dir(path), file), m.dir, m) {
+		return nil, fmt.Errorf("%s: saving over the external data file the model streams its weights from", m.label())
+	}
 	type moved struct {
 		tp  *onnxpb.TensorProto
 		raw []byte
+		ext []*onnxpb.StringStringEntryProto // a streamed tensor's source
 	}
 	var (
 		out      []moved
 		writeErr error
 	)
+	files := map[string]*os.File{}
+	defer closeAll(files)
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
-		if writeErr != nil || DataType(tp.GetDataType()) == String || tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
+		if writeErr != nil || DataType(tp.GetDataType()) == String {
+			return
+		}
+		if tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
+			if m.dir == "" {
+				return // a reference the caller made (LoadHeader): kept as is
+			}
+			src := tp.ExternalData
+			if err := copyStreamed(tp, m.dir, ext, files); err != nil {
+				writeErr = fmt.Errorf("tensor %q: %w", tp.GetName(), err)
+				return
+			}
+			out = append(out, moved{tp: tp, ext: src})
 			return
 		}
 		if tp.RawData == nil && typedBytes(tp) >= minBytes {
@@ -155,10 +179,14 @@ func (m *Model) saveExternal(path string, opts SaveOptions) (saved []SavedFile, 
 			writeErr = err
 			return
 		}
-		out = append(out, moved{tp, raw})
+		out = append(out, moved{tp: tp, raw: raw})
 	})
 	defer func() {
 		for _, mv := range out {
+			if mv.ext != nil {
+				mv.tp.ExternalData = mv.ext // still streamed from its source
+				continue
+			}
 			mv.tp.RawData = mv.raw
 			mv.tp.ExternalData, mv.tp.DataLocation = nil, nil
 		}
@@ -188,4 +216,22 @@ func (m *Model) saveExternal(path string, opts SaveOptions) (saved []SavedFile, 
 func typedBytes(tp *onnxpb.TensorProto) int {
 	return 4*len(tp.GetFloatData()) + 4*len(tp.GetInt32Data()) + 8*len(tp.GetInt64Data()) +
 		8*len(tp.GetDoubleData()) + 8*len(tp.GetUint64Data())
+}
+
+// sameFile reports whether target is one of the files m's streamed
+// tensors are read from.
+func sameFile(target, dir string, m *Model) bool {
+	t, err := filepath.Abs(target)
+	if err != nil {
+		return false
+	}
+	same := false
+	m.everyTensor(func(tp *onnxpb.TensorProto) {
+		if same || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
+			return
+		}
+		src, err := filepath.Abs(filepath.Join(dir, filepath.FromSlash(externalKey(tp, "location"))))
+		same = err == nil && src == t
+	})
+	return same
 }

@@ -27,6 +27,9 @@ type Model struct {
 	external map[*onnxpb.TensorProto]string
 	// names reserves every name in use, for UniqueName; built on first use.
 	names map[string]bool
+	// dir is where the tensors OpenFile left in their external files are
+	// read from; "" when every tensor's data is in memory.
+	dir string
 }
 
 // Load parses a serialized model and checks every tensor in it (see
@@ -101,6 +104,9 @@ func parse(data []byte, name string) (*Model, error) {
 // Bytes serializes the model with every tensor inline. Models past the
 // 2 GiB protobuf limit must be written with SaveFile.
 func (m *Model) Bytes() ([]byte, error) {
+	if m.Streamed() {
+		return nil, fmt.Errorf("%s: weights are streamed from external data in %s: save the model with Save (or give ONNX Runtime HeaderBytes and that directory)", m.label(), m.dir)
+	}
 	if n := proto.Size(m.Proto); n > maxProtoSize {
 		return nil, fmt.Errorf("%s: model is %d bytes, past protobuf's 2 GiB limit: save it with SaveFile, which moves weights to an external data file", m.label(), n)
 	}
@@ -138,7 +144,7 @@ type SavedFile struct {
 // Save is SaveFile returning the files written: the model, then its
 // external data file if any.
 func (m *Model) Save(path string, opts SaveOptions) ([]SavedFile, error) {
-	if !opts.ExternalData && proto.Size(m.Proto) <= maxProtoSize {
+	if !opts.ExternalData && !m.Streamed() && proto.Size(m.Proto) <= maxProtoSize {
 		b, err := proto.Marshal(m.Proto)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.label(), err)
@@ -161,7 +167,7 @@ func (m *Model) label() string {
 
 // Clone returns a deep copy.
 func (m *Model) Clone() *Model {
-	c := &Model{Proto: proto.Clone(m.Proto).(*onnxpb.ModelProto), Name: m.Name}
+	c := &Model{Proto: proto.Clone(m.Proto).(*onnxpb.ModelProto), Name: m.Name, dir: m.dir}
 	if len(m.external) > 0 {
 		// Map the original tensors to their copies by walking both models
 		// in the same order.

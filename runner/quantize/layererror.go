@@ -22,9 +22,10 @@ type LayerError struct {
 	Relative float64
 }
 
-// LayerErrors measures every MatMul of float that quantized computes with
-// a MatMulNBits (found by the output they share) on the inputs float
-// gives the layer on data: at most maxRows rows of each input, so the
+// LayerErrors measures every MatMul of float whose output quantized
+// computes with a weight it stores (MatMulNBits, a MatMul of a constant
+// or of a DequantizeLinear of constants: what weight-only, static and
+// pruned models hold), on the inputs float gives the layer on data: at most maxRows rows of each input, so the
 // error of a layer is its own, not that of the layers before it. It is
 // the figure GPTQ minimizes, measured on data it did not see when data is
 // held out.
@@ -43,8 +44,9 @@ func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibra
 	}
 	var layers []*layer
 	inputs := map[string]int{}
+	qix := newIndex(quantized)
 	for _, n := range quantized.Proto.GetGraph().GetNode() {
-		if n.GetOpType() != "MatMulNBits" || n.GetDomain() != msDomain || len(n.GetOutput()) == 0 {
+		if len(n.GetOutput()) == 0 {
 			continue
 		}
 		fn := producers[n.GetOutput()[0]]
@@ -55,19 +57,24 @@ func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibra
 		if c == nil {
 			continue
 		}
+		q, err := multipliedWeight(quantized, qix, n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", onnx.Label(n), err)
+		}
+		if q == nil {
+			continue
+		}
 		w, err := floatData(c)
 		if err != nil {
 			return nil, fmt.Errorf("weight %q: %w", c.name, err)
 		}
-		nb, err := nbitsOf(quantized, n)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", onnx.Label(n), err)
+		dims := c.dims()
+		if len(dims) != 2 || len(q) != len(w) {
+			return nil, fmt.Errorf("%s multiplies by %d values, the float weight %q %v has %d", onnx.Label(n), len(q), c.name, dims, len(w))
 		}
-		if len(w) != nb.K*nb.N {
-			return nil, fmt.Errorf("%s: K %d, N %d but the float weight %q has %d values", onnx.Label(n), nb.K, nb.N, c.name, len(w))
-		}
-		layers = append(layers, &layer{weight: c.name, node: n.GetOutput()[0], input: fn.GetInput()[0], w: w, q: nb.Dequantize(), k: nb.K, n: nb.N})
-		inputs[fn.GetInput()[0]] = nb.K
+		k, nn := int(dims[0]), int(dims[1])
+		layers = append(layers, &layer{weight: c.name, node: n.GetOutput()[0], input: fn.GetInput()[0], w: w, q: q, k: k, n: nn})
+		inputs[fn.GetInput()[0]] = k
 	}
 	if len(layers) == 0 {
 		return nil, nil
@@ -96,6 +103,116 @@ func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibra
 			den += float64(y[i]) * float64(y[i])
 		}
 		out = append(out, LayerError{Weight: l.weight, Node: l.node, Relative: math.Sqrt(num / den)})
+	}
+	return out, nil
+}
+
+// multipliedWeight is the [K, N] matrix node n multiplies its input by,
+// when it is a MatMulNBits or a MatMul of a constant, or of a
+// DequantizeLinear of constants (per tensor or per channel); nil for
+// other nodes.
+func multipliedWeight(m *onnx.Model, ix *index, n *onnxpb.NodeProto) ([]float32, error) {
+	switch {
+	case n.GetOpType() == "MatMulNBits" && n.GetDomain() == msDomain:
+		nb, err := nbitsOf(m, n)
+		if err != nil {
+			return nil, err
+		}
+		return nb.Dequantize(), nil
+	case n.GetOpType() != "MatMul" || len(n.GetInput()) != 2 || !onnx.IsDefaultDomain(n.GetDomain()):
+		return nil, nil
+	}
+	b := n.GetInput()[1]
+	if c := ix.consts[b]; c != nil {
+		if c.dtype() != onnx.Float {
+			return nil, nil
+		}
+		return floatData(c)
+	}
+	dq := ix.producer[b]
+	if dq == nil || dq.GetOpType() != "DequantizeLinear" {
+		return nil, nil
+	}
+	var ts []*onnx.Tensor
+	for i, name := range dq.GetInput() {
+		c := ix.consts[name]
+		if c == nil {
+			if name == "" && i == 2 {
+				break
+			}
+			return nil, nil
+		}
+		t, err := c.tensor()
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	if len(ts) < 2 || len(ts[0].Dims) != 2 {
+		return nil, nil
+	}
+	axis := 1
+	for _, a := range dq.GetAttribute() {
+		switch a.GetName() {
+		case "axis":
+			axis = int(a.GetI())
+		case "block_size":
+			if a.GetI() > 0 {
+				return nil, nil // blocked weights: read through MatMulNBits instead
+			}
+		}
+	}
+	return dequantizeLinear(ts, axis)
+}
+
+// dequantizeLinear computes DequantizeLinear(q, scale, zero point) of a
+// 2-D int8 or uint8 tensor, per tensor or per channel along axis.
+func dequantizeLinear(ts []*onnx.Tensor, axis int) ([]float32, error) {
+	q, scale := ts[0], ts[1]
+	var vals []int32
+	switch d := q.Data.(type) {
+	case []int8:
+		for _, v := range d {
+			vals = append(vals, int32(v))
+		}
+	case []uint8:
+		for _, v := range d {
+			vals = append(vals, int32(v))
+		}
+	default:
+		return nil, nil
+	}
+	scales, err := scale.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	zps := make([]int32, len(scales))
+	if len(ts) > 2 {
+		switch d := ts[2].Data.(type) {
+		case []int8:
+			for i, v := range d {
+				zps[i] = int32(v)
+			}
+		case []uint8:
+			for i, v := range d {
+				zps[i] = int32(v)
+			}
+		}
+	}
+	if axis < 0 {
+		axis += 2
+	}
+	cols := int(q.Dims[1])
+	out := make([]float32, len(vals))
+	for i, v := range vals {
+		c := 0
+		if len(scales) > 1 {
+			c = i % cols
+			if axis == 0 {
+				c = i / cols
+			}
+		}
+		out[i] = float32(v-zps[c]) * scales[c]
 	}
 	return out, nil
 }

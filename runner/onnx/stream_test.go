@@ -1,0 +1,155 @@
+package onnx_test
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kompress/kompress/hack/modelgen"
+	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/ort"
+)
+
+// writeDecoder writes the small generated decoder with its weights in
+// an external data file and returns the model's path.
+func writeDecoder(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "model.onnx.data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	ext, err := onnx.NewExternalWriter(w, "model.onnx.data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := modelgen.DecoderExternal(modelgen.SmallDecoder, ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "model.onnx")
+	if err := m.SaveFile(path, onnx.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func weightValues(t *testing.T, m *onnx.Model) map[string][]float32 {
+	t.Helper()
+	out := map[string][]float32{}
+	for _, w := range m.Weights() {
+		if w.DType != onnx.Float {
+			continue
+		}
+		v, err := w.Float32s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[w.Name] = v
+	}
+	return out
+}
+
+// OpenFile leaves big tensors in their file and reads them when asked;
+// a weight set in memory and the ones left streamed are saved together
+// (the streamed ones copied file to file), the model in memory still
+// streams afterwards, and the saved files hold what LoadFile reads.
+func TestOpenFileStreams(t *testing.T) {
+	path := writeDecoder(t)
+	loaded, err := onnx.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := weightValues(t, loaded)
+	m, err := onnx.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Streamed() || m.ExternalDir() != filepath.Dir(path) {
+		t.Fatalf("Streamed() = %v, ExternalDir() = %q: want big weights left in %s", m.Streamed(), m.ExternalDir(), filepath.Dir(path))
+	}
+	if diff := cmp.Diff(want, weightValues(t, m)); diff != "" {
+		t.Errorf("streamed weights differ from loaded ones (-loaded +streamed):\n%s", diff)
+	}
+	if _, err := m.Bytes(); err == nil || !strings.Contains(err.Error(), "save the model with Save") {
+		t.Errorf("Bytes of a streamed model: error = %v", err)
+	}
+	// Change one streamed weight.
+	w := m.Weight("h.0.mlp.c_fc.weight")
+	v := want["h.0.mlp.c_fc.weight"]
+	half := make([]float32, len(v))
+	for i := range v {
+		half[i] = v[i] / 2
+	}
+	if err := w.Set(onnx.NewTensor(w.Dims, half)); err != nil {
+		t.Fatal(err)
+	}
+	want["h.0.mlp.c_fc.weight"] = half
+	out := filepath.Join(t.TempDir(), "out.onnx")
+	saved, err := m.Save(out, onnx.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved) != 2 || filepath.Base(saved[1].Path) != "out.onnx.data" {
+		t.Errorf("saved %+v, want the model and out.onnx.data", saved)
+	}
+	back, err := onnx.LoadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, weightValues(t, back)); diff != "" {
+		t.Errorf("saved weights (-want +got):\n%s", diff)
+	}
+	if !m.Streamed() {
+		t.Error("after Save the model no longer streams from its source")
+	}
+	if diff := cmp.Diff(want, weightValues(t, m)); diff != "" {
+		t.Errorf("weights in memory after Save (-want +got):\n%s", diff)
+	}
+	// Saving over the file the weights stream from would destroy them.
+	if _, err := m.Save(path, onnx.SaveOptions{}); err == nil || !strings.Contains(err.Error(), "streams its weights from") {
+		t.Errorf("saving over the source: error = %v", err)
+	}
+}
+
+// ONNX Runtime runs a streamed model from its header and the source
+// directory, as LoadFile's copy in memory.
+func TestStreamedModelRuns(t *testing.T) {
+	path := writeDecoder(t)
+	m, err := onnx.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := onnx.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := feed.FromDataset(feed.Inputs(loaded), &dataset.Dataset{Name: "tokens", Arrays: modelgen.DecoderTokens(modelgen.SmallDecoder, 2, 8, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := data.Tensors([]int{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, err := m.HeaderBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := run(t, session(t, "loaded", mustBytes(t, loaded), ort.Options{}), in)
+	got := run(t, session(t, "streamed", header, ort.Options{ExternalDataDir: m.ExternalDir()}), in)
+	sameOutputs(t, "streamed", want, got, 0)
+}
