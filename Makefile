@@ -122,9 +122,12 @@ e2e-fixtures: tools data ## Run the e2e suite and record the statuses the Argo C
 
 ##@ Benchmarks
 
-.PHONY: bench-runner bench-controller
+.PHONY: bench-runner bench-controller bench-scale
 bench-runner: ## Runner steps against plain read+hash+write of the same model: medians, ratios, peak memory.
 	hack/bench-runner.sh
+
+bench-scale: ort ## Transformer-sized models (GPT-2 small's shape, a 1.1 B decoder with external data): time against read+hash+write, peak memory, layer error; writes out/bench-scale.json.
+	hack/bench-scale.sh
 
 bench-controller: tools-k8s ## 500 three-stage CompressionJobs on a local API server.
 	go test -run '^$$' -bench BenchmarkCreate500 -benchtime 1x -timeout 20m ./controllers/...

@@ -25,15 +25,18 @@ type LayerError struct {
 // LayerErrors measures every MatMul of float whose output quantized
 // computes with a weight it stores (MatMulNBits, a MatMul of a constant
 // or of a DequantizeLinear of constants: what weight-only, static and
-// pruned models hold), on the inputs float gives the layer on data: at most maxRows rows of each input, so the
-// error of a layer is its own, not that of the layers before it. It is
-// the figure GPTQ minimizes, measured on data it did not see when data is
-// held out.
+// pruned models hold) and changed, on the inputs float gives the layer on
+// data: at most maxRows rows of each input, so the error of a layer is
+// its own, not that of the layers before it. It is the figure GPTQ
+// minimizes, measured on data it did not see when data is held out.
 func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibration, samples, maxRows int) ([]LayerError, error) {
+	// Layers are found first and their weights read one at a time after
+	// the calibration pass: a model of any size is measured in the memory
+	// of one layer's weights (and the rows kept).
 	type layer struct {
-		weight, node, input string
-		w, q                []float32 // [K, N]
-		k, n                int
+		float *constant
+		node  *onnxpb.NodeProto
+		input string
 	}
 	fix := newIndex(float)
 	producers := map[string]*onnxpb.NodeProto{}
@@ -42,11 +45,10 @@ func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibra
 			producers[o] = n
 		}
 	}
-	var layers []*layer
+	var layers []layer
 	inputs := map[string]int{}
-	qix := newIndex(quantized)
 	for _, n := range quantized.Proto.GetGraph().GetNode() {
-		if len(n.GetOutput()) == 0 {
+		if len(n.GetOutput()) == 0 || !multiplies(n) {
 			continue
 		}
 		fn := producers[n.GetOutput()[0]]
@@ -54,27 +56,11 @@ func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibra
 			continue
 		}
 		c := fix.consts[fn.GetInput()[1]]
-		if c == nil {
+		if c == nil || len(c.dims()) != 2 {
 			continue
 		}
-		q, err := multipliedWeight(quantized, qix, n)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", onnx.Label(n), err)
-		}
-		if q == nil {
-			continue
-		}
-		w, err := floatData(c)
-		if err != nil {
-			return nil, fmt.Errorf("weight %q: %w", c.name, err)
-		}
-		dims := c.dims()
-		if len(dims) != 2 || len(q) != len(w) {
-			return nil, fmt.Errorf("%s multiplies by %d values, the float weight %q %v has %d", onnx.Label(n), len(q), c.name, dims, len(w))
-		}
-		k, nn := int(dims[0]), int(dims[1])
-		layers = append(layers, &layer{weight: c.name, node: n.GetOutput()[0], input: fn.GetInput()[0], w: w, q: q, k: k, n: nn})
-		inputs[fn.GetInput()[0]] = k
+		layers = append(layers, layer{float: c, node: n, input: fn.GetInput()[0]})
+		inputs[fn.GetInput()[0]] = int(c.dims()[0])
 	}
 	if len(layers) == 0 {
 		return nil, nil
@@ -87,24 +73,52 @@ func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibra
 	if _, err := calibrate(ctx, float, names, data, rows, samples); err != nil {
 		return nil, fmt.Errorf("layer errors: %w", err)
 	}
+	qix := newIndex(quantized)
 	out := make([]LayerError, 0, len(layers))
 	for _, l := range layers {
-		x := rows.rows[l.input]
-		m := len(x) / l.k
-		diff := make([]float32, len(l.w))
-		for i := range diff {
-			diff[i] = l.q[i] - l.w[i]
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		y := product(x, l.w, m, l.k, l.n)
-		d := product(x, diff, m, l.k, l.n)
+		q, err := multipliedWeight(quantized, qix, l.node)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", onnx.Label(l.node), err)
+		}
+		if q == nil {
+			continue
+		}
+		w, err := floatData(l.float)
+		if err != nil {
+			return nil, fmt.Errorf("weight %q: %w", l.float.name, err)
+		}
+		dims := l.float.dims()
+		k, n := int(dims[0]), int(dims[1])
+		if len(q) != len(w) {
+			return nil, fmt.Errorf("%s multiplies by %d values, the float weight %q %v has %d", onnx.Label(l.node), len(q), l.float.name, dims, len(w))
+		}
+		x := rows.rows[l.input]
+		m := len(x) / k
+		for i := range q {
+			q[i] -= w[i] // the weight's error
+		}
+		y := product(x, w, m, k, n)
+		d := product(x, q, m, k, n)
 		var num, den float64
 		for i := range y {
 			num += float64(d[i]) * float64(d[i])
 			den += float64(y[i]) * float64(y[i])
 		}
-		out = append(out, LayerError{Weight: l.weight, Node: l.node, Relative: math.Sqrt(num / den)})
+		if num == 0 {
+			continue // the weight was left as it was
+		}
+		out = append(out, LayerError{Weight: l.float.name, Node: l.node.GetOutput()[0], Relative: math.Sqrt(num / den)})
 	}
 	return out, nil
+}
+
+// multiplies says whether n may multiply its input by a stored weight
+// (multipliedWeight tells).
+func multiplies(n *onnxpb.NodeProto) bool {
+	return (n.GetOpType() == "MatMulNBits" && n.GetDomain() == msDomain) || (n.GetOpType() == "MatMul" && onnx.IsDefaultDomain(n.GetDomain()))
 }
 
 // multipliedWeight is the [K, N] matrix node n multiplies its input by,

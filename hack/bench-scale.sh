@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# make bench-scale: compression of transformer-sized models, each case a
+# fresh process (hack/benchscale) run beside a plain read+sha256+write of
+# the same files, and the layer error measured in a third process so it
+# costs the step neither time nor memory. Writes out/bench-scale.json:
+#
+#   {"runs": [{"name", "params", "modelBytes", "seconds", "ioRatio",
+#              "peakRSSBytes", "layerError"}]}
+#
+# ioRatio is the step's seconds over the baseline's, measured one after
+# the other in this invocation; layerError the mean relative output error
+# ‖XŴ-XW‖/‖XW‖ of the changed MatMul layers on held-out tokens (null where
+# the step leaves no weight to compare, or LAYER_ERROR=0).
+#
+#   CASES="rtn-int4-124m gptq-int4-124m" hack/bench-scale.sh   a subset
+#
+# The models are generated once into the cache by hack/scale.sh (4.5 GB
+# for the 1.1 B decoder); outputs go to a temporary folder beside them
+# and are removed after each case.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ALL="rtn-int4-1b rtn-int4-124m gptq-int4-124m sparsegpt-50-124m dynamic-int8-124m static-int8-124m"
+CASES=${CASES:-$ALL}
+LAYER_ERROR=${LAYER_ERROR:-1}
+
+hack/scale.sh
+dir=$(hack/scale.sh dir)
+work=$(mktemp -d "$dir/../bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/benchscale" ./hack/benchscale
+
+field() { sed -E "s/.*\"$1\":([0-9.e+-]+).*/\1/"; }
+log() { echo "bench-scale: $*" >&2; }
+
+runs=()
+for name in $CASES; do
+	mode=${name%-*}
+	case ${name##*-} in
+	1b) model=decoder1b ;;
+	124m) model=gpt2 ;;
+	*) echo "unknown case $name" >&2; exit 2 ;;
+	esac
+	src=$dir/$model
+	log "$name: baseline (read+sha256+write of $model)"
+	base=$("$work/benchscale" copy "$src/model.onnx" "$work/copy.onnx")
+	rm -f "$work"/copy.onnx*
+	log "$name: $mode"
+	step=$("$work/benchscale" -calib "$src/calib.npz" "$mode" "$src/model.onnx" "$work/out.onnx")
+	layer=null
+	if [ "$LAYER_ERROR" = 1 ]; then
+		log "$name: layer error on held-out tokens"
+		le=$("$work/benchscale" -heldout "$src/heldout.npz" layererror "$src/model.onnx" "$work/out.onnx")
+		if [ "$(echo "$le" | field layers)" != 0 ]; then layer=$(echo "$le" | field layerError); fi
+	fi
+	rm -f "$work"/out.onnx*
+	s=$(echo "$step" | field seconds)
+	b=$(echo "$base" | field seconds)
+	run=$(printf '{"name": "%s", "params": %s, "modelBytes": %s, "seconds": %.2f, "ioRatio": %.2f, "peakRSSBytes": %s, "layerError": %s, "baselineSeconds": %.2f, "outputBytes": %s}' \
+		"$name" "$(echo "$step" | field params)" "$(echo "$step" | field inBytes)" "$s" "$(awk -v s="$s" -v b="$b" 'BEGIN {print s/b}')" \
+		"$(echo "$step" | field peakRSSBytes)" "$layer" "$b" "$(echo "$step" | field outBytes)")
+	log "$run"
+	runs+=("$run")
+done
+mkdir -p out
+{
+	echo '{"runs": ['
+	for i in "${!runs[@]}"; do
+		sep=,
+		[ "$i" = $((${#runs[@]} - 1)) ] && sep=
+		echo "  ${runs[$i]}$sep"
+	done
+	echo ']}'
+} >out/bench-scale.json
+cat out/bench-scale.json

@@ -1,0 +1,254 @@
+// Command benchscale measures one compression of a transformer-sized
+// model in a fresh process, so its time and peak memory are its own,
+// against a baseline that plainly reads, hashes and writes the same files
+// (the model and its external data). hack/bench-scale.sh runs the cases
+// side by side and writes out/bench-scale.json.
+//
+//	benchscale [-calib NPZ] MODE IN OUT     one step, timed: IN's weights are streamed (onnx.OpenFile)
+//	benchscale -heldout NPZ layererror FLOAT QUANTIZED
+//
+// Modes: copy (read, sha256, write every file of the model: the
+// baseline), rtn-int4 and gptq-int4 (weight-only, MatMulNBits, blocks of
+// 32, no 4-bit guard), dynamic-int8, static-int8 (minmax), sparsegpt-50
+// (hessian pruning, half of every layer). A step prints one JSON line
+// {"mode","seconds","peakRSSBytes","inBytes","outBytes","params","files"};
+// layererror prints {"layerError","layers"}: the mean over the changed
+// MatMul layers of ‖XŴ-XW‖/‖XW‖ on held-out inputs (quantize.LayerErrors).
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/feed"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/prune"
+	"github.com/kompress/kompress/runner/quantize"
+)
+
+// calibSamples bounds the calibration samples every method reads.
+const calibSamples = 32
+
+func main() {
+	calib := flag.String("calib", "", "calibration dataset (.npz) for gptq-int4, static-int8, sparsegpt-50")
+	heldout := flag.String("heldout", "", "held-out dataset (.npz) for layererror")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the step")
+	flag.Parse()
+	if flag.NArg() != 3 {
+		usage()
+	}
+	mode, in, out := flag.Arg(0), flag.Arg(1), flag.Arg(2)
+	if mode == "layererror" {
+		check(layerError(in, out, *heldout))
+		return
+	}
+	step, ok := steps[mode]
+	if !ok {
+		usage()
+	}
+	inBytes, err := sizeWithData(in)
+	check(err)
+	params, err := paramsOf(in)
+	check(err)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+	}
+	start := time.Now()
+	files, err := step(in, out, *calib)
+	check(err)
+	d := time.Since(start)
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	var outBytes int64
+	for _, f := range files {
+		outBytes += f.Size
+	}
+	var ru syscall.Rusage
+	check(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	check(json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"mode": mode, "seconds": d.Seconds(), "peakRSSBytes": ru.Maxrss * 1024,
+		"inBytes": inBytes, "outBytes": outBytes, "params": params, "files": files,
+	}))
+}
+
+var steps = map[string]func(in, out, calib string) ([]onnx.SavedFile, error){
+	"copy": func(in, out, _ string) ([]onnx.SavedFile, error) { return copyFiles(in, out) },
+	"rtn-int4": quantizeStep(quantize.Options{Method: quantize.WeightOnly, Bits: 4, BlockSize: 32, Format: quantize.MatMulNBits,
+		SensitiveLayers: quantize.SensitiveInt4}),
+	"gptq-int4": quantizeStep(quantize.Options{Method: quantize.WeightOnly, Bits: 4, BlockSize: 32, Format: quantize.MatMulNBits,
+		SensitiveLayers: quantize.SensitiveInt4, Algorithm: quantize.GPTQ, Calibration: quantize.CalibrationOptions{Samples: calibSamples}}),
+	"dynamic-int8": quantizeStep(quantize.Options{Method: quantize.Dynamic}),
+	"static-int8":  quantizeStep(quantize.Options{Method: quantize.Static, Calibration: quantize.CalibrationOptions{Samples: calibSamples}}),
+	"sparsegpt-50": sparseGPT50,
+}
+
+// modelFiles is the model and its external data file, if it has one
+// beside it under the name the onnx package gives it.
+func modelFiles(path string) []string {
+	files := []string{path}
+	if _, err := os.Stat(path + ".data"); err == nil {
+		files = append(files, path+".data")
+	}
+	return files
+}
+
+func sizeWithData(path string) (int64, error) {
+	var n int64
+	for _, f := range modelFiles(path) {
+		st, err := os.Stat(f)
+		if err != nil {
+			return 0, err
+		}
+		n += st.Size()
+	}
+	return n, nil
+}
+
+// paramsOf counts the float parameters of the model's tensors (not its
+// scalars) from its structure alone.
+func paramsOf(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	m, err := onnx.LoadHeader(b)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, tp := range m.Proto.GetGraph().GetInitializer() {
+		if onnx.DataType(tp.GetDataType()) == onnx.Float && len(tp.GetDims()) > 0 {
+			n += int64(onnx.NumElements(tp.GetDims()))
+		}
+	}
+	return n, nil
+}
+
+// copyFiles reads, hashes and writes each file in a stream: the I/O
+// floor of any step.
+func copyFiles(in, out string) ([]onnx.SavedFile, error) {
+	var saved []onnx.SavedFile
+	for _, src := range modelFiles(in) {
+		dst := filepath.Join(filepath.Dir(out), filepath.Base(out)+src[len(in):])
+		r, err := os.Open(src)
+		if err != nil {
+			return nil, err
+		}
+		w, err := os.Create(dst)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(w, h), r)
+		r.Close()
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		saved = append(saved, onnx.SavedFile{Path: dst, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
+	}
+	return saved, nil
+}
+
+// batches reads a dataset fitted to the model's inputs, in batches of 4.
+func batches(m *onnx.Model, path string) (quantize.Calibration, error) {
+	if path == "" {
+		return nil, nil
+	}
+	ds, err := dataset.LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := feed.FromDataset(feed.Inputs(m), ds)
+	if err != nil {
+		return nil, err
+	}
+	return data.Batches(4)
+}
+
+func quantizeStep(o quantize.Options) func(in, out, calib string) ([]onnx.SavedFile, error) {
+	return func(in, out, calib string) ([]onnx.SavedFile, error) {
+		m, err := onnx.OpenFile(in)
+		if err != nil {
+			return nil, err
+		}
+		c, err := batches(m, calib)
+		if err != nil {
+			return nil, err
+		}
+		q, _, err := quantize.QuantizeInPlace(context.Background(), m, o, c)
+		if err != nil {
+			return nil, err
+		}
+		return q.Save(out, onnx.SaveOptions{})
+	}
+}
+
+func sparseGPT50(in, out, calib string) ([]onnx.SavedFile, error) {
+	m, err := onnx.OpenFile(in)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := dataset.LoadFile(calib)
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := prune.Prune(context.Background(), m, prune.Options{Method: prune.Hessian, Sparsity: 0.5, CalibrationSamples: calibSamples}, ds, nil)
+	if err != nil {
+		return nil, err
+	}
+	return p.Save(out, onnx.SaveOptions{})
+}
+
+func layerError(floatPath, quantPath, heldout string) error {
+	f, err := onnx.OpenFile(floatPath)
+	if err != nil {
+		return err
+	}
+	q, err := onnx.OpenFile(quantPath)
+	if err != nil {
+		return err
+	}
+	c, err := batches(f, heldout)
+	if err != nil {
+		return err
+	}
+	errs, err := quantize.LayerErrors(context.Background(), f, q, c, 16, 512)
+	if err != nil {
+		return err
+	}
+	var mean float64
+	for _, e := range errs {
+		mean += e.Relative / float64(len(errs))
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"layerError": mean, "layers": len(errs)})
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchscale:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: benchscale [-calib NPZ] copy|rtn-int4|gptq-int4|dynamic-int8|static-int8|sparsegpt-50 IN OUT | benchscale -heldout NPZ layererror FLOAT QUANTIZED")
+	os.Exit(2)
+}
