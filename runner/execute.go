@@ -164,6 +164,13 @@ type inputs struct {
 func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(Phase, string)) (inputs, error) {
 	var in inputs
 	step(PhaseRead, "reading "+task.Input.URI)
+	attrs, err := o.Storage.Stat(ctx, task.Input.URI)
+	if err != nil {
+		return in, err
+	}
+	if err := checkMemory(task.Input.URI, attrs.Size); err != nil {
+		return in, err
+	}
 	raw, obj, err := o.Storage.ReadAll(ctx, task.Input.URI, task.Input.Digest)
 	if err != nil {
 		return in, err
