@@ -169,7 +169,7 @@ func (g *gptqBlocks) nbits(bits int, symmetric bool) *NBits {
 			}
 			blob := out.B[(n*g.nb+b)*out.BlobSize : (n*g.nb+b+1)*out.BlobSize]
 			if bits == 4 {
-				copy(blob, PackNibbles(codes))
+				packNibblesInto(blob, codes)
 			} else {
 				copy(blob, codes)
 			}

@@ -1,6 +1,10 @@
 package quantize
 
-import "fmt"
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
 
 // NBits is a weight in com.microsoft MatMulNBits layout (ONNX Runtime
 // docs/ContribOperators.md): the [K, N] right-hand matrix quantized in
@@ -40,10 +44,6 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 	if K <= 0 || N <= 0 || len(w) != K*N {
 		return nil, fmt.Errorf("MatMulNBits weight [%d, %d] needs %d values, got %d", K, N, K*N, len(w))
 	}
-	at := func(k, n int) float32 { return w[k*N+n] }
-	if transposed {
-		at = func(k, n int) float32 { return w[n*K+k] }
-	}
 	t, shift := nbitsType(bits, symmetric), int32(0)
 	if symmetric {
 		shift = 1 << (bits - 1)
@@ -57,37 +57,80 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 	if !symmetric {
 		out.ZeroPoints = make([]byte, N*out.ZeroPointsPerRow())
 	}
+	// Output columns are independent: quantize them on every core, each
+	// worker a range of columns. The values of a block of column n are
+	// strided by N in [K, N] and contiguous in [N, K]: block by block,
+	// each worker reads them row by row, in memory order.
+	at, step := func(k, n int) int { return k*N + n }, N
+	if transposed {
+		at, step = func(k, n int) int { return n*K + k }, 1
+	}
 	qmin, qmax := t.Range()
-	codes := make([]byte, blockSize)
-	for n := range N {
+	parallelRows(N, func(from, to int) {
+		cols := to - from
+		lo, hi := make([]float32, cols), make([]float32, cols)
+		params := make([]Params, cols)
+		codes := make([]byte, cols*blockSize)
 		for b := range kb {
 			first, last := b*blockSize, min((b+1)*blockSize, K)
-			lo, hi := at(first, n), at(first, n)
-			for k := first + 1; k < last; k++ {
-				x := at(k, n)
-				lo, hi = min(lo, x), max(hi, x)
+			for n := from; n < to; n++ {
+				i := at(first, n)
+				x := w[i]
+				lo[n-from], hi[n-from] = x, x
+				for k := first + 1; k < last; k++ {
+					i += step
+					x = w[i]
+					lo[n-from], hi[n-from] = min(lo[n-from], x), max(hi[n-from], x)
+				}
 			}
-			p := ComputeParams(lo, hi, t, symmetric)
-			out.Scales[n*kb+b] = p.Scale
-			zp := byte(p.ZeroPoint + shift)
-			for j := range codes {
-				codes[j] = zp // padding past K dequantizes to 0
+			for c := range cols {
+				params[c] = ComputeParams(lo[c], hi[c], t, symmetric)
+				zp := byte(params[c].ZeroPoint + shift)
+				for j := range blockSize {
+					codes[c*blockSize+j] = zp // padding past K dequantizes to 0
+				}
 			}
-			for k := first; k < last; k++ {
-				codes[k-first] = byte(quantizeValue(at(k, n), p.Scale, p.ZeroPoint, qmin, qmax) + shift)
+			for n := from; n < to; n++ {
+				p, c := params[n-from], codes[(n-from)*blockSize:]
+				i := at(first, n)
+				for k := first; k < last; k++ {
+					c[k-first] = byte(quantizeValue(w[i], p.Scale, p.ZeroPoint, qmin, qmax) + shift)
+					i += step
+				}
 			}
-			blob := out.B[(n*kb+b)*out.BlobSize : (n*kb+b+1)*out.BlobSize]
-			if bits == 4 {
-				copy(blob, PackNibbles(codes))
-			} else {
-				copy(blob, codes)
-			}
-			if !symmetric {
-				putPacked(out.ZeroPoints[n*out.ZeroPointsPerRow():], b, zp, bits)
+			for n := from; n < to; n++ {
+				p := params[n-from]
+				out.Scales[n*kb+b] = p.Scale
+				blob := out.B[(n*kb+b)*out.BlobSize : (n*kb+b+1)*out.BlobSize]
+				c := codes[(n-from)*blockSize : (n-from+1)*blockSize]
+				if bits == 4 {
+					packNibblesInto(blob, c)
+				} else {
+					copy(blob, c)
+				}
+				if !symmetric {
+					putPacked(out.ZeroPoints[n*out.ZeroPointsPerRow():], b, byte(p.ZeroPoint+shift), bits)
+				}
 			}
 		}
-	}
+	})
 	return out, nil
+}
+
+// parallelRows calls fn on disjoint ranges of [0, n) from as many
+// goroutines as there are cores (one range per core).
+func parallelRows(n int, fn func(from, to int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/64))
+	var wg sync.WaitGroup
+	for i := range workers {
+		from, to := n*i/workers, n*(i+1)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(from, to)
+		}()
+	}
+	wg.Wait()
 }
 
 // putPacked stores code at index i of a packed row of bits-wide codes.

@@ -247,6 +247,12 @@ func minMax(data []float32) (lo, hi float32) {
 // uint4 tensors; an odd count leaves the last high nibble zero.
 func PackNibbles(vals []byte) []byte {
 	out := make([]byte, (len(vals)+1)/2)
+	packNibblesInto(out, vals)
+	return out
+}
+
+// packNibblesInto is PackNibbles into out, (len(vals)+1)/2 bytes.
+func packNibblesInto(out, vals []byte) {
 	for i, v := range vals {
 		if i%2 == 0 {
 			out[i/2] = v & 0x0f
@@ -254,5 +260,4 @@ func PackNibbles(vals []byte) []byte {
 			out[i/2] |= (v & 0x0f) << 4
 		}
 	}
-	return out
 }
