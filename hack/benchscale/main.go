@@ -37,8 +37,14 @@ import (
 	"github.com/kompress/kompress/runner/quantize"
 )
 
-// calibSamples bounds the calibration samples every method reads.
-const calibSamples = 32
+// calibSamples bounds the calibration samples (of 128 tokens for the
+// 124 M model) the quantizers read; sparseGPTSamples those hessian
+// pruning reads, which runs the model once per wave of layers (48 for
+// GPT-2 small's 12 blocks).
+const (
+	calibSamples     = 32
+	sparseGPTSamples = 16
+)
 
 func main() {
 	calib := flag.String("calib", "", "calibration dataset (.npz) for gptq-int4, static-int8, sparsegpt-50")
@@ -210,7 +216,7 @@ func sparseGPT50(in, out, calib string) ([]onnx.SavedFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, _, err := prune.Prune(context.Background(), m, prune.Options{Method: prune.Hessian, Sparsity: 0.5, CalibrationSamples: calibSamples}, ds, nil)
+	p, _, err := prune.Prune(context.Background(), m, prune.Options{Method: prune.Hessian, Sparsity: 0.5, CalibrationSamples: sparseGPTSamples}, ds, nil)
 	if err != nil {
 		return nil, err
 	}
