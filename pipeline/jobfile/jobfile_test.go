@@ -36,7 +36,7 @@ func TestDecodeAppliesCRDDefaults(t *testing.T) {
 	yes := true
 	want := &v1alpha1.QuantizeSpec{
 		Method: v1alpha1.QuantizeStatic, Bits: 8, PerChannel: &yes, Symmetric: &yes,
-		ActivationType: v1alpha1.ActivationUInt8, BlockSize: 32, Format: v1alpha1.FormatQDQ,
+		ActivationType: v1alpha1.ActivationUInt8, BlockSize: 32, Format: v1alpha1.FormatQDQ, Algorithm: v1alpha1.AlgorithmRTN,
 		Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationMinMax, Samples: 256, Percentile: "99.99"},
 		IOType:      v1alpha1.IOFloat32,
 	}
