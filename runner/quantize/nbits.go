@@ -3,7 +3,8 @@ package quantize
 import (
 	"fmt"
 	"runtime"
-	"sync"
+
+	"github.com/kompress/kompress/runner/panics"
 )
 
 // NBits is a weight in com.microsoft MatMulNBits layout (ONNX Runtime
@@ -121,16 +122,12 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 // goroutines as there are cores (one range per core).
 func parallelRows(n int, fn func(from, to int)) {
 	workers := min(runtime.GOMAXPROCS(0), max(1, n/64))
-	var wg sync.WaitGroup
+	var g panics.Group // a worker's panic is raised again by Wait
 	for i := range workers {
 		from, to := n*i/workers, n*(i+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(from, to)
-		}()
+		g.Go(func() { fn(from, to) })
 	}
-	wg.Wait()
+	g.Wait()
 }
 
 // putPacked stores code at index i of a packed row of bits-wide codes.
