@@ -78,10 +78,15 @@ kompress:
 MANAGER_IMAGE ?= ghcr.io/kompress/kompress-manager
 RUNNER_IMAGE ?= ghcr.io/kompress/kompress-runner
 
-.PHONY: images
-images: ## Build the manager and runner images with docker (build/manager.Dockerfile, build/runner.Dockerfile).
-	docker build -f build/manager.Dockerfile --build-arg VERSION=$(VERSION) -t $(MANAGER_IMAGE):$(VERSION) .
-	docker build -f build/runner.Dockerfile --build-arg VERSION=$(VERSION) -t $(RUNNER_IMAGE):$(VERSION) .
+.PHONY: images images-test
+images: ## Build the manager and runner images without a container engine: OCI layouts, digests, SBOMs in out/images/ (hack/images.sh).
+	MANAGER_IMAGE=$(MANAGER_IMAGE) RUNNER_IMAGE=$(RUNNER_IMAGE) VERSION=$(VERSION) hack/images.sh
+
+images-test: ## Build the images twice and test them: same digests, sizes, config, SBOM, the runner compressing the sample in its own root fs.
+	cd hack/imagebuild && go test -count=1 ./...
+	MANAGER_IMAGE=$(MANAGER_IMAGE) RUNNER_IMAGE=$(RUNNER_IMAGE) VERSION=$(VERSION) IMAGES_OUT=$(CURDIR)/out/images hack/images.sh
+	MANAGER_IMAGE=$(MANAGER_IMAGE) RUNNER_IMAGE=$(RUNNER_IMAGE) VERSION=$(VERSION) IMAGES_OUT=$(CURDIR)/out/images-rebuild hack/images.sh
+	KOMPRESS_IMAGES=$(CURDIR)/out/images:$(CURDIR)/out/images-rebuild go test -count=1 -v -run 'TestBuiltImages' ./test/e2e/
 
 ##@ Run
 

@@ -334,7 +334,7 @@ func (c *cluster) serviceAccountKubeconfig(namespace, name string) (string, erro
 }
 
 // startAgent plays the kubelet of every Node: the runner image is the
-// kompress binary with ONNX Runtime, as build/runner.Dockerfile makes it.
+// kompress binary with ONNX Runtime, as build/runner.image.json lays it out.
 func (c *cluster) startAgent() error {
 	repo := c.runnerImage
 	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {

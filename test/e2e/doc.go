@@ -9,5 +9,6 @@
 // The cluster suite is behind the build tag e2e: `make e2e` (hack/e2e.sh)
 // builds the binaries, runs it and tears everything down by PID. The tests
 // without the tag (the Argo CD health check over statuses a real run
-// produced, the Dockerfiles against the chart) run with `make test`.
+// produced, the image descriptions against the chart) run with `make test`;
+// `make images-test` checks the built images (KOMPRESS_IMAGES).
 package e2e

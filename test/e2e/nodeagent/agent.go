@@ -28,7 +28,7 @@ type Image struct {
 	// Binaries maps a container command (command[0]: a name PATH would find
 	// in the image, or an absolute path in it) to a local executable.
 	Binaries map[string]string
-	// Env is what the image's Dockerfile sets with ENV; the container's own
+	// Env is what the image's config sets (build/*.image.json env); the container's own
 	// env comes after it.
 	Env []string
 	// TerminationLogFlag, when set, is appended to the args as FLAG=PATH,

@@ -11,5 +11,5 @@
 //
 // Images cannot be pulled here: an Image maps an image repository to local
 // executables that stand in for its file system, and the environment its
-// Dockerfile sets.
+// image description sets (build/*.image.json).
 package nodeagent

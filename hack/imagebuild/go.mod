@@ -1,0 +1,14 @@
+// The daemonless image builder of make images (go-containerregistry):
+// a separate module so the product's go.mod does not carry it.
+module github.com/kompress/kompress/hack/imagebuild
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+)
