@@ -6,7 +6,9 @@
 #   hack/tools.sh gen    controller-gen, helm, protoc-gen-go (+ protoc from apt)
 #   hack/tools.sh k8s    kube-apiserver, kube-scheduler, kube-controller-manager, etcd
 #   hack/tools.sh ort    ONNX Runtime shared library from the onnxruntime-node npm package
-#   hack/tools.sh all    everything above
+#   hack/tools.sh node   make e2e-node's node: kubelet, containerd 2.x (+ runc shim, ctr),
+#                        CNI bridge/host-local/loopback plugins, crictl; runc from apt
+#   hack/tools.sh all    gen, k8s and ort (not node: only make e2e-node needs it)
 #   hack/tools.sh env    KUBEBUILDER_ASSETS=... KOMPRESS_TOOLS=... ONNXRUNTIME_LIB=...
 set -euo pipefail
 
@@ -19,11 +21,16 @@ CONTROLLER_GEN_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
 PROTOC_GEN_GO_VERSION=v1.36.12
 ORT_VERSION=1.30.0
+# The node of make e2e-node (hack/tools/node/go.mod pins the same versions).
+CONTAINERD_VERSION=v2.4.2
+CNI_PLUGINS_VERSION=v1.9.1
+CRICTL_VERSION=v1.37.0
 
 assets=$cache/k8s-$K8S_VERSION
 tools=$cache/tools
 ortdir=$cache/onnxruntime-$ORT_VERSION
 ortlib=$ortdir/libonnxruntime.so
+nodedir=$cache/node-containerd-$CONTAINERD_VERSION-cni-$CNI_PLUGINS_VERSION-crictl-$CRICTL_VERSION
 
 log() { echo "tools: $*" >&2; }
 
@@ -56,6 +63,39 @@ k8s() {
 	build hack/tools/k8s k8s.io/kubernetes/cmd/kube-controller-manager "$assets/kube-controller-manager" "$lf"
 	build hack/tools/k8s k8s.io/kubernetes/cmd/kube-scheduler "$assets/kube-scheduler" "$lf"
 	build hack/tools/etcd go.etcd.io/etcd/server/v3 "$assets/etcd" "-s -w"
+}
+
+# node builds what make e2e-node runs besides the control plane. containerd
+# and the CNI plugins build with CGO off (no btrfs/devmapper/zfs
+# snapshotters: overlayfs is used); runc is Debian's.
+node() {
+	build hack/tools/k8s k8s.io/kubernetes/cmd/kubelet "$assets/kubelet" "$(k8s_ldflags)"
+	local lf="-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
+	for p in containerd containerd-shim-runc-v2 ctr; do
+		build_tags "no_btrfs no_devmapper no_zfs" hack/tools/node "github.com/containerd/containerd/v2/cmd/$p" "$nodedir/$p" "$lf"
+	done
+	for p in main/bridge main/loopback ipam/host-local; do
+		build hack/tools/node "github.com/containernetworking/plugins/plugins/$p" "$nodedir/cni/$(basename $p)" \
+			"-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION"
+	done
+	build hack/tools/node sigs.k8s.io/cri-tools/cmd/crictl "$nodedir/crictl" "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
+	if ! command -v runc >/dev/null; then
+		log "installing runc (Debian)"
+		local sudo=""
+		[ "$(id -u)" = 0 ] || sudo=sudo
+		$sudo apt-get install -y -qq runc >/dev/null 2>&1 ||
+			{ $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq runc >/dev/null; }
+	fi
+}
+
+# build_tags TAGS MODULE_DIR PKG OUT LDFLAGS: build with build tags.
+build_tags() {
+	local tags=$1 dir=$2 pkg=$3 out=$4 ldflags=${5:-}
+	[ -x "$out" ] && return 0
+	mkdir -p "$(dirname "$out")"
+	log "building $(basename "$out") (first time only; cached in $(dirname "$out"))"
+	(cd "$root/$dir" && CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
+	mv "$out.tmp.$$" "$out"
 }
 
 gen() {
@@ -91,13 +131,15 @@ env_out() {
 	echo "HELM=$tools/helm-$HELM_VERSION"
 	echo "PROTOC_GEN_GO=$tools/protoc-gen-go-$PROTOC_GEN_GO_VERSION"
 	echo "ONNXRUNTIME_LIB=$ortlib"
+	echo "KOMPRESS_NODE_BIN=$nodedir"
 }
 
 case "${1:-all}" in
 gen) gen ;;
 k8s) k8s ;;
 ort) ort ;;
+node) node ;;
 all) gen; k8s; ort ;;
 env) env_out ;;
-*) echo "usage: $0 [gen|k8s|ort|all|env]" >&2; exit 2 ;;
+*) echo "usage: $0 [gen|k8s|ort|node|all|env]" >&2; exit 2 ;;
 esac
