@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,6 +33,14 @@ type Options struct {
 	// Logs receives the scheduler's and controller-manager's output; nil
 	// writes it to files in Dir (see LogFile).
 	Logs io.Writer
+	// Address is the IP the API server listens on and has in its serving
+	// certificate, besides localhost (default 127.0.0.1): make e2e-node
+	// uses the pod network's gateway, so containers reach it too.
+	Address string
+	// ServiceAccountTokens turns the ServiceAccount admission plugin back
+	// on (envtest turns it off): pods get their ServiceAccount's token
+	// and the cluster's CA, as a kubelet-run manager needs.
+	ServiceAccountTokens bool
 }
 
 // ControlPlane is a running control plane.
@@ -99,6 +109,19 @@ func Start(opts Options) (cp *ControlPlane, err error) {
 			err = errors.Join(err, cp.Stop())
 		}
 	}()
+	api := cp.Env.ControlPlane.GetAPIServer()
+	if opts.Address != "" {
+		ln, err := net.Listen("tcp", net.JoinHostPort(opts.Address, "0"))
+		if err != nil {
+			return cp, fmt.Errorf("no free port on %s for the API server: %w", opts.Address, err)
+		}
+		api.SecureServing.Address = opts.Address
+		api.SecureServing.Port = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+	}
+	if opts.ServiceAccountTokens {
+		api.Configure().Disable("disable-admission-plugins")
+	}
 	if _, err := cp.Env.Start(); err != nil {
 		return cp, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}

@@ -20,7 +20,7 @@ import (
 
 // Proxy is a running proxy.
 type Proxy struct {
-	// Endpoint is http://127.0.0.1:PORT, to use in place of the server's.
+	// Endpoint is http://ADDR:PORT, to use in place of the server's.
 	Endpoint string
 
 	listener net.Listener
@@ -32,13 +32,17 @@ type Proxy struct {
 	hold *Hold
 }
 
-// Start proxies to target (http://host:port).
-func Start(target string) (*Proxy, error) {
+// Start proxies to target (http://host:port), listening on loopback.
+func Start(target string) (*Proxy, error) { return StartAt("127.0.0.1:0", target) }
+
+// StartAt proxies to target, listening on addr (host:port): make e2e-node
+// listens on the pod network's gateway, which containers can reach.
+func StartAt(addr, target string) (*Proxy, error) {
 	u, err := url.Parse(target)
 	if err != nil || u.Host == "" {
 		return nil, errors.New("s3proxy: target must be http://host:port, got " + target)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
