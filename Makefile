@@ -116,9 +116,12 @@ helm-lint: tools-gen ## Lint the Helm chart.
 
 ##@ End to end
 
-.PHONY: e2e e2e-fixtures
+.PHONY: e2e e2e-node e2e-fixtures
 e2e: tools data ## End-to-end suite on a local cluster: control plane, node pools, S3, the chart, the manager (hack/e2e.sh).
 	hack/e2e.sh
+
+e2e-node: tools ## End-to-end on a real node: kubelet, containerd, runc and CNI run the images make images builds (hack/e2e-node.sh; root).
+	hack/e2e-node.sh
 
 e2e-fixtures: tools data ## Run the e2e suite and record the statuses the Argo CD health check test reads.
 	mkdir -p test/e2e/testdata/statuses

@@ -106,8 +106,14 @@ build() {
 # kubelet) with ctr; CTR names the ctr binary.
 load() {
 	local ns=${1:-k8s.io} ctr=${CTR:-ctr}
+	local ref digest
 	for name in manager runner; do
 		tar -C "$out/$name" -cf - . | "$ctr" -n "$ns" images import --all-platforms -
+		# The chart pins by digest (image.digest): name repository@digest too,
+		# as a pull by digest would.
+		ref=$(sed -n 's/^  "repository": "\(.*\)",$/\1/p' "$out/$name.json")
+		digest=$(sed -n 's/^  "digest": "\(.*\)",$/\1/p' "$out/$name.json")
+		"$ctr" -n "$ns" images tag "$ref:$(sed -n 's/^  "tag": "\(.*\)",$/\1/p' "$out/$name.json")" "$ref@$digest"
 	done
 }
 

@@ -41,6 +41,10 @@ type Options struct {
 	// on (envtest turns it off): pods get their ServiceAccount's token
 	// and the cluster's CA, as a kubelet-run manager needs.
 	ServiceAccountTokens bool
+	// RealNodes keeps kube-controller-manager's node-lifecycle controller
+	// on, for Nodes that have a kubelet: it lifts the not-ready taint a
+	// Node registers with once it is Ready.
+	RealNodes bool
 }
 
 // ControlPlane is a running control plane.
@@ -143,9 +147,12 @@ func Start(opts Options) (cp *ControlPlane, err error) {
 		return cp, err
 	}
 	if opts.ControllerManager {
+		controllers := "--controllers=*,-node-lifecycle-controller,-node-ipam-controller"
+		if opts.RealNodes {
+			controllers = "--controllers=*,-node-ipam-controller"
+		}
 		err := cp.startProcess(opts.Logs, filepath.Join(assets, "kube-controller-manager"),
-			"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false", "--secure-port=0",
-			"--controllers=*,-node-lifecycle-controller,-node-ipam-controller",
+			"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false", "--secure-port=0", controllers,
 			// Finished pods would otherwise be collected only past 12,500.
 			"--terminated-pod-gc-threshold=1000")
 		if err != nil {

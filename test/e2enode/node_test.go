@@ -70,7 +70,7 @@ type node struct {
 	kubeconfig string
 }
 
-type imageSummary struct{ Repository, Tag, Digest string }
+type imageSummary struct{ Repository, Tag, Digest, ConfigDigest string }
 
 func (s imageSummary) ref() string { return s.Repository + "@" + s.Digest }
 
@@ -142,7 +142,7 @@ func startNode() (n *node, err error) {
 		}
 	}
 	step := timer("control plane")
-	n.cp, err = controlplane.Start(controlplane.Options{Scheduler: true, ControllerManager: true, Address: gatewayIP, ServiceAccountTokens: true})
+	n.cp, err = controlplane.Start(controlplane.Options{Scheduler: true, ControllerManager: true, Address: gatewayIP, ServiceAccountTokens: true, RealNodes: true})
 	if err != nil {
 		return n, err
 	}
@@ -255,6 +255,13 @@ state = %q
 			return err
 		}
 	}
+	// The chart pins the images by digest: a pull by digest records the
+	// name repository@digest, which ctr images import does not.
+	for _, img := range n.images {
+		if _, err := n.ctr("images", "tag", img.Repository+":"+img.Tag, img.ref()); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -283,8 +290,16 @@ func (n *node) ctr(args ...string) (string, error) {
 	return run(filepath.Join(n.bin, "ctr"), append([]string{"-a", n.socket, "-n", "k8s.io"}, args...)...)
 }
 
+// crictl runs crictl against containerd's CRI and returns its stdout.
 func (n *node) crictl(args ...string) (string, error) {
-	return run(filepath.Join(n.bin, "crictl"), append([]string{"--runtime-endpoint", "unix://" + n.socket, "--image-endpoint", "unix://" + n.socket}, args...)...)
+	cmd := exec.Command(filepath.Join(n.bin, "crictl"), append([]string{"--runtime-endpoint", "unix://" + n.socket, "--image-endpoint", "unix://" + n.socket}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("crictl %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
 }
 
 // startKubelet runs the kubelet against containerd on this cgroup v1

@@ -65,12 +65,21 @@ control-plane: controller-manager
 {{- end }}
 {{- end }}
 
+{{/* repository@digest when a digest pins the image, else repository:tag. */}}
+{{- define "kompress.image" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .appVersion .image.tag) }}
+{{- end }}
+{{- end }}
+
 {{- define "kompress.managerImage" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- include "kompress.image" (dict "image" .Values.image "appVersion" .Chart.AppVersion) }}
 {{- end }}
 
 {{- define "kompress.runnerImage" -}}
-{{- printf "%s:%s" .Values.runner.image.repository (default .Chart.AppVersion .Values.runner.image.tag) }}
+{{- include "kompress.image" (dict "image" .Values.runner.image "appVersion" .Chart.AppVersion) }}
 {{- end }}
 
 {{/* The runner version in cache keys: the runner image's tag unless set. */}}

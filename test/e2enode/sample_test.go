@@ -1,0 +1,486 @@
+//go:build e2enode
+
+package e2enode
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/controllers"
+	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/storage/storagetest"
+)
+
+const (
+	releaseNamespace = "kompress-system"
+	jobNamespace     = "ml-team"
+	secretName       = "kompress-s3"
+	// missingImages is the Custom stage allowlist: a registry on the
+	// gateway where nothing listens, so a pull fails as it would for a
+	// missing image.
+	missingImages = gatewayIP + ":5999/missing/"
+	// sampleTarget is the issue's target from kubectl apply to Ready with
+	// real containers on a warm cache.
+	sampleTarget = 90 * time.Second
+)
+
+var installOnce sync.Once
+var installErr error
+
+// install installs the chart as a cluster admin would on an air-gapped
+// node: both images pinned by the digests make images printed, the stage
+// pods on the edge pool, the job namespace enforcing Pod Security
+// restricted with the storage Secret, and the manager running from its
+// image on the kubelet. There is no kube-proxy here, so the manager is told
+// where the API server is (extraEnv), as on clusters without it.
+func install(t *testing.T) {
+	t.Helper()
+	installOnce.Do(func() { installErr = doInstall() })
+	if installErr != nil {
+		t.Fatal(installErr)
+	}
+}
+
+func doInstall() error {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: jobNamespace, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
+	}}}
+	if err := nd.client.Create(ctx, ns); err != nil {
+		return err
+	}
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: jobNamespace},
+		StringData: map[string]string{"AWS_ACCESS_KEY_ID": storagetest.AccessKey, "AWS_SECRET_ACCESS_KEY": storagetest.SecretKey},
+	}
+	if err := nd.client.Create(ctx, sec); err != nil {
+		return err
+	}
+	for key, file := range map[string]string{
+		"mnist/mnist-8.onnx":   "config/samples/models/mnist-8.onnx",
+		"mnist/mnist-test.npz": "config/samples/data/mnist-test-1k.npz",
+	} {
+		data, err := os.ReadFile(filepath.Join(nd.repo, file))
+		if err != nil {
+			return err
+		}
+		if err := nd.s3.Put(bucket, key, data); err != nil {
+			return err
+		}
+	}
+	m, r := nd.images["manager"], nd.images["runner"]
+	out, err := helm("install", "kompress", filepath.Join(nd.repo, "charts", "kompress"),
+		"--namespace", releaseNamespace, "--create-namespace", "--wait", "--timeout", "120s",
+		"--set", "image.repository="+m.Repository, "--set", "image.digest="+m.Digest,
+		"--set", "runner.image.repository="+r.Repository, "--set", "runner.image.digest="+r.Digest,
+		"--set", "runner.version="+r.Tag,
+		"--set", "stages.nodeSelector.pool=edge",
+		"--set", "runner.serviceAccount.namespaces={"+jobNamespace+"}",
+		"--set", "customStages.enabled=true", "--set", "customStages.images={"+missingImages+"}",
+		"--set", "extraEnv[0].name=KUBERNETES_SERVICE_HOST", "--set", "extraEnv[0].value="+gatewayIP,
+		"--set", "extraEnv[1].name=KUBERNETES_SERVICE_PORT", "--set-string", "extraEnv[1].value="+nd.apiPort,
+		"--set", "logLevel=debug")
+	if err != nil {
+		return fmt.Errorf("%v\n%s\n%s", err, out, diag())
+	}
+	var dep appsv1.Deployment
+	if err := nd.client.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: "kompress-controller-manager"}, &dep); err != nil {
+		return err
+	}
+	if dep.Status.ReadyReplicas != 1 {
+		return fmt.Errorf("the manager Deployment has %d ready replicas", dep.Status.ReadyReplicas)
+	}
+	return nil
+}
+
+func helm(args ...string) (string, error) {
+	h := os.Getenv("HELM")
+	home, err := os.MkdirTemp(nd.dir, "helm-")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(h, append(args, "--kubeconfig", nd.kubeconfig)...)
+	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// endpointed points every s3:// URI of a manifest at the S3 proxy on the
+// gateway: what a user edits in the sample for their own bucket.
+func endpointed(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var obj map[string]any
+	if err := yaml.Unmarshal(data, &obj); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				x[k] = walk(e)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = walk(e)
+			}
+		case string:
+			if strings.HasPrefix(x, "s3://") {
+				u, err := url.Parse(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q := u.Query()
+				q.Set("endpoint", nd.proxy.Endpoint)
+				q.Set("use_path_style", "true")
+				q.Set("region", storagetest.Region)
+				u.RawQuery = q.Encode()
+				return u.String()
+			}
+		}
+		return v
+	}
+	out, err := yaml.Marshal(walk(obj))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func kubectlApply(t *testing.T, ns string, data []byte) {
+	t.Helper()
+	cmd := exec.Command("kubectl", "apply", "--kubeconfig", nd.kubeconfig, "-n", ns, "-f", "-")
+	cmd.Stdin = bytes.NewReader(data)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+}
+
+func getCPJ(t *testing.T, name string) *v1alpha1.CompressionJob {
+	t.Helper()
+	cpj := &v1alpha1.CompressionJob{}
+	if err := nd.client.Get(context.Background(), client.ObjectKey{Namespace: jobNamespace, Name: name}, cpj); err != nil {
+		t.Fatal(err)
+	}
+	return cpj
+}
+
+// waitCPJ polls the CompressionJob until cond holds.
+func waitCPJ(t *testing.T, name string, timeout time.Duration, what string, cond func(*v1alpha1.CompressionJob) bool) *v1alpha1.CompressionJob {
+	t.Helper()
+	var last *v1alpha1.CompressionJob
+	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		cpj := &v1alpha1.CompressionJob{}
+		if err := nd.client.Get(ctx, client.ObjectKey{Namespace: jobNamespace, Name: name}, cpj); err != nil {
+			return false, nil
+		}
+		last = cpj
+		return cpj.Status.ObservedGeneration == cpj.Generation && cond(cpj), nil
+	})
+	if err != nil {
+		t.Fatalf("%s: no %s within %s; last status %s\n%s", name, what, timeout, summary(last), podDiag(t))
+	}
+	return last
+}
+
+func summary(cpj *v1alpha1.CompressionJob) string {
+	if cpj == nil {
+		return "none"
+	}
+	b, _ := json.Marshal(cpj.Status)
+	return string(b)
+}
+
+func podDiag(t *testing.T) string { return diag() }
+
+// diag describes every pod, and the events of kompress-system and the job
+// namespace, for a failure message.
+func diag() string {
+	var evs corev1.EventList
+	_ = nd.client.List(context.Background(), &evs)
+	var e strings.Builder
+	for _, ev := range evs.Items {
+		if ev.Type == corev1.EventTypeWarning || ev.Namespace == releaseNamespace {
+			fmt.Fprintf(&e, "event %s/%s %s %s: %s\n", ev.Namespace, ev.InvolvedObject.Name, ev.Type, ev.Reason, ev.Message)
+		}
+	}
+	return pods() + e.String()
+}
+
+func pods() string {
+	var pods corev1.PodList
+	_ = nd.client.List(context.Background(), &pods)
+	var b strings.Builder
+	for _, p := range pods.Items {
+		fmt.Fprintf(&b, "pod %s/%s on %q: %s", p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase)
+		for _, cs := range p.Status.ContainerStatuses {
+			fmt.Fprintf(&b, " [%s %s", cs.Name, cs.ImageID)
+			if cs.State.Waiting != nil {
+				fmt.Fprintf(&b, " waiting %s %q", cs.State.Waiting.Reason, cs.State.Waiting.Message)
+			}
+			if cs.State.Terminated != nil {
+				fmt.Fprintf(&b, " exit %d %.200q", cs.State.Terminated.ExitCode, cs.State.Terminated.Message)
+			}
+			b.WriteString("]")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func ready(cpj *v1alpha1.CompressionJob) bool {
+	return meta.IsStatusConditionTrue(cpj.Status.Conditions, v1alpha1.ConditionReady)
+}
+
+// criContainer is what crictl ps -o json reports of a container.
+type criContainer struct {
+	ID       string `json:"id"`
+	ImageRef string `json:"imageRef"`
+	State    string `json:"state"`
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Labels map[string]string `json:"labels"`
+}
+
+func criContainers(t *testing.T) []criContainer {
+	t.Helper()
+	out, err := nd.crictl("ps", "-a", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Containers []criContainer }
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Containers
+}
+
+// The sample from config/samples, applied with kubectl to a namespace
+// enforcing Pod Security restricted: both stages run as containers of the
+// runner image (containerd says so), it becomes Ready within the target,
+// and the model in the bucket is the one status reports.
+func TestSampleOnRealNode(t *testing.T) {
+	install(t)
+	raw, err := os.ReadFile(filepath.Join(nd.repo, "config", "samples", "kompress_v1alpha1_compressionjob.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	kubectlApply(t, jobNamespace, endpointed(t, raw))
+	cpj := waitCPJ(t, "mnist-prune-int8", 3*sampleTarget, "Ready", ready)
+	elapsed := time.Since(start)
+	t.Logf("TARGET sample apply -> Ready with real containers: %s (target %s)", elapsed.Round(10*time.Millisecond), sampleTarget)
+	if elapsed > sampleTarget {
+		t.Errorf("the sample took %s from kubectl apply to Ready, over the %s target", elapsed, sampleTarget)
+	}
+	out := cpj.Status.Output
+	u, err := url.Parse(out.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := nd.s3.Object(bucket, strings.TrimPrefix(u.Path, "/"))
+	if err != nil {
+		t.Fatalf("the reported model %s is not in the bucket: %v", out.URI, err)
+	}
+	sum := sha256.Sum256(model)
+	if d := "sha256:" + hex.EncodeToString(sum[:]); d != out.Digest || int64(len(model)) != out.SizeBytes {
+		t.Errorf("the bucket holds %d bytes with digest %s, status reports %d and %s", len(model), d, out.SizeBytes, out.Digest)
+	}
+
+	// Every stage ran as a container of the runner image, by digest.
+	runner := nd.images["runner"]
+	var pods corev1.PodList
+	if err := nd.client.List(context.Background(), &pods, client.InNamespace(jobNamespace), client.MatchingLabels{controllers.LabelJob: "mnist-prune-int8"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 2 {
+		t.Errorf("%d stage pods, want 2", len(pods.Items))
+	}
+	uids := map[string]bool{}
+	for _, p := range pods.Items {
+		uids[string(p.UID)] = true
+		if p.Spec.NodeName != nodeName || p.Status.Phase != corev1.PodSucceeded {
+			t.Errorf("pod %s on %q is %s", p.Name, p.Spec.NodeName, p.Status.Phase)
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			// The kubelet reports the image's name and, as its ID, the
+			// repository@digest containerd ran.
+			if cs.ImageID != runner.ref() || p.Spec.Containers[0].Image != runner.ref() {
+				t.Errorf("pod %s container %s: image %s, ID %s; want %s", p.Name, cs.Name, p.Spec.Containers[0].Image, cs.ImageID, runner.ref())
+			}
+		}
+	}
+	ran := 0
+	for _, c := range criContainers(t) {
+		if uids[c.Labels["io.kubernetes.pod.uid"]] && c.Metadata.Name == controllers.ContainerName {
+			ran++
+			// containerd names an image by its config's digest.
+			if c.State != "CONTAINER_EXITED" || c.ImageRef != runner.ConfigDigest {
+				t.Errorf("containerd container %s: state %s image %s", c.ID, c.State, c.ImageRef)
+			}
+		}
+	}
+	if ran != 2 {
+		t.Errorf("containerd ran %d runner containers of the sample's pods, want 2", ran)
+	}
+	t.Logf("final model %s: %d bytes, %s", out.URI, out.SizeBytes, out.Digest)
+}
+
+// Pod Security restricted is enforced on the job namespace by the API
+// server itself: the stage pods above passed it, and a pod that asks for
+// less (no runAsNonRoot, privilege escalation) is refused.
+func TestRestrictedIsEnforced(t *testing.T) {
+	install(t)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "loose", Namespace: jobNamespace},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: nd.images["runner"].ref()}}},
+	}
+	err := nd.client.Create(context.Background(), pod)
+	if err == nil || !strings.Contains(err.Error(), "violates PodSecurity \"restricted") {
+		t.Fatalf("creating a pod without a restricted security context in %s: %v, want a PodSecurity refusal", jobNamespace, err)
+	}
+}
+
+// A stage container killed with SIGKILL while it uploads its model is
+// retried by its Job; nothing is visible at the artifact's key while the
+// upload hangs or after the kill, and the retry publishes the model.
+func TestStageKilledMidUpload(t *testing.T) {
+	install(t)
+	const name = "killed"
+	prefix := "out/" + name + "/"
+	hold := nd.proxy.HoldUploads(func(r *http.Request) bool {
+		return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/"+prefix) && strings.HasSuffix(r.URL.Path, "/"+pipeline.ModelFile)
+	})
+	defer hold.Release(nd.proxy)
+	job := fmt.Sprintf(`apiVersion: kompress.dev/v1alpha1
+kind: CompressionJob
+metadata: {name: %s}
+spec:
+  source: {uri: "s3://%s/mnist/mnist-8.onnx"}
+  output: {uri: "s3://%s/%s"}
+  dataset: {uri: "s3://%s/mnist/mnist-test.npz"}
+  storage: {secretRef: {name: %s}}
+  evaluation: {latencyRuns: 5}
+  stages:
+  - name: int8
+    type: Quantize
+    quantize: {method: dynamic}
+`, name, bucket, bucket, strings.TrimSuffix(prefix, "/"), bucket, secretName)
+	kubectlApply(t, jobNamespace, endpointed(t, []byte(job)))
+	select {
+	case <-hold.Held():
+	case <-time.After(120 * time.Second):
+		t.Fatalf("the runner never uploaded its model\n%s", podDiag(t))
+	}
+	if keys := keysUnder(t, prefix); len(keys) != 0 {
+		t.Fatalf("objects visible while the model upload is in flight: %v", keys)
+	}
+	var pods corev1.PodList
+	if err := nd.client.List(context.Background(), &pods, client.InNamespace(jobNamespace), client.MatchingLabels{controllers.LabelJob: name}); err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods of %s: %d (%v)", name, len(pods.Items), err)
+	}
+	uid := string(pods.Items[0].UID)
+	pid := 0
+	for _, c := range criContainers(t) {
+		if c.Labels["io.kubernetes.pod.uid"] == uid && c.State == "CONTAINER_RUNNING" {
+			out, err := nd.crictl("inspect", c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var info struct {
+				Info struct{ Pid int } `json:"info"`
+			}
+			if err := json.Unmarshal([]byte(out), &info); err != nil {
+				t.Fatal(err)
+			}
+			pid = info.Info.Pid
+		}
+	}
+	if pid <= 1 {
+		t.Fatalf("no running container of pod %s in containerd", pods.Items[0].Name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+	time.Sleep(time.Second)
+	if keys := keysUnder(t, prefix); len(keys) != 0 {
+		t.Fatalf("objects visible after the container died mid-upload: %v", keys)
+	}
+	hold.Release(nd.proxy)
+	cpj := waitCPJ(t, name, 180*time.Second, "Ready", ready)
+	if a := cpj.Status.Stages[0].Attempts; a != 2 {
+		t.Errorf("stage attempts = %d, want 2 (the killed container's pod and its retry)", a)
+	}
+	if keys := keysUnder(t, prefix); len(keys) == 0 {
+		t.Error("nothing published after the retry")
+	}
+}
+
+func keysUnder(t *testing.T, prefix string) []string {
+	t.Helper()
+	all, err := nd.s3.Keys(bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, k := range all {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// A stage whose image cannot be pulled shows the kubelet's message in
+// status while the kubelet backs off.
+func TestImagePullFailureSurfaces(t *testing.T) {
+	install(t)
+	const name = "missing-image"
+	job := fmt.Sprintf(`apiVersion: kompress.dev/v1alpha1
+kind: CompressionJob
+metadata: {name: %s}
+spec:
+  source: {uri: "s3://%s/mnist/mnist-8.onnx"}
+  output: {uri: "s3://%s/out/%s"}
+  storage: {secretRef: {name: %s}}
+  stages:
+  - name: mine
+    type: Custom
+    custom: {image: "%sstage:v1", command: [/stage]}
+`, name, bucket, bucket, name, secretName, missingImages)
+	kubectlApply(t, jobNamespace, endpointed(t, []byte(job)))
+	cpj := waitCPJ(t, name, 90*time.Second, "image pull failure in status", func(c *v1alpha1.CompressionJob) bool {
+		return len(c.Status.Stages) > 0 && (c.Status.Stages[0].Reason == "ErrImagePull" || c.Status.Stages[0].Reason == "ImagePullBackOff")
+	})
+	s := cpj.Status.Stages[0]
+	if !strings.Contains(s.Message, missingImages) {
+		t.Errorf("stage message %q does not carry the kubelet's message about %s", s.Message, missingImages)
+	}
+	t.Logf("stage %s: %s: %s", s.Name, s.Reason, s.Message)
+	_ = strconv.Itoa
+}
