@@ -112,7 +112,7 @@ lint: ## gofmt and go vet.
 	go vet ./...
 
 helm-lint: tools-gen ## Lint the Helm chart.
-	$(HELM) lint --strict charts/kompress
+	$(HELM) lint --strict charts/kompress charts/kompress-crds
 
 ##@ End to end
 

@@ -29,6 +29,12 @@ import (
 // hold every Secret of the cluster in memory).
 const DefaultSecretRetryInterval = 30 * time.Second
 
+// DefaultImagePullStallAfter is how long a stage pod may fail to pull its
+// image (ErrImagePull, ImagePullBackOff, ...) before its CompressionJob is
+// Stalled: long enough for the kubelet to retry a transient registry error
+// a few times, short enough that a wrong or missing image is reported.
+const DefaultImagePullStallAfter = 5 * time.Minute
+
 // CompressionJobReconciler drives each CompressionJob's stages as batch/v1
 // Jobs and reports the run in status.
 type CompressionJobReconciler struct {
@@ -47,6 +53,8 @@ type CompressionJobReconciler struct {
 	MaxConcurrentReconciles int
 	// SecretRetryInterval defaults to DefaultSecretRetryInterval.
 	SecretRetryInterval time.Duration
+	// ImagePullStallAfter defaults to DefaultImagePullStallAfter.
+	ImagePullStallAfter time.Duration
 	// Clock defaults to the real clock.
 	Clock clock.PassiveClock
 	// CleanupBackoffLimit, CleanupDeadline and CleanupGrace bound the
@@ -75,6 +83,9 @@ func (r *CompressionJobReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.SecretRetryInterval == 0 {
 		r.SecretRetryInterval = DefaultSecretRetryInterval
+	}
+	if r.ImagePullStallAfter == 0 {
+		r.ImagePullStallAfter = DefaultImagePullStallAfter
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.CompressionJob{}).

@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -238,3 +239,34 @@ func runnerMessage(term string) string {
 }
 
 func ptrTime(t metav1.Time) *metav1.Time { return &t }
+
+// imagePullReasons are the kubelet's waiting reasons of a container whose
+// image cannot be had; it keeps retrying (with back-off) for ever.
+var imagePullReasons = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
+	"ErrImageNeverPull": true, "RegistryUnavailable": true,
+}
+
+// imagePullFailingSince is when the Job's pod that cannot pull its image
+// was bound to its node (the kubelet has been trying since about then),
+// if the Job has such a pod.
+func imagePullFailingSince(job *batchv1.Job, pods []corev1.Pod) (time.Time, bool) {
+	for _, p := range podsOf(job, pods) {
+		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodPending {
+			continue
+		}
+		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			if cs.State.Waiting == nil || !imagePullReasons[cs.State.Waiting.Reason] {
+				continue
+			}
+			since := p.CreationTimestamp.Time
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue {
+					since = c.LastTransitionTime.Time
+				}
+			}
+			return since, true
+		}
+	}
+	return time.Time{}, false
+}

@@ -198,3 +198,38 @@ func TestObserveFinished(t *testing.T) {
 		})
 	}
 }
+
+// A pod that cannot pull its image has been failing since it was bound;
+// other waiting reasons, running pods and pods being deleted do not count.
+func TestImagePullFailingSince(t *testing.T) {
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "j", UID: "job-uid"}}
+	bound := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	pod := func(name, reason string, phase corev1.PodPhase) corev1.Pod {
+		return corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, OwnerReferences: []metav1.OwnerReference{{UID: "job-uid", Controller: ptr.To(true)}}},
+			Status: corev1.PodStatus{Phase: phase,
+				Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: bound}},
+				ContainerStatuses: []corev1.ContainerStatus{{Name: "runner", State: corev1.ContainerState{
+					Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "m"}}}}},
+		}
+	}
+	for _, c := range []struct {
+		pod  corev1.Pod
+		want bool
+	}{
+		{pod("a", "ImagePullBackOff", corev1.PodPending), true},
+		{pod("b", "ErrImagePull", corev1.PodPending), true},
+		{pod("c", "CreateContainerConfigError", corev1.PodPending), false},
+		{pod("d", "ContainerCreating", corev1.PodPending), false},
+	} {
+		since, ok := imagePullFailingSince(job, []corev1.Pod{c.pod})
+		if ok != c.want || (ok && !since.Equal(bound.Time)) {
+			t.Errorf("pod %s (%s): %v %v, want %v since %v", c.pod.Name, c.pod.Status.ContainerStatuses[0].State.Waiting.Reason, since, ok, c.want, bound)
+		}
+	}
+	other := pod("e", "ImagePullBackOff", corev1.PodPending)
+	other.OwnerReferences[0].UID = "another"
+	if _, ok := imagePullFailingSince(job, []corev1.Pod{other}); ok {
+		t.Error("a pod of another Job counts")
+	}
+}

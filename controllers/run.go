@@ -282,7 +282,28 @@ func (s *runState) act(ctx context.Context) error {
 	if ptr.Deref(f.job.Spec.Suspend, false) && f.job.Labels[LabelQueueName] == "" && !jobFinished(f.job) {
 		return s.setJobSuspend(ctx, st, f.job, false)
 	}
+	s.imagePullStall(st, f.job)
 	return nil
+}
+
+// imagePullStall makes the run Stalled once the frontier's pod has failed
+// to pull its image for ImagePullStallAfter: the kubelet goes on trying
+// (the Job is kept, and an image pushed later still runs), but the
+// CompressionJob says it cannot progress, with the kubelet's message.
+// Before then it asks to be called back when the bound is reached.
+func (s *runState) imagePullStall(st *v1alpha1.StageStatus, job *batchv1.Job) {
+	since, failing := imagePullFailingSince(job, s.kids.pods)
+	if !failing || !imagePullReasons[st.Reason] {
+		return
+	}
+	bound := s.r.ImagePullStallAfter
+	if left := since.Add(bound).Sub(s.now.Time); left > 0 {
+		s.requeue = minPositive(s.requeue, left)
+		return
+	}
+	st.Message = pipeline.Truncate(fmt.Sprintf("the image of stage %s could not be pulled for over %s (the kubelet keeps trying): %s",
+		st.Name, bound, st.Message), pipeline.MaxStatusMessage)
+	s.stalled = true
 }
 
 // stopFailed deletes the unfinished Job of a frontier stage that failed

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Keeps charts/kompress in step with what controller-gen generates under
 # config/, so the chart and `kubectl apply -k config/default` never drift:
-#   - config/crd/bases/*.yaml       -> charts/kompress/crds/ (verbatim)
+#   - config/crd/bases/*.yaml       -> charts/kompress/crds/ (verbatim), and
+#                                      charts/kompress-crds/templates/ (kept on uninstall)
 #   - rules of config/rbac/role.yaml -> charts/kompress/templates/manager-clusterrole.yaml
 # `make manifests` runs it after controller-gen; `make verify` fails when its
 # output differs from what is committed. Output depends only on the inputs.
@@ -20,6 +21,19 @@ crds=("$root"/config/crd/bases/*.yaml)
 mkdir -p "$chart/crds"
 rm -f "$chart"/crds/*.yaml
 cp "${crds[@]}" "$chart/crds/"
+
+# The CRDs as templates of their own chart, so helm upgrade updates them;
+# helm.sh/resource-policy: keep, so helm uninstall does not delete them and
+# with them every CompressionJob.
+crdchart=$root/charts/kompress-crds/templates
+mkdir -p "$crdchart"
+rm -f "$crdchart"/*.yaml
+for f in "${crds[@]}"; do
+	grep -q '{{' "$f" && die "$f contains {{, which Helm would read as a template"
+	grep -qE '^  annotations:$' "$f" || die "$f has no metadata.annotations (controller-gen writes its version there)"
+	sed '0,/^  annotations:$/s//  annotations:\n    helm.sh\/resource-policy: keep/' "$f" >"$crdchart/$(basename "$f").tmp"
+	mv "$crdchart/$(basename "$f").tmp" "$crdchart/$(basename "$f")"
+done
 
 [ -f "$role" ] || die "$role not found: run 'make manifests' (controller-gen rbac) first"
 # controller-gen writes one ClusterRole with metadata then rules; anything else

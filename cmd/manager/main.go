@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kompress/kompress/api/v1alpha1"
@@ -30,6 +32,7 @@ const LeaderElectionID = "kompress-manager.kompress.dev"
 // options are the manager's flags.
 type options struct {
 	metricsAddr, probeAddr    string
+	metricsSecure             bool
 	leaderElect               bool
 	leaderElectionNamespace   string
 	runnerImage               string
@@ -46,10 +49,12 @@ type options struct {
 	serviceAccounts           string
 	maxConcurrentReconciles   int
 	watchNamespace            string
+	imagePullStallAfter       time.Duration
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", `Address of the Prometheus metrics endpoint; "0" disables it.`)
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", false, "Serve metrics over HTTPS (self-signed) to clients the API server authenticates and authorizes (get on the non-resource URL /metrics).")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader among replicas, so only one reconciles.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the manager's own).")
@@ -71,6 +76,8 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.serviceAccounts, "allowed-service-accounts", "", "ServiceAccounts spec.storage.serviceAccountName may name besides the runner's, comma-separated: name (any namespace) or namespace/name.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "CompressionJobs reconciled at once.")
 	fs.StringVar(&o.watchNamespace, "watch-namespace", "", "Only reconcile CompressionJobs in this namespace (default: all).")
+	fs.DurationVar(&o.imagePullStallAfter, "image-pull-stall-after", controllers.DefaultImagePullStallAfter,
+		"How long a stage pod may fail to pull its image before its CompressionJob is Stalled (the kubelet keeps trying).")
 }
 
 // stageDefaults checks the stage flags and turns them into defaults.
@@ -89,6 +96,9 @@ func (o *options) stageDefaults() (controllers.StageDefaults, error) {
 	}
 	if o.runnerImage == "" || o.runnerVersion == "" {
 		return d, errors.New("--runner-image and --runner-version must not be empty")
+	}
+	if o.imagePullStallAfter <= 0 {
+		return d, fmt.Errorf("--image-pull-stall-after=%s must be positive", o.imagePullStallAfter)
 	}
 	if o.maxConcurrentReconciles < 1 {
 		return d, fmt.Errorf("--max-concurrent-reconciles=%d must be at least 1", o.maxConcurrentReconciles)
@@ -148,10 +158,17 @@ func run(o *options) error {
 	if err != nil {
 		return fmt.Errorf("no Kubernetes API configuration (in-cluster, --kubeconfig or KUBECONFIG): %w", err)
 	}
+	metrics := metricsserver.Options{BindAddress: o.metricsAddr}
+	if o.metricsSecure {
+		// TokenReview and SubjectAccessReview against the API server for
+		// every scrape; a self-signed certificate unless CertDir is set.
+		metrics.SecureServing = true
+		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         controllers.CacheOptions(o.watchNamespace),
-		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                       metrics,
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              LeaderElectionID,
@@ -168,6 +185,7 @@ func run(o *options) error {
 		Defaults:                defaults,
 		Policy:                  policy,
 		MaxConcurrentReconciles: o.maxConcurrentReconciles,
+		ImagePullStallAfter:     o.imagePullStallAfter,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the CompressionJob controller: %w", err)

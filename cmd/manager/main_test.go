@@ -84,8 +84,8 @@ func TestFlagNames(t *testing.T) {
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	want := []string{"allowed-service-accounts", "custom-stage-images", "custom-stages", "health-probe-bind-address",
-		"leader-elect", "leader-election-namespace", "max-concurrent-reconciles",
-		"metrics-bind-address", "runner-image", "runner-image-pull-policy", "runner-service-account", "runner-version",
+		"image-pull-stall-after", "leader-elect", "leader-election-namespace", "max-concurrent-reconciles",
+		"metrics-bind-address", "metrics-secure", "runner-image", "runner-image-pull-policy", "runner-service-account", "runner-version",
 		"stage-cpu-limit", "stage-cpu-request", "stage-ephemeral-storage-limit", "stage-ephemeral-storage-request",
 		"stage-memory-limit", "stage-memory-request", "stage-node-selector", "stage-tolerations", "watch-namespace"}
 	if diff := cmp.Diff(want, names); diff != "" {

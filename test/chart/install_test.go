@@ -437,3 +437,39 @@ func mustSet(t *testing.T, u *unstructured.Unstructured, value string, fields ..
 		t.Fatal(err)
 	}
 }
+
+// The CRD upgrade path of docs/upgrading.md: charts/kompress-crds installs
+// the CRD as a release object (so helm upgrade updates it), charts/kompress
+// then installs with --skip-crds, and uninstalling the CRD chart leaves the
+// CRD and its CompressionJobs in place.
+func TestCRDChartInstallUpgradeUninstall(t *testing.T) {
+	cp := startControlPlane(t)
+	h := newHelm(t)
+	crdChart := filepath.Join(filepath.Dir(chartDir(t)), "kompress-crds")
+	h.mustRun(t, "install", "kompress-crds", crdChart, "--namespace", "kompress-system", "--create-namespace", "--kubeconfig", cp.kubeconfig)
+	h.mustRun(t, "install", "kompress", chartDir(t), "--namespace", "kompress-system", "--skip-crds", "--kubeconfig", cp.kubeconfig)
+	var crd apiextensionsv1.CustomResourceDefinition
+	cp.mustGet(t, "", "compressionjobs.kompress.dev", &crd)
+	if crd.Annotations["meta.helm.sh/release-name"] != "kompress-crds" || crd.Annotations["helm.sh/resource-policy"] != "keep" {
+		t.Errorf("CRD annotations %v: want it owned by release kompress-crds and kept on uninstall", crd.Annotations)
+	}
+	cpj := &kompressv1alpha1.CompressionJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "survivor", Namespace: "kompress-system"},
+		Spec: kompressv1alpha1.CompressionJobSpec{
+			Source: kompressv1alpha1.ModelSource{URI: "s3://b/m.onnx"}, Output: kompressv1alpha1.OutputSpec{URI: "s3://b/out"},
+			Stages: []kompressv1alpha1.Stage{{Name: "int8", StageBody: kompressv1alpha1.StageBody{Type: kompressv1alpha1.StageTypeQuantize,
+				Quantize: &kompressv1alpha1.QuantizeSpec{Method: kompressv1alpha1.QuantizeDynamic}}}},
+		},
+	}
+	if err := cp.client.Create(t.Context(), cpj); err != nil {
+		t.Fatal(err)
+	}
+	// helm upgrade applies the chart's CRD (a crds/ folder never is).
+	h.mustRun(t, "upgrade", "kompress-crds", crdChart, "--namespace", "kompress-system", "--kubeconfig", cp.kubeconfig)
+	h.mustRun(t, "uninstall", "kompress-crds", "--namespace", "kompress-system", "--kubeconfig", cp.kubeconfig)
+	cp.mustGet(t, "", "compressionjobs.kompress.dev", &crd)
+	if crd.DeletionTimestamp != nil {
+		t.Error("helm uninstall kompress-crds deletes the CRD")
+	}
+	cp.mustGet(t, "kompress-system", "survivor", cpj)
+}

@@ -2,6 +2,7 @@ package chart
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,11 +20,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kompressv1alpha1 "github.com/kompress/kompress/api/v1alpha1"
@@ -116,7 +121,11 @@ func TestManagerRunsWithChartValues(t *testing.T) {
 
 			logs := startManager(t, manager, managerArgs(t, &d), cp.serviceAccountKubeconfig(t, "kompress-system", tc.managerAccount))
 			waitHTTP(t, logs, fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort), "")
-			waitHTTP(t, logs, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), "controller_runtime_")
+			if slices.Contains(managerArgs(t, &d), "--metrics-secure=true") {
+				cp.checkSecureMetrics(t, logs, metricsPort)
+			} else {
+				waitHTTP(t, logs, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), "controller_runtime_")
+			}
 			cp.waitLeader(t, logs, tc.leaseNamespace)
 
 			cpj := &kompressv1alpha1.CompressionJob{
@@ -168,7 +177,7 @@ func managerFlags(t *testing.T, bin string) []string {
 			continue
 		}
 		name, _, _ := strings.Cut(strings.TrimPrefix(line, "  -"), " ")
-		if name == "kubeconfig" || (strings.HasPrefix(name, "zap-") && name != "zap-log-level") {
+		if name == "kubeconfig" || (strings.HasPrefix(name, "zap-") && name != "zap-log-level" && name != "zap-encoder") {
 			continue
 		}
 		names = append(names, name)
@@ -268,6 +277,81 @@ func waitHTTP(t *testing.T, logs *syncBuffer, url, want string) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode == http.StatusOK && strings.Contains(string(body), want), resp.Status
 	})
+}
+
+// checkSecureMetrics: with metrics.secure the manager serves /metrics over
+// HTTPS, refuses a client without a token (401) and one whose token the API
+// server does not authorize (403), and answers a ServiceAccount bound to
+// the chart's metrics-reader ClusterRole: the chart gave the manager the
+// TokenReview and SubjectAccessReview it needs.
+func (cp *controlPlane) checkSecureMetrics(t *testing.T, logs *syncBuffer, port int) {
+	t.Helper()
+	ctx := t.Context()
+	for _, name := range []string{"prometheus", "nobody"} {
+		if err := cp.client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kompress-system"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var reader string
+	var roles rbacv1.ClusterRoleList
+	if err := cp.client.List(ctx, &roles); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range roles.Items {
+		if strings.HasSuffix(r.Name, "-metrics-reader") {
+			reader = r.Name
+		}
+	}
+	if reader == "" {
+		t.Fatal("metrics.secure: no *-metrics-reader ClusterRole installed")
+	}
+	if err := cp.client.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-metrics-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: reader},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: "kompress-system"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cp.env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(sa string) string {
+		tr, err := cs.CoreV1().ServiceAccounts("kompress-system").CreateToken(ctx, sa, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Status.Token
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the manager's self-signed certificate
+	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
+	get := func(bearer string) (int, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), nil
+	}
+	prom, nobody := token("prometheus"), token("nobody")
+	poll(t, logs, url+" with the metrics-reader token", func() (bool, string) {
+		code, body, err := get(prom)
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == http.StatusOK && strings.Contains(body, "controller_runtime_"), fmt.Sprint(code)
+	})
+	if code, _, err := get(""); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("GET %s without a token: %d %v, want 401", url, code, err)
+	}
+	if code, _, err := get(nobody); err != nil || code != http.StatusForbidden {
+		t.Errorf("GET %s as a ServiceAccount without the metrics-reader role: %d %v, want 403", url, code, err)
+	}
 }
 
 // waitLeader waits until the manager holds the leader-election Lease.

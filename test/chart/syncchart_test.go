@@ -24,8 +24,9 @@ func syncTree(t *testing.T) string {
 	for _, crd := range crds {
 		copyFile(t, crd, filepath.Join(tmp, "config", "crd", "bases", filepath.Base(crd)))
 	}
-	// A stale CRD file the script must remove.
+	// Stale CRD files the script must remove.
 	writeFile(t, filepath.Join(tmp, "charts", "kompress", "crds", "stale.yaml"), "kind: Stale\n")
+	writeFile(t, filepath.Join(tmp, "charts", "kompress-crds", "templates", "stale.yaml"), "kind: Stale\n")
 	return tmp
 }
 
@@ -53,6 +54,18 @@ func TestSyncChartOutputMatchesChart(t *testing.T) {
 			t.Errorf("charts/kompress/%s is not written by hack/sync-chart.sh from config/crd/bases", name)
 		}
 	}
+	// charts/kompress-crds holds the same CRDs as templates, kept on
+	// uninstall: the committed ones are what the script writes.
+	wantCRDs, gotCRDs := crdChartFiles(t, root), crdChartFiles(t, tree)
+	if diff := cmp.Diff(wantCRDs, gotCRDs); diff != "" {
+		t.Errorf("charts/kompress-crds/templates differ from what hack/sync-chart.sh writes; run `make manifests` (-committed +generated):\n%s", diff)
+	}
+	for name, content := range gotCRDs {
+		plain := strings.Replace(content, "  annotations:\n    helm.sh/resource-policy: keep\n", "  annotations:\n", 1)
+		if plain == content || plain != got["crds/"+name] {
+			t.Errorf("charts/kompress-crds/templates/%s is not crds/%s with helm.sh/resource-policy: keep", name, name)
+		}
+	}
 	// Running it again changes nothing.
 	if out, err := runSync(tree); err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
@@ -60,6 +73,24 @@ func TestSyncChartOutputMatchesChart(t *testing.T) {
 	if diff := cmp.Diff(got, chartFiles(t, filepath.Join(tree, "charts", "kompress"))); diff != "" {
 		t.Errorf("a second run changed the output (-first +second):\n%s", diff)
 	}
+}
+
+// crdChartFiles reads charts/kompress-crds/templates of a tree.
+func crdChartFiles(t *testing.T, tree string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	paths, err := filepath.Glob(filepath.Join(tree, "charts", "kompress-crds", "templates", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Base(p)] = string(data)
+	}
+	return files
 }
 
 // chartFiles reads the generated files: crds/*.yaml and the manager ClusterRole.

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -8,7 +9,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
@@ -66,7 +70,13 @@ func TestTemplateObjects(t *testing.T) {
 		args:    []string{"-f", allValues},
 		want: []string{
 			"ClusterRole /acme-kompress-manager-role",
+			// metrics.secure: the manager's TokenReviews and
+			// SubjectAccessReviews, and a role for scrapers.
+			"ClusterRole /acme-kompress-metrics-auth-role",
+			"ClusterRole /acme-kompress-metrics-reader",
+			"ClusterRoleBinding /acme-kompress-metrics-auth-rolebinding",
 			"Deployment kompress-system/acme-kompress-controller-manager",
+			"PodDisruptionBudget kompress-system/acme-kompress-controller-manager",
 			"Role kompress-leases/acme-kompress-leader-election-role",
 			"RoleBinding kompress-leases/acme-kompress-leader-election-rolebinding",
 			// watchNamespace: the manager's rules apply in ml-team only.
@@ -108,6 +118,7 @@ func TestTemplateManagerArgs(t *testing.T) {
 		namespace: "kompress-system",
 		want: []string{
 			"--metrics-bind-address=:8080",
+			"--metrics-secure=false",
 			"--health-probe-bind-address=:8081",
 			"--leader-elect",
 			"--leader-election-namespace=kompress-system",
@@ -128,8 +139,10 @@ func TestTemplateManagerArgs(t *testing.T) {
 			"--custom-stages=false",
 			"--custom-stage-images=",
 			"--allowed-service-accounts=",
+			"--image-pull-stall-after=5m",
 			"--max-concurrent-reconciles=4",
 			"--zap-log-level=info",
+			"--zap-encoder=json",
 		},
 	}, {
 		name:      "every option set",
@@ -138,6 +151,7 @@ func TestTemplateManagerArgs(t *testing.T) {
 		args:      []string{"-f", allValues},
 		want: []string{
 			"--metrics-bind-address=:9090",
+			"--metrics-secure=true",
 			"--health-probe-bind-address=:9091",
 			"--leader-elect",
 			"--leader-election-namespace=kompress-leases",
@@ -158,9 +172,11 @@ func TestTemplateManagerArgs(t *testing.T) {
 			"--custom-stages=true",
 			"--custom-stage-images=registry.example.com/ml-team/,sha256:0d715376572e89832685c56a65ef1391f5f0b7dd31d61050c91ff3ecab16c032",
 			"--allowed-service-accounts=s3-reader,ml-team/gcs-writer",
+			"--image-pull-stall-after=90s",
 			"--max-concurrent-reconciles=16",
 			"--watch-namespace=ml-team",
 			"--zap-log-level=debug",
+			"--zap-encoder=console",
 		},
 	}, {
 		name:      "release and namespace name the runner account and lease namespace",
@@ -170,6 +186,7 @@ func TestTemplateManagerArgs(t *testing.T) {
 			"--set-string", "stages.resources.requests.cpu=500m"},
 		want: []string{
 			"--metrics-bind-address=:8080",
+			"--metrics-secure=false",
 			"--health-probe-bind-address=:8081",
 			"--leader-elect",
 			"--leader-election-namespace=ops",
@@ -189,8 +206,10 @@ func TestTemplateManagerArgs(t *testing.T) {
 			"--custom-stages=false",
 			"--custom-stage-images=",
 			"--allowed-service-accounts=",
+			"--image-pull-stall-after=5m",
 			"--max-concurrent-reconciles=4",
 			"--zap-log-level=3",
+			"--zap-encoder=json",
 		},
 	}, {
 		name:      "leader election and metrics off",
@@ -199,6 +218,7 @@ func TestTemplateManagerArgs(t *testing.T) {
 		args:      []string{"--set", "leaderElection.enabled=false,metrics.enabled=false,stages.resources.requests=null,stages.resources.limits.memory=null"},
 		want: []string{
 			"--metrics-bind-address=0",
+			"--metrics-secure=false",
 			"--health-probe-bind-address=:8081",
 			"--leader-elect=false",
 			"--runner-image=ghcr.io/kompress/kompress-runner:v0.1.0",
@@ -216,8 +236,10 @@ func TestTemplateManagerArgs(t *testing.T) {
 			"--custom-stages=false",
 			"--custom-stage-images=",
 			"--allowed-service-accounts=",
+			"--image-pull-stall-after=5m",
 			"--max-concurrent-reconciles=4",
 			"--zap-log-level=info",
+			"--zap-encoder=json",
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -432,8 +454,8 @@ func summarizeRBAC(t *testing.T, objs manifests, runnerName string) rbacSummary 
 					aggregated = true
 				}
 			}
-			if aggregated {
-				continue
+			if aggregated || strings.Contains(r.Name, "-metrics-") {
+				continue // the metrics roles: see TestTemplateMetricsAuth
 			}
 			s.ManagerRoleRules = r.Rules
 		case "Role":
@@ -451,6 +473,9 @@ func summarizeRBAC(t *testing.T, objs manifests, runnerName string) rbacSummary 
 			}
 			if b.RoleRef.Kind == "Role" {
 				s.LeaderElectionSubj = b.Subjects
+				continue
+			}
+			if strings.Contains(b.RoleRef.Name, "-metrics-") {
 				continue
 			}
 			s.ManagerBinding = objectID(o.GetKind(), b.Namespace, b.Name) + " -> " + b.RoleRef.Kind + " " + b.RoleRef.Name
@@ -563,5 +588,83 @@ func TestTemplateMetricsService(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// What a cluster admin expects of an operator's chart: images pinned by
+// digest, flags and environment added to the manager, a PodDisruptionBudget
+// and a ServiceMonitor that scrapes the way metrics.secure serves.
+func TestTemplateConventions(t *testing.T) {
+	h := newHelm(t)
+	const mgrDigest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	const runDigest = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+	objs := h.render(t, "kompress", "kompress-system",
+		"--set", "image.digest="+mgrDigest+",runner.image.digest="+runDigest,
+		"--set", "extraArgs={--stage-cpu-limit=4}",
+		"--set", "extraEnv[0].name=HTTPS_PROXY,extraEnv[0].value=http://proxy:3128",
+		"--set", "logEncoding=console,podDisruptionBudget.enabled=true",
+		"--set", "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.labels.release=prom,metrics.secure=true")
+	d := objs.onlyDeployment(t)
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "ghcr.io/kompress/kompress-manager@"+mgrDigest {
+		t.Errorf("manager image %s, want it pinned by digest", c.Image)
+	}
+	args := managerArgs(t, d)
+	for _, want := range []string{"--runner-image=ghcr.io/kompress/kompress-runner@" + runDigest, "--zap-encoder=console", "--metrics-secure=true"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("manager args %v lack %s", args, want)
+		}
+	}
+	// extraArgs come last, so they override the chart's own.
+	if args[len(args)-1] != "--stage-cpu-limit=4" {
+		t.Errorf("manager args %v do not end with the extraArgs", args)
+	}
+	if len(c.Env) != 1 || c.Env[0].Name != "HTTPS_PROXY" || c.Env[0].Value != "http://proxy:3128" {
+		t.Errorf("manager env %+v, want extraEnv", c.Env)
+	}
+	var pdb policyv1.PodDisruptionBudget
+	objs.get(t, "PodDisruptionBudget", "kompress-system", "kompress-controller-manager", &pdb)
+	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("PDB maxUnavailable %v, want 1", pdb.Spec.MaxUnavailable)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+	if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("PDB selector %v does not select the manager pod %v", pdb.Spec.Selector, d.Spec.Template.Labels)
+	}
+	var sm struct {
+		Metadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+		Spec struct {
+			Selector  metav1.LabelSelector `json:"selector"`
+			Endpoints []struct {
+				Port            string `json:"port"`
+				Scheme          string `json:"scheme"`
+				BearerTokenFile string `json:"bearerTokenFile"`
+				TLSConfig       *struct {
+					InsecureSkipVerify bool `json:"insecureSkipVerify"`
+				} `json:"tlsConfig"`
+			} `json:"endpoints"`
+		} `json:"spec"`
+	}
+	objs.get(t, "ServiceMonitor", "kompress-system", "kompress-controller-manager-metrics", &sm)
+	var svc corev1.Service
+	objs.get(t, "Service", "kompress-system", "kompress-controller-manager-metrics-service", &svc)
+	smSel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+	if err != nil || !smSel.Matches(labels.Set(svc.Labels)) {
+		t.Errorf("ServiceMonitor selector %v does not select the metrics Service %v", sm.Spec.Selector, svc.Labels)
+	}
+	if e := sm.Spec.Endpoints; len(e) != 1 || e[0].Port != svc.Spec.Ports[0].Name || e[0].Scheme != "https" || e[0].BearerTokenFile == "" || e[0].TLSConfig == nil {
+		t.Errorf("ServiceMonitor endpoints %+v, want HTTPS with the ServiceAccount token on port %s", e, svc.Spec.Ports[0].Name)
+	}
+	if sm.Metadata.Labels["release"] != "prom" {
+		t.Errorf("ServiceMonitor labels %v lack metrics.serviceMonitor.labels", sm.Metadata.Labels)
+	}
+	// Plain metrics: the ServiceMonitor scrapes HTTP without a token.
+	plain := h.render(t, "kompress", "kompress-system", "--set", "metrics.serviceMonitor.enabled=true")
+	sm.Spec.Endpoints = nil
+	plain.get(t, "ServiceMonitor", "kompress-system", "kompress-controller-manager-metrics", &sm)
+	if e := sm.Spec.Endpoints; len(e) != 1 || e[0].Scheme != "http" || e[0].BearerTokenFile != "" {
+		t.Errorf("ServiceMonitor endpoints %+v with plain metrics, want HTTP", e)
 	}
 }

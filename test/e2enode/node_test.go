@@ -173,7 +173,9 @@ func startNode() (n *node, err error) {
 
 func timer(what string) func() {
 	start := time.Now()
-	return func() { fmt.Fprintf(os.Stderr, "e2enode: %s up in %s\n", what, time.Since(start).Round(10*time.Millisecond)) }
+	return func() {
+		fmt.Fprintf(os.Stderr, "e2enode: %s up in %s\n", what, time.Since(start).Round(10*time.Millisecond))
+	}
 }
 
 func (n *node) start(name string, args []string, env ...string) (*exec.Cmd, error) {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,7 +24,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -46,6 +48,8 @@ const (
 	// sampleTarget is the issue's target from kubectl apply to Ready with
 	// real containers on a warm cache.
 	sampleTarget = 90 * time.Second
+	// imagePullStallAfter is the chart's stages.imagePullStallAfter here.
+	imagePullStallAfter = 20 * time.Second
 )
 
 var installOnce sync.Once
@@ -103,7 +107,9 @@ func doInstall() error {
 		"--set", "customStages.enabled=true", "--set", "customStages.images={"+missingImages+"}",
 		"--set", "extraEnv[0].name=KUBERNETES_SERVICE_HOST", "--set", "extraEnv[0].value="+gatewayIP,
 		"--set", "extraEnv[1].name=KUBERNETES_SERVICE_PORT", "--set-string", "extraEnv[1].value="+nd.apiPort,
-		"--set", "logLevel=debug")
+		"--set", "logLevel=debug",
+		// A short bound, so the test sees an unpullable image stall.
+		"--set", "stages.imagePullStallAfter="+imagePullStallAfter.String())
 	if err != nil {
 		return fmt.Errorf("%v\n%s\n%s", err, out, diag())
 	}
@@ -457,7 +463,8 @@ func keysUnder(t *testing.T, prefix string) []string {
 }
 
 // A stage whose image cannot be pulled shows the kubelet's message in
-// status while the kubelet backs off.
+// status while the kubelet backs off, and the CompressionJob is Stalled
+// (kstatus Failed) once stages.imagePullStallAfter has passed.
 func TestImagePullFailureSurfaces(t *testing.T) {
 	install(t)
 	const name = "missing-image"
@@ -473,6 +480,7 @@ spec:
     type: Custom
     custom: {image: "%sstage:v1", command: [/stage]}
 `, name, bucket, bucket, name, secretName, missingImages)
+	start := time.Now()
 	kubectlApply(t, jobNamespace, endpointed(t, []byte(job)))
 	cpj := waitCPJ(t, name, 90*time.Second, "image pull failure in status", func(c *v1alpha1.CompressionJob) bool {
 		return len(c.Status.Stages) > 0 && (c.Status.Stages[0].Reason == "ErrImagePull" || c.Status.Stages[0].Reason == "ImagePullBackOff")
@@ -482,5 +490,22 @@ spec:
 		t.Errorf("stage message %q does not carry the kubelet's message about %s", s.Message, missingImages)
 	}
 	t.Logf("stage %s: %s: %s", s.Name, s.Reason, s.Message)
-	_ = strconv.Itoa
+	if meta.IsStatusConditionTrue(cpj.Status.Conditions, v1alpha1.ConditionStalled) && time.Since(start) < imagePullStallAfter {
+		t.Errorf("Stalled after %s, before the %s bound", time.Since(start), imagePullStallAfter)
+	}
+	cpj = waitCPJ(t, name, imagePullStallAfter+60*time.Second, "Stalled", func(c *v1alpha1.CompressionJob) bool {
+		return meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionStalled)
+	})
+	stalled := meta.FindStatusCondition(cpj.Status.Conditions, v1alpha1.ConditionStalled)
+	t.Logf("Stalled after %s: %s: %s", time.Since(start).Round(time.Second), stalled.Reason, stalled.Message)
+	if !strings.Contains(stalled.Message, missingImages) || !strings.Contains(stalled.Reason, "Image") {
+		t.Errorf("Stalled %s %q does not carry the kubelet's pull failure", stalled.Reason, stalled.Message)
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cpj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := kstatus.Compute(&unstructured.Unstructured{Object: u}); err != nil || res.Status != kstatus.FailedStatus {
+		t.Errorf("kstatus %v (%v), want Failed", res, err)
+	}
 }
