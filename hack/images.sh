@@ -100,7 +100,22 @@ build() {
 		"$bin/imagebuild" -config "$root/build/$name.image.json" "${common[@]}" \
 			-out "$out/$name" -summary "$out/$name.json" -sbom "$out/$name.spdx.json"
 	done
+	# Chart values pinning both images by digest: helm install -f out/images/values.yaml
+	{
+		echo "# Written by make images: the images just built, pinned by digest."
+		echo "image:"
+		echo "  repository: $MANAGER_IMAGE"
+		echo "  digest: $(field "$out/manager.json" digest)"
+		echo "runner:"
+		echo "  image:"
+		echo "    repository: $RUNNER_IMAGE"
+		echo "    digest: $(field "$out/runner.json" digest)"
+		echo "  version: $VERSION"
+	} >"$out/values.yaml"
 }
+
+# field FILE NAME: a string field of an image summary.
+field() { sed -n "s/^  \"$2\": \"\(.*\)\",\$/\1/p" "$1"; }
 
 # load imports both layouts into containerd's namespace NS (k8s.io for the
 # kubelet) with ctr; CTR names the ctr binary.
@@ -111,9 +126,9 @@ load() {
 		tar -C "$out/$name" -cf - . | "$ctr" -n "$ns" images import --all-platforms -
 		# The chart pins by digest (image.digest): name repository@digest too,
 		# as a pull by digest would.
-		ref=$(sed -n 's/^  "repository": "\(.*\)",$/\1/p' "$out/$name.json")
-		digest=$(sed -n 's/^  "digest": "\(.*\)",$/\1/p' "$out/$name.json")
-		"$ctr" -n "$ns" images tag "$ref:$(sed -n 's/^  "tag": "\(.*\)",$/\1/p' "$out/$name.json")" "$ref@$digest"
+		ref=$(field "$out/$name.json" repository)
+		digest=$(field "$out/$name.json" digest)
+		"$ctr" -n "$ns" images tag "$ref:$(field "$out/$name.json" tag)" "$ref@$digest"
 	done
 }
 

@@ -1,6 +1,7 @@
 // Command kompress compresses ONNX models. `kompress run -f job.yaml` runs a
 // whole CompressionJob on this machine; `kompress stage` is what every stage
-// pod runs; `kompress inspect MODEL` describes a model.
+// pod runs; `kompress inspect MODEL` describes a model; `kompress cp SRC DST`
+// copies a model or dataset to or from object storage.
 package main
 
 import (
@@ -34,7 +35,7 @@ func root() *cobra.Command {
 		SilenceErrors: true,
 		Version:       pipeline.Version,
 	}
-	cmd.AddCommand(runCmd(), stageCmd(), inspectCmd(), cleanupCmd())
+	cmd.AddCommand(runCmd(), stageCmd(), inspectCmd(), cleanupCmd(), cpCmd())
 	return cmd
 }
 
