@@ -81,40 +81,7 @@ func viaEndpoint(t *testing.T, uri, endpoint string) string {
 // before applying it to their cluster.
 func renderManifest(t *testing.T, data []byte) []byte {
 	t.Helper()
-	var obj map[string]any
-	if err := yaml.Unmarshal(data, &obj); err != nil {
-		t.Fatal(err)
-	}
-	var walk func(v any) any
-	walk = func(v any) any {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				x[k] = walk(e)
-			}
-		case []any:
-			for i, e := range x {
-				x[i] = walk(e)
-			}
-		case string:
-			if strings.HasPrefix(x, "s3://") {
-				u, err := url.Parse(x)
-				if err != nil {
-					t.Fatal(err)
-				}
-				q := u.Query()
-				q.Set("endpoint", cl.proxy.Endpoint)
-				q.Set("use_path_style", "true")
-				if q.Get("region") == "" {
-					q.Set("region", storagetest.Region)
-				}
-				u.RawQuery = q.Encode()
-				return u.String()
-			}
-		}
-		return v
-	}
-	out, err := yaml.Marshal(walk(obj))
+	out, err := cl.proxy.Manifest(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -411,5 +410,4 @@ func TestNodeRunsTheBuiltImages(t *testing.T) {
 	if !strings.HasPrefix(no.Status.NodeInfo.ContainerRuntimeVersion, "containerd://2.") || no.Status.NodeInfo.KubeletVersion != "v1.37.2" {
 		t.Errorf("node runtime %q kubelet %q, want containerd 2.x and v1.37.2", no.Status.NodeInfo.ContainerRuntimeVersion, no.Status.NodeInfo.KubeletVersion)
 	}
-	_ = metav1.Now
 }

@@ -28,7 +28,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/controllers"
@@ -158,41 +157,10 @@ esac
 var quickStartLog string
 
 // endpointed points every s3:// URI of a manifest at the S3 proxy on the
-// gateway: what a user edits in the sample for their own bucket.
+// gateway.
 func endpointed(t *testing.T, data []byte) []byte {
 	t.Helper()
-	var obj map[string]any
-	if err := yaml.Unmarshal(data, &obj); err != nil {
-		t.Fatal(err)
-	}
-	var walk func(v any) any
-	walk = func(v any) any {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				x[k] = walk(e)
-			}
-		case []any:
-			for i, e := range x {
-				x[i] = walk(e)
-			}
-		case string:
-			if strings.HasPrefix(x, "s3://") {
-				u, err := url.Parse(x)
-				if err != nil {
-					t.Fatal(err)
-				}
-				q := u.Query()
-				q.Set("endpoint", nd.proxy.Endpoint)
-				q.Set("use_path_style", "true")
-				q.Set("region", storagetest.Region)
-				u.RawQuery = q.Encode()
-				return u.String()
-			}
-		}
-		return v
-	}
-	out, err := yaml.Marshal(walk(obj))
+	out, err := nd.proxy.Manifest(data)
 	if err != nil {
 		t.Fatal(err)
 	}
