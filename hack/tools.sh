@@ -34,14 +34,15 @@ nodedir=$cache/node-containerd-$CONTAINERD_VERSION-cni-$CNI_PLUGINS_VERSION-cric
 
 log() { echo "tools: $*" >&2; }
 
-# build MODULE_DIR PKG OUT [LDFLAGS]: go build into a temp file, then rename,
-# so an interrupted build never leaves a half-written binary in the cache.
+# build MODULE_DIR PKG OUT [LDFLAGS]: go build (with the build tags in $TAGS)
+# into a temp file, then rename, so an interrupted build never leaves a
+# half-written binary in the cache.
 build() {
 	local dir=$1 pkg=$2 out=$3 ldflags=${4:-}
 	[ -x "$out" ] && return 0
 	mkdir -p "$(dirname "$out")"
 	log "building $(basename "$out") (first time only; cached in $(dirname "$out"))"
-	(cd "$root/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
+	(cd "$root/$dir" && CGO_ENABLED=0 go build -trimpath -tags "${TAGS:-}" -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
 	mv "$out.tmp.$$" "$out"
 }
 
@@ -72,7 +73,7 @@ node() {
 	build hack/tools/k8s k8s.io/kubernetes/cmd/kubelet "$assets/kubelet" "$(k8s_ldflags)"
 	local lf="-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
 	for p in containerd containerd-shim-runc-v2 ctr; do
-		build_tags "no_btrfs no_devmapper no_zfs" hack/tools/node "github.com/containerd/containerd/v2/cmd/$p" "$nodedir/$p" "$lf"
+		TAGS="no_btrfs no_devmapper no_zfs" build hack/tools/node "github.com/containerd/containerd/v2/cmd/$p" "$nodedir/$p" "$lf"
 	done
 	for p in main/bridge main/loopback ipam/host-local; do
 		build hack/tools/node "github.com/containernetworking/plugins/plugins/$p" "$nodedir/cni/$(basename $p)" \
@@ -86,16 +87,6 @@ node() {
 		$sudo apt-get install -y -qq runc >/dev/null 2>&1 ||
 			{ $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq runc >/dev/null; }
 	fi
-}
-
-# build_tags TAGS MODULE_DIR PKG OUT LDFLAGS: build with build tags.
-build_tags() {
-	local tags=$1 dir=$2 pkg=$3 out=$4 ldflags=${5:-}
-	[ -x "$out" ] && return 0
-	mkdir -p "$(dirname "$out")"
-	log "building $(basename "$out") (first time only; cached in $(dirname "$out"))"
-	(cd "$root/$dir" && CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
-	mv "$out.tmp.$$" "$out"
 }
 
 gen() {
