@@ -120,7 +120,14 @@ func (r Result) Validate(t Task) error {
 	if r.CacheKey != t.CacheKey {
 		errs = append(errs, fmt.Errorf("result.cacheKey is %q, expected %q", r.CacheKey, t.CacheKey))
 	}
-	if err := r.checkContentKey(t); err != nil {
+	if t.Select != nil {
+		if r.ContentKey != "" {
+			errs = append(errs, fmt.Errorf("result.contentKey is %q, but a select step has none", r.ContentKey))
+		}
+		if _, err := t.selected(r); err != nil {
+			errs = append(errs, err)
+		}
+	} else if err := r.checkContentKey(t); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(append(errs, r.ValidateShape())...)

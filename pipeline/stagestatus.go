@@ -41,6 +41,15 @@ func StageStatusFromResult(s v1alpha1.StageStatus, t Task, r Result) v1alpha1.St
 	}
 	s.Output = r.Output.DeepCopy()
 	s.ContentKey = r.ContentKey
+	if t.Select != nil {
+		name, _ := SelectedVariant(t, r)
+		s.State, s.Reason = v1alpha1.StageSucceeded, v1alpha1.ReasonSucceeded
+		if r.Cached {
+			s.State, s.Reason = v1alpha1.StageCached, ReasonCached
+		}
+		s.Message = fmt.Sprintf("selected %s by %s: %s; release %s", name, t.Select.Policy, r.Output.URI, t.OutputURI)
+		return s
+	}
 	if r.Cached {
 		s.State = v1alpha1.StageCached
 		s.Reason = ReasonCached

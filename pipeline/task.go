@@ -70,6 +70,11 @@ type Task struct {
 	// Chain is set on the final stage only: every stage of the job with
 	// its cache key and output (see SetChain), for release.json.
 	Chain []ChainLink `json:"chain,omitempty"`
+
+	// Select, when set, makes this the select step of a sweep (see
+	// SelectTask) rather than a stage: Stage is {name: select}, and there
+	// is no input model.
+	Select *SelectTask `json:"select,omitempty"`
 }
 
 // ResultURI is where the runner writes result.json for this task.
@@ -96,6 +101,9 @@ func DecodeTask(data []byte) (Task, error) {
 
 // Validate checks the fields a runner relies on.
 func (t Task) Validate() error {
+	if t.Select != nil {
+		return t.validateSelect()
+	}
 	var errs []error
 	if t.Version != ContractVersion {
 		errs = append(errs, fmt.Errorf("task.version is %q, this runner speaks %q", t.Version, ContractVersion))

@@ -138,18 +138,28 @@ func TestCELCostIsEstimated(t *testing.T) {
 				if r.Error != nil {
 					t.Fatalf("%s rule %d: %v", path, i, r.Error)
 				}
+				if r.MessageExpressionError != nil {
+					t.Fatalf("%s rule %d messageExpression: %v", path, i, r.MessageExpressionError)
+				}
 				rules++
 				c := card
 				if c == 0 { // under a list or map with no bound
 					c = r.MaxCardinality
 				}
-				cost := r.MaxCost * c
-				if c != 0 && cost/c != r.MaxCost {
+				// A messageExpression runs when its rule fails: its cost
+				// counts as the rule's (the API server refuses an
+				// unbounded one, such as a join, the same way).
+				ruleCost := r.MaxCost + r.MessageExpressionMaxCost
+				if ruleCost < r.MaxCost {
+					ruleCost = ^uint64(0)
+				}
+				cost := ruleCost * c
+				if c != 0 && cost/c != ruleCost {
 					cost = ^uint64(0)
 				}
 				total += cost
 				if cost > celCostBudget/100 {
-					t.Errorf("%s: rule %q costs %d (%d x %d runs), over 1%% of the CRD's budget", path, s.XValidations[i].Rule, cost, r.MaxCost, c)
+					t.Errorf("%s: rule %q costs %d (%d x %d runs), over 1%% of the CRD's budget", path, s.XValidations[i].Rule, cost, ruleCost, c)
 				}
 			}
 		}

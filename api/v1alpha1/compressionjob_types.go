@@ -8,6 +8,8 @@ import (
 // CompressionJobSpec declares a source model, where results go, and the
 // ordered stages that compress it.
 // +kubebuilder:validation:XValidation:rule="self.output.uri != self.source.uri",message="spec.output.uri must differ from spec.source.uri: artifacts are written under the output prefix and the source is never overwritten"
+// +kubebuilder:validation:XValidation:rule="!has(self.variants) || self.variants.parameters.all(p, self.stages.exists(s, s.name == p.stage))",message="spec.variants.parameters[].stage must name a stage of spec.stages",messageExpression="'spec.variants.parameters[].stage must name a stage of spec.stages: ' + self.variants.parameters.map(p, p.stage).filter(x, !self.stages.exists(s, s.name == x))[0] + ' is not one'"
+// +kubebuilder:validation:XValidation:rule="!has(self.variants) || self.variants.parameters.all(p, self.stages.all(s, s.name != p.stage || !(s.type in {'Prune': ['method', 'sparsity', 'keep', 'pattern', 'scope', 'criterion', 'storage', 'minParams', 'calibrationSamples', 'dampening', 'seed'], 'Distill': ['teacher.uri', 'student.uri', 'dataset.uri', 'dataset.format', 'dataset.sha256', 'epochs', 'batchSize', 'maxSteps', 'temperature', 'alpha', 'optimizer', 'learningRate', 'schedule', 'momentum', 'weightDecay', 'seed'], 'Quantize': ['method', 'bits', 'perChannel', 'symmetric', 'activationType', 'blockSize', 'format', 'calibration.method', 'calibration.samples', 'calibration.percentile', 'ioType'], 'Custom': ['image']}) || p.field in {'Prune': ['method', 'sparsity', 'keep', 'pattern', 'scope', 'criterion', 'storage', 'minParams', 'calibrationSamples', 'dampening', 'seed'], 'Distill': ['teacher.uri', 'student.uri', 'dataset.uri', 'dataset.format', 'dataset.sha256', 'epochs', 'batchSize', 'maxSteps', 'temperature', 'alpha', 'optimizer', 'learningRate', 'schedule', 'momentum', 'weightDecay', 'seed'], 'Quantize': ['method', 'bits', 'perChannel', 'symmetric', 'activationType', 'blockSize', 'format', 'calibration.method', 'calibration.samples', 'calibration.percentile', 'ioType'], 'Custom': ['image']}[s.type]))",message="spec.variants.parameters[].field must be a variable field of the body of the stage it names",messageExpression="'spec.variants.parameters[].field must be a variable field of the body of the stage it names: ' + self.variants.parameters.map(p, self.stages.exists(s, s.name == p.stage && s.type in {'Prune': ['method', 'sparsity', 'keep', 'pattern', 'scope', 'criterion', 'storage', 'minParams', 'calibrationSamples', 'dampening', 'seed'], 'Distill': ['teacher.uri', 'student.uri', 'dataset.uri', 'dataset.format', 'dataset.sha256', 'epochs', 'batchSize', 'maxSteps', 'temperature', 'alpha', 'optimizer', 'learningRate', 'schedule', 'momentum', 'weightDecay', 'seed'], 'Quantize': ['method', 'bits', 'perChannel', 'symmetric', 'activationType', 'blockSize', 'format', 'calibration.method', 'calibration.samples', 'calibration.percentile', 'ioType'], 'Custom': ['image']} && !(p.field in {'Prune': ['method', 'sparsity', 'keep', 'pattern', 'scope', 'criterion', 'storage', 'minParams', 'calibrationSamples', 'dampening', 'seed'], 'Distill': ['teacher.uri', 'student.uri', 'dataset.uri', 'dataset.format', 'dataset.sha256', 'epochs', 'batchSize', 'maxSteps', 'temperature', 'alpha', 'optimizer', 'learningRate', 'schedule', 'momentum', 'weightDecay', 'seed'], 'Quantize': ['method', 'bits', 'perChannel', 'symmetric', 'activationType', 'blockSize', 'format', 'calibration.method', 'calibration.samples', 'calibration.percentile', 'ioType'], 'Custom': ['image']}[s.type])) ? 'stage ' + p.stage + ' has no variable field ' + p.field : '').filter(m, m != '')[0]"
 type CompressionJobSpec struct {
 	// Source is the ONNX model to compress.
 	Source ModelSource `json:"source"`
@@ -30,6 +32,12 @@ type CompressionJobSpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	Stages []Stage `json:"stages"`
+
+	// Variants runs the chain once per combination of values of some
+	// stage fields and selects one result (see VariantsSpec). Without
+	// it, the chain runs once.
+	// +optional
+	Variants *VariantsSpec `json:"variants,omitempty"`
 
 	// Evaluation says how every stage output is measured.
 	// +optional

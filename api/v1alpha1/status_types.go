@@ -37,6 +37,9 @@ const (
 	ReasonJobCreateFailed        = "JobCreateFailed"
 	ReasonQualityGateFailed      = "QualityGateFailed"
 	ReasonResumed                = "Resumed"
+	// ReasonInvalidVariants: a variant of spec.variants is not a valid
+	// spec (a value its field's own rules refuse); no Job is created.
+	ReasonInvalidVariants = "InvalidVariants"
 )
 
 // StageState is where a stage is in its life.
@@ -144,7 +147,20 @@ type CompressionJobStatus struct {
 	// +listMapKey=name
 	Stages []StageStatus `json:"stages,omitempty"`
 
-	// Output is the final model, once the last stage succeeded.
+	// Output is the final model, once the last stage succeeded; with
+	// spec.variants, the selected variant's.
 	// +optional
 	Output *Artifact `json:"output,omitempty"`
+
+	// Variants reports every variant of spec.variants, in order. With
+	// spec.variants, status.stages lists each stage run once, named
+	// <stage>/<first variant that runs it>, then the select step.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Variants []VariantStatus `json:"variants,omitempty"`
+
+	// Selection is the outcome of the sweep's select step.
+	// +optional
+	Selection *SelectionStatus `json:"selection,omitempty"`
 }

@@ -84,6 +84,14 @@ func valid(name string) *v1alpha1.CompressionJob {
 	}
 }
 
+func param(stage, field string, values ...string) v1alpha1.VariantParameter {
+	return v1alpha1.VariantParameter{Stage: stage, Field: field, Values: values}
+}
+
+func sweep(params ...v1alpha1.VariantParameter) *v1alpha1.VariantsSpec {
+	return &v1alpha1.VariantsSpec{Parameters: params}
+}
+
 func prune(c *v1alpha1.CompressionJob) *v1alpha1.PruneSpec       { return c.Spec.Stages[0].Prune }
 func distill(c *v1alpha1.CompressionJob) *v1alpha1.DistillSpec   { return c.Spec.Stages[1].Distill }
 func quantize(c *v1alpha1.CompressionJob) *v1alpha1.QuantizeSpec { return c.Spec.Stages[2].Quantize }
@@ -258,6 +266,37 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		{"stage node selector key too long", func(c *v1alpha1.CompressionJob) {
 			c.Spec.Stages[0].NodeSelector = map[string]string{strings.Repeat("k", 318): "v"}
 		}, "spec.stages[0].nodeSelector", "stage nodeSelector keys must be label keys (at most 317 characters) and values label values (at most 63 characters)"},
+		{"variants of an unknown stage", func(c *v1alpha1.CompressionJob) { c.Spec.Variants = sweep(param("prunee", "sparsity", "0.3")) },
+			"spec", "spec.variants.parameters[].stage must name a stage of spec.stages"},
+		{"variants of a field another type has", func(c *v1alpha1.CompressionJob) { c.Spec.Variants = sweep(param("int8", "sparsity", "0.3")) },
+			"spec", "spec.variants.parameters[].field must be a variable field of the body of the stage it names"},
+		{"variants of an unknown field", func(c *v1alpha1.CompressionJob) { c.Spec.Variants = sweep(param("prune", "sparsty", "0.3")) },
+			"spec.variants.parameters[0].field", "Unsupported value: \"sparsty\""},
+		{"variants of a list field", func(c *v1alpha1.CompressionJob) { c.Spec.Variants = sweep(param("prune", "exclude", "x")) },
+			"spec.variants.parameters[0].field", "Unsupported value: \"exclude\""},
+		{"more than 64 variants", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Variants = sweep(param("prune", "sparsity", "0.1", "0.2", "0.3", "0.4", "0.5"),
+				param("prune", "dampening", "0.01", "0.02", "0.03", "0.04"), param("int8", "bits", "8", "4", "2", "1"))
+		}, "spec.variants", "spec.variants.parameters make more than 64 variants (the cross product of their values)"},
+		{"the same field twice", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Variants = sweep(param("prune", "sparsity", "0.3"), param("prune", "sparsity", "0.6"))
+		}, "spec.variants.parameters[1]", "Duplicate value"},
+		{"a value twice", func(c *v1alpha1.CompressionJob) { c.Spec.Variants = sweep(param("prune", "sparsity", "0.3", "0.3")) },
+			"spec.variants.parameters[0].values[1]", "Duplicate value"},
+		{"no values", func(c *v1alpha1.CompressionJob) { c.Spec.Variants = sweep(param("prune", "sparsity", []string{}...)) },
+			"spec.variants.parameters[0].values", "should have at least 1 items"},
+		{"seven parameters", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Variants = sweep(param("prune", "sparsity", "0.3"), param("prune", "seed", "1"), param("prune", "dampening", "0.1"),
+				param("prune", "minParams", "1"), param("int8", "bits", "8"), param("int8", "blockSize", "32"), param("int8", "symmetric", "true"))
+		}, "spec.variants.parameters", "must have at most 6 items"},
+		{"unknown select", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Variants = sweep(param("prune", "sparsity", "0.3"))
+			c.Spec.Variants.Select = "cheapest"
+		}, "spec.variants.select", `supported values: "smallest", "fastest", "mostAccurate"`},
+		{"maxParallel of 0", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Variants = sweep(param("prune", "sparsity", "0.3"))
+			c.Spec.Variants.MaxParallel = -1
+		}, "spec.variants.maxParallel", "should be greater than or equal to 1"},
 		{"run deadline of 0", func(c *v1alpha1.CompressionJob) { c.Spec.ActiveDeadlineSeconds = ptr.To[int64](0) },
 			"spec.activeDeadlineSeconds", "should be greater than or equal to 1"},
 		{"stage deadline negative", func(c *v1alpha1.CompressionJob) { c.Spec.Stages[1].ActiveDeadlineSeconds = ptr.To[int64](-5) },

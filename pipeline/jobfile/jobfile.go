@@ -159,6 +159,9 @@ func Decode(doc []byte) (*v1alpha1.CompressionJob, error) {
 	if job.Name == "" {
 		return nil, field.Required(field.NewPath("metadata", "name"), "a CompressionJob needs a name")
 	}
+	if _, err := ExpandVariants(&job.Spec); err != nil {
+		return nil, err
+	}
 	return &job, nil
 }
 
