@@ -79,6 +79,9 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	if err := task.Validate(); err != nil {
 		return pipeline.Result{}, BadTask(err)
 	}
+	if task.Select != nil {
+		return executeSelect(ctx, task, o)
+	}
 	stage, err := stageOf(task.Stage.Type)
 	if err != nil {
 		return pipeline.Result{}, err

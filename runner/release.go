@@ -29,6 +29,13 @@ type Release struct {
 	Evaluation v1alpha1.EvaluationSpec `json:"evaluation"`
 	// Stages in order: spec, cache key and output of each.
 	Stages []pipeline.ChainLink `json:"stages"`
+	// Report is report.html beside this file: the plots of the model
+	// against the source, its stages and its layers (or, for a sweep,
+	// of every variant).
+	Report string `json:"report,omitempty"`
+	// Selection, in a sweep's release.json, says how Model was chosen
+	// among the variants and lists them all.
+	Selection *Selection `json:"selection,omitempty"`
 	// RunnerVersion is the runner binary that wrote this file;
 	// CacheVersion the version the cache keys were computed with.
 	RunnerVersion string `json:"runnerVersion"`
@@ -55,12 +62,27 @@ func writeRelease(ctx context.Context, task pipeline.Task, o *Options, res pipel
 	if err != nil {
 		return err
 	}
-	body, err := json.MarshalIndent(rel, "", "  ")
+	// report.html first, so that the release never links a report that
+	// is not there.
+	rel.Report = pipeline.SiblingURI(uri, pipeline.ReportFile)
+	d, err := ChainReport(ctx, o.Storage, rel.Source, rel.Stages, &res, nil)
+	if err == nil {
+		err = writeReport(ctx, o.Storage, rel.Report, d)
+	}
 	if err != nil {
 		return err
 	}
-	if _, err := o.Storage.WriteBytes(ctx, uri, append(body, '\n')); err != nil && !errors.Is(err, storage.ErrExists) {
-		return fmt.Errorf("writing the release manifest: %w", err)
+	return writeJSON(ctx, o.Storage, uri, rel)
+}
+
+// writeJSON writes v as indented JSON, write-once: an existing file is kept.
+func writeJSON(ctx context.Context, st *storage.Client, uri string, v any) error {
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := st.WriteBytes(ctx, uri, append(body, '\n')); err != nil && !errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("writing %s: %w", uri, err)
 	}
 	return nil
 }

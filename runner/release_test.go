@@ -57,11 +57,32 @@ func TestReleaseManifest(t *testing.T) {
 			{Stage: task0.Stage, CacheKey: task0.CacheKey, Output: pipeline.Ref{URI: res0.Output.URI, Digest: res0.Output.Digest}},
 			{Stage: task1.Stage, CacheKey: task1.CacheKey, Output: pipeline.Ref{URI: res1.Output.URI, Digest: res1.Output.Digest}},
 		},
+		Report:        pipeline.SiblingURI(res1.Output.URI, pipeline.ReportFile),
 		RunnerVersion: pipeline.Version, CacheVersion: pipeline.Version,
 	}
 	got := readRelease(t, ReleaseURI(task1))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("release.json (-want +got):\n%s", diff)
+	}
+	// The report beside the model plots the chain: the model against the
+	// source, both stages' bars, the layers the prune stage pruned and the
+	// quantize stage stored in 8 bits. It draws no gate: the model is
+	// every job's that produces it.
+	page, _, err := storage.ReadAll(ctx, want.Report, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`<svg id="tradeoff-bytes"`, `<svg id="stages"`, `<svg id="layers"`, `data-variant="final"`, `<rect class="source"`,
+		`<title>prune: `, `<title>int8: `, `bar-sparsity`, `<title>Convolution28 (Parameter5) 8 bits</title>`, `<title>Convolution28 (Parameter5) sparsity `} {
+		if !bytes.Contains(page, []byte(s)) {
+			t.Errorf("report.html has no %s", s)
+		}
+	}
+	if bytes.Contains(page, []byte(`class="gate"`)) {
+		t.Error("the report beside a model draws a job's gate")
+	}
+	if ok, _ := storage.Exists(ctx, pipeline.SiblingURI(res0.Output.URI, pipeline.ReportFile)); ok {
+		t.Error("a stage that is not the last wrote report.html")
 	}
 
 	// A release.json lost (or written by a runner that predates it) comes

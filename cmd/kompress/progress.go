@@ -22,9 +22,11 @@ type progressBar struct {
 	w        io.Writer
 	tty      bool
 	drawn    bool // a bar is on the current line
-	lastPct  int
 	lastDraw time.Time
-	started  time.Time
+	// lastPct and started are per stage: the runs of a sweep report at
+	// once, each throttled on its own.
+	lastPct map[string]int
+	started map[string]time.Time
 }
 
 // noPct is lastPct before a phase's first progress line: its decile (-1)
@@ -34,7 +36,7 @@ const noPct = -10
 
 func newProgressBar(w io.Writer) *progressBar {
 	f, ok := w.(*os.File)
-	return &progressBar{w: w, tty: ok && term.IsTerminal(int(f.Fd())), lastPct: noPct}
+	return &progressBar{w: w, tty: ok && term.IsTerminal(int(f.Fd())), lastPct: map[string]int{}, started: map[string]time.Time{}}
 }
 
 func (p *progressBar) event(e runner.Event) {
@@ -43,7 +45,7 @@ func (p *progressBar) event(e runner.Event) {
 	if e.Message != "" {
 		p.clear()
 		fmt.Fprintf(p.w, "  %s\n", e)
-		p.lastPct, p.started = noPct, time.Now()
+		p.lastPct[e.Stage], p.started[e.Stage] = noPct, time.Now()
 		return
 	}
 	if e.Total <= 0 {
@@ -55,13 +57,17 @@ func (p *progressBar) event(e runner.Event) {
 			return
 		}
 		p.lastDraw = time.Now()
-		fmt.Fprintf(p.w, "\r  [%d/%d %s] %s %3d%% %d/%d %s%s", e.Index+1, e.Of, e.Stage, bar(pct, 30), pct, e.Done, e.Total, e.Unit, eta(p.started, e))
+		fmt.Fprintf(p.w, "\r  [%d/%d %s] %s %3d%% %d/%d %s%s", e.Index+1, e.Of, e.Stage, bar(pct, 30), pct, e.Done, e.Total, e.Unit, eta(p.started[e.Stage], e))
 		p.drawn = true
 		return
 	}
-	if pct/10 != p.lastPct/10 || e.Done == e.Total {
-		p.lastPct = pct
-		fmt.Fprintf(p.w, "  [%d/%d %s] %3d%% %d/%d %s%s\n", e.Index+1, e.Of, e.Stage, pct, e.Done, e.Total, e.Unit, eta(p.started, e))
+	last, ok := p.lastPct[e.Stage]
+	if !ok {
+		last = noPct
+	}
+	if pct/10 != last/10 || e.Done == e.Total {
+		p.lastPct[e.Stage] = pct
+		fmt.Fprintf(p.w, "  [%d/%d %s] %3d%% %d/%d %s%s\n", e.Index+1, e.Of, e.Stage, pct, e.Done, e.Total, e.Unit, eta(p.started[e.Stage], e))
 	}
 }
 

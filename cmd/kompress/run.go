@@ -11,13 +11,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/pipeline/jobfile"
 	"github.com/kompress/kompress/runner"
 	"github.com/kompress/kompress/runner/local"
 )
 
 func runCmd() *cobra.Command {
-	var file, output string
+	var file, output, reportFile string
 	var allowExec bool
 	cmd := &cobra.Command{
 		Use:   "run -f JOB.yaml",
@@ -27,8 +28,12 @@ order, through the same plan the controller follows. The file is defaulted
 and validated exactly as the API server would. file:// and mem:// storage
 work with no set-up (relative file:// paths resolve against the current
 directory); s3://, gs:// and azblob:// use the usual credentials from the
-environment. Progress goes to stderr; a summary, or with -o json|yaml the
+environment. With spec.variants, the variants run on spec.variants.maxParallel
+workers and one table lists them all, the selected one marked with "*".
+Progress goes to stderr; a summary, or with -o json|yaml the
 CompressionJob with the status the controller would write, goes to stdout.
+--report FILE writes report.html (plots of quality against size, stages and
+layers) for the job.
 
 A dataset may hold at most $KOMPRESS_MAX_DATASET_BYTES bytes of arrays
 (default 1 GiB) and $KOMPRESS_MAX_DATASET_SAMPLES samples (default
@@ -57,6 +62,14 @@ allocated.`,
 				if perr := printJob(cmd.OutOrStdout(), done, output); perr != nil {
 					return perr
 				}
+				if reportFile != "" && done != nil {
+					path := reportPath(reportFile, done, len(jobs))
+					if rerr := writeLocalReport(cmd.Context(), done, path); rerr != nil {
+						err = errors.Join(err, fmt.Errorf("--report: %w", rerr))
+					} else {
+						fmt.Fprintf(cmd.ErrOrStderr(), "kompress: wrote %s\n", path)
+					}
+				}
 				errs = append(errs, err)
 			}
 			return errors.Join(errs...)
@@ -65,12 +78,17 @@ allocated.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "", "CompressionJob manifest (- for stdin)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "print the finished CompressionJob as json or yaml")
 	cmd.Flags().BoolVar(&allowExec, "allow-exec", false, "run custom stages' commands as local processes")
+	cmd.Flags().StringVar(&reportFile, "report", "", "write the job's report.html to this file")
 	return cmd
 }
 
 func runJob(cmd *cobra.Command, job *v1alpha1.CompressionJob, opts runner.Options) (*v1alpha1.CompressionJob, error) {
 	stderr := cmd.ErrOrStderr()
-	fmt.Fprintf(stderr, "kompress: running %s (%d stages)\n", job.Name, len(job.Spec.Stages))
+	if v := job.Spec.Variants; v != nil {
+		fmt.Fprintf(stderr, "kompress: running %s (%d stages, %d variants, %d at a time)\n", job.Name, len(job.Spec.Stages), len(pipeline.Variants(v)), v.MaxParallel)
+	} else {
+		fmt.Fprintf(stderr, "kompress: running %s (%d stages)\n", job.Name, len(job.Spec.Stages))
+	}
 	bar := newProgressBar(stderr)
 	defer bar.finish()
 	log := slog.New(slog.NewTextHandler(bar, &slog.HandlerOptions{Level: slog.LevelWarn}))

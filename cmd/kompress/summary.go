@@ -17,6 +17,9 @@ import (
 // printSummary prints what each stage gained and cost, then the final
 // artifact: the numbers a user reads after `kompress run`.
 func printSummary(w io.Writer, job *v1alpha1.CompressionJob) error {
+	if len(job.Status.Variants) > 0 {
+		return printSweep(w, job)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STAGE\tSTATE\tBYTES\tPARAMS\tSPARSITY\tMACS\tACCURACY\tDROP\tAGREEMENT\tCOSINE\tREL ERROR\tP50 MS\tP95 MS")
 	for _, s := range job.Status.Stages {
@@ -43,6 +46,12 @@ func printSummary(w io.Writer, job *v1alpha1.CompressionJob) error {
 			fmt.Fprintf(w, "\nstage %s fell short of its spec:\n  - %s\n", s.Name, strings.Join(warnings, "\n  - "))
 		}
 	}
+	printOutcome(w, job)
+	return nil
+}
+
+// printOutcome prints the Ready condition and the final artifact.
+func printOutcome(w io.Writer, job *v1alpha1.CompressionJob) {
 	ready := meta.FindStatusCondition(job.Status.Conditions, v1alpha1.ConditionReady)
 	if ready != nil {
 		fmt.Fprintf(w, "\n%s: Ready=%s reason=%s\n  %s\n", job.Name, ready.Status, ready.Reason, ready.Message)
@@ -51,6 +60,84 @@ func printSummary(w io.Writer, job *v1alpha1.CompressionJob) error {
 		fmt.Fprintf(w, "output: %s\ndigest: %s\nsize:   %d bytes%s\n", out.URI, out.Digest, out.SizeBytes, sizeChange(out))
 		printMetrics(w, out.Metrics)
 	}
+	if sel := job.Status.Selection; sel != nil && sel.Release != "" {
+		fmt.Fprintf(w, "release: %s\nreport:  %s\n", sel.Release, sel.Report)
+	}
+}
+
+// printSweep prints one row per variant, the selected one marked with
+// "*", then how the stage runs went and the selected model.
+func printSweep(w io.Writer, job *v1alpha1.CompressionJob) error {
+	st := &job.Status
+	var params []string
+	if v := job.Spec.Variants; v != nil {
+		for _, p := range v.Parameters {
+			params = append(params, p.Key())
+		}
+	}
+	selected := ""
+	if st.Selection != nil {
+		selected = st.Selection.Variant
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	head := []string{"", "VARIANT"}
+	for _, p := range params {
+		head = append(head, strings.ToUpper(p))
+	}
+	head = append(head, "STATE", "GATES", "BYTES", "NONZERO", "SPARSITY", "ACCURACY", "DROP", "AGREEMENT", "P95 MS", "NOTE")
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, v := range st.Variants {
+		mark := " "
+		if v.Name == selected {
+			mark = "*"
+		}
+		cols := []string{mark, v.Name}
+		for _, p := range params {
+			cols = append(cols, v.Parameters[p])
+		}
+		m := map[string]string{}
+		if v.Output != nil {
+			m = v.Output.Metrics
+		}
+		gates := "-"
+		if v.Passed != nil {
+			gates = map[bool]string{true: "passed", false: "missed"}[*v.Passed]
+		}
+		note := ""
+		if v.Phase == v1alpha1.VariantFailed {
+			note = v.Message
+		}
+		cols = append(cols, string(v.Phase), gates, get(m, pipeline.MetricBytes), get(m, pipeline.MetricNonzeroParams), pct(m, pipeline.MetricSparsity),
+			pct(m, pipeline.MetricAccuracy), points(m, pipeline.MetricAccuracyDrop), pct(m, pipeline.MetricTop1Agreement),
+			get(m, pipeline.MetricLatencyP95Ms), note)
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var ran, cached, failed, other int
+	for _, s := range st.Stages {
+		if s.Name == pipeline.SelectStep {
+			continue
+		}
+		switch s.State {
+		case v1alpha1.StageSucceeded:
+			ran++
+		case v1alpha1.StageCached:
+			cached++
+		case v1alpha1.StageFailed:
+			failed++
+		default:
+			other++
+		}
+	}
+	fmt.Fprintf(w, "\n%d variants in %d stage runs (%d of %d variant stages shared): %d ran, %d cached, %d failed, %d not run\n",
+		len(st.Variants), ran+cached+failed+other, len(st.Variants)*len(job.Spec.Stages)-(ran+cached+failed+other), len(st.Variants)*len(job.Spec.Stages),
+		ran, cached, failed, other)
+	if selected != "" {
+		fmt.Fprintf(w, "* selected %s by %s\n", selected, st.Selection.Policy)
+	}
+	printOutcome(w, job)
 	return nil
 }
 

@@ -16,8 +16,8 @@ import (
 	"github.com/kompress/kompress/runner"
 )
 
-// Run executes every stage of job in order and returns the job with its
-// status filled in. The error is the failing stage's, or a missed quality
+// Run executes every stage of job in order (with spec.variants, every
+// variant's, see runSweep) and returns the job with its status filled in. The error is the failing stage's, or a missed quality
 // gate's (runner.ExitCode gives its exit code); the status explains it
 // either way.
 func Run(ctx context.Context, job *v1alpha1.CompressionJob, opts runner.Options) (*v1alpha1.CompressionJob, error) {
@@ -30,6 +30,9 @@ func Run(ctx context.Context, job *v1alpha1.CompressionJob, opts runner.Options)
 	started := metav1.Now()
 	st.StartTime = &started
 	st.Stages = nil
+	if spec.Variants != nil {
+		return runSweep(ctx, job, opts)
+	}
 
 	var prev *v1alpha1.Artifact
 	var failure error
