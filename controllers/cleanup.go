@@ -359,24 +359,39 @@ func (r *CompressionJobReconciler) cleanupFailure(ctx context.Context, job *batc
 }
 
 // IntermediateArtifacts lists what the cleanup deletes: for every stage
-// output in status except the final model, its result.json and then its
+// output in status except the final models, its result.json and then its
 // model (a result.json must never outlive its model: a runner would take it
-// as a cache hit). keep lists the final model and its manifests, which the
-// cleanup refuses to touch. Only the current run's artifacts are known.
+// as a cache hit). keep lists the final models and their manifests, which
+// the cleanup refuses to touch: the final model of a chain; with
+// spec.variants, every variant's final model (the alternatives) and the
+// select step's release.json, report.html and result.json. Only the
+// current run's artifacts are known.
 func IntermediateArtifacts(cpj *v1alpha1.CompressionJob) (uris, keep []string) {
-	final := ""
+	finals := map[string]bool{}
+	add := func(uri string) {
+		if uri != "" && !finals[uri] {
+			finals[uri] = true
+			keep = append(keep, uri, pipeline.SiblingURI(uri, pipeline.ResultFile), pipeline.SiblingURI(uri, pipeline.ReleaseFile),
+				pipeline.SiblingURI(uri, pipeline.ReportFile))
+		}
+	}
 	if cpj.Status.Output != nil {
-		final = cpj.Status.Output.URI
+		add(cpj.Status.Output.URI)
 	}
-	if n := len(cpj.Status.Stages); n > 0 && n == len(cpj.Spec.Stages) && cpj.Status.Stages[n-1].Output != nil {
-		final = cpj.Status.Stages[n-1].Output.URI
+	if n := len(cpj.Status.Stages); n > 0 && n == len(cpj.Spec.Stages) && cpj.Spec.Variants == nil && cpj.Status.Stages[n-1].Output != nil {
+		add(cpj.Status.Stages[n-1].Output.URI)
 	}
-	if final != "" {
-		keep = []string{final, pipeline.SiblingURI(final, pipeline.ResultFile), pipeline.SiblingURI(final, pipeline.ReleaseFile)}
+	for _, v := range cpj.Status.Variants {
+		if v.Output != nil {
+			add(v.Output.URI)
+		}
+	}
+	if sel := cpj.Status.Selection; sel != nil && sel.Release != "" {
+		keep = append(keep, sel.Release, pipeline.SiblingURI(sel.Release, pipeline.ResultFile), sel.Report)
 	}
 	seen := map[string]bool{}
 	for _, s := range cpj.Status.Stages {
-		if s.Output == nil || s.Output.URI == "" || s.Output.URI == final || seen[s.Output.URI] {
+		if s.Output == nil || s.Output.URI == "" || finals[s.Output.URI] || seen[s.Output.URI] {
 			continue
 		}
 		seen[s.Output.URI] = true

@@ -35,6 +35,8 @@ func TestIntermediateArtifacts(t *testing.T) {
 		name       string
 		status     []v1alpha1.StageStatus
 		output     *v1alpha1.Artifact
+		variants   []v1alpha1.VariantStatus
+		release    string
 		uris, keep []string
 	}{{
 		name: "finished run: all but the final model, result.json first",
@@ -45,7 +47,7 @@ func TestIntermediateArtifacts(t *testing.T) {
 		},
 		output: artifact("s3://b/out/k2/model.onnx"),
 		uris:   []string{"s3://b/out/k0/result.json", "s3://b/out/k0/model.onnx", "s3://b/out/k1/result.json", "s3://b/out/k1/model.onnx"},
-		keep:   []string{"s3://b/out/k2/model.onnx", "s3://b/out/k2/result.json", "s3://b/out/k2/release.json"},
+		keep:   []string{"s3://b/out/k2/model.onnx", "s3://b/out/k2/result.json", "s3://b/out/k2/release.json", "s3://b/out/k2/report.html"},
 	}, {
 		name: "failed at the last stage: every output is intermediate",
 		status: []v1alpha1.StageStatus{
@@ -63,14 +65,34 @@ func TestIntermediateArtifacts(t *testing.T) {
 		},
 		output: artifact("s3://b/out/k2/model.onnx"),
 		uris:   []string{"s3://b/out/k0/result.json", "s3://b/out/k0/model.onnx"},
-		keep:   []string{"s3://b/out/k2/model.onnx", "s3://b/out/k2/result.json", "s3://b/out/k2/release.json"},
+		keep:   []string{"s3://b/out/k2/model.onnx", "s3://b/out/k2/result.json", "s3://b/out/k2/release.json", "s3://b/out/k2/report.html"},
+	}, {
+		name: "a sweep: every variant's final model and the selection are kept, the other runs go",
+		status: []v1alpha1.StageStatus{
+			{Name: "prune/v1", Output: artifact("s3://b/out/p1/model.onnx")},
+			{Name: "prune/v2", Output: artifact("s3://b/out/p2/model.onnx")},
+			{Name: "int8/v1", Output: artifact("s3://b/out/q1/model.onnx")},
+			{Name: "int8/v2", Output: artifact("s3://b/out/q2/model.onnx")},
+			{Name: "select", Output: artifact("s3://b/out/q2/model.onnx")},
+		},
+		output:   artifact("s3://b/out/q2/model.onnx"),
+		variants: []v1alpha1.VariantStatus{{Name: "v1", Output: artifact("s3://b/out/q1/model.onnx")}, {Name: "v2", Output: artifact("s3://b/out/q2/model.onnx")}},
+		release:  "s3://b/out/sel/release.json",
+		uris:     []string{"s3://b/out/p1/result.json", "s3://b/out/p1/model.onnx", "s3://b/out/p2/result.json", "s3://b/out/p2/model.onnx"},
+		keep: []string{"s3://b/out/q2/model.onnx", "s3://b/out/q2/result.json", "s3://b/out/q2/release.json", "s3://b/out/q2/report.html",
+			"s3://b/out/q1/model.onnx", "s3://b/out/q1/result.json", "s3://b/out/q1/release.json", "s3://b/out/q1/report.html",
+			"s3://b/out/sel/release.json", "s3://b/out/sel/result.json", "s3://b/out/sel/report.html"},
 	}, {
 		name:   "nothing written yet",
 		status: []v1alpha1.StageStatus{{Name: "prune", State: v1alpha1.StageRunning}, {Name: "recover"}, {Name: "int8"}},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cpj := newCPJ("ns", "j", stages...)
-			cpj.Status.Stages, cpj.Status.Output = tc.status, tc.output
+			cpj.Status.Stages, cpj.Status.Output, cpj.Status.Variants = tc.status, tc.output, tc.variants
+			if tc.release != "" {
+				cpj.Spec.Variants = &v1alpha1.VariantsSpec{}
+				cpj.Status.Selection = &v1alpha1.SelectionStatus{Release: tc.release, Report: pipeline.SiblingURI(tc.release, pipeline.ReportFile)}
+			}
 			uris, keep := controllers.IntermediateArtifacts(cpj)
 			if diff := cmp.Diff(tc.uris, uris); diff != "" {
 				t.Errorf("uris (-want +got):\n%s", diff)
@@ -206,7 +228,7 @@ func TestCleanupOnDelete(t *testing.T) {
 			prune := done.Status.Stages[0].Output.URI
 			final := done.Status.Output.URI
 			wantArgs := []string{"--uri=" + pipeline.SiblingURI(prune, pipeline.ResultFile), "--uri=" + prune,
-				"--keep=" + final, "--keep=" + pipeline.SiblingURI(final, pipeline.ResultFile), "--keep=" + pipeline.SiblingURI(final, pipeline.ReleaseFile)}
+				"--keep=" + final, "--keep=" + pipeline.SiblingURI(final, pipeline.ResultFile), "--keep=" + pipeline.SiblingURI(final, pipeline.ReleaseFile), "--keep=" + pipeline.SiblingURI(final, pipeline.ReportFile)}
 			if diff := cmp.Diff(wantArgs, job.Spec.Template.Spec.Containers[0].Args); diff != "" {
 				t.Errorf("cleanup args (-want +got):\n%s", diff)
 			}
@@ -409,7 +431,7 @@ func TestCleanupKeepsSharedArtifacts(t *testing.T) {
 	final := doneA.Status.Output.URI
 	wantArgs := []string{"--uri=" + pipeline.SiblingURI(recover, pipeline.ResultFile), "--uri=" + recover,
 		"--keep=" + final, "--keep=" + pipeline.SiblingURI(final, pipeline.ResultFile), "--keep=" + pipeline.SiblingURI(final, pipeline.ReleaseFile),
-		"--keep=" + pipeline.SiblingURI(shared, pipeline.ResultFile), "--keep=" + shared}
+		"--keep=" + pipeline.SiblingURI(final, pipeline.ReportFile), "--keep=" + pipeline.SiblingURI(shared, pipeline.ResultFile), "--keep=" + shared}
 	if diff := cmp.Diff(wantArgs, job.Spec.Template.Spec.Containers[0].Args); diff != "" {
 		t.Errorf("cleanup args (-want +got):\n%s", diff)
 	}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -63,7 +64,8 @@ type CompressionJobReconciler struct {
 	CleanupBackoffLimit           int32
 	CleanupDeadline, CleanupGrace time.Duration
 
-	writes statusWrites
+	writes   statusWrites
+	variants expansions
 }
 
 // +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs,verbs=get;list;watch
@@ -113,6 +115,7 @@ func (r *CompressionJobReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		if apierrors.IsNotFound(err) {
 			tracker.forget(req.NamespacedName)
 			r.writes.forget(req.NamespacedName)
+			r.variants.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		reconcileErrors.WithLabelValues("get").Inc()
@@ -170,17 +173,32 @@ func (r *CompressionJobReconciler) emit(cpj, orig *v1alpha1.CompressionJob, run 
 	for _, e := range transitionEvents(&orig.Status, &cpj.Status) {
 		r.event(cpj, e)
 	}
-	for i, s := range cpj.Status.Stages {
+	for _, s := range cpj.Status.Stages {
 		if s.State != v1alpha1.StageSucceeded && s.State != v1alpha1.StageFailed {
 			continue
 		}
 		if prev := findStage(orig.Status.Stages, s.Name); prev != nil && prev.State == s.State && prev.CacheKey == s.CacheKey {
 			continue
 		}
-		if i < len(cpj.Spec.Stages) {
-			observeStageDuration(cpj.Spec.Stages[i].Type, s)
+		if t, ok := stageType(cpj, s.Name); ok {
+			observeStageDuration(t, s)
 		}
 	}
+}
+
+// stageType is the type of the stage a status.stages entry runs: the
+// stage of that name, or for a sweep's run (<stage>/<variant>) the stage
+// before the slash; a sweep's select step has none.
+func stageType(cpj *v1alpha1.CompressionJob, name string) (v1alpha1.StageType, bool) {
+	if cpj.Spec.Variants != nil {
+		name, _, _ = strings.Cut(name, "/")
+	}
+	for _, st := range cpj.Spec.Stages {
+		if st.Name == name {
+			return st.Type, true
+		}
+	}
+	return "", false
 }
 
 // maxEventNote is the API server's limit on an events.k8s.io/v1 note: a

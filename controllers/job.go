@@ -43,10 +43,17 @@ type StageJob struct {
 // its inputs; the Job is created once and never updated (suspend aside).
 func BuildJob(sj StageJob, d StageDefaults) (*batchv1.Job, error) {
 	cpj := sj.Owner
-	if sj.Index < 0 || sj.Index >= len(cpj.Spec.Stages) {
+	var stage *v1alpha1.Stage
+	switch {
+	case sj.Task.Select != nil && sj.Index == len(cpj.Spec.Stages):
+		// A sweep's select step: the runner image, the job's own
+		// placement, no stage of its own.
+		stage = &v1alpha1.Stage{Name: pipeline.SelectStep}
+	case sj.Index < 0 || sj.Index >= len(cpj.Spec.Stages):
 		return nil, fmt.Errorf("stage index %d is outside the %d stages of %s", sj.Index, len(cpj.Spec.Stages), cpj.Name)
+	default:
+		stage = &cpj.Spec.Stages[sj.Index]
 	}
-	stage := &cpj.Spec.Stages[sj.Index]
 	taskJSON, err := sj.Task.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("encoding the task of stage %s: %w", stage.Name, err)

@@ -40,6 +40,8 @@ type runState struct {
 	stalled bool
 	summary pipeline.Summary
 	requeue time.Duration
+	// sweep is set when the job has spec.variants (sweep.go).
+	sweep *sweepPlan
 }
 
 // frontier is the first stage that is not done.
@@ -62,6 +64,9 @@ func newRun(r *CompressionJobReconciler, cpj *v1alpha1.CompressionJob, kids chil
 // reconcile observes every stage, acts at the frontier, and writes the
 // status (in memory) for the current generation.
 func (s *runState) reconcile(ctx context.Context) (reconcile.Result, error) {
+	if s.cpj.Spec.Variants != nil {
+		return s.reconcileSweep(ctx)
+	}
 	st := &s.cpj.Status
 	if err := s.observe(ctx, st.Stages); err != nil {
 		// Without a full view of the stages, leave status (and its
@@ -113,7 +118,7 @@ func (s *runState) observe(ctx context.Context, prev []v1alpha1.StageStatus) err
 		}
 		name := pipeline.JobName(s.cpj.Name, i, stage.Name, task.CacheKey)
 		s.planned[name] = true
-		st, oerr := s.observeStage(ctx, i, task, name, findStage(prev, stage.Name))
+		st, oerr := s.observeStage(ctx, s.cpj, i, task, name, findStage(prev, stage.Name))
 		if oerr != nil {
 			err = errors.Join(err, oerr)
 		}
@@ -143,7 +148,7 @@ func (s *runState) task(i int, prevOutput *v1alpha1.Artifact) (pipeline.Task, er
 // observeStage decides one stage's status: kept from status when this run
 // already settled it, Cached when an earlier run produced the same cache
 // key, else read from its Job and pods.
-func (s *runState) observeStage(ctx context.Context, i int, task pipeline.Task, name string, prev *v1alpha1.StageStatus) (v1alpha1.StageStatus, error) {
+func (s *runState) observeStage(ctx context.Context, owner *v1alpha1.CompressionJob, i int, task pipeline.Task, name string, prev *v1alpha1.StageStatus) (v1alpha1.StageStatus, error) {
 	if prev != nil && !s.newRun && settled(prev.State) {
 		// Settled in this run: the Job and its pods may be gone (TTL), and
 		// a manager with another --runner-version does not redo a stage
@@ -166,7 +171,7 @@ func (s *runState) observeStage(ctx context.Context, i int, task pipeline.Task, 
 		return base, nil
 	}
 	if job.Annotations[AnnotationRun] != s.runHash {
-		if stale, why := s.staleJob(i, task, job); stale {
+		if stale, why := s.staleJob(owner, i, task, job); stale {
 			s.replace = append(s.replace, job)
 			base.Reason = v1alpha1.ReasonPending
 			base.Message = fmt.Sprintf("replacing Job %s of an earlier run: %s", job.Name, why)
@@ -201,7 +206,7 @@ func settled(s v1alpha1.StageState) bool {
 // finished on blobs that are not pinned (they may have changed), or it is
 // unfinished with another pod template, backoff limit, deadline or queue
 // than this run would create (templateHash).
-func (s *runState) staleJob(i int, task pipeline.Task, job *batchv1.Job) (bool, string) {
+func (s *runState) staleJob(owner *v1alpha1.CompressionJob, i int, task pipeline.Task, job *batchv1.Job) (bool, string) {
 	if jobFailed(job) {
 		return true, "it failed"
 	}
@@ -211,7 +216,7 @@ func (s *runState) staleJob(i int, task pipeline.Task, job *batchv1.Job) (bool, 
 	if jobComplete(job) {
 		return false, ""
 	}
-	want, err := BuildJob(StageJob{Owner: s.cpj, Index: i, Task: task, RunHash: s.runHash}, s.r.Defaults)
+	want, err := BuildJob(StageJob{Owner: owner, Index: i, Task: task, RunHash: s.runHash}, s.r.Defaults)
 	if err != nil || want.Annotations[AnnotationTemplateHash] != job.Annotations[AnnotationTemplateHash] {
 		return true, "its pod template, backoffLimit, activeDeadlineSeconds or queue differs from the current spec's"
 	}
@@ -388,54 +393,92 @@ func (s *runState) setJobSuspend(ctx context.Context, st *v1alpha1.StageStatus, 
 }
 
 // create creates the frontier stage's Job, exposing the storage Secret's
-// keys. A job the cluster will not run (Admit) stalls before any of its
-// Jobs exists; a missing Secret stalls the run (and is looked at again
-// later), an invalid Job fails the stage, and other errors are retried.
+// keys, once preflight allows it.
 func (s *runState) create(ctx context.Context, st *v1alpha1.StageStatus) error {
-	f := s.front
-	if fresh, err := s.r.upToDate(ctx, s.cpj); err != nil || !fresh {
+	keys, ok, err := s.preflight(ctx, st)
+	if !ok {
 		return err
 	}
-	if refused := Admit(s.cpj, s.r.Defaults, s.r.Policy); len(refused) > 0 {
+	f := s.front
+	return s.createJob(ctx, st, s.cpj, f.index, f.task, f.name, keys)
+}
+
+// preflight checks what must hold before a Job of the job is created and
+// returns the storage Secret's keys. A job the cluster will not run
+// (Admit) stalls before any of its Jobs exists; so does a missing Secret
+// or ServiceAccount (looked at again later). ok is false when no Job may
+// be created now; st says why.
+func (s *runState) preflight(ctx context.Context, st *v1alpha1.StageStatus) (keys []string, ok bool, err error) {
+	if fresh, err := s.r.upToDate(ctx, s.cpj); err != nil || !fresh {
+		return nil, false, err
+	}
+	if refused := s.admit(); len(refused) > 0 {
 		// The whole spec is checked, so no stage runs of a job a later
 		// stage of which the cluster refuses. Not a failed stage: the
 		// admin's settings may change, and the next look admits it.
 		st.Reason, st.Message = refused[0].Reason, refusalMessage(refused)
 		s.stalled = true
-		return nil
+		return nil, false, nil
 	}
-	keys, err := s.secretKeys(ctx)
+	keys, err = s.secretKeys(ctx)
 	if err != nil {
 		var nf *secretNotFound
 		if errors.As(err, &nf) {
 			st.Reason, st.Message = v1alpha1.ReasonSecretNotFound, err.Error()
 			s.stalled = true
 			s.requeue = minPositive(s.requeue, s.r.SecretRetryInterval)
-			return nil
+			return nil, false, nil
 		}
 		st.Reason, st.Message = v1alpha1.ReasonJobCreateFailed, pipeline.Truncate(err.Error(), pipeline.MaxStatusMessage)
-		return err
+		return nil, false, err
 	}
 	if stop, err := s.requireServiceAccount(ctx, st); stop {
-		return err
+		return nil, false, err
 	}
-	job, err := BuildJob(StageJob{Owner: s.cpj, Index: f.index, Task: f.task, RunHash: s.runHash, SecretKeys: keys}, s.r.Defaults)
+	return keys, true, nil
+}
+
+// admit checks the job (with spec.variants, every variant's spec) against
+// what the cluster runs and its admin allows.
+func (s *runState) admit() []Refusal {
+	if s.sweep == nil {
+		return Admit(s.cpj, s.r.Defaults, s.r.Policy)
+	}
+	var out []Refusal
+	seen := map[string]bool{}
+	for _, o := range s.sweep.owners {
+		for _, r := range Admit(o, s.r.Defaults, s.r.Policy) {
+			if !seen[r.Message] {
+				seen[r.Message] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// createJob creates the Job of stage index of owner (the CompressionJob,
+// or a variant of it) for task: an invalid Job fails the stage, a name
+// taken by a Job the job does not own fails it too, and other errors are
+// retried.
+func (s *runState) createJob(ctx context.Context, st *v1alpha1.StageStatus, owner *v1alpha1.CompressionJob, index int, task pipeline.Task, name string, keys []string) error {
+	job, err := BuildJob(StageJob{Owner: owner, Index: index, Task: task, RunHash: s.runHash, SecretKeys: keys}, s.r.Defaults)
 	if err == nil {
 		err = s.r.Client.Create(ctx, job)
 	}
 	switch {
 	case err == nil:
-		s.r.event(s.cpj, event{Job: job.Name, Type: corev1.EventTypeNormal, Reason: EventStageStarted, Action: "CreateJob", Note: fmt.Sprintf("created Job %s for stage %s (%d/%d)", job.Name, st.Name, f.index+1, len(s.cpj.Spec.Stages))})
+		s.r.event(s.cpj, event{Job: job.Name, Type: corev1.EventTypeNormal, Reason: EventStageStarted, Action: "CreateJob", Note: fmt.Sprintf("created Job %s for stage %s (%d/%d)", job.Name, st.Name, index+1, len(s.cpj.Spec.Stages))})
 	case apierrors.IsAlreadyExists(err):
-		return s.alreadyExists(ctx, st, f.name)
+		return s.alreadyExists(ctx, st, name)
 	case apierrors.IsInvalid(err):
 		st.State, st.Reason = v1alpha1.StageFailed, v1alpha1.ReasonJobCreateFailed
-		st.Message = pipeline.Truncate(fmt.Sprintf("the API server rejected Job %s: %v", f.name, err), pipeline.MaxStatusMessage)
+		st.Message = pipeline.Truncate(fmt.Sprintf("the API server rejected Job %s: %v", name, err), pipeline.MaxStatusMessage)
 		st.CompletionTime = &s.now
 		return nil
 	default:
 		st.Reason = v1alpha1.ReasonJobCreateFailed
-		st.Message = pipeline.Truncate(fmt.Sprintf("creating Job %s: %v", f.name, err), pipeline.MaxStatusMessage)
+		st.Message = pipeline.Truncate(fmt.Sprintf("creating Job %s: %v", name, err), pipeline.MaxStatusMessage)
 		return err
 	}
 	// Report the new Job as the next reconcile will see it, so that one

@@ -7,10 +7,15 @@ import (
 )
 
 // Pinned reports whether every blob the task reads is addressed by
-// digest: its input, its source and its dataset. Only then does the cache
-// key address the content, so only then may a result be reused without
-// reading the blobs again.
+// digest: its input, its source and its dataset (a select step's models).
+// Only then does the cache key address the content, so only then may a
+// result be reused without reading the blobs again.
 func (t Task) Pinned() bool {
+	if t.Select != nil {
+		// A select step reads only the variants' models and results,
+		// each named with its digest.
+		return true
+	}
 	return t.Input.Digest != "" && t.Source.Digest != "" && (t.Dataset == nil || t.Dataset.Digest != "")
 }
 

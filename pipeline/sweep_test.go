@@ -256,7 +256,7 @@ func TestSummarizeSweep(t *testing.T) {
 			{Name: "prune/v3", State: v1alpha1.StageFailed, Reason: "BadInput", Message: "c"},
 			pending("int8/v1", "", ""), pending("int8/v2", "", ""), pending("int8/v3", "", "")}
 		sum := SummarizeSweep("ns/j", spec, sw, runs, nil, "v1")
-		want := Summary{Phase: PhaseFailed, Reason: "BadInput", CurrentStage: "prune/v1", Total: 7,
+		want := Summary{Phase: PhaseFailed, Reason: "BadInput", CurrentStage: "prune/v1", Done: 6, Total: 7,
 			Message: "no variant produced a model: v1: stage prune/v1 failed: a; v2: stage prune/v2 failed: b; v3: stage prune/v3 failed: c"}
 		if diff := cmp.Diff(want, sum.Summary); diff != "" || sum.Select != nil {
 			t.Errorf("summary (-want +got):\n%s", diff)

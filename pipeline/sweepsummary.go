@@ -87,13 +87,15 @@ func variantDone(vs v1alpha1.VariantStatus) bool {
 // reason when no variant produced a model.
 func SummarizeSweep(jobName string, spec *v1alpha1.CompressionJobSpec, sw *Sweep, runs []v1alpha1.StageStatus, sel *v1alpha1.StageStatus, runnerVersion string) SweepSummary {
 	sum := SweepSummary{Variants: VariantStatuses(spec, sw, runs)}
+	// Progress counts the runs that will not change any more: done,
+	// failed, or left out because every variant through them failed.
 	sum.Total = len(sw.Runs) + 1
-	for _, r := range runs {
-		if done(r.State) {
+	for r, s := range runs {
+		if done(s.State) || s.State == v1alpha1.StageFailed || !sum.anyAlive(sw.Runs[r].Variants) {
 			sum.Done++
 		}
 	}
-	if sel != nil && done(sel.State) {
+	if sel != nil && (done(sel.State) || sel.State == v1alpha1.StageFailed) {
 		sum.Done++
 	}
 	finished := 0
