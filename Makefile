@@ -96,13 +96,16 @@ run: kompress ort ## Run the bundled sample job locally: MNIST through int8 quan
 
 ##@ Test
 
-.PHONY: test test-unit lint helm-lint fuzz
+.PHONY: test test-unit test-browser lint helm-lint fuzz
 test: tools data lint ## Run every test (unit, envtest, ONNX Runtime, object storage).
 	go test $(GO_TEST_FLAGS) ./...
 
 FUZZTIME ?= 20s
 fuzz: ## Fuzz every target of hack/fuzz.sh for FUZZTIME each (default 20s; CI runs it).
 	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+test-browser: ## Render a report.html in headless Chromium (installs Debian's chromium and chromium-driver when missing).
+	hack/browser.sh
 
 test-unit: ## Run the tests that need no tools.
 	go test $(GO_TEST_FLAGS) -short ./...

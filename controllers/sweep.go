@@ -103,6 +103,9 @@ func (s *runState) reconcileSweep(ctx context.Context) (reconcile.Result, error)
 	job := s.cpj.Namespace + "/" + s.cpj.Name
 	sum := pipeline.SummarizeSweep(job, spec, plan.Sweep, runs, nil, s.r.Defaults.RunnerVersion)
 	sel := v1alpha1.StageStatus{Name: pipeline.SelectStep, State: v1alpha1.StagePending, Message: "waits for every variant to finish"}
+	if p := findStage(prev, pipeline.SelectStep); p != nil && !s.newRun && settled(p.State) {
+		sel = *p.DeepCopy() // failed by the run's deadline before it was due
+	}
 	var selName string
 	if sum.Select != nil {
 		selName = pipeline.JobName(s.cpj.Name, len(spec.Stages), pipeline.SelectStep, sum.Select.CacheKey)
