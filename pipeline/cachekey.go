@@ -21,6 +21,10 @@ type keyMaterial struct {
 	// Stage is the stage body without its name: renaming a stage does
 	// not change its work.
 	Stage v1alpha1.StageBody `json:"stage"`
+	// Sharded is set with spec.parallelism: histogram calibration then
+	// bins over fixed ranges, which merge exactly (the shard count itself
+	// does not change the result).
+	Sharded bool `json:"sharded,omitempty"`
 }
 
 // CacheKey is sha256 over the input, the stage body, the dataset, the
@@ -33,6 +37,7 @@ func CacheKey(t Task) string {
 		Source:        refKey(t.Source),
 		Evaluation:    t.Evaluation,
 		Stage:         t.Stage.StageBody,
+		Sharded:       t.Shards > 0,
 	}
 	if t.Dataset != nil {
 		m.Dataset = refKey(t.Dataset.Ref)

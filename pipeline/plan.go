@@ -41,6 +41,9 @@ func NewTask(jobName string, spec *v1alpha1.CompressionJobSpec, index int, input
 		Evaluation:    spec.Evaluation,
 		RunnerVersion: runnerVersion,
 	}
+	if spec.Parallelism != nil {
+		t.Shards = max(int(spec.Parallelism.Shards), 1)
+	}
 	if spec.Dataset != nil {
 		t.Dataset = &DatasetRef{
 			Ref:    Ref{URI: spec.Dataset.URI, Digest: NormalizeDigest(spec.Dataset.SHA256)},

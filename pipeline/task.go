@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline/shard"
 )
 
 // ContractVersion is the version of the task/result JSON. A runner refuses a
@@ -60,6 +61,12 @@ type Task struct {
 	Dataset *DatasetRef `json:"dataset,omitempty"`
 
 	Evaluation v1alpha1.EvaluationSpec `json:"evaluation"`
+
+	// Shards is spec.parallelism.shards, 0 without spec.parallelism: how
+	// many workers share the stage's data passes, with statistics that
+	// merge exactly (package shard). The count does not change the
+	// result, so only whether it is set is in the cache key.
+	Shards int `json:"shards,omitempty"`
 
 	// CacheKey addresses this work; OutputURI is <output>/<key>/model.onnx.
 	CacheKey  string `json:"cacheKey"`
@@ -125,6 +132,9 @@ func (t Task) Validate() error {
 	}
 	if !isHexKey(t.CacheKey) {
 		errs = append(errs, fmt.Errorf("task.cacheKey %q is not 64 lowercase hex digits", t.CacheKey))
+	}
+	if t.Shards != 0 && !shard.Valid(t.Shards) {
+		errs = append(errs, fmt.Errorf("task.shards %d is not a power of two from 1 to %d", t.Shards, shard.Units))
 	}
 	if t.Index < 0 || t.Index >= t.Stages {
 		errs = append(errs, fmt.Errorf("task.index %d is outside [0, %d)", t.Index, t.Stages))

@@ -297,6 +297,14 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			c.Spec.Variants = sweep(param("prune", "sparsity", "0.3"))
 			c.Spec.Variants.MaxParallel = -1
 		}, "spec.variants.maxParallel", "should be greater than or equal to 1"},
+		{"three shards", func(c *v1alpha1.CompressionJob) { c.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 3} },
+			"spec.parallelism.shards", "spec.parallelism.shards must be a power of two from 1 to 16 (1, 2, 4, 8 or 16)"},
+		{"32 shards", func(c *v1alpha1.CompressionJob) { c.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 32} },
+			"spec.parallelism.shards", "spec.parallelism.shards must be a power of two from 1 to 16"},
+		{"shards without a dataset", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Dataset = nil
+			c.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 2}
+		}, "spec", "spec.parallelism.shards above 1 needs spec.dataset: the shards are cut from the dataset"},
 		{"run deadline of 0", func(c *v1alpha1.CompressionJob) { c.Spec.ActiveDeadlineSeconds = ptr.To[int64](0) },
 			"spec.activeDeadlineSeconds", "should be greater than or equal to 1"},
 		{"stage deadline negative", func(c *v1alpha1.CompressionJob) { c.Spec.Stages[1].ActiveDeadlineSeconds = ptr.To[int64](-5) },
@@ -409,6 +417,7 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 	more.Spec.Output.URI = "mem://out"
 	more.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxAccuracyDrop: "0", MinTop1Agreement: "1", MinCosine: "0.999", MaxBytes: ptr.To[int64](1 << 20),
 		MaxRelativeError: "0", MinSnrDb: "-3.5"}
+	more.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 16}
 	more.Spec.Evaluation.Inputs = []v1alpha1.EvaluationInput{
 		{Name: "input", Shape: []int64{512}, Range: []string{"-1", "1"}},
 		{Name: "state", Shape: []int64{2, 1, 128}, Value: "0"},

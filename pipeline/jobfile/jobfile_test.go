@@ -80,6 +80,13 @@ func TestDecodeRejects(t *testing.T) {
 		{"wrong kind", repl(`kind: CompressionJob`, `kind: Job`), []string{`expected apiVersion kompress.dev/v1alpha1 kind CompressionJob`}},
 		{"sensitivity scope with magnitude", repl(`{method: magnitude, sparsity: "0.5"}`, `{method: magnitude, sparsity: "0.5", scope: sensitivity}`), []string{"prune.scope sensitivity applies to methods structured and entropy"}},
 		{"global scope with hessian", repl(`{method: magnitude, sparsity: "0.5"}`, `{method: hessian, sparsity: "0.5", scope: global}`), []string{"hessian and nm work layer by layer"}},
+		{"three shards", repl(`  stages:`, "  parallelism: {shards: 3}\n  stages:"),
+			[]string{"spec.parallelism.shards", "must be a power of two from 1 to 16 (1, 2, 4, 8 or 16)"}},
+		{"32 shards", repl(`  stages:`, "  parallelism: {shards: 32}\n  stages:"),
+			[]string{"spec.parallelism.shards", "must be a power of two from 1 to 16"}},
+		{"shards without a dataset", func(s string) string {
+			return strings.Replace(strings.Replace(s, "  dataset: {uri: \"file://./data/mnist.npz\"}\n", "", 1), "  stages:", "  parallelism: {shards: 2}\n  stages:", 1)
+		}, []string{"spec.parallelism.shards above 1 needs spec.dataset"}},
 		{"stage name not a DNS label", repl(`name: int8`, `name: Int_8`), []string{"stage name must be a DNS label"}},
 		// A Custom stage's env is name and value: no Secret or ConfigMap
 		// reaches its image but spec.storage.secretRef's.
