@@ -202,6 +202,9 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 	if in.data, err = feed.Fit(feed.Inputs(in.model), ds); err != nil {
 		return in, BadInput(err)
 	}
+	if err := pipeline.CheckShards(max(task.Shards, 1), in.data.Len()); err != nil {
+		return in, BadInput(err)
+	}
 	return in, nil
 }
 

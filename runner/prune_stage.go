@@ -23,6 +23,7 @@ func pruneStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.Shards = max(in.Task.Shards, 1)
 	if opts.Inputs, err = inputSpecs(in.Task.Evaluation.Inputs); err != nil {
 		return nil, BadInput(err)
 	}

@@ -27,6 +27,7 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.Calibration.Shards = in.Task.Shards
 	var calib quantize.Calibration
 	guarded := opts.Method == quantize.WeightOnly && opts.Bits == 4 && opts.SensitiveLayers != quantize.SensitiveInt4
 	switch {

@@ -68,6 +68,16 @@ func (a *hessianAcc) flush(g int) {
 	a.fill = 0
 }
 
+// merge adds b's XᵀX and rows to a's (both flushed).
+func (a *hessianAcc) merge(b *hessianAcc) {
+	for g, h := range a.h {
+		for k, v := range b.h[g] {
+			h[k] += v
+		}
+	}
+	a.rows += b.rows
+}
+
 // hessians returns H = 2·XᵀX / rows per group, the scale SparseGPT uses
 // (the mean over rows, so dampening is relative to the data).
 func (a *hessianAcc) hessians() [][]float64 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kompress/kompress/pipeline/shard"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -67,7 +68,7 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]f
 			continue
 		}
 		t0 := time.Now()
-		accs, err := collect(ctx, out, targets, biases, ids, set)
+		accs, err := collect(ctx, out, targets, biases, ids, set, o.shards)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -160,7 +161,12 @@ func waves(g *onnxpb.GraphProto, targets []*target) []int {
 
 // collect runs the calibration set through the model with the inputs of
 // the chosen targets' nodes exposed and accumulates each target's XᵀX.
-func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*onnx.Weight, ids []int, set *calibSet) (map[int]*hessianAcc, error) {
+// The batches are cut into shard.Units units; each unit's XᵀX is
+// accumulated on its own, in batch order, and units are combined by
+// shard.TreeSum. The o.shards workers each take an aligned subtree of
+// units on a session of their own, and their sums are combined by the
+// same tree, so H is bit-identical for every shard count.
+func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*onnx.Weight, ids []int, set *calibSet, shards int) (map[int]*hessianAcc, error) {
 	main := onnx.IndexGraph(m.Proto.GetGraph(), "")
 	var expose []string
 	seen := map[string]bool{}
@@ -173,20 +179,48 @@ func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*on
 			}
 		}
 	}
-	// With nothing to expose, every input is a graph input.
-	sess, err := feed.Open(m, feed.Options{Name: m.Name + " (hessian calibration)", Expose: expose})
+	shards = max(shards, 1)
+	parts := make([]map[int]*hessianAcc, shards)
+	err := feed.Parallel(ctx, shards, shards, func(s int) (map[int]*hessianAcc, error) {
+		lo, hi := shard.OfUnits(s, shards)
+		if b, _ := shard.UnitSamples(lo, len(set.batches)); b == len(set.batches) {
+			return nil, nil // fewer batches than shards: nothing for this one
+		}
+		// With nothing to expose, every input is a graph input.
+		sess, err := feed.Open(m, feed.Options{Name: m.Name + " (hessian calibration)", Expose: expose})
+		if err != nil {
+			return nil, err
+		}
+		defer sess.Close()
+		return shard.TreeSum(hi-lo, func(k int) (map[int]*hessianAcc, error) {
+			return collectUnit(ctx, sess, targets, biases, ids, set, lo+k)
+		}, mergeAccs)
+	}, func(s int, part map[int]*hessianAcc) error {
+		parts[s] = part
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer sess.Close()
+	return shard.TreeSum(shards, func(s int) (map[int]*hessianAcc, error) { return parts[s], nil }, mergeAccs)
+}
+
+// collectUnit accumulates the XᵀX of unit u of the calibration batches;
+// nil for a unit with no batch.
+func collectUnit(ctx context.Context, sess *feed.Session, targets []*target, biases []*onnx.Weight, ids []int, set *calibSet, u int) (map[int]*hessianAcc, error) {
+	lo, hi := shard.UnitSamples(u, len(set.batches))
+	if lo == hi {
+		return nil, nil
+	}
 	accs := map[int]*hessianAcc{}
 	for _, i := range ids {
 		accs[i] = newHessianAcc(targets[i].lay, biases[i] != nil)
 	}
-	for b, batch := range set.batches {
+	for b := lo; b < hi; b++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		batch := set.batches[b]
 		outs, err := sess.Run(batch)
 		if err != nil {
 			return nil, fmt.Errorf("%w: batch %d: %v", ErrCalibration, b+1, err)
@@ -204,7 +238,24 @@ func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*on
 			}
 		}
 	}
+	for _, a := range accs {
+		a.buf = nil // its rows are flushed: free the gathering buffer
+	}
 	return accs, nil
+}
+
+// mergeAccs adds b's XᵀX to a's, target by target (nil is an empty sum).
+func mergeAccs(a, b map[int]*hessianAcc) map[int]*hessianAcc {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	for i, x := range a {
+		x.merge(b[i])
+	}
+	return a
 }
 
 // findBiases returns the bias hessian pruning updates with each target

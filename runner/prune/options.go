@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/kompress/kompress/pipeline/shard"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/prune/structured"
 )
@@ -116,6 +117,11 @@ type Options struct {
 	Dampening float64
 	// Seed breaks ties deterministically.
 	Seed int64
+	// Shards runs Hessian accumulation as this many parallel workers,
+	// each on its own units of the calibration batches, merged in a fixed
+	// tree (package shard): the result is the same for every count. A
+	// power of two up to shard.Units; 0 means 1.
+	Shards int
 	// Inputs say, by input name, how the inputs of the run that reveals
 	// tensor shapes are made up without calibration data (Structured):
 	// one sample's shape, or an input's whole shape, a value or a range
@@ -156,6 +162,7 @@ type options struct {
 	samples      int
 	dampening    float64
 	seed         int64
+	shards       int
 }
 
 // structured reports whether the options ask for N:M sparsity.
@@ -169,7 +176,7 @@ func (opts Options) parse() (*options, error) {
 	o := &options{
 		method: opts.Method, sparsity: opts.Sparsity, n: opts.Pattern.N, m: opts.Pattern.M, scope: opts.Scope, storage: opts.Storage,
 		minParams: opts.MinParams, samples: opts.CalibrationSamples, dampening: opts.Dampening, seed: opts.Seed,
-		excludeNodes: map[string]bool{}, excludeOps: map[string]bool{},
+		shards: max(opts.Shards, 1), excludeNodes: map[string]bool{}, excludeOps: map[string]bool{},
 	}
 	switch o.method {
 	case Magnitude:
@@ -207,6 +214,9 @@ func (opts Options) parse() (*options, error) {
 	}
 	if o.storage == "" {
 		o.storage = Dense
+	}
+	if !shard.Valid(o.shards) {
+		return nil, specErr("parallelism.shards %d: want a power of two from 1 to %d", opts.Shards, shard.Units)
 	}
 	if o.samples == 0 {
 		o.samples = DefaultCalibrationSamples

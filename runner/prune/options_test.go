@@ -16,17 +16,17 @@ func TestParse(t *testing.T) {
 		want options
 	}{
 		{Options{Method: Magnitude, Sparsity: 0.5},
-			options{method: "magnitude", sparsity: 0.5, scope: "global", storage: "dense", samples: 512, dampening: 0.01}},
+			options{method: "magnitude", sparsity: 0.5, scope: "global", storage: "dense", samples: 512, dampening: 0.01, shards: 1}},
 		{Options{Method: Magnitude, Sparsity: 0.75, Scope: ScopeLayer, Storage: Sparse, Seed: 3, MinParams: 100},
-			options{method: "magnitude", sparsity: 0.75, scope: "layer", storage: "sparse", samples: 512, dampening: 0.01, seed: 3, minParams: 100}},
+			options{method: "magnitude", sparsity: 0.75, scope: "layer", storage: "sparse", samples: 512, dampening: 0.01, shards: 1, seed: 3, minParams: 100}},
 		{Options{Method: NM},
-			options{method: "nm", n: 2, m: 4, scope: "layer", storage: "dense", samples: 512, dampening: 0.01}},
+			options{method: "nm", n: 2, m: 4, scope: "layer", storage: "dense", samples: 512, dampening: 0.01, shards: 1}},
 		{Options{Method: NM, Pattern: Pattern{N: 1, M: 4}, Criterion: structured.L2}, // criterion is structured's
-			options{method: "nm", n: 1, m: 4, scope: "layer", storage: "dense", samples: 512, dampening: 0.01}},
+			options{method: "nm", n: 1, m: 4, scope: "layer", storage: "dense", samples: 512, dampening: 0.01, shards: 1}},
 		{Options{Method: Hessian, Pattern: Pattern{N: 1, M: 8}, CalibrationSamples: 64, Dampening: 0.1},
-			options{method: "hessian", n: 1, m: 8, scope: "layer", storage: "dense", samples: 64, dampening: 0.1}},
+			options{method: "hessian", n: 1, m: 8, scope: "layer", storage: "dense", samples: 64, dampening: 0.1, shards: 1}},
 		{Options{Method: Hessian, Sparsity: 0.7, ExcludeNodes: []string{"a"}, ExcludeOpTypes: []string{"Gemm"}},
-			options{method: "hessian", sparsity: 0.7, scope: "layer", storage: "dense", samples: 512, dampening: 0.01,
+			options{method: "hessian", sparsity: 0.7, scope: "layer", storage: "dense", samples: 512, dampening: 0.01, shards: 1,
 				excludeNodes: map[string]bool{"a": true}, excludeOps: map[string]bool{"Gemm": true}}},
 	}
 	for _, tc := range tests {
@@ -103,6 +103,7 @@ func TestOptionsErrors(t *testing.T) {
 		{"negative minParams", Options{Method: Magnitude, Sparsity: 0.5, MinParams: -1}, "prune.minParams is -1, expected 0 or more"},
 		{"negative samples", Options{Method: Hessian, Sparsity: 0.5, CalibrationSamples: -1}, "prune.calibrationSamples is -1, expected at least 1"},
 		{"dampening above 1", Options{Method: Hessian, Sparsity: 0.5, Dampening: 2}, "prune.dampening 2: want a fraction in (0, 1]"},
+		{"three shards", Options{Method: Hessian, Sparsity: 0.5, Shards: 3}, "parallelism.shards 3: want a power of two from 1 to 16"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

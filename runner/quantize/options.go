@@ -1,6 +1,10 @@
 package quantize
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/kompress/kompress/pipeline/shard"
+)
 
 // Method selects a quantization algorithm.
 type Method string
@@ -98,6 +102,11 @@ type CalibrationOptions struct {
 	// Percentile of absolute activations kept by CalibrationPercentile,
 	// in [50, 100]; default DefaultPercentile.
 	Percentile float64
+	// Shards, when not 0, collects statistics that merge exactly on this
+	// many workers (spec.parallelism.shards; see calibrateShards): the
+	// ranges are the same for every count, a power of two up to
+	// shard.Units. 0 keeps ONNX Runtime's streaming collectors.
+	Shards int
 }
 
 // Options configure Quantize. Every field but Method has a default, its
@@ -259,6 +268,9 @@ func (opts Options) check() (*options, error) {
 	}
 	if o.calib.Samples == 0 {
 		o.calib.Samples = DefaultCalibrationSamples
+	}
+	if o.calib.Shards != 0 && !shard.Valid(o.calib.Shards) {
+		return nil, fmt.Errorf("parallelism.shards %d: want a power of two from 1 to %d", o.calib.Shards, shard.Units)
 	}
 	if o.calib.Samples < 0 {
 		return nil, fmt.Errorf("quantize.calibration.samples %d: want a positive number", o.calib.Samples)

@@ -79,7 +79,12 @@ func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibr
 		return nil, err
 	}
 	roots := p.roots()
-	cal, err := calibrate(ctx, m, roots, calib, collector, int(o.calib.Samples))
+	var cal *calibration
+	if o.calib.Shards > 0 {
+		cal, err = calibrateShards(ctx, m, roots, calib, o.calib)
+	} else {
+		cal, err = calibrate(ctx, m, roots, calib, collector, int(o.calib.Samples))
+	}
 	if err != nil {
 		return nil, err
 	}
