@@ -196,6 +196,23 @@ func verifyRelease(t *testing.T, cpj *v1alpha1.CompressionJob) runner.Release {
 	for _, s := range cpj.Status.Stages {
 		want = append(want, link{s.Name, s.CacheKey, s.ContentKey, s.Output.URI, s.Output.Digest})
 	}
+	if cpj.Spec.Variants != nil {
+		// A sweep's status lists every variant's runs ("prune/v2"); the
+		// selected model's release.json its own chain, one run a stage.
+		runs := want
+		want = nil
+		for _, r := range rel.Stages {
+			for _, s := range runs {
+				if s.CacheKey == r.CacheKey {
+					s.Name, _, _ = strings.Cut(s.Name, "/")
+					want = append(want, s)
+				}
+			}
+		}
+		if len(want) != len(cpj.Spec.Stages) {
+			t.Errorf("release.json names %d runs of the status, want one per stage (%d)", len(want), len(cpj.Spec.Stages))
+		}
+	}
 	for _, s := range rel.Stages {
 		got = append(got, link{s.Stage.Name, s.CacheKey, s.ContentKey, s.Output.URI, s.Output.Digest})
 	}

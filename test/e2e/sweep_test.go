@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
@@ -42,29 +43,35 @@ func runIntervals(t *testing.T, ns string, cpj *v1alpha1.CompressionJob) map[str
 			jobToRun[s.JobName] = s
 		}
 	}
-	podToJob := map[string]string{}
+	pods := map[string]corev1.Pod{}
 	for _, p := range podsOf(t, ns, cpj.Name) {
-		podToJob[p.Name] = p.Labels["batch.kubernetes.io/job-name"]
+		pods[p.Name] = p
 	}
 	out := map[string]interval{}
 	for _, s := range startsIn(ns) {
-		run, ok := jobToRun[podToJob[s.Pod]]
+		pod, ok := pods[s.Pod]
+		if !ok {
+			continue
+		}
+		run, ok := jobToRun[pod.Labels["batch.kubernetes.io/job-name"]]
 		if !ok || run.Output == nil {
 			continue
 		}
-		key := bucketKey(t, pipeline.SiblingURI(run.Output.URI, pipeline.ResultFile))
-		if run.Name == pipeline.SelectStep {
-			key = bucketKey(t, pipeline.SiblingURI(cpj.Status.Selection.Release, pipeline.ResultFile))
-		}
-		b, err := cl.s3.Object(bucket, key)
-		if err != nil {
-			t.Fatalf("result.json of %s: %v", run.Name, err)
-		}
+		// The runner's duration is in the result it reports (the
+		// termination message); result.json in storage is the work's and
+		// has none.
 		var res pipeline.Result
-		if err := json.Unmarshal(b, &res); err != nil {
-			t.Fatal(err)
+		for _, cs := range pod.Status.ContainerStatuses {
+			if term := cs.State.Terminated; term != nil && term.Message != "" {
+				if err := json.Unmarshal([]byte(term.Message), &res); err != nil {
+					t.Fatalf("termination message of %s: %v", pod.Name, err)
+				}
+			}
 		}
-		d, _ := strconv.ParseFloat(res.DurationSeconds, 64)
+		d, err := strconv.ParseFloat(res.DurationSeconds, 64)
+		if err != nil {
+			t.Fatalf("runner of %s (pod %s) reported no duration: %q", run.Name, pod.Name, res.DurationSeconds)
+		}
 		out[run.Name] = interval{run.Name, s.At, s.At.Add(time.Duration(d * float64(time.Second)))}
 	}
 	return out
