@@ -12,6 +12,7 @@ import (
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/pipeline/jobfile"
 	"github.com/kompress/kompress/runner"
+	"github.com/kompress/kompress/runner/panics"
 )
 
 // runSweep runs every variant of spec.variants with a pool of
@@ -106,6 +107,10 @@ func schedule(ctx context.Context, job *v1alpha1.CompressionJob, sw *pipeline.Sw
 		}
 		return -1
 	}
+	// A run's panic is raised again by Wait, on this goroutine, once the
+	// others are done (deferred first, so it runs after the Unlock).
+	var g panics.Group
+	defer g.Wait()
 	mu.Lock()
 	defer mu.Unlock()
 	for {
@@ -129,14 +134,17 @@ func schedule(ctx context.Context, job *v1alpha1.CompressionJob, sw *pipeline.Sw
 		chain := append([]v1alpha1.StageStatus(nil), runs...)
 		task, terr := sw.RunTask(jobName(job), r, input, chain, pipeline.Version)
 		runs[r].State, runs[r].StartTime, runs[r].Attempts = v1alpha1.StageRunning, ptrNow(), 1
-		go func(r int, task pipeline.Task, terr error) {
-			s, err := execRun(ctx, runs[r], task, terr, progressAs(sw.Runs[r].Name, opts))
-			mu.Lock()
-			runs[r], errs[r] = s, err
-			active--
-			cond.Broadcast()
-			mu.Unlock()
-		}(r, task, terr)
+		g.Go(func() {
+			s, err := runs[r], error(nil)
+			defer func() { // also when execRun panics: the loop must not wait for it
+				mu.Lock()
+				runs[r], errs[r] = s, err
+				active--
+				cond.Broadcast()
+				mu.Unlock()
+			}()
+			s, err = execRun(ctx, s, task, terr, progressAs(sw.Runs[r].Name, opts))
+		})
 	}
 }
 
