@@ -19,7 +19,8 @@ import (
 )
 
 // artifactKeys lists the bucket keys of a finished run: each stage's
-// model and result.json, and release.json beside the final model.
+// model and result.json, and release.json and report.html beside the final
+// model.
 func artifactKeys(t *testing.T, cpj *v1alpha1.CompressionJob) (intermediate, final []string) {
 	t.Helper()
 	n := len(cpj.Status.Stages)
@@ -29,7 +30,8 @@ func artifactKeys(t *testing.T, cpj *v1alpha1.CompressionJob) (intermediate, fin
 			intermediate = append(intermediate, keys...)
 			continue
 		}
-		final = append(keys, bucketKey(t, pipeline.SiblingURI(s.Output.URI, pipeline.ReleaseFile)))
+		final = append(keys, bucketKey(t, pipeline.SiblingURI(s.Output.URI, pipeline.ReleaseFile)),
+			bucketKey(t, pipeline.SiblingURI(s.Output.URI, pipeline.ReportFile)))
 	}
 	return intermediate, final
 }

@@ -78,7 +78,7 @@ func TestRunnerKilledMidStage(t *testing.T) {
 	}
 	key := bucketKey(t, done.Object.Status.Output.URI)
 	dir := key[:strings.LastIndex(key, "/")+1]
-	want := []string{dir + pipeline.ModelFile, dir + pipeline.ReleaseFile, dir + pipeline.ResultFile}
+	want := []string{dir + pipeline.ModelFile, dir + pipeline.ReleaseFile, dir + pipeline.ReportFile, dir + pipeline.ResultFile}
 	if diff := cmp.Diff(want, keysUnder(t, prefix)); diff != "" {
 		t.Errorf("objects under the output prefix (-want +got):\n%s", diff)
 	}
