@@ -1,18 +1,16 @@
 package onnx_test
 
 import (
-	"bytes"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/x448/float16"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kompress/kompress/internal/fuzzseeds"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/onnx/onnxtest"
@@ -34,7 +32,7 @@ func TestFuzzSeeds(t *testing.T) {
 	want := map[string][]byte{}
 	for target, seeds := range fuzzSeeds(t) {
 		for name, data := range seeds {
-			want[filepath.Join("testdata", "fuzz", target, "seed-"+name)] = corpusFile(data)
+			want[filepath.Join("testdata", "fuzz", target, "seed-"+name)] = fuzzseeds.CorpusFile(data)
 		}
 	}
 	for _, c := range onnxtest.CraftedModels() {
@@ -43,52 +41,7 @@ func TestFuzzSeeds(t *testing.T) {
 	have, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "*", "seed-*"))
 	crafted, _ := filepath.Glob(filepath.Join("testdata", "crafted", "*.onnx"))
 	have = append(have, crafted...)
-	if *updateSeeds {
-		for _, p := range have {
-			if err := os.Remove(p); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for p, b := range want {
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	for _, p := range have {
-		if _, ok := want[p]; !ok && !*updateSeeds {
-			t.Errorf("%s is no longer generated: run go test ./runner/onnx -run TestFuzzSeeds -update-seeds", p)
-		}
-	}
-	var paths []string
-	for p := range want {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil || !bytes.Equal(b, want[p]) {
-			t.Errorf("%s is missing or stale (%v): run go test ./runner/onnx -run TestFuzzSeeds -update-seeds", p, err)
-		}
-	}
-	var total int64
-	all, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "*", "*"))
-	for _, p := range all {
-		if st, err := os.Stat(p); err == nil {
-			total += st.Size()
-		}
-	}
-	if total > maxCorpusBytes {
-		t.Errorf("the fuzz corpora take %d bytes, more than %d: keep the committed seeds small", total, maxCorpusBytes)
-	}
-}
-
-// corpusFile is data in the format of Go's fuzzing corpus files.
-func corpusFile(data []byte) []byte {
-	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
+	fuzzseeds.Sync(t, want, have, *updateSeeds, "go test ./runner/onnx -run TestFuzzSeeds -update-seeds", maxCorpusBytes)
 }
 
 // fuzzSeeds returns the seeds of every fuzz target, by name.
