@@ -69,6 +69,8 @@ type CompressionJobReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs,verbs=get;list;watch
+// Variants are checked by the API server with dry-run creates (sweep.go).
+// +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs,verbs=create
 // +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs/status,verbs=get;patch
 // +kubebuilder:rbac:groups=kompress.dev,resources=compressionjobs/finalizers,verbs=update
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete

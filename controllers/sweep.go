@@ -8,13 +8,17 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
-	"github.com/kompress/kompress/pipeline/jobfile"
 )
 
 // sweepPlan is a reconcile's plan of a job with spec.variants: the sweep
@@ -25,9 +29,9 @@ type sweepPlan struct {
 	owners []*v1alpha1.CompressionJob
 }
 
-// expansions caches jobfile.ExpandVariants by object and generation: it
-// runs the CRD's schema and rules on every variant, which need not happen
-// on every reconcile of an unchanged spec.
+// expansions caches the expansion of spec.variants by object and
+// generation: each variant is checked by the API server, which need not
+// happen on every reconcile of an unchanged spec.
 type expansions struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]expansion
@@ -41,20 +45,66 @@ type expansion struct {
 }
 
 // expand returns the variants of cpj's spec; they are shared between
-// reconciles and must not be changed.
-func (e *expansions) expand(cpj *v1alpha1.CompressionJob) ([]pipeline.Variant, error) {
+// reconciles and must not be changed. A failure to check them (the API
+// server unreachable) is not remembered: the reconcile is retried.
+func (e *expansions) expand(ctx context.Context, c client.Client, cpj *v1alpha1.CompressionJob) ([]pipeline.Variant, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	key := types.NamespacedName{Namespace: cpj.Namespace, Name: cpj.Name}
 	if x, ok := e.m[key]; ok && x.uid == cpj.UID && x.generation == cpj.Generation && cpj.Generation != 0 {
 		return x.variants, x.err
 	}
-	v, err := jobfile.ExpandVariants(&cpj.Spec)
+	v, err := pipeline.ExpandVariants(&cpj.Spec, dryRunCheck(ctx, c, cpj.Namespace))
+	if err != nil && !pipeline.IsInvalidVariants(err) {
+		return nil, err
+	}
 	if e.m == nil {
 		e.m = map[types.NamespacedName]expansion{}
 	}
 	e.m[key] = expansion{cpj.UID, cpj.Generation, v, err}
 	return v, err
+}
+
+// dryRunCheck checks a variant by creating it with dryRun=All: the API
+// server defaults and validates it (OpenAPI schema, CEL rules, admission)
+// and stores nothing. Checking in the API server rather than with the
+// CRD's schema compiled in, as `kompress run` does, keeps the CEL
+// interpreter out of the manager (7 MB of its image); the words are the
+// same, since the causes of an Invalid error are the field errors
+// `kompress run` prints.
+func dryRunCheck(ctx context.Context, c client.Client, namespace string) pipeline.VariantChecker {
+	return func(obj map[string]any) (*v1alpha1.CompressionJobSpec, string, error) {
+		u := &unstructured.Unstructured{Object: obj}
+		u.SetNamespace(namespace)
+		u.SetName("")
+		u.SetGenerateName("variant-")
+		err := c.Create(ctx, u, client.DryRunAll)
+		if apierrors.IsInvalid(err) {
+			return nil, invalidWords(err), nil
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		var job v1alpha1.CompressionJob
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &job); err != nil {
+			return nil, "", err
+		}
+		return &job.Spec, "", nil
+	}
+}
+
+// invalidWords is an Invalid error's field errors as field.ErrorList
+// prints them: "field: body", several in brackets.
+func invalidWords(err error) string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil || len(status.Status().Details.Causes) == 0 {
+		return err.Error()
+	}
+	var errs []error
+	for _, c := range status.Status().Details.Causes {
+		errs = append(errs, errors.New(c.Field+": "+c.Message))
+	}
+	return utilerrors.NewAggregate(errs).Error()
 }
 
 func (e *expansions) forget(key types.NamespacedName) {
@@ -81,7 +131,10 @@ func (s *runState) reconcileSweep(ctx context.Context) (reconcile.Result, error)
 		st.StartTime = &s.now
 		st.CompletionTime = nil
 	}
-	variants, err := s.r.variants.expand(s.cpj)
+	variants, err := s.r.variants.expand(ctx, s.r.Client, s.cpj)
+	if err != nil && !pipeline.IsInvalidVariants(err) {
+		return reconcile.Result{}, err
+	}
 	var sw *pipeline.Sweep
 	if err == nil {
 		sw, err = pipeline.PlanSweep(spec.Variants, variants)

@@ -304,3 +304,24 @@ func TestSweepSuspended(t *testing.T) {
 	}
 	e.waitJobs(t, cpj, 2)
 }
+
+// A variant refused for several reasons at once: the API server's causes
+// are put together as `kompress run` puts its field errors together.
+func TestSweepInvalidVariantsSeveralCauses(t *testing.T) {
+	e := sharedEnv(t)
+	ns := e.namespace(t)
+	cpj := sweepCPJ(ns, "bad2", 4,
+		v1alpha1.VariantParameter{Stage: "prune", Field: "sparsity", Values: []string{"1.5", "0.5"}},
+		v1alpha1.VariantParameter{Stage: "int8", Field: "bits", Values: []string{"4"}})
+	e.create(t, cpj)
+	_, err := jobfile.ExpandVariants(&cpj.Spec)
+	if err == nil || !strings.Contains(err.Error(), "variant v1 (prune.sparsity=1.5, int8.bits=4) is not a valid spec: [") {
+		t.Fatalf("kompress run says %v, want v1 refused for two reasons", err)
+	}
+	got := e.waitCPJ(t, client.ObjectKeyFromObject(cpj), "Stalled", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidVariants)
+	})
+	if diff := cmp.Diff(err.Error(), cond(got, v1alpha1.ConditionStalled).Message); diff != "" {
+		t.Errorf("Stalled message differs from kompress run's (-run +controller):\n%s", diff)
+	}
+}

@@ -25,7 +25,7 @@ func scalarLeaves(s apiextensionsv1.JSONSchemaProps, prefix string) []string {
 	for name, p := range s.Properties {
 		switch p.Type {
 		case "string", "integer", "boolean":
-			out = append(out, prefix+name)
+			out = append(out, prefix+name+":"+p.Type)
 		case "object":
 			if p.AdditionalProperties == nil {
 				out = append(out, scalarLeaves(p, prefix+name+".")...)
@@ -69,7 +69,11 @@ func TestVariableFieldsMatchTheCRD(t *testing.T) {
 		if want := fmt.Sprintf("'%s': [%s]", typ, strings.Join(quoted, ", ")); !strings.Contains(rule, want) {
 			t.Errorf("the CEL rule does not list %s; rule: %s", want, rule)
 		}
-		sorted := append([]string(nil), got...)
+		// Each with its JSON type: how a variant's value is typed.
+		sorted := make([]string, len(got))
+		for i, f := range got {
+			sorted[i] = f + ":" + v1alpha1.VariableFieldType(typ, f)
+		}
 		sort.Strings(sorted)
 		if diff := cmp.Diff(scalarLeaves(stage.Properties[body], ""), sorted); diff != "" {
 			t.Errorf("VariableFields(%s) against the scalar fields of the CRD's %s (-crd +go):\n%s", typ, body, diff)

@@ -94,19 +94,41 @@ func (p VariantParameter) Key() string { return p.Stage + "." + p.Field }
 // body; lists and maps are not variable. The CRD's rules spell the same
 // lists (TestVariableFieldsMatchTheCRD).
 func VariableFields(t StageType) []string {
+	var out []string
+	for _, f := range variableFields(t) {
+		out = append(out, f.path)
+	}
+	return out
+}
+
+// VariableFieldType is the JSON type ("string", "integer" or "boolean") of
+// a variable field of a stage type's body, "" when the field is not one:
+// how a value of spec.variants, always a string, is typed in the stage.
+func VariableFieldType(t StageType, field string) string {
+	for _, f := range variableFields(t) {
+		if f.path == field {
+			return f.typ
+		}
+	}
+	return ""
+}
+
+type variableField struct{ path, typ string }
+
+func variableFields(t StageType) []variableField {
 	all := StageBody{Prune: &PruneSpec{}, Distill: &DistillSpec{}, Quantize: &QuantizeSpec{}, Custom: &CustomSpec{}}
 	for _, tb := range all.bodies() {
 		if tb.typ != t || tb.body == nil {
 			continue
 		}
-		var out []string
+		var out []variableField
 		scalarPaths(reflect.TypeOf(tb.body).Elem(), "", &out)
 		return out
 	}
 	return nil
 }
 
-func scalarPaths(t reflect.Type, prefix string, out *[]string) {
+func scalarPaths(t reflect.Type, prefix string, out *[]variableField) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -118,8 +140,12 @@ func scalarPaths(t reflect.Type, prefix string, out *[]string) {
 			ft = ft.Elem()
 		}
 		switch ft.Kind() {
-		case reflect.String, reflect.Bool, reflect.Int32, reflect.Int64:
-			*out = append(*out, prefix+name)
+		case reflect.String:
+			*out = append(*out, variableField{prefix + name, "string"})
+		case reflect.Bool:
+			*out = append(*out, variableField{prefix + name, "boolean"})
+		case reflect.Int32, reflect.Int64:
+			*out = append(*out, variableField{prefix + name, "integer"})
 		case reflect.Struct:
 			scalarPaths(ft, prefix+name+".", out)
 		}
