@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kompress/kompress/pipeline/shard"
+	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -68,7 +69,7 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]f
 			continue
 		}
 		t0 := time.Now()
-		accs, err := collect(ctx, out, targets, biases, ids, set, o.shards)
+		accs, err := collect(ctx, out, targets, biases, ids, set, o.exchange, fmt.Sprintf("hessian-wave-%d", w))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -163,10 +164,11 @@ func waves(g *onnxpb.GraphProto, targets []*target) []int {
 // the chosen targets' nodes exposed and accumulates each target's XᵀX.
 // The batches are cut into shard.Units units; each unit's XᵀX is
 // accumulated on its own, in batch order, and units are combined by
-// shard.TreeSum. The o.shards workers each take an aligned subtree of
-// units on a session of their own, and their sums are combined by the
-// same tree, so H is bit-identical for every shard count.
-func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*onnx.Weight, ids []int, set *calibSet, shards int) (map[int]*hessianAcc, error) {
+// shard.TreeSum. Each shard of x takes an aligned subtree of units on a
+// session of its own, and exchange.Reduce combines their sums (shared as
+// round) by the same tree, so H is bit-identical for every shard count,
+// whether the shards are workers of this process or pods.
+func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*onnx.Weight, ids []int, set *calibSet, x exchange.Exchange, round string) (map[int]*hessianAcc, error) {
 	main := onnx.IndexGraph(m.Proto.GetGraph(), "")
 	var expose []string
 	seen := map[string]bool{}
@@ -179,9 +181,8 @@ func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*on
 			}
 		}
 	}
-	shards = max(shards, 1)
-	parts := make([]map[int]*hessianAcc, shards)
-	err := feed.Parallel(ctx, shards, shards, func(s int) (map[int]*hessianAcc, error) {
+	shards := x.Shards()
+	part := func(s int) (map[int]*hessianAcc, error) {
 		lo, hi := shard.OfUnits(s, shards)
 		if b, _ := shard.UnitSamples(lo, len(set.batches)); b == len(set.batches) {
 			return nil, nil // fewer batches than shards: nothing for this one
@@ -195,14 +196,8 @@ func collect(ctx context.Context, m *onnx.Model, targets []*target, biases []*on
 		return shard.TreeSum(hi-lo, func(k int) (map[int]*hessianAcc, error) {
 			return collectUnit(ctx, sess, targets, biases, ids, set, lo+k)
 		}, mergeAccs)
-	}, func(s int, part map[int]*hessianAcc) error {
-		parts[s] = part
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	return shard.TreeSum(shards, func(s int) (map[int]*hessianAcc, error) { return parts[s], nil }, mergeAccs)
+	return exchange.Reduce(ctx, x, round, accCodec(targets, biases), part, mergeAccs)
 }
 
 // collectUnit accumulates the XᵀX of unit u of the calibration batches;

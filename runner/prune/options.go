@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/kompress/kompress/pipeline/shard"
+	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/prune/structured"
 )
@@ -122,6 +123,11 @@ type Options struct {
 	// tree (package shard): the result is the same for every count. A
 	// power of two up to shard.Units; 0 means 1.
 	Shards int
+	// Exchange is where the shards' partial Hessians meet; nil runs all
+	// Shards in this process (exchange.Local). A stage pod that is one
+	// index of an Indexed Job passes exchange.Storage: its Shards()
+	// is the count then.
+	Exchange exchange.Exchange
 	// Inputs say, by input name, how the inputs of the run that reveals
 	// tensor shapes are made up without calibration data (Structured):
 	// one sample's shape, or an input's whole shape, a value or a range
@@ -163,6 +169,7 @@ type options struct {
 	dampening    float64
 	seed         int64
 	shards       int
+	exchange     exchange.Exchange
 }
 
 // structured reports whether the options ask for N:M sparsity.
@@ -176,7 +183,7 @@ func (opts Options) parse() (*options, error) {
 	o := &options{
 		method: opts.Method, sparsity: opts.Sparsity, n: opts.Pattern.N, m: opts.Pattern.M, scope: opts.Scope, storage: opts.Storage,
 		minParams: opts.MinParams, samples: opts.CalibrationSamples, dampening: opts.Dampening, seed: opts.Seed,
-		shards: max(opts.Shards, 1), excludeNodes: map[string]bool{}, excludeOps: map[string]bool{},
+		shards: max(opts.Shards, 1), exchange: opts.Exchange, excludeNodes: map[string]bool{}, excludeOps: map[string]bool{},
 	}
 	switch o.method {
 	case Magnitude:
@@ -217,6 +224,9 @@ func (opts Options) parse() (*options, error) {
 	}
 	if !shard.Valid(o.shards) {
 		return nil, specErr("parallelism.shards %d: want a power of two from 1 to %d", opts.Shards, shard.Units)
+	}
+	if o.exchange == nil {
+		o.exchange = exchange.Local(o.shards)
 	}
 	if o.samples == 0 {
 		o.samples = DefaultCalibrationSamples

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/kompress/kompress/pipeline/shard"
+	"github.com/kompress/kompress/runner/exchange"
 )
 
 // Method selects a quantization algorithm.
@@ -107,6 +108,10 @@ type CalibrationOptions struct {
 	// ranges are the same for every count, a power of two up to
 	// shard.Units. 0 keeps ONNX Runtime's streaming collectors.
 	Shards int
+	// Exchange is where the shards' partial statistics meet; nil runs
+	// all Shards in this process (exchange.Local). A stage pod that is
+	// one index of an Indexed Job passes exchange.Storage.
+	Exchange exchange.Exchange
 }
 
 // Options configure Quantize. Every field but Method has a default, its

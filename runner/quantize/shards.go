@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/kompress/kompress/pipeline/shard"
+	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 )
@@ -29,8 +30,11 @@ func calibrateShards(ctx context.Context, m *onnx.Model, tensors []string, calib
 	if err != nil {
 		return nil, err
 	}
-	shards := max(c.Shards, 1)
-	ranges, err := reduceShards(ctx, m, tensors, batches, shards, newMinMaxPart, mergeMinMax)
+	x := c.Exchange
+	if x == nil {
+		x = exchange.Local(c.Shards)
+	}
+	ranges, err := reduceShards(ctx, m, tensors, batches, x, "calibration-range", newMinMaxPart, minMaxCodec, mergeMinMax)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +45,7 @@ func calibrateShards(ctx context.Context, m *onnx.Model, tensors []string, calib
 		return cal, nil
 	}
 	bins := func() statPart { return newBinsPart(c.Method, ranges.ranges) }
-	hist, err := reduceShards(ctx, m, tensors, batches, shards, bins, mergeBins)
+	hist, err := reduceShards(ctx, m, tensors, batches, x, "calibration-histogram", bins, binsCodec(c.Method, ranges.ranges), mergeBins)
 	if err != nil {
 		return nil, err
 	}
@@ -79,10 +83,11 @@ type statPart interface {
 	collect(name string, data []float32)
 }
 
-// reduceShards runs every unit of batches through m on shards workers and
-// returns the statistics of all, combined by shard.TreeSum.
-func reduceShards[P statPart](ctx context.Context, m *onnx.Model, tensors []string, batches []map[string]*onnx.Tensor, shards int, part func() P, merge func(a, b P) P) (P, error) {
-	parts := make([]P, shards)
+// reduceShards runs every unit of batches through m on the shards of x
+// this process owns and returns the statistics of all, combined by
+// shard.TreeSum (exchange.Reduce, sharing them as round).
+func reduceShards[P statPart](ctx context.Context, m *onnx.Model, tensors []string, batches []map[string]*onnx.Tensor, x exchange.Exchange, round string, part func() P, c exchange.Codec[P], merge func(a, b P) P) (P, error) {
+	shards := x.Shards()
 	unit := func(sess *feed.Session, u int) (P, error) {
 		var zero P
 		lo, hi := shard.UnitSamples(u, len(batches))
@@ -108,7 +113,7 @@ func reduceShards[P statPart](ctx context.Context, m *onnx.Model, tensors []stri
 		}
 		return p, nil
 	}
-	err := feed.Parallel(ctx, shards, shards, func(s int) (P, error) {
+	return exchange.Reduce(ctx, x, round, c, func(s int) (P, error) {
 		var zero P
 		lo, hi := shard.OfUnits(s, shards)
 		if b, _ := shard.UnitSamples(lo, len(batches)); b == len(batches) {
@@ -120,15 +125,7 @@ func reduceShards[P statPart](ctx context.Context, m *onnx.Model, tensors []stri
 		}
 		defer sess.Close()
 		return shard.TreeSum(hi-lo, func(k int) (P, error) { return unit(sess, lo+k) }, merge)
-	}, func(s int, p P) error {
-		parts[s] = p
-		return nil
-	})
-	if err != nil {
-		var zero P
-		return zero, err
-	}
-	return shard.TreeSum(shards, func(s int) (P, error) { return parts[s], nil }, merge)
+	}, merge)
 }
 
 // minMaxPart is the finite range of each tensor.
