@@ -67,6 +67,12 @@ type Task struct {
 	// merge exactly (package shard). The count does not change the
 	// result, so only whether it is set is in the cache key.
 	Shards int `json:"shards,omitempty"`
+	// Indexed says the shards run as the pods of an Indexed Job of
+	// Shards completions (see IndexedPods), this runner being the index
+	// its pod's JOB_COMPLETION_INDEX says: the indices exchange partial
+	// statistics through object storage and index 0 publishes. Without
+	// it the runner runs every shard itself.
+	Indexed bool `json:"indexed,omitempty"`
 
 	// CacheKey addresses this work; OutputURI is <output>/<key>/model.onnx.
 	CacheKey  string `json:"cacheKey"`
@@ -136,10 +142,25 @@ func (t Task) Validate() error {
 	if t.Shards != 0 && !shard.Valid(t.Shards) {
 		errs = append(errs, fmt.Errorf("task.shards %d is not a power of two from 1 to %d", t.Shards, shard.Units))
 	}
+	if t.Indexed && t.IndexedPods() < 2 {
+		errs = append(errs, fmt.Errorf("task.indexed is set for a stage that runs as one pod (task.shards %d, type %s): only Prune and Quantize stages with shards above 1 run as an Indexed Job", t.Shards, t.Stage.Type))
+	}
 	if t.Index < 0 || t.Index >= t.Stages {
 		errs = append(errs, fmt.Errorf("task.index %d is outside [0, %d)", t.Index, t.Stages))
 	}
 	return errors.Join(errs...)
+}
+
+// IndexedPods is how many pods run the stage on a cluster: Shards for a
+// Prune or Quantize stage with Shards above 1 (the pods of an Indexed
+// Job, one index per shard), else 1. Distillation stays in one pod (its
+// steps are sequential in the weights: sharding it is data-parallel
+// training, a training operator's job), and so does a Custom stage.
+func (t Task) IndexedPods() int {
+	if t.Shards > 1 && (t.Stage.Type == v1alpha1.StageTypePrune || t.Stage.Type == v1alpha1.StageTypeQuantize) {
+		return t.Shards
+	}
+	return 1
 }
 
 func isHexKey(s string) bool {

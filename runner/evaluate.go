@@ -35,6 +35,7 @@ func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, mo
 		Model: model, Name: task.OutputURI,
 		Source: in.source, SourceName: task.Source.URI,
 		Data: in.data, Spec: settings, Inputs: specs, Threads: o.Threads,
+		Exchange: in.shards, ScoreOnly: !publishes(task, o),
 		Progress: func(done, total int) {
 			o.Progress(Event{Stage: task.Stage.Name, Index: task.Index, Of: task.Stages, Phase: PhaseEvaluate, Done: int64(done), Total: int64(total), Unit: "samples"})
 		},

@@ -12,6 +12,7 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort"
@@ -33,6 +34,12 @@ type Options struct {
 	// dataset.DefaultLimits. kompress reads them from the environment
 	// (dataset.LimitsFromEnv).
 	DatasetLimits dataset.Limits
+	// ShardIndex is which index of an Indexed Job this runner is, for a
+	// task with Indexed set (a pod reads it from JOB_COMPLETION_INDEX).
+	ShardIndex int
+	// ShardWait bounds how long an index waits for the others' partials
+	// of one round (exchange.DefaultWait when 0).
+	ShardWait time.Duration
 }
 
 func (o *Options) defaults() {
@@ -119,18 +126,24 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 		// fault, not the task, so the error must not blame the model.
 		return pipeline.Result{Input: in.ref}, &Error{Code: pipeline.ExitFailure, Reason: "RuntimeUnavailable", Err: err}
 	}
+	if in.shards, err = shardExchange(task, work, o); err != nil {
+		return pipeline.Result{Input: in.ref}, err
+	}
 	step(PhaseTransform, fmt.Sprintf("%s %s", task.Stage.Type, stage.Describe(task.Stage)))
 	out, err := stage.Transform(ctx, &StageInput{
-		Task: work, Model: in.model, Source: in.source, Data: in.data,
+		Task: work, Model: in.model, Source: in.source, Data: in.data, Exchange: in.shards,
 		Storage: o.Storage, DatasetLimits: o.DatasetLimits, Log: o.Log,
 		Progress: func(done, total int64, unit string) {
 			o.Progress(Event{Stage: task.Stage.Name, Index: task.Index, Of: task.Stages, Phase: PhaseTransform, Done: done, Total: total, Unit: unit})
 		},
 	})
 	if err != nil {
-		return pipeline.Result{Input: in.ref}, err
+		return finishedElsewhere(ctx, task, work, o, step, pipeline.Result{Input: in.ref}, err)
 	}
 	res, err := publish(ctx, task, work, o, step, in, out)
+	if err != nil {
+		return finishedElsewhere(ctx, task, work, o, step, res, err)
+	}
 	return released(ctx, work, o, res, err)
 }
 
@@ -160,6 +173,9 @@ type inputs struct {
 	model  *onnx.Model
 	source []byte
 	data   *dataset.Dataset
+	// shards is where the stage's shards meet (shardExchange), nil
+	// without spec.parallelism.
+	shards exchange.Exchange
 	// digests of what was read, to key a task that pinned none.
 	digests pipeline.Digests
 }
@@ -269,12 +285,20 @@ func publish(ctx context.Context, task, work pipeline.Task, o *Options, step fun
 	if err != nil {
 		return res, err
 	}
+	if !publishes(task, o) {
+		return sharedOnly(task, o, res), nil
+	}
 	step(PhaseWrite, "writing "+work.OutputURI)
 	obj, err := o.Storage.WriteBytes(ctx, work.OutputURI, model)
 	if errors.Is(err, storage.ErrExists) {
 		o.Log.Warn("a model is already at the output URI without a result: adopting it", "uri", work.OutputURI)
 		ours := storage.Digest(model)
 		if model, obj, err = o.Storage.ReadAll(ctx, work.OutputURI, ""); err == nil && obj.Digest != ours {
+			// Not another exchange: the other indices are done. This
+			// runner scores every shard itself, to the same sums.
+			if in.shards != nil {
+				in.shards = exchange.Local(in.shards.Shards())
+			}
 			ev, err = evaluate(ctx, work, o, in, model)
 		}
 	}
@@ -290,7 +314,11 @@ func publish(ctx context.Context, task, work pipeline.Task, o *Options, step fun
 	if err != nil {
 		return res, fmt.Errorf("encoding result details: %w", err)
 	}
-	return res, writeResult(ctx, task, work, o, step, &res)
+	if err := writeResult(ctx, task, work, o, step, &res); err != nil {
+		return res, err
+	}
+	dropPartials(ctx, in.shards, o)
+	return res, nil
 }
 
 // outputError names a failed write for what it is: a missing output

@@ -24,6 +24,7 @@ func pruneStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 		return nil, err
 	}
 	opts.Shards = max(in.Task.Shards, 1)
+	opts.Exchange = in.Exchange
 	if opts.Inputs, err = inputSpecs(in.Task.Evaluation.Inputs); err != nil {
 		return nil, BadInput(err)
 	}

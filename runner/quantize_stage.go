@@ -28,6 +28,7 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 		return nil, err
 	}
 	opts.Calibration.Shards = in.Task.Shards
+	opts.Calibration.Exchange = in.Exchange
 	var calib quantize.Calibration
 	guarded := opts.Method == quantize.WeightOnly && opts.Bits == 4 && opts.SensitiveLayers != quantize.SensitiveInt4
 	switch {

@@ -8,6 +8,7 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/storage"
 )
@@ -22,6 +23,9 @@ type StageInput struct {
 	// Data is the job's dataset fitted to the model's inputs (feed.Fit),
 	// or nil.
 	Data *dataset.Dataset
+	// Exchange is where the shards of the stage's data passes meet (nil
+	// without spec.parallelism).
+	Exchange exchange.Exchange
 	// Storage reads anything else the stage names (a teacher, a training set).
 	Storage *storage.Client
 	// DatasetLimits bound every dataset the stage reads (Options).

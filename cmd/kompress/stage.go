@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -58,15 +59,21 @@ write (against the task too, when one is given) and exit.`,
 			if err != nil {
 				return refuse(err)
 			}
+			index, wait, err := shardEnv(task)
+			if err != nil {
+				return refuse(err)
+			}
 			applyMemoryLimit()
 			res, err := runner.Execute(cmd.Context(), task, runner.Options{
 				Log: log, AllowExec: allowExec, DatasetLimits: limits,
-				Progress: throttledLog(log),
+				Progress: throttledLog(log), ShardIndex: index, ShardWait: wait,
 			})
 			if werr := writeTermination(terminationLog, res); werr != nil {
 				log.Error("writing the termination message", "path", terminationLog, "err", werr)
 			}
-			if err == nil {
+			if err == nil && res.Output == nil {
+				log.Info("stage index done", "message", res.Message)
+			} else if err == nil {
 				log.Info("stage done", "output", res.Output.URI, "digest", res.Output.Digest, "bytes", res.Output.SizeBytes, "cached", res.Cached)
 			}
 			return err
@@ -117,6 +124,34 @@ func writeTermination(path string, res pipeline.Result) error {
 	}
 	return os.WriteFile(path, msg, 0o644)
 }
+
+// shardEnv reads which index of an Indexed Job this pod is (the Job
+// controller sets JOB_COMPLETION_INDEX) for a task that says it is one,
+// and how long to wait for the other indices ($KOMPRESS_SHARD_WAIT, a Go
+// duration; exchange.DefaultWait when unset).
+func shardEnv(task pipeline.Task) (int, time.Duration, error) {
+	if !task.Indexed {
+		return 0, 0, nil
+	}
+	v := os.Getenv(jobCompletionIndex)
+	index, err := strconv.Atoi(v)
+	if err != nil || index < 0 || index >= task.Shards {
+		return 0, 0, usageError("task.indexed is set and $%s is %q: want the pod's index in [0, %d) (the Job must be an Indexed Job)", jobCompletionIndex, v, task.Shards)
+	}
+	var wait time.Duration
+	if w := os.Getenv(shardWaitEnv); w != "" {
+		if wait, err = time.ParseDuration(w); err != nil || wait <= 0 {
+			return 0, 0, usageError("$%s is %q: want a positive duration such as 30m", shardWaitEnv, w)
+		}
+	}
+	return index, wait, nil
+}
+
+// The environment of an index of an Indexed Job.
+const (
+	jobCompletionIndex = "JOB_COMPLETION_INDEX"
+	shardWaitEnv       = "KOMPRESS_SHARD_WAIT"
+)
 
 // datasetLimits reads the dataset limits from the environment
 // (dataset.LimitsFromEnv); a malformed value is a usage error.

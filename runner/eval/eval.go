@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 )
@@ -69,6 +70,16 @@ type Request struct {
 	// Progress, when set, is called after each scored batch, in order,
 	// with the samples scored so far.
 	Progress func(done, total int)
+	// Exchange, when set (spec.parallelism), scores the batches as the
+	// shards of a data pass: cut into shard.Units units, tallied per
+	// unit and merged by a fixed tree (scoreShards), the same sums for
+	// every shard count, whether the shards are workers of this process
+	// or pods. Nil sums the batches in order.
+	Exchange exchange.Exchange
+	// ScoreOnly stops after scoring, with the scores in the report: an
+	// index of an Indexed Job that does not publish takes part in the
+	// scoring's exchange and needs nothing else.
+	ScoreOnly bool
 }
 
 // Report holds the measurements. Fields that were not measured (no labels,
@@ -208,6 +219,9 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 			err = fmt.Errorf("%w (run on synthesized inputs shaped %v per sample: give each input's shape, value or range in %s)", err, rep.InputShapes, InputsField)
 		}
 		return Report{}, err
+	}
+	if req.ScoreOnly {
+		return rep, nil
 	}
 	fixed, err := feed.FixedBatch(data)
 	if err != nil {

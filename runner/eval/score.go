@@ -56,6 +56,14 @@ func score(ctx context.Context, req Request, data, srcData *feed.Data, sess, src
 	}
 	total := data.Len()
 	spans := feed.Plan(total, batch, fixed, feed.Pad)
+	if req.Exchange != nil {
+		sum, err := scoreShards(ctx, req, data, srcData, sess, src, workers, spans)
+		if err != nil {
+			return err
+		}
+		sum.report(rep, outputNames(sess), data.Labels() != nil, src != nil)
+		return nil
+	}
 	// One tally per batch, summed in order: float sums are the same
 	// whatever order the workers finish in.
 	var sum tally
