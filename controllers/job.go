@@ -54,7 +54,10 @@ func BuildJob(sj StageJob, d StageDefaults) (*batchv1.Job, error) {
 	default:
 		stage = &cpj.Spec.Stages[sj.Index]
 	}
-	taskJSON, err := sj.Task.Encode()
+	task := sj.Task
+	pods := task.IndexedPods()
+	task.Indexed = pods > 1
+	taskJSON, err := task.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("encoding the task of stage %s: %w", stage.Name, err)
 	}
@@ -92,6 +95,9 @@ func BuildJob(sj StageJob, d StageDefaults) (*batchv1.Job, error) {
 			Template:                pod,
 		},
 	}
+	if pods > 1 {
+		indexed(&job.Spec, pods, ptr.Deref(stage.BackoffLimit, defaultBackoffLimit))
+	}
 	if q := queueName(cpj); q != "" {
 		// Kueue owns spec.suspend from here on: it unsuspends the Job when
 		// it admits it, and the controller never does.
@@ -99,6 +105,23 @@ func BuildJob(sj StageJob, d StageDefaults) (*batchv1.Job, error) {
 		job.Spec.Suspend = ptr.To(true)
 	}
 	return job, nil
+}
+
+// indexed makes the Job an Indexed Job of pods pods, all running at once
+// (the indices exchange partial statistics round by round: each waits for
+// all the others, so they must run together; Kueue admits the Job's pods
+// as one workload, all or none). Each index is retried on its own,
+// backoffLimit times (backoffLimitPerIndex: a retried index finds its
+// partials in storage and goes on), and the first index out of retries
+// fails the Job (maxFailedIndexes 0): the others would only wait for it
+// until their deadline.
+func indexed(spec *batchv1.JobSpec, pods int, backoffLimit int32) {
+	spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+	spec.Completions = ptr.To(int32(pods))
+	spec.Parallelism = ptr.To(int32(pods))
+	spec.BackoffLimit = nil // the API server defaults it to MaxInt32 with backoffLimitPerIndex
+	spec.BackoffLimitPerIndex = ptr.To(backoffLimit)
+	spec.MaxFailedIndexes = ptr.To[int32](0)
 }
 
 func queueName(cpj *v1alpha1.CompressionJob) string {

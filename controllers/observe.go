@@ -8,6 +8,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
@@ -42,6 +43,35 @@ func podsOf(job *batchv1.Job, pods []corev1.Pod) []corev1.Pod {
 		return out[j].CreationTimestamp.Before(&out[i].CreationTimestamp)
 	})
 	return out
+}
+
+// completionIndexAnnotation is the index of a pod of an Indexed Job.
+const completionIndexAnnotation = batchv1.JobCompletionIndexAnnotation
+
+// publisher keeps, of an Indexed Job's pods, those of index 0, the one
+// that publishes the stage's result (the others only share partial
+// statistics); a Job that is not Indexed has one pod at a time, all kept.
+func publisher(job *batchv1.Job, pods []corev1.Pod) []corev1.Pod {
+	if job.Spec.CompletionMode == nil || *job.Spec.CompletionMode != batchv1.IndexedCompletion {
+		return pods
+	}
+	var out []corev1.Pod
+	for _, p := range pods {
+		if p.Annotations[completionIndexAnnotation] == "0" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// indexOf names the index of an Indexed Job's pod (" of index 2 of
+// 4"), or nothing for another Job's.
+func indexOf(job *batchv1.Job, p *corev1.Pod) string {
+	i, ok := p.Annotations[completionIndexAnnotation]
+	if !ok || job.Spec.CompletionMode == nil || *job.Spec.CompletionMode != batchv1.IndexedCompletion {
+		return ""
+	}
+	return fmt.Sprintf(" of index %s of %d", i, ptr.Deref(job.Spec.Completions, 1))
 }
 
 // runnerTermination is the runner container's terminated state, if any.
@@ -140,6 +170,7 @@ func observeFinished(s v1alpha1.StageStatus, job *batchv1.Job, pods []corev1.Pod
 	if s.CompletionTime == nil {
 		s.CompletionTime = ptrTime(jobCondition(job, batchv1.JobComplete).LastTransitionTime)
 	}
+	own = publisher(job, own)
 	for i := range own {
 		p := &own[i]
 		term := runnerTermination(p)
@@ -200,12 +231,16 @@ func failedStage(s v1alpha1.StageStatus, job *batchv1.Job, c *batchv1.JobConditi
 				s.Reason = pipeline.SafeReason(r.Reason, s.Reason)
 			}
 		}
+		runner := "runner" + indexOf(job, &pods[i])
 		if rm := runnerMessage(term.Message); rm != "" {
-			msg = fmt.Sprintf("%s; runner exited with code %d: %s", msg, term.ExitCode, rm)
+			msg = fmt.Sprintf("%s; %s exited with code %d: %s", msg, runner, term.ExitCode, rm)
 		} else {
-			msg = fmt.Sprintf("%s; runner exited with code %d", msg, term.ExitCode)
+			msg = fmt.Sprintf("%s; %s exited with code %d", msg, runner, term.ExitCode)
 		}
 		break
+	}
+	if f := job.Status.FailedIndexes; f != nil && *f != "" {
+		msg = fmt.Sprintf("%s (failed indexes: %s)", msg, *f)
 	}
 	s.Message = pipeline.Truncate(msg, pipeline.MaxStatusMessage)
 	return s
