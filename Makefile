@@ -133,7 +133,9 @@ e2e-fixtures: tools data ## Run the e2e suite and record the statuses the Argo C
 
 ##@ Benchmarks
 
-.PHONY: bench-runner bench-controller bench-scale
+.PHONY: bench-runner bench-controller bench-scale bench-indexed
+bench-indexed: ort data ## A hessian stage as an Indexed Job of 1 and 2 index processes meeting in storage: wall, calibration, the exchange's cost per round.
+	hack/bench-indexed.sh
 bench-runner: ## Runner steps against plain read+hash+write of the same model: medians, ratios, peak memory.
 	hack/bench-runner.sh
 

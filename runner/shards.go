@@ -28,7 +28,7 @@ func shardExchange(task, work pipeline.Task, o *Options) (exchange.Exchange, err
 	}
 	return &exchange.Storage{
 		Client: o.Storage, Prefix: pipeline.SiblingURI(work.OutputURI, shardsDir),
-		Index: o.ShardIndex, Of: task.Shards, Wait: o.ShardWait, Done: work.ResultURI(),
+		Index: o.ShardIndex, Of: task.Shards, Wait: o.ShardWait, Done: work.ResultURI(), Log: o.Log,
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,10 @@ type Storage struct {
 	// Poll is the first pause between looks (doubling up to 2 s; 100 ms
 	// when 0).
 	Poll time.Duration
+	// Log, when set, gets a line per round: bytes shared, and seconds
+	// spent writing, reading and waiting for the others (the exchange's
+	// cost, apart from the wait).
+	Log *slog.Logger
 
 	mu     sync.Mutex
 	rounds []string // gathered, for Delete
@@ -76,9 +81,12 @@ func (s *Storage) Shared(ctx context.Context, round string) (map[int][]byte, err
 
 // Gather writes this index's partial and waits for every other's.
 func (s *Storage) Gather(ctx context.Context, round string, mine map[int][]byte) ([][]byte, error) {
+	start := time.Now()
 	if err := s.write(ctx, round, mine[s.Index]); err != nil {
 		return nil, err
 	}
+	wrote := time.Since(start)
+	var reading time.Duration
 	s.mu.Lock()
 	s.rounds = append(s.rounds, round)
 	s.mu.Unlock()
@@ -100,17 +108,20 @@ func (s *Storage) Gather(ctx context.Context, round string, mine map[int][]byte)
 			if have[i] {
 				continue
 			}
+			t0 := time.Now()
 			b, ok, err := s.read(ctx, round, i)
 			if err != nil {
 				return nil, err
 			}
 			if ok {
+				reading += time.Since(t0)
 				all[i], have[i] = b, true
 				continue
 			}
 			missing = append(missing, i)
 		}
 		if len(missing) == 0 {
+			s.logRound(round, all, wrote, reading, time.Since(start))
 			return all, nil
 		}
 		if done, err := s.done(ctx); err != nil || done {
@@ -172,6 +183,18 @@ func (s *Storage) read(ctx context.Context, round string, i int) ([]byte, bool, 
 		return nil, false, fmt.Errorf("round %s: index %d's partial %s is refused: %w", round, i, part, err)
 	}
 	return b, true, nil
+}
+
+func (s *Storage) logRound(round string, all [][]byte, wrote, reading, total time.Duration) {
+	if s.Log == nil {
+		return
+	}
+	n := 0
+	for _, b := range all {
+		n += len(b)
+	}
+	s.Log.Info("shards exchanged", "round", round, "index", s.Index, "of", s.Of, "bytes", n,
+		"writeSeconds", wrote.Seconds(), "readSeconds", reading.Seconds(), "waitSeconds", (total - wrote - reading).Seconds())
 }
 
 func (s *Storage) done(ctx context.Context) (bool, error) {

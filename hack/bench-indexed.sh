@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# make bench-indexed: a stage run as an Indexed Job of N pods against the
+# same stage in one pod, on this machine. Each index is a `kompress stage`
+# process with JOB_COMPLETION_INDEX set, as the Job controller starts it;
+# the indices meet in object storage (file:// here) round by round. Runs
+# alternate between the shard counts, RUNS times each, each on a fresh
+# output directory; it prints per count the median wall time of the whole
+# stage (all indices done), the median hessian calibration time (index 0's
+# result.json), the median of the per-pair ratios against the first count,
+# and the exchange's cost per round (write + read of the partials, apart
+# from waiting for the other indices), from the indices' logs.
+#
+# Environment: RUNS (3), SHARDS ("1 2"), SAMPLES calibration samples
+# (2000), EVAL evaluation samples (2000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+SHARDS=${SHARDS:-"1 2"}
+SAMPLES=${SAMPLES:-2000}
+EVAL=${EVAL:-2000}
+eval "$(hack/tools.sh env | sed 's/^/export /')"
+KOMPRESS_CACHE=${KOMPRESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kompress}
+data=$KOMPRESS_CACHE/data/mnist-test-10k.npz
+[ -f "$data" ] || { echo "bench-indexed: $data is missing: make data" >&2; exit 1; }
+work=$(mktemp -d)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+
+go build -o "$work/kompress" ./cmd/kompress
+go build -o "$work/benchindexed" ./hack/benchindexed
+for n in $SHARDS; do
+	cat >"$work/job-$n.yaml" <<YAML
+apiVersion: kompress.dev/v1alpha1
+kind: CompressionJob
+metadata: {name: bench-indexed}
+spec:
+  source: {uri: "file://$PWD/config/samples/models/mnist-8.onnx"}
+  dataset: {uri: "file://$data", format: npz}
+  output: {uri: "file://$work/OUT"}
+  parallelism: {shards: $n}
+  evaluation: {samples: $EVAL, latencyRuns: 5}
+  stages:
+  - name: prune
+    type: Prune
+    prune: {method: hessian, sparsity: "0.6", calibrationSamples: $SAMPLES}
+YAML
+	"$work/benchindexed" -f "$work/job-$n.yaml" >"$work/task-$n.json"
+done
+
+# once N RUN: the stage's indices as processes, on a fresh output; prints
+# "wall calibration" and leaves the indices' logs in $work/log-N-RUN-*.
+once() {
+	local n=$1 run=$2 out="$work/out-$1-$2" pids=() pods=$1
+	mkdir -p "$out"
+	sed "s|$work/OUT|$out|g" "$work/task-$n.json" >"$out/task.json"
+	[ "$n" -gt 1 ] || pods=1
+	local start end
+	start=$(date +%s.%N)
+	for i in $(seq 0 $((pods - 1))); do
+		JOB_COMPLETION_INDEX=$i KOMPRESS_SHARD_WAIT=10m "$work/kompress" stage --task "$out/task.json" --termination-log "" 2>"$work/log-$n-$run-$i" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" || { echo "bench-indexed: an index of $n failed:" >&2; tail -5 "$work"/log-"$n-$run"-* >&2; exit 1; }
+	done
+	end=$(date +%s.%N)
+	local cal
+	cal=$(find "$out" -name result.json -exec cat {} + | grep -o '"calibrationSeconds": *[0-9.e+-]*' | head -1 | sed -E 's/.*: *//')
+	echo "$(awk -v s="$start" -v e="$end" 'BEGIN {print e-s}') $cal"
+	rm -rf "$out"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+first=${SHARDS%% *}
+echo "mnist-8, hessian 60% on $SAMPLES samples, evaluation on $EVAL; $RUNS runs of each shard count, alternating; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for n in $SHARDS; do once "$n" warmup >/dev/null; done
+for run in $(seq "$RUNS"); do
+	for n in $SHARDS; do
+		once "$n" "$run" >>"$work/times-$n"
+	done
+done
+for n in $SHARDS; do
+	wall=$(cut -d' ' -f1 "$work/times-$n" | median)
+	cal=$(cut -d' ' -f2 "$work/times-$n" | median)
+	ratio=$(paste -d' ' "$work/times-$first" "$work/times-$n" | awk '{print $1/$3, $2/$4}')
+	rw=$(echo "$ratio" | cut -d' ' -f1 | median)
+	rc=$(echo "$ratio" | cut -d' ' -f2 | median)
+	line=$(printf 'shards %-2s wall %6.2fs  calibration %6.2fs  speed-up against %s: wall %.2fx, calibration %.2fx' "$n" "$wall" "$cal" "$first" "$rw" "$rc")
+	if grep -qh "shards exchanged" "$work"/log-"$n"-[0-9]*-* 2>/dev/null; then
+		ex=$(grep -h "shards exchanged" "$work"/log-"$n"-[0-9]*-* | sed -E 's/.*writeSeconds=([0-9.e+-]+) readSeconds=([0-9.e+-]+).*/\1 \2/' | awk '{print $1+$2}' | median)
+		rounds=$(grep -h "shards exchanged" "$work"/log-"$n"-1-0 | wc -l)
+		bytes=$(grep -h "shards exchanged" "$work"/log-"$n"-1-0 | sed -E 's/.*bytes=([0-9]+).*/\1/' | sort -n | tail -1)
+		line="$line  exchange per round per index: median $(printf '%.3f' "$ex")s write+read ($rounds rounds, largest $bytes bytes)"
+	fi
+	echo "$line"
+done
