@@ -19,6 +19,9 @@ import (
 // rather than holding the others' nodes for good.
 const DefaultWait = 30 * time.Minute
 
+// maxPoll is the longest pause between two looks for the others' partials.
+const maxPoll = time.Second
+
 // ErrDone is Gather's error when the stage's result appeared while it
 // waited: another index finished the stage (this one is a retry that came
 // late), so there is nothing left to exchange.
@@ -41,8 +44,9 @@ type Storage struct {
 	// Done is a URI (the stage's result.json) whose existence ends the
 	// exchange with ErrDone.
 	Done string
-	// Poll is the first pause between looks (doubling up to 2 s; 100 ms
-	// when 0).
+	// Poll is the first pause between looks (doubling up to maxPoll;
+	// 50 ms when 0): short rounds lose little to polling, long ones make
+	// a request per missing index a second.
 	Poll time.Duration
 	// Log, when set, gets a line per round: bytes shared, and seconds
 	// spent writing, reading and waiting for the others (the exchange's
@@ -97,7 +101,7 @@ func (s *Storage) Gather(ctx context.Context, round string, mine map[int][]byte)
 	deadline := time.Now().Add(wait)
 	pause := s.Poll
 	if pause <= 0 {
-		pause = 100 * time.Millisecond
+		pause = 50 * time.Millisecond
 	}
 	all := make([][]byte, s.Of)
 	have := make([]bool, s.Of)
@@ -136,7 +140,7 @@ func (s *Storage) Gather(ctx context.Context, round string, mine map[int][]byte)
 			return nil, fmt.Errorf("round %s: waiting for index %s of %d: %w", round, joinInts(missing), s.Of, ctx.Err())
 		case <-time.After(min(pause, time.Until(deadline)+time.Millisecond)):
 		}
-		pause = min(2*pause, 2*time.Second)
+		pause = min(2*pause, maxPoll)
 	}
 }
 
