@@ -6,8 +6,10 @@
 # alternate between the shard counts, RUNS times each, each on a fresh
 # output directory; it prints per count the median wall time of the whole
 # stage (all indices done), the median hessian calibration time (index 0's
-# result.json), the median of the per-pair ratios against the first count,
-# and the exchange's cost per round (write + read of the partials, apart
+# result.json), the median CPU seconds of the busiest index (what one
+# node would spend: the wall time of an index on a node of its own), the
+# median of the per-pair ratios against the first count, and the
+# exchange's cost per round (write + read of the partials, apart
 # from waiting for the other indices), from the indices' logs.
 #
 # Environment: RUNS (3), SHARDS ("1 2"), SAMPLES calibration samples
@@ -57,7 +59,8 @@ once() {
 	local start end
 	start=$(date +%s.%N)
 	for i in $(seq 0 $((pods - 1))); do
-		JOB_COMPLETION_INDEX=$i KOMPRESS_SHARD_WAIT=10m "$work/kompress" stage --task "$out/task.json" --termination-log "" 2>"$work/log-$n-$run-$i" &
+		JOB_COMPLETION_INDEX=$i KOMPRESS_SHARD_WAIT=10m /usr/bin/time -f "%U %S" -o "$work/cpu-$n-$run-$i" \
+			"$work/kompress" stage --task "$out/task.json" --termination-log "" 2>"$work/log-$n-$run-$i" &
 		pids+=($!)
 	done
 	for p in "${pids[@]}"; do
@@ -66,7 +69,10 @@ once() {
 	end=$(date +%s.%N)
 	local cal
 	cal=$(find "$out" -name result.json -exec cat {} + | grep -o '"calibrationSeconds": *[0-9.e+-]*' | head -1 | sed -E 's/.*: *//')
-	echo "$(awk -v s="$start" -v e="$end" 'BEGIN {print e-s}') $cal"
+	# CPU seconds (user+sys) of the busiest index.
+	local cpu
+	cpu=$(cat "$work"/cpu-"$n-$run"-* | awk '{c=$1+$2; if (c>m) m=c} END {print m}')
+	echo "$(awk -v s="$start" -v e="$end" 'BEGIN {print e-s}') $cal $cpu"
 	rm -rf "$out"
 }
 
@@ -83,10 +89,11 @@ done
 for n in $SHARDS; do
 	wall=$(cut -d' ' -f1 "$work/times-$n" | median)
 	cal=$(cut -d' ' -f2 "$work/times-$n" | median)
-	ratio=$(paste -d' ' "$work/times-$first" "$work/times-$n" | awk '{print $1/$3, $2/$4}')
+	cpu=$(cut -d' ' -f3 "$work/times-$n" | median)
+	ratio=$(paste -d' ' "$work/times-$first" "$work/times-$n" | awk '{print $1/$4, $2/$5}')
 	rw=$(echo "$ratio" | cut -d' ' -f1 | median)
 	rc=$(echo "$ratio" | cut -d' ' -f2 | median)
-	line=$(printf 'shards %-2s wall %6.2fs  calibration %6.2fs  speed-up against %s: wall %.2fx, calibration %.2fx' "$n" "$wall" "$cal" "$first" "$rw" "$rc")
+	line=$(printf 'shards %-2s wall %6.2fs  calibration %6.2fs  CPU of the busiest index %6.2fs  speed-up against %s: wall %.2fx, calibration %.2fx' "$n" "$wall" "$cal" "$cpu" "$first" "$rw" "$rc")
 	if grep -qh "shards exchanged" "$work"/log-"$n"-[0-9]*-* 2>/dev/null; then
 		ex=$(grep -h "shards exchanged" "$work"/log-"$n"-[0-9]*-* | sed -E 's/.*writeSeconds=([0-9.e+-]+) readSeconds=([0-9.e+-]+).*/\1 \2/' | awk '{print $1+$2}' | median)
 		rounds=$(grep -h "shards exchanged" "$work"/log-"$n"-1-0 | wc -l)
