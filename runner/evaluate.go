@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/eval"
+	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/feed"
 )
 
@@ -40,6 +42,10 @@ func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, mo
 			o.Progress(Event{Stage: task.Stage.Name, Index: task.Index, Of: task.Stages, Phase: PhaseEvaluate, Done: int64(done), Total: int64(total), Unit: "samples"})
 		},
 	})
+	if _, ok := errors.AsType[*exchange.Error](err); ok {
+		// The shards' exchange failed, not the model.
+		return evaluation{}, err
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// Interrupted (SIGTERM, a deadline): that says nothing

@@ -119,3 +119,20 @@ func TestIndexedRunnerRefusesAnIndexOutOfRange(t *testing.T) {
 		t.Errorf("err = %v (exit %d), want a bad task naming the index", err, ExitCode(err))
 	}
 }
+
+// An index whose peers never come fails its round at the deadline with a
+// failure worth a retry that names them, not with a verdict on the model:
+// dynamic quantization has no calibration, so the round that times out is
+// the evaluation's.
+func TestIndexedRunnerTimesOutRetryably(t *testing.T) {
+	orttest.Require(t)
+	spec, _ := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
+	spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 2}
+	task := firstTask(t, spec)
+	task.Indexed = true
+	res, err := Execute(context.Background(), task, Options{ShardIndex: 0, ShardWait: 300 * time.Millisecond})
+	want := "round evaluation: index 1 of 2 did not share its partial statistics within 300ms"
+	if err == nil || !strings.Contains(err.Error(), want) || ExitCode(err) != pipeline.ExitFailure {
+		t.Errorf("err = %v (exit %d, reason %s), want exit %d saying %q", err, ExitCode(err), res.Reason, pipeline.ExitFailure, want)
+	}
+}

@@ -40,7 +40,7 @@ func Reduce[P any](ctx context.Context, x Exchange, round string, c Codec[P], pa
 	mine := x.Mine()
 	enc, err := x.Shared(ctx, round)
 	if err != nil {
-		return zero, err
+		return zero, &Error{Round: round, Err: err}
 	}
 	if enc == nil {
 		enc = map[int][]byte{}
@@ -66,7 +66,7 @@ func Reduce[P any](ctx context.Context, x Exchange, round string, c Codec[P], pa
 	}
 	all, err := x.Gather(ctx, round, enc)
 	if err != nil {
-		return zero, err
+		return zero, &Error{Round: round, Err: err}
 	}
 	return shard.TreeSum(len(all), func(s int) (P, error) {
 		if len(all[s]) == 0 {
@@ -74,11 +74,23 @@ func Reduce[P any](ctx context.Context, x Exchange, round string, c Codec[P], pa
 		}
 		p, err := c.Decode(all[s])
 		if err != nil {
-			return zero, fmt.Errorf("round %s: the partial of shard %d of %d: %w", round, s, len(all), err)
+			return zero, &Error{Round: round, Err: fmt.Errorf("round %s: the partial of shard %d of %d: %w", round, s, len(all), err)}
 		}
 		return p, nil
 	}, merge)
 }
+
+// Error is a failure of the exchange itself (a peer that never came, a
+// partial that cannot be read or decoded), not of the computation: a
+// caller that judges the model by a failed data pass must not blame the
+// model for it.
+type Error struct {
+	Round string
+	Err   error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
 
 // isZero reports a nil partial (maps and slices cannot be compared with
 // ==).
