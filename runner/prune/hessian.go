@@ -54,6 +54,10 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]f
 	for _, w := range wave {
 		last = max(last, w)
 	}
+	x := o.exchange
+	if x == nil {
+		x = exchange.Local(o.shards)
+	}
 	stats := &HessianStats{Samples: set.samples}
 	biases := findBiases(out, targets)
 	layers := make([]hessianLayer, len(targets))
@@ -69,7 +73,7 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]f
 			continue
 		}
 		t0 := time.Now()
-		accs, err := collect(ctx, out, targets, biases, ids, set, o.exchange, fmt.Sprintf("hessian-wave-%d", w))
+		accs, err := collect(ctx, out, targets, biases, ids, set, x, fmt.Sprintf("hessian-wave-%d", w))
 		if err != nil {
 			return nil, nil, err
 		}

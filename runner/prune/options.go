@@ -225,9 +225,6 @@ func (opts Options) parse() (*options, error) {
 	if !shard.Valid(o.shards) {
 		return nil, specErr("parallelism.shards %d: want a power of two from 1 to %d", opts.Shards, shard.Units)
 	}
-	if o.exchange == nil {
-		o.exchange = exchange.Local(o.shards)
-	}
 	if o.samples == 0 {
 		o.samples = DefaultCalibrationSamples
 	}
