@@ -3,11 +3,11 @@ package quantize
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
+	"github.com/kompress/kompress/runner/compare"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
@@ -20,6 +20,12 @@ type LayerError struct {
 	// Relative is ‖X·Ŵ - X·W‖ / ‖X·W‖ over the rows X of the layer's
 	// input: W the float weight, Ŵ what the quantized model multiplies by.
 	Relative float64
+	// WithInput is ‖X̂·Ŵ - X·W‖ / ‖X·W‖, X̂ the input rounded as the
+	// quantized model rounds it (static's QuantizeLinear scale and zero
+	// point; dynamic's uint8 range of each batch, here of the rows
+	// measured): the error of the whole integer layer. Relative where the
+	// input stays float.
+	WithInput float64
 }
 
 // LayerErrors measures every MatMul of float whose output quantized
@@ -47,8 +53,9 @@ func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibra
 	}
 	var layers []layer
 	inputs := map[string]int{}
+	qix := newIndex(quantized)
 	for _, n := range quantized.Proto.GetGraph().GetNode() {
-		if len(n.GetOutput()) == 0 || !multiplies(n) {
+		if len(n.GetOutput()) == 0 || !multiplies(qix, n) {
 			continue
 		}
 		fn := producers[n.GetOutput()[0]]
@@ -73,7 +80,6 @@ func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibra
 	if _, err := calibrate(ctx, float, names, data, rows, samples); err != nil {
 		return nil, fmt.Errorf("layer errors: %w", err)
 	}
-	qix := newIndex(quantized)
 	out := make([]LayerError, 0, len(layers))
 	for _, l := range layers {
 		if err := ctx.Err(); err != nil {
@@ -97,35 +103,100 @@ func LayerErrors(ctx context.Context, float, quantized *onnx.Model, data Calibra
 		}
 		x := rows.rows[l.input]
 		m := len(x) / k
-		for i := range q {
-			q[i] -= w[i] // the weight's error
-		}
 		y := product(x, w, m, k, n)
-		d := product(x, q, m, k, n)
-		var num, den float64
-		for i := range y {
-			num += float64(d[i]) * float64(d[i])
-			den += float64(y[i]) * float64(y[i])
-		}
-		if num == 0 {
+		weightOnly := compare.RelativeError(product(x, q, m, k, n), y)
+		if weightOnly == 0 {
 			continue // the weight was left as it was
 		}
-		out = append(out, LayerError{Weight: l.float.name, Node: l.node.GetOutput()[0], Relative: math.Sqrt(num / den)})
+		e := LayerError{Weight: l.float.name, Node: l.node.GetOutput()[0], Relative: weightOnly, WithInput: weightOnly}
+		if round := inputRounding(qix, l.node); round != nil {
+			e.WithInput = compare.RelativeError(product(round(x), q, m, k, n), y)
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
 
+// inputRounding returns what the quantized layer n does to its input
+// before multiplying: a static QuantizeLinear -> DequantizeLinear of
+// constant scale and zero point, or dynamic's DynamicQuantizeLinear
+// (uint8 over the range of the values, 0 included); nil when the input
+// is read in float.
+func inputRounding(ix *index, n *onnxpb.NodeProto) func([]float32) []float32 {
+	if mi := dynamicMatMul(ix, n); mi != nil {
+		return func(x []float32) []float32 {
+			lo, hi := finiteMinMax(x)
+			return roundTrip(x, ComputeParams(lo, hi, UInt8, false), UInt8)
+		}
+	}
+	dq := ix.producer[input(n, 0)]
+	if dq == nil || dq.GetOpType() != "DequantizeLinear" || len(dq.GetInput()) < 3 {
+		return nil
+	}
+	scale, zp := ix.floatConst(dq.GetInput()[1]), ix.consts[dq.GetInput()[2]]
+	if scale == nil || zp == nil || onnx.NumElements(scale.dims()) != 1 {
+		return nil
+	}
+	s, err1 := floatData(scale)
+	z, err2 := zp.tensor()
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	var p Params
+	var t QType
+	switch d := z.Data.(type) {
+	case []uint8:
+		p, t = Params{Scale: s[0], ZeroPoint: int32(d[0])}, UInt8
+	case []int8:
+		p, t = Params{Scale: s[0], ZeroPoint: int32(d[0])}, Int8
+	default:
+		return nil
+	}
+	return func(x []float32) []float32 { return roundTrip(x, p, t) }
+}
+
+// roundTrip quantizes and dequantizes a copy of x.
+func roundTrip(x []float32, p Params, t QType) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = p.Dequantize(p.Quantize(v, t))
+	}
+	return out
+}
+
+// dynamicMatMul returns the MatMulInteger of dynamic quantization's
+// form whose result n (Mul(Cast(MatMulInteger), scale)) scales back to
+// float, or nil.
+func dynamicMatMul(ix *index, n *onnxpb.NodeProto) *onnxpb.NodeProto {
+	if n.GetOpType() != "Mul" || len(n.GetInput()) != 2 {
+		return nil
+	}
+	cast := ix.producer[n.GetInput()[0]]
+	if cast == nil || cast.GetOpType() != "Cast" {
+		return nil
+	}
+	mi := ix.producer[cast.GetInput()[0]]
+	if mi == nil || mi.GetOpType() != "MatMulInteger" || len(mi.GetInput()) < 2 {
+		return nil
+	}
+	return mi
+}
+
 // multiplies says whether n may multiply its input by a stored weight
 // (multipliedWeight tells).
-func multiplies(n *onnxpb.NodeProto) bool {
-	return (n.GetOpType() == "MatMulNBits" && n.GetDomain() == msDomain) || (n.GetOpType() == "MatMul" && onnx.IsDefaultDomain(n.GetDomain()))
+func multiplies(ix *index, n *onnxpb.NodeProto) bool {
+	return (n.GetOpType() == "MatMulNBits" && n.GetDomain() == msDomain) || (n.GetOpType() == "MatMul" && onnx.IsDefaultDomain(n.GetDomain())) ||
+		dynamicMatMul(ix, n) != nil
 }
 
 // multipliedWeight is the [K, N] matrix node n multiplies its input by,
-// when it is a MatMulNBits or a MatMul of a constant, or of a
-// DequantizeLinear of constants (per tensor or per channel); nil for
-// other nodes.
+// when it is a MatMulNBits, a MatMul of a constant or of a
+// DequantizeLinear of constants (per tensor or per channel), or the
+// scaled MatMulInteger of dynamic quantization; nil for other nodes.
 func multipliedWeight(m *onnx.Model, ix *index, n *onnxpb.NodeProto) ([]float32, error) {
+	if mi := dynamicMatMul(ix, n); mi != nil {
+		return integerMatMulWeight(ix, n, mi)
+	}
 	switch {
 	case n.GetOpType() == "MatMulNBits" && n.GetDomain() == msDomain:
 		nb, err := nbitsOf(m, n)
@@ -177,6 +248,36 @@ func multipliedWeight(m *onnx.Model, ix *index, n *onnxpb.NodeProto) ([]float32,
 		}
 	}
 	return dequantizeLinear(ts, axis)
+}
+
+// integerMatMulWeight reads back the weight of dynamic quantization's form
+// Mul(Cast(MatMulInteger(x, w, x_zp, w_zp)), Mul(x_scale, w_scale)): w
+// dequantized with w_scale (per tensor or per column) and w_zp.
+func integerMatMulWeight(ix *index, n, mi *onnxpb.NodeProto) ([]float32, error) {
+	scales := ix.producer[n.GetInput()[1]]
+	if scales == nil || scales.GetOpType() != "Mul" || len(scales.GetInput()) != 2 {
+		return nil, nil
+	}
+	names := []string{mi.GetInput()[1], scales.GetInput()[1]}
+	if len(mi.GetInput()) > 3 && mi.GetInput()[3] != "" {
+		names = append(names, mi.GetInput()[3])
+	}
+	var ts []*onnx.Tensor
+	for _, name := range names {
+		c := ix.consts[name]
+		if c == nil {
+			return nil, nil
+		}
+		t, err := c.tensor()
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	if len(ts[0].Dims) != 2 {
+		return nil, nil
+	}
+	return dequantizeLinear(ts, 1)
 }
 
 // dequantizeLinear computes DequantizeLinear(q, scale, zero point) of a

@@ -148,6 +148,9 @@ type Options struct {
 	SensitiveLayers SensitiveLayers
 	// Calibration of Static.
 	Calibration CalibrationOptions
+	// SmoothQuant, when set, migrates the outlier channels of Static's
+	// MatMul and Gemm inputs into their weights before calibration.
+	SmoothQuant *SmoothQuantOptions
 	// Float16IO makes an FP16 model's float inputs and outputs float16
 	// too; by default they stay float32.
 	Float16IO bool
@@ -176,6 +179,7 @@ type options struct {
 	algorithm  Algorithm
 	damp       float64
 	calib      CalibrationOptions
+	smooth     *SmoothQuantOptions
 	ioFloat16  bool
 	exclNodes  map[string]bool
 	exclOps    map[string]bool
@@ -265,6 +269,9 @@ func (opts Options) check() (*options, error) {
 	default:
 		return nil, fmt.Errorf("quantize.sensitiveLayers %q: want int8, float or int4", opts.SensitiveLayers)
 	}
+	if err := o.resolveSmoothQuant(opts.SmoothQuant); err != nil {
+		return nil, err
+	}
 	if o.calib.Method == "" {
 		o.calib.Method = CalibrationMinMax
 	}
@@ -287,6 +294,25 @@ func (opts Options) check() (*options, error) {
 		o.exclOps[t] = true
 	}
 	return o, nil
+}
+
+// resolveSmoothQuant applies SmoothQuant's default alpha and checks it.
+func (o *options) resolveSmoothQuant(sq *SmoothQuantOptions) error {
+	if sq == nil {
+		return nil
+	}
+	if o.method != Static {
+		return fmt.Errorf("quantize.smoothQuant is only supported with method static, not %s", o.method)
+	}
+	s := *sq
+	if s.Alpha == 0 {
+		s.Alpha = DefaultSmoothQuantAlpha
+	}
+	if !(s.Alpha > 0 && s.Alpha <= 1) {
+		return fmt.Errorf("quantize.smoothQuant.alpha %g: want a fraction in (0, 1]", sq.Alpha)
+	}
+	o.smooth = &s
+	return nil
 }
 
 // excluded says why the options keep a node in float, or "".

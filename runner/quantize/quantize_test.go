@@ -50,6 +50,8 @@ func TestOptionsErrors(t *testing.T) {
 		{"gptq static", Options{Method: Static, Algorithm: GPTQ}, "quantize.algorithm gptq is only supported with method weightOnly, not static"},
 		{"unknown algorithm", Options{Method: WeightOnly, Algorithm: "awq"}, `quantize.algorithm "awq": want rtn or gptq`},
 		{"dampening above 1", Options{Method: WeightOnly, Algorithm: GPTQ, GPTQDampening: 2}, "quantize.gptqDampening 2: want a fraction in (0, 1]"},
+		{"smoothQuant dynamic", Options{Method: Dynamic, SmoothQuant: &SmoothQuantOptions{}}, "quantize.smoothQuant is only supported with method static, not dynamic"},
+		{"smoothQuant alpha 1.5", Options{Method: Static, SmoothQuant: &SmoothQuantOptions{Alpha: 1.5}}, "quantize.smoothQuant.alpha 1.5: want a fraction in (0, 1]"},
 		{"int4 activations", Options{Method: Static, Activation: Int4}, "quantize.activation int4: want uint8 or int8"},
 		{"bad percentile", Options{Method: Static, Calibration: CalibrationOptions{Method: CalibrationPercentile, Percentile: 30}}, "calibration.percentile 30: want a number in [50, 100]"},
 		{"bad calibration", Options{Method: Static, Calibration: CalibrationOptions{Method: "kl"}}, `calibration.method "kl": want minmax, percentile or entropy`},

@@ -59,6 +59,9 @@ type Report struct {
 	// Sensitive lists the weights 4-bit weight-only kept at 8 bits or in
 	// float (quantize.sensitiveLayers), most sensitive first.
 	Sensitive []SensitiveWeight `json:",omitempty"`
+	// SmoothQuant says where static quantization's SmoothQuant option
+	// moved activation outliers into weights, and where it did not.
+	SmoothQuant *SmoothQuantReport `json:",omitempty"`
 	// RemovedNodes counts nodes folded away (Relu into a quantized
 	// output, an Add into a Conv bias).
 	RemovedNodes int
@@ -129,6 +132,9 @@ func (r *Report) Summary() string {
 	}
 	if len(r.Sensitive) > 0 {
 		fmt.Fprintf(&b, ", %d kept at %s by the 4-bit guard (output cosine %.4f, %.4f at 4 bits)", len(r.Sensitive), r.Sensitive[0].Kept, r.Fidelity, r.LowBitFidelity)
+	}
+	if sq := r.SmoothQuant; sq != nil {
+		fmt.Fprintf(&b, ", SmoothQuant (alpha %g) on %d inputs", sq.Alpha, len(sq.Smoothed))
 	}
 	byReason := map[Reason]int{}
 	for _, f := range r.Float {

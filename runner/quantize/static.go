@@ -67,6 +67,17 @@ func quantizeStatic(ctx context.Context, m *onnx.Model, o *options, calib Calibr
 	if err := ensureOpset(m, opsetPerChannel); err != nil {
 		return nil, err
 	}
+	if o.smooth != nil {
+		// SmoothQuant and the calibration each read the data.
+		passes, err := replayable(m, calib, o.calib.Samples)
+		if err != nil {
+			return nil, err
+		}
+		if r.SmoothQuant, err = smoothQuant(ctx, m, o, passes()); err != nil {
+			return nil, err
+		}
+		calib = passes()
+	}
 	ix := newIndex(m)
 	probeReport := &Report{Method: r.Method, own: map[string]bool{}}
 	slots := weightSlots(ix, o, probeReport, map[string]bool{})
@@ -196,7 +207,7 @@ func fewest[T any](n int, try func(k int) (T, float64, error)) (T, float64, int,
 // the main-graph nodes at the positions in fallback in float.
 func buildStatic(m *onnx.Model, o *options, ranges map[string]Range, fallback map[int]bool, base *Report) (*onnx.Model, *Report, error) {
 	q := m.Clone()
-	r := &Report{Method: base.Method, RemovedNodes: base.RemovedNodes, own: map[string]bool{}}
+	r := &Report{Method: base.Method, RemovedNodes: base.RemovedNodes, SmoothQuant: base.SmoothQuant, own: map[string]bool{}}
 	ix := newIndex(q)
 	slots := weightSlots(ix, o, r, map[string]bool{})
 	nodes := map[*onnxpb.NodeProto]bool{}
