@@ -5,12 +5,20 @@
 # costs the step neither time nor memory. Writes out/bench-scale.json:
 #
 #   {"runs": [{"name", "params", "modelBytes", "seconds", "ioRatio",
-#              "peakRSSBytes", "layerError"}]}
+#              "peakRSSBytes", "layerError", "layerErrorWithInput",
+#              "cosine"}]}
 #
 # ioRatio is the step's seconds over the baseline's, measured one after
 # the other in this invocation; layerError the mean relative output error
 # ‖XŴ-XW‖/‖XW‖ of the changed MatMul layers on held-out tokens (null where
-# the step leaves no weight to compare, or LAYER_ERROR=0).
+# the step leaves no weight to compare, or LAYER_ERROR=0), and
+# layerErrorWithInput the same with each layer's input rounded as the
+# model rounds it (static's Q/DQ, dynamic's run-time uint8). Every output
+# is loaded and run in ONNX Runtime, which must give a last hidden state
+# of the right shape and finite values, or the bench fails: the 124 M
+# outputs on the held-out tokens, cosine being the mean cosine of their
+# last hidden state to the float model's; the 1.1 B output on one
+# sequence of 16 tokens (cosine null).
 #
 #   CASES="rtn-int4-124m gptq-int4-124m" hack/bench-scale.sh   a subset
 #
@@ -20,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL="rtn-int4-1b rtn-int4-124m gptq-int4-124m sparsegpt-50-124m dynamic-int8-124m static-int8-124m"
+ALL="rtn-int4-1b rtn-int4-124m gptq-int4-124m sparsegpt-50-124m dynamic-int8-124m static-int8-124m static-int8-sq-124m"
 CASES=${CASES:-$ALL}
 LAYER_ERROR=${LAYER_ERROR:-1}
 
@@ -47,18 +55,31 @@ for name in $CASES; do
 	rm -f "$work"/copy.onnx*
 	log "$name: $mode"
 	step=$("$work/benchscale" -calib "$src/calib.npz" "$mode" "$src/model.onnx" "$work/out.onnx")
-	layer=null
+	layer=null withInput=null
 	if [ "$LAYER_ERROR" = 1 ]; then
 		log "$name: layer error on held-out tokens"
-		le=$("$work/benchscale" -heldout "$src/heldout.npz" layererror "$src/model.onnx" "$work/out.onnx")
-		if [ "$(echo "$le" | field layers)" != 0 ]; then layer=$(echo "$le" | field layerError); fi
+		smooth=()
+		# SmoothQuant's layers are compared with the migrated float ones.
+		case $mode in *-sq) smooth=(-calib "$src/calib.npz" -smooth) ;; esac
+		le=$("$work/benchscale" -heldout "$src/heldout.npz" "${smooth[@]}" layererror "$src/model.onnx" "$work/out.onnx")
+		if [ "$(echo "$le" | field layers)" != 0 ]; then
+			layer=$(echo "$le" | field layerError)
+			withInput=$(echo "$le" | field layerErrorWithInput)
+		fi
+	fi
+	log "$name: ONNX Runtime loads and runs the output"
+	cosine=null
+	if [ "$model" = decoder1b ]; then
+		"$work/benchscale" -heldout "$src/heldout.npz" -samples 1 -tokens 16 run "$work/out.onnx" >/dev/null
+	else
+		cosine=$("$work/benchscale" -heldout "$src/heldout.npz" -float "$src/model.onnx" run "$work/out.onnx" | field cosine)
 	fi
 	rm -f "$work"/out.onnx*
 	s=$(echo "$step" | field seconds)
 	b=$(echo "$base" | field seconds)
-	run=$(printf '{"name": "%s", "params": %s, "modelBytes": %s, "seconds": %.2f, "ioRatio": %.2f, "peakRSSBytes": %s, "layerError": %s, "baselineSeconds": %.2f, "outputBytes": %s}' \
+	run=$(printf '{"name": "%s", "params": %s, "modelBytes": %s, "seconds": %.2f, "ioRatio": %.2f, "peakRSSBytes": %s, "layerError": %s, "layerErrorWithInput": %s, "cosine": %s, "baselineSeconds": %.2f, "outputBytes": %s}' \
 		"$name" "$(echo "$step" | field params)" "$(echo "$step" | field inBytes)" "$s" "$(awk -v s="$s" -v b="$b" 'BEGIN {print s/b}')" \
-		"$(echo "$step" | field peakRSSBytes)" "$layer" "$b" "$(echo "$step" | field outBytes)")
+		"$(echo "$step" | field peakRSSBytes)" "$layer" "$withInput" "$cosine" "$b" "$(echo "$step" | field outBytes)")
 	log "$run"
 	runs+=("$run")
 done

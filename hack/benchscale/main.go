@@ -5,15 +5,27 @@
 // side by side and writes out/bench-scale.json.
 //
 //	benchscale [-calib NPZ] MODE IN OUT     one step, timed: IN's weights are streamed (onnx.OpenFile)
-//	benchscale -heldout NPZ layererror FLOAT QUANTIZED
+//	benchscale -heldout NPZ [-calib NPZ -smooth] layererror FLOAT QUANTIZED
+//	benchscale -heldout NPZ [-float FLOAT] [-samples N -tokens N] run MODEL
 //
 // Modes: copy (read, sha256, write every file of the model: the
 // baseline), rtn-int4 and gptq-int4 (weight-only, MatMulNBits, blocks of
-// 32, no 4-bit guard), dynamic-int8, static-int8 (minmax), sparsegpt-50
-// (hessian pruning, half of every layer). A step prints one JSON line
+// 32, no 4-bit guard), dynamic-int8, static-int8 (minmax), static-int8-sq
+// (the same after SmoothQuant, alpha 0.5), sparsegpt-50 (hessian
+// pruning, half of every layer). A step prints one JSON line
 // {"mode","seconds","peakRSSBytes","inBytes","outBytes","params","files"};
-// layererror prints {"layerError","layers"}: the mean over the changed
-// MatMul layers of ‖XŴ-XW‖/‖XW‖ on held-out inputs (quantize.LayerErrors).
+// layererror prints {"layerError","layerErrorWithInput","layers"}: the
+// means over the changed MatMul layers of ‖XŴ-XW‖/‖XW‖ and of
+// ‖X̂Ŵ-XW‖/‖XW‖ (X̂ the input rounded as the model rounds it) on
+// held-out inputs (quantize.LayerErrors); with -smooth, the float model
+// is first migrated by SmoothQuant on -calib as the step migrated it, so
+// each layer is compared with the float layer it was quantized from. run
+// loads MODEL in ONNX Runtime (from its external data, if any), runs it
+// on held-out tokens (all of them, or the first -samples samples cut to
+// -tokens) and fails unless its last hidden state has the expected shape
+// and finite values; with -float it prints {"cosine","minCosine"}: the
+// cosine to the float model's last hidden state, mean and lowest over
+// batches of 4 samples.
 package main
 
 import (
@@ -47,16 +59,28 @@ const (
 )
 
 func main() {
-	calib := flag.String("calib", "", "calibration dataset (.npz) for gptq-int4, static-int8, sparsegpt-50")
-	heldout := flag.String("heldout", "", "held-out dataset (.npz) for layererror")
+	calib := flag.String("calib", "", "calibration dataset (.npz) for gptq-int4, static-int8, sparsegpt-50, layererror -smooth")
+	heldout := flag.String("heldout", "", "held-out dataset (.npz) for layererror and run")
+	smooth := flag.Bool("smooth", false, "layererror: migrate the float model by SmoothQuant on -calib first (static-int8-sq)")
+	float := flag.String("float", "", "run: the float model to compare the last hidden state with")
+	samples := flag.Int("samples", 0, "run: only the first samples (0: all)")
+	tokens := flag.Int("tokens", 0, "run: only the first tokens of each sample (0: all)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the step")
 	flag.Parse()
+	if flag.NArg() == 2 && flag.Arg(0) == "run" {
+		check(runModel(flag.Arg(1), *float, *heldout, *samples, *tokens))
+		return
+	}
 	if flag.NArg() != 3 {
 		usage()
 	}
 	mode, in, out := flag.Arg(0), flag.Arg(1), flag.Arg(2)
 	if mode == "layererror" {
-		check(layerError(in, out, *heldout))
+		smoothCalib := ""
+		if *smooth {
+			smoothCalib = *calib
+		}
+		check(layerError(in, out, *heldout, smoothCalib))
 		return
 	}
 	step, ok := steps[mode]
@@ -99,8 +123,14 @@ var steps = map[string]func(in, out, calib string) ([]onnx.SavedFile, error){
 		SensitiveLayers: quantize.SensitiveInt4, Algorithm: quantize.GPTQ, Calibration: quantize.CalibrationOptions{Samples: calibSamples}}),
 	"dynamic-int8": quantizeStep(quantize.Options{Method: quantize.Dynamic}),
 	"static-int8":  quantizeStep(quantize.Options{Method: quantize.Static, Calibration: quantize.CalibrationOptions{Samples: calibSamples}}),
+	"static-int8-sq": quantizeStep(quantize.Options{Method: quantize.Static, Calibration: quantize.CalibrationOptions{Samples: calibSamples},
+		SmoothQuant: &smoothQuant}),
 	"sparsegpt-50": sparseGPT50,
 }
+
+// smoothQuant is static-int8-sq's migration, which layererror -smooth
+// repeats on the float model.
+var smoothQuant = quantize.SmoothQuantOptions{Alpha: quantize.DefaultSmoothQuantAlpha}
 
 // modelFiles is the model and its external data file, if it has one
 // beside it under the name the onnx package gives it.
@@ -223,10 +253,19 @@ func sparseGPT50(in, out, calib string) ([]onnx.SavedFile, error) {
 	return p.Save(out, onnx.SaveOptions{})
 }
 
-func layerError(floatPath, quantPath, heldout string) error {
+func layerError(floatPath, quantPath, heldout, smoothCalib string) error {
 	f, err := onnx.OpenFile(floatPath)
 	if err != nil {
 		return err
+	}
+	if smoothCalib != "" {
+		c, err := batches(f, smoothCalib)
+		if err != nil {
+			return err
+		}
+		if _, err := quantize.Smooth(context.Background(), f, smoothQuant, calibSamples, c); err != nil {
+			return err
+		}
 	}
 	q, err := onnx.OpenFile(quantPath)
 	if err != nil {
@@ -240,11 +279,12 @@ func layerError(floatPath, quantPath, heldout string) error {
 	if err != nil {
 		return err
 	}
-	var mean float64
+	var mean, withInput float64
 	for _, e := range errs {
 		mean += e.Relative / float64(len(errs))
+		withInput += e.WithInput / float64(len(errs))
 	}
-	return json.NewEncoder(os.Stdout).Encode(map[string]any{"layerError": mean, "layers": len(errs)})
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"layerError": mean, "layerErrorWithInput": withInput, "layers": len(errs)})
 }
 
 func check(err error) {
@@ -255,6 +295,8 @@ func check(err error) {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchscale [-calib NPZ] copy|rtn-int4|gptq-int4|dynamic-int8|static-int8|sparsegpt-50 IN OUT | benchscale -heldout NPZ layererror FLOAT QUANTIZED")
+	fmt.Fprintln(os.Stderr, "usage: benchscale [-calib NPZ] copy|rtn-int4|gptq-int4|dynamic-int8|static-int8|static-int8-sq|sparsegpt-50 IN OUT\n"+
+		"       benchscale -heldout NPZ [-calib NPZ -smooth] layererror FLOAT QUANTIZED\n"+
+		"       benchscale -heldout NPZ [-float FLOAT] [-samples N -tokens N] run MODEL")
 	os.Exit(2)
 }
