@@ -84,6 +84,16 @@ func quantizeOptions(spec v1alpha1.QuantizeSpec) (quantize.Options, error) {
 		}
 		o.Calibration.Percentile = v
 	}
+	if sq := spec.SmoothQuant; sq != nil {
+		o.SmoothQuant = &quantize.SmoothQuantOptions{Alpha: quantize.DefaultSmoothQuantAlpha}
+		if sq.Alpha != "" {
+			v, err := strconv.ParseFloat(sq.Alpha, 64)
+			if err != nil || !(v > 0 && v <= 1) {
+				return quantize.Options{}, quantizeSpecErr("quantize.smoothQuant.alpha %q: want a decimal number in (0, 1]", sq.Alpha)
+			}
+			o.SmoothQuant.Alpha = v
+		}
+	}
 	if o.Calibration.Samples == 0 {
 		o.Calibration.Samples = quantize.DefaultCalibrationSamples
 	}

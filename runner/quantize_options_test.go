@@ -62,6 +62,14 @@ func TestQuantizeOptions(t *testing.T) {
 				o.Method, o.Calibration.Method = quantize.Static, quantize.CalibrationEntropy
 				o.ExcludeNodes, o.ExcludeOpTypes = []string{"c2"}, []string{"Gemm"}
 			})},
+		{"static with SmoothQuant", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, SmoothQuant: &v1alpha1.SmoothQuant{Alpha: "0.75"}},
+			with(func(o *quantize.Options) {
+				o.Method, o.SmoothQuant = quantize.Static, &quantize.SmoothQuantOptions{Alpha: 0.75}
+			})},
+		{"SmoothQuant's default alpha", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, SmoothQuant: &v1alpha1.SmoothQuant{}},
+			with(func(o *quantize.Options) {
+				o.Method, o.SmoothQuant = quantize.Static, &quantize.SmoothQuantOptions{Alpha: quantize.DefaultSmoothQuantAlpha}
+			})},
 		{"fp16 with float16 inputs and outputs", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16, IOType: v1alpha1.IOFloat16},
 			with(func(o *quantize.Options) { o.Method, o.Float16IO = quantize.FP16, true })},
 		{"fp16 with float32 inputs and outputs", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16, IOType: v1alpha1.IOFloat32},
@@ -104,6 +112,10 @@ func TestQuantizeOptionsErrors(t *testing.T) {
 		{"negative samples", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Calibration: v1alpha1.Calibration{Samples: -1}}, "quantize.calibration.samples -1: want a positive number"},
 		{"sensitive layers with 8 bits", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, SensitiveLayers: v1alpha1.SensitiveInt8}, "quantize.sensitiveLayers applies to method weightOnly with bits 4, not weightOnly with bits 8"},
 		{"unknown sensitive layers", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, SensitiveLayers: "int2"}, `quantize.sensitiveLayers "int2": want int8, float or int4`},
+		{"SmoothQuant with dynamic", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic, SmoothQuant: &v1alpha1.SmoothQuant{}},
+			"quantize.smoothQuant is only supported with method static, not dynamic"},
+		{"SmoothQuant alpha 0", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, SmoothQuant: &v1alpha1.SmoothQuant{Alpha: "0"}},
+			`quantize.smoothQuant.alpha "0": want a decimal number in (0, 1]`},
 		{"unknown io type", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16, IOType: "bfloat16"}, `quantize.ioType "bfloat16": want float32 or float16`},
 	}
 	for _, tc := range tests {

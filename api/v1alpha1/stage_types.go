@@ -506,11 +506,25 @@ type Calibration struct {
 	Percentile string `json:"percentile,omitempty"`
 }
 
+// SmoothQuant configures static quantization's migration of activation
+// outliers into weights.
+type SmoothQuant struct {
+	// Alpha is how much of each input channel's range moves into the
+	// weight, in (0, 1]: 0.5 balances both (the paper's default); larger
+	// values suit models with larger outliers.
+	// +optional
+	// +kubebuilder:default="0.5"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) > 0.0 && double(self) <= 1.0",message="quantize.smoothQuant.alpha must be a decimal string in (0, 1], such as \"0.5\""
+	Alpha string `json:"alpha,omitempty"`
+}
+
 // QuantizeSpec configures a Quantize stage.
 // +kubebuilder:validation:XValidation:rule="self.bits == 8 || self.method == 'weightOnly'",message="quantize.bits 4 is only supported with method weightOnly"
 // +kubebuilder:validation:XValidation:rule="self.format == 'qdq' || self.method == 'weightOnly'",message="quantize.format matmulnbits is only supported with method weightOnly"
 // +kubebuilder:validation:XValidation:rule="!has(self.sensitiveLayers) || (self.method == 'weightOnly' && self.bits == 4)",message="quantize.sensitiveLayers applies to method weightOnly with bits 4"
 // +kubebuilder:validation:XValidation:rule="self.algorithm == 'rtn' || self.method == 'weightOnly'",message="quantize.algorithm gptq is only supported with method weightOnly"
+// +kubebuilder:validation:XValidation:rule="!has(self.smoothQuant) || self.method == 'static'",message="quantize.smoothQuant is only supported with method static"
 type QuantizeSpec struct {
 	// Method: dynamic, static, weightOnly or fp16.
 	Method QuantizeMethod `json:"method"`
@@ -574,6 +588,19 @@ type QuantizeSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Calibration Calibration `json:"calibration,omitempty"`
+
+	// SmoothQuant migrates the outlier channels of the inputs of MatMul
+	// and Gemm layers into their weights before static calibration
+	// (SmoothQuant): per input channel j, s_j = max|X_j|^alpha /
+	// max|W_j|^(1-alpha) on the dataset; the input is divided by s
+	// (folded into the LayerNormalization or Mul that makes it when that
+	// is exact, else through an inserted Mul) and the weight multiplied
+	// by it, so the float model computes the same. For transformers,
+	// whose layer-norm outputs carry a few channels 20-100x the others.
+	// The stage's result lists where it applied and where not, and why.
+	// Only with method static.
+	// +optional
+	SmoothQuant *SmoothQuant `json:"smoothQuant,omitempty"`
 
 	// IOType of an fp16 model's inputs and outputs.
 	// +optional

@@ -227,6 +227,11 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			"spec.stages[2].quantize.bits", "quantize.bits must be 4 or 8"},
 		{"block size 48", func(c *v1alpha1.CompressionJob) { quantize(c).BlockSize = 48 },
 			"spec.stages[2].quantize.blockSize", "quantize.blockSize must be a power of two from 16 to 256"},
+		{"SmoothQuant with weightOnly", func(c *v1alpha1.CompressionJob) {
+			quantize(c).Method, quantize(c).SmoothQuant = v1alpha1.QuantizeWeightOnly, &v1alpha1.SmoothQuant{}
+		}, "spec.stages[2].quantize", "quantize.smoothQuant is only supported with method static"},
+		{"SmoothQuant alpha 1.5", func(c *v1alpha1.CompressionJob) { quantize(c).SmoothQuant = &v1alpha1.SmoothQuant{Alpha: "1.5"} },
+			"spec.stages[2].quantize.smoothQuant.alpha", "quantize.smoothQuant.alpha must be a decimal string in (0, 1]"},
 		{"percentile below 50", func(c *v1alpha1.CompressionJob) { quantize(c).Calibration.Percentile = "10" },
 			"spec.stages[2].quantize.calibration.percentile", "calibration.percentile must be a decimal string in [50, 100]"},
 		{"unknown calibration method", func(c *v1alpha1.CompressionJob) { quantize(c).Calibration.Method = "kl" },
@@ -429,6 +434,7 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 		{Name: "obs", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Pattern: "1:8"}}},
 		{Name: "int4", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Format: v1alpha1.FormatMatMulNBits, BlockSize: 128}}},
 		{Name: "gptq", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Algorithm: v1alpha1.AlgorithmGPTQ}}},
+		{Name: "smooth", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, SmoothQuant: &v1alpha1.SmoothQuant{Alpha: "1"}}}},
 		{Name: "int4-all", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, SensitiveLayers: v1alpha1.SensitiveInt4}}},
 		{Name: "mine", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeCustom, Custom: &v1alpha1.CustomSpec{Image: "registry.example/mine:1", Env: []v1alpha1.CustomEnvVar{{Name: "MODE", Value: "fast"}}}}},
 	}

@@ -74,7 +74,7 @@ type VariantParameter struct {
 	// Field is a scalar field of that stage's body, by its JSON name
 	// within the body (sparsity for prune.sparsity; calibration.method for
 	// quantize.calibration.method). VariableFields lists them by type.
-	// +kubebuilder:validation:Enum=method;sparsity;keep;pattern;scope;criterion;storage;minParams;calibrationSamples;dampening;seed;teacher.uri;student.uri;dataset.uri;dataset.format;dataset.sha256;epochs;batchSize;maxSteps;temperature;alpha;optimizer;learningRate;schedule;momentum;weightDecay;bits;perChannel;symmetric;activationType;blockSize;format;algorithm;sensitiveLayers;calibration.method;calibration.samples;calibration.percentile;ioType;image
+	// +kubebuilder:validation:Enum=method;sparsity;keep;pattern;scope;criterion;storage;minParams;calibrationSamples;dampening;seed;teacher.uri;student.uri;dataset.uri;dataset.format;dataset.sha256;epochs;batchSize;maxSteps;temperature;alpha;optimizer;learningRate;schedule;momentum;weightDecay;bits;perChannel;symmetric;activationType;blockSize;format;algorithm;sensitiveLayers;calibration.method;calibration.samples;calibration.percentile;smoothQuant.alpha;ioType;image
 	Field string `json:"field"`
 
 	// Values the field takes, as strings.

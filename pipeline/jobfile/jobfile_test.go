@@ -57,6 +57,17 @@ func TestDecodeAppliesCRDDefaults(t *testing.T) {
 	}
 }
 
+// An empty smoothQuant turns SmoothQuant on with the CRD's alpha.
+func TestDecodeDefaultsSmoothQuantAlpha(t *testing.T) {
+	job, err := Decode([]byte(strings.Replace(valid, `{method: static}`, `{method: static, smoothQuant: {}}`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&v1alpha1.SmoothQuant{Alpha: "0.5"}, job.Spec.Stages[1].Quantize.SmoothQuant); diff != "" {
+		t.Errorf("smoothQuant (-want +got):\n%s", diff)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	tests := []struct {
 		name string
@@ -74,6 +85,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"duplicate stage names", repl(`name: int8`, `name: prune`), []string{"Duplicate value"}},
 		{"unknown method", repl(`{method: static}`, `{method: awq}`), []string{"spec.stages[1].quantize.method", "Unsupported value"}},
 		{"calibration method", repl(`{method: static}`, `{method: static, calibration: {method: mse}}`), []string{"calibration.method", "Unsupported value"}},
+		{"smoothQuant with dynamic", repl(`{method: static}`, `{method: dynamic, smoothQuant: {alpha: "0.5"}}`), []string{"spec.stages[1].quantize", "quantize.smoothQuant is only supported with method static"}},
+		{"smoothQuant alpha 0", repl(`{method: static}`, `{method: static, smoothQuant: {alpha: "0"}}`),
+			[]string{"spec.stages[1].quantize.smoothQuant.alpha", "quantize.smoothQuant.alpha must be a decimal string in (0, 1]"}},
 		{"no stages", func(s string) string { return s[:strings.Index(s, "  stages:")] + "  stages: []\n" }, []string{"spec.stages", "should have at least 1 items"}},
 		{"negative deadline", repl(`  stages:`, "  activeDeadlineSeconds: 0\n  stages:"), []string{"spec.activeDeadlineSeconds", "greater than or equal to 1"}},
 		{"unknown field", repl(`{method: static}`, `{method: static, bitz: 4}`), []string{"unknown field", "bitz"}},
