@@ -229,11 +229,26 @@ func quantizeStep(o quantize.Options) func(in, out, calib string) ([]onnx.SavedF
 		if err != nil {
 			return nil, err
 		}
-		q, _, err := quantize.QuantizeInPlace(context.Background(), m, o, c)
+		q, r, err := quantize.QuantizeInPlace(context.Background(), m, o, c)
 		if err != nil {
 			return nil, err
 		}
+		logReport(r)
 		return q.Save(out, onnx.SaveOptions{})
+	}
+}
+
+// logReport writes the quantization's summary to stderr, and for
+// SmoothQuant the largest outlier ratio of its inputs before and after.
+func logReport(r *quantize.Report) {
+	fmt.Fprintln(os.Stderr, "benchscale:", r.Summary())
+	if sq := r.SmoothQuant; sq != nil {
+		var before, after float64
+		for _, in := range sq.Smoothed {
+			before, after = max(before, in.OutlierRatio), max(after, in.SmoothedRatio)
+		}
+		fmt.Fprintf(os.Stderr, "benchscale: SmoothQuant on %d inputs (%d layers skipped): largest channel maximum over the median up to %.1fx before, %.1fx after\n",
+			len(sq.Smoothed), len(sq.Skipped), before, after)
 	}
 }
 
