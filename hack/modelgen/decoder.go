@@ -25,7 +25,10 @@ type DecoderConfig struct {
 	// channels an order of magnitude above the rest, in the same
 	// channels in every block, as trained LLMs' do (the outlier features
 	// of LLM.int8() and SmoothQuant). Defaults: 6 channels (at least
-	// one), gain 20.
+	// one), gain 20: on GPT2Small's calibration tokens the largest
+	// channel maximum of a layer input is 24.7x the median one
+	// (SmoothQuant's report), at the low end of the 20-100x of GPT-2 and
+	// LLaMA.
 	Outliers    int
 	OutlierGain float64
 	// Seed draws every weight.
