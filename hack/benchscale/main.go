@@ -208,15 +208,20 @@ func batches(m *onnx.Model, path string) (quantize.Calibration, error) {
 	if path == "" {
 		return nil, nil
 	}
-	ds, err := dataset.LoadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	data, err := feed.FromDataset(feed.Inputs(m), ds)
+	data, err := loadData(m, path)
 	if err != nil {
 		return nil, err
 	}
 	return data.Batches(4)
+}
+
+// loadData reads a dataset fitted to the model's inputs.
+func loadData(m *onnx.Model, path string) (*feed.Data, error) {
+	ds, err := dataset.LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return feed.FromDataset(feed.Inputs(m), ds)
 }
 
 func quantizeStep(o quantize.Options) func(in, out, calib string) ([]onnx.SavedFile, error) {

@@ -9,8 +9,6 @@ import (
 
 	"github.com/kompress/kompress/hack/modelgen"
 	"github.com/kompress/kompress/runner/compare"
-	"github.com/kompress/kompress/runner/dataset"
-	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort"
 )
@@ -120,11 +118,7 @@ func (s *session) lastHidden(in map[string]*onnx.Tensor) ([]float32, error) {
 // heldOutBatches reads the held-out dataset in batches of runBatch: the
 // first samples samples (0: all), each cut to its first tokens (0: all).
 func heldOutBatches(m *onnx.Model, path string, samples, tokens int) ([]map[string]*onnx.Tensor, error) {
-	ds, err := dataset.LoadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	data, err := feed.FromDataset(feed.Inputs(m), ds)
+	data, err := loadData(m, path)
 	if err != nil {
 		return nil, err
 	}
