@@ -54,6 +54,26 @@ func TestExpandVariants(t *testing.T) {
 	}
 }
 
+// Sweeping smoothQuant.alpha on a static stage without smoothQuant turns
+// SmoothQuant on in each variant with that alpha.
+func TestExpandVariantsSmoothQuantAlpha(t *testing.T) {
+	job, err := Decode([]byte(valid + "  variants:\n    parameters:\n    - {stage: int8, field: smoothQuant.alpha, values: [\"0.5\", \"0.8\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := ExpandVariants(&job.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []*v1alpha1.SmoothQuant
+	for _, v := range vs {
+		got = append(got, v.Spec.Stages[1].Quantize.SmoothQuant)
+	}
+	if diff := cmp.Diff([]*v1alpha1.SmoothQuant{{Alpha: "0.5"}, {Alpha: "0.8"}}, got); diff != "" {
+		t.Errorf("smoothQuant of the variants (-want +got):\n%s", diff)
+	}
+}
+
 // A value the field's own rules refuse is refused with the API server's
 // words for that field, naming the variant and its values; a variant that
 // fails the same way as an earlier one is listed with it.
@@ -75,6 +95,8 @@ func TestExpandVariantsRejects(t *testing.T) {
 			[]string{`variant v3 (int8.method=static, int8.bits=4, prune.seed=1) is not a valid spec (so are v4): spec.stages[1].quantize: Invalid value: quantize.bits 4 is only supported with method weightOnly`}},
 		{"a rule across fields", `{stage: prune, field: pattern, values: ["2:4"]}`,
 			[]string{`variant v1 (prune.pattern=2:4) is not a valid spec: `, `prune: set sparsity or pattern, not both`, `prune.pattern is only used by methods nm and hessian`}},
+		{"smoothQuant alpha above 1", `{stage: int8, field: smoothQuant.alpha, values: ["0.5", "2"]}`,
+			[]string{`variant v2 (int8.smoothQuant.alpha=2) is not a valid spec: spec.stages[1].quantize.smoothQuant.alpha: Invalid value: "2": quantize.smoothQuant.alpha must be a decimal string in (0, 1]`}},
 		{"unknown stage", `{stage: prunee, field: sparsity, values: ["0.3"]}`,
 			[]string{`spec.variants.parameters[].stage must name a stage of spec.stages: prunee is not one`}},
 		{"field of another type", `{stage: int8, field: sparsity, values: ["0.3"]}`,
