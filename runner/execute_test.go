@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -410,5 +411,43 @@ func TestExecuteReportsWarnings(t *testing.T) {
 	again, err := Execute(ctx, task, Options{})
 	if err != nil || !again.Cached || !cmp.Equal(again.Warnings, want) {
 		t.Errorf("cached run: %v, cached %v, warnings %q; want the stored warnings", err, again.Cached, again.Warnings)
+	}
+}
+
+// A static stage with smoothQuant publishes a model ONNX Runtime runs,
+// and result.json's stage details say where the migration went: mnist-8's one
+// MatMul with a weight reads a Reshape, so through an inserted Mul.
+func TestExecuteSmoothQuantDetails(t *testing.T) {
+	orttest.Require(t)
+	ctx := context.Background()
+	stage := quantizeStageSpec(v1alpha1.QuantizeStatic)
+	stage.Quantize.SmoothQuant = &v1alpha1.SmoothQuant{Alpha: "0.5"}
+	spec, _ := fixture(t, stage)
+	task := firstTask(t, spec)
+	if _, err := Execute(ctx, task, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	stored, _, err := storage.ReadAll(ctx, task.ResultURI(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := pipeline.DecodeResult(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var details struct {
+		Stage struct {
+			SmoothQuant struct {
+				Alpha    float64
+				Smoothed []struct{ Into string }
+			}
+		} `json:"stage"`
+	}
+	if err := json.Unmarshal(back.Details, &details); err != nil {
+		t.Fatalf("details %s: %v", back.Details, err)
+	}
+	sq := details.Stage.SmoothQuant
+	if sq.Alpha != 0.5 || len(sq.Smoothed) != 1 || !strings.HasPrefix(sq.Smoothed[0].Into, "inserted Mul") {
+		t.Errorf("details.SmoothQuant = %+v, want alpha 0.5 and one input smoothed through an inserted Mul", sq)
 	}
 }
