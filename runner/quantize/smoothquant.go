@@ -126,29 +126,38 @@ func smoothQuant(ctx context.Context, m *onnx.Model, o *options, calib Calibrati
 	r.CalibrationSamples = cal.samples
 	e := newEditor(ix, nil)
 	for _, x := range order {
-		s, err := smoothScales(maxima.max[x], groups[x], o.smooth.Alpha)
+		in, err := smoothInput(e, ix, x, groups[x], maxima.max[x], o.smooth.Alpha)
 		if err != nil {
 			return nil, err
 		}
-		for _, l := range groups[x] {
-			if err := scaleWeight(l, s); err != nil {
-				return nil, err
-			}
-		}
-		into, err := divideInput(e, ix, x, groups[x], s)
-		if err != nil {
-			return nil, err
-		}
-		in := SmoothedInput{Tensor: x, Into: into, Channels: len(s), OutlierRatio: outlierRatio(maxima.max[x], nil),
-			SmoothedRatio: outlierRatio(maxima.max[x], s)}
-		for _, l := range groups[x] {
-			in.Layers = append(in.Layers, onnx.Label(l.node))
-		}
-		r.Smoothed = append(r.Smoothed, in)
+		r.Smoothed = append(r.Smoothed, *in)
 	}
 	e.apply()
 	removeDeadConstants(m)
 	return r, nil
+}
+
+// smoothInput migrates the range of activation x, of channel maxima
+// xmax, into the weights of the layers reading it.
+func smoothInput(e *editor, ix *index, x string, layers []smoothLayer, xmax []float32, alpha float64) (*SmoothedInput, error) {
+	s, err := smoothScales(xmax, layers, alpha)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range layers {
+		if err := scaleWeight(l, s); err != nil {
+			return nil, err
+		}
+	}
+	into, err := divideInput(e, ix, x, layers, s)
+	if err != nil {
+		return nil, err
+	}
+	in := &SmoothedInput{Tensor: x, Into: into, Channels: len(s), OutlierRatio: outlierRatio(xmax, nil), SmoothedRatio: outlierRatio(xmax, s)}
+	for _, l := range layers {
+		in.Layers = append(in.Layers, onnx.Label(l.node))
+	}
+	return in, nil
 }
 
 // smoothCandidates groups the main graph's MatMul and Gemm layers of a
