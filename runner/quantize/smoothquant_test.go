@@ -77,6 +77,7 @@ func TestSmoothQuantIsExact(t *testing.T) {
 		rms += float64(a[i]) * float64(a[i])
 	}
 	rms = math.Sqrt(rms / float64(len(a)))
+	t.Logf("migrated model: largest difference %.3g, output RMS %.3g", worst, rms)
 	if worst > 1e-4*rms {
 		t.Errorf("migrated model: largest difference %.3g on outputs of RMS %.3g: want the same function (<= 1e-4 RMS)", worst, rms)
 	}
