@@ -393,14 +393,7 @@ func TestExecuteReportsWarnings(t *testing.T) {
 	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "left 200 weights dense") {
 		t.Errorf("warning not logged: %q", logged.String())
 	}
-	stored, _, err := storage.ReadAll(ctx, task.ResultURI(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := pipeline.DecodeResult(stored)
-	if err != nil {
-		t.Fatal(err)
-	}
+	back := storedResult(ctx, t, task)
 	if diff := cmp.Diff(want, back.Warnings); diff != "" {
 		t.Errorf("result.json warnings (-want +got):\n%s", diff)
 	}
@@ -427,14 +420,7 @@ func TestExecuteSmoothQuantDetails(t *testing.T) {
 	if _, err := Execute(ctx, task, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	stored, _, err := storage.ReadAll(ctx, task.ResultURI(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := pipeline.DecodeResult(stored)
-	if err != nil {
-		t.Fatal(err)
-	}
+	back := storedResult(ctx, t, task)
 	var details struct {
 		Stage struct {
 			SmoothQuant struct {
@@ -450,4 +436,18 @@ func TestExecuteSmoothQuantDetails(t *testing.T) {
 	if sq.Alpha != 0.5 || len(sq.Smoothed) != 1 || !strings.HasPrefix(sq.Smoothed[0].Into, "inserted Mul") {
 		t.Errorf("details.SmoothQuant = %+v, want alpha 0.5 and one input smoothed through an inserted Mul", sq)
 	}
+}
+
+// storedResult reads back the result.json a task's run wrote.
+func storedResult(ctx context.Context, t *testing.T, task pipeline.Task) pipeline.Result {
+	t.Helper()
+	stored, _, err := storage.ReadAll(ctx, task.ResultURI(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := pipeline.DecodeResult(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back
 }
