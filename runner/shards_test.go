@@ -85,9 +85,14 @@ func TestIndexedRunnersMatchOneShard(t *testing.T) {
 			if diff := cmp.Diff(deterministic(want.Output.Metrics), deterministic(got.Metrics)); diff != "" {
 				t.Errorf("metrics of 4 indices (-shards 1 +4 indices):\n%s", diff)
 			}
+			// An index still reading the last round's partials when index 0
+			// publishes (and deletes them) finds the result instead: on a
+			// loaded machine either may happen.
 			for i, r := range res[1:] {
-				if r.Output != nil || !strings.Contains(r.Message, "index 0 publishes") {
-					t.Errorf("index %d: %+v, want no output and a message saying index 0 publishes", i+1, r)
+				shared := r.Output == nil && strings.Contains(r.Message, "index 0 publishes")
+				found := r.Cached && r.Output != nil && r.Output.Digest == got.Digest
+				if !shared && !found {
+					t.Errorf("index %d: %+v, want no output and a message saying index 0 publishes, or the published result", i+1, r)
 				}
 			}
 			keys, err := s3.Keys("out")
