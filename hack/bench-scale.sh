@@ -8,6 +8,7 @@
 #              "peakRSSBytes", "layerError", "layerErrorWithInput",
 #              "cosine"}]}
 #
+# cpuSeconds is the step's user+system time (the machine may be shared);
 # ioRatio is the step's seconds over the baseline's, measured one after
 # the other in this invocation; layerError the mean relative output error
 # ‖XŴ-XW‖/‖XW‖ of the changed MatMul layers on held-out tokens (null where
@@ -77,8 +78,8 @@ for name in $CASES; do
 	rm -f "$work"/out.onnx*
 	s=$(echo "$step" | field seconds)
 	b=$(echo "$base" | field seconds)
-	run=$(printf '{"name": "%s", "params": %s, "modelBytes": %s, "seconds": %.2f, "ioRatio": %.2f, "peakRSSBytes": %s, "layerError": %s, "layerErrorWithInput": %s, "cosine": %s, "baselineSeconds": %.2f, "outputBytes": %s}' \
-		"$name" "$(echo "$step" | field params)" "$(echo "$step" | field inBytes)" "$s" "$(awk -v s="$s" -v b="$b" 'BEGIN {print s/b}')" \
+	run=$(printf '{"name": "%s", "params": %s, "modelBytes": %s, "seconds": %.2f, "cpuSeconds": %.2f, "ioRatio": %.2f, "peakRSSBytes": %s, "layerError": %s, "layerErrorWithInput": %s, "cosine": %s, "baselineSeconds": %.2f, "outputBytes": %s}' \
+		"$name" "$(echo "$step" | field params)" "$(echo "$step" | field inBytes)" "$s" "$(echo "$step" | field cpuSeconds)" "$(awk -v s="$s" -v b="$b" 'BEGIN {print s/b}')" \
 		"$(echo "$step" | field peakRSSBytes)" "$layer" "$withInput" "$cosine" "$b" "$(echo "$step" | field outBytes)")
 	log "$run"
 	runs+=("$run")

@@ -25,6 +25,10 @@ type keyMaterial struct {
 	// bins over fixed ranges, which merge exactly (the shard count itself
 	// does not change the result).
 	Sharded bool `json:"sharded,omitempty"`
+	// OriginalLayerInputs: Hessian stages calibrate every block on the
+	// original model's block inputs (the worker count, layers, does not
+	// change the result).
+	OriginalLayerInputs bool `json:"originalLayerInputs,omitempty"`
 }
 
 // CacheKey is sha256 over the input, the stage body, the dataset, the
@@ -38,6 +42,8 @@ func CacheKey(t Task) string {
 		Evaluation:    t.Evaluation,
 		Stage:         t.Stage.StageBody,
 		Sharded:       t.Shards > 0,
+
+		OriginalLayerInputs: t.OriginalLayerInputs,
 	}
 	if t.Dataset != nil {
 		m.Dataset = refKey(t.Dataset.Ref)

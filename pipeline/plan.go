@@ -43,6 +43,8 @@ func NewTask(jobName string, spec *v1alpha1.CompressionJobSpec, index int, input
 	}
 	if spec.Parallelism != nil {
 		t.Shards = max(int(spec.Parallelism.Shards), 1)
+		t.Layers = max(int(spec.Parallelism.Layers), 1)
+		t.OriginalLayerInputs = spec.Parallelism.LayerInputs == v1alpha1.LayerInputsOriginal
 	}
 	if spec.Dataset != nil {
 		t.Dataset = &DatasetRef{

@@ -70,8 +70,9 @@ func TestCacheKey(t *testing.T) {
 	}
 	key := base().CacheKey
 	same := map[string]func(*Task){
-		"job name":   func(t *Task) { t.Job = "other" },
-		"stage name": func(t *Task) { t.Stage.Name = "renamed" },
+		"job name":      func(t *Task) { t.Job = "other" },
+		"stage name":    func(t *Task) { t.Stage.Name = "renamed" },
+		"layer workers": func(t *Task) { t.Layers = 4; t.OriginalLayerInputs = false },
 	}
 	for name, edit := range same {
 		task := base()
@@ -81,11 +82,12 @@ func TestCacheKey(t *testing.T) {
 		}
 	}
 	differ := map[string]func(*Task){
-		"input digest":   func(t *Task) { t.Input.Digest = "sha256:" + strings.Repeat("b", 64) },
-		"sparsity":       func(t *Task) { p := *t.Stage.Prune; p.Sparsity = "0.6"; t.Stage.Prune = &p },
-		"dataset":        func(t *Task) { t.Dataset = &DatasetRef{Ref: Ref{URI: "s3://data/other.npz"}} },
-		"runner version": func(t *Task) { t.RunnerVersion = "v2" },
-		"evaluation":     func(t *Task) { t.Evaluation.Samples = 10 },
+		"input digest":          func(t *Task) { t.Input.Digest = "sha256:" + strings.Repeat("b", 64) },
+		"sparsity":              func(t *Task) { p := *t.Stage.Prune; p.Sparsity = "0.6"; t.Stage.Prune = &p },
+		"dataset":               func(t *Task) { t.Dataset = &DatasetRef{Ref: Ref{URI: "s3://data/other.npz"}} },
+		"runner version":        func(t *Task) { t.RunnerVersion = "v2" },
+		"evaluation":            func(t *Task) { t.Evaluation.Samples = 10 },
+		"original layer inputs": func(t *Task) { t.OriginalLayerInputs = true },
 	}
 	for name, edit := range differ {
 		task := base()

@@ -73,6 +73,14 @@ type Task struct {
 	// statistics through object storage and index 0 publishes. Without
 	// it the runner runs every shard itself.
 	Indexed bool `json:"indexed,omitempty"`
+	// Layers is spec.parallelism.layers (0 without it): how many workers
+	// share a Hessian stage's blocks. The count does not change the
+	// result, so it is not in the cache key.
+	Layers int `json:"layers,omitempty"`
+	// OriginalLayerInputs is spec.parallelism.layerInputs: Original: a
+	// Hessian stage calibrates every block on the original model's block
+	// inputs. It changes the result: it is in the cache key.
+	OriginalLayerInputs bool `json:"originalLayerInputs,omitempty"`
 
 	// CacheKey addresses this work; OutputURI is <output>/<key>/model.onnx.
 	CacheKey  string `json:"cacheKey"`
@@ -144,6 +152,12 @@ func (t Task) Validate() error {
 	}
 	if t.Indexed && t.IndexedPods() < 2 {
 		errs = append(errs, fmt.Errorf("task.indexed is set for a stage that runs as one pod (task.shards %d, type %s): only Prune and Quantize stages with shards above 1 run as an Indexed Job", t.Shards, t.Stage.Type))
+	}
+	if t.Layers < 0 || t.Layers > v1alpha1.MaxLayerWorkers {
+		errs = append(errs, fmt.Errorf("task.layers %d is outside [1, %d]", t.Layers, v1alpha1.MaxLayerWorkers))
+	}
+	if t.Layers > 1 && !t.OriginalLayerInputs {
+		errs = append(errs, fmt.Errorf("task.layers %d needs task.originalLayerInputs: blocks are independent only then", t.Layers))
 	}
 	if t.Index < 0 || t.Index >= t.Stages {
 		errs = append(errs, fmt.Errorf("task.index %d is outside [0, %d)", t.Index, t.Stages))

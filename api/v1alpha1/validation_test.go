@@ -310,6 +310,15 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			c.Spec.Dataset = nil
 			c.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 2}
 		}, "spec", "spec.parallelism.shards above 1 needs spec.dataset: the shards are cut from the dataset"},
+		{"layer workers with compressed layer inputs", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Parallelism = &v1alpha1.ParallelismSpec{Layers: 2}
+		}, "spec.parallelism", "spec.parallelism.layers above 1 needs spec.parallelism.layerInputs: Original: blocks are independent only when each is calibrated on the original model's block inputs"},
+		{"65 layer workers", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Parallelism = &v1alpha1.ParallelismSpec{Layers: 65, LayerInputs: v1alpha1.LayerInputsOriginal}
+		}, "spec.parallelism.layers", "should be less than or equal to 64"},
+		{"unknown layer inputs", func(c *v1alpha1.CompressionJob) {
+			c.Spec.Parallelism = &v1alpha1.ParallelismSpec{LayerInputs: "Float"}
+		}, "spec.parallelism.layerInputs", `supported values: "Compressed", "Original"`},
 		{"run deadline of 0", func(c *v1alpha1.CompressionJob) { c.Spec.ActiveDeadlineSeconds = ptr.To[int64](0) },
 			"spec.activeDeadlineSeconds", "should be greater than or equal to 1"},
 		{"stage deadline negative", func(c *v1alpha1.CompressionJob) { c.Spec.Stages[1].ActiveDeadlineSeconds = ptr.To[int64](-5) },
@@ -422,7 +431,7 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 	more.Spec.Output.URI = "mem://out"
 	more.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxAccuracyDrop: "0", MinTop1Agreement: "1", MinCosine: "0.999", MaxBytes: ptr.To[int64](1 << 20),
 		MaxRelativeError: "0", MinSnrDb: "-3.5"}
-	more.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 16}
+	more.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 16, Layers: 64, LayerInputs: v1alpha1.LayerInputsOriginal}
 	more.Spec.Evaluation.Inputs = []v1alpha1.EvaluationInput{
 		{Name: "input", Shape: []int64{512}, Range: []string{"-1", "1"}},
 		{Name: "state", Shape: []int64{2, 1, 128}, Value: "0"},

@@ -37,19 +37,26 @@ func TestRunShardsGiveTheSameDigest(t *testing.T) {
 	digests := map[string]string{}
 	for _, shards := range []string{"1", "4"} {
 		jobFile, _ := shardJob(t, shards)
-		out, stderr, code := cli(t, "run", "-f", jobFile, "-o", "json")
-		if code != 0 {
-			t.Fatalf("shards %s: exit %d\n%s", shards, code, stderr)
-		}
-		job := decodeJob(t, out)
-		if job.Status.Output == nil {
-			t.Fatalf("shards %s: no output", shards)
-		}
-		digests[shards] = job.Status.Output.Digest
+		digests[shards] = runDigest(t, jobFile, "shards "+shards)
 	}
 	if digests["4"] != digests["1"] {
 		t.Errorf("4 shards wrote %s, 1 shard %s", digests["4"], digests["1"])
 	}
+}
+
+// runDigest runs a job file with kompress run and returns its output's
+// digest; what names the run in failures.
+func runDigest(t *testing.T, jobFile, what string) string {
+	t.Helper()
+	out, stderr, code := cli(t, "run", "-f", jobFile, "-o", "json")
+	if code != 0 {
+		t.Fatalf("%s: exit %d\n%s", what, code, stderr)
+	}
+	job := decodeJob(t, out)
+	if job.Status.Output == nil {
+		t.Fatalf("%s: no output", what)
+	}
+	return job.Status.Output.Digest
 }
 
 // More shards than samples is refused before any work, with the words the

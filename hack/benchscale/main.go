@@ -13,7 +13,9 @@
 // 32, no 4-bit guard), dynamic-int8, static-int8 (minmax), static-int8-sq
 // (the same after SmoothQuant, alpha 0.5), sparsegpt-50 (hessian
 // pruning, half of every layer). A step prints one JSON line
-// {"mode","seconds","peakRSSBytes","inBytes","outBytes","params","files"};
+// {"mode","seconds","cpuSeconds","peakRSSBytes","inBytes","outBytes","params","files"}
+// (cpuSeconds: user and system time of the whole process, which says
+// what the step costs on a machine others share);
 // layererror prints {"layerError","layerErrorWithInput","layers"}: the
 // means over the changed MatMul layers of ‖XŴ-XW‖/‖XW‖ and of
 // ‖X̂Ŵ-XW‖/‖XW‖ (X̂ the input rounded as the model rounds it) on
@@ -66,6 +68,7 @@ func main() {
 	samples := flag.Int("samples", 0, "run: only the first samples (0: all)")
 	tokens := flag.Int("tokens", 0, "run: only the first tokens of each sample (0: all)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the step")
+	flag.IntVar(&layerWorkers, "layers", 0, "gptq-int4 and sparsegpt-50: calibrate every block on the source's block inputs and deal the blocks to this many workers (spec.parallelism.layers); 0 propagates")
 	flag.Parse()
 	if flag.NArg() == 2 && flag.Arg(0) == "run" {
 		check(runModel(flag.Arg(1), *float, *heldout, *samples, *tokens))
@@ -112,6 +115,7 @@ func main() {
 	check(json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"mode": mode, "seconds": d.Seconds(), "peakRSSBytes": ru.Maxrss * 1024,
 		"inBytes": inBytes, "outBytes": outBytes, "params": params, "files": files,
+		"cpuSeconds": time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
 	}))
 }
 
@@ -224,8 +228,12 @@ func loadData(m *onnx.Model, path string) (*feed.Data, error) {
 	return feed.FromDataset(feed.Inputs(m), ds)
 }
 
+// layerWorkers is the -layers flag.
+var layerWorkers int
+
 func quantizeStep(o quantize.Options) func(in, out, calib string) ([]onnx.SavedFile, error) {
 	return func(in, out, calib string) ([]onnx.SavedFile, error) {
+		o.Calibration.OriginalLayerInputs, o.Calibration.Layers = layerWorkers > 0, layerWorkers
 		m, err := onnx.OpenFile(in)
 		if err != nil {
 			return nil, err
@@ -266,10 +274,14 @@ func sparseGPT50(in, out, calib string) ([]onnx.SavedFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, _, err := prune.Prune(context.Background(), m, prune.Options{Method: prune.Hessian, Sparsity: 0.5, CalibrationSamples: sparseGPTSamples}, ds, nil)
+	p, rep, err := prune.Prune(context.Background(), m, prune.Options{Method: prune.Hessian, Sparsity: 0.5, CalibrationSamples: sparseGPTSamples,
+		OriginalLayerInputs: layerWorkers > 0, Layers: layerWorkers}, ds, nil)
 	if err != nil {
 		return nil, err
 	}
+	// How the time split (blocks, passes, calibration and solve seconds)
+	// goes to stderr: stdout is the step's one JSON line.
+	check(json.NewEncoder(os.Stderr).Encode(rep.Hessian))
 	return p.Save(out, onnx.SaveOptions{})
 }
 

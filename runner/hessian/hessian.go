@@ -55,6 +55,38 @@ func (a *Acc) Add(x []float32) {
 	}
 }
 
+// Sum returns the sum XᵀX so far (cols×cols, upper triangle valid, not
+// scaled) and the rows in it: the partial a shard shares.
+func (a *Acc) Sum() ([]float64, int64) {
+	a.flush()
+	return a.h, a.rows
+}
+
+// AccOf is an accumulator holding a sum Sum returned (a shard's partial
+// read back); h is cols×cols.
+func AccOf(cols int, h []float64, rows int64) *Acc {
+	return &Acc{cols: cols, h: h, rows: rows}
+}
+
+// Merge adds b's rows to a's sum (nil is an empty sum) and returns a:
+// partial sums of the same features, merged in a fixed order, give the
+// same H whatever worker accumulated each.
+func Merge(a, b *Acc) *Acc {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	a.flush()
+	b.flush()
+	for i, v := range b.h {
+		a.h[i] += v
+	}
+	a.rows += b.rows
+	return a
+}
+
 func copy64(dst []float64, src []float32) {
 	for i, v := range src {
 		dst[i] = float64(v)

@@ -3,11 +3,15 @@ package prune
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/kompress/kompress/pipeline/shard"
 	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/feed"
+	"github.com/kompress/kompress/runner/layerwise"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
@@ -36,82 +40,74 @@ func calibratable(t *target, main *onnx.GraphIndex) string {
 	return ""
 }
 
-// hessian prunes every target with SparseGPT, layer by layer in waves: a
-// wave is the layers whose inputs depend only on layers pruned in earlier
-// waves, so each layer is calibrated on the outputs of the already pruned
-// layers before it, as SparseGPT prunes sequentially. Each wave is one
-// pass of ONNX Runtime over the calibration set with the wave's inputs
-// exposed as outputs. out is the model being pruned; vals are its targets'
-// values, written back after each wave.
+// hessian prunes every target with SparseGPT in waves: a wave is the
+// layers whose inputs depend only on layers pruned in earlier waves, so
+// each layer is calibrated on the outputs of the already pruned layers
+// before it, as SparseGPT prunes sequentially. Where the graph can be cut
+// into blocks (runner/layerwise) the waves run block by block, on the
+// captured inputs of each block; elsewhere each wave is one pass of the
+// whole model over the calibration set with the wave's inputs exposed as
+// outputs. out is the model being pruned; vals are its targets' values,
+// written back after each wave.
 func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]float32, o *options, calib Calibration, progress func(done int)) ([]hessianLayer, *HessianStats, error) {
 	start := time.Now()
 	set, err := readCalibration(out, calib, o.samples)
 	if err != nil {
 		return nil, nil, err
 	}
-	wave := waves(out.Proto.GetGraph(), targets)
-	last := 0
-	for _, w := range wave {
-		last = max(last, w)
-	}
 	x := o.exchange
 	if x == nil {
 		x = exchange.Local(o.shards)
 	}
 	stats := &HessianStats{Samples: set.samples}
-	biases := findBiases(out, targets)
-	layers := make([]hessianLayer, len(targets))
-	done := 0
-	for w := 0; w <= last; w++ {
-		var ids []int
-		for i := range targets {
-			if wave[i] == w {
-				ids = append(ids, i)
-			}
+	p := &hessianPass{o: o, out: out, targets: targets, vals: vals, biases: findBiases(out, targets), exchange: x,
+		layers: make([]hessianLayer, len(targets)), stats: stats, progress: progress}
+	nodes := make([][]*onnxpb.NodeProto, len(targets))
+	for i, t := range targets {
+		for _, u := range t.uses {
+			nodes[i] = append(nodes[i], u.node)
 		}
-		if len(ids) == 0 {
-			continue
-		}
-		t0 := time.Now()
-		accs, err := collect(ctx, out, targets, biases, ids, set, x, fmt.Sprintf("hessian-wave-%d", w))
+	}
+	wave := layerwise.Waves(out.Proto.GetGraph(), nodes)
+	plan, why := cutBlocks(out.Proto.GetGraph(), nodes)
+	if plan != nil {
+		w := &layerwise.Walk{Model: out, Plan: plan, Wave: wave, Shards: o.shards, NoPropagate: o.originalInputs, Workers: o.layers}
+		parts, ws, err := w.Run(ctx, set.batches, func(ctx context.Context, sub *onnx.Model, batches []layerwise.Batch, ids []int) (map[string]*onnx.Tensor, error) {
+			return p.wave(ctx, sub, &calibSet{batches: batches, samples: set.samples}, ids)
+		})
 		if err != nil {
 			return nil, nil, err
 		}
-		stats.Passes++
-		t1 := time.Now()
-		stats.CalibrationSeconds += t1.Sub(t0).Seconds()
-		for _, i := range ids {
-			if err := ctx.Err(); err != nil {
-				return nil, nil, err
-			}
-			t := targets[i]
-			var bias []float32
-			if b := biases[i]; b != nil {
-				if bias, err = b.Float32s(); err != nil {
-					return nil, nil, fmt.Errorf("bias %q: %w", b.Name, err)
-				}
-			}
-			l := &layers[i]
-			l.rows, l.features = accs[i].rows, accs[i].cols
-			l.loss, l.refit, err = solve(t.lay, vals[i], bias, accs[i].hessians(), o)
-			if err != nil {
-				return nil, nil, fmt.Errorf("weight %q (%s): %w", t.w.Name, t.nodeName(), err)
-			}
-			if bias != nil {
-				if err := setValues(biases[i], bias); err != nil {
-					return nil, nil, err
-				}
-				l.bias = biases[i].Name
-			}
-			accs[i] = nil // the Hessian can be large: free it now
-			l.mask = hessianDescription(o, t.lay, l.refit)
-			if err := setValues(t.w, vals[i]); err != nil {
-				return nil, nil, err
-			}
-			done++
-			progress(done)
+		if err := p.assemble(parts); err != nil {
+			return nil, nil, err
 		}
-		stats.SolveSeconds += time.Since(t1).Seconds()
+		stats.Passes, stats.Blocks = ws.Runs, ws.Segments
+		stats.CalibrationSeconds += ws.Seconds
+	} else {
+		stats.WholeModel = "whole model per wave: " + why
+		last := 0
+		for _, w := range wave {
+			last = max(last, w)
+		}
+		for w := 0; w <= last; w++ {
+			var ids []int
+			for i := range targets {
+				if wave[i] == w {
+					ids = append(ids, i)
+				}
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			values, err := p.wave(ctx, out, set, ids)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := p.assemble([]layerwise.Partial{values}); err != nil {
+				return nil, nil, err
+			}
+			stats.Passes++
+		}
 	}
 	total := time.Since(start).Seconds()
 	params := 0
@@ -120,7 +116,109 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]f
 	}
 	stats.SecondsPerMParams = total / (float64(params) / 1e6)
 	stats.SecondsPerSample = total / float64(set.samples)
-	return layers, stats, nil
+	return p.layers, stats, nil
+}
+
+// cutBlocks finds the blocks hessian pruning walks (tests compare it
+// with the whole-model path by replacing it).
+var cutBlocks = layerwise.Cut
+
+// hessianPass is the state of hessian pruning across its waves. Waves of
+// different blocks may run at once (spec.parallelism.layers): they share
+// only what mu guards.
+type hessianPass struct {
+	o        *options
+	out      *onnx.Model
+	targets  []*target
+	vals     [][]float32
+	biases   []*onnx.Weight
+	exchange exchange.Exchange
+	layers   []hessianLayer
+	progress func(done int)
+
+	mu    sync.Mutex
+	stats *HessianStats
+	done  int
+}
+
+// wave calibrates the targets ids on m (the model pruned, or the block
+// that holds them) over set, prunes them and returns their new values
+// (weights and biases) by name; the model is not changed.
+func (p *hessianPass) wave(ctx context.Context, m *onnx.Model, set *calibSet, ids []int) (layerwise.Partial, error) {
+	t0 := time.Now()
+	// The round is named by the wave's first target: unique in the run,
+	// the same in every index of an Indexed Job.
+	accs, err := collect(ctx, m, p.targets, p.biases, ids, set, p.exchange, fmt.Sprintf("hessian-wave-%d", ids[0]))
+	if err != nil {
+		return nil, err
+	}
+	t1 := time.Now()
+	p.mu.Lock()
+	p.stats.CalibrationSeconds += t1.Sub(t0).Seconds()
+	p.mu.Unlock()
+	values := layerwise.Partial{}
+	for _, i := range ids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		t := p.targets[i]
+		var bias []float32
+		if b := p.biases[i]; b != nil {
+			if bias, err = b.Float32s(); err != nil {
+				return nil, fmt.Errorf("bias %q: %w", b.Name, err)
+			}
+		}
+		l := &p.layers[i]
+		l.rows, l.features = accs[i].rows, accs[i].cols
+		l.loss, l.refit, err = solve(t.lay, p.vals[i], bias, accs[i].hessians(), p.o)
+		if err != nil {
+			return nil, fmt.Errorf("weight %q (%s): %w", t.w.Name, t.nodeName(), err)
+		}
+		if bias != nil {
+			b := p.biases[i]
+			if values[b.Name], err = onnx.FromFloat32s(b.DType, b.Dims, bias); err != nil {
+				return nil, fmt.Errorf("bias %q: %w", b.Name, err)
+			}
+			l.bias = b.Name
+		}
+		accs[i] = nil // the Hessian can be large: free it now
+		l.mask = hessianDescription(p.o, t.lay, l.refit)
+		if values[t.w.Name], err = onnx.FromFloat32s(t.w.DType, t.w.Dims, p.vals[i]); err != nil {
+			return nil, fmt.Errorf("weight %q: %w", t.w.Name, err)
+		}
+		p.mu.Lock()
+		p.done++
+		p.progress(p.done)
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	p.stats.SolveSeconds += time.Since(t1).Seconds()
+	p.mu.Unlock()
+	return values, nil
+}
+
+// assemble writes the pruned weights and biases into the model, part by
+// part in order, each part's names sorted.
+func (p *hessianPass) assemble(parts []layerwise.Partial) error {
+	weights := map[string]*onnx.Weight{}
+	for i, t := range p.targets {
+		weights[t.w.Name] = t.w
+		if b := p.biases[i]; b != nil {
+			weights[b.Name] = b
+		}
+	}
+	for _, part := range parts {
+		for _, name := range slices.Sorted(maps.Keys(part)) {
+			w := weights[name]
+			if w == nil {
+				return fmt.Errorf("hessian pruning changed %q, which is no weight it prunes", name)
+			}
+			if err := w.Set(part[name]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // hessianLayer is what hessian pruning did to one weight.
@@ -134,34 +232,6 @@ type hessianLayer struct {
 	features int
 	refit    bool
 	bias     string
-}
-
-// waves numbers each target by the number of targets on its longest path
-// from the graph inputs: targets of the same wave can be calibrated in the
-// same pass.
-func waves(g *onnxpb.GraphProto, targets []*target) []int {
-	users := map[*onnxpb.NodeProto]int{}
-	for i, t := range targets {
-		for _, u := range t.uses {
-			users[u.node] = i
-		}
-	}
-	wave := make([]int, len(targets))
-	level := map[string]int{} // pruned layers upstream of each tensor
-	for _, n := range g.GetNode() {
-		l := 0
-		for _, in := range n.GetInput() {
-			l = max(l, level[in])
-		}
-		if i, ok := users[n]; ok {
-			wave[i] = max(wave[i], l)
-			l = max(l, wave[i]+1)
-		}
-		for _, out := range n.GetOutput() {
-			level[out] = l
-		}
-	}
-	return wave
 }
 
 // collect runs the calibration set through the model with the inputs of

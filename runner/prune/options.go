@@ -128,6 +128,13 @@ type Options struct {
 	// index of an Indexed Job passes exchange.Storage: its Shards()
 	// is the count then.
 	Exchange exchange.Exchange
+	// OriginalLayerInputs calibrates each block of a hessian prune on the
+	// inputs the original model gives it, not the pruned blocks before
+	// it (spec.parallelism.layerInputs: Original): blocks are then
+	// independent, and Layers workers prune them at once, with the same
+	// result for every count (spec.parallelism.layers).
+	OriginalLayerInputs bool
+	Layers              int
 	// Inputs say, by input name, how the inputs of the run that reveals
 	// tensor shapes are made up without calibration data (Structured):
 	// one sample's shape, or an input's whole shape, a value or a range
@@ -170,6 +177,9 @@ type options struct {
 	seed         int64
 	shards       int
 	exchange     exchange.Exchange
+	// originalInputs and layers: OriginalLayerInputs and Layers.
+	originalInputs bool
+	layers         int
 }
 
 // structured reports whether the options ask for N:M sparsity.
@@ -183,7 +193,8 @@ func (opts Options) parse() (*options, error) {
 	o := &options{
 		method: opts.Method, sparsity: opts.Sparsity, n: opts.Pattern.N, m: opts.Pattern.M, scope: opts.Scope, storage: opts.Storage,
 		minParams: opts.MinParams, samples: opts.CalibrationSamples, dampening: opts.Dampening, seed: opts.Seed,
-		shards: max(opts.Shards, 1), exchange: opts.Exchange, excludeNodes: map[string]bool{}, excludeOps: map[string]bool{},
+		shards: max(opts.Shards, 1), exchange: opts.Exchange, originalInputs: opts.OriginalLayerInputs, layers: opts.Layers,
+		excludeNodes: map[string]bool{}, excludeOps: map[string]bool{},
 	}
 	switch o.method {
 	case Magnitude:
@@ -221,6 +232,9 @@ func (opts Options) parse() (*options, error) {
 	}
 	if o.storage == "" {
 		o.storage = Dense
+	}
+	if o.layers > 1 && !o.originalInputs {
+		return nil, specErr("parallelism.layers %d: blocks are independent only with parallelism.layerInputs: Original", opts.Layers)
 	}
 	if !shard.Valid(o.shards) {
 		return nil, specErr("parallelism.shards %d: want a power of two from 1 to %d", opts.Shards, shard.Units)

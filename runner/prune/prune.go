@@ -148,6 +148,9 @@ func apply(ctx context.Context, out *onnx.Model, targets []*target, vals [][]flo
 			return nil, err
 		}
 		report.Hessian = stats
+		if stats.WholeModel != "" {
+			report.Warnings = append(report.Warnings, fmt.Sprintf("hessian pruning ran block by block nowhere: %s (%d passes of the whole model)", stats.WholeModel, stats.Passes))
+		}
 		for i, h := range hl {
 			layers[i] = Layer{Mask: h.mask, Loss: h.loss, CalibrationRows: h.rows, ExactRefit: h.refit, Bias: h.bias}
 			if h.rows < int64(h.features) {

@@ -100,10 +100,18 @@ type HessianStats struct {
 	// depend on earlier pruned layers).
 	Samples int `json:"samples"`
 	Passes  int `json:"passes"`
-	// CalibrationSeconds: running the model and accumulating XᵀX;
-	// SolveSeconds: the Cholesky factorizations and the pruning sweeps.
+	// CalibrationSeconds: running the model (or its blocks, to calibrate,
+	// capture and propagate) and accumulating XᵀX; SolveSeconds: the
+	// Cholesky factorizations and the pruning sweeps. With layer workers
+	// (parallelism.layers) both sum the workers' times.
 	CalibrationSeconds float64 `json:"calibrationSeconds"`
 	SolveSeconds       float64 `json:"solveSeconds"`
+	// Blocks is the number of blocks the model was cut into and processed
+	// one at a time (runner/layerwise): Passes then counts passes of one
+	// block. WholeModel says why the model could not be cut and ran whole
+	// once per wave instead.
+	Blocks     int    `json:"blocks,omitempty"`
+	WholeModel string `json:"wholeModel,omitempty"`
 	// SecondsPerMParams and SecondsPerSample divide the whole time by the
 	// pruned parameters (in millions) and by the samples.
 	SecondsPerMParams float64 `json:"secondsPerMParams"`

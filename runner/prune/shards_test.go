@@ -10,8 +10,9 @@ import (
 )
 
 // TestHessianShardsAreBitIdentical prunes mnist-8 with hessian on 1, 2, 4
-// and 16 workers: every shard count writes the same model, byte for byte
-// (the unit sums are merged in one fixed tree, package shard).
+// and 16 workers, block by block: every shard count writes the same
+// model, byte for byte (the unit sums are merged in one fixed tree,
+// package shard).
 func TestHessianShardsAreBitIdentical(t *testing.T) {
 	orttest.Require(t)
 	calib, _ := mnistSplit(t)
@@ -23,9 +24,12 @@ func TestHessianShardsAreBitIdentical(t *testing.T) {
 		digests := map[int]string{}
 		for _, shards := range []int{1, 2, 4, 16} {
 			spec.Shards = shards
-			out, _, err := Prune(t.Context(), src, spec, calib, nil)
+			out, rep, err := Prune(t.Context(), src, spec, calib, nil)
 			if err != nil {
 				t.Fatalf("%d shards: %v", shards, err)
+			}
+			if rep.Hessian.Blocks < 2 {
+				t.Errorf("%d shards: %d blocks (%s): want mnist-8 cut between its layers", shards, rep.Hessian.Blocks, rep.Hessian.WholeModel)
 			}
 			b, err := out.Bytes()
 			if err != nil {

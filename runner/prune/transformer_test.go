@@ -76,6 +76,20 @@ func TestTransformer(t *testing.T) {
 // lastHiddenState runs a BERT on every sample of data in one batch.
 func lastHiddenState(t *testing.T, name string, m *onnx.Model, data *dataset.Dataset) []float32 {
 	t.Helper()
+	y := runAll(t, name, m, data)[modelgen.LastHiddenState]
+	if want := []int64{int64(data.Arrays[0].Shape[0]), 32, int64(modelgen.SmallBERT.Hidden)}; !cmp.Equal(y.Dims, want) {
+		t.Errorf("%s: last_hidden_state has shape %v", name, y.Dims)
+	}
+	v, err := y.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// runAll runs m in ONNX Runtime on every sample of data in one batch.
+func runAll(t *testing.T, name string, m *onnx.Model, data *dataset.Dataset) map[string]*onnx.Tensor {
+	t.Helper()
 	fed, err := feed.FromDataset(feed.Inputs(m), data)
 	if err != nil {
 		t.Fatal(err)
@@ -92,15 +106,7 @@ func lastHiddenState(t *testing.T, name string, m *onnx.Model, data *dataset.Dat
 	if err != nil {
 		t.Fatalf("ONNX Runtime does not run %s: %v", name, err)
 	}
-	y := out[modelgen.LastHiddenState]
-	if !cmp.Equal(y.Dims, []int64{int64(len(idx)), 32, int64(modelgen.SmallBERT.Hidden)}) {
-		t.Errorf("%s: last_hidden_state has shape %v", name, y.Dims)
-	}
-	v, err := y.Float32s()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return out
 }
 
 // relError is ‖a−b‖/‖a‖.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/kompress/kompress/runner/feed"
 	hess "github.com/kompress/kompress/runner/hessian"
@@ -19,7 +20,13 @@ type gptqHessians struct {
 	// read it, so it is freed after the last.
 	h     map[string][]float64
 	users map[string]int
+	// blocks are the weights already rounded block by block
+	// (gptqByBlocks), by name.
+	mu     sync.Mutex
+	blocks map[string]*gptqBlocks
 }
+
+var errGPTQData = errors.New("quantize.algorithm gptq needs calibration data (the job's dataset)")
 
 // gptqInput returns the tensor whose rows a slot's weight multiplies, or
 // "" when GPTQ does not take the slot: MatMul and Gemm (without transA)
@@ -45,7 +52,7 @@ func gptqInput(ix *index, s weightSlot) string {
 // input's XᵀX.
 func collectHessians(ctx context.Context, m *onnx.Model, ix *index, slots []weightSlot, o *options, calib Calibration) (*gptqHessians, error) {
 	if calib == nil {
-		return nil, errors.New("quantize.algorithm gptq needs calibration data (the job's dataset)")
+		return nil, errGPTQData
 	}
 	g := &gptqHessians{damp: o.damp, h: map[string][]float64{}, users: map[string]int{}}
 	c := hessianCollector{}
@@ -79,6 +86,15 @@ func collectHessians(ctx context.Context, m *onnx.Model, ix *index, slots []weig
 func (g *gptqHessians) round(ix *index, s weightSlot, data []float32, blockSize int, t QType, symmetric bool) (*gptqBlocks, int, error) {
 	if g == nil {
 		return nil, 0, nil
+	}
+	if g.blocks != nil {
+		b := g.blocks[s.weight.name]
+		if b == nil || b.blockSize != blockSize || b.t != t {
+			return nil, 0, nil
+		}
+		delete(g.blocks, s.weight.name)
+		_, in, _ := s.layer.WeightAxes(len(s.weight.dims()))
+		return b, in, nil
 	}
 	x := gptqInput(ix, s)
 	h := g.h[x]

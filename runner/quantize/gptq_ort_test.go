@@ -49,6 +49,25 @@ func (d decoderData) first(t *testing.T, n int) map[string]*onnx.Tensor {
 	return in
 }
 
+// gptqDecoder is a small GPT-2-style decoder with outlier channels, its
+// calibration and held-out tokens, the first 8 held-out samples and its
+// last hidden state on them.
+func gptqDecoder(t *testing.T) (modelgen.DecoderConfig, *onnx.Model, decoderData, decoderData, map[string]*onnx.Tensor, []float32) {
+	t.Helper()
+	orttest.Require(t)
+	cfg := modelgen.SmallDecoder
+	cfg.Hidden, cfg.Outliers = 128, 3
+	m := modelgen.Decoder(cfg)
+	calib := decoderData{m, modelgen.DecoderTokens(cfg, 32, 32, 2)}
+	held := decoderData{m, modelgen.DecoderTokens(cfg, 8, 32, 3)}
+	in := held.first(t, 8)
+	want, err := orttest.Run(t, m, in)[modelgen.LastHiddenState].Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, m, calib, held, in, want
+}
+
 // On a small GPT-2-style decoder with outlier channels, int4 GPTQ
 // (MatMulNBits, blocks of 32) rounds every linear layer, its layers'
 // output errors on held-out tokens average at most 0.7x round to
@@ -56,19 +75,8 @@ func (d decoderData) first(t *testing.T, n int) map[string]*onnx.Tensor {
 // float model's last hidden state than round to nearest's; the qdq form
 // runs too.
 func TestGPTQDecoder(t *testing.T) {
-	orttest.Require(t)
 	ctx := context.Background()
-	cfg := modelgen.SmallDecoder
-	cfg.Hidden, cfg.Outliers = 128, 3
-	m := modelgen.Decoder(cfg)
-	calib := decoderData{m, modelgen.DecoderTokens(cfg, 32, 32, 2)}
-	held := decoderData{m, modelgen.DecoderTokens(cfg, 8, 32, 3)}
-	in := held.first(t, 8)
-	want := orttest.Run(t, m, in)[modelgen.LastHiddenState]
-	wantVals, err := want.Float32s()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, m, calib, held, in, wantVals := gptqDecoder(t)
 	meanError := map[Algorithm]float64{}
 	cosine := map[Algorithm]float64{}
 	for _, alg := range []Algorithm{RTN, GPTQ} {

@@ -112,6 +112,13 @@ type CalibrationOptions struct {
 	// all Shards in this process (exchange.Local). A stage pod that is
 	// one index of an Indexed Job passes exchange.Storage.
 	Exchange exchange.Exchange
+	// OriginalLayerInputs calibrates each block GPTQ rounds on the inputs
+	// the float model gives it, not the rounded blocks before it
+	// (spec.parallelism.layerInputs: Original): blocks are then
+	// independent, and Layers workers round them at once, with the same
+	// result for every count (spec.parallelism.layers).
+	OriginalLayerInputs bool
+	Layers              int
 }
 
 // Options configure Quantize. Every field but Method has a default, its
@@ -283,6 +290,9 @@ func (opts Options) check() (*options, error) {
 	}
 	if o.calib.Shards != 0 && !shard.Valid(o.calib.Shards) {
 		return nil, fmt.Errorf("parallelism.shards %d: want a power of two from 1 to %d", o.calib.Shards, shard.Units)
+	}
+	if o.calib.Layers > 1 && !o.calib.OriginalLayerInputs {
+		return nil, fmt.Errorf("parallelism.layers %d: blocks are independent only with parallelism.layerInputs: Original", o.calib.Layers)
 	}
 	if o.calib.Samples < 0 {
 		return nil, fmt.Errorf("quantize.calibration.samples %d: want a positive number", o.calib.Samples)

@@ -85,9 +85,17 @@ type statPart interface {
 
 // reduceShards runs every unit of batches through m on the shards of x
 // this process owns and returns the statistics of all, combined by
-// shard.TreeSum (exchange.Reduce, sharing them as round).
+// shard.TreeSum (exchange.Reduce, sharing them as round). Tensors that
+// are m's inputs (a block's, runner/layerwise) are read from the batches.
 func reduceShards[P statPart](ctx context.Context, m *onnx.Model, tensors []string, batches []map[string]*onnx.Tensor, x exchange.Exchange, round string, part func() P, c exchange.Codec[P], merge func(a, b P) P) (P, error) {
 	shards := x.Shards()
+	var expose []string
+	fed := onnx.IndexGraph(m.Proto.GetGraph(), "").Input
+	for _, name := range tensors {
+		if fed[name] == nil {
+			expose = append(expose, name)
+		}
+	}
 	unit := func(sess *feed.Session, u int) (P, error) {
 		var zero P
 		lo, hi := shard.UnitSamples(u, len(batches))
@@ -104,7 +112,11 @@ func reduceShards[P statPart](ctx context.Context, m *onnx.Model, tensors []stri
 				return zero, fmt.Errorf("calibration run: %w", err)
 			}
 			for _, name := range tensors {
-				data, err := out[name].Float32s()
+				t := out[name]
+				if t == nil {
+					t = batch[name]
+				}
+				data, err := t.Float32s()
 				if err != nil {
 					return zero, fmt.Errorf("calibration: tensor %q: %w", name, err)
 				}
@@ -119,7 +131,7 @@ func reduceShards[P statPart](ctx context.Context, m *onnx.Model, tensors []stri
 		if b, _ := shard.UnitSamples(lo, len(batches)); b == len(batches) {
 			return zero, nil // fewer batches than shards: nothing for this one
 		}
-		sess, err := feed.Open(m, feed.Options{Name: m.Name + " (calibration)", Expose: tensors})
+		sess, err := feed.Open(m, feed.Options{Name: m.Name + " (calibration)", Expose: expose})
 		if err != nil {
 			return zero, err
 		}

@@ -35,13 +35,13 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Cal
 	}
 	ix := newIndex(m)
 	slots := weightSlots(ix, o, r, map[string]bool{})
-	var gq *gptqHessians
-	if o.algorithm == GPTQ && len(slots) > 0 {
+	gptq := o.algorithm == GPTQ && len(slots) > 0
+	if gptq {
+		if data == nil {
+			return errGPTQData
+		}
 		var err error
 		if calib, err = replayable(m, data, o.calib.Samples); err != nil {
-			return err
-		}
-		if gq, err = collectHessians(ctx, m, ix, slots, o, calib()); err != nil {
 			return err
 		}
 	}
@@ -49,6 +49,13 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Cal
 	if o.bits == 4 && o.sensitive != SensitiveInt4 && len(slots) > 0 {
 		var err error
 		if kept, err = guardLowBit(ctx, m, slots, o, calib(), r); err != nil {
+			return err
+		}
+	}
+	var gq *gptqHessians
+	if gptq {
+		var err error
+		if gq, err = gptqHessiansOf(ctx, m, ix, slots, o, calib(), kept, r); err != nil {
 			return err
 		}
 	}

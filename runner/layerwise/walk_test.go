@@ -1,0 +1,104 @@
+package layerwise
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
+	"github.com/kompress/kompress/runner/ort/orttest"
+)
+
+// chain is x [n, 2] -> MatMul(w1, a Constant node) -> Relu -> MatMul(w2,
+// an initializer) -> Relu -> MatMul(w3) -> y: three layers, three
+// segments.
+func chain(t *testing.T) (*onnx.Model, [][]*onnxpb.NodeProto) {
+	t.Helper()
+	eye := func(name string) *onnxpb.TensorProto {
+		tp, err := onnx.TensorToProto(onnx.NewTensor([]int64{2, 2}, []float32{1, 0, 0, 1}), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tp
+	}
+	m1, m2, m3 := node("MatMul", "h1", "x", "w1"), node("MatMul", "h2", "r1", "w2"), node("MatMul", "y", "r2", "w3")
+	g := &onnxpb.GraphProto{
+		Node: []*onnxpb.NodeProto{
+			onnx.NewNode("Constant", "w1", nil, []string{"w1"}, onnx.AttrTensor("value", eye(""))),
+			m1, node("Relu", "r1", "h1"), m2, node("Relu", "r2", "h2"), m3,
+		},
+		Initializer: []*onnxpb.TensorProto{eye("w2"), eye("w3")},
+		Input:       []*onnxpb.ValueInfoProto{onnx.ValueInfo("x", onnx.Float, []onnx.Dim{"n", 2})},
+		Output:      []*onnxpb.ValueInfoProto{onnx.ValueInfo("y", onnx.Float, []onnx.Dim{"n", 2})},
+	}
+	return onnx.NewModel(g, 17), [][]*onnxpb.NodeProto{{m1}, {m2}, {m3}}
+}
+
+// TestWalk walks the chain with a Process that halves each layer's
+// weight (w1 held by a Constant node) and records the mean of the inputs
+// each segment was fed: propagated, each segment sees the halved layers
+// before it (1, 0.5, 0.25); with NoPropagate every segment sees the
+// original model's (1, 1, 1), whatever the number of workers, and the
+// partials hold each worker's own weights.
+func TestWalk(t *testing.T) {
+	orttest.Require(t)
+	m, layers := chain(t)
+	plan, why := Cut(m.Proto.GetGraph(), layers)
+	if plan == nil || len(plan.Segments) != 3 {
+		t.Fatalf("plan %+v, reason %q: want 3 segments", plan, why)
+	}
+	batches := []Batch{{"x": onnx.NewTensor([]int64{2, 2}, []float32{1, 1, 1, 1})}, {"x": onnx.NewTensor([]int64{1, 2}, []float32{1, 1})}}
+	for _, tc := range []struct {
+		noPropagate bool
+		workers     int
+		seen        []float32
+		parts       []int // weights per partial
+	}{
+		{false, 1, []float32{1, 0.5, 0.25}, []int{3}},
+		{true, 1, []float32{1, 1, 1}, []int{3}},
+		{true, 2, []float32{1, 1, 1}, []int{1, 2}},
+		{true, 3, []float32{1, 1, 1}, []int{1, 1, 1}},
+	} {
+		var mu sync.Mutex
+		seen := make([]float32, 3)
+		w := &Walk{Model: m, Plan: plan, Wave: Waves(m.Proto.GetGraph(), layers), NoPropagate: tc.noPropagate, Workers: tc.workers}
+		parts, st, err := w.Run(context.Background(), batches, func(_ context.Context, sub *onnx.Model, in []Batch, ids []int) (map[string]*onnx.Tensor, error) {
+			s := ids[0]
+			var sum float32
+			n := 0
+			for _, b := range in {
+				for _, t := range b {
+					v, _ := t.Float32s()
+					for _, x := range v {
+						sum += x
+						n++
+					}
+				}
+			}
+			mu.Lock()
+			seen[s] = sum / float32(n)
+			mu.Unlock()
+			name := []string{"w1", "w2", "w3"}[s]
+			return map[string]*onnx.Tensor{name: onnx.NewTensor([]int64{2, 2}, []float32{0.5, 0, 0, 0.5})}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sizes []int
+		for _, p := range parts {
+			sizes = append(sizes, len(p))
+		}
+		if d := cmp.Diff(tc.seen, seen); d != "" {
+			t.Errorf("propagate %v, %d workers: segment inputs' means (-want +got):\n%s", !tc.noPropagate, tc.workers, d)
+		}
+		if d := cmp.Diff(tc.parts, sizes); d != "" {
+			t.Errorf("propagate %v, %d workers: weights per partial (-want +got):\n%s", !tc.noPropagate, tc.workers, d)
+		}
+		if st.Segments != 3 || st.Runs != 5 {
+			t.Errorf("propagate %v: %+v, want 3 segments, 5 runs", !tc.noPropagate, st)
+		}
+	}
+}
