@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -52,7 +53,7 @@ const completionIndexAnnotation = batchv1.JobCompletionIndexAnnotation
 // that publishes the stage's result (the others only share partial
 // statistics); a Job that is not Indexed has one pod at a time, all kept.
 func publisher(job *batchv1.Job, pods []corev1.Pod) []corev1.Pod {
-	if job.Spec.CompletionMode == nil || *job.Spec.CompletionMode != batchv1.IndexedCompletion {
+	if !isIndexed(job) {
 		return pods
 	}
 	var out []corev1.Pod
@@ -64,11 +65,41 @@ func publisher(job *batchv1.Job, pods []corev1.Pod) []corev1.Pod {
 	return out
 }
 
+// unschedulable returns a pending pod the scheduler cannot place, with
+// its condition saying why.
+func unschedulable(pods []corev1.Pod) (*corev1.Pod, *corev1.PodCondition, bool) {
+	for i := range pods {
+		if c := unschedulableCondition(&pods[i]); c != nil {
+			return &pods[i], c, true
+		}
+	}
+	return nil, nil, false
+}
+
+// unschedulableCondition is a pending pod's PodScheduled=False condition
+// of reason Unschedulable, or nil.
+func unschedulableCondition(p *corev1.Pod) *corev1.PodCondition {
+	if p.Status.Phase != corev1.PodPending {
+		return nil
+	}
+	for i, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// isIndexed reports whether the Job is an Indexed Job.
+func isIndexed(job *batchv1.Job) bool {
+	return job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
+}
+
 // indexOf names the index of an Indexed Job's pod (" of index 2 of
 // 4"), or nothing for another Job's.
 func indexOf(job *batchv1.Job, p *corev1.Pod) string {
 	i, ok := p.Annotations[completionIndexAnnotation]
-	if !ok || job.Spec.CompletionMode == nil || *job.Spec.CompletionMode != batchv1.IndexedCompletion {
+	if !ok || !isIndexed(job) {
 		return ""
 	}
 	return fmt.Sprintf(" of index %s of %d", i, ptr.Deref(job.Spec.Completions, 1))
@@ -123,6 +154,14 @@ func observeActive(s v1alpha1.StageStatus, job *batchv1.Job, pods []corev1.Pod, 
 			own = append(own, p)
 		}
 	}
+	if isIndexed(job) {
+		// The indices exchange statistics round by round: one that cannot
+		// be placed holds up those running, which wait for it.
+		if p, c, ok := unschedulable(own); ok {
+			return set(v1alpha1.StagePending, v1alpha1.ReasonUnschedulable, fmt.Sprintf("pod %s%s cannot be scheduled: %s; the indices running wait for it (all %d run at once: give the job a Kueue queue, or fewer shards)",
+				p.Name, indexOf(job, p), strings.TrimSuffix(c.Message, "."), ptr.Deref(job.Spec.Completions, 1)))
+		}
+	}
 	for i := range own {
 		p := &own[i]
 		if p.Status.Phase == corev1.PodRunning {
@@ -134,10 +173,8 @@ func observeActive(s v1alpha1.StageStatus, job *batchv1.Job, pods []corev1.Pod, 
 		if p.Status.Phase != corev1.PodPending {
 			continue
 		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-				return set(v1alpha1.StagePending, v1alpha1.ReasonUnschedulable, fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, c.Message))
-			}
+		if c := unschedulableCondition(p); c != nil {
+			return set(v1alpha1.StagePending, v1alpha1.ReasonUnschedulable, fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, c.Message))
 		}
 		for _, cs := range p.Status.ContainerStatuses {
 			if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {

@@ -40,6 +40,9 @@ func testPod(name string, created time.Duration, opts ...podOpt) corev1.Pod {
 
 func phase(ph corev1.PodPhase) podOpt { return func(p *corev1.Pod) { p.Status.Phase = ph } }
 func onNode(n string) podOpt          { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
+func index(i string) podOpt {
+	return func(p *corev1.Pod) { p.Annotations = map[string]string{batchv1.JobCompletionIndexAnnotation: i} }
+}
 func ownedBy(uid types.UID) podOpt {
 	return func(p *corev1.Pod) { p.OwnerReferences[0].UID = uid }
 }
@@ -91,6 +94,12 @@ func TestObserveActive(t *testing.T) {
 			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodPending), unschedulable)}, false,
 			v1alpha1.StageStatus{State: v1alpha1.StagePending, Reason: "Unschedulable", Attempts: 1,
 				Message: "pod p1 cannot be scheduled: 0/2 nodes are available: 2 Insufficient memory."}},
+		{"an index that cannot be placed holds up those running", testJob(func(j *batchv1.Job) {
+			j.Status.Active = 2
+			j.Spec.CompletionMode, j.Spec.Completions = ptr.To(batchv1.IndexedCompletion), ptr.To[int32](2)
+		}), []corev1.Pod{testPod("p0", 0, phase(corev1.PodRunning), onNode("n1"), index("0")), testPod("p1", 0, phase(corev1.PodPending), unschedulable, index("1"))}, false,
+			v1alpha1.StageStatus{State: v1alpha1.StagePending, Reason: "Unschedulable", Attempts: 2,
+				Message: "pod p1 of index 1 of 2 cannot be scheduled: 0/2 nodes are available: 2 Insufficient memory; the indices running wait for it (all 2 run at once: give the job a Kueue queue, or fewer shards)"}},
 		{"image cannot be pulled", testJob(func(j *batchv1.Job) { j.Status.Active = 1 }),
 			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodPending), onNode("n1"), pullErr)}, false,
 			v1alpha1.StageStatus{State: v1alpha1.StagePending, Reason: "ErrImagePull", Attempts: 1, Message: "pod p1: manifest unknown"}},

@@ -10,9 +10,11 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/controllers"
 )
 
@@ -32,6 +34,9 @@ spec:
   dataset: {uri: "s3://%s/mnist/mnist-test.npz"}
   storage: {secretRef: {name: %s}}
   parallelism: {shards: 2}
+  # Both indices must fit on the one node at once (the chart asks 1 CPU
+  # a stage pod, the node has 2).
+  scheduling: {resources: {requests: {cpu: 250m}}}
   evaluation: {samples: 200, latencyRuns: 5}
   stages:
   - name: prune
@@ -39,6 +44,9 @@ spec:
     prune: {method: hessian, sparsity: "0.6", calibrationSamples: 128}
 `, name, bucket, bucket, name, bucket, secretName)
 	kubectlApply(t, jobNamespace, endpointed(t, []byte(job)))
+	t.Cleanup(func() { // free the node for the next tests whatever happened
+		_ = nd.client.Delete(context.Background(), &v1alpha1.CompressionJob{ObjectMeta: metav1.ObjectMeta{Namespace: jobNamespace, Name: name}})
+	})
 	cpj := waitCPJ(t, name, 180*time.Second, "Ready", ready)
 	var jobs batchv1.JobList
 	if err := nd.client.List(context.Background(), &jobs, client.InNamespace(jobNamespace), client.MatchingLabels{controllers.LabelJob: name}); err != nil || len(jobs.Items) != 1 {
