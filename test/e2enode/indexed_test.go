@@ -54,7 +54,7 @@ spec:
 	}
 	j := jobs.Items[0]
 	got := fmt.Sprintf("mode %s, succeeded %d, completed indexes %q", ptr.Deref(j.Spec.CompletionMode, ""), j.Status.Succeeded, j.Status.CompletedIndexes)
-	if want := `mode Indexed, succeeded 2, completed indexes "0-1"`; got != want {
+	if want := `mode Indexed, succeeded 2, completed indexes "0,1"`; got != want {
 		t.Errorf("Job %s: %s, want %s", j.Name, got, want)
 	}
 	var pods corev1.PodList
