@@ -245,3 +245,24 @@ func TestReaderRefusesMalformedPartials(t *testing.T) {
 		}
 	}
 }
+
+// A partial whose digest is committed but whose bytes are gone (the
+// publishing index deleted the round between the two reads) counts as
+// not there yet, not as an error: the waiting index then finds the result.
+func TestStoragePartialDeletedWhileRead(t *testing.T) {
+	s3, prefix := server(t)
+	ctx := context.Background()
+	x := pods(prefix, 2, time.Minute)
+	result := s3.URI("parts", "out/key/result.json")
+	x[0].Done = result
+	if _, err := storage.WriteBytes(ctx, result, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	// Index 1's digest is committed, its bytes are not there.
+	if _, err := storage.WriteBytes(ctx, s3.URI("parts", "out/key/shards/r/1-of-2.sha256"), []byte(storage.Digest([]byte("one")))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x[0].Gather(ctx, "r", map[int][]byte{0: []byte("zero")}); !errors.Is(err, exchange.ErrDone) {
+		t.Errorf("err = %v, want ErrDone", err)
+	}
+}

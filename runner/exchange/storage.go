@@ -183,6 +183,11 @@ func (s *Storage) read(ctx context.Context, round string, i int) ([]byte, bool, 
 		return nil, false, err
 	}
 	b, _, err := s.Client.ReadAll(ctx, part, string(digest))
+	if errors.Is(err, storage.ErrNotFound) {
+		// Committed, then deleted between the two reads: the publishing
+		// index is done with the round (Gather then finds the result).
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("round %s: index %d's partial %s is refused: %w", round, i, part, err)
 	}
