@@ -247,7 +247,7 @@ func quantizeStep(o quantize.Options) func(in, out, calib string) ([]onnx.SavedF
 			return nil, err
 		}
 		logReport(r)
-		return q.Save(out, onnx.SaveOptions{})
+		return q.Save(out, onnx.SaveOptions{ExternalData: q.WantsExternalData()})
 	}
 }
 
@@ -282,7 +282,7 @@ func sparseGPT50(in, out, calib string) ([]onnx.SavedFile, error) {
 	// How the time split (blocks, passes, calibration and solve seconds)
 	// goes to stderr: stdout is the step's one JSON line.
 	check(json.NewEncoder(os.Stderr).Encode(rep.Hessian))
-	return p.Save(out, onnx.SaveOptions{})
+	return p.Save(out, onnx.SaveOptions{ExternalData: p.WantsExternalData()})
 }
 
 func layerError(floatPath, quantPath, heldout, smoothCalib string) error {

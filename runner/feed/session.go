@@ -49,7 +49,11 @@ func Open(m *onnx.Model, o Options) (*Session, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", o.Name, err)
 		}
-		return open(o.Name, b, o, m.ExternalDir())
+		dir, err := m.ExternalDir()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Name, err)
+		}
+		return open(o.Name, b, o, dir)
 	}
 	b, err := m.Bytes()
 	if err != nil {

@@ -2,10 +2,9 @@ package onnx
 
 import (
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -13,80 +12,84 @@ import (
 )
 
 // readExternal moves the data of every EXTERNAL tensor into raw_data. Each
-// tensor is read on its own from the file (ReadAt), so a model of any size
-// takes its weights' bytes in memory once, never the data file besides.
-func (m *Model) readExternal(dir string) error {
-	files := map[string]*os.File{}
-	defer closeAll(files)
+// tensor is read on its own from its file, so a model of any size takes
+// its weights' bytes in memory once, never the data file besides.
+func (m *Model) readExternal(src Source) error {
 	var firstErr error
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
 		if firstErr != nil || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
 			return
 		}
-		raw, loc, err := readExternalTensor(tp, dir, files)
+		loc, offset, length, err := externalRange(tp, src)
+		var raw []byte
+		if err == nil {
+			raw, err = readRange(src, loc, offset, length)
+		}
 		if err != nil {
 			firstErr = fmt.Errorf("tensor %q: %w", tp.GetName(), err)
 			return
 		}
 		tp.RawData = raw
 		tp.ExternalData, tp.DataLocation = nil, nil
-		if m.external == nil {
-			m.external = map[*onnxpb.TensorProto]string{}
-		}
-		m.external[tp] = loc
+		m.markExternal(tp, loc)
 	})
 	return firstErr
 }
 
-func readExternalTensor(tp *onnxpb.TensorProto, dir string, files map[string]*os.File) ([]byte, string, error) {
-	f, offset, length, loc, err := externalRange(tp, dir, files)
-	if err != nil {
-		return nil, loc, err
+func (m *Model) markExternal(tp *onnxpb.TensorProto, loc string) {
+	if m.external == nil {
+		m.external = map[*onnxpb.TensorProto]string{}
 	}
-	raw := make([]byte, length)
-	if _, err := f.ReadAt(raw, offset); err != nil {
-		return nil, loc, fmt.Errorf("external data %q: %w", loc, err)
-	}
-	return raw, loc, nil
+	m.external[tp] = loc
 }
 
-// externalRange opens (once per file, kept in files) the file an external
-// tensor refers to and checks its offset and length against the file.
-func externalRange(tp *onnxpb.TensorProto, dir string, files map[string]*os.File) (*os.File, int64, int64, string, error) {
-	loc := externalKey(tp, "location")
-	if loc == "" {
-		return nil, 0, 0, "", invalidf("external_data has no location")
+// readRange reads length bytes of loc from offset.
+func readRange(src Source, loc string, offset, length int64) ([]byte, error) {
+	raw := make([]byte, length)
+	if err := readInto(src, loc, offset, raw); err != nil {
+		return nil, err
 	}
-	// ONNX requires locations relative to the model's directory; refusing
-	// anything else keeps a model from reading arbitrary files.
-	clean := filepath.Clean(filepath.FromSlash(loc))
-	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
-		return nil, 0, 0, loc, invalidf("external data location %q must be a relative path inside the model's directory", loc)
-	}
-	f, ok := files[clean]
-	if !ok {
-		var err error
-		if f, err = os.Open(filepath.Join(dir, clean)); err != nil {
-			return nil, 0, 0, loc, fmt.Errorf("external data: %w", err)
-		}
-		files[clean] = f
-	}
-	st, err := f.Stat()
+	return raw, nil
+}
+
+// readInto fills buf with the bytes of loc from offset.
+func readInto(src Source, loc string, offset int64, buf []byte) error {
+	r, err := src.ReadRange(loc, offset, int64(len(buf)))
 	if err != nil {
-		return nil, 0, 0, loc, fmt.Errorf("external data: %w", err)
+		return fmt.Errorf("external data %q: %w", loc, err)
+	}
+	defer r.Close()
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return fmt.Errorf("external data %q: %w", loc, err)
+	}
+	return nil
+}
+
+// externalRange checks an external tensor's reference against its file:
+// a location inside the model's directory (ONNX's rule, which also keeps
+// a model from reading arbitrary files), and offset and length within
+// the file. It returns the cleaned location.
+func externalRange(tp *onnxpb.TensorProto, src Source) (string, int64, int64, error) {
+	loc, err := CleanLocation(externalKey(tp, "location"))
+	if err != nil {
+		return "", 0, 0, err
+	}
+	size, err := src.Size(loc)
+	if err != nil {
+		return loc, 0, 0, fmt.Errorf("external data %q: %w", loc, err)
 	}
 	offset, err := externalInt(tp, "offset", 0)
 	if err != nil {
-		return nil, 0, 0, loc, err
+		return loc, 0, 0, err
 	}
-	length, err := externalInt(tp, "length", st.Size()-offset)
+	length, err := externalInt(tp, "length", size-offset)
 	if err != nil {
-		return nil, 0, 0, loc, err
+		return loc, 0, 0, err
 	}
-	if size := st.Size(); offset < 0 || length < 0 || offset > size || length > size-offset { // no overflow
-		return nil, 0, 0, loc, invalidf("external data %q: offset %d + length %d is past the file's %d bytes", loc, offset, length, size)
+	if offset < 0 || length < 0 || offset > size || length > size-offset { // no overflow
+		return loc, 0, 0, invalidf("external data %q: offset %d + length %d is past the file's %d bytes", loc, offset, length, size)
 	}
-	return f, offset, length, loc, nil
+	return loc, offset, length, nil
 }
 
 func externalInt(tp *onnxpb.TensorProto, key string, def int64) (int64, error) {
@@ -129,7 +132,7 @@ func (m *Model) saveExternal(path string, opts SaveOptions) (saved []SavedFile, 
 	if err != nil {
 		return nil, err
 	}
-	if m.dir != "" && sameFile(filepath.Join(filepath.Dir(path), file), m.dir, m) {
+	if sameFile(filepath.Join(filepath.Dir(path), file), m) {
 		return nil, fmt.Errorf("%s: saving over the external data file the model streams its weights from", m.label())
 	}
 	type moved struct {
@@ -141,18 +144,16 @@ func (m *Model) saveExternal(path string, opts SaveOptions) (saved []SavedFile, 
 		out      []moved
 		writeErr error
 	)
-	files := map[string]*os.File{}
-	defer closeAll(files)
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
 		if writeErr != nil || DataType(tp.GetDataType()) == String {
 			return
 		}
 		if tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
-			if m.dir == "" {
+			if m.src == nil {
 				return // a reference the caller made (LoadHeader): kept as is
 			}
 			src := tp.ExternalData
-			if err := copyStreamed(tp, m.dir, ext, files); err != nil {
+			if err := copyStreamed(tp, m.src, ext); err != nil {
 				writeErr = fmt.Errorf("tensor %q: %w", tp.GetName(), err)
 				return
 			}
@@ -219,8 +220,13 @@ func typedBytes(tp *onnxpb.TensorProto) int {
 }
 
 // sameFile reports whether target is one of the files m's streamed
-// tensors are read from.
-func sameFile(target, dir string, m *Model) bool {
+// tensors are read from (a local folder's only: other sources are not
+// local files).
+func sameFile(target string, m *Model) bool {
+	ds, ok := m.src.(*dirSource)
+	if !ok {
+		return false
+	}
 	t, err := filepath.Abs(target)
 	if err != nil {
 		return false
@@ -230,7 +236,7 @@ func sameFile(target, dir string, m *Model) bool {
 		if same || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
 			return
 		}
-		src, err := filepath.Abs(filepath.Join(dir, filepath.FromSlash(externalKey(tp, "location"))))
+		src, err := filepath.Abs(ds.path(externalKey(tp, "location")))
 		same = err == nil && src == t
 	})
 	return same

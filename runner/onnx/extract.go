@@ -76,7 +76,7 @@ func (m *Model) Extract(nodes []*onnxpb.NodeProto, inputs []*onnxpb.ValueInfoPro
 		IrVersion: m.Proto.IrVersion, OpsetImport: m.Proto.GetOpsetImport(), Functions: m.Proto.GetFunctions(),
 		ProducerName: m.Proto.ProducerName, Graph: sub,
 	}
-	out := &Model{Proto: p, Name: m.Name, dir: m.dir}
+	out := &Model{Proto: p, Name: m.Name, src: m.src}
 	if len(m.external) > 0 {
 		out.external = map[*onnxpb.TensorProto]string{}
 		out.everyTensor(func(tp *onnxpb.TensorProto) {

@@ -27,9 +27,9 @@ type Model struct {
 	external map[*onnxpb.TensorProto]string
 	// names reserves every name in use, for UniqueName; built on first use.
 	names map[string]bool
-	// dir is where the tensors OpenFile left in their external files are
-	// read from; "" when every tensor's data is in memory.
-	dir string
+	// src holds the tensors OpenFile or OpenSource left in their
+	// external files; nil when every tensor's data is in memory.
+	src Source
 }
 
 // Load parses a serialized model and checks every tensor in it (see
@@ -78,7 +78,7 @@ func LoadFile(path string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.readExternal(filepath.Dir(path)); err != nil {
+	if err := m.readExternal(DirSource(filepath.Dir(path))); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := m.validate(); err != nil {
@@ -105,7 +105,7 @@ func parse(data []byte, name string) (*Model, error) {
 // 2 GiB protobuf limit must be written with SaveFile.
 func (m *Model) Bytes() ([]byte, error) {
 	if m.Streamed() {
-		return nil, fmt.Errorf("%s: weights are streamed from external data in %s: save the model with Save (or give ONNX Runtime HeaderBytes and that directory)", m.label(), m.dir)
+		return nil, fmt.Errorf("%s: weights are streamed from external data files: save the model with Save (or give ONNX Runtime HeaderBytes and ExternalDir)", m.label())
 	}
 	if n := proto.Size(m.Proto); n > maxProtoSize {
 		return nil, fmt.Errorf("%s: model is %d bytes, past protobuf's 2 GiB limit: save it with SaveFile, which moves weights to an external data file", m.label(), n)
@@ -123,6 +123,20 @@ type SaveOptions struct {
 	ExternalFile string
 	// ExternalMinBytes keeps tensors smaller than this inline; default 1024.
 	ExternalMinBytes int
+}
+
+// ExternalThreshold is the size from which a model is written with its
+// weights in an external data file (WantsExternalData), well under
+// protobuf's 2 GiB limit: writing tensor by tensor never holds the
+// serialized model besides the model itself.
+const ExternalThreshold = 1 << 30
+
+// WantsExternalData reports whether the model should be saved with its
+// weights in an external data file: it was read with some (a user who
+// brought model.onnx + model.onnx.data gets the same form back), or it
+// is ExternalThreshold bytes or more.
+func (m *Model) WantsExternalData() bool {
+	return len(m.external) > 0 || m.Streamed() || proto.Size(m.Proto) >= ExternalThreshold
 }
 
 // SaveFile writes the model to path, and its external data file when
@@ -167,7 +181,7 @@ func (m *Model) label() string {
 
 // Clone returns a deep copy.
 func (m *Model) Clone() *Model {
-	c := &Model{Proto: proto.Clone(m.Proto).(*onnxpb.ModelProto), Name: m.Name, dir: m.dir}
+	c := &Model{Proto: proto.Clone(m.Proto).(*onnxpb.ModelProto), Name: m.Name, src: m.src}
 	if len(m.external) > 0 {
 		// Map the original tensors to their copies by walking both models
 		// in the same order.

@@ -28,33 +28,37 @@ func OpenFile(path string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := parse(data, path)
+	return OpenSource(data, path, DirSource(filepath.Dir(path)))
+}
+
+// OpenSource is OpenFile for a serialized model whose external data
+// files src holds; name identifies it in errors. An error naming a
+// tensor's location wraps ErrInvalid when the reference itself is wrong
+// (a location out of the model's directory, bytes past the file's end),
+// and the source's error when the file cannot be read.
+func OpenSource(data []byte, name string, src Source) (*Model, error) {
+	m, err := parse(data, name)
 	if err != nil {
 		return nil, err
 	}
-	m.dir = filepath.Dir(path)
-	files := map[string]*os.File{}
-	defer closeAll(files)
+	m.src = src
 	var firstErr error
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
 		if firstErr != nil || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
 			return
 		}
-		f, offset, length, loc, err := externalRange(tp, m.dir, files)
+		loc, offset, length, err := externalRange(tp, src)
 		if err == nil && length < streamMin {
-			raw := make([]byte, length)
-			if _, err = f.ReadAt(raw, offset); err == nil {
+			var raw []byte
+			if raw, err = readRange(src, loc, offset, length); err == nil {
 				tp.RawData, tp.ExternalData, tp.DataLocation = raw, nil, nil
 			}
 		}
 		if err != nil {
-			firstErr = fmt.Errorf("%s: tensor %q: %w", path, tp.GetName(), err)
+			firstErr = fmt.Errorf("%s: tensor %q: %w", name, tp.GetName(), err)
 			return
 		}
-		if m.external == nil {
-			m.external = map[*onnxpb.TensorProto]string{}
-		}
-		m.external[tp] = loc
+		m.markExternal(tp, loc)
 	})
 	if firstErr != nil {
 		return nil, firstErr
@@ -62,16 +66,10 @@ func OpenFile(path string) (*Model, error) {
 	return m, nil
 }
 
-func closeAll(files map[string]*os.File) {
-	for _, f := range files {
-		f.Close()
-	}
-}
-
 // Streamed reports whether some tensors still live in the external files
-// of the model's directory (ExternalDir).
+// of the model's source.
 func (m *Model) Streamed() bool {
-	if m.dir == "" {
+	if m.src == nil {
 		return false
 	}
 	found := false
@@ -81,9 +79,16 @@ func (m *Model) Streamed() bool {
 	return found
 }
 
-// ExternalDir is the directory a streamed model's external tensors are
-// read from ("" for a model held in memory).
-func (m *Model) ExternalDir() string { return m.dir }
+// ExternalDir is the local directory a streamed model's external tensors
+// are read from ("" for a model held in memory). A model streamed from
+// object storage is copied there first (Source.Dir): ONNX Runtime reads
+// external data only from files.
+func (m *Model) ExternalDir() (string, error) {
+	if m.src == nil {
+		return "", nil
+	}
+	return m.src.Dir()
+}
 
 // HeaderBytes serializes the model with its streamed tensors left as
 // references to the files of ExternalDir: what ONNX Runtime loads with
@@ -95,37 +100,39 @@ func (m *Model) HeaderBytes() ([]byte, error) {
 	return proto.Marshal(m.Proto)
 }
 
-// readStreamed reads the data of a tensor still in its external file.
-func readStreamed(tp *onnxpb.TensorProto, dir string) ([]byte, error) {
-	files := map[string]*os.File{}
-	defer closeAll(files)
-	f, offset, length, _, err := externalRange(tp, dir, files)
-	if err != nil {
-		return nil, err
-	}
-	raw := make([]byte, length)
-	if _, err := f.ReadAt(raw, offset); err != nil {
-		return nil, err
-	}
-	return raw, nil
-}
-
-// copyStreamed appends a streamed tensor's bytes, copied from its file a
-// buffer at a time, to ext, and points tp at the copy.
-func copyStreamed(tp *onnxpb.TensorProto, dir string, ext *ExternalWriter, files map[string]*os.File) error {
-	f, offset, length, _, err := externalRange(tp, dir, files)
+// copyStreamed appends a streamed tensor's bytes, copied from its source
+// in one stream, to ext, and points tp at the copy.
+func copyStreamed(tp *onnxpb.TensorProto, src Source, ext *ExternalWriter) error {
+	loc, offset, length, err := externalRange(tp, src)
 	if err != nil {
 		return err
 	}
 	return ext.Write(tp, length, func(w io.Writer) error {
-		_, err := io.Copy(w, io.NewSectionReader(f, offset, length))
+		r, err := src.ReadRange(loc, offset, length)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = io.Copy(w, r)
 		return err
 	})
 }
 
-// readStreamedTensor decodes a tensor still in its external file.
-func readStreamedTensor(tp *onnxpb.TensorProto, dir string) (*Tensor, error) {
-	raw, err := readStreamed(tp, dir)
+// readStreamedTensor reads a tensor still in its external file. Numbers
+// whose raw layout is the machine's (little-endian, fixed size) are read
+// straight into the tensor's memory: no second copy, no decoding.
+func readStreamedTensor(tp *onnxpb.TensorProto, src Source) (*Tensor, error) {
+	loc, offset, length, err := externalRange(tp, src)
+	if err != nil {
+		return nil, err
+	}
+	if t, buf, ok := allocRaw(tp, length); ok {
+		if err := readInto(src, loc, offset, buf); err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	raw, err := readRange(src, loc, offset, length)
 	if err != nil {
 		return nil, err
 	}

@@ -78,8 +78,8 @@ func TestOpenFileStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Streamed() || m.ExternalDir() != filepath.Dir(path) {
-		t.Fatalf("Streamed() = %v, ExternalDir() = %q: want big weights left in %s", m.Streamed(), m.ExternalDir(), filepath.Dir(path))
+	if dir, err := m.ExternalDir(); !m.Streamed() || err != nil || dir != filepath.Dir(path) {
+		t.Fatalf("Streamed() = %v, ExternalDir() = %q, %v: want big weights left in %s", m.Streamed(), dir, err, filepath.Dir(path))
 	}
 	if diff := cmp.Diff(want, weightValues(t, m)); diff != "" {
 		t.Errorf("streamed weights differ from loaded ones (-loaded +streamed):\n%s", diff)
@@ -150,6 +150,10 @@ func TestStreamedModelRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := run(t, session(t, "loaded", mustBytes(t, loaded), ort.Options{}), in)
-	got := run(t, session(t, "streamed", header, ort.Options{ExternalDataDir: m.ExternalDir()}), in)
+	dir, err := m.ExternalDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, session(t, "streamed", header, ort.Options{ExternalDataDir: dir}), in)
 	sameOutputs(t, "streamed", want, got, 0)
 }

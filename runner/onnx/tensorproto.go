@@ -260,6 +260,9 @@ func getLE[T any](raw []byte, n, size int, get func([]byte) T) ([]T, error) {
 // DecodeRaw decodes n elements of type dt from ONNX raw_data layout into
 // the Go slice Tensor uses for dt.
 func DecodeRaw(dt DataType, raw []byte, n int) (any, error) {
+	if data, ok := decodeNative(dt, raw, n); ok {
+		return data, nil
+	}
 	le := binary.LittleEndian
 	switch dt {
 	case Float:

@@ -42,7 +42,7 @@ type Weight struct {
 	Uses []Use
 
 	tp     *onnxpb.TensorProto       // initializer, or the Constant's value tensor
-	dir    string                    // where a streamed tp's external file is (OpenFile)
+	src    Source                    // where a streamed tp's external file is (OpenFile)
 	sparse *onnxpb.SparseTensorProto // sparse initializer or sparse_value
 	attr   *onnxpb.AttributeProto    // the Constant's value attribute
 }
@@ -62,7 +62,7 @@ func (m *Model) Weights() []*Weight {
 			w.Uses = ix.Consumers[w.Name]
 			if w.tp != nil {
 				w.External = m.external[w.tp]
-				w.dir = m.dir
+				w.src = m.src
 			}
 			out = append(out, w)
 		}
@@ -126,8 +126,8 @@ func (w *Weight) Tensor() (*Tensor, error) {
 		err error
 	)
 	switch {
-	case w.tp != nil && w.tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL && w.dir != "":
-		t, err = readStreamedTensor(w.tp, w.dir)
+	case w.tp != nil && w.tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL && w.src != nil:
+		t, err = readStreamedTensor(w.tp, w.src)
 	case w.tp != nil:
 		t, err = TensorFromProto(w.tp)
 	case w.sparse != nil:

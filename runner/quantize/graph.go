@@ -23,6 +23,9 @@ type constant struct {
 	w     *onnx.Weight
 	// overridable: also a graph input, so a caller may feed another value.
 	overridable bool
+	// ready is the value read ahead (prefetcher) for the slot being
+	// rewritten: tensor returns it instead of reading again.
+	ready *fetched
 }
 
 func (c *constant) dtype() onnx.DataType { return c.w.DType }
@@ -30,7 +33,12 @@ func (c *constant) dtype() onnx.DataType { return c.w.DType }
 func (c *constant) dims() []int64 { return c.w.Dims }
 
 // tensor decodes the value (sparse weights come back dense).
-func (c *constant) tensor() (*onnx.Tensor, error) { return c.w.Tensor() }
+func (c *constant) tensor() (*onnx.Tensor, error) {
+	if f := c.ready; f != nil {
+		return f.t, f.err
+	}
+	return c.w.Tensor()
+}
 
 // index is the model's graphs seen from the tensors: who produces and who
 // reads each name, and which names are constants. Names are unique across

@@ -57,4 +57,7 @@ func (h *histogram) total() float64 {
 }
 
 // isFinite32 reports whether x is neither NaN nor infinite.
-func isFinite32(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }
+func isFinite32(x float32) bool { return math.Float32bits(x)&expMask32 != expMask32 }
+
+// expMask32 is a float32's exponent bits: all set is Inf or NaN.
+const expMask32 = 0x7f800000

@@ -62,8 +62,12 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Cal
 	e := newEditor(ix, r.own)
 	done := 0
 	left := pendingReaders(slots)
-	for _, s := range slots {
+	// The next weights are read while this one is quantized.
+	pf := prefetch(slots)
+	defer pf.stop()
+	for i, s := range slots {
 		bits := o.bits
+		f := pf.take(i)
 		if kept[s.weight.name] {
 			if o.sensitive == SensitiveFloat {
 				r.addFloat(s.weight.name, &s.use, ReasonSensitiveWeight, fmt.Sprintf("%s weight %v", s.node.GetOpType(), s.weight.dims()))
@@ -74,6 +78,7 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Cal
 		}
 		var ok bool
 		var err error
+		s.weight.ready = &f
 		if o.format == MatMulNBits && !embedding(s) {
 			ok, err = matMulNBits(e, ix, o, bits, s, gq, r)
 		} else {
@@ -81,6 +86,7 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Cal
 			// under either format.
 			ok, err = blockedDQ(e, ix, o, bits, s, gq, r)
 		}
+		s.weight.ready = nil
 		if err != nil {
 			return fmt.Errorf("%s: %w", onnx.Label(s.node), err)
 		}
