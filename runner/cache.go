@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/storage"
 )
@@ -72,11 +73,34 @@ func answer(res *pipeline.Result, task, work pipeline.Task) {
 // says how to recompute.
 func verifyArtifact(ctx context.Context, st *storage.Client, res pipeline.Result) error {
 	out := res.Output
-	err := st.Verify(ctx, out.URI, out.Digest, out.SizeBytes)
+	err := verifyFiles(ctx, st, out)
 	if err == nil || !(errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrNotFound)) {
 		return err
 	}
 	return &Error{Code: pipeline.ExitBadInput, Reason: "ArtifactChanged", Err: fmt.Errorf(
 		"artifact changed after it was written: %s no longer holds the %s (%d bytes) its result.json records (%w); delete that cache key's folder to compute it again",
 		out.URI, out.Digest, out.SizeBytes, err)}
+}
+
+// verifyFiles checks the artifact's one file, or, for a model written with
+// external data, every file its manifest lists, and that the manifest is
+// the one its digest names.
+func verifyFiles(ctx context.Context, st *storage.Client, out *v1alpha1.Artifact) error {
+	if len(out.Files) == 0 {
+		return st.Verify(ctx, out.URI, out.Digest, out.SizeBytes)
+	}
+	if got := pipeline.ManifestDigest(out.Files); got != out.Digest {
+		return &storage.Error{Op: "verify", URI: out.URI, Kind: storage.KindDigestMismatch,
+			Err: fmt.Errorf("its files' manifest is %s", got)}
+	}
+	for _, f := range out.Files {
+		uri, err := storage.SiblingOf(out.URI, f.Name)
+		if err != nil {
+			return err
+		}
+		if err := st.Verify(ctx, uri, f.Digest, f.SizeBytes); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -58,8 +58,8 @@ func TestCacheHitVerifiesTheArtifact(t *testing.T) {
 
 // TestSourceIsValidatedBeforeONNXRuntime gives a stage a source model
 // (the fidelity reference, read separately from its input) whose weight
-// points at an external file: it must be refused as bad input before
-// ONNX Runtime resolves the path against the runner's working directory.
+// points at an external file that is not beside it: it must be refused
+// as bad input, naming the file, before ONNX Runtime is given it.
 func TestSourceIsValidatedBeforeONNXRuntime(t *testing.T) {
 	orttest.Require(t)
 	spec, dir := fixture(t, quantizeStageSpec(v1alpha1.QuantizeDynamic))
@@ -90,7 +90,7 @@ func TestSourceIsValidatedBeforeONNXRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := Execute(context.Background(), task, Options{})
-	if ExitCode(err) != pipeline.ExitBadInput || !strings.Contains(res.Message, spec.Source.URI) || !strings.Contains(res.Message, `external file "weights.bin"`) {
+	if ExitCode(err) != pipeline.ExitBadInput || !strings.Contains(res.Message, spec.Source.URI) || !strings.Contains(res.Message, `external data "weights.bin"`) {
 		t.Fatalf("exit %d, message %q; want exit 65 naming %s and its external data file", ExitCode(err), res.Message, spec.Source.URI)
 	}
 	if ok, _ := storage.Exists(context.Background(), task.OutputURI); ok {

@@ -42,6 +42,9 @@ func distillStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 			return nil, err
 		}
 	}
+	if teacher == nil {
+		return nil, BadInputf("the teacher %s keeps its weights in external data files: distillation takes a teacher in one file (give distill.teacher.uri)", teacherName)
+	}
 	train, err := distillData(ctx, in, student)
 	if err != nil {
 		return nil, err

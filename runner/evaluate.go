@@ -13,6 +13,7 @@ import (
 	"github.com/kompress/kompress/runner/eval"
 	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/feed"
+	"github.com/kompress/kompress/runner/onnx"
 )
 
 // evaluation is what the runner reports about a model it publishes.
@@ -24,7 +25,7 @@ type evaluation struct {
 // evaluate loads and runs the model in ONNX Runtime and measures it against
 // the source on the job's dataset. An error means ONNX Runtime cannot use
 // the model: it must not be published, and retrying will not change that.
-func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, model []byte) (evaluation, error) {
+func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, model output) (evaluation, error) {
 	settings, err := evalSettings(task.Evaluation)
 	if err != nil {
 		return evaluation{}, BadInput(err)
@@ -34,8 +35,8 @@ func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, mo
 		return evaluation{}, BadInput(err)
 	}
 	rep, err := eval.Evaluate(ctx, eval.Request{
-		Model: model, Name: task.OutputURI,
-		Source: in.source, SourceName: task.Source.URI,
+		Model: model.bytes, Files: model.files, FilesBytes: model.size, Name: task.OutputURI,
+		Source: in.source, SourceFiles: in.sourceFiles, SourceFilesBytes: in.sourceBytes, SourceName: task.Source.URI,
 		Data: in.data, Spec: settings, Inputs: specs, Threads: o.Threads,
 		Exchange: in.shards, ScoreOnly: !publishes(task, o),
 		Progress: func(done, total int) {
@@ -55,6 +56,15 @@ func evaluate(ctx context.Context, task pipeline.Task, o *Options, in inputs, mo
 		return evaluation{}, &Error{Code: pipeline.ExitBadInput, Reason: "OutputRejected", Err: err}
 	}
 	return evaluation{Metrics: evalMetrics(rep), Details: rep}, nil
+}
+
+// output is a model the stage wrote: its bytes, or, written with
+// external data, the model read back from its files (size: every file's
+// bytes).
+type output struct {
+	bytes []byte
+	files *onnx.Model
+	size  int64
 }
 
 // evalSettings translates spec.evaluation into eval's settings, naming

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -105,6 +107,7 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	// blobs first and key the work by their content (Task.Resolve), so a
 	// replaced file never reuses what the old one produced.
 	var in inputs
+	defer func() { in.close() }()
 	work := task
 	if !task.Pinned() {
 		if in, err = readInputs(ctx, task, o, step); err != nil {
@@ -169,42 +172,62 @@ func released(ctx context.Context, work pipeline.Task, o *Options, res pipeline.
 
 // inputs is what a stage reads before it runs.
 type inputs struct {
-	ref    pipeline.Ref
-	model  *onnx.Model
-	source []byte
-	data   *dataset.Dataset
+	ref   pipeline.Ref
+	model *onnx.Model
+	// source is the fidelity reference: its bytes, or, when it has
+	// external data, the model read from its files (sourceFiles).
+	source      []byte
+	sourceFiles *onnx.Model
+	sourceBytes int64
+	data        *dataset.Dataset
 	// shards is where the stage's shards meet (shardExchange), nil
 	// without spec.parallelism.
 	shards exchange.Exchange
 	// digests of what was read, to key a task that pinned none.
 	digests pipeline.Digests
+	// scratch is the local folder of the stage's files (external data
+	// copied for ONNX Runtime, the output before it is uploaded).
+	scratch string
 }
 
-func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(Phase, string)) (inputs, error) {
-	var in inputs
+// close removes the stage's local files.
+func (in *inputs) close() {
+	if in.scratch != "" {
+		os.RemoveAll(in.scratch)
+	}
+}
+
+func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(Phase, string)) (in inputs, err error) {
+	if in.scratch, err = os.MkdirTemp("", "kompress-stage-"); err != nil {
+		return in, fmt.Errorf("making the stage's local folder: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			in.close()
+			in.scratch = ""
+		}
+	}()
 	step(PhaseRead, "reading "+task.Input.URI)
-	attrs, err := o.Storage.Stat(ctx, task.Input.URI)
+	// The input that is also the source is run by ONNX Runtime (the
+	// reference of fidelity): its data files are copied to local disk.
+	same := task.Source.URI == task.Input.URI
+	inm, err := openStoredModel(ctx, o.Storage, task.Input, filepath.Join(in.scratch, "input"), task.Stage.StageBody, same)
 	if err != nil {
 		return in, err
 	}
-	if err := checkMemory(task.Input.URI, attrs.Size); err != nil {
-		return in, err
-	}
-	raw, obj, err := o.Storage.ReadAll(ctx, task.Input.URI, task.Input.Digest)
-	if err != nil {
-		return in, err
-	}
-	in.ref = pipeline.Ref{URI: obj.URI, Digest: obj.Digest}
-	in.digests = pipeline.Digests{Input: obj.Digest, Source: obj.Digest}
-	if in.model, err = loadModel(raw, task.Input.URI); err != nil {
-		return in, err
-	}
-	in.source = raw
-	if task.Source.URI != task.Input.URI {
+	in.ref = pipeline.Ref{URI: task.Input.URI, Digest: inm.digest}
+	in.digests = pipeline.Digests{Input: inm.digest, Source: inm.digest}
+	in.model = inm.model
+	src := inm
+	if !same {
 		step(PhaseRead, "reading the source model "+task.Source.URI)
-		if in.source, in.digests.Source, err = readModel(ctx, o.Storage, task.Source); err != nil {
+		if src, err = openStoredModel(ctx, o.Storage, task.Source, filepath.Join(in.scratch, "source"), task.Stage.StageBody, true); err != nil {
 			return in, err
 		}
+		in.digests.Source = src.digest
+	}
+	if err := in.setSource(src); err != nil {
+		return in, err
 	}
 	if task.Dataset == nil {
 		return in, nil
@@ -222,6 +245,19 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 		return in, BadInput(err)
 	}
 	return in, nil
+}
+
+// setSource keeps the fidelity reference: its bytes, or a model of its
+// own (the input's is changed by the stage) reading the same files.
+func (in *inputs) setSource(sm storedModel) error {
+	in.sourceBytes = sm.size
+	if sm.data == nil {
+		in.source = sm.raw
+		return nil
+	}
+	m, err := onnx.OpenSource(sm.raw, sm.model.Name, sm.data)
+	in.sourceFiles = m
+	return err
 }
 
 // readDataset reads and parses a dataset within lim: a file bigger than
@@ -276,12 +312,22 @@ func readModel(ctx context.Context, st *storage.Client, ref pipeline.Ref) ([]byt
 // atomic, so it is complete; it is measured if its bytes differ from ours.
 func publish(ctx context.Context, task, work pipeline.Task, o *Options, step func(Phase, string), in inputs, out *StageOutput) (pipeline.Result, error) {
 	res := pipeline.Result{Input: in.ref}
+	if out.Model.WantsExternalData() {
+		art, ev, err := publishFiles(ctx, task, work, o, step, in, out)
+		if err != nil {
+			return res, err
+		}
+		if art == nil {
+			return sharedOnly(task, o, res), nil
+		}
+		return published(ctx, task, work, o, step, in, res, *art, ev, out)
+	}
 	model, err := out.Model.Bytes()
 	if err != nil {
 		return res, fmt.Errorf("serializing the %s output: %w", task.Stage.Type, err)
 	}
 	step(PhaseEvaluate, "loading, running and measuring the output with ONNX Runtime")
-	ev, err := evaluate(ctx, work, o, in, model)
+	ev, err := evaluate(ctx, work, o, in, output{bytes: model})
 	if err != nil {
 		return res, err
 	}
@@ -299,13 +345,22 @@ func publish(ctx context.Context, task, work pipeline.Task, o *Options, step fun
 			if in.shards != nil {
 				in.shards = exchange.Local(in.shards.Shards())
 			}
-			ev, err = evaluate(ctx, work, o, in, model)
+			ev, err = evaluate(ctx, work, o, in, output{bytes: model})
 		}
 	}
 	if err != nil {
 		return res, outputError(err)
 	}
-	res.Output = &v1alpha1.Artifact{URI: work.OutputURI, Digest: obj.Digest, SizeBytes: obj.Size, Metrics: ev.Metrics}
+	art := v1alpha1.Artifact{URI: work.OutputURI, Digest: obj.Digest, SizeBytes: obj.Size}
+	return published(ctx, task, work, o, step, in, res, art, ev, out)
+}
+
+// published completes the result of an output written as art and
+// writes result.json.
+func published(ctx context.Context, task, work pipeline.Task, o *Options, step func(Phase, string), in inputs, res pipeline.Result, art v1alpha1.Artifact, ev evaluation, out *StageOutput) (pipeline.Result, error) {
+	var err error
+	art.Metrics = ev.Metrics
+	res.Output = &art
 	res.Warnings = out.Warnings
 	for _, w := range out.Warnings {
 		o.Log.Warn(w, "stage", task.Stage.Name)

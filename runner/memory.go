@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime/debug"
 
+	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
 )
 
@@ -25,6 +26,49 @@ func checkMemory(uri string, size int64) error {
 	if limit == math.MaxInt64 || size <= 0 || size*modelCopies <= limit {
 		return nil
 	}
-	return &Error{Code: pipeline.ExitBadInput, Reason: "InsufficientMemory", Err: fmt.Errorf("%s is %d bytes: transforming it in memory takes about %d (%dx: read, parsed, written), past the memory limit of %d bytes (GOMEMLIMIT, set from the container's memory limit): raise the stage's resources.limits.memory to at least %d",
-		uri, size, size*modelCopies, modelCopies, limit, size*modelCopies*10/9+1)}
+	return &Error{Code: pipeline.ExitBadInput, Reason: "InsufficientMemory", Err: fmt.Errorf("%s is %d bytes: transforming it in memory takes about %d (%dx: read, parsed, written), past the memory limit of %d bytes (%s): raise the stage's resources.limits.memory to at least %d",
+		uri, size, size*modelCopies, modelCopies, limit, MemoryLimitFrom, size*modelCopies*10/9+1)}
+}
+
+// streamedTensors is how many weights a streamed transform holds at once,
+// at most: the one being changed, its result, and the ones read ahead
+// (quantize's prefetch).
+const streamedTensors = 4
+
+// checkStreamedMemory is checkMemory for a model whose weights stay in
+// external data: it is transformed tensor by tensor, so what it needs is
+// its structure (header bytes, parsed and written back), a few of its
+// largest tensors, and the weights the stage keeps until they are
+// written (kept, a fraction of dataBytes: see keptFraction). Below that,
+// streaming cannot help either: the stage fails before reading a weight.
+func checkStreamedMemory(uri string, header, largest, dataBytes int64, kept float64) error {
+	limit := debug.SetMemoryLimit(-1)
+	need := header*modelCopies + largest*streamedTensors + int64(float64(dataBytes)*kept)
+	if limit == math.MaxInt64 || need <= limit {
+		return nil
+	}
+	return &Error{Code: pipeline.ExitBadInput, Reason: "InsufficientMemory", Err: fmt.Errorf("%s streams %d bytes of external data tensor by tensor: that takes about %d bytes (its %d-byte structure %dx, its largest tensor of %d bytes %dx, and %.0f%% of its weights kept until written), past the memory limit of %d bytes (%s): raise the stage's resources.limits.memory to at least %d",
+		uri, dataBytes, need, header, modelCopies, largest, streamedTensors, kept*100, limit, MemoryLimitFrom, need*10/9+1)}
+}
+
+// MemoryLimitFrom says where the memory limit came from, for the
+// messages that name it; cmd/kompress sets it.
+var MemoryLimitFrom = "GOMEMLIMIT, set from the container's memory limit"
+
+// keptFraction is the share of a streamed model's weight bytes a stage
+// holds until it writes them: quantized weights at their new size (4-bit
+// blocks an eighth plus their scales, 8 bits a quarter plus scales,
+// float16 half); anything else (pruning, distillation) keeps them whole.
+func keptFraction(s v1alpha1.StageBody) float64 {
+	if s.Type != v1alpha1.StageTypeQuantize || s.Quantize == nil {
+		return 1
+	}
+	switch q := s.Quantize; {
+	case q.Method == v1alpha1.QuantizeFP16:
+		return 0.5
+	case q.Method == v1alpha1.QuantizeWeightOnly && q.Bits == 4:
+		return 0.2
+	default:
+		return 0.3
+	}
 }

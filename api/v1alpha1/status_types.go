@@ -60,15 +60,34 @@ const (
 type Artifact struct {
 	// URI of the model.
 	URI string `json:"uri"`
-	// Digest of the model file, sha256:<hex>.
+	// Digest of the model, sha256:<hex>: of the model file, or, for a
+	// model with external data (files), of its manifest: every file's
+	// name, size and digest, the model file first (see files).
 	// +optional
 	Digest string `json:"digest,omitempty"`
-	// SizeBytes of the model file.
+	// SizeBytes of the model: every file's bytes.
 	// +optional
 	SizeBytes int64 `json:"sizeBytes,omitempty"`
+	// Files of a model written with external data: the model file, then
+	// its data files, each beside the model (names relative to its
+	// folder). Empty for a model in one file.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Files []ArtifactFile `json:"files,omitempty"`
 	// Metrics measured by the runner, as decimal strings.
 	// +optional
 	Metrics map[string]string `json:"metrics,omitempty"`
+}
+
+// ArtifactFile is one file of a model written with external data.
+type ArtifactFile struct {
+	// Name of the file, relative to the model's folder.
+	Name string `json:"name"`
+	// Digest of the file, sha256:<hex>.
+	Digest string `json:"digest"`
+	// SizeBytes of the file.
+	SizeBytes int64 `json:"sizeBytes"`
 }
 
 // StageStatus is the observed state of one stage.

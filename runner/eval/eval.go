@@ -53,6 +53,15 @@ type Request struct {
 	// fidelity. SourceName identifies it in errors.
 	Source     []byte
 	SourceName string
+	// Files, when set, is the model instead of Model: one read from its
+	// files with its weights in external data (onnx.OpenFile), which
+	// ONNX Runtime reads from their folder; FilesBytes is the bytes of
+	// every file. SourceFiles and SourceFilesBytes are the same for the
+	// source, instead of Source.
+	Files            *onnx.Model
+	FilesBytes       int64
+	SourceFiles      *onnx.Model
+	SourceFilesBytes int64
 	// Data feeds the model's inputs (runner/feed matches it to them); nil
 	// synthesizes inputs.
 	Data *dataset.Dataset
@@ -183,24 +192,32 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 	// closed as soon as they are done with, so at most two models are in
 	// ONNX Runtime at once.
 	one := feed.Options{Threads: 1}
-	sess, err := feed.OpenBytes(name, req.Model, one)
+	sess, err := req.open(one)
 	if err != nil {
 		return Report{}, err
 	}
 	defer sess.Close()
 	var src *feed.Session
-	if req.Source != nil {
-		if src, err = feed.OpenBytes(req.sourceName(), req.Source, one); err != nil {
+	if req.Source != nil || req.SourceFiles != nil {
+		if src, err = req.openSource(one); err != nil {
 			return Report{}, err
 		}
 		defer src.Close()
 	}
-	model, err := onnx.Load(req.Model)
-	if err != nil {
-		return Report{}, fmt.Errorf("%s: %w", name, err)
+	model := req.Files
+	if model == nil {
+		if model, err = onnx.Load(req.Model); err != nil {
+			return Report{}, fmt.Errorf("%s: %w", name, err)
+		}
 	}
 
 	rep := Report{Bytes: int64(len(req.Model)), SourceBytes: int64(len(req.Source))}
+	if req.Files != nil {
+		rep.Bytes = req.FilesBytes
+	}
+	if req.SourceFiles != nil {
+		rep.SourceBytes = req.SourceFilesBytes
+	}
 	if rep.Params, rep.NonzeroParams, err = countParams(model); err != nil {
 		return Report{}, fmt.Errorf("%s: counting parameters: %w", name, err)
 	}
@@ -234,7 +251,7 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 	if rep.MACs, rep.MACsByOp, err = countMACs(name, model, data, max(fixed, 1), one); err != nil {
 		return Report{}, err
 	}
-	timed, err := feed.OpenBytes(name, req.Model, feed.Options{Threads: threads})
+	timed, err := req.open(feed.Options{Threads: threads})
 	if err != nil {
 		return Report{}, err
 	}
@@ -243,6 +260,24 @@ func Evaluate(ctx context.Context, req Request) (Report, error) {
 		return Report{}, err
 	}
 	return rep, nil
+}
+
+// open loads the model into ONNX Runtime, from its bytes or its files.
+func (req Request) open(o feed.Options) (*feed.Session, error) {
+	if req.Files != nil {
+		o.Name = req.name()
+		return feed.Open(req.Files, o)
+	}
+	return feed.OpenBytes(req.name(), req.Model, o)
+}
+
+// openSource loads the source into ONNX Runtime.
+func (req Request) openSource(o feed.Options) (*feed.Session, error) {
+	if req.SourceFiles != nil {
+		o.Name = req.sourceName()
+		return feed.Open(req.SourceFiles, o)
+	}
+	return feed.OpenBytes(req.sourceName(), req.Source, o)
 }
 
 func (req Request) name() string {
@@ -261,7 +296,7 @@ func (req Request) sourceName() string {
 
 func (req Request) validate() error {
 	switch {
-	case len(req.Model) == 0:
+	case len(req.Model) == 0 && req.Files == nil:
 		return fmt.Errorf("%s: the model is empty (0 bytes)", req.name())
 	case req.Source != nil && len(req.Source) == 0:
 		return fmt.Errorf("%s: the source model is empty (0 bytes)", req.sourceName())

@@ -48,6 +48,9 @@ func OpenSource(data []byte, name string, src Source) (*Model, error) {
 			return
 		}
 		loc, offset, length, err := externalRange(tp, src)
+		if err == nil {
+			err = checkExternalSize(tp, loc, length)
+		}
 		if err == nil && length < streamMin {
 			var raw []byte
 			if raw, err = readRange(src, loc, offset, length); err == nil {
@@ -63,20 +66,33 @@ func OpenSource(data []byte, name string, src Source) (*Model, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// checkExternalSize checks that an external tensor's bytes are as many
+// as its dims and type take, so that reading it later cannot fail.
+func checkExternalSize(tp *onnxpb.TensorProto, loc string, length int64) error {
+	n, err := CountElements(tp.GetDims())
+	if err != nil {
+		return invalidf("%w", err)
+	}
+	bits := int64(ElemBits(DataType(tp.GetDataType())))
+	if bits == 0 {
+		return nil // a type passed through, never decoded
+	}
+	if want := (int64(n)*bits + 7) / 8; length != want {
+		return invalidf("external data %q holds %d bytes for it, but %s %v takes %d", loc, length, DataType(tp.GetDataType()), tp.GetDims(), want)
+	}
+	return nil
 }
 
 // Streamed reports whether some tensors still live in the external files
 // of the model's source.
 func (m *Model) Streamed() bool {
-	if m.src == nil {
-		return false
-	}
-	found := false
-	m.everyTensor(func(tp *onnxpb.TensorProto) {
-		found = found || tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL
-	})
-	return found
+	return m.src != nil && m.HasExternalData()
 }
 
 // ExternalDir is the local directory a streamed model's external tensors
@@ -138,4 +154,33 @@ func readStreamedTensor(tp *onnxpb.TensorProto, src Source) (*Tensor, error) {
 	}
 	c := &onnxpb.TensorProto{Name: tp.Name, Dims: tp.Dims, DataType: tp.DataType, RawData: raw}
 	return TensorFromProto(c)
+}
+
+// HasExternalData reports whether some tensor of the model keeps its data
+// in an external file (to be read with OpenFile or OpenSource).
+func (m *Model) HasExternalData() bool {
+	found := false
+	m.everyTensor(func(tp *onnxpb.TensorProto) {
+		found = found || tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL
+	})
+	return found
+}
+
+// StreamedBytes is the bytes of the tensors still in external data, and
+// the largest of them: what streaming the model takes in memory at once
+// is the largest, not the total.
+func (m *Model) StreamedBytes() (total, largest int64) {
+	m.everyTensor(func(tp *onnxpb.TensorProto) {
+		if tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
+			return
+		}
+		n, err := CountElements(tp.GetDims())
+		if err != nil {
+			return
+		}
+		b := (int64(n)*int64(ElemBits(DataType(tp.GetDataType()))) + 7) / 8
+		total += b
+		largest = max(largest, b)
+	})
+	return total, largest
 }

@@ -1,0 +1,102 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kompress/kompress/api/v1alpha1"
+	"github.com/kompress/kompress/pipeline"
+	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/storage"
+)
+
+// storedModel is a model read from storage: whole, or, for a model whose
+// tensors live in external data files beside it, its structure, with
+// the data left in storage and read by range (data).
+type storedModel struct {
+	model *onnx.Model
+	raw   []byte // the model file
+	data  *storedData
+	// digest is the model's: its file's, or its manifest's (files).
+	digest string
+	size   int64
+	files  []v1alpha1.ArtifactFile
+}
+
+// openStoredModel reads the model ref names. Its external data files, if
+// any, are resolved beside it (a location out of its folder is refused
+// naming the tensor, exit 65), checked against the tensors, and hashed,
+// so its digest (a manifest's, see pipeline.ManifestDigest) covers every
+// byte; local says ONNX Runtime will run it: the files are then copied to
+// scratch as they are hashed, one read serving both.
+func openStoredModel(ctx context.Context, st *storage.Client, ref pipeline.Ref, scratch string, stage v1alpha1.StageBody, local bool) (storedModel, error) {
+	attrs, err := st.Stat(ctx, ref.URI)
+	if err != nil {
+		return storedModel{}, err
+	}
+	if err := checkMemory(ref.URI, attrs.Size); err != nil {
+		return storedModel{}, err
+	}
+	raw, obj, err := st.ReadAll(ctx, ref.URI, "")
+	if err != nil {
+		return storedModel{}, err
+	}
+	header, err := onnx.LoadHeader(raw)
+	if err != nil {
+		return storedModel{}, BadInputf("%s is not a usable ONNX model: %w", ref.URI, err)
+	}
+	sm := storedModel{raw: raw, digest: obj.Digest, size: obj.Size}
+	if !header.HasExternalData() {
+		if err := checkPin(ref, sm.digest); err != nil {
+			return sm, err
+		}
+		sm.model, err = loadModel(raw, ref.URI)
+		return sm, err
+	}
+	sm.data = newStoredData(ctx, st, ref.URI, scratch)
+	if sm.model, err = onnx.OpenSource(raw, ref.URI, sm.data); err != nil {
+		return sm, externalDataError(ref.URI, err)
+	}
+	total, largest := sm.model.StreamedBytes()
+	if err := checkStreamedMemory(ref.URI, obj.Size, largest, total, keptFraction(stage)); err != nil {
+		return sm, err
+	}
+	if local {
+		if _, err := sm.data.Dir(); err != nil {
+			return sm, err
+		}
+	}
+	if sm.files, err = sm.data.files(obj); err != nil {
+		return sm, err
+	}
+	sm.digest = pipeline.ManifestDigest(sm.files)
+	for _, f := range sm.files[1:] {
+		sm.size += f.SizeBytes
+	}
+	return sm, checkPin(ref, sm.digest)
+}
+
+// externalDataError classifies a failure to open a model's external
+// data: a reference that is wrong, or names a file that is not there, is
+// the model's fault (exit 65: the model as given cannot be used); other
+// failures keep their storage class (denied, transient).
+func externalDataError(uri string, err error) error {
+	if errors.Is(err, onnx.ErrInvalid) || errors.Is(err, storage.ErrNotFound) {
+		return BadInputf("%s is not a usable ONNX model: %w", uri, err)
+	}
+	return fmt.Errorf("reading the external data of %s: %w", uri, err)
+}
+
+// checkPin compares what was read with the digest ref pins, if any.
+func checkPin(ref pipeline.Ref, digest string) error {
+	want, err := storage.NormalizeDigest(ref.Digest)
+	if err != nil {
+		return BadInput(err)
+	}
+	if want == "" || want == digest {
+		return nil
+	}
+	return &storage.Error{Op: "read", URI: ref.URI, Kind: storage.KindDigestMismatch,
+		Err: fmt.Errorf("content is %s, but %s was pinned", digest, want)}
+}
