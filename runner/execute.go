@@ -143,6 +143,9 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	if err != nil {
 		return finishedElsewhere(ctx, task, work, o, step, pipeline.Result{Input: in.ref}, err)
 	}
+	if d := in.stored; d != nil {
+		o.Log.Info("external data read by range requests", "uri", task.Input.URI, "bytes", d.rangeBytes.Load())
+	}
 	res, err := publish(ctx, task, work, o, step, in, out)
 	if err != nil {
 		return finishedElsewhere(ctx, task, work, o, step, res, err)
@@ -185,6 +188,8 @@ type inputs struct {
 	shards exchange.Exchange
 	// digests of what was read, to key a task that pinned none.
 	digests pipeline.Digests
+	// stored reads the input's external data, if it has some.
+	stored *storedData
 	// scratch is the local folder of the stage's files (external data
 	// copied for ONNX Runtime, the output before it is uploaded).
 	scratch string
@@ -217,7 +222,7 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 	}
 	in.ref = pipeline.Ref{URI: task.Input.URI, Digest: inm.digest}
 	in.digests = pipeline.Digests{Input: inm.digest, Source: inm.digest}
-	in.model = inm.model
+	in.model, in.stored = inm.model, inm.data
 	src := inm
 	if !same {
 		step(PhaseRead, "reading the source model "+task.Source.URI)

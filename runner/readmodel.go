@@ -54,18 +54,13 @@ func openStoredModel(ctx context.Context, st *storage.Client, ref pipeline.Ref, 
 		sm.model, err = loadModel(raw, ref.URI)
 		return sm, err
 	}
-	sm.data = newStoredData(ctx, st, ref.URI, scratch)
+	sm.data = newStoredData(ctx, st, ref.URI, scratch, local)
 	if sm.model, err = onnx.OpenSource(raw, ref.URI, sm.data); err != nil {
 		return sm, externalDataError(ref.URI, err)
 	}
 	total, largest := sm.model.StreamedBytes()
 	if err := checkStreamedMemory(ref.URI, obj.Size, largest, total, keptFraction(stage)); err != nil {
 		return sm, err
-	}
-	if local {
-		if _, err := sm.data.Dir(); err != nil {
-			return sm, err
-		}
 	}
 	if sm.files, err = sm.data.files(obj); err != nil {
 		return sm, err

@@ -30,18 +30,22 @@ type storedData struct {
 	model   string // the model file's URI
 	scratch string
 
+	// local copies each file to scratch when the model first names it
+	// (the model will be run by ONNX Runtime): every read is then local.
+	local bool
+
 	mu      sync.Mutex
 	sizes   map[string]int64  // every file the model names, by location
 	digests map[string]string // of the files read whole
-	copied  bool
-	dirErr  error
+	copied  map[string]bool
 
 	// rangeBytes counts the bytes read by range requests.
 	rangeBytes atomic.Int64
 }
 
-func newStoredData(ctx context.Context, st *storage.Client, modelURI, scratch string) *storedData {
-	return &storedData{ctx: ctx, st: st, model: modelURI, scratch: scratch, sizes: map[string]int64{}, digests: map[string]string{}}
+func newStoredData(ctx context.Context, st *storage.Client, modelURI, scratch string, local bool) *storedData {
+	return &storedData{ctx: ctx, st: st, model: modelURI, scratch: scratch, local: local,
+		sizes: map[string]int64{}, digests: map[string]string{}, copied: map[string]bool{}}
 }
 
 func (s *storedData) uri(loc string) (string, error) { return storage.SiblingOf(s.model, loc) }
@@ -61,12 +65,17 @@ func (s *storedData) Size(loc string) (int64, error) {
 		return 0, err
 	}
 	s.sizes[loc] = a.Size
+	if s.local {
+		if err := s.copyFile(loc); err != nil {
+			return 0, err
+		}
+	}
 	return a.Size, nil
 }
 
 func (s *storedData) ReadRange(loc string, offset, length int64) (io.ReadCloser, error) {
 	s.mu.Lock()
-	copied := s.copied
+	copied := s.copied[loc]
 	s.mu.Unlock()
 	if copied {
 		return onnx.DirSource(s.scratch).ReadRange(loc, offset, length)
@@ -79,29 +88,24 @@ func (s *storedData) ReadRange(loc string, offset, length int64) (io.ReadCloser,
 	return s.st.ReadRange(s.ctx, uri, offset, length)
 }
 
-// Dir copies every file the model names into scratch (once) and returns
-// it.
+// Dir copies every file the model names into scratch (once each) and
+// returns it.
 func (s *storedData) Dir() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.copied && s.dirErr == nil {
-		s.dirErr = s.copyAll()
-		s.copied = s.dirErr == nil
-	}
-	return s.scratch, s.dirErr
-}
-
-func (s *storedData) copyAll() error {
 	for _, loc := range s.locations() {
 		if err := s.copyFile(loc); err != nil {
-			return err
+			return "", err
 		}
 	}
-	return nil
+	return s.scratch, nil
 }
 
-// copyFile streams one file to scratch, hashing it.
+// copyFile streams one file to scratch, hashing it, unless it is there.
 func (s *storedData) copyFile(loc string) error {
+	if s.copied[loc] {
+		return nil
+	}
 	dst := filepath.Join(s.scratch, filepath.FromSlash(loc))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
@@ -117,7 +121,7 @@ func (s *storedData) copyFile(loc string) error {
 	if err != nil {
 		return fmt.Errorf("copying the external data file %q to local disk for ONNX Runtime: %w", loc, err)
 	}
-	s.digests[loc] = digest
+	s.digests[loc], s.copied[loc] = digest, true
 	return nil
 }
 

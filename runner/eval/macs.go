@@ -120,15 +120,14 @@ func countMACs(name string, m *onnx.Model, data *feed.Data, batch int, opts feed
 	if len(p.nodes) == 0 {
 		return 0, map[string]int64{}, nil
 	}
-	b, err := p.model.Bytes()
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: building the MACs probe: %w", name, err)
-	}
 	// Basic optimization is enough for one run, and loads faster.
 	opts.Optimization = ort.OptimizeBasic
-	probe, err := feed.OpenBytes(name+" (MACs probe)", b, opts)
+	// feed.Open serializes it inline, or with its weights left in
+	// their external data files (a model read with OpenFile).
+	opts.Name = name + " (MACs probe)"
+	probe, err := feed.Open(p.model, opts)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("%s: building the MACs probe: %w", name, err)
 	}
 	defer probe.Close()
 	in, err := data.Tensors(feed.Span{N: 1, Size: batch}.Samples())
