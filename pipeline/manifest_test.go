@@ -3,6 +3,7 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/kompress/kompress/api/v1alpha1"
@@ -29,5 +30,42 @@ func TestManifestDigest(t *testing.T) {
 		if ManifestDigest(files) == want {
 			t.Errorf("case %d: %v has the same digest", i, files)
 		}
+	}
+}
+
+// A result listing files is checked: names inside the model's folder, the
+// model file first, sizes and manifest matching the artifact's.
+func TestCheckFiles(t *testing.T) {
+	d := func(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+	good := func() v1alpha1.Artifact {
+		files := []v1alpha1.ArtifactFile{{Name: "model.onnx", Digest: d('a'), SizeBytes: 10}, {Name: "model.onnx.data", Digest: d('b'), SizeBytes: 20}}
+		return v1alpha1.Artifact{URI: "s3://b/k/model.onnx?region=x", Digest: ManifestDigest(files), SizeBytes: 30, Files: files}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*v1alpha1.Artifact)
+		say    string
+	}{
+		{"good", func(*v1alpha1.Artifact) {}, ""},
+		{"escaping name", func(a *v1alpha1.Artifact) { a.Files[1].Name = "../x.data" }, `files[1].name "../x.data" is not a path inside`},
+		{"model not first", func(a *v1alpha1.Artifact) { a.Files[0], a.Files[1] = a.Files[1], a.Files[0] }, `files[0] is "model.onnx.data", expected the model file "model.onnx"`},
+		{"size", func(a *v1alpha1.Artifact) { a.SizeBytes = 31 }, "add up to 30 bytes, but sizeBytes is 31"},
+		{"digest", func(a *v1alpha1.Artifact) { a.Files[1].Digest = d('c') }, "but the files' manifest is"},
+		{"bad digest", func(a *v1alpha1.Artifact) { a.Files[1].Digest = "md5:x" }, `files[1].digest "md5:x" is not sha256`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := good()
+			tc.change(&a)
+			err := checkFiles(a)
+			if tc.say == "" {
+				if err != nil {
+					t.Errorf("checkFiles: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.say) {
+				t.Errorf("checkFiles: %v, want an error saying %q", err, tc.say)
+			}
+		})
 	}
 }

@@ -163,6 +163,9 @@ func (r Result) ValidateShape() error {
 			errs = append(errs, fmt.Errorf("result.output.metrics[%s] = %q is not a decimal number", k, v))
 		}
 	}
+	if len(r.Output.Files) > 0 {
+		errs = append(errs, checkFiles(*r.Output))
+	}
 	return errors.Join(errs...)
 }
 

@@ -35,7 +35,7 @@ func openStoredModel(ctx context.Context, st *storage.Client, ref pipeline.Ref, 
 	if err != nil {
 		return storedModel{}, err
 	}
-	if err := checkMemory(ref.URI, attrs.Size); err != nil {
+	if err := checkMemory(ref.URI, attrs.Size, keptFraction(stage)); err != nil {
 		return storedModel{}, err
 	}
 	raw, obj, err := st.ReadAll(ctx, ref.URI, "")
@@ -54,13 +54,14 @@ func openStoredModel(ctx context.Context, st *storage.Client, ref pipeline.Ref, 
 		sm.model, err = loadModel(raw, ref.URI)
 		return sm, err
 	}
+	// Checked from the structure alone, before any data is read.
+	total, largest := header.StreamedBytes()
+	if err := checkStreamedMemory(ref.URI, obj.Size, largest, total, keptFraction(stage)); err != nil {
+		return sm, err
+	}
 	sm.data = newStoredData(ctx, st, ref.URI, scratch, local)
 	if sm.model, err = onnx.OpenSource(raw, ref.URI, sm.data); err != nil {
 		return sm, externalDataError(ref.URI, err)
-	}
-	total, largest := sm.model.StreamedBytes()
-	if err := checkStreamedMemory(ref.URI, obj.Size, largest, total, keptFraction(stage)); err != nil {
-		return sm, err
 	}
 	if sm.files, err = sm.data.files(obj); err != nil {
 		return sm, err

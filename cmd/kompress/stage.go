@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -161,21 +160,6 @@ func datasetLimits() (dataset.Limits, error) {
 		return l, usageError("%v", err)
 	}
 	return l, nil
-}
-
-// applyMemoryLimit sets the Go memory limit to 90% of the container's
-// limit, which the controller passes as KOMPRESS_MEMORY_LIMIT (bytes), so
-// the garbage collector works harder before the kernel kills the pod. An
-// explicit GOMEMLIMIT wins.
-func applyMemoryLimit() {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return
-	}
-	limit, err := strconv.ParseInt(os.Getenv("KOMPRESS_MEMORY_LIMIT"), 10, 64)
-	if err != nil || limit <= 0 {
-		return
-	}
-	debug.SetMemoryLimit(limit / 10 * 9)
 }
 
 func validateResultFile(cmd *cobra.Command, file, taskFile string) error {

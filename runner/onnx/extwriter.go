@@ -42,9 +42,10 @@ func NewExternalWriter(w io.Writer, location string) (*ExternalWriter, error) {
 	return &ExternalWriter{w: w, location: filepath.ToSlash(location)}, nil
 }
 
+// checkLocation is CleanLocation's rule, stricter: a location kompress
+// writes has no ".." at all.
 func checkLocation(loc string) error {
-	clean := filepath.Clean(filepath.FromSlash(loc))
-	if loc == "" || filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) || strings.Contains(filepath.ToSlash(loc), "..") {
+	if _, err := CleanLocation(loc); err != nil || strings.Contains(filepath.ToSlash(loc), "..") {
 		return fmt.Errorf("external data location %q must be a file name relative to the model's directory", loc)
 	}
 	return nil

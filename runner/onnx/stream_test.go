@@ -2,17 +2,20 @@ package onnx_test
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kompress/kompress/hack/modelgen"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort"
 )
 
@@ -156,4 +159,58 @@ func TestStreamedModelRuns(t *testing.T) {
 	}
 	got := run(t, session(t, "streamed", header, ort.Options{ExternalDataDir: dir}), in)
 	sameOutputs(t, "streamed", want, got, 0)
+}
+
+// A streamed tensor whose bytes in its file do not match its dims, or
+// whose location leaves the model's folder, is refused by OpenFile,
+// naming the tensor and the location.
+func TestOpenFileChecksReferences(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, value, say string
+	}{
+		{"short", "length", "4", `external data "model.onnx.data" holds 4 bytes for it, but FLOAT`},
+		{"escaping", "location", "../model.onnx.data", `location "../model.onnx.data" must be a relative path inside the model's directory`},
+		{"absolute", "location", "/model.onnx.data", `location "/model.onnx.data" must be a relative path inside`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeDecoder(t)
+			m, err := onnx.LoadHeader(mustRead(t, path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var name string
+			for _, tp := range m.Proto.GetGraph().GetInitializer() {
+				if tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL || tp.GetDataType() != int32(onnx.Float) {
+					continue
+				}
+				name = tp.GetName()
+				for _, e := range tp.ExternalData {
+					if e.GetKey() == tc.key {
+						e.Value = proto.String(tc.value)
+					}
+				}
+				break
+			}
+			b, err := m.HeaderBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err = onnx.OpenFile(path)
+			if !errors.Is(err, onnx.ErrInvalid) || !strings.Contains(err.Error(), tc.say) || !strings.Contains(err.Error(), `tensor "`+name+`"`) {
+				t.Errorf("OpenFile: %v; want ErrInvalid naming tensor %q and saying %q", err, name, tc.say)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
