@@ -3,6 +3,7 @@ package quantize
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/kompress/kompress/runner/panics"
 )
@@ -67,6 +68,9 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 		at, step = func(k, n int) int { return n*K + k }, 1
 	}
 	qmin, qmax := t.Range()
+	// NaN and Inf are found where blocks' ranges are taken (min and max
+	// carry them), not by a pass of their own over the weight.
+	var nonFinite atomic.Bool
 	parallelRows(N, func(from, to int) {
 		cols := to - from
 		lo, hi := make([]float32, cols), make([]float32, cols)
@@ -85,6 +89,9 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 				}
 			}
 			for c := range cols {
+				if !isFinite32(lo[c]) || !isFinite32(hi[c]) {
+					nonFinite.Store(true)
+				}
 				params[c] = ComputeParams(lo[c], hi[c], t, symmetric)
 				zp := byte(params[c].ZeroPoint + shift)
 				for j := range blockSize {
@@ -115,6 +122,9 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 			}
 		}
 	})
+	if nonFinite.Load() {
+		return nil, errNotFinite
+	}
 	return out, nil
 }
 

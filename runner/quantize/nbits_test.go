@@ -140,3 +140,22 @@ func TestMatMulNBitsRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// A NaN or an Inf anywhere in the weight is found as blocks' ranges are
+// taken: the weight is refused, to be left in float.
+func TestMatMulNBitsWeightNotFinite(t *testing.T) {
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		for _, at := range []int{0, 37, 16*8 - 1} {
+			w := make([]float32, 16*8)
+			for i := range w {
+				w[i] = float32(i%7) - 3
+			}
+			w[at] = bad
+			for _, transposed := range []bool{false, true} {
+				if _, err := MatMulNBitsWeight(w, 16, 8, transposed, 4, 16, true); err != errNotFinite {
+					t.Errorf("%v at %d (transposed %v): error %v, want errNotFinite", bad, at, transposed, err)
+				}
+			}
+		}
+	}
+}

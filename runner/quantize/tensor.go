@@ -155,9 +155,19 @@ func Blocked(data []float32, shape []int64, axis, blockSize int, t QType, symmet
 	qmin, qmax := t.Range()
 	// Blocks are strided by inner in data: walk each block's rows in order,
 	// keeping one running range per column, so memory is read sequentially.
+	// Outer slices are independent: they are spread over the cores (an
+	// embedding table is one slice per token).
+	parallelRows(outer, func(from, to int) {
+		blockedRange(data, q, from, to, dim, inner, nb, blockSize, t, symmetric, qmin, qmax)
+	})
+	return q, nil
+}
+
+// blockedRange quantizes outer slices [from, to) of data into q.
+func blockedRange(data []float32, q *Quantized, from, to, dim, inner, nb, blockSize int, t QType, symmetric bool, qmin, qmax int32) {
 	lo := make([]float32, inner)
 	hi := make([]float32, inner)
-	for o := range outer {
+	for o := from; o < to; o++ {
 		for b := range nb {
 			first, last := b*blockSize, min((b+1)*blockSize, dim)
 			for i := range inner {
@@ -183,7 +193,6 @@ func Blocked(data []float32, shape []int64, axis, blockSize int, t QType, symmet
 			}
 		}
 	}
-	return q, nil
 }
 
 // Value returns element i as a signed integer.

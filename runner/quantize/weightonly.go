@@ -248,7 +248,13 @@ func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, gq *g
 		return false, nil
 	}
 	bias, alpha := form.bias, form.alpha
-	data, err := floatData(s.weight)
+	// Round to nearest finds NaN and Inf as it quantizes
+	// (MatMulNBitsWeight); GPTQ's rounding needs them out first.
+	read := floatData
+	if gq == nil {
+		read = floats
+	}
+	data, err := read(s.weight)
 	if err == errNotFinite {
 		r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
 		return false, nil
@@ -271,7 +277,10 @@ func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, gq *g
 	var w *NBits
 	if gb != nil {
 		w = gb.nbits(bits, o.symmetric)
-	} else if w, err = MatMulNBitsWeight(data, k, nn, transposed, bits, o.blockSize, o.symmetric); err != nil {
+	} else if w, err = MatMulNBitsWeight(data, k, nn, transposed, bits, o.blockSize, o.symmetric); err == errNotFinite {
+		r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
+		return false, nil
+	} else if err != nil {
 		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
 	for i := range w.Scales {

@@ -3,6 +3,7 @@ package quantize
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -139,4 +140,32 @@ func everyWeightAt(bits int) SensitiveLayers {
 		return SensitiveInt4
 	}
 	return ""
+}
+
+// A MatMul weight holding a NaN is left in float with its reason (found
+// while quantizing, not by a pass of its own); the others are quantized.
+func TestWeightOnlyMatMulNBitsNotFinite(t *testing.T) {
+	m := mixedNet(4)
+	for _, tp := range m.Proto.GetGraph().GetInitializer() {
+		if tp.GetName() == "wm" {
+			v, err := onnx.TensorFromProto(tp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.Data.([]float32)[100] = float32(math.NaN())
+			if err := onnx.SetProtoData(tp, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	q, r, err := Quantize(context.Background(), m, Options{Method: WeightOnly, Bits: 4, BlockSize: 16, Format: MatMulNBits, SensitiveLayers: everyWeightAt(4)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := floatReasons(r)["wm"]; got != ReasonNotFinite {
+		t.Errorf("wm reason %q, want %q", got, ReasonNotFinite)
+	}
+	if n := len(nodesOf(q, "MatMulNBits")); n != 1 {
+		t.Errorf("%d MatMulNBits, want 1 (the Gemm's)", n)
+	}
 }

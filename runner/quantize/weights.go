@@ -176,11 +176,7 @@ func (q *Quantized) granularity() string {
 
 // floatData reads a constant's values as float32, rejecting NaN and Inf.
 func floatData(c *constant) ([]float32, error) {
-	t, err := c.tensor()
-	if err != nil {
-		return nil, err
-	}
-	v, err := t.Float32s()
+	v, err := floats(c)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +189,15 @@ func floatData(c *constant) ([]float32, error) {
 }
 
 var errNotFinite = fmt.Errorf("weight holds NaN or Inf")
+
+// floats reads a constant's values as float32, NaN and Inf included.
+func floats(c *constant) ([]float32, error) {
+	t, err := c.tensor()
+	if err != nil {
+		return nil, err
+	}
+	return t.Float32s()
+}
 
 // dqNode makes a DequantizeLinear node reading a quantized weight.
 func dqNode(name string, inputs []string, out string, axis, blockSize int) *onnxpb.NodeProto {
