@@ -62,11 +62,7 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 	// Output columns are independent: quantize them on every core, each
 	// worker a range of columns. The values of a block of column n are
 	// strided by N in [K, N] and contiguous in [N, K]: block by block,
-	// each worker reads them row by row, in memory order.
-	at, step := func(k, n int) int { return k*N + n }, N
-	if transposed {
-		at, step = func(k, n int) int { return n*K + k }, 1
-	}
+	// each worker reads them in memory order (blockRange).
 	qmin, qmax := t.Range()
 	// NaN and Inf are found where blocks' ranges are taken (min and max
 	// carry them), not by a pass of their own over the weight.
@@ -78,16 +74,7 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 		codes := make([]byte, cols*blockSize)
 		for b := range kb {
 			first, last := b*blockSize, min((b+1)*blockSize, K)
-			for n := from; n < to; n++ {
-				i := at(first, n)
-				x := w[i]
-				lo[n-from], hi[n-from] = x, x
-				for k := first + 1; k < last; k++ {
-					i += step
-					x = w[i]
-					lo[n-from], hi[n-from] = min(lo[n-from], x), max(hi[n-from], x)
-				}
-			}
+			blockRange(w, lo, hi, from, to, first, last, K, N, transposed)
 			for c := range cols {
 				if !isFinite32(lo[c]) || !isFinite32(hi[c]) {
 					nonFinite.Store(true)
@@ -98,12 +85,21 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 					codes[c*blockSize+j] = zp // padding past K dequantizes to 0
 				}
 			}
-			for n := from; n < to; n++ {
-				p, c := params[n-from], codes[(n-from)*blockSize:]
-				i := at(first, n)
+			if transposed {
+				for n := from; n < to; n++ {
+					p, c := params[n-from], codes[(n-from)*blockSize:]
+					for k, x := range w[n*K+first : n*K+last] {
+						c[k] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, qmin, qmax) + shift)
+					}
+				}
+			} else {
+				// Row by row, in memory order; each column's codes
+				// are blockSize apart.
 				for k := first; k < last; k++ {
-					c[k-first] = byte(quantizeValue(w[i], p.Scale, p.ZeroPoint, qmin, qmax) + shift)
-					i += step
+					for c, x := range w[k*N+from : k*N+to] {
+						p := params[c]
+						codes[c*blockSize+k-first] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, qmin, qmax) + shift)
+					}
 				}
 			}
 			for n := from; n < to; n++ {
@@ -126,6 +122,31 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 		return nil, errNotFinite
 	}
 	return out, nil
+}
+
+// blockRange sets lo and hi to the range of each column n in [from, to)
+// over rows [first, last) of a [K, N] weight ([N, K] if transposed),
+// reading it in memory order. NaN and Inf carry into the range.
+func blockRange(w, lo, hi []float32, from, to, first, last, K, N int, transposed bool) {
+	if transposed {
+		for n := from; n < to; n++ {
+			block := w[n*K+first : n*K+last]
+			l, h := block[0], block[0]
+			for _, x := range block[1:] {
+				l, h = min(l, x), max(h, x)
+			}
+			lo[n-from], hi[n-from] = l, h
+		}
+		return
+	}
+	copy(lo, w[first*N+from:first*N+to])
+	copy(hi, lo)
+	for k := first + 1; k < last; k++ {
+		row := w[k*N+from : k*N+to]
+		for c, x := range row {
+			lo[c], hi[c] = min(lo[c], x), max(hi[c], x)
+		}
+	}
 }
 
 // parallelRows calls fn on disjoint ranges of [0, n) from as many
