@@ -377,6 +377,7 @@ func IntermediateArtifacts(cpj *v1alpha1.CompressionJob) (uris, keep []string) {
 	}
 	if cpj.Status.Output != nil {
 		add(cpj.Status.Output.URI)
+		keep = append(keep, dataFiles(cpj.Status.Output)...)
 	}
 	if n := len(cpj.Status.Stages); n > 0 && n == len(cpj.Spec.Stages) && cpj.Spec.Variants == nil && cpj.Status.Stages[n-1].Output != nil {
 		add(cpj.Status.Stages[n-1].Output.URI)
@@ -396,8 +397,22 @@ func IntermediateArtifacts(cpj *v1alpha1.CompressionJob) (uris, keep []string) {
 		}
 		seen[s.Output.URI] = true
 		uris = append(uris, pipeline.SiblingURI(s.Output.URI, pipeline.ResultFile), s.Output.URI)
+		uris = append(uris, dataFiles(s.Output)...)
 	}
 	return uris, keep
+}
+
+// dataFiles are the URIs of an artifact's external data files (beside its
+// model file, which comes first in Files): deleted after the model, so
+// that a model is never left without its data.
+func dataFiles(a *v1alpha1.Artifact) []string {
+	var uris []string
+	for i, f := range a.Files {
+		if i > 0 {
+			uris = append(uris, pipeline.SiblingURI(a.URI, f.Name))
+		}
+	}
+	return uris
 }
 
 // cleanupJobName is <job>-cleanup-<hash>, within the 63 characters of a

@@ -49,6 +49,18 @@ func TestIntermediateArtifacts(t *testing.T) {
 		uris:   []string{"s3://b/out/k0/result.json", "s3://b/out/k0/model.onnx", "s3://b/out/k1/result.json", "s3://b/out/k1/model.onnx"},
 		keep:   []string{"s3://b/out/k2/model.onnx", "s3://b/out/k2/result.json", "s3://b/out/k2/release.json", "s3://b/out/k2/report.html"},
 	}, {
+		name: "models with external data: their data files go after them, the final one's are kept",
+		status: []v1alpha1.StageStatus{
+			{Name: "prune", Output: withData(artifact("s3://b/out/k0/model.onnx?region=x"))},
+			{Name: "recover", Output: artifact("s3://b/out/k1/model.onnx?region=x")},
+			{Name: "int8", Output: withData(artifact("s3://b/out/k2/model.onnx?region=x"))},
+		},
+		output: withData(artifact("s3://b/out/k2/model.onnx?region=x")),
+		uris: []string{"s3://b/out/k0/result.json?region=x", "s3://b/out/k0/model.onnx?region=x", "s3://b/out/k0/model.onnx.data?region=x",
+			"s3://b/out/k1/result.json?region=x", "s3://b/out/k1/model.onnx?region=x"},
+		keep: []string{"s3://b/out/k2/model.onnx?region=x", "s3://b/out/k2/result.json?region=x", "s3://b/out/k2/release.json?region=x",
+			"s3://b/out/k2/report.html?region=x", "s3://b/out/k2/model.onnx.data?region=x"},
+	}, {
 		name: "failed at the last stage: every output is intermediate",
 		status: []v1alpha1.StageStatus{
 			{Name: "prune", Output: artifact("s3://b/out/k0/model.onnx?region=x")},
@@ -439,4 +451,11 @@ func TestCleanupKeepsSharedArtifacts(t *testing.T) {
 	e.completeJob(t, job)
 	e.waitGone(t, doneA)
 	e.waitEvent(t, a, controllers.EventIntermediatesDeleted, "deleted 1 intermediate artifacts (the final model is kept): "+recover)
+}
+
+// withData lists a model file and its external data file, as the runner
+// does for a model written with external data.
+func withData(a *v1alpha1.Artifact) *v1alpha1.Artifact {
+	a.Files = []v1alpha1.ArtifactFile{{Name: "model.onnx", Digest: a.Digest, SizeBytes: 1}, {Name: "model.onnx.data", Digest: a.Digest, SizeBytes: 1}}
+	return a
 }

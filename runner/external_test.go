@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -285,4 +286,72 @@ func TestExternalDataRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A model exported with one file per tensor, in a folder beside it, is
+// read the same way and comes back as model.onnx + model.onnx.data.
+func TestExternalDataOneFilePerTensor(t *testing.T) {
+	orttest.Require(t)
+	az := storagetest.StartAzurite(t, "models")
+	dir := decoderFiles(t)
+	files := splitPerTensor(t, dir)
+	upload(t, az, "split", dir, append(files, "model.onnx", "tokens.npz")...)
+
+	res := runChain(t, decoderJob(az, "split", "split-out", int4Stage()))[0]
+	if got := names(res.Output.Files); !cmp.Equal(got, []string{"model.onnx", "model.onnx.data"}) {
+		t.Fatalf("files %v, want model.onnx and model.onnx.data", got)
+	}
+	runStored(t, res.Output, filepath.Join(dir, "tokens.npz"))
+}
+
+// splitPerTensor rewrites dir/model.onnx so that each tensor in
+// model.onnx.data has a file of its own, weights/<n>.bin, and returns
+// their names.
+func splitPerTensor(t *testing.T, dir string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "model.onnx.data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mp onnxpb.ModelProto
+	if err := proto.Unmarshal(raw, &mp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "weights"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for i, tp := range mp.GetGraph().GetInitializer() {
+		if tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
+			continue
+		}
+		kv := map[string]string{}
+		for _, e := range tp.ExternalData {
+			kv[e.GetKey()] = e.GetValue()
+		}
+		var off, n int
+		fmt.Sscan(kv["offset"], &off)
+		fmt.Sscan(kv["length"], &n)
+		name := fmt.Sprintf("weights/%d.bin", i)
+		if err := os.WriteFile(filepath.Join(dir, name), data[off:off+n], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tp.ExternalData = []*onnxpb.StringStringEntryProto{{Key: proto.String("location"), Value: proto.String(name)}}
+		files = append(files, name)
+	}
+	b, err := proto.Marshal(&mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.onnx"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("%d tensors in external data: the test shows nothing", len(files))
+	}
+	return files
 }
