@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -32,25 +31,7 @@ import (
 func decoderFiles(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "model.onnx.data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	ext, err := onnx.NewExternalWriter(w, "model.onnx.data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := modelgen.DecoderExternal(modelgen.SmallDecoder, ext)
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = m.SaveFile(filepath.Join(dir, "model.onnx"), onnx.SaveOptions{})
-	}
+	err := modelgen.WriteDecoderExternal(modelgen.SmallDecoder, filepath.Join(dir, "model.onnx"))
 	if err == nil {
 		err = dataset.WriteNPZFile(filepath.Join(dir, "tokens.npz"), modelgen.DecoderTokens(modelgen.SmallDecoder, 8, 16, 2)...)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -133,26 +132,7 @@ func memDecoder(t *testing.T, dir string, inline bool) {
 		}
 		return
 	}
-	f, err := os.Create(filepath.Join(dir, "model.onnx.data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	ext, err := onnx.NewExternalWriter(w, "model.onnx.data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := modelgen.DecoderExternal(cfg, ext)
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = m.SaveFile(filepath.Join(dir, "model.onnx"), onnx.SaveOptions{})
-	}
-	if err != nil {
+	if err := modelgen.WriteDecoderExternal(cfg, filepath.Join(dir, "model.onnx")); err != nil {
 		t.Fatal(err)
 	}
 }

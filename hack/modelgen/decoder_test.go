@@ -1,7 +1,6 @@
 package modelgen
 
 import (
-	"bufio"
 	"math"
 	"os"
 	"path/filepath"
@@ -155,28 +154,8 @@ func TestDecoderOutlierChannels(t *testing.T) {
 // bit-identical outputs.
 func TestDecoderExternal(t *testing.T) {
 	orttest.Require(t)
-	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "decoder.onnx.data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	ext, err := onnx.NewExternalWriter(w, "decoder.onnx.data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := DecoderExternal(SmallDecoder, ext)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "decoder.onnx")
-	if err := m.SaveFile(path, onnx.SaveOptions{}); err != nil {
+	path := filepath.Join(t.TempDir(), "decoder.onnx")
+	if err := WriteDecoderExternal(SmallDecoder, path); err != nil {
 		t.Fatal(err)
 	}
 	inline := Decoder(SmallDecoder)
@@ -200,12 +179,12 @@ func TestDecoderExternal(t *testing.T) {
 	if diff := cmp.Diff(weights(inline), weights(back)); diff != "" {
 		t.Errorf("weights streamed to external data differ from inline ones (-inline +external):\n%s", diff)
 	}
-	st, err := os.Stat(filepath.Join(dir, "decoder.onnx.data"))
+	st, err := os.Stat(path + ".data")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Size() != ext.Size() || st.Size() < 4*SmallDecoder.Params()*9/10 {
-		t.Errorf("data file has %d bytes (writer counted %d), want most of the %d parameters' bytes", st.Size(), ext.Size(), SmallDecoder.Params())
+	if st.Size() < 4*SmallDecoder.Params()*9/10 {
+		t.Errorf("data file has %d bytes, want most of the %d parameters' bytes", st.Size(), SmallDecoder.Params())
 	}
 	header, err := os.ReadFile(path)
 	if err != nil {
@@ -213,7 +192,7 @@ func TestDecoderExternal(t *testing.T) {
 	}
 	tokens := DecoderTokens(SmallDecoder, 2, 12, 9)
 	want := floats(t, runDecoder(t, inline, tokens, 2)[LastHiddenState])
-	s, err := ort.NewSession("decoder.onnx", header, ort.Options{IntraOpThreads: 1, ExternalDataDir: dir})
+	s, err := ort.NewSession("decoder.onnx", header, ort.Options{IntraOpThreads: 1, ExternalDataDir: filepath.Dir(path)})
 	if err != nil {
 		t.Fatalf("ONNX Runtime does not load the decoder with external data: %v", err)
 	}

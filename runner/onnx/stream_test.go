@@ -1,7 +1,6 @@
 package onnx_test
 
 import (
-	"bufio"
 	"errors"
 	"os"
 	"path/filepath"
@@ -23,28 +22,8 @@ import (
 // an external data file and returns the model's path.
 func writeDecoder(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "model.onnx.data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	ext, err := onnx.NewExternalWriter(w, "model.onnx.data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := modelgen.DecoderExternal(modelgen.SmallDecoder, ext)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "model.onnx")
-	if err := m.SaveFile(path, onnx.SaveOptions{}); err != nil {
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := modelgen.WriteDecoderExternal(modelgen.SmallDecoder, path); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -22,11 +22,9 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/kompress/kompress/hack/modelgen"
 	"github.com/kompress/kompress/runner/dataset"
@@ -114,15 +112,12 @@ func runDecoder(cfg modelgen.DecoderConfig, out, data string, samples int, seed,
 		return fmt.Errorf("-seq %d: the decoder takes at most %d positions", seq, cfg.MaxPositions)
 	}
 	if out != "" {
-		var m *onnx.Model
 		if external {
-			if m, err = writeExternal(cfg, out); err != nil {
-				return err
-			}
+			err = modelgen.WriteDecoderExternal(cfg, out)
 		} else {
-			m = modelgen.Decoder(cfg)
+			err = modelgen.Decoder(cfg).SaveFile(out, onnx.SaveOptions{})
 		}
-		if err := m.SaveFile(out, onnx.SaveOptions{}); err != nil {
+		if err != nil {
 			return err
 		}
 	}
@@ -130,28 +125,4 @@ func runDecoder(cfg modelgen.DecoderConfig, out, data string, samples int, seed,
 		return nil
 	}
 	return dataset.WriteNPZFile(data, modelgen.DecoderTokens(cfg, samples, seq, dataSeed)...)
-}
-
-// writeExternal streams the decoder's weights to out+".data" and returns
-// the model that refers to them.
-func writeExternal(cfg modelgen.DecoderConfig, out string) (m *onnx.Model, err error) {
-	location := filepath.Base(out) + ".data"
-	f, err := os.Create(filepath.Join(filepath.Dir(out), location))
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriterSize(f, 4<<20)
-	ext, err := onnx.NewExternalWriter(w, location)
-	if err != nil {
-		return nil, err
-	}
-	if m, err = modelgen.DecoderExternal(cfg, ext); err != nil {
-		return nil, err
-	}
-	return m, w.Flush()
 }
