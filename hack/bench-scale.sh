@@ -19,7 +19,9 @@
 # of the right shape and finite values, or the bench fails: the 124 M
 # outputs on the held-out tokens, cosine being the mean cosine of their
 # last hidden state to the float model's; the 1.1 B output on one
-# sequence of 16 tokens (cosine null).
+# sequence of 16 tokens (cosine null). cpuRatio is the same ratio as
+# ioRatio of user+system CPU seconds: what the step costs whatever else
+# shares the machine, where ioRatio swings with the load.
 #
 #   CASES="rtn-int4-124m gptq-int4-124m" hack/bench-scale.sh   a subset
 #
@@ -78,9 +80,11 @@ for name in $CASES; do
 	rm -f "$work"/out.onnx*
 	s=$(echo "$step" | field seconds)
 	b=$(echo "$base" | field seconds)
-	run=$(printf '{"name": "%s", "params": %s, "modelBytes": %s, "seconds": %.2f, "cpuSeconds": %.2f, "ioRatio": %.2f, "peakRSSBytes": %s, "layerError": %s, "layerErrorWithInput": %s, "cosine": %s, "baselineSeconds": %.2f, "outputBytes": %s}' \
-		"$name" "$(echo "$step" | field params)" "$(echo "$step" | field inBytes)" "$s" "$(echo "$step" | field cpuSeconds)" "$(awk -v s="$s" -v b="$b" 'BEGIN {print s/b}')" \
-		"$(echo "$step" | field peakRSSBytes)" "$layer" "$withInput" "$cosine" "$b" "$(echo "$step" | field outBytes)")
+	sc=$(echo "$step" | field cpuSeconds)
+	bc=$(echo "$base" | field cpuSeconds)
+	run=$(printf '{"name": "%s", "params": %s, "modelBytes": %s, "seconds": %.2f, "ioRatio": %.2f, "peakRSSBytes": %s, "layerError": %s, "layerErrorWithInput": %s, "cosine": %s, "baselineSeconds": %.2f, "outputBytes": %s, "cpuSeconds": %.2f, "cpuRatio": %.2f}' \
+		"$name" "$(echo "$step" | field params)" "$(echo "$step" | field inBytes)" "$s" "$(awk -v s="$s" -v b="$b" 'BEGIN {print s/b}')" \
+		"$(echo "$step" | field peakRSSBytes)" "$layer" "$withInput" "$cosine" "$b" "$(echo "$step" | field outBytes)" "$sc" "$(awk -v s="$sc" -v b="$bc" 'BEGIN {print s/b}')")
 	log "$run"
 	runs+=("$run")
 done
