@@ -2,6 +2,8 @@ package onnx
 
 import (
 	"encoding/binary"
+	"io"
+	"math"
 	"unsafe"
 
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -68,4 +70,22 @@ func decodeNative(dt DataType, raw []byte, n int) (any, bool) {
 	data := makeNative(dt, n)
 	copy(bytesOf(data), raw)
 	return data, true
+}
+
+// ReadFloat32s fills dst with little-endian float32 values read from r
+// (raw_data's layout), straight into dst's memory on a little-endian
+// machine.
+func ReadFloat32s(r io.Reader, dst []float32) error {
+	if nativeLE {
+		_, err := io.ReadFull(r, bytesOf(dst))
+		return err
+	}
+	buf := make([]byte, 4*len(dst))
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return err
+	}
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+	}
+	return nil
 }

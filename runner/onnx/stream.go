@@ -184,3 +184,27 @@ func (m *Model) StreamedBytes() (total, largest int64) {
 	})
 	return total, largest
 }
+
+// Streamed reports whether the weight's data is still in its external
+// file (OpenFile, OpenSource): OpenRaw reads it there.
+func (w *Weight) Streamed() bool {
+	return w.tp != nil && w.src != nil && w.tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL
+}
+
+// OpenRaw opens the raw bytes of a weight still in its external file
+// (Streamed), checked against its dims and type when the model was
+// opened, to be read in one pass. Close it.
+func (w *Weight) OpenRaw() (io.ReadCloser, error) {
+	if !w.Streamed() {
+		return nil, fmt.Errorf("weight %q is not in an external data file", w.Name)
+	}
+	loc, offset, length, err := externalRange(w.tp, w.src)
+	if err != nil {
+		return nil, fmt.Errorf("weight %q: %w", w.Name, err)
+	}
+	r, err := w.src.ReadRange(loc, offset, length)
+	if err != nil {
+		return nil, fmt.Errorf("weight %q: external data %q: %w", w.Name, loc, err)
+	}
+	return r, nil
+}

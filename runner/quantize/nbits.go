@@ -46,6 +46,36 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 	if K <= 0 || N <= 0 || len(w) != K*N {
 		return nil, fmt.Errorf("MatMulNBits weight [%d, %d] needs %d values, got %d", K, N, K*N, len(w))
 	}
+	j := newNBitsJob(K, N, transposed, bits, blockSize, symmetric)
+	// Output columns are independent: quantize them on every core, each
+	// worker a range of columns. The values of a block of column n are
+	// strided by N in [K, N] and contiguous in [N, K]: block by block,
+	// each worker reads them in memory order (blockRange).
+	parallelRows(N, func(from, to int) {
+		sc := newNBitsScratch(to-from, blockSize)
+		for b := range j.out.KBlocks {
+			rows := w
+			if !transposed {
+				rows = w[b*blockSize*N : min((b+1)*blockSize, K)*N]
+			}
+			j.block(rows, b, from, to, sc)
+		}
+	})
+	return j.result()
+}
+
+// nbitsJob quantizes one weight for MatMulNBits, block by block.
+type nbitsJob struct {
+	out                   *NBits
+	t                     QType
+	shift, qmin, qmax     int32
+	symmetric, transposed bool
+	// nonFinite: NaN and Inf are found where blocks' ranges are taken
+	// (min and max carry them), not by a pass of their own.
+	nonFinite atomic.Bool
+}
+
+func newNBitsJob(K, N int, transposed bool, bits, blockSize int, symmetric bool) *nbitsJob {
 	t, shift := nbitsType(bits, symmetric), int32(0)
 	if symmetric {
 		shift = 1 << (bits - 1)
@@ -59,74 +89,85 @@ func MatMulNBitsWeight(w []float32, K, N int, transposed bool, bits, blockSize i
 	if !symmetric {
 		out.ZeroPoints = make([]byte, N*out.ZeroPointsPerRow())
 	}
-	// Output columns are independent: quantize them on every core, each
-	// worker a range of columns. The values of a block of column n are
-	// strided by N in [K, N] and contiguous in [N, K]: block by block,
-	// each worker reads them in memory order (blockRange).
 	qmin, qmax := t.Range()
-	// NaN and Inf are found where blocks' ranges are taken (min and max
-	// carry them), not by a pass of their own over the weight.
-	var nonFinite atomic.Bool
-	parallelRows(N, func(from, to int) {
-		cols := to - from
-		lo, hi := make([]float32, cols), make([]float32, cols)
-		params := make([]Params, cols)
-		codes := make([]byte, cols*blockSize)
-		for b := range kb {
-			first, last := b*blockSize, min((b+1)*blockSize, K)
-			blockRange(w, lo, hi, from, to, first, last, K, N, transposed)
-			for c := range cols {
-				if !isFinite32(lo[c]) || !isFinite32(hi[c]) {
-					nonFinite.Store(true)
-				}
-				params[c] = ComputeParams(lo[c], hi[c], t, symmetric)
-				zp := byte(params[c].ZeroPoint + shift)
-				for j := range blockSize {
-					codes[c*blockSize+j] = zp // padding past K dequantizes to 0
-				}
-			}
-			if transposed {
-				for n := from; n < to; n++ {
-					p, c := params[n-from], codes[(n-from)*blockSize:]
-					for k, x := range w[n*K+first : n*K+last] {
-						c[k] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, qmin, qmax) + shift)
-					}
-				}
-			} else {
-				// Row by row, in memory order; each column's codes
-				// are blockSize apart.
-				for k := first; k < last; k++ {
-					for c, x := range w[k*N+from : k*N+to] {
-						p := params[c]
-						codes[c*blockSize+k-first] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, qmin, qmax) + shift)
-					}
-				}
-			}
-			for n := from; n < to; n++ {
-				p := params[n-from]
-				out.Scales[n*kb+b] = p.Scale
-				blob := out.B[(n*kb+b)*out.BlobSize : (n*kb+b+1)*out.BlobSize]
-				c := codes[(n-from)*blockSize : (n-from+1)*blockSize]
-				if bits == 4 {
-					packNibblesInto(blob, c)
-				} else {
-					copy(blob, c)
-				}
-				if !symmetric {
-					putPacked(out.ZeroPoints[n*out.ZeroPointsPerRow():], b, byte(p.ZeroPoint+shift), bits)
-				}
-			}
-		}
-	})
-	if nonFinite.Load() {
+	return &nbitsJob{out: out, t: t, shift: shift, qmin: qmin, qmax: qmax, symmetric: symmetric, transposed: transposed}
+}
+
+func (j *nbitsJob) result() (*NBits, error) {
+	if j.nonFinite.Load() {
 		return nil, errNotFinite
 	}
-	return out, nil
+	return j.out, nil
+}
+
+// nbitsScratch is a worker's memory for its columns of one block.
+type nbitsScratch struct {
+	lo, hi []float32
+	params []Params
+	codes  []byte
+}
+
+func newNBitsScratch(cols, blockSize int) *nbitsScratch {
+	return &nbitsScratch{lo: make([]float32, cols), hi: make([]float32, cols), params: make([]Params, cols), codes: make([]byte, cols*blockSize)}
+}
+
+// block quantizes block b of columns [from, to). rows is the block's rows
+// of a [K, N] weight (rows[(k-first)*N+n]), or the whole [N, K] weight
+// when transposed.
+func (j *nbitsJob) block(rows []float32, b, from, to int, sc *nbitsScratch) {
+	out, blockSize := j.out, j.out.BlockSize
+	K, N, kb := out.K, out.N, out.KBlocks
+	first, last := b*blockSize, min((b+1)*blockSize, K)
+	cols := to - from
+	lo, hi, params, codes := sc.lo[:cols], sc.hi[:cols], sc.params[:cols], sc.codes[:cols*blockSize]
+	blockRange(rows, lo, hi, from, to, first, last, K, N, j.transposed)
+	for c := range cols {
+		if !isFinite32(lo[c]) || !isFinite32(hi[c]) {
+			j.nonFinite.Store(true)
+		}
+		params[c] = ComputeParams(lo[c], hi[c], j.t, j.symmetric)
+		zp := byte(params[c].ZeroPoint + j.shift)
+		for i := range blockSize {
+			codes[c*blockSize+i] = zp // padding past K dequantizes to 0
+		}
+	}
+	if j.transposed {
+		for n := from; n < to; n++ {
+			p, c := params[n-from], codes[(n-from)*blockSize:]
+			for k, x := range rows[n*K+first : n*K+last] {
+				c[k] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, j.qmin, j.qmax) + j.shift)
+			}
+		}
+	} else {
+		// Row by row, in memory order; each column's codes are
+		// blockSize apart.
+		for k := range last - first {
+			for c, x := range rows[k*N+from : k*N+to] {
+				p := params[c]
+				codes[c*blockSize+k] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, j.qmin, j.qmax) + j.shift)
+			}
+		}
+	}
+	for n := from; n < to; n++ {
+		p := params[n-from]
+		out.Scales[n*kb+b] = p.Scale
+		blob := out.B[(n*kb+b)*out.BlobSize : (n*kb+b+1)*out.BlobSize]
+		c := codes[(n-from)*blockSize : (n-from+1)*blockSize]
+		if out.Bits == 4 {
+			packNibblesInto(blob, c)
+		} else {
+			copy(blob, c)
+		}
+		if !j.symmetric {
+			putPacked(out.ZeroPoints[n*out.ZeroPointsPerRow():], b, byte(p.ZeroPoint+j.shift), out.Bits)
+		}
+	}
 }
 
 // blockRange sets lo and hi to the range of each column n in [from, to)
-// over rows [first, last) of a [K, N] weight ([N, K] if transposed),
-// reading it in memory order. NaN and Inf carry into the range.
+// over rows [first, last) of a [K, N] weight, given from row first (w is
+// [N, K] whole if transposed), reading it in memory order. NaN and Inf
+// carry into the range.
 func blockRange(w, lo, hi []float32, from, to, first, last, K, N int, transposed bool) {
 	if transposed {
 		for n := from; n < to; n++ {
@@ -139,9 +180,9 @@ func blockRange(w, lo, hi []float32, from, to, first, last, K, N int, transposed
 		}
 		return
 	}
-	copy(lo, w[first*N+from:first*N+to])
+	copy(lo, w[from:to])
 	copy(hi, lo)
-	for k := first + 1; k < last; k++ {
+	for k := 1; k < last-first; k++ {
 		row := w[k*N+from : k*N+to]
 		for c, x := range row {
 			lo[c], hi[c] = min(lo[c], x), max(hi[c], x)
@@ -152,11 +193,24 @@ func blockRange(w, lo, hi []float32, from, to, first, last, K, N int, transposed
 // parallelRows calls fn on disjoint ranges of [0, n) from as many
 // goroutines as there are cores (one range per core).
 func parallelRows(n int, fn func(from, to int)) {
+	parallelRanges(columnRanges(n), func(_ int, r [2]int) { fn(r[0], r[1]) })
+}
+
+// columnRanges splits [0, n) into one range per core (fewer for small n).
+func columnRanges(n int) [][2]int {
 	workers := min(runtime.GOMAXPROCS(0), max(1, n/64))
+	rs := make([][2]int, workers)
+	for i := range rs {
+		rs[i] = [2]int{n * i / workers, n * (i + 1) / workers}
+	}
+	return rs
+}
+
+// parallelRanges calls fn on each range, each in a goroutine of its own.
+func parallelRanges(rs [][2]int, fn func(i int, r [2]int)) {
 	var g panics.Group // a worker's panic is raised again by Wait
-	for i := range workers {
-		from, to := n*i/workers, n*(i+1)/workers
-		g.Go(func() { fn(from, to) })
+	for i, r := range rs {
+		g.Go(func() { fn(i, r) })
 	}
 	g.Wait()
 }

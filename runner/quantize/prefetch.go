@@ -25,7 +25,8 @@ type prefetcher struct {
 	quit    chan struct{}
 }
 
-func prefetch(slots []weightSlot) *prefetcher {
+// skip says which slots read their weight themselves (rowStreamed).
+func prefetch(slots []weightSlot, skip func(weightSlot) bool) *prefetcher {
 	p := &prefetcher{results: make([]chan fetched, len(slots)), room: make(chan struct{}, prefetchDepth), quit: make(chan struct{})}
 	for i := range p.results {
 		p.results[i] = make(chan fetched, 1)
@@ -36,6 +37,10 @@ func prefetch(slots []weightSlot) *prefetcher {
 			case p.room <- struct{}{}:
 			case <-p.quit:
 				return
+			}
+			if skip(s) {
+				p.results[i] <- fetched{}
+				continue
 			}
 			t, err := s.weight.w.Tensor()
 			p.results[i] <- fetched{t, err}

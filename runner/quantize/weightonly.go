@@ -63,7 +63,7 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Cal
 	done := 0
 	left := pendingReaders(slots)
 	// The next weights are read while this one is quantized.
-	pf := prefetch(slots)
+	pf := prefetch(slots, func(s weightSlot) bool { return rowStreamed(o, s, gq != nil) })
 	defer pf.stop()
 	for i, s := range slots {
 		bits := o.bits
@@ -78,7 +78,9 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Cal
 		}
 		var ok bool
 		var err error
-		s.weight.ready = &f
+		if f != (fetched{}) {
+			s.weight.ready = &f
+		}
 		if o.format == MatMulNBits && !embedding(s) {
 			ok, err = matMulNBits(e, ix, o, bits, s, gq, r)
 		} else {
@@ -248,40 +250,26 @@ func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, gq *g
 		return false, nil
 	}
 	bias, alpha := form.bias, form.alpha
-	// Round to nearest finds NaN and Inf as it quantizes
-	// (MatMulNBitsWeight); GPTQ's rounding needs them out first.
-	read := floatData
-	if gq == nil {
-		read = floats
+	dims := s.weight.dims()
+	out, in, _ := s.layer.WeightAxes(len(dims))
+	k, nn := int(dims[in]), int(dims[out])
+	if bits == 4 && k < minBlockRow {
+		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", k))
+		return false, nil
 	}
-	data, err := read(s.weight)
+	var w *NBits
+	var gb *gptqBlocks
+	if rowStreamed(o, s, gq != nil) {
+		w, err = nbitsFromFile(s, k, nn, bits, o)
+	} else {
+		w, gb, err = nbitsInMemory(ix, o, bits, s, gq, k, nn, in == 1)
+	}
 	if err == errNotFinite {
 		r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
 		return false, nil
 	}
 	if err != nil {
 		return false, err
-	}
-	dims := s.weight.dims()
-	out, in, _ := s.layer.WeightAxes(len(dims))
-	k, nn := int(dims[in]), int(dims[out])
-	transposed := in == 1 // B is [N, K]
-	if bits == 4 && k < minBlockRow {
-		r.addFloat(s.weight.name, &s.use, ReasonTooSmall, fmt.Sprintf("%d weights per output channel", k))
-		return false, nil
-	}
-	gb, _, err := gq.round(ix, s, data, o.blockSize, nbitsType(bits, o.symmetric), o.symmetric)
-	if err != nil {
-		return false, err
-	}
-	var w *NBits
-	if gb != nil {
-		w = gb.nbits(bits, o.symmetric)
-	} else if w, err = MatMulNBitsWeight(data, k, nn, transposed, bits, o.blockSize, o.symmetric); err == errNotFinite {
-		r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
 	}
 	for i := range w.Scales {
 		w.Scales[i] *= alpha
@@ -316,7 +304,7 @@ func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, gq *g
 	e.remove(n)
 	r.Quantized = append(r.Quantized, QuantizedTensor{
 		Name: base, Node: onnx.Label(n), OpType: n.GetOpType(),
-		Type: fmt.Sprintf("uint%d", bits), Granularity: fmt.Sprintf("matmulnbits(%d)", o.blockSize), Elements: len(data),
+		Type: fmt.Sprintf("uint%d", bits), Granularity: fmt.Sprintf("matmulnbits(%d)", o.blockSize), Elements: k * nn,
 		Algorithm: algorithmOf(gb),
 	})
 	return true, nil
@@ -351,4 +339,58 @@ func nbitsBias(e *editor, ix *index, g *onnxpb.GraphProto, n *onnxpb.NodeProto, 
 	}
 	out, err := e.addInit(g, name+"_bias", onnx.NewTensor([]int64{int64(len(v))}, v))
 	return out, err == nil, err
+}
+
+// rowStreamed says a slot's weight is quantized as it is read, a block of
+// rows at a time (MatMulNBitsRows): a float32 [K, N] weight still in its
+// external data file, rounded to nearest (GPTQ's Hessians need the whole
+// weight).
+func rowStreamed(o *options, s weightSlot, hessians bool) bool {
+	dims := s.weight.dims()
+	if o.format != MatMulNBits || embedding(s) || hessians || len(dims) != 2 || !s.weight.w.Streamed() || s.weight.dtype() != onnx.Float {
+		return false
+	}
+	_, in, _ := s.layer.WeightAxes(2)
+	return in == 0
+}
+
+// nbitsFromFile quantizes a row-streamed weight from its file.
+func nbitsFromFile(s weightSlot, k, n, bits int, o *options) (*NBits, error) {
+	rc, err := s.weight.w.OpenRaw()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	w, err := MatMulNBitsRows(rc, k, n, bits, o.blockSize, o.symmetric)
+	if err != nil && err != errNotFinite {
+		return nil, fmt.Errorf("weight %q: %w", s.weight.name, err)
+	}
+	return w, err
+}
+
+// nbitsInMemory quantizes a weight read whole, rounded to nearest or by
+// GPTQ (gb, when it has the Hessian of the weight's input).
+func nbitsInMemory(ix *index, o *options, bits int, s weightSlot, gq *gptqHessians, k, n int, transposed bool) (*NBits, *gptqBlocks, error) {
+	// Round to nearest finds NaN and Inf as it quantizes
+	// (MatMulNBitsWeight); GPTQ's rounding needs them out first.
+	read := floatData
+	if gq == nil {
+		read = floats
+	}
+	data, err := read(s.weight)
+	if err != nil {
+		return nil, nil, err
+	}
+	gb, _, err := gq.round(ix, s, data, o.blockSize, nbitsType(bits, o.symmetric), o.symmetric)
+	if err != nil {
+		return nil, nil, err
+	}
+	if gb != nil {
+		return gb.nbits(bits, o.symmetric), gb, nil
+	}
+	w, err := MatMulNBitsWeight(data, k, n, transposed, bits, o.blockSize, o.symmetric)
+	if err != nil && err != errNotFinite {
+		return nil, nil, fmt.Errorf("weight %q: %w", s.weight.name, err)
+	}
+	return w, nil, err
 }

@@ -1,0 +1,83 @@
+package quantize
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/kompress/kompress/runner/onnx"
+)
+
+// MatMulNBitsRows is MatMulNBitsWeight for a row-major [K, N] weight read
+// from r (its raw little-endian float32 bytes, from its external data
+// file): one block of rows at a time, into two buffers that are reused,
+// the next block read while the cores quantize this one. It holds two
+// blocks of rows instead of the weight, and quantizes each while it is
+// still in the cache the read left it in.
+func MatMulNBitsRows(r io.Reader, K, N, bits, blockSize int, symmetric bool) (*NBits, error) {
+	if bits != 4 && bits != 8 {
+		return nil, fmt.Errorf("MatMulNBits bits must be 4 or 8, got %d", bits)
+	}
+	if blockSize < 16 || blockSize&(blockSize-1) != 0 {
+		return nil, fmt.Errorf("MatMulNBits block size must be a power of two of at least 16, got %d", blockSize)
+	}
+	if K <= 0 || N <= 0 {
+		return nil, fmt.Errorf("MatMulNBits weight [%d, %d] is empty", K, N)
+	}
+	j := newNBitsJob(K, N, false, bits, blockSize, symmetric)
+	ranges := columnRanges(N)
+	scratch := make([]*nbitsScratch, len(ranges))
+	for i, rg := range ranges {
+		scratch[i] = newNBitsScratch(rg[1]-rg[0], blockSize)
+	}
+	blocks, stop := readBlocks(r, K, N, blockSize)
+	defer stop()
+	for b := range j.out.KBlocks {
+		blk := <-blocks
+		if blk.err != nil {
+			return nil, blk.err
+		}
+		parallelRanges(ranges, func(i int, rg [2]int) { j.block(blk.rows, b, rg[0], rg[1], scratch[i]) })
+		blk.done()
+	}
+	return j.result()
+}
+
+// rowBlock is one block of rows read, or the error reading it; done
+// gives its buffer back for the next read.
+type rowBlock struct {
+	rows []float32
+	err  error
+	done func()
+}
+
+// readBlocks reads the blocks of rows of a [K, N] weight from r in a
+// goroutine, one ahead of the one being quantized. stop ends it early.
+func readBlocks(r io.Reader, K, N, blockSize int) (<-chan rowBlock, func()) {
+	out := make(chan rowBlock, 1)
+	free := make(chan []float32, 2)
+	quit := make(chan struct{})
+	for range 2 {
+		free <- make([]float32, blockSize*N)
+	}
+	go func() {
+		for first := 0; first < K; first += blockSize {
+			var buf []float32
+			select {
+			case buf = <-free:
+			case <-quit:
+				return
+			}
+			rows := buf[:(min(first+blockSize, K)-first)*N]
+			err := onnx.ReadFloat32s(r, rows)
+			select {
+			case out <- rowBlock{rows: rows, err: err, done: func() { free <- buf }}:
+			case <-quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out, func() { close(quit) }
+}
