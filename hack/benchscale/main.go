@@ -319,7 +319,6 @@ func layerError(floatPath, quantPath, heldout, smoothCalib string) error {
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{"layerError": mean, "layerErrorWithInput": withInput, "layers": len(errs)})
 }
 
-
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchscale:", err)
