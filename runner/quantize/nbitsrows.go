@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/panics"
 )
 
 // MatMulNBitsRows is MatMulNBitsWeight for a row-major [K, N] weight read
@@ -29,10 +30,10 @@ func MatMulNBitsRows(r io.Reader, K, N, bits, blockSize int, symmetric bool) (*N
 	for i, rg := range ranges {
 		scratch[i] = newNBitsScratch(rg[1]-rg[0], blockSize)
 	}
-	blocks, stop := readBlocks(r, K, N, blockSize)
-	defer stop()
+	blocks := readBlocks(r, K, N, blockSize)
+	defer blocks.stop()
 	for b := range j.out.KBlocks {
-		blk := <-blocks
+		blk := blocks.next()
 		if blk.err != nil {
 			return nil, blk.err
 		}
@@ -50,34 +51,59 @@ type rowBlock struct {
 	done func()
 }
 
-// readBlocks reads the blocks of rows of a [K, N] weight from r in a
-// goroutine, one ahead of the one being quantized. stop ends it early.
-func readBlocks(r io.Reader, K, N, blockSize int) (<-chan rowBlock, func()) {
-	out := make(chan rowBlock, 1)
+// blockReader reads the blocks of rows of a [K, N] weight on a goroutine
+// of its own, one ahead of the one being quantized. A panic there is
+// raised again by next or stop, on the quantizing goroutine.
+type blockReader struct {
+	out    chan rowBlock
+	quit   chan struct{}
+	failed chan struct{}
+	g      panics.Group
+}
+
+func readBlocks(r io.Reader, K, N, blockSize int) *blockReader {
+	b := &blockReader{out: make(chan rowBlock, 1), quit: make(chan struct{}), failed: make(chan struct{})}
 	free := make(chan []float32, 2)
-	quit := make(chan struct{})
 	for range 2 {
 		free <- make([]float32, blockSize*N)
 	}
-	go func() {
+	b.g.OnPanic = func() { close(b.failed) }
+	b.g.Go(func() {
 		for first := 0; first < K; first += blockSize {
 			var buf []float32
 			select {
 			case buf = <-free:
-			case <-quit:
+			case <-b.quit:
 				return
 			}
 			rows := buf[:(min(first+blockSize, K)-first)*N]
 			err := onnx.ReadFloat32s(r, rows)
 			select {
-			case out <- rowBlock{rows: rows, err: err, done: func() { free <- buf }}:
-			case <-quit:
+			case b.out <- rowBlock{rows: rows, err: err, done: func() { free <- buf }}:
+			case <-b.quit:
 				return
 			}
 			if err != nil {
 				return
 			}
 		}
-	}()
-	return out, func() { close(quit) }
+	})
+	return b
+}
+
+// next is the next block; it panics with the reader's panic if it had one.
+func (b *blockReader) next() rowBlock {
+	select {
+	case blk := <-b.out:
+		return blk
+	case <-b.failed:
+		b.g.Wait()
+		panic("unreachable: the block reader failed without a panic")
+	}
+}
+
+// stop ends the reads and waits for the reader (r is not read after).
+func (b *blockReader) stop() {
+	close(b.quit)
+	b.g.Wait()
 }
