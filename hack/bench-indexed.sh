@@ -13,7 +13,10 @@
 # from waiting for the other indices), from the indices' logs.
 #
 # Environment: RUNS (3), SHARDS ("1 2"), SAMPLES calibration samples
-# (2000), EVAL evaluation samples (2000).
+# (2000), EVAL evaluation samples (2000), PIN=1 to model pods with a
+# 1-CPU limit each: index i runs with GOMAXPROCS=1 on core i mod nproc
+# (what the Go runtime does under a 1-CPU cgroup limit), so shards: 1 is
+# one pod on one core and shards: 2 two pods on two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,7 +62,9 @@ once() {
 	local start end
 	start=$(date +%s.%N)
 	for i in $(seq 0 $((pods - 1))); do
-		JOB_COMPLETION_INDEX=$i KOMPRESS_SHARD_WAIT=10m /usr/bin/time -f "%U %S" -o "$work/cpu-$n-$run-$i" \
+		local pin=()
+		[ -z "${PIN:-}" ] || pin=(env GOMAXPROCS=1 taskset -c $((i % $(nproc))))
+		"${pin[@]}" env JOB_COMPLETION_INDEX=$i KOMPRESS_SHARD_WAIT=10m /usr/bin/time -f "%U %S" -o "$work/cpu-$n-$run-$i" \
 			"$work/kompress" stage --task "$out/task.json" --termination-log "" 2>"$work/log-$n-$run-$i" &
 		pids+=($!)
 	done
@@ -79,7 +84,7 @@ once() {
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 first=${SHARDS%% *}
-echo "mnist-8, hessian 60% on $SAMPLES samples, evaluation on $EVAL; $RUNS runs of each shard count, alternating; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mnist-8, hessian 60% on $SAMPLES samples, evaluation on $EVAL; $RUNS runs of each shard count, alternating; $(nproc) cores${PIN:+, each index pinned to one core with GOMAXPROCS=1}, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in $SHARDS; do once "$n" warmup >/dev/null; done
 for run in $(seq "$RUNS"); do
 	for n in $SHARDS; do
