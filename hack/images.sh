@@ -89,7 +89,7 @@ build() {
 	mkdir -p "$bin"
 	log "building manager (CGO off), kompress (cgo) and the image builder"
 	(cd "$root" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin/manager" ./cmd/manager)
-	(cd "$root" && CGO_ENABLED=1 go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin/kompress" ./cmd/kompress)
+	(cd "$root" && CGO_ENABLED=1 go build -trimpath -buildvcs=false -tags disable_grpc_modules -ldflags "$ldflags" -o "$bin/kompress" ./cmd/kompress)
 	(cd "$root/hack/imagebuild" && go build -trimpath -o "$bin/imagebuild" .)
 	local common=(-lock "$lock" -debs "$debs" -epoch "$SOURCE_DATE_EPOCH"
 		-var "VERSION=$VERSION" -var "REVISION=$REVISION" -var "ORT_VERSION=$ORT_VERSION"

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -38,7 +39,9 @@ func distillStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	teacher, teacherName := in.Source, in.Task.Source.URI
 	if spec.Teacher != nil && spec.Teacher.URI != "" {
 		teacherName = spec.Teacher.URI
-		if teacher, _, err = readModel(ctx, in.Storage, pipeline.Ref{URI: teacherName}); err != nil {
+		if teacher, _, err = readModel(ctx, in.Storage, pipeline.Ref{URI: teacherName}); errors.Is(err, onnx.ErrExternalData) {
+			teacher = nil // refused below, in the same words as an external source
+		} else if err != nil {
 			return nil, err
 		}
 	}

@@ -15,6 +15,19 @@ import (
 // constant folding) fails as bad input (exit 65) and is not retried.
 var ErrInvalid = fault.New("invalid ONNX model")
 
+// ErrExternalData is wrapped (with ErrInvalid) by Load's error for a model
+// whose tensors live in external data files: a caller that takes models in
+// one file only (a distillation teacher) says so in its own words.
+var ErrExternalData = errors.New("tensor data in external files")
+
+// externalError is Load's error for a tensor in an external file.
+type externalError struct{ tensor, location string }
+
+func (e externalError) Error() string {
+	return fmt.Sprintf("model: tensor %q keeps its data in external file %q: load the model with LoadFile from the directory that holds both", e.tensor, e.location)
+}
+func (e externalError) Is(target error) bool { return target == ErrExternalData }
+
 // invalidError marks an error as ErrInvalid without changing its message.
 type invalidError struct{ err error }
 

@@ -49,7 +49,7 @@ func Load(data []byte) (*Model, error) {
 		}
 	})
 	if ext != nil {
-		return nil, invalidf("model: tensor %q keeps its data in external file %q: load the model with LoadFile from the directory that holds both", ext.GetName(), externalKey(ext, "location"))
+		return nil, invalid(externalError{ext.GetName(), externalKey(ext, "location")})
 	}
 	if err := m.validate(); err != nil {
 		return nil, err
