@@ -31,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL="rtn-int4-1b rtn-int4-124m gptq-int4-124m sparsegpt-50-124m dynamic-int8-124m static-int8-124m static-int8-sq-124m"
+ALL="rtn-int4-1b rtn-int4-124m gptq-int4-124m sparsegpt-50-124m dynamic-int8-124m static-int8-124m static-int8-sq-124m static-int8-sqauto-124m"
 CASES=${CASES:-$ALL}
 LAYER_ERROR=${LAYER_ERROR:-1}
 
@@ -63,7 +63,10 @@ for name in $CASES; do
 		log "$name: layer error on held-out tokens"
 		smooth=()
 		# SmoothQuant's layers are compared with the migrated float ones.
-		case $mode in *-sq) smooth=(-calib "$src/calib.npz" -smooth) ;; esac
+		case $mode in
+		*-sq) smooth=(-calib "$src/calib.npz" -smooth) ;;
+		*-sqauto) smooth=(-calib "$src/calib.npz" -smooth -smooth-auto) ;;
+		esac
 		le=$("$work/benchscale" -heldout "$src/heldout.npz" "${smooth[@]}" layererror "$src/model.onnx" "$work/out.onnx")
 		if [ "$(echo "$le" | field layers)" != 0 ]; then
 			layer=$(echo "$le" | field layerError)

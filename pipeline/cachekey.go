@@ -40,7 +40,7 @@ func CacheKey(t Task) string {
 		Input:         refKey(t.Input),
 		Source:        refKey(t.Source),
 		Evaluation:    t.Evaluation,
-		Stage:         t.Stage.StageBody,
+		Stage:         stageKey(t.Stage.StageBody),
 		Sharded:       t.Shards > 0,
 
 		OriginalLayerInputs: t.OriginalLayerInputs,
@@ -54,6 +54,18 @@ func CacheKey(t Task) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// stageKey is the stage body as it changes the work: smoothQuant with
+// alpha off is no smoothQuant, so a variant that turns it off shares the
+// cache of a job without it.
+func stageKey(b v1alpha1.StageBody) v1alpha1.StageBody {
+	if q := b.Quantize; q != nil && q.SmoothQuant != nil && q.SmoothQuant.Alpha == v1alpha1.SmoothQuantOff {
+		q = q.DeepCopy()
+		q.SmoothQuant = nil
+		b.Quantize = q
+	}
+	return b
 }
 
 func refKey(r Ref) string {

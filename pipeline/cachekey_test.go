@@ -50,3 +50,35 @@ func TestCacheKeyIsStable(t *testing.T) {
 		t.Errorf("renaming the stage changed its key to %s", task.CacheKey)
 	}
 }
+
+// smoothQuant alpha off is no smoothQuant: the same key, so a sweep's
+// "off" variant shares the cache of the job without it; any other alpha
+// keys differently.
+func TestCacheKeySmoothQuantOff(t *testing.T) {
+	key := func(sq *v1alpha1.SmoothQuant) string {
+		spec := &v1alpha1.CompressionJobSpec{
+			Source:  v1alpha1.ModelSource{URI: "s3://m/model.onnx"},
+			Output:  v1alpha1.OutputSpec{URI: "s3://m/out"},
+			Dataset: &v1alpha1.DatasetSpec{URI: "s3://d/x.npz"},
+			Stages: []v1alpha1.Stage{{Name: "q", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize,
+				Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, SmoothQuant: sq}}}},
+		}
+		task, err := NewTask("ns/j", spec, 0, Ref{URI: "s3://m/model.onnx"}, "v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.Stages[0].Quantize.SmoothQuant != sq {
+			t.Fatal("the key changed the spec")
+		}
+		return task.CacheKey
+	}
+	none := key(nil)
+	if off := key(&v1alpha1.SmoothQuant{Alpha: v1alpha1.SmoothQuantOff}); off != none {
+		t.Errorf("alpha off keyed %s, no smoothQuant %s: want the same", off, none)
+	}
+	for _, a := range []string{"0.5", v1alpha1.SmoothQuantAuto} {
+		if k := key(&v1alpha1.SmoothQuant{Alpha: a}); k == none {
+			t.Errorf("alpha %s keyed like no smoothQuant", a)
+		}
+	}
+}

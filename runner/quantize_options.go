@@ -84,12 +84,12 @@ func quantizeOptions(spec v1alpha1.QuantizeSpec) (quantize.Options, error) {
 		}
 		o.Calibration.Percentile = v
 	}
-	if sq := spec.SmoothQuant; sq != nil {
-		o.SmoothQuant = &quantize.SmoothQuantOptions{Alpha: quantize.DefaultSmoothQuantAlpha}
-		if sq.Alpha != "" {
+	if sq := spec.SmoothQuant; sq != nil && sq.Alpha != v1alpha1.SmoothQuantOff {
+		o.SmoothQuant = &quantize.SmoothQuantOptions{Alpha: quantize.DefaultSmoothQuantAlpha, Auto: sq.Alpha == v1alpha1.SmoothQuantAuto}
+		if sq.Alpha != "" && !o.SmoothQuant.Auto {
 			v, err := strconv.ParseFloat(sq.Alpha, 64)
 			if err != nil || !(v > 0 && v <= 1) {
-				return quantize.Options{}, quantizeSpecErr("quantize.smoothQuant.alpha %q: want a decimal number in (0, 1]", sq.Alpha)
+				return quantize.Options{}, quantizeSpecErr("quantize.smoothQuant.alpha %q: want a decimal number in (0, 1], auto or off", sq.Alpha)
 			}
 			o.SmoothQuant.Alpha = v
 		}

@@ -70,6 +70,12 @@ func TestQuantizeOptions(t *testing.T) {
 			with(func(o *quantize.Options) {
 				o.Method, o.SmoothQuant = quantize.Static, &quantize.SmoothQuantOptions{Alpha: quantize.DefaultSmoothQuantAlpha}
 			})},
+		{"SmoothQuant alpha auto", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, SmoothQuant: &v1alpha1.SmoothQuant{Alpha: "auto"}},
+			with(func(o *quantize.Options) {
+				o.Method, o.SmoothQuant = quantize.Static, &quantize.SmoothQuantOptions{Alpha: quantize.DefaultSmoothQuantAlpha, Auto: true}
+			})},
+		{"SmoothQuant alpha off: none", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, SmoothQuant: &v1alpha1.SmoothQuant{Alpha: "off"}},
+			with(func(o *quantize.Options) { o.Method = quantize.Static })},
 		{"fp16 with float16 inputs and outputs", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16, IOType: v1alpha1.IOFloat16},
 			with(func(o *quantize.Options) { o.Method, o.Float16IO = quantize.FP16, true })},
 		{"fp16 with float32 inputs and outputs", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16, IOType: v1alpha1.IOFloat32},
@@ -115,7 +121,7 @@ func TestQuantizeOptionsErrors(t *testing.T) {
 		{"SmoothQuant with dynamic", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic, SmoothQuant: &v1alpha1.SmoothQuant{}},
 			"quantize.smoothQuant is only supported with method static, not dynamic"},
 		{"SmoothQuant alpha 0", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, SmoothQuant: &v1alpha1.SmoothQuant{Alpha: "0"}},
-			`quantize.smoothQuant.alpha "0": want a decimal number in (0, 1]`},
+			`quantize.smoothQuant.alpha "0": want a decimal number in (0, 1], auto or off`},
 		{"unknown io type", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeFP16, IOType: "bfloat16"}, `quantize.ioType "bfloat16": want float32 or float16`},
 	}
 	for _, tc := range tests {

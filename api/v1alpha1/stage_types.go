@@ -506,16 +506,26 @@ type Calibration struct {
 	Percentile string `json:"percentile,omitempty"`
 }
 
+// The words smoothQuant.alpha takes beside a number.
+const (
+	SmoothQuantAuto = "auto"
+	SmoothQuantOff  = "off"
+)
+
 // SmoothQuant configures static quantization's migration of activation
 // outliers into weights.
 type SmoothQuant struct {
 	// Alpha is how much of each input channel's range moves into the
 	// weight, in (0, 1]: 0.5 balances both (the paper's default); larger
-	// values suit models with larger outliers.
+	// values suit models with larger outliers. "auto" searches 0.1 to 1.0
+	// for each activation, keeping the alpha (or no migration) of the
+	// least quantized error of its layers on calibration rows. "off"
+	// migrates nothing, the same as no smoothQuant: it lets
+	// spec.variants compare a job with and without.
 	// +optional
 	// +kubebuilder:default="0.5"
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) > 0.0 && double(self) <= 1.0",message="quantize.smoothQuant.alpha must be a decimal string in (0, 1], such as \"0.5\""
+	// +kubebuilder:validation:XValidation:rule="self == 'auto' || self == 'off' || (self.matches('^[0-9]+([.][0-9]+)?$') && double(self) > 0.0 && double(self) <= 1.0)",message="quantize.smoothQuant.alpha must be a decimal string in (0, 1], such as \"0.5\", or auto or off"
 	Alpha string `json:"alpha,omitempty"`
 }
 

@@ -232,6 +232,8 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 		}, "spec.stages[2].quantize", "quantize.smoothQuant is only supported with method static"},
 		{"SmoothQuant alpha 1.5", func(c *v1alpha1.CompressionJob) { quantize(c).SmoothQuant = &v1alpha1.SmoothQuant{Alpha: "1.5"} },
 			"spec.stages[2].quantize.smoothQuant.alpha", "quantize.smoothQuant.alpha must be a decimal string in (0, 1]"},
+		{"SmoothQuant alpha Auto", func(c *v1alpha1.CompressionJob) { quantize(c).SmoothQuant = &v1alpha1.SmoothQuant{Alpha: "Auto"} },
+			"spec.stages[2].quantize.smoothQuant.alpha", "quantize.smoothQuant.alpha must be a decimal string in (0, 1], such as \"0.5\", or auto or off"},
 		{"percentile below 50", func(c *v1alpha1.CompressionJob) { quantize(c).Calibration.Percentile = "10" },
 			"spec.stages[2].quantize.calibration.percentile", "calibration.percentile must be a decimal string in [50, 100]"},
 		{"unknown calibration method", func(c *v1alpha1.CompressionJob) { quantize(c).Calibration.Method = "kl" },
@@ -390,6 +392,18 @@ func TestUndecodableDurationRejected(t *testing.T) {
 	ok.Spec.Acceptance = &v1alpha1.AcceptanceSpec{MaxLatency: &metav1.Duration{Duration: 1500 * time.Microsecond}}
 	if err := c.Create(context.Background(), ok); err != nil {
 		t.Fatalf("maxLatency %s was rejected: %v", ok.Spec.Acceptance.MaxLatency.Duration, err)
+	}
+}
+
+// smoothQuant.alpha takes the words auto and off beside numbers.
+func TestSmoothQuantAlphaWords(t *testing.T) {
+	c := apiServer(t)
+	for _, alpha := range []string{"auto", "off", "0.85"} {
+		cpj := valid("alpha-" + strings.ReplaceAll(alpha, ".", "-"))
+		quantize(cpj).SmoothQuant = &v1alpha1.SmoothQuant{Alpha: alpha}
+		if err := c.Create(context.Background(), cpj); err != nil {
+			t.Errorf("alpha %q was rejected: %v", alpha, err)
+		}
 	}
 }
 

@@ -11,7 +11,8 @@
 // Modes: copy (read, sha256, write every file of the model: the
 // baseline), rtn-int4 and gptq-int4 (weight-only, MatMulNBits, blocks of
 // 32, no 4-bit guard), dynamic-int8, static-int8 (minmax), static-int8-sq
-// (the same after SmoothQuant, alpha 0.5), sparsegpt-50 (hessian
+// (the same after SmoothQuant, alpha 0.5), static-int8-sqauto (alpha
+// searched per activation), sparsegpt-50 (hessian
 // pruning, half of every layer). A step prints one JSON line
 // {"mode","seconds","cpuSeconds","peakRSSBytes","inBytes","outBytes","params","files"}
 // (cpuSeconds: user and system time of the whole process, which says
@@ -64,6 +65,7 @@ func main() {
 	calib := flag.String("calib", "", "calibration dataset (.npz) for gptq-int4, static-int8, sparsegpt-50, layererror -smooth")
 	heldout := flag.String("heldout", "", "held-out dataset (.npz) for layererror and run")
 	smooth := flag.Bool("smooth", false, "layererror: migrate the float model by SmoothQuant on -calib first (static-int8-sq)")
+	smoothAuto := flag.Bool("smooth-auto", false, "layererror -smooth: with alpha auto (static-int8-sqauto)")
 	float := flag.String("float", "", "run: the float model to compare the last hidden state with")
 	samples := flag.Int("samples", 0, "run: only the first samples (0: all)")
 	tokens := flag.Int("tokens", 0, "run: only the first tokens of each sample (0: all)")
@@ -82,6 +84,9 @@ func main() {
 		smoothCalib := ""
 		if *smooth {
 			smoothCalib = *calib
+		}
+		if *smoothAuto {
+			smoothQuant = smoothQuantAuto
 		}
 		check(layerError(in, out, *heldout, smoothCalib))
 		return
@@ -129,12 +134,17 @@ var steps = map[string]func(in, out, calib string) ([]onnx.SavedFile, error){
 	"static-int8":  quantizeStep(quantize.Options{Method: quantize.Static, Calibration: quantize.CalibrationOptions{Samples: calibSamples}}),
 	"static-int8-sq": quantizeStep(quantize.Options{Method: quantize.Static, Calibration: quantize.CalibrationOptions{Samples: calibSamples},
 		SmoothQuant: &smoothQuant}),
+	"static-int8-sqauto": quantizeStep(quantize.Options{Method: quantize.Static, Calibration: quantize.CalibrationOptions{Samples: calibSamples},
+		SmoothQuant: &smoothQuantAuto}),
 	"sparsegpt-50": sparseGPT50,
 }
 
 // smoothQuant is static-int8-sq's migration, which layererror -smooth
 // repeats on the float model.
 var smoothQuant = quantize.SmoothQuantOptions{Alpha: quantize.DefaultSmoothQuantAlpha}
+
+// smoothQuantAuto is static-int8-sqauto's: alpha searched per activation.
+var smoothQuantAuto = quantize.SmoothQuantOptions{Auto: true}
 
 // modelFiles is the model and its external data file, if it has one
 // beside it under the name the onnx package gives it.

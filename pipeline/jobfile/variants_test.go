@@ -55,9 +55,10 @@ func TestExpandVariants(t *testing.T) {
 }
 
 // Sweeping smoothQuant.alpha on a static stage without smoothQuant turns
-// SmoothQuant on in each variant with that alpha.
+// SmoothQuant on in each variant with that alpha; "off" is the variant
+// without it (the runner migrates nothing), "auto" searches alpha.
 func TestExpandVariantsSmoothQuantAlpha(t *testing.T) {
-	job, err := Decode([]byte(valid + "  variants:\n    parameters:\n    - {stage: int8, field: smoothQuant.alpha, values: [\"0.5\", \"0.8\"]}\n"))
+	job, err := Decode([]byte(valid + "  variants:\n    parameters:\n    - {stage: int8, field: smoothQuant.alpha, values: [\"off\", \"0.5\", \"0.8\", \"auto\"]}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestExpandVariantsSmoothQuantAlpha(t *testing.T) {
 	for _, v := range vs {
 		got = append(got, v.Spec.Stages[1].Quantize.SmoothQuant)
 	}
-	if diff := cmp.Diff([]*v1alpha1.SmoothQuant{{Alpha: "0.5"}, {Alpha: "0.8"}}, got); diff != "" {
+	if diff := cmp.Diff([]*v1alpha1.SmoothQuant{{Alpha: "off"}, {Alpha: "0.5"}, {Alpha: "0.8"}, {Alpha: "auto"}}, got); diff != "" {
 		t.Errorf("smoothQuant of the variants (-want +got):\n%s", diff)
 	}
 }

@@ -318,7 +318,7 @@ func (o *options) resolveSmoothQuant(sq *SmoothQuantOptions) error {
 	if s.Alpha == 0 {
 		s.Alpha = DefaultSmoothQuantAlpha
 	}
-	if !(s.Alpha > 0 && s.Alpha <= 1) {
+	if !s.Auto && !(s.Alpha > 0 && s.Alpha <= 1) {
 		return fmt.Errorf("quantize.smoothQuant.alpha %g: want a fraction in (0, 1]", sq.Alpha)
 	}
 	o.smooth = &s

@@ -35,6 +35,9 @@ type SmoothQuantOptions struct {
 	// the weight; default DefaultSmoothQuantAlpha, the paper's choice for
 	// most models.
 	Alpha float64
+	// Auto searches each activation's alpha instead (smoothquant_auto.go);
+	// Alpha is then unused.
+	Auto bool
 }
 
 // DefaultSmoothQuantAlpha is SmoothQuant's migration strength by default.
@@ -48,7 +51,10 @@ const smoothFloor = 1e-5
 // SmoothQuantReport says where SmoothQuant migrated activation ranges and
 // where it did not.
 type SmoothQuantReport struct {
+	// Alpha is the one alpha used, or 0 with Auto, where each
+	// SmoothedInput says its own.
 	Alpha              float64
+	Auto               bool `json:",omitempty"`
 	CalibrationSamples int
 	// Smoothed lists each activation divided by its scales.
 	Smoothed []SmoothedInput
@@ -68,6 +74,11 @@ type SmoothedInput struct {
 	// the producer could not take it.
 	Into     string
 	Channels int
+	Alpha    float64
+	// AutoError and UnmigratedError are, with Auto, the summed relative
+	// output error of the layers quantized (on the sampled rows) with the
+	// chosen alpha and with no migration.
+	AutoError, UnmigratedError float64 `json:",omitempty"`
 	// OutlierRatio is the largest channel's absolute maximum over the
 	// median channel's, on the calibration data, before and after.
 	OutlierRatio, SmoothedRatio float64
@@ -110,14 +121,23 @@ func Smooth(ctx context.Context, m *onnx.Model, opts SmoothQuantOptions, samples
 
 func smoothQuant(ctx context.Context, m *onnx.Model, o *options, calib Calibration) (*SmoothQuantReport, error) {
 	ix := newIndex(m)
-	r := &SmoothQuantReport{Alpha: o.smooth.Alpha}
+	r := &SmoothQuantReport{Alpha: o.smooth.Alpha, Auto: o.smooth.Auto}
+	if r.Auto {
+		r.Alpha = 0
+	}
 	groups, order := smoothCandidates(ix, o, r)
 	if len(order) == 0 {
 		return r, nil
 	}
 	maxima := channelMaxima{cols: map[string]int{}, max: map[string][]float32{}}
+	if r.Auto {
+		maxima.rows = map[string]*rowSampler{}
+	}
 	for _, x := range order {
 		maxima.cols[x] = groups[x][0].channels()
+		if r.Auto {
+			maxima.rows[x] = &rowSampler{}
+		}
 	}
 	cal, err := calibrate(ctx, m, order, calib, maxima, o.calib.Samples)
 	if err != nil {
@@ -126,10 +146,21 @@ func smoothQuant(ctx context.Context, m *onnx.Model, o *options, calib Calibrati
 	r.CalibrationSamples = cal.samples
 	e := newEditor(ix, nil)
 	for _, x := range order {
-		in, err := smoothInput(e, ix, x, groups[x], maxima.max[x], o.smooth.Alpha)
+		choice := alphaChoice{alpha: o.smooth.Alpha}
+		if r.Auto {
+			if choice, err = chooseAlpha(groups[x], maxima.max[x], maxima.rows[x].rows, o.perChannel); err != nil {
+				return nil, fmt.Errorf("smoothQuant: input %q: %w", x, err)
+			}
+			if choice.alpha == 0 {
+				skipUnhelped(r, groups[x], choice)
+				continue
+			}
+		}
+		in, err := smoothInput(e, ix, x, groups[x], maxima.max[x], choice.alpha)
 		if err != nil {
 			return nil, err
 		}
+		in.AutoError, in.UnmigratedError = choice.err, choice.errNoSmooth
 		r.Smoothed = append(r.Smoothed, *in)
 	}
 	e.apply()
@@ -153,7 +184,7 @@ func smoothInput(e *editor, ix *index, x string, layers []smoothLayer, xmax []fl
 	if err != nil {
 		return nil, err
 	}
-	in := &SmoothedInput{Tensor: x, Into: into, Channels: len(s), OutlierRatio: outlierRatio(xmax, nil), SmoothedRatio: outlierRatio(xmax, s)}
+	in := &SmoothedInput{Tensor: x, Into: into, Channels: len(s), Alpha: alpha, OutlierRatio: outlierRatio(xmax, nil), SmoothedRatio: outlierRatio(xmax, s)}
 	for _, l := range layers {
 		in.Layers = append(in.Layers, onnx.Label(l.node))
 	}
@@ -218,6 +249,8 @@ func smoothRefusal(ix *index, o *options, l smoothLayer) string {
 type channelMaxima struct {
 	cols map[string]int
 	max  map[string][]float32
+	// rows, with alpha auto, samples each tensor's rows for the search.
+	rows map[string]*rowSampler
 }
 
 func (c channelMaxima) Collect(name string, data []float32) {
@@ -231,6 +264,9 @@ func (c channelMaxima) Collect(name string, data []float32) {
 		if a := float32(math.Abs(float64(x))); a > m[i%k] && isFinite32(x) {
 			m[i%k] = a
 		}
+	}
+	if c.rows != nil {
+		c.rows[name].add(data, k)
 	}
 }
 
