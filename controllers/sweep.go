@@ -46,23 +46,33 @@ type expansion struct {
 
 // expand returns the variants of cpj's spec; they are shared between
 // reconciles and must not be changed. A failure to check them (the API
-// server unreachable) is not remembered: the reconcile is retried.
+// server unreachable) is not remembered: the reconcile is retried. The
+// lock guards the map only, not the up to MaxVariants dry-run requests:
+// other jobs' reconciles do not wait for them, and the workqueue never
+// reconciles one key twice at once, so a key is not expanded twice.
 func (e *expansions) expand(ctx context.Context, c client.Client, cpj *v1alpha1.CompressionJob) ([]pipeline.Variant, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	key := types.NamespacedName{Namespace: cpj.Namespace, Name: cpj.Name}
-	if x, ok := e.m[key]; ok && x.uid == cpj.UID && x.generation == cpj.Generation && cpj.Generation != 0 {
+	if x, ok := e.get(key); ok && x.uid == cpj.UID && x.generation == cpj.Generation && cpj.Generation != 0 {
 		return x.variants, x.err
 	}
 	v, err := pipeline.ExpandVariants(&cpj.Spec, dryRunCheck(ctx, c, cpj.Namespace))
 	if err != nil && !pipeline.IsInvalidVariants(err) {
 		return nil, err
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.m == nil {
 		e.m = map[types.NamespacedName]expansion{}
 	}
 	e.m[key] = expansion{cpj.UID, cpj.Generation, v, err}
 	return v, err
+}
+
+func (e *expansions) get(key types.NamespacedName) (expansion, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x, ok := e.m[key]
+	return x, ok
 }
 
 // dryRunCheck checks a variant by creating it with dryRun=All: the API
@@ -132,6 +142,9 @@ func (s *runState) reconcileSweep(ctx context.Context) (reconcile.Result, error)
 		st.CompletionTime = nil
 	}
 	variants, err := s.r.variants.expand(ctx, s.r.Client, s.cpj)
+	if apierrors.IsForbidden(err) {
+		return s.variantsUnchecked(err), nil
+	}
 	if err != nil && !pipeline.IsInvalidVariants(err) {
 		return reconcile.Result{}, err
 	}
@@ -209,6 +222,20 @@ func (s *runState) invalidVariants(ctx context.Context, err error) (reconcile.Re
 	s.summary.Apply(st, s.cpj.Generation, s.now)
 	st.ObservedGeneration = s.cpj.Generation
 	return reconcile.Result{}, derr
+}
+
+// variantsUnchecked says in status why the sweep has not started when the
+// API server forbids the dry-run creates that check its variants (a
+// ResourceQuota on count/compressionjobs.kompress.dev that the namespace
+// has used up, an admission webhook), and retries at the Secret retry
+// interval: the quota may be freed. No Job is created meanwhile.
+func (s *runState) variantsUnchecked(err error) reconcile.Result {
+	s.summary = pipeline.Summary{Phase: pipeline.PhaseInProgress, Reason: v1alpha1.ReasonVariantsUnchecked,
+		Message: pipeline.Truncate(fmt.Sprintf("the variants are checked by creating each with dryRun=All, which the API server forbids (retried every %s): %v",
+			s.r.SecretRetryInterval, err), pipeline.MaxStatusMessage)}
+	s.summary.Apply(&s.cpj.Status, s.cpj.Generation, s.now)
+	s.cpj.Status.ObservedGeneration = s.cpj.Generation
+	return reconcile.Result{RequeueAfter: s.r.SecretRetryInterval}
 }
 
 func isDone(st v1alpha1.StageState) bool {

@@ -8,7 +8,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -324,4 +327,49 @@ func TestSweepInvalidVariantsSeveralCauses(t *testing.T) {
 	if diff := cmp.Diff(err.Error(), cond(got, v1alpha1.ConditionStalled).Message); diff != "" {
 		t.Errorf("Stalled message differs from kompress run's (-run +controller):\n%s", diff)
 	}
+}
+
+// A namespace whose ResourceQuota on CompressionJobs is used up forbids
+// the dry-run creates that check the variants: the job says so in status
+// (Reconciling, reason VariantsUnchecked, the API server's words) instead
+// of failing silently in a retry loop, creates no Job, and starts once
+// the quota is lifted.
+func TestSweepVariantsForbiddenByQuota(t *testing.T) {
+	e := sharedEnv(t)
+	ctx := context.Background()
+	ns := e.namespace(t)
+	cpj := sweepCPJ(ns, "quota", 4, v1alpha1.VariantParameter{Stage: "prune", Field: "sparsity", Values: []string{"0.3", "0.6"}})
+	// The quota comes after the job, so the job itself is admitted; its
+	// status is set by hand, as the quota controller (not running here)
+	// would: one CompressionJob allowed, one used.
+	cpj.Spec.Suspend = true
+	e.create(t, cpj)
+	count := corev1.ResourceName("count/compressionjobs.kompress.dev")
+	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "one-job"},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{count: resource.MustParse("1")}}}
+	if err := e.client.Create(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	quota.Status = corev1.ResourceQuotaStatus{Hard: quota.Spec.Hard, Used: corev1.ResourceList{count: resource.MustParse("1")}}
+	if err := e.client.Status().Update(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	resume := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":false}}`))
+	if err := e.client.Patch(ctx, &v1alpha1.CompressionJob{ObjectMeta: cpj.ObjectMeta}, resume); err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitCPJ(t, client.ObjectKeyFromObject(cpj), "VariantsUnchecked", func(c *v1alpha1.CompressionJob) bool {
+		return hasCond(c, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonVariantsUnchecked)
+	})
+	msg := cond(got, v1alpha1.ConditionReconciling).Message
+	if !strings.Contains(msg, "forbids") || !strings.Contains(msg, "exceeded quota: one-job") {
+		t.Errorf("Reconciling message %q: want the dry-run's refusal by the quota", msg)
+	}
+	if n := len(e.jobs(t, cpj)); n != 0 {
+		t.Errorf("%d Jobs created while the variants are unchecked", n)
+	}
+	if err := e.client.Delete(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJobs(t, cpj, 1)
 }

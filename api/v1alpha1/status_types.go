@@ -40,6 +40,10 @@ const (
 	// ReasonInvalidVariants: a variant of spec.variants is not a valid
 	// spec (a value its field's own rules refuse); no Job is created.
 	ReasonInvalidVariants = "InvalidVariants"
+	// ReasonVariantsUnchecked: the API server forbids the dry-run creates
+	// that check the variants (a used-up ResourceQuota on
+	// CompressionJobs, a webhook); retried, no Job is created meanwhile.
+	ReasonVariantsUnchecked = "VariantsUnchecked"
 )
 
 // StageState is where a stage is in its life.
