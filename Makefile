@@ -33,13 +33,15 @@ help: ## List targets.
 
 ##@ Tools
 
-.PHONY: tools tools-gen tools-k8s ort data
+.PHONY: tools tools-gen tools-k8s tools-kueue ort data
 tools: ## Build every pinned tool and install ONNX Runtime into the cache.
 	hack/tools.sh all
 tools-gen:
 	hack/tools.sh gen
 tools-k8s:
 	hack/tools.sh k8s
+tools-kueue:
+	hack/tools.sh kueue
 ort: ## Install ONNX Runtime 1.30 (from npm onnxruntime-node) into the cache.
 	hack/tools.sh ort
 data: ## Build the MNIST datasets and the ONNX operator test corpus the tests use.

@@ -5,12 +5,13 @@
 # e2e build tag: the suite starts kube-apiserver, etcd, kube-scheduler and
 # kube-controller-manager, an S3-compatible server on loopback, installs the
 # Helm chart, runs the manager with the chart's flags and a node agent that
-# runs every stage pod's runner as a local process. The suite stops all of it
+# runs every stage pod's runner as a local process, and Kueue's manager (for
+# the jobs with spec.scheduling.queueName). The suite stops all of it
 # itself; every process it starts is also recorded in a PID file with its
 # start time, and whatever is still alive when the suite ends (a crash, a
 # timeout, Ctrl-C) is killed here by PID — never by name.
 #
-# Needs `make tools data` (kube binaries, helm, ONNX Runtime, MNIST).
+# Needs `make tools data` (kube binaries, helm, ONNX Runtime, Kueue, MNIST).
 # Environment:
 #   E2E_RUN=regexp             run only the matching tests
 #   KOMPRESS_E2E_FIXTURES=dir  write the statuses the Argo CD health test reads

@@ -8,8 +8,9 @@
 #   hack/tools.sh ort    ONNX Runtime shared library from the onnxruntime-node npm package
 #   hack/tools.sh node   make e2e-node's node: kubelet, containerd 2.x (+ runc shim, ctr),
 #                        CNI bridge/host-local/loopback plugins, crictl; runc from apt
-#   hack/tools.sh all    gen, k8s and ort (not node: only make e2e-node needs it)
-#   hack/tools.sh env    KUBEBUILDER_ASSETS=... KOMPRESS_TOOLS=... ONNXRUNTIME_LIB=...
+#   hack/tools.sh kueue  Kueue's manager and its CRDs (the e2e suite runs Kueue against its cluster)
+#   hack/tools.sh all    gen, k8s, ort and kueue (not node: only make e2e-node needs it)
+#   hack/tools.sh env    KUBEBUILDER_ASSETS=... KOMPRESS_TOOLS=... ONNXRUNTIME_LIB=... KOMPRESS_KUEUE=...
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,8 @@ CONTROLLER_GEN_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
 PROTOC_GEN_GO_VERSION=v1.36.12
 ORT_VERSION=1.30.0
+# hack/tools/kueue/go.mod pins the same version.
+KUEUE_VERSION=v0.17.0
 # The node of make e2e-node (hack/tools/node/go.mod pins the same versions).
 CONTAINERD_VERSION=v2.4.2
 CNI_PLUGINS_VERSION=v1.9.1
@@ -30,6 +33,7 @@ assets=$cache/k8s-$K8S_VERSION
 tools=$cache/tools
 ortdir=$cache/onnxruntime-$ORT_VERSION
 ortlib=$ortdir/libonnxruntime.so
+kueuedir=$cache/kueue-$KUEUE_VERSION
 nodedir=$cache/node-containerd-$CONTAINERD_VERSION-cni-$CNI_PLUGINS_VERSION-crictl-$CRICTL_VERSION
 
 log() { echo "tools: $*" >&2; }
@@ -103,6 +107,21 @@ gen() {
 	fi
 }
 
+# kueue builds Kueue's manager and copies the CRDs of its release (the
+# bases, without the conversion-webhook patches: the e2e suite adds those
+# itself) from the module the build used, so both are the same version.
+kueue() {
+	build hack/tools/kueue sigs.k8s.io/kueue/cmd/kueue "$kueuedir/kueue" \
+		"-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION"
+	[ -d "$kueuedir/crd" ] && return 0
+	local src
+	src=$(cd "$root/hack/tools/kueue" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)
+	mkdir -p "$kueuedir/crd.tmp.$$"
+	cp "$src"/config/components/crd/bases/*.yaml "$kueuedir/crd.tmp.$$/"
+	chmod 0644 "$kueuedir/crd.tmp.$$"/*.yaml
+	mv "$kueuedir/crd.tmp.$$" "$kueuedir/crd"
+}
+
 ort() {
 	[ -f "$ortlib" ] && return 0
 	log "installing ONNX Runtime $ORT_VERSION from npm onnxruntime-node (first time only; cached in $ortdir)"
@@ -123,6 +142,7 @@ env_out() {
 	echo "PROTOC_GEN_GO=$tools/protoc-gen-go-$PROTOC_GEN_GO_VERSION"
 	echo "ONNXRUNTIME_LIB=$ortlib"
 	echo "KOMPRESS_NODE_BIN=$nodedir"
+	echo "KOMPRESS_KUEUE=$kueuedir"
 }
 
 case "${1:-all}" in
@@ -130,7 +150,8 @@ gen) gen ;;
 k8s) k8s ;;
 ort) ort ;;
 node) node ;;
-all) gen; k8s; ort ;;
+kueue) kueue ;;
+all) gen; k8s; ort; kueue ;;
 env) env_out ;;
-*) echo "usage: $0 [gen|k8s|ort|node|all|env]" >&2; exit 2 ;;
+*) echo "usage: $0 [gen|k8s|ort|node|kueue|all|env]" >&2; exit 2 ;;
 esac

@@ -46,6 +46,7 @@ const (
 var testNamespaces = []string{
 	"e2e-sample", "e2e-placement", "e2e-retry", "e2e-badmodel", "e2e-cache",
 	"e2e-delete", "e2e-gates", "e2e-scale", "e2e-policy", "e2e-regression", "e2e-shards", sweepNamespace,
+	kueueAdmitNamespace, kueueShardsNamespace, kueueSweepNamespace,
 }
 
 // Node pools: a small tainted edge pool and a general pool.
@@ -71,6 +72,7 @@ type cluster struct {
 	proxy       *s3proxy.Proxy
 	agent       *nodeagent.Agent
 	manager     *managerProcess
+	kueue       *managerProcess
 	runnerImage string
 	// runnerSA is the ServiceAccount stage pods run as (--runner-service-account).
 	runnerSA string
@@ -138,16 +140,24 @@ func startCluster(ctx context.Context) (c *cluster, err error) {
 		return c, err
 	}
 	step()
+	step = timer("Kueue")
+	if err := c.startKueue(ctx); err != nil {
+		return c, err
+	}
+	step()
 	return c, c.startAgent()
 }
 
-// stop tears down in reverse order: agent (kills runners), manager,
+// stop tears down in reverse order: agent (kills runners), Kueue, manager,
 // storage, control plane (scheduler and controller-manager, then the API
 // server before etcd).
 func (c *cluster) stop() {
 	if c.stopAgent != nil {
 		c.stopAgent()
 		<-c.agentDone
+	}
+	if c.kueue != nil {
+		c.kueue.stop()
 	}
 	if c.manager != nil {
 		c.manager.stop()
@@ -373,6 +383,9 @@ func (c *cluster) exited() error {
 	errs = append(errs, c.cp.Exited())
 	if c.manager.exited() {
 		errs = append(errs, fmt.Errorf("the manager exited; log %s:\n%s", c.manager.logPath, c.manager.tail(40)))
+	}
+	if c.kueue.exited() {
+		errs = append(errs, fmt.Errorf("Kueue exited; log %s:\n%s", c.kueue.logPath, c.kueue.tail(40)))
 	}
 	return errors.Join(errs...)
 }

@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 	}
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "e2e: manager log tail:\n%s\n", c.manager.tail(60))
+		fmt.Fprintf(os.Stderr, "e2e: Kueue log tail:\n%s\n", c.kueue.tail(30))
 	}
 	c.stop()
 	os.Exit(code)
