@@ -169,9 +169,11 @@ func (c *cluster) waitKueue(ctx context.Context, certDir, readyz string) error {
 				return err
 			}
 		}
+		// Before the files are there, the probe may be the certificate
+		// bootstrap's, which has no readiness check.
 		if resp, err := http.Get(readyz); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if mounted && resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}

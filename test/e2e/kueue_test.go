@@ -145,13 +145,14 @@ func TestKueueAdmitsAllShardsOrNone(t *testing.T) {
 	if err := cl.client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: job}, &j); err != nil {
 		t.Fatal(err)
 	}
-	if j.Status.Succeeded != 2 || j.Status.CompletedIndexes != "0-1" {
-		t.Errorf("Job %s: succeeded %d, completed indexes %q; want 2, \"0-1\"", job, j.Status.Succeeded, j.Status.CompletedIndexes)
+	if j.Status.Succeeded != 2 || j.Status.CompletedIndexes != "0,1" {
+		t.Errorf("Job %s: succeeded %d, completed indexes %q; want 2, \"0,1\"", job, j.Status.Succeeded, j.Status.CompletedIndexes)
 	}
 	g, w := got.Status.Stages[0].Output, want.Status.Stages[0].Output
 	if g == nil || w == nil || g.Digest != w.Digest {
-		t.Errorf("shards: 2 through Kueue wrote %+v, shards: 1 %+v", g, w)
+		t.Fatalf("shards: 2 through Kueue wrote %+v, shards: 1 %+v", g, w)
 	}
+	t.Logf("TARGET Kueue shards: one Workload of 2 pods admitted at %s; both indices wrote %s, as shards: 1 did", admitted.Format("15:04:05"), g.Digest)
 }
 
 func jobNames(jobs []batchv1.Job) []string {
