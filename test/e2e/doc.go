@@ -3,8 +3,9 @@
 // objects for two node pools, a node agent that runs every bound stage pod's
 // runner as a local process (package nodeagent), an S3-compatible server on
 // loopback behind a fault-injecting proxy (package s3proxy), the Helm chart
-// installed into the cluster and the manager running as a process with the
-// chart's flags and the chart's RBAC.
+// installed into the cluster, the manager running as a process with the
+// chart's flags and the chart's RBAC, and Kueue's manager with its CRDs
+// (hack/tools.sh kueue) for the jobs that name a queue.
 //
 // The cluster suite is behind the build tag e2e: `make e2e` (hack/e2e.sh)
 // builds the binaries, runs it and tears everything down by PID. The tests
