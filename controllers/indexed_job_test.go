@@ -23,22 +23,36 @@ func TestBuildJobIndexed(t *testing.T) {
 		PerIndex: ptr.To[int32](2), MaxFailed: ptr.To[int32](0), Indexed: true,
 	}
 	onePod := jobShape{BackoffLimit: ptr.To[int32](2)}
+	// Layer workers: the indices are the layers, whatever shards says.
+	twoLayers := indexed
+	twoLayers.Completions, twoLayers.Parallelism = ptr.To[int32](2), ptr.To[int32](2)
+	magnitude := v1alpha1.Stage{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}}
+	gptq := v1alpha1.Stage{Name: "int4", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Algorithm: v1alpha1.AlgorithmGPTQ}}}
 	tests := []struct {
-		name   string
-		shards int32
-		stage  v1alpha1.Stage
-		want   jobShape
+		name           string
+		shards, layers int32
+		stage          v1alpha1.Stage
+		want           jobShape
 	}{
-		{"prune, 4 shards", 4, prune, indexed},
-		{"quantize, 4 shards", 4, quant, indexed},
-		{"distill, 4 shards", 4, kd, onePod},
-		{"prune, 1 shard", 1, prune, onePod},
+		{"prune, 4 shards", 4, 1, prune, indexed},
+		{"quantize, 4 shards", 4, 1, quant, indexed},
+		{"distill, 4 shards", 4, 1, kd, onePod},
+		{"prune, 1 shard", 1, 1, prune, onePod},
+		{"hessian prune, 2 layers", 1, 2, prune, twoLayers},
+		{"hessian prune, 2 layers, 4 shards", 4, 2, prune, twoLayers},
+		{"magnitude prune, 2 layers", 1, 2, magnitude, onePod},
+		{"magnitude prune, 2 layers, 4 shards", 4, 2, magnitude, indexed},
+		{"static quantize, 2 layers, 4 shards", 4, 2, quant, indexed},
+		{"gptq, 2 layers", 1, 2, gptq, onePod},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cpj := unitCPJ(tt.stage)
 			cpj.Spec.Dataset = &v1alpha1.DatasetSpec{URI: "s3://m/data.npz"}
-			cpj.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: tt.shards}
+			cpj.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: tt.shards, Layers: tt.layers}
+			if tt.layers > 1 {
+				cpj.Spec.Parallelism.LayerInputs = v1alpha1.LayerInputsOriginal
+			}
 			job, err := BuildJob(StageJob{Owner: cpj, Task: unitTask(t, cpj, 0)}, unitDefaults)
 			if err != nil {
 				t.Fatal(err)

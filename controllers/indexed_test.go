@@ -104,3 +104,51 @@ func TestIndexedJob(t *testing.T) {
 	}
 	e.waitEvent(t, cpj, controllers.EventStageFailed, "runner of index 2 of 4 exited with code 1")
 }
+
+// A hessian prune stage with parallelism.layers runs as an Indexed Job of
+// one pod per layer worker (the data shards then run inside each index);
+// the next stage, not a Hessian one, is an Indexed Job of its shards.
+func TestLayerIndexedJob(t *testing.T) {
+	e := sharedEnv(t)
+	ns := e.namespace(t)
+	hessian := pruneStage("prune")
+	hessian.Prune.Method = v1alpha1.PruneHessian
+	cpj := newCPJ(ns, "layers", hessian, quantizeStage("int8"))
+	cpj.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 4, Layers: 2, LayerInputs: v1alpha1.LayerInputsOriginal}
+	e.create(t, cpj)
+	job := e.waitJobs(t, cpj, 1)[0]
+	indexed := func(n int32) indexedSpec {
+		return indexedSpec{
+			Mode: ptr.To(batchv1.IndexedCompletion), Completions: ptr.To(n), Parallelism: ptr.To(n),
+			BackoffLimit: ptr.To[int32](2147483647), PerIndex: ptr.To[int32](2), MaxFailed: ptr.To[int32](0), Indexed: true,
+		}
+	}
+	if diff := cmp.Diff(indexed(2), indexedOf(t, &job)); diff != "" {
+		t.Errorf("the stored Job of the hessian stage (-want +got):\n%s", diff)
+	}
+	if task := taskOf(t, &job); !task.LayerIndexed() || task.Layers != 2 || task.Shards != 4 {
+		t.Errorf("task: layer indexed %v, layers %d, shards %d; want true, 2, 4", task.LayerIndexed(), task.Layers, task.Shards)
+	}
+
+	task := taskOf(t, &job)
+	r := resultFor(task, map[string]string{"accuracy": "0.98"})
+	e.finishPod(t, e.indexPod(t, &job, "0"), 0, termMessage(t, r))
+	follower := pipeline.Result{Version: pipeline.ContractVersion, Stage: task.Stage.Name, CacheKey: task.CacheKey,
+		Message: "index 1 of 2 shared its layers' partial; index 0 assembles and publishes the stage"}
+	e.finishPod(t, e.indexPod(t, &job, "1"), 0, termMessage(t, follower))
+	e.completeJob(t, &job)
+	got := e.waitCPJ(t, client.ObjectKeyFromObject(cpj), "stage prune succeeded", func(c *v1alpha1.CompressionJob) bool {
+		return stageState(c, 0) == v1alpha1.StageSucceeded
+	})
+	if out := got.Status.Stages[0].Output; out == nil || out.Digest != r.Output.Digest {
+		t.Errorf("stage prune's output %+v, want index 0's %s", out, r.Output.Digest)
+	}
+	for _, j := range e.waitJobs(t, cpj, 2) {
+		if j.Name == job.Name {
+			continue
+		}
+		if diff := cmp.Diff(indexed(4), indexedOf(t, &j)); diff != "" {
+			t.Errorf("the stored Job of the int8 stage (-want +got):\n%s", diff)
+		}
+	}
+}

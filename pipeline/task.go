@@ -67,11 +67,12 @@ type Task struct {
 	// merge exactly (package shard). The count does not change the
 	// result, so only whether it is set is in the cache key.
 	Shards int `json:"shards,omitempty"`
-	// Indexed says the shards run as the pods of an Indexed Job of
-	// Shards completions (see IndexedPods), this runner being the index
-	// its pod's JOB_COMPLETION_INDEX says: the indices exchange partial
-	// statistics through object storage and index 0 publishes. Without
-	// it the runner runs every shard itself.
+	// Indexed says the stage runs as the pods of an Indexed Job of
+	// IndexedPods completions, this runner being the index its pod's
+	// JOB_COMPLETION_INDEX says: the indices exchange partial statistics
+	// (data shards) or partial models (layer workers, LayerIndexed)
+	// through object storage and index 0 publishes. Without it the
+	// runner runs every shard and layer worker itself.
 	Indexed bool `json:"indexed,omitempty"`
 	// Layers is spec.parallelism.layers (0 without it): how many workers
 	// share a Hessian stage's blocks. The count does not change the
@@ -151,7 +152,7 @@ func (t Task) Validate() error {
 		errs = append(errs, fmt.Errorf("task.shards %d is not a power of two from 1 to %d", t.Shards, shard.Units))
 	}
 	if t.Indexed && t.IndexedPods() < 2 {
-		errs = append(errs, fmt.Errorf("task.indexed is set for a stage that runs as one pod (task.shards %d, type %s): only Prune and Quantize stages with shards above 1 run as an Indexed Job", t.Shards, t.Stage.Type))
+		errs = append(errs, fmt.Errorf("task.indexed is set for a stage that runs as one pod (task.shards %d, type %s): only Prune and Quantize stages with shards above 1, and hessian Prune stages with layers above 1, run as an Indexed Job", t.Shards, t.Stage.Type))
 	}
 	if t.Layers < 0 || t.Layers > v1alpha1.MaxLayerWorkers {
 		errs = append(errs, fmt.Errorf("task.layers %d is outside [1, %d]", t.Layers, v1alpha1.MaxLayerWorkers))
@@ -165,16 +166,34 @@ func (t Task) Validate() error {
 	return errors.Join(errs...)
 }
 
-// IndexedPods is how many pods run the stage on a cluster: Shards for a
-// Prune or Quantize stage with Shards above 1 (the pods of an Indexed
+// IndexedPods is how many pods run the stage on a cluster: Layers for a
+// stage whose blocks are dealt to workers (LayerIndexed), else Shards for
+// a Prune or Quantize stage with Shards above 1 (the pods of an Indexed
 // Job, one index per shard), else 1. Distillation stays in one pod (its
 // steps are sequential in the weights: sharding it is data-parallel
 // training, a training operator's job), and so does a Custom stage.
 func (t Task) IndexedPods() int {
+	if t.layerStage() && t.Layers > 1 {
+		return t.Layers
+	}
 	if t.Shards > 1 && (t.Stage.Type == v1alpha1.StageTypePrune || t.Stage.Type == v1alpha1.StageTypeQuantize) {
 		return t.Shards
 	}
 	return 1
+}
+
+// LayerIndexed says the pods of the stage's Indexed Job are layer
+// workers, not data shards: index k processes the k-th range of the
+// stage's blocks (and runs the data shards, if any, as workers of its
+// own process), and index 0 assembles the model from every index's
+// partial. It takes a Hessian pruning stage with Layers above 1: a
+// GPTQ stage's layer workers run inside its one pod (its partials are
+// rounded blocks, not tensors; see docs/parallelism.md).
+func (t Task) LayerIndexed() bool { return t.Indexed && t.layerStage() && t.Layers > 1 }
+
+// layerStage reports a stage whose blocks run as layer pods.
+func (t Task) layerStage() bool {
+	return t.Stage.Type == v1alpha1.StageTypePrune && t.Stage.Prune != nil && t.Stage.Prune.Method == v1alpha1.PruneHessian
 }
 
 func isHexKey(s string) bool {

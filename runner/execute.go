@@ -16,6 +16,7 @@ import (
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/feed"
+	"github.com/kompress/kompress/runner/layerwise"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort"
 	"github.com/kompress/kompress/runner/storage"
@@ -132,14 +133,20 @@ func execute(ctx context.Context, task pipeline.Task, o *Options) (pipeline.Resu
 	if in.shards, err = shardExchange(task, work, o); err != nil {
 		return pipeline.Result{Input: in.ref}, err
 	}
+	if in.layerPod, err = layerPod(task, work, o); err != nil {
+		return pipeline.Result{Input: in.ref}, err
+	}
 	step(PhaseTransform, fmt.Sprintf("%s %s", task.Stage.Type, stage.Describe(task.Stage)))
 	out, err := stage.Transform(ctx, &StageInput{
-		Task: work, Model: in.model, Source: in.source, Data: in.data, Exchange: in.shards,
+		Task: work, Model: in.model, Source: in.source, Data: in.data, Exchange: in.shards, LayerPod: in.layerPod,
 		Storage: o.Storage, DatasetLimits: o.DatasetLimits, Log: o.Log,
 		Progress: func(done, total int64, unit string) {
 			o.Progress(Event{Stage: task.Stage.Name, Index: task.Index, Of: task.Stages, Phase: PhaseTransform, Done: done, Total: total, Unit: unit})
 		},
 	})
+	if errors.Is(err, layerwise.ErrHandedOver) {
+		return handedOver(task, o, pipeline.Result{Input: in.ref}), nil
+	}
 	if err != nil {
 		return finishedElsewhere(ctx, task, work, o, step, pipeline.Result{Input: in.ref}, err)
 	}
@@ -186,6 +193,9 @@ type inputs struct {
 	// shards is where the stage's shards meet (shardExchange), nil
 	// without spec.parallelism.
 	shards exchange.Exchange
+	// layerPod is where the indices of a layer-indexed Job hand their
+	// partials to index 0 (layerPod), nil for any other task.
+	layerPod *exchange.Storage
 	// digests of what was read, to key a task that pinned none.
 	digests pipeline.Digests
 	// stored reads the input's external data, if it has some.
@@ -378,6 +388,7 @@ func published(ctx context.Context, task, work pipeline.Task, o *Options, step f
 		return res, err
 	}
 	dropPartials(ctx, in.shards, o)
+	dropPartials(ctx, in.layerPod, o)
 	return res, nil
 }
 

@@ -25,6 +25,7 @@ func pruneStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	}
 	opts.Shards = max(in.Task.Shards, 1)
 	opts.Exchange = in.Exchange
+	opts.LayerPod = in.LayerPod
 	opts.Layers, opts.OriginalLayerInputs = in.Task.Layers, in.Task.OriginalLayerInputs
 	if opts.Inputs, err = inputSpecs(in.Task.Evaluation.Inputs); err != nil {
 		return nil, BadInput(err)

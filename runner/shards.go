@@ -21,7 +21,9 @@ func shardExchange(task, work pipeline.Task, o *Options) (exchange.Exchange, err
 	switch {
 	case task.Shards == 0:
 		return nil, nil
-	case !task.Indexed:
+	case !task.Indexed || task.LayerIndexed():
+		// The pods of a layer-indexed Job are layer workers: each runs
+		// the data shards as workers of its own (layerPod).
 		return exchange.Local(task.Shards), nil
 	case o.ShardIndex < 0 || o.ShardIndex >= task.Shards:
 		return nil, BadTask(fmt.Errorf("this runner is index %d of an Indexed Job of task.shards %d pods: want an index in [0, %d)", o.ShardIndex, task.Shards, task.Shards))
@@ -30,6 +32,29 @@ func shardExchange(task, work pipeline.Task, o *Options) (exchange.Exchange, err
 		Client: o.Storage, Prefix: pipeline.SiblingURI(work.OutputURI, shardsDir),
 		Index: o.ShardIndex, Of: task.Shards, Wait: o.ShardWait, Done: work.ResultURI(), Log: o.Log,
 	}, nil
+}
+
+// layerPod is this runner's index of an Indexed Job of layer workers
+// (task.LayerIndexed), meeting the others under the stage's cache key as
+// the data shards' indices do; nil for any other task.
+func layerPod(task, work pipeline.Task, o *Options) (*exchange.Storage, error) {
+	if !task.LayerIndexed() {
+		return nil, nil
+	}
+	if o.ShardIndex < 0 || o.ShardIndex >= task.Layers {
+		return nil, BadTask(fmt.Errorf("this runner is index %d of an Indexed Job of task.layers %d pods: want an index in [0, %d)", o.ShardIndex, task.Layers, task.Layers))
+	}
+	return &exchange.Storage{
+		Client: o.Storage, Prefix: pipeline.SiblingURI(work.OutputURI, shardsDir),
+		Index: o.ShardIndex, Of: task.Layers, Wait: o.ShardWait, Done: work.ResultURI(), Log: o.Log,
+	}, nil
+}
+
+// handedOver is what an index above 0 of an Indexed Job of layer workers
+// reports once its partial is committed (layerwise.ErrHandedOver).
+func handedOver(task pipeline.Task, o *Options, res pipeline.Result) pipeline.Result {
+	res.Message = fmt.Sprintf("index %d of %d shared its layers' partial; index 0 assembles and publishes the stage", o.ShardIndex, task.Layers)
+	return res
 }
 
 // publishes reports whether this runner writes the stage's model and
@@ -62,7 +87,7 @@ func finishedElsewhere(ctx context.Context, task, work pipeline.Task, o *Options
 // A partial left behind is harmless (content-addressed under the key).
 func dropPartials(ctx context.Context, x exchange.Exchange, o *Options) {
 	s, ok := x.(*exchange.Storage)
-	if !ok {
+	if !ok || s == nil {
 		return
 	}
 	if err := s.Delete(ctx); err != nil {

@@ -26,6 +26,10 @@ type StageInput struct {
 	// Exchange is where the shards of the stage's data passes meet (nil
 	// without spec.parallelism).
 	Exchange exchange.Exchange
+	// LayerPod is this runner's index of an Indexed Job of layer workers
+	// (task.LayerIndexed), where the indices hand their partial models
+	// to index 0; nil otherwise.
+	LayerPod *exchange.Storage
 	// Storage reads anything else the stage names (a teacher, a training set).
 	Storage *storage.Client
 	// DatasetLimits bound every dataset the stage reads (Options).

@@ -134,8 +134,8 @@ func shardEnv(task pipeline.Task) (int, time.Duration, error) {
 	}
 	v := os.Getenv(jobCompletionIndex)
 	index, err := strconv.Atoi(v)
-	if err != nil || index < 0 || index >= task.Shards {
-		return 0, 0, usageError("task.indexed is set and $%s is %q: want the pod's index in [0, %d) (the Job must be an Indexed Job)", jobCompletionIndex, v, task.Shards)
+	if err != nil || index < 0 || index >= task.IndexedPods() {
+		return 0, 0, usageError("task.indexed is set and $%s is %q: want the pod's index in [0, %d) (the Job must be an Indexed Job)", jobCompletionIndex, v, task.IndexedPods())
 	}
 	var wait time.Duration
 	if w := os.Getenv(shardWaitEnv); w != "" {

@@ -144,6 +144,26 @@ func (s *Storage) Gather(ctx context.Context, round string, mine map[int][]byte)
 	}
 }
 
+// Hand shares this index's partial of round with index 0, which
+// assembles: on index 0 it waits for every other index's (as Gather) and
+// returns them all in index order; on the others it commits the partial
+// and returns nil at once, with nothing to wait for. It is the layer
+// workers' one round (spec.parallelism.layers): each index's partial is
+// a piece of the model, not a statistic every index needs.
+func (s *Storage) Hand(ctx context.Context, round string, mine []byte) ([][]byte, error) {
+	if s.Index == 0 {
+		return s.Gather(ctx, round, map[int][]byte{0: mine})
+	}
+	start := time.Now()
+	if err := s.write(ctx, round, mine); err != nil {
+		return nil, err
+	}
+	if s.Log != nil {
+		s.Log.Info("partial handed to index 0", "round", round, "index", s.Index, "of", s.Of, "bytes", len(mine), "writeSeconds", time.Since(start).Seconds())
+	}
+	return nil, nil
+}
+
 // write commits b as this index's partial of round: the bytes, then their
 // digest. A retry that finds either already there accepts it only if it
 // holds the same bytes: a partial is a pure function of the stage's inputs.

@@ -118,6 +118,51 @@ func (w *Walk) Run(ctx context.Context, batches []Batch, process Process) ([]Par
 	return parts, st, err
 }
 
+// RunWorker is Run for worker k of Workers alone (one index of an
+// Indexed Job of layer workers): it captures the inputs of its first
+// segment by running the original segments before its range (the cost
+// of not sharing one capture: index k runs k/Workers of the model's
+// segments once more), processes its range and returns its Partial,
+// the same one Run returns as parts[k].
+func (w *Walk) RunWorker(ctx context.Context, batches []Batch, process Process, k int) (Partial, Stats, error) {
+	st := Stats{Segments: len(w.Plan.Segments)}
+	n := max(w.Workers, 1)
+	if !w.NoPropagate || k < 0 || k >= n {
+		return nil, st, fmt.Errorf("layer worker %d of %d: a worker alone needs independent segments (NoPropagate) and an index in [0, %d)", k, n, n)
+	}
+	lo, hi := Of(k, n, len(w.Plan.Segments))
+	t0 := time.Now()
+	state := batches
+	for i := 0; i < lo; i++ {
+		var err error
+		if state, err = w.propagate(ctx, i, state, nil); err != nil {
+			return nil, st, err
+		}
+		st.Runs++
+	}
+	st.Seconds = time.Since(t0).Seconds()
+	part := Partial{}
+	for i := lo; i < hi; i++ {
+		r, err := w.Segment(ctx, i, state, process, part)
+		st.Runs += r
+		if err != nil {
+			return nil, st, err
+		}
+		if i+1 < hi {
+			t1 := time.Now()
+			if state, err = w.propagate(ctx, i, state, nil); err != nil {
+				return nil, st, err
+			}
+			st.Seconds += time.Since(t1).Seconds()
+			st.Runs++
+		}
+		if w.Discard {
+			clear(part)
+		}
+	}
+	return part, st, nil
+}
+
 // sequential walks the segments in order, each from the outputs of the
 // processed segment before it.
 func (w *Walk) sequential(ctx context.Context, batches []Batch, process Process) (Partial, int, float64, error) {

@@ -102,3 +102,53 @@ func TestWalk(t *testing.T) {
 		}
 	}
 }
+
+// A worker run alone (one index of an Indexed Job) returns the Partial
+// Run returns for it, its segments fed the original model's inputs,
+// captured by running the segments before its range.
+func TestRunWorker(t *testing.T) {
+	orttest.Require(t)
+	m, layers := chain(t)
+	plan, _ := Cut(m.Proto.GetGraph(), layers)
+	batches := []Batch{{"x": onnx.NewTensor([]int64{2, 2}, []float32{1, 2, 3, 4})}}
+	// process returns each layer's weight scaled by the sum of its inputs:
+	// a partial depends on what its segment was fed.
+	process := func(_ context.Context, _ *onnx.Model, in []Batch, ids []int) (map[string]*onnx.Tensor, error) {
+		var sum float32
+		for _, t := range in[0] {
+			v, _ := t.Float32s()
+			for _, x := range v {
+				sum += x
+			}
+		}
+		name := []string{"w1", "w2", "w3"}[ids[0]]
+		return map[string]*onnx.Tensor{name: onnx.NewTensor([]int64{1}, []float32{sum})}, nil
+	}
+	values := func(p Partial) map[string][]float32 {
+		out := map[string][]float32{}
+		for name, t := range p {
+			out[name], _ = t.Float32s()
+		}
+		return out
+	}
+	for _, n := range []int{2, 3} {
+		w := &Walk{Model: m, Plan: plan, Wave: Waves(m.Proto.GetGraph(), layers), NoPropagate: true, Workers: n}
+		parts, _, err := w.Run(context.Background(), batches, process)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range n {
+			got, _, err := w.RunWorker(context.Background(), batches, process, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(values(parts[k]), values(got)); d != "" {
+				t.Errorf("worker %d of %d alone (-Run's +RunWorker's):\n%s", k, n, d)
+			}
+		}
+	}
+	w := &Walk{Model: m, Plan: plan, Wave: Waves(m.Proto.GetGraph(), layers), Workers: 2}
+	if _, _, err := w.RunWorker(context.Background(), batches, process, 0); err == nil {
+		t.Error("a worker alone with propagated inputs: no error")
+	}
+}

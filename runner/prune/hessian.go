@@ -72,17 +72,28 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]f
 	plan, why := cutBlocks(out.Proto.GetGraph(), nodes)
 	if plan != nil {
 		w := &layerwise.Walk{Model: out, Plan: plan, Wave: wave, Shards: o.shards, NoPropagate: o.originalInputs, Workers: o.layers}
-		parts, ws, err := w.Run(ctx, set.batches, func(ctx context.Context, sub *onnx.Model, batches []layerwise.Batch, ids []int) (map[string]*onnx.Tensor, error) {
+		process := func(ctx context.Context, sub *onnx.Model, batches []layerwise.Batch, ids []int) (map[string]*onnx.Tensor, error) {
 			return p.wave(ctx, sub, &calibSet{batches: batches, samples: set.samples}, ids)
-		})
-		if err != nil {
-			return nil, nil, err
 		}
-		if err := p.assemble(parts); err != nil {
-			return nil, nil, err
+		stats.Blocks = len(plan.Segments)
+		if o.pod != nil {
+			if stats.Passes, err = p.podWalk(ctx, w, set.batches, process); err != nil {
+				return nil, nil, err
+			}
+		} else {
+			parts, ws, err := w.Run(ctx, set.batches, process)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := p.assemble(parts); err != nil {
+				return nil, nil, err
+			}
+			stats.Passes = ws.Runs
+			stats.CalibrationSeconds += ws.Seconds
 		}
-		stats.Passes, stats.Blocks = ws.Runs, ws.Segments
-		stats.CalibrationSeconds += ws.Seconds
+	} else if o.pod != nil && o.pod.Index != 0 {
+		// No blocks to deal: index 0 prunes the whole model alone.
+		return nil, nil, layerwise.ErrHandedOver
 	} else {
 		stats.WholeModel = "whole model per wave: " + why
 		last := 0

@@ -135,6 +135,12 @@ type Options struct {
 	// result for every count (spec.parallelism.layers).
 	OriginalLayerInputs bool
 	Layers              int
+	// LayerPod, when set, makes this process one index of an Indexed Job
+	// of Layers pods (its Of): it prunes only its own range of blocks and
+	// hands its partial to index 0 (layerpod.go), which assembles the
+	// model from every index's; the other indices return
+	// layerwise.ErrHandedOver once their partial is committed.
+	LayerPod *exchange.Storage
 	// Inputs say, by input name, how the inputs of the run that reveals
 	// tensor shapes are made up without calibration data (Structured):
 	// one sample's shape, or an input's whole shape, a value or a range
@@ -180,6 +186,7 @@ type options struct {
 	// originalInputs and layers: OriginalLayerInputs and Layers.
 	originalInputs bool
 	layers         int
+	pod            *exchange.Storage
 }
 
 // structured reports whether the options ask for N:M sparsity.
@@ -193,7 +200,7 @@ func (opts Options) parse() (*options, error) {
 	o := &options{
 		method: opts.Method, sparsity: opts.Sparsity, n: opts.Pattern.N, m: opts.Pattern.M, scope: opts.Scope, storage: opts.Storage,
 		minParams: opts.MinParams, samples: opts.CalibrationSamples, dampening: opts.Dampening, seed: opts.Seed,
-		shards: max(opts.Shards, 1), exchange: opts.Exchange, originalInputs: opts.OriginalLayerInputs, layers: opts.Layers,
+		shards: max(opts.Shards, 1), exchange: opts.Exchange, originalInputs: opts.OriginalLayerInputs, layers: opts.Layers, pod: opts.LayerPod,
 		excludeNodes: map[string]bool{}, excludeOps: map[string]bool{},
 	}
 	switch o.method {
@@ -235,6 +242,9 @@ func (opts Options) parse() (*options, error) {
 	}
 	if o.layers > 1 && !o.originalInputs {
 		return nil, specErr("parallelism.layers %d: blocks are independent only with parallelism.layerInputs: Original", opts.Layers)
+	}
+	if o.pod != nil && (o.pod.Of != o.layers || o.pod.Index < 0 || o.pod.Index >= o.layers) {
+		return nil, specErr("parallelism.layers %d: this runner is index %d of an Indexed Job of %d layer pods", opts.Layers, o.pod.Index, o.pod.Of)
 	}
 	if !shard.Valid(o.shards) {
 		return nil, specErr("parallelism.shards %d: want a power of two from 1 to %d", opts.Shards, shard.Units)
