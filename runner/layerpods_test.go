@@ -144,4 +144,3 @@ func TestLayerIndexedRunnerRefusesCorruptAndMissingPartials(t *testing.T) {
 		t.Errorf("index 0 with a corrupt partial of index 1: %v, want a digest mismatch naming index 1", err)
 	}
 }
-
