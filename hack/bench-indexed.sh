@@ -12,7 +12,13 @@
 # exchange's cost per round (write + read of the partials, apart
 # from waiting for the other indices), from the indices' logs.
 #
-# Environment: RUNS (3), SHARDS ("1 2"), SAMPLES calibration samples
+# LAYERS ("1 2", say) benchmarks model parallelism instead: the counts
+# are spec.parallelism.layers (layerInputs: Original, no shards), index k
+# prunes its range of the model's blocks and hands its partial to index
+# 0, which assembles; it prints each index's solve time too (index 0's
+# from result.json, the others' from their logs).
+#
+# Environment: RUNS (3), SHARDS ("1 2"), LAYERS (unset), SAMPLES calibration samples
 # (2000), EVAL evaluation samples (2000), PIN=1 to model pods with a
 # 1-CPU limit each: index i runs with GOMAXPROCS=1 on core i mod nproc
 # (what the Go runtime does under a 1-CPU cgroup limit), so shards: 1 is
@@ -22,6 +28,11 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 SHARDS=${SHARDS:-"1 2"}
+kind=shards
+if [ -n "${LAYERS:-}" ]; then
+	SHARDS=$LAYERS
+	kind=layers
+fi
 SAMPLES=${SAMPLES:-2000}
 EVAL=${EVAL:-2000}
 eval "$(hack/tools.sh env | sed 's/^/export /')"
@@ -42,7 +53,7 @@ spec:
   source: {uri: "file://$PWD/config/samples/models/mnist-8.onnx"}
   dataset: {uri: "file://$data", format: npz}
   output: {uri: "file://$work/OUT"}
-  parallelism: {shards: $n}
+  parallelism: $(if [ $kind = layers ]; then echo "{layers: $n, layerInputs: Original}"; else echo "{shards: $n}"; fi)
   evaluation: {samples: $EVAL, latencyRuns: 5}
   stages:
   - name: prune
@@ -72,19 +83,20 @@ once() {
 		wait "$p" || { echo "bench-indexed: an index of $n failed:" >&2; tail -5 "$work"/log-"$n-$run"-* >&2; exit 1; }
 	done
 	end=$(date +%s.%N)
-	local cal
+	local cal solve
 	cal=$(find "$out" -name result.json -exec cat {} + | grep -o '"calibrationSeconds": *[0-9.e+-]*' | head -1 | sed -E 's/.*: *//')
+	solve=$(find "$out" -name result.json -exec cat {} + | grep -o '"solveSeconds": *[0-9.e+-]*' | head -1 | sed -E 's/.*: *//')
 	# CPU seconds (user+sys) of the busiest index.
 	local cpu
 	cpu=$(cat "$work"/cpu-"$n-$run"-* | awk '{c=$1+$2; if (c>m) m=c} END {print m}')
-	echo "$(awk -v s="$start" -v e="$end" 'BEGIN {print e-s}') $cal $cpu"
+	echo "$(awk -v s="$start" -v e="$end" 'BEGIN {print e-s}') $cal $cpu $solve"
 	rm -rf "$out"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 first=${SHARDS%% *}
-echo "mnist-8, hessian 60% on $SAMPLES samples, evaluation on $EVAL; $RUNS runs of each shard count, alternating; $(nproc) cores${PIN:+, each index pinned to one core with GOMAXPROCS=1}, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mnist-8, hessian 60% on $SAMPLES samples, evaluation on $EVAL; $RUNS runs of each $kind count, alternating; $(nproc) cores${PIN:+, each index pinned to one core with GOMAXPROCS=1}, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in $SHARDS; do once "$n" warmup >/dev/null; done
 for run in $(seq "$RUNS"); do
 	for n in $SHARDS; do
@@ -98,12 +110,20 @@ for n in $SHARDS; do
 	ratio=$(paste -d' ' "$work/times-$first" "$work/times-$n" | awk '{print $1/$4, $2/$5}')
 	rw=$(echo "$ratio" | cut -d' ' -f1 | median)
 	rc=$(echo "$ratio" | cut -d' ' -f2 | median)
-	line=$(printf 'shards %-2s wall %6.2fs  calibration %6.2fs  CPU of the busiest index %6.2fs  speed-up against %s: wall %.2fx, calibration %.2fx' "$n" "$wall" "$cal" "$cpu" "$first" "$rw" "$rc")
+	line=$(printf '%s %-2s wall %6.2fs  calibration %6.2fs  CPU of the busiest index %6.2fs  speed-up against %s: wall %.2fx, calibration %.2fx' "$kind" "$n" "$wall" "$cal" "$cpu" "$first" "$rw" "$rc")
 	if grep -qh "shards exchanged" "$work"/log-"$n"-[0-9]*-* 2>/dev/null; then
 		ex=$(grep -h "shards exchanged" "$work"/log-"$n"-[0-9]*-* | sed -E 's/.*writeSeconds=([0-9.e+-]+) readSeconds=([0-9.e+-]+).*/\1 \2/' | awk '{print $1+$2}' | median)
 		rounds=$(grep -h "shards exchanged" "$work"/log-"$n"-1-0 | wc -l)
 		bytes=$(grep -h "shards exchanged" "$work"/log-"$n"-1-0 | sed -E 's/.*bytes=([0-9]+).*/\1/' | sort -n | tail -1)
 		line="$line  exchange per round per index: median $(printf '%.3f' "$ex")s write+read ($rounds rounds, largest $bytes bytes)"
+	fi
+	if [ $kind = layers ]; then
+		solve="index 0 $(printf '%.3f' "$(cut -d' ' -f4 "$work/times-$n" | median)")s"
+		for i in $(seq 1 $((n - 1))); do
+			s=$(grep -h "layer index pruned its blocks" "$work"/log-"$n"-[0-9]*-"$i" | sed -E 's/.*solveSeconds=([0-9.e+-]+).*/\1/' | median)
+			solve="$solve, index $i $(printf '%.3f' "$s")s"
+		done
+		line="$line  solve (median): $solve"
 	fi
 	echo "$line"
 done

@@ -36,8 +36,8 @@ func TestLayerIndexedJob(t *testing.T) {
 	one, two := record(t, ns, "one"), record(t, ns, "two")
 	apply(t, ns, manifest(t, layeredJob(t, ns, "one", 1)))
 	apply(t, ns, manifest(t, layeredJob(t, ns, "two", 3)))
-	want := one.waitFor(t, 90*time.Second, "Ready", ready).Object
-	got := two.waitFor(t, 90*time.Second, "Ready", ready).Object
+	want := one.waitFor(t, 3*time.Minute, "Ready", ready).Object
+	got := two.waitFor(t, 3*time.Minute, "Ready", ready).Object
 	for i, s := range got.Status.Stages {
 		w := want.Status.Stages[i]
 		if s.Output == nil || w.Output == nil || s.Output.Digest != w.Output.Digest {
