@@ -45,7 +45,7 @@ const (
 // Secret; each test works in its own.
 var testNamespaces = []string{
 	"e2e-sample", "e2e-placement", "e2e-retry", "e2e-badmodel", "e2e-cache",
-	"e2e-delete", "e2e-gates", "e2e-scale", "e2e-policy", "e2e-regression", "e2e-shards", sweepNamespace,
+	"e2e-delete", "e2e-gates", "e2e-scale", "e2e-policy", "e2e-regression", "e2e-shards", "e2e-layers", sweepNamespace,
 	kueueAdmitNamespace, kueueShardsNamespace, kueueSweepNamespace,
 }
 
