@@ -45,10 +45,10 @@ func TestLayerIndexedJob(t *testing.T) {
 		}
 	}
 	wantJobs := map[string]string{
-		"one/prune": `mode Indexed, completions 2, succeeded 2, completed indexes "0-1"`,
-		"one/int8":  `mode Indexed, completions 2, succeeded 2, completed indexes "0-1"`,
+		"one/prune": `mode Indexed, completions 2, succeeded 2, completed indexes "0,1"`,
+		"one/int8":  `mode Indexed, completions 2, succeeded 2, completed indexes "0,1"`,
 		"two/prune": `mode Indexed, completions 3, succeeded 3, completed indexes "0-2"`,
-		"two/int8":  `mode Indexed, completions 2, succeeded 2, completed indexes "0-1"`,
+		"two/int8":  `mode Indexed, completions 2, succeeded 2, completed indexes "0,1"`,
 	}
 	for _, name := range []string{"one", "two"} {
 		for _, j := range jobsOf(t, ns, name) {
