@@ -107,7 +107,7 @@ for n in $SHARDS; do
 	wall=$(cut -d' ' -f1 "$work/times-$n" | median)
 	cal=$(cut -d' ' -f2 "$work/times-$n" | median)
 	cpu=$(cut -d' ' -f3 "$work/times-$n" | median)
-	ratio=$(paste -d' ' "$work/times-$first" "$work/times-$n" | awk '{print $1/$4, $2/$5}')
+	ratio=$(paste -d' ' "$work/times-$first" "$work/times-$n" | awk '{h = NF / 2; print $1/$(h+1), $2/$(h+2)}')
 	rw=$(echo "$ratio" | cut -d' ' -f1 | median)
 	rc=$(echo "$ratio" | cut -d' ' -f2 | median)
 	line=$(printf '%s %-2s wall %6.2fs  calibration %6.2fs  CPU of the busiest index %6.2fs  speed-up against %s: wall %.2fx, calibration %.2fx' "$kind" "$n" "$wall" "$cal" "$cpu" "$first" "$rw" "$rc")
