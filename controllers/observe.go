@@ -158,7 +158,7 @@ func observeActive(s v1alpha1.StageStatus, job *batchv1.Job, pods []corev1.Pod, 
 		// The indices exchange statistics round by round: one that cannot
 		// be placed holds up those running, which wait for it.
 		if p, c, ok := unschedulable(own); ok {
-			return set(v1alpha1.StagePending, v1alpha1.ReasonUnschedulable, fmt.Sprintf("pod %s%s cannot be scheduled: %s; the indices running wait for it (all %d run at once: give the job a Kueue queue, or fewer shards)",
+			return set(v1alpha1.StagePending, v1alpha1.ReasonUnschedulable, fmt.Sprintf("pod %s%s cannot be scheduled: %s; the indices running wait for it (all %d run at once: give the job a Kueue queue, or fewer shards or layers)",
 				p.Name, indexOf(job, p), strings.TrimSuffix(c.Message, "."), ptr.Deref(job.Spec.Completions, 1)))
 		}
 	}

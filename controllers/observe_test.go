@@ -99,7 +99,7 @@ func TestObserveActive(t *testing.T) {
 			j.Spec.CompletionMode, j.Spec.Completions = ptr.To(batchv1.IndexedCompletion), ptr.To[int32](2)
 		}), []corev1.Pod{testPod("p0", 0, phase(corev1.PodRunning), onNode("n1"), index("0")), testPod("p1", 0, phase(corev1.PodPending), unschedulable, index("1"))}, false,
 			v1alpha1.StageStatus{State: v1alpha1.StagePending, Reason: "Unschedulable", Attempts: 2,
-				Message: "pod p1 of index 1 of 2 cannot be scheduled: 0/2 nodes are available: 2 Insufficient memory; the indices running wait for it (all 2 run at once: give the job a Kueue queue, or fewer shards)"}},
+				Message: "pod p1 of index 1 of 2 cannot be scheduled: 0/2 nodes are available: 2 Insufficient memory; the indices running wait for it (all 2 run at once: give the job a Kueue queue, or fewer shards or layers)"}},
 		{"image cannot be pulled", testJob(func(j *batchv1.Job) { j.Status.Active = 1 }),
 			[]corev1.Pod{testPod("p1", 0, phase(corev1.PodPending), onNode("n1"), pullErr)}, false,
 			v1alpha1.StageStatus{State: v1alpha1.StagePending, Reason: "ErrImagePull", Attempts: 1, Message: "pod p1: manifest unknown"}},
