@@ -77,13 +77,13 @@ func (m *Model) Extract(nodes []*onnxpb.NodeProto, inputs []*onnxpb.ValueInfoPro
 		ProducerName: m.Proto.ProducerName, Graph: sub,
 	}
 	out := &Model{Proto: p, Name: m.Name, src: m.src}
-	if len(m.external) > 0 {
-		out.external = map[*onnxpb.TensorProto]string{}
-		out.everyTensor(func(tp *onnxpb.TensorProto) {
-			if loc, ok := m.external[tp]; ok {
-				out.external[tp] = loc
-			}
-		})
-	}
+	out.everyTensor(func(tp *onnxpb.TensorProto) {
+		if loc, ok := m.external[tp]; ok {
+			out.markExternal(tp, loc)
+		}
+		if m.inline[tp] {
+			out.markInline(tp)
+		}
+	})
 	return out
 }

@@ -30,6 +30,9 @@ type Model struct {
 	// src holds the tensors OpenFile or OpenSource left in their
 	// external files; nil when every tensor's data is in memory.
 	src Source
+	// inline marks the tensors whose raw_data OpenFile left in the model
+	// file itself (inline.go): they are saved inline again.
+	inline map[*onnxpb.TensorProto]bool
 }
 
 // Load parses a serialized model and checks every tensor in it (see
@@ -104,8 +107,11 @@ func parse(data []byte, name string) (*Model, error) {
 // Bytes serializes the model with every tensor inline. Models past the
 // 2 GiB protobuf limit must be written with SaveFile.
 func (m *Model) Bytes() ([]byte, error) {
-	if m.Streamed() {
+	if m.streamsExternal() {
 		return nil, fmt.Errorf("%s: weights are streamed from external data files: save the model with Save (or give ONNX Runtime HeaderBytes and ExternalDir)", m.label())
+	}
+	if m.hasLazyInline() {
+		return m.inlineBytes()
 	}
 	if n := proto.Size(m.Proto); n > maxProtoSize {
 		return nil, fmt.Errorf("%s: model is %d bytes, past protobuf's 2 GiB limit: save it with SaveFile, which moves weights to an external data file", m.label(), n)
@@ -136,7 +142,13 @@ const ExternalThreshold = 1 << 30
 // brought model.onnx + model.onnx.data gets the same form back), or it
 // is ExternalThreshold bytes or more.
 func (m *Model) WantsExternalData() bool {
-	return len(m.external) > 0 || m.Streamed() || proto.Size(m.Proto) >= ExternalThreshold
+	return len(m.external) > 0 || m.streamsExternal() || m.inlineSize() >= ExternalThreshold
+}
+
+// streamsExternal reports whether some tensors are still in external data
+// files of the model's source (not its own file: see inline.go).
+func (m *Model) streamsExternal() bool {
+	return m.src != nil && m.HasExternalData()
 }
 
 // SaveFile writes the model to path, and its external data file when
@@ -158,7 +170,13 @@ type SavedFile struct {
 // Save is SaveFile returning the files written: the model, then its
 // external data file if any.
 func (m *Model) Save(path string, opts SaveOptions) ([]SavedFile, error) {
-	if !opts.ExternalData && !m.Streamed() && proto.Size(m.Proto) <= maxProtoSize {
+	if m.src != nil && sameFile(path, m) {
+		return nil, fmt.Errorf("%s: saving over the file the model streams its weights from", m.label())
+	}
+	if !opts.ExternalData && !m.streamsExternal() && m.hasLazyInline() && m.inlineSize() <= int64(maxProtoSize) {
+		return m.saveInline(path)
+	}
+	if !opts.ExternalData && !m.streamsExternal() && proto.Size(m.Proto) <= maxProtoSize {
 		b, err := proto.Marshal(m.Proto)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.label(), err)
@@ -182,18 +200,39 @@ func (m *Model) label() string {
 // Clone returns a deep copy.
 func (m *Model) Clone() *Model {
 	c := &Model{Proto: proto.Clone(m.Proto).(*onnxpb.ModelProto), Name: m.Name, src: m.src}
-	if len(m.external) > 0 {
-		// Map the original tensors to their copies by walking both models
-		// in the same order.
-		var orig, copies []*onnxpb.TensorProto
-		m.everyTensor(func(tp *onnxpb.TensorProto) { orig = append(orig, tp) })
-		c.everyTensor(func(tp *onnxpb.TensorProto) { copies = append(copies, tp) })
-		c.external = map[*onnxpb.TensorProto]string{}
-		for i, tp := range orig {
-			if loc, ok := m.external[tp]; ok {
-				c.external[copies[i]] = loc
-			}
+	if len(m.external) == 0 && len(m.inline) == 0 {
+		return c
+	}
+	// Map the original tensors to their copies by walking both models in
+	// the same order.
+	var orig, copies []*onnxpb.TensorProto
+	m.everyTensor(func(tp *onnxpb.TensorProto) { orig = append(orig, tp) })
+	c.everyTensor(func(tp *onnxpb.TensorProto) { copies = append(copies, tp) })
+	for i, tp := range orig {
+		if loc, ok := m.external[tp]; ok {
+			c.markExternal(copies[i], loc)
+		}
+		if m.inline[tp] {
+			c.markInline(copies[i])
 		}
 	}
 	return c
+}
+
+// saveInline writes a model some of whose tensors are still in its own
+// file in one file, tensor by tensor, hashed as it is written.
+func (m *Model) saveInline(path string) ([]SavedFile, error) {
+	hf, err := createHashed(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.writeInline(hf); err != nil {
+		hf.abort()
+		return nil, err
+	}
+	f, err := hf.close()
+	if err != nil {
+		return nil, err
+	}
+	return []SavedFile{f}, nil
 }

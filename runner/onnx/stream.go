@@ -23,12 +23,25 @@ const streamMin = 1 << 16
 // changes. Every external reference is checked (location inside the
 // model's directory, bytes within the file) before OpenFile returns.
 // Tensors under 64 KiB are read at once.
+//
+// The large raw_data of the main graph's initializers of a model in one
+// file stay in that file the same way (see inline.go), and Save writes
+// them back inline, copied from it: the model's structure is held, not
+// its weights.
 func OpenFile(path string) (*Model, error) {
-	data, err := os.ReadFile(path)
+	src := DirSource(filepath.Dir(path))
+	m, ok, err := openInline(src, filepath.Base(path), path)
 	if err != nil {
 		return nil, err
 	}
-	return OpenSource(data, path, DirSource(filepath.Dir(path)))
+	if !ok {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return OpenSource(data, path, src)
+	}
+	return m, m.attach(src)
 }
 
 // OpenSource is OpenFile for a serialized model whose external data
@@ -41,10 +54,18 @@ func OpenSource(data []byte, name string, src Source) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	return m, m.attach(src)
+}
+
+// attach makes src the source of m's external tensors, checking each
+// (those left in the model's own file were checked by openInline) and
+// reading in those under streamMin bytes.
+func (m *Model) attach(src Source) error {
+	name := m.Name
 	m.src = src
 	var firstErr error
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
-		if firstErr != nil || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
+		if firstErr != nil || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL || m.inline[tp] {
 			return
 		}
 		loc, offset, length, err := externalRange(tp, src)
@@ -64,12 +85,9 @@ func OpenSource(data []byte, name string, src Source) (*Model, error) {
 		m.markExternal(tp, loc)
 	})
 	if firstErr != nil {
-		return nil, firstErr
+		return firstErr
 	}
-	if err := m.validate(); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return m.validate()
 }
 
 // checkExternalSize checks that an external tensor's bytes are as many
@@ -92,7 +110,7 @@ func checkExternalSize(tp *onnxpb.TensorProto, loc string, length int64) error {
 // Streamed reports whether some tensors still live in the external files
 // of the model's source.
 func (m *Model) Streamed() bool {
-	return m.src != nil && m.HasExternalData()
+	return m.src != nil && (m.HasExternalData() || m.hasLazyInline())
 }
 
 // ExternalDir is the local directory a streamed model's external tensors
@@ -157,11 +175,12 @@ func readStreamedTensor(tp *onnxpb.TensorProto, src Source) (*Tensor, error) {
 }
 
 // HasExternalData reports whether some tensor of the model keeps its data
-// in an external file (to be read with OpenFile or OpenSource).
+// in an external file (to be read with OpenFile or OpenSource); the
+// tensors of a model in one file that OpenFile left there are not.
 func (m *Model) HasExternalData() bool {
 	found := false
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
-		found = found || tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL
+		found = found || tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL && !m.inline[tp]
 	})
 	return found
 }
