@@ -4,7 +4,7 @@
 // (the model and its external data). hack/bench-scale.sh runs the cases
 // side by side and writes out/bench-scale.json.
 //
-//	benchscale [-calib NPZ] MODE IN OUT     one step, timed: IN's weights are streamed (onnx.OpenFile)
+//	benchscale [-calib NPZ] [-cpuprofile F] [-memprofile F] MODE IN OUT     one step, timed: IN's weights are streamed (onnx.OpenFile)
 //	benchscale -heldout NPZ [-calib NPZ -smooth] layererror FLOAT QUANTIZED
 //	benchscale -heldout NPZ [-float FLOAT] [-samples N -tokens N] run MODEL
 //
@@ -41,6 +41,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -70,6 +71,7 @@ func main() {
 	samples := flag.Int("samples", 0, "run: only the first samples (0: all)")
 	tokens := flag.Int("tokens", 0, "run: only the first tokens of each sample (0: all)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the step")
+	memprofile := flag.String("memprofile", "", "write a heap profile of the step (what it allocated, and what is live at its end)")
 	flag.IntVar(&layerWorkers, "layers", 0, "gptq-int4 and sparsegpt-50: calibrate every block on the source's block inputs and deal the blocks to this many workers (spec.parallelism.layers); 0 propagates")
 	flag.Parse()
 	if flag.NArg() == 2 && flag.Arg(0) == "run" {
@@ -110,6 +112,9 @@ func main() {
 	d := time.Since(start)
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		check(writeHeapProfile(*memprofile))
 	}
 	var outBytes int64
 	for _, f := range files {
@@ -169,13 +174,10 @@ func sizeWithData(path string) (int64, error) {
 }
 
 // paramsOf counts the float parameters of the model's tensors (not its
-// scalars) from its structure alone.
+// scalars) from its structure alone: the weights stay in the file (a
+// model read whole here would count in the step's peak memory).
 func paramsOf(path string) (int64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	m, err := onnx.LoadHeader(b)
+	m, err := onnx.OpenFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -327,6 +329,18 @@ func layerError(floatPath, quantPath, heldout, smoothCalib string) error {
 		withInput += e.WithInput / float64(len(errs))
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{"layerError": mean, "layerErrorWithInput": withInput, "layers": len(errs)})
+}
+
+// writeHeapProfile writes the heap profile (go tool pprof -sample_index
+// alloc_space shows what the step allocated, by where).
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC() // the profile is as of the last collection
+	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 func check(err error) {
