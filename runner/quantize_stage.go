@@ -35,9 +35,9 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	switch {
 	case opts.Method == quantize.Static && in.Data == nil:
 		return nil, BadInputf("quantize.method static calibrates on spec.dataset, and the job has none")
-	case opts.Method == quantize.Static, guarded && in.Data != nil:
-		// Static calibrates on the dataset; the 4-bit guard measures on
-		// it (on synthesized inputs without one).
+	case opts.Method == quantize.Static, (guarded || opts.Algorithm == quantize.GPTQ) && in.Data != nil:
+		// Static and GPTQ calibrate on the dataset; the 4-bit guard
+		// measures on it (on synthesized inputs without one).
 		data, err := feed.FromDataset(feed.Inputs(in.Model), in.Data)
 		if err != nil {
 			return nil, BadInput(err)

@@ -42,11 +42,25 @@ func openStoredModel(ctx context.Context, st *storage.Client, ref pipeline.Ref, 
 	if err != nil {
 		return storedModel{}, err
 	}
+	sm := storedModel{raw: raw, digest: obj.Digest, size: obj.Size}
+	if streamInline(stage) {
+		m, err := onnx.OpenBytes(raw, ref.URI, scratch)
+		if err == nil {
+			if err := checkPin(ref, sm.digest); err != nil {
+				return sm, err
+			}
+			sm.model = m
+			return sm, nil
+		}
+		if _, lerr := onnx.LoadHeader(raw); lerr != nil {
+			return storedModel{}, BadInputf("%s is not a usable ONNX model: %w", ref.URI, err)
+		}
+		// Else its tensors are in external data files: streamed below.
+	}
 	header, err := onnx.LoadHeader(raw)
 	if err != nil {
 		return storedModel{}, BadInputf("%s is not a usable ONNX model: %w", ref.URI, err)
 	}
-	sm := storedModel{raw: raw, digest: obj.Digest, size: obj.Size}
 	if !header.HasExternalData() {
 		if err := checkPin(ref, sm.digest); err != nil {
 			return sm, err
@@ -96,3 +110,21 @@ func checkPin(ref pipeline.Ref, digest string) error {
 	return &storage.Error{Op: "read", URI: ref.URI, Kind: storage.KindDigestMismatch,
 		Err: fmt.Errorf("content is %s, but %s was pinned", digest, want)}
 }
+
+// streamsInline says the stage reads the weights of a model in one file
+// tensor by tensor (onnx.OpenBytes), as it reads external data, so it
+// holds the file's bytes and the model's structure, not a parsed copy of
+// every weight: hessian pruning and weight-only quantization without
+// SmoothQuant, whose code reads every weight through onnx.Weight (tested
+// against the model read whole, byte for byte). Other stages read the
+// model whole.
+func streamsInline(s v1alpha1.StageBody) bool {
+	if s.Type == v1alpha1.StageTypePrune && s.Prune != nil {
+		return s.Prune.Method == v1alpha1.PruneHessian
+	}
+	return s.Type == v1alpha1.StageTypeQuantize && s.Quantize != nil &&
+		s.Quantize.Method == v1alpha1.QuantizeWeightOnly && s.Quantize.SmoothQuant == nil
+}
+
+// streamInline is streamsInline; a test compares it with reading whole.
+var streamInline = streamsInline

@@ -1,9 +1,17 @@
 package onnx
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"strconv"
+	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -278,4 +286,77 @@ func (m *Model) markInline(tp *onnxpb.TensorProto) {
 // model's own file (not yet read, nor replaced).
 func (m *Model) lazyInline(tp *onnxpb.TensorProto) bool {
 	return m.inline[tp] && tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL
+}
+
+// OpenBytes is OpenFile for a model in one file already in memory (read
+// from object storage, say): its large initializers are left in data,
+// as ranges of it, so the model costs data and its structure, not data
+// twice. ONNX Runtime reads those from a file: ExternalDir writes data
+// to dir, once, as name's base name. A model with external data files
+// is refused (ErrInvalid): open it with OpenSource.
+func OpenBytes(data []byte, name, dir string) (*Model, error) {
+	file := path.Base(filepath.ToSlash(name))
+	if u, err := url.Parse(name); err == nil && u.Path != "" {
+		file = path.Base(u.Path) // a URI's query is not the file's name
+	}
+	if file == "" || file == "." || file == "/" {
+		file = "model.onnx"
+	}
+	src := &memSource{file: file, data: data, dir: dir}
+	m, ok, err := openInline(src, file, name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if m, err = Load(data); err != nil {
+			return nil, err
+		}
+		m.Name = name
+		return m, nil
+	}
+	var ext *onnxpb.TensorProto
+	m.everyTensor(func(tp *onnxpb.TensorProto) {
+		if ext == nil && tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL && !m.inline[tp] {
+			ext = tp
+		}
+	})
+	if ext != nil {
+		return nil, invalidf("%s: tensor %q keeps its data in external file %q: open the model with OpenSource", name, ext.GetName(), externalKey(ext, "location"))
+	}
+	return m, m.attach(src)
+}
+
+// memSource is the Source of a model in memory: the one file it names
+// is the model itself.
+type memSource struct {
+	file string
+	data []byte
+	dir  string
+
+	once    sync.Once
+	written error
+}
+
+func (s *memSource) Size(loc string) (int64, error) {
+	if loc != s.file {
+		return 0, fmt.Errorf("%q: %w", loc, fs.ErrNotExist)
+	}
+	return int64(len(s.data)), nil
+}
+
+func (s *memSource) ReadRange(loc string, offset, length int64) (io.ReadCloser, error) {
+	if _, err := s.Size(loc); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(s.data[offset : offset+length])), nil
+}
+
+// Dir writes the model to dir, once, for ONNX Runtime.
+func (s *memSource) Dir() (string, error) {
+	s.once.Do(func() {
+		if s.written = os.MkdirAll(s.dir, 0o755); s.written == nil {
+			s.written = os.WriteFile(filepath.Join(s.dir, s.file), s.data, 0o644)
+		}
+	})
+	return s.dir, s.written
 }
