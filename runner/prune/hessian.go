@@ -47,9 +47,11 @@ func calibratable(t *target, main *onnx.GraphIndex) string {
 // into blocks (runner/layerwise) the waves run block by block, on the
 // captured inputs of each block; elsewhere each wave is one pass of the
 // whole model over the calibration set with the wave's inputs exposed as
-// outputs. out is the model being pruned; vals are its targets' values,
-// written back after each wave.
-func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]float32, o *options, calib Calibration, progress func(done int)) ([]hessianLayer, *HessianStats, error) {
+// outputs. out is the model being pruned. Each target's values are read
+// when its wave solves it and held once, until they are written into the
+// model (assemble), so a model streamed from its file holds its pruned
+// weights, not every weight twice.
+func hessian(ctx context.Context, out *onnx.Model, targets []*target, o *options, calib Calibration, progress func(done int)) ([]hessianLayer, *HessianStats, error) {
 	start := time.Now()
 	set, err := readCalibration(out, calib, o.samples)
 	if err != nil {
@@ -60,7 +62,7 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]f
 		x = exchange.Local(o.shards)
 	}
 	stats := &HessianStats{Samples: set.samples}
-	p := &hessianPass{o: o, out: out, targets: targets, vals: vals, biases: findBiases(out, targets), exchange: x,
+	p := &hessianPass{o: o, out: out, targets: targets, biases: findBiases(out, targets), exchange: x,
 		layers: make([]hessianLayer, len(targets)), stats: stats, progress: progress}
 	nodes := make([][]*onnxpb.NodeProto, len(targets))
 	for i, t := range targets {
@@ -122,8 +124,8 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, vals [][]f
 	}
 	total := time.Since(start).Seconds()
 	params := 0
-	for _, v := range vals {
-		params += len(v)
+	for _, t := range targets {
+		params += t.w.NumElements()
 	}
 	stats.SecondsPerMParams = total / (float64(params) / 1e6)
 	stats.SecondsPerSample = total / float64(set.samples)
@@ -141,7 +143,6 @@ type hessianPass struct {
 	o        *options
 	out      *onnx.Model
 	targets  []*target
-	vals     [][]float32
 	biases   []*onnx.Weight
 	exchange exchange.Exchange
 	layers   []hessianLayer
@@ -179,9 +180,14 @@ func (p *hessianPass) wave(ctx context.Context, m *onnx.Model, set *calibSet, id
 				return nil, fmt.Errorf("bias %q: %w", b.Name, err)
 			}
 		}
+		// The weight as the model holds it: no wave before changed it.
+		vals, err := t.w.Float32s()
+		if err != nil {
+			return nil, fmt.Errorf("weight %q: %w", t.w.Name, err)
+		}
 		l := &p.layers[i]
 		l.rows, l.features = accs[i].rows, accs[i].cols
-		l.loss, l.refit, err = solve(t.lay, p.vals[i], bias, accs[i].hessians(), p.o)
+		l.loss, l.refit, err = solve(t.lay, vals, bias, accs[i].hessians(), p.o)
 		if err != nil {
 			return nil, fmt.Errorf("weight %q (%s): %w", t.w.Name, t.nodeName(), err)
 		}
@@ -194,7 +200,10 @@ func (p *hessianPass) wave(ctx context.Context, m *onnx.Model, set *calibSet, id
 		}
 		accs[i] = nil // the Hessian can be large: free it now
 		l.mask = hessianDescription(p.o, t.lay, l.refit)
-		if values[t.w.Name], err = onnx.FromFloat32s(t.w.DType, t.w.Dims, p.vals[i]); err != nil {
+		var zeros int
+		l.maskDigest, zeros = zeroPattern(t.w.Dims, vals)
+		l.params, l.zeros = int64(len(vals)), int64(zeros)
+		if values[t.w.Name], err = weightTensor(t.w, vals); err != nil {
 			return nil, fmt.Errorf("weight %q: %w", t.w.Name, err)
 		}
 		p.mu.Lock()
@@ -208,8 +217,18 @@ func (p *hessianPass) wave(ctx context.Context, m *onnx.Model, set *calibSet, id
 	return values, nil
 }
 
+// weightTensor is a weight's new values in its element type; float32
+// values are taken as they are, not copied.
+func weightTensor(w *onnx.Weight, vals []float32) (*onnx.Tensor, error) {
+	if w.DType == onnx.Float {
+		return onnx.NewTensor(w.Dims, vals), nil
+	}
+	return onnx.FromFloat32s(w.DType, w.Dims, vals)
+}
+
 // assemble writes the pruned weights and biases into the model, part by
-// part in order, each part's names sorted.
+// part in order, each part's names sorted. Each value is dropped from
+// its part once written: the model holds it now.
 func (p *hessianPass) assemble(parts []layerwise.Partial) error {
 	weights := map[string]*onnx.Weight{}
 	for i, t := range p.targets {
@@ -227,6 +246,7 @@ func (p *hessianPass) assemble(parts []layerwise.Partial) error {
 			if err := w.Set(part[name]); err != nil {
 				return err
 			}
+			delete(part, name)
 		}
 	}
 	return nil
@@ -243,6 +263,9 @@ type hessianLayer struct {
 	features int
 	refit    bool
 	bias     string
+	// params, zeros and maskDigest describe the pruned weight (zeroPattern).
+	params, zeros int64
+	maskDigest    string
 }
 
 // collect runs the calibration set through the model with the inputs of

@@ -74,6 +74,9 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 	}
 	vals := make([][]float32, len(targets))
 	for i, t := range targets {
+		if o.method == Hessian {
+			break // read by each wave, when it solves the weight
+		}
 		v, err := t.w.Float32s()
 		if err != nil {
 			return nil, nil, fmt.Errorf("weight %q: %w", t.w.Name, err)
@@ -99,9 +102,11 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 	}
 	for i, t := range targets {
 		l := layers[i]
-		dig, zeros := zeroPattern(t.w.Dims, vals[i])
+		if vals[i] != nil { // hessian described its weights as it wrote them
+			dig, zeros := zeroPattern(t.w.Dims, vals[i])
+			l.Params, l.Zeros, l.MaskDigest = int64(len(vals[i])), int64(zeros), dig
+		}
 		l.Name, l.Node, l.OpType, l.Shape = t.w.Name, t.nodeName(), t.opType(), append([]int64{}, t.w.Dims...)
-		l.Params, l.Zeros, l.MaskDigest = int64(len(vals[i])), int64(zeros), dig
 		l.Sparsity = float64(l.Zeros) / float64(l.Params)
 		l.Stored = Dense
 		if stored[t.w.Name] {
@@ -143,7 +148,7 @@ func apply(ctx context.Context, out *onnx.Model, targets []*target, vals [][]flo
 			layers[i].Mask, layers[i].Dense = masks[i], dense[i]
 		}
 	case Hessian:
-		hl, stats, err := hessian(ctx, out, targets, vals, o, calib, step)
+		hl, stats, err := hessian(ctx, out, targets, o, calib, step)
 		if err != nil {
 			return nil, err
 		}
@@ -152,7 +157,8 @@ func apply(ctx context.Context, out *onnx.Model, targets []*target, vals [][]flo
 			report.Warnings = append(report.Warnings, fmt.Sprintf("hessian pruning ran block by block nowhere: %s (%d passes of the whole model)", stats.WholeModel, stats.Passes))
 		}
 		for i, h := range hl {
-			layers[i] = Layer{Mask: h.mask, Loss: h.loss, CalibrationRows: h.rows, ExactRefit: h.refit, Bias: h.bias}
+			layers[i] = Layer{Mask: h.mask, Loss: h.loss, CalibrationRows: h.rows, ExactRefit: h.refit, Bias: h.bias,
+				Params: h.params, Zeros: h.zeros, MaskDigest: h.maskDigest}
 			if h.rows < int64(h.features) {
 				report.Warnings = append(report.Warnings, fmt.Sprintf(
 					"weight %q: H is %dx%d but built from %d rows of calibration data, so it is singular and only dampening holds the solution: raise prune.calibrationSamples",
