@@ -63,8 +63,9 @@ func wholeBytes(t *testing.T, path string) []byte {
 
 // A model in one file opened by OpenFile keeps its large initializers in
 // the file, reads them as the whole model does, and is saved (and
-// serialized) to the very bytes the whole model gives: untouched, and
-// with one weight replaced.
+// serialized) to the very bytes the whole model gives: untouched (from
+// the file and, by OpenBytes, from its bytes in memory), and with one
+// weight replaced.
 func TestOpenFileInlineSavesTheSameBytes(t *testing.T) {
 	for name, path := range inlineModels(t) {
 		t.Run(name, func(t *testing.T) {
@@ -87,6 +88,15 @@ func TestOpenFileInlineSavesTheSameBytes(t *testing.T) {
 				t.Fatal("a model in one file is taken for one with external data")
 			}
 			checkSaved(t, m, want)
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inMemory, err := onnx.OpenBytes(raw, "file://"+path+"?x=1", t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSaved(t, inMemory, want)
 
 			// A weight replaced in both, the largest.
 			big := largestWeight(m)
