@@ -15,8 +15,9 @@ import (
 // A model in one file opened by onnx.OpenFile (its weights left in the
 // file, read tensor by tensor) is quantized to the very bytes the model
 // read whole gives, by round to nearest (each weight quantized a block of
-// rows at a time as it is read) and by GPTQ block by block.
-func TestWeightOnlyStreamsAModelInOneFile(t *testing.T) {
+// rows at a time as it is read), by GPTQ block by block, and by dynamic
+// and static int8.
+func TestQuantizeStreamsAModelInOneFile(t *testing.T) {
 	orttest.Require(t)
 	cfg := modelgen.SmallDecoder
 	cfg.Hidden = 128 // every linear weight 64 KiB or more: left in the file
@@ -36,6 +37,10 @@ func TestWeightOnlyStreamsAModelInOneFile(t *testing.T) {
 	}{
 		{"rtn", Options{Method: WeightOnly, Bits: 4, BlockSize: 32, Format: MatMulNBits, SensitiveLayers: SensitiveInt4}},
 		{"gptq", Options{Method: WeightOnly, Bits: 4, BlockSize: 32, Format: MatMulNBits, SensitiveLayers: SensitiveInt4, Algorithm: GPTQ}},
+		// Not streamed by stages (runner.streamsInline), but what
+		// OpenFile gives hack/benchscale.
+		{"dynamic", Options{Method: Dynamic}},
+		{"static", Options{Method: Static, Calibration: CalibrationOptions{Samples: 16}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			quantized := func(m *onnx.Model) []byte {
