@@ -165,30 +165,21 @@ func Blocked(data []float32, shape []int64, axis, blockSize int, t QType, symmet
 
 // blockedRange quantizes outer slices [from, to) of data into q.
 func blockedRange(data []float32, q *Quantized, from, to, dim, inner, nb, blockSize int, t QType, symmetric bool, qmin, qmax int32) {
-	lo := make([]float32, inner)
-	hi := make([]float32, inner)
+	vals := make([]float32, inner*blockSize)
 	for o := from; o < to; o++ {
 		for b := range nb {
 			first, last := b*blockSize, min((b+1)*blockSize, dim)
-			for i := range inner {
-				lo[i], hi[i] = float32(math.Inf(1)), float32(math.Inf(-1))
-			}
-			for j := first; j < last; j++ {
-				row := data[(o*dim+j)*inner : (o*dim+j+1)*inner]
-				for i, x := range row {
-					lo[i], hi[i] = min(lo[i], x), max(hi[i], x)
-				}
-			}
+			// A block's values are inner apart: gather them, row by row
+			// in memory order, so that each column's are contiguous.
+			gatherColumns(vals, data[(o*dim+first)*inner:], inner, 0, inner, last-first, blockSize)
 			base := (o*nb + b) * inner
 			for i := range inner {
-				p := ComputeParams(lo[i], hi[i], t, symmetric)
+				v := vals[i*blockSize:][:last-first]
+				lo, hi := minMax(v)
+				p := blockParams(v, lo, hi, t, symmetric)
 				q.Scales[base+i], q.ZeroPoints[base+i] = p.Scale, p.ZeroPoint
-			}
-			scales, zps := q.Scales[base:base+inner], q.ZeroPoints[base:base+inner]
-			for j := first; j < last; j++ {
-				off := (o*dim + j) * inner
-				for i, x := range data[off : off+inner] {
-					q.Data[off+i] = byte(quantizeValue(x, scales[i], zps[i], qmin, qmax))
+				for k, x := range v {
+					q.Data[(o*dim+first+k)*inner+i] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, qmin, qmax))
 				}
 			}
 		}
