@@ -10,18 +10,23 @@ package quantize
 // weights (the heavy-tailed distribution of trained ones) when 26 ratios
 // from 1 down to 0.5 were tried: asymmetric blocks in [0.9, 1], symmetric
 // ones, which cannot move their zero point, in [0.8, 1]. Trying the
-// first ratio, 1, keeps a block's error at most its plain range's.
+// first ratio, 1, keeps a block's error at most its whole range's.
+//
+// Shrinking both ends of a range by r shrinks its scale by r and keeps
+// its zero point (-min/scale is unchanged), so a candidate is the whole
+// range's parameters with the scale times r; the three are measured in
+// one pass over the block.
 var (
-	clipAsymmetric = []float32{1, 0.97, 0.94}
-	clipSymmetric  = []float32{1, 0.93, 0.86}
+	clipAsymmetric = [3]float32{1, 0.97, 0.94}
+	clipSymmetric  = [3]float32{1, 0.93, 0.86}
 )
 
 // blockParams returns the parameters of a block v of type t whose range
-// is [lo, hi]: ComputeParams of the range, or at 4 bits of the shrunk
-// range that rounds v with the least squared error.
+// is [lo, hi]: ComputeParams of the range, at 4 bits with the scale
+// shrunk by the clip ratio that rounds v with the least squared error.
 func blockParams(v []float32, lo, hi float32, t QType, symmetric bool) Params {
 	p := ComputeParams(lo, hi, t, symmetric)
-	if t.Bits() != 4 {
+	if t.Bits() != 4 || (lo == 0 && hi == 0) {
 		return p
 	}
 	ratios := clipAsymmetric
@@ -29,13 +34,14 @@ func blockParams(v []float32, lo, hi float32, t QType, symmetric bool) Params {
 		ratios = clipSymmetric
 	}
 	qmin, qmax := t.Range()
-	best := roundingError(v, p, float32(qmin), float32(qmax))
-	for _, r := range ratios[1:] {
-		c := ComputeParams(lo*r, hi*r, t, symmetric)
-		if e := roundingError(v, c, float32(qmin), float32(qmax)); e < best {
-			best, p = e, c
+	e := roundingErrors(v, p.Scale, float32(p.ZeroPoint), float32(qmin), float32(qmax), ratios)
+	best := 0
+	for i := 1; i < len(e); i++ {
+		if e[i] < e[best] {
+			best = i
 		}
 	}
+	p.Scale *= ratios[best]
 	return p
 }
 
@@ -44,24 +50,40 @@ func blockParams(v []float32, lo, hi float32, t QType, symmetric bool) Params {
 // roundMagic rounds x without a call or a conversion.
 const roundMagic = 12582912
 
-// roundingError is the squared error of rounding v with p to codes in
-// [qmin, qmax]. It multiplies by the inverse scale where quantizeValue
-// divides by it, which can round a value that lies within an ulp of a
-// midpoint the other way: it ranks candidates, it does not make codes.
-// A NaN in v makes it NaN, which never compares lower (the weight is
-// refused anyway).
-func roundingError(v []float32, p Params, qmin, qmax float32) float32 {
-	inv, zp := 1/p.Scale, float32(p.ZeroPoint)
-	var e float32
+// roundingErrors are the squared errors of rounding v to codes in [qmin,
+// qmax] with zero point zp and each scale scale·ratios[i]. They multiply
+// by the inverse scale where quantizeValue divides by it, which can round
+// a value within an ulp of a midpoint the other way: they rank
+// candidates, they do not make codes. A NaN in v makes them NaN, which
+// never compares lower (such a weight is refused anyway).
+func roundingErrors(v []float32, scale, zp, qmin, qmax float32, ratios [3]float32) [3]float32 {
+	var s, inv, e [3]float32
+	for i, r := range ratios {
+		s[i] = scale * r
+		inv[i] = 1 / s[i]
+	}
 	for _, x := range v {
-		q := x*inv + roundMagic - roundMagic + zp
-		if q < qmin {
-			q = qmin
-		} else if q > qmax {
-			q = qmax
-		}
-		d := x - (q-zp)*p.Scale
-		e += d * d
+		// The three candidates are independent chains: the loop is
+		// bound by throughput, not by the latency of one sum.
+		q0 := clamp(x*inv[0]+roundMagic-roundMagic+zp, qmin, qmax) - zp
+		q1 := clamp(x*inv[1]+roundMagic-roundMagic+zp, qmin, qmax) - zp
+		q2 := clamp(x*inv[2]+roundMagic-roundMagic+zp, qmin, qmax) - zp
+		d0, d1, d2 := x-q0*s[0], x-q1*s[1], x-q2*s[2]
+		e[0] += d0 * d0
+		e[1] += d1 * d1
+		e[2] += d2 * d2
 	}
 	return e
+}
+
+// clamp is q in [lo, hi]; saturation is rare, so the branches predict
+// well (the min and max builtins order NaNs and zeros at a cost).
+func clamp(q, lo, hi float32) float32 {
+	if q < lo {
+		return lo
+	}
+	if q > hi {
+		return hi
+	}
+	return q
 }
