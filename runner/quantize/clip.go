@@ -1,5 +1,7 @@
 package quantize
 
+import "math"
+
 // At 4 bits a block's range is not the best one to round it to: a block
 // of 32 heavy-tailed weights has one or two values far from the others,
 // and a range that reaches them spends the 16 levels on values that are
@@ -34,7 +36,7 @@ func blockParams(v []float32, lo, hi float32, t QType, symmetric bool) Params {
 		ratios = clipSymmetric
 	}
 	qmin, qmax := t.Range()
-	e := roundingErrors(v, p.Scale, float32(p.ZeroPoint), float32(qmin), float32(qmax), ratios)
+	e := roundingErrors(v, p.Scale, p.ZeroPoint, qmin, qmax, ratios)
 	best := 0
 	for i := 1; i < len(e); i++ {
 		if e[i] < e[best] {
@@ -45,10 +47,15 @@ func blockParams(v []float32, lo, hi float32, t QType, symmetric bool) Params {
 	return p
 }
 
-// roundMagic is 1.5·2^23: a float32 of magnitude below 2^22 plus it
-// keeps no fraction, rounded half to even, so (x + roundMagic) -
-// roundMagic rounds x without a call or a conversion.
+// roundMagic is 1.5·2^23: a float32 f of magnitude below 2^22 plus it
+// has exponent 23, an ulp of 1, so its low mantissa bits are f rounded
+// half to even, as a two's complement offset from roundMagic's.
 const roundMagic = 12582912
+
+// roundInt is f rounded half to even, for |f| < 2^22, without a call.
+func roundInt(f float32) int32 {
+	return int32(math.Float32bits(f+roundMagic) - math.Float32bits(roundMagic))
+}
 
 // roundingErrors are the squared errors of rounding v to codes in [qmin,
 // qmax] with zero point zp and each scale scale·ratios[i]. They multiply
@@ -56,34 +63,26 @@ const roundMagic = 12582912
 // a value within an ulp of a midpoint the other way: they rank
 // candidates, they do not make codes. A NaN in v makes them NaN, which
 // never compares lower (such a weight is refused anyway).
-func roundingErrors(v []float32, scale, zp, qmin, qmax float32, ratios [3]float32) [3]float32 {
+func roundingErrors(v []float32, scale float32, zp, qmin, qmax int32, ratios [3]float32) [3]float32 {
 	var s, inv, e [3]float32
 	for i, r := range ratios {
 		s[i] = scale * r
 		inv[i] = 1 / s[i]
 	}
+	// Codes less the zero point, clamped in integers: min and max of
+	// integers are branch-free, where saturating floats would branch on
+	// the block's few outliers.
+	lo, hi := qmin-zp, qmax-zp
 	for _, x := range v {
 		// The three candidates are independent chains: the loop is
 		// bound by throughput, not by the latency of one sum.
-		q0 := clamp(x*inv[0]+roundMagic-roundMagic+zp, qmin, qmax) - zp
-		q1 := clamp(x*inv[1]+roundMagic-roundMagic+zp, qmin, qmax) - zp
-		q2 := clamp(x*inv[2]+roundMagic-roundMagic+zp, qmin, qmax) - zp
-		d0, d1, d2 := x-q0*s[0], x-q1*s[1], x-q2*s[2]
+		q0 := min(max(roundInt(x*inv[0]), lo), hi)
+		q1 := min(max(roundInt(x*inv[1]), lo), hi)
+		q2 := min(max(roundInt(x*inv[2]), lo), hi)
+		d0, d1, d2 := x-float32(q0)*s[0], x-float32(q1)*s[1], x-float32(q2)*s[2]
 		e[0] += d0 * d0
 		e[1] += d1 * d1
 		e[2] += d2 * d2
 	}
 	return e
-}
-
-// clamp is q in [lo, hi]; saturation is rare, so the branches predict
-// well (the min and max builtins order NaNs and zeros at a cost).
-func clamp(q, lo, hi float32) float32 {
-	if q < lo {
-		return lo
-	}
-	if q > hi {
-		return hi
-	}
-	return q
 }
