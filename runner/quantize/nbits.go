@@ -142,8 +142,13 @@ func (j *nbitsJob) column(v []float32, n, b int, codes []byte) {
 	}
 	p := blockParams(v, lo, hi, j.t, j.symmetric)
 	zp := byte(p.ZeroPoint + j.shift)
+	// quantizeValue's codes for finite values (a block with a NaN or an
+	// Inf is refused): the same float32 quotient, rounded half to even
+	// by roundInt (|x/scale| stays far below 2^22), saturated in
+	// integers, without its conversions to float64 and its branches.
 	for k, x := range v {
-		codes[k] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, j.qmin, j.qmax) + j.shift)
+		q := min(max(roundInt(x/p.Scale)+p.ZeroPoint, j.qmin), j.qmax)
+		codes[k] = byte(q + j.shift)
 	}
 	for k := len(v); k < len(codes); k++ {
 		codes[k] = zp // padding past K dequantizes to 0
