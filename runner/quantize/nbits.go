@@ -102,12 +102,13 @@ func (j *nbitsJob) result() (*NBits, error) {
 
 // nbitsScratch is a worker's memory for its columns of one block.
 type nbitsScratch struct {
-	vals  []float32 // the block's values, column by column
-	codes []byte
+	vals   []float32 // the block's values, column by column
+	lo, hi []float32 // and their ranges
+	codes  []byte
 }
 
 func newNBitsScratch(cols, blockSize int) *nbitsScratch {
-	return &nbitsScratch{vals: make([]float32, cols*blockSize), codes: make([]byte, blockSize)}
+	return &nbitsScratch{vals: make([]float32, cols*blockSize), lo: make([]float32, cols), hi: make([]float32, cols), codes: make([]byte, blockSize)}
 }
 
 // block quantizes block b of columns [from, to). rows is the block's rows
@@ -119,24 +120,27 @@ func (j *nbitsJob) block(rows []float32, b, from, to int, sc *nbitsScratch) {
 	first, last := b*blockSize, min((b+1)*blockSize, K)
 	if !j.transposed {
 		// A column's values are N apart: gather the block's, row by
-		// row in memory order, so that each column's are contiguous.
-		gatherColumns(sc.vals, rows, N, from, to, last-first, blockSize)
+		// row in memory order, so that each column's are contiguous,
+		// taking the columns' ranges on the way.
+		gatherRanges(sc.vals, sc.lo, sc.hi, rows, N, from, to, last-first, blockSize)
 	}
 	for n := from; n < to; n++ {
-		v := sc.vals[(n-from)*blockSize:][:last-first]
+		c := n - from
+		v := sc.vals[c*blockSize:][:last-first]
+		lo, hi := sc.lo[c], sc.hi[c]
 		if j.transposed {
 			v = rows[n*K+first : n*K+last]
+			lo, hi = minMax(v)
 		}
-		j.column(v, n, b, sc.codes)
+		j.column(v, lo, hi, n, b, sc.codes)
 	}
 }
 
-// column quantizes v, block b of column n, into its blob, scale and zero
-// point. NaN and Inf carry into the block's range, which is where they
-// are found.
-func (j *nbitsJob) column(v []float32, n, b int, codes []byte) {
+// column quantizes v, block b of column n whose range is [lo, hi], into
+// its blob, scale and zero point. NaN and Inf carry into the block's
+// range, which is where they are found.
+func (j *nbitsJob) column(v []float32, lo, hi float32, n, b int, codes []byte) {
 	out := j.out
-	lo, hi := minMax(v)
 	if !isFinite32(lo) || !isFinite32(hi) {
 		j.nonFinite.Store(true)
 	}
@@ -173,6 +177,20 @@ func gatherColumns(dst, rows []float32, stride, from, to, count, size int) {
 	for k := range count {
 		for c, x := range rows[k*stride+from : k*stride+to] {
 			dst[c*size+k] = x
+		}
+	}
+}
+
+// gatherRanges is gatherColumns that also sets lo[c-from] and hi[c-from]
+// to each column's range (NaN if it holds one): one pass where the
+// columns' running ranges are independent, not a chain per column.
+func gatherRanges(dst, lo, hi, rows []float32, stride, from, to, count, size int) {
+	copy(lo, rows[from:to])
+	copy(hi, rows[from:to])
+	for k := range count {
+		for c, x := range rows[k*stride+from : k*stride+to] {
+			dst[c*size+k] = x
+			lo[c], hi[c] = min(lo[c], x), max(hi[c], x)
 		}
 	}
 }
