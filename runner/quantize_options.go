@@ -16,8 +16,8 @@ import (
 func quantizeOptions(spec v1alpha1.QuantizeSpec) (quantize.Options, error) {
 	o := quantize.Options{
 		Bits: int(spec.Bits), BlockSize: int(spec.BlockSize),
-		PerTensor:  spec.PerChannel != nil && !*spec.PerChannel,
-		Asymmetric: spec.Symmetric != nil && !*spec.Symmetric,
+		PerTensor: spec.PerChannel != nil && !*spec.PerChannel,
+		Symmetric: spec.Symmetric,
 		Calibration: quantize.CalibrationOptions{
 			Samples: int(spec.Calibration.Samples), Percentile: quantize.DefaultPercentile,
 		},

@@ -30,9 +30,11 @@ func TestQuantizeOptions(t *testing.T) {
 		{"static, the rest left to the defaults", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic},
 			with(func(o *quantize.Options) { o.Method = quantize.Static })},
 		{"dynamic per tensor, asymmetric", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic, PerChannel: &no, Symmetric: &no},
-			with(func(o *quantize.Options) { o.Method, o.PerTensor, o.Asymmetric = quantize.Dynamic, true, true })},
+			with(func(o *quantize.Options) { o.Method, o.PerTensor, o.Symmetric = quantize.Dynamic, true, &no })},
 		{"true pointers are the defaults", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeDynamic, PerChannel: &yes, Symmetric: &yes},
-			with(func(o *quantize.Options) { o.Method = quantize.Dynamic })},
+			with(func(o *quantize.Options) { o.Method, o.Symmetric = quantize.Dynamic, &yes })},
+		{"int4 weight-only symmetric", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Symmetric: &yes},
+			with(func(o *quantize.Options) { o.Method, o.Bits, o.Symmetric = quantize.WeightOnly, 4, &yes })},
 		{"int4 matmulnbits blocks of 64", v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, BlockSize: 64, Format: v1alpha1.FormatMatMulNBits},
 			with(func(o *quantize.Options) {
 				o.Method, o.Bits, o.BlockSize, o.Format = quantize.WeightOnly, 4, 64, quantize.MatMulNBits

@@ -550,9 +550,11 @@ type QuantizeSpec struct {
 	// +kubebuilder:default=true
 	PerChannel *bool `json:"perChannel,omitempty"`
 
-	// Symmetric weight quantization (zero point 0).
+	// Symmetric weight quantization (no zero point of their own). Default
+	// true, except with method weightOnly: false, a zero point per block,
+	// whose levels then span each block's own range (at 4 bits, about a
+	// fifth less error on trained weights than symmetric blocks).
 	// +optional
-	// +kubebuilder:default=true
 	Symmetric *bool `json:"symmetric,omitempty"`
 
 	// ActivationType of static quantization's activations.

@@ -431,7 +431,7 @@ func TestValidSpecGetsDefaults(t *testing.T) {
 		Criterion: v1alpha1.CriterionL1, Storage: v1alpha1.StorageDense, CalibrationSamples: 512, Dampening: "0.01"}
 	*want.Stages[1].Distill = v1alpha1.DistillSpec{Epochs: 1, BatchSize: 64, Temperature: "auto", Alpha: "0.7",
 		Optimizer: v1alpha1.OptimizerAdam, LearningRate: "0.001", Schedule: v1alpha1.ScheduleConstant, Momentum: "0.9", WeightDecay: "0"}
-	*want.Stages[2].Quantize = v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Bits: 8, PerChannel: ptr.To(true), Symmetric: ptr.To(true),
+	*want.Stages[2].Quantize = v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic, Bits: 8, PerChannel: ptr.To(true),
 		ActivationType: v1alpha1.ActivationUInt8, BlockSize: 32, Format: v1alpha1.FormatQDQ, Algorithm: v1alpha1.AlgorithmRTN, IOType: v1alpha1.IOFloat32,
 		Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationMinMax, Samples: 256, Percentile: "99.99"}}
 	if diff := cmp.Diff(want, got.Spec); diff != "" {

@@ -10,9 +10,9 @@
 //
 // Modes: copy (read, sha256, write every file of the model: the
 // baseline), rtn-int4 and gptq-int4 (weight-only, MatMulNBits, blocks of
-// 32, no 4-bit guard), dynamic-int8, static-int8 (minmax), static-int8-sq
-// (the same after SmoothQuant, alpha 0.5), static-int8-sqauto (alpha
-// searched per activation), sparsegpt-50 (hessian
+// 32 with a zero point each, the default; no 4-bit guard), dynamic-int8,
+// static-int8 (minmax), static-int8-sq (the same after SmoothQuant, alpha
+// 0.5), static-int8-sqauto (alpha searched per activation), sparsegpt-50 (hessian
 // pruning, half of every layer). A step prints one JSON line
 // {"mode","seconds","cpuSeconds","peakRSSBytes","inBytes","outBytes","params","files"}
 // (cpuSeconds: user and system time of the whole process, which says

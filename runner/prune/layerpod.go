@@ -46,12 +46,18 @@ func (p *hessianPass) podWalk(ctx context.Context, w *layerwise.Walk, batches []
 		}
 		runs += r
 	}
-	// The report counts zeros in vals: the other indices' layers were
-	// solved elsewhere, so every target's are read back from the model.
+	// The other indices' layers were solved elsewhere: every target's
+	// zeros and mask digest are read back from the assembled model, as
+	// wave computes them from the values it wrote.
 	for i, t := range p.targets {
-		if p.vals[i], err = t.w.Float32s(); err != nil {
+		vals, err := t.w.Float32s()
+		if err != nil {
 			return 0, fmt.Errorf("weight %q: %w", t.w.Name, err)
 		}
+		l := &p.layers[i]
+		var zeros int
+		l.maskDigest, zeros = zeroPattern(t.w.Dims, vals)
+		l.params, l.zeros = int64(len(vals)), int64(zeros)
 	}
 	return runs, nil
 }

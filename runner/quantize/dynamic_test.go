@@ -65,7 +65,7 @@ func TestDynamicStructure(t *testing.T) {
 }
 
 func TestDynamicAsymmetricConvIsPerTensor(t *testing.T) {
-	q, r, err := Quantize(context.Background(), mixedNet(2), Options{Method: Dynamic, Asymmetric: true}, nil)
+	q, r, err := Quantize(context.Background(), mixedNet(2), Options{Method: Dynamic, Symmetric: ptr(false)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

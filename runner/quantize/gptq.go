@@ -2,7 +2,6 @@ package quantize
 
 import (
 	"fmt"
-	"math"
 
 	hess "github.com/kompress/kompress/runner/hessian"
 )
@@ -38,7 +37,9 @@ type gptqBlocks struct {
 //     damp·mean(diag H) and returns U with H⁻¹ = UᵀU.
 //  2. Features are swept in order. At the first feature of each block,
 //     each row's block parameters come from the block's current weights
-//     (already updated by the errors of the features before it).
+//     (already updated by the errors of the features before it), as
+//     round to nearest finds them (blockParams: at 4 bits the clip
+//     search, as gptq.py's Quantizer with mse=True).
 //  3. Each weight w is rounded to q; its error e = (w - q)/U_jj is
 //     pushed onto the later features of the lazy batch, w_k -= e·U_jk,
 //     and after the batch onto all later features at once.
@@ -57,6 +58,7 @@ func gptq(m gptqMatrix, h []float64, damp float64, blockSize int, t QType, symme
 	}
 	qmin, qmax := t.Range()
 	lazy := max(gptqLazy, blockSize) // a multiple of blockSize: blocks never straddle batches
+	block := make([]float32, 0, blockSize)
 	for i1 := 0; i1 < cols; i1 += lazy {
 		i2 := min(i1+lazy, cols)
 		count := i2 - i1
@@ -66,11 +68,14 @@ func gptq(m gptqMatrix, h []float64, damp float64, blockSize int, t QType, symme
 			for j := range count {
 				col := i1 + j
 				if col%blockSize == 0 {
-					lo, hi := math.Inf(1), math.Inf(-1)
-					for _, v := range row[j:min(j+blockSize, count)] {
-						lo, hi = min(lo, v), max(hi, v)
+					// The block's parameters are round to nearest's
+					// (blockParams) on its weights as updated so far.
+					v := block[:0]
+					for _, x := range row[j:min(j+blockSize, count)] {
+						v = append(v, float32(x))
 					}
-					out.params[r*nb+col/blockSize] = ComputeParams(float32(lo), float32(hi), t, symmetric)
+					lo, hi := minMax(v)
+					out.params[r*nb+col/blockSize] = blockParams(v, lo, hi, t, symmetric)
 				}
 				p := out.params[r*nb+col/blockSize]
 				c := quantizeValue(float32(row[j]), p.Scale, p.ZeroPoint, qmin, qmax)

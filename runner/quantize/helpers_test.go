@@ -46,6 +46,8 @@ func randomBatches(seed uint64, input string, n int, dims ...int64) []map[string
 	return out
 }
 
+func ptr[T any](v T) *T { return &v }
+
 // opTypes lists the main graph's node op types in order.
 func opTypes(m *onnx.Model) []string {
 	var out []string

@@ -64,11 +64,11 @@ func TestPruningMasksKept(t *testing.T) {
 	orttest.Require(t) // static quantization calibrates with ONNX Runtime
 	specs := []Options{
 		{Method: Static},
-		{Method: Static, Asymmetric: true},
-		{Method: Static, Asymmetric: true, PerTensor: true},
-		{Method: WeightOnly, Bits: 4},
-		{Method: WeightOnly, Bits: 4, Asymmetric: true},
-		{Method: WeightOnly, Bits: 8, Asymmetric: true},
+		{Method: Static, Symmetric: ptr(false)},
+		{Method: Static, Symmetric: ptr(false), PerTensor: true},
+		{Method: WeightOnly, Bits: 4, Symmetric: ptr(true)},
+		{Method: WeightOnly, Bits: 4, Symmetric: ptr(false)},
+		{Method: WeightOnly, Bits: 8, Symmetric: ptr(false)},
 	}
 	orig := prunedConvNet(1)
 	want := map[string][]float32{}
@@ -77,7 +77,7 @@ func TestPruningMasksKept(t *testing.T) {
 		want[w.Name] = v
 	}
 	for _, spec := range specs {
-		name := fmt.Sprintf("%s bits %d symmetric %v per-channel %v", spec.Method, spec.Bits, !spec.Asymmetric, !spec.PerTensor)
+		name := fmt.Sprintf("%s bits %d symmetric %v per-channel %v", spec.Method, spec.Bits, spec.Symmetric == nil || *spec.Symmetric, !spec.PerTensor)
 		t.Run(name, func(t *testing.T) {
 			q, _, err := Quantize(context.Background(), orig, spec, NewBatches(randomBatches(2, "x", 2, 2, 3, 8, 8)...))
 			if err != nil {
@@ -117,7 +117,7 @@ func TestPruningMasksKeptDynamicAndFP16(t *testing.T) {
 		zeros[w.Name] = z
 	}
 	for _, asym := range []bool{false, true} {
-		q, _, err := Quantize(context.Background(), orig, Options{Method: Dynamic, Asymmetric: asym}, nil)
+		q, _, err := Quantize(context.Background(), orig, Options{Method: Dynamic, Symmetric: ptr(!asym)}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +161,7 @@ func TestPruningMasksKeptMatMulNBits(t *testing.T) {
 	for _, bits := range []int{4, 8} {
 		for _, asym := range []bool{false, true} {
 			q, _, err := Quantize(context.Background(), m, Options{
-				Method: WeightOnly, Bits: bits, Asymmetric: asym, BlockSize: 16, Format: MatMulNBits,
+				Method: WeightOnly, Bits: bits, Symmetric: ptr(!asym), BlockSize: 16, Format: MatMulNBits,
 			}, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -102,13 +102,13 @@ func (j *nbitsJob) result() (*NBits, error) {
 
 // nbitsScratch is a worker's memory for its columns of one block.
 type nbitsScratch struct {
-	lo, hi []float32
-	params []Params
+	vals   []float32 // the block's values, column by column
+	lo, hi []float32 // and their ranges
 	codes  []byte
 }
 
 func newNBitsScratch(cols, blockSize int) *nbitsScratch {
-	return &nbitsScratch{lo: make([]float32, cols), hi: make([]float32, cols), params: make([]Params, cols), codes: make([]byte, cols*blockSize)}
+	return &nbitsScratch{vals: make([]float32, cols*blockSize), lo: make([]float32, cols), hi: make([]float32, cols), codes: make([]byte, blockSize)}
 }
 
 // block quantizes block b of columns [from, to). rows is the block's rows
@@ -116,75 +116,80 @@ func newNBitsScratch(cols, blockSize int) *nbitsScratch {
 // when transposed.
 func (j *nbitsJob) block(rows []float32, b, from, to int, sc *nbitsScratch) {
 	out, blockSize := j.out, j.out.BlockSize
-	K, N, kb := out.K, out.N, out.KBlocks
+	K, N := out.K, out.N
 	first, last := b*blockSize, min((b+1)*blockSize, K)
-	cols := to - from
-	lo, hi, params, codes := sc.lo[:cols], sc.hi[:cols], sc.params[:cols], sc.codes[:cols*blockSize]
-	blockRange(rows, lo, hi, from, to, first, last, K, N, j.transposed)
-	for c := range cols {
-		if !isFinite32(lo[c]) || !isFinite32(hi[c]) {
-			j.nonFinite.Store(true)
-		}
-		params[c] = ComputeParams(lo[c], hi[c], j.t, j.symmetric)
-		zp := byte(params[c].ZeroPoint + j.shift)
-		for i := range blockSize {
-			codes[c*blockSize+i] = zp // padding past K dequantizes to 0
-		}
-	}
-	if j.transposed {
-		for n := from; n < to; n++ {
-			p, c := params[n-from], codes[(n-from)*blockSize:]
-			for k, x := range rows[n*K+first : n*K+last] {
-				c[k] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, j.qmin, j.qmax) + j.shift)
-			}
-		}
-	} else {
-		// Row by row, in memory order; each column's codes are
-		// blockSize apart.
-		for k := range last - first {
-			for c, x := range rows[k*N+from : k*N+to] {
-				p := params[c]
-				codes[c*blockSize+k] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, j.qmin, j.qmax) + j.shift)
-			}
-		}
+	if !j.transposed {
+		// A column's values are N apart: gather the block's, row by
+		// row in memory order, so that each column's are contiguous,
+		// taking the columns' ranges on the way.
+		gatherRanges(sc.vals, sc.lo, sc.hi, rows, N, from, to, last-first, blockSize)
 	}
 	for n := from; n < to; n++ {
-		p := params[n-from]
-		out.Scales[n*kb+b] = p.Scale
-		blob := out.B[(n*kb+b)*out.BlobSize : (n*kb+b+1)*out.BlobSize]
-		c := codes[(n-from)*blockSize : (n-from+1)*blockSize]
-		if out.Bits == 4 {
-			packNibblesInto(blob, c)
-		} else {
-			copy(blob, c)
+		c := n - from
+		v := sc.vals[c*blockSize:][:last-first]
+		lo, hi := sc.lo[c], sc.hi[c]
+		if j.transposed {
+			v = rows[n*K+first : n*K+last]
+			lo, hi = minMax(v)
 		}
-		if !j.symmetric {
-			putPacked(out.ZeroPoints[n*out.ZeroPointsPerRow():], b, byte(p.ZeroPoint+j.shift), out.Bits)
+		j.column(v, lo, hi, n, b, sc.codes)
+	}
+}
+
+// column quantizes v, block b of column n whose range is [lo, hi], into
+// its blob, scale and zero point. NaN and Inf carry into the block's
+// range, which is where they are found.
+func (j *nbitsJob) column(v []float32, lo, hi float32, n, b int, codes []byte) {
+	out := j.out
+	if !isFinite32(lo) || !isFinite32(hi) {
+		j.nonFinite.Store(true)
+	}
+	p := blockParams(v, lo, hi, j.t, j.symmetric)
+	zp := byte(p.ZeroPoint + j.shift)
+	// quantizeValue's codes for finite values (a block with a NaN or an
+	// Inf is refused): the same float32 quotient, rounded half to even
+	// by roundInt (|x/scale| stays far below 2^22), saturated in
+	// integers, without its conversions to float64 and its branches.
+	for k, x := range v {
+		q := min(max(roundInt(x/p.Scale)+p.ZeroPoint, j.qmin), j.qmax)
+		codes[k] = byte(q + j.shift)
+	}
+	for k := len(v); k < len(codes); k++ {
+		codes[k] = zp // padding past K dequantizes to 0
+	}
+	i := n*out.KBlocks + b
+	out.Scales[i] = p.Scale
+	blob := out.B[i*out.BlobSize : (i+1)*out.BlobSize]
+	if out.Bits == 4 {
+		packNibblesInto(blob, codes)
+	} else {
+		copy(blob, codes)
+	}
+	if !j.symmetric {
+		putPacked(out.ZeroPoints[n*out.ZeroPointsPerRow():], b, zp, out.Bits)
+	}
+}
+
+// gatherColumns copies rows [0, count) of columns [from, to) of a
+// row-major matrix rows (stride values a row) into dst, column by column
+// size apart: dst[(c-from)*size+k] = rows[k*stride+c].
+func gatherColumns(dst, rows []float32, stride, from, to, count, size int) {
+	for k := range count {
+		for c, x := range rows[k*stride+from : k*stride+to] {
+			dst[c*size+k] = x
 		}
 	}
 }
 
-// blockRange sets lo and hi to the range of each column n in [from, to)
-// over rows [first, last) of a [K, N] weight, given from row first (w is
-// [N, K] whole if transposed), reading it in memory order. NaN and Inf
-// carry into the range.
-func blockRange(w, lo, hi []float32, from, to, first, last, K, N int, transposed bool) {
-	if transposed {
-		for n := from; n < to; n++ {
-			block := w[n*K+first : n*K+last]
-			l, h := block[0], block[0]
-			for _, x := range block[1:] {
-				l, h = min(l, x), max(h, x)
-			}
-			lo[n-from], hi[n-from] = l, h
-		}
-		return
-	}
-	copy(lo, w[from:to])
-	copy(hi, lo)
-	for k := 1; k < last-first; k++ {
-		row := w[k*N+from : k*N+to]
-		for c, x := range row {
+// gatherRanges is gatherColumns that also sets lo[c-from] and hi[c-from]
+// to each column's range (NaN if it holds one): one pass where the
+// columns' running ranges are independent, not a chain per column.
+func gatherRanges(dst, lo, hi, rows []float32, stride, from, to, count, size int) {
+	copy(lo, rows[from:to])
+	copy(hi, rows[from:to])
+	for k := range count {
+		for c, x := range rows[k*stride+from : k*stride+to] {
+			dst[c*size+k] = x
 			lo[c], hi[c] = min(lo[c], x), max(hi[c], x)
 		}
 	}

@@ -17,6 +17,8 @@ func TestMatMulNBitsSymmetric4Bit(t *testing.T) {
 		w[k*N+0] = 1
 	}
 	w[16*N+0] = -0.9375 // column 0, block 1: absmax 0.9375 -> scale 1/8
+	w[17*N+0] = 0.875   // on the grid: the clip search keeps the whole range
+	w[18*N+0] = 0.75
 	w[19*N+0] = 0.375
 	// Column 1 is all zero: scale 1.
 	got, err := MatMulNBitsWeight(w, K, N, false, 4, 16, true)
@@ -28,9 +30,9 @@ func TestMatMulNBitsSymmetric4Bit(t *testing.T) {
 		B: []byte{
 			// column 0, block 0: codes q+8 = [15, 9 x 15], low nibble first.
 			0x9f, 0x99, 0x99, 0x99, 0x99, 0x99, 0x99, 0x99,
-			// column 0, block 1: [-8->0, 8, 8, 3->11] then padding at the
-			// default zero point 8.
-			0x80, 0xb8, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88,
+			// column 0, block 1: [-8->0, 7->15, 6->14, 3->11] then padding
+			// at the default zero point 8.
+			0xf0, 0xbe, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88,
 			// column 1: zeros.
 			0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88,
 			0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88,

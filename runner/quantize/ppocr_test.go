@@ -75,7 +75,7 @@ func TestPPOCRDet(t *testing.T) {
 	}{
 		{"static int8", Options{Method: Static}, 0.99, 0.3, "QLinearConv"},
 		{"weight-only int4", Options{Method: WeightOnly, Bits: 4}, 0.98, 0.3, ""},
-		{"weight-only int4 asymmetric, every weight at 4 bits", Options{Method: WeightOnly, Bits: 4, Asymmetric: true, SensitiveLayers: SensitiveInt4}, 0.85, 0.2, ""},
+		{"weight-only int4 asymmetric, every weight at 4 bits", Options{Method: WeightOnly, Bits: 4, Symmetric: ptr(false), SensitiveLayers: SensitiveInt4}, 0.85, 0.2, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -82,7 +82,7 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &options{
-		method: WeightOnly, bits: DefaultBits, perChannel: true, symmetric: true, activation: UInt8,
+		method: WeightOnly, bits: DefaultBits, perChannel: true, symmetric: false, activation: UInt8,
 		blockSize: DefaultBlockSize, format: QDQ, algorithm: RTN, damp: DefaultGPTQDampening,
 		calib:     CalibrationOptions{Method: CalibrationMinMax, Samples: DefaultCalibrationSamples},
 		exclNodes: map[string]bool{}, exclOps: map[string]bool{},
@@ -90,7 +90,14 @@ func TestOptionsDefaults(t *testing.T) {
 	if d := cmp.Diff(want, got, cmp.AllowUnexported(options{})); d != "" {
 		t.Errorf("defaults (-want +got):\n%s", d)
 	}
-	all := Options{Method: WeightOnly, Bits: 4, PerTensor: true, Asymmetric: true, Activation: Int8, BlockSize: 64,
+	// Weight-only blocks get zero points by default; the others' weights
+	// are symmetric unless told.
+	for _, m := range []Method{Dynamic, Static, FP16} {
+		if o, err := (Options{Method: m}).resolve(); err != nil || !o.symmetric {
+			t.Errorf("%s: symmetric %v (error %v), want true by default", m, o != nil && o.symmetric, err)
+		}
+	}
+	all := Options{Method: WeightOnly, Bits: 4, PerTensor: true, Symmetric: ptr(false), Activation: Int8, BlockSize: 64,
 		Format: MatMulNBits, SensitiveLayers: SensitiveFloat, Algorithm: GPTQ, GPTQDampening: 0.05, Calibration: CalibrationOptions{Method: CalibrationEntropy, Samples: 10, Percentile: 99},
 		Float16IO: true, ExcludeNodes: []string{"n"}, ExcludeOpTypes: []string{"Gemm"}}
 	if got, err = all.resolve(); err != nil {

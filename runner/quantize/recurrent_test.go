@@ -59,7 +59,7 @@ func TestRecurrentController(t *testing.T) {
 	}{
 		{"GRU", Options{Method: Dynamic}, want{ops: []string{"GRU", "DequantizeLinear", "MatMulInteger"}, maxRelErr: 0.05}},
 		{"LSTM", Options{Method: Dynamic}, want{ops: []string{"DynamicQuantizeLSTM", "MatMulInteger"}, maxRelErr: 0.05}},
-		{"LSTM", Options{Method: Dynamic, Asymmetric: true}, want{ops: []string{"LSTM", "DequantizeLinear"}, maxRelErr: 0.3}},
+		{"LSTM", Options{Method: Dynamic, Symmetric: ptr(false)}, want{ops: []string{"LSTM", "DequantizeLinear"}, maxRelErr: 0.3}},
 		{"GRU", Options{Method: Static}, want{ops: []string{"GRU", "QuantizeLinear", "DequantizeLinear"}, maxRelErr: 0.05}},
 		{"LSTM", Options{Method: Static}, want{ops: []string{"LSTM", "QuantizeLinear", "DequantizeLinear"}, maxRelErr: 0.05}},
 		{"GRU", Options{Method: WeightOnly, Bits: 4}, want{ops: []string{"GRU", "DequantizeLinear", "Reshape"}, maxRelErr: 0.2}},
@@ -68,7 +68,7 @@ func TestRecurrentController(t *testing.T) {
 		{"LSTM", Options{Method: FP16}, want{ops: []string{"LSTM", "Cast"}, maxRelErr: 0.01}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.cell+"/"+specName(tc.spec)+map[bool]string{true: "-asymmetric"}[tc.spec.Asymmetric], func(t *testing.T) {
+		t.Run(tc.cell+"/"+specName(tc.spec)+map[bool]string{true: "-asymmetric"}[tc.spec.Symmetric != nil && !*tc.spec.Symmetric], func(t *testing.T) {
 			cfg := modelgen.ControllerConfig{Cell: tc.cell, Seed: 3}
 			m := modelgen.Controller(cfg)
 			calib, err := modelData(t, m, modelgen.Sequences(cfg, 64, 20, 1)...).Batches(16)

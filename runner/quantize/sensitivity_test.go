@@ -32,7 +32,8 @@ func outlierNet(seed uint64) *onnx.Model {
 	return b.Model(13, y)
 }
 
-// TestSensitivityGuard: by default 4-bit weight-only keeps the weight
+// TestSensitivityGuard: by default 4-bit weight-only (blocks with zero
+// points: uint4, uint8) keeps the weight
 // whose 4-bit error costs the most fidelity at 8 bits (or in float), the
 // fewest that hold the output, reports it and warns; int4 quantizes it
 // like the others and the model falls apart.
@@ -52,11 +53,11 @@ func TestSensitivityGuard(t *testing.T) {
 		maxCos    float64
 	}{
 		{"int8 (default)", Options{Method: WeightOnly, Bits: 4},
-			map[string]string{"w1": "int8", "w2": "int4", "w3": "int4"}, []string{"w1"}, 0.98, 1},
+			map[string]string{"w1": "uint8", "w2": "uint4", "w3": "uint4"}, []string{"w1"}, 0.98, 1},
 		{"float", Options{Method: WeightOnly, Bits: 4, SensitiveLayers: SensitiveFloat},
-			map[string]string{"w1": "float", "w2": "int4", "w3": "int4"}, []string{"w1"}, 0.98, 1},
+			map[string]string{"w1": "float", "w2": "uint4", "w3": "uint4"}, []string{"w1"}, 0.98, 1},
 		{"int4: no guard", Options{Method: WeightOnly, Bits: 4, SensitiveLayers: SensitiveInt4},
-			map[string]string{"w1": "int4", "w2": "int4", "w3": "int4"}, nil, 0, 0.5},
+			map[string]string{"w1": "uint4", "w2": "uint4", "w3": "uint4"}, nil, 0, 0.5},
 		{"matmulnbits: the Gemm alone has 4-bit form", Options{Method: WeightOnly, Bits: 4, Format: MatMulNBits},
 			map[string]string{"w1": "float", "w2": "float", "w3": "uint4"}, nil, 0.99, 1},
 	}

@@ -165,30 +165,21 @@ func Blocked(data []float32, shape []int64, axis, blockSize int, t QType, symmet
 
 // blockedRange quantizes outer slices [from, to) of data into q.
 func blockedRange(data []float32, q *Quantized, from, to, dim, inner, nb, blockSize int, t QType, symmetric bool, qmin, qmax int32) {
-	lo := make([]float32, inner)
-	hi := make([]float32, inner)
+	vals := make([]float32, inner*blockSize)
 	for o := from; o < to; o++ {
 		for b := range nb {
 			first, last := b*blockSize, min((b+1)*blockSize, dim)
-			for i := range inner {
-				lo[i], hi[i] = float32(math.Inf(1)), float32(math.Inf(-1))
-			}
-			for j := first; j < last; j++ {
-				row := data[(o*dim+j)*inner : (o*dim+j+1)*inner]
-				for i, x := range row {
-					lo[i], hi[i] = min(lo[i], x), max(hi[i], x)
-				}
-			}
+			// A block's values are inner apart: gather them, row by row
+			// in memory order, so that each column's are contiguous.
+			gatherColumns(vals, data[(o*dim+first)*inner:], inner, 0, inner, last-first, blockSize)
 			base := (o*nb + b) * inner
 			for i := range inner {
-				p := ComputeParams(lo[i], hi[i], t, symmetric)
+				v := vals[i*blockSize:][:last-first]
+				lo, hi := minMax(v)
+				p := blockParams(v, lo, hi, t, symmetric)
 				q.Scales[base+i], q.ZeroPoints[base+i] = p.Scale, p.ZeroPoint
-			}
-			scales, zps := q.Scales[base:base+inner], q.ZeroPoints[base:base+inner]
-			for j := first; j < last; j++ {
-				off := (o*dim + j) * inner
-				for i, x := range data[off : off+inner] {
-					q.Data[off+i] = byte(quantizeValue(x, scales[i], zps[i], qmin, qmax))
+				for k, x := range v {
+					q.Data[(o*dim+first+k)*inner+i] = byte(quantizeValue(x, p.Scale, p.ZeroPoint, qmin, qmax))
 				}
 			}
 		}
@@ -240,15 +231,24 @@ func (q *Quantized) Dequantize() []float32 {
 	return out
 }
 
+// minMax is the range of data; a NaN in data makes both ends NaN.
 func minMax(data []float32) (lo, hi float32) {
 	if len(data) == 0 {
 		return 0, 0
 	}
-	lo, hi = data[0], data[0]
-	for _, x := range data[1:] {
-		lo, hi = min(lo, x), max(hi, x)
+	// Two ranges, of the even and the odd elements: min and max (which
+	// order NaNs) take a few instructions each, and two chains run
+	// side by side where one waits on its last result.
+	lo0, hi0, lo1, hi1 := data[0], data[0], data[0], data[0]
+	i := 1
+	for ; i+1 < len(data); i += 2 {
+		lo0, hi0 = min(lo0, data[i]), max(hi0, data[i])
+		lo1, hi1 = min(lo1, data[i+1]), max(hi1, data[i+1])
 	}
-	return lo, hi
+	if i < len(data) {
+		lo0, hi0 = min(lo0, data[i]), max(hi0, data[i])
+	}
+	return min(lo0, lo1), max(hi0, hi1)
 }
 
 // PackNibbles packs 4-bit elements (one per byte, low nibble) two per byte,
@@ -262,11 +262,12 @@ func PackNibbles(vals []byte) []byte {
 
 // packNibblesInto is PackNibbles into out, (len(vals)+1)/2 bytes.
 func packNibblesInto(out, vals []byte) {
-	for i, v := range vals {
-		if i%2 == 0 {
-			out[i/2] = v & 0x0f
-		} else {
-			out[i/2] |= (v & 0x0f) << 4
-		}
+	n := len(vals) / 2
+	out = out[:(len(vals)+1)/2]
+	for i := range n {
+		out[i] = vals[2*i]&0x0f | vals[2*i+1]<<4
+	}
+	if len(vals)%2 == 1 {
+		out[n] = vals[2*n] & 0x0f
 	}
 }

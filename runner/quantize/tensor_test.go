@@ -79,9 +79,11 @@ func TestPerAxis(t *testing.T) {
 func TestBlocked(t *testing.T) {
 	// Two rows of 5 in blocks of 2 along axis 1: blocks [0,2) [2,4) [4,5).
 	// int4 symmetric: scale = 2*absmax/15, so absmax 7.5*2^-k gives 2^-k.
+	// Every block's largest value is positive: a shrunk range would
+	// saturate it further, so the clip search keeps the whole range.
 	data := []float32{
 		7.5, -1, 0.9375, -0.5, 3.75,
-		-7.5, 2.5, 0, 0, -0.46875,
+		7.5, -2.5, 0, 0, 0.46875,
 	}
 	got, err := Blocked(data, []int64{2, 5}, 1, 2, Int4, true)
 	if err != nil {
@@ -89,10 +91,10 @@ func TestBlocked(t *testing.T) {
 	}
 	want := &Quantized{
 		Type: Int4, Shape: []int64{2, 5},
-		// 7.5 -> 8 saturates to 7; -7.5 -> -8 fits; 2.5 -> 2 (half to even).
+		// 7.5 -> 8 saturates to 7; -2.5 -> -2 (half to even).
 		Data: []byte{
 			7, 0xff, 7, 0xfc, 7,
-			0xf8, 2, 0, 0, 0xf8,
+			7, 0xfe, 0, 0, 7,
 		},
 		Scales:     []float32{1, 0.125, 0.5, 1, 1, 0.0625},
 		ZeroPoints: []int32{0, 0, 0, 0, 0, 0},
@@ -101,7 +103,7 @@ func TestBlocked(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Blocked (-want +got):\n%s", diff)
 	}
-	wantValues := []float32{7, -1, 0.875, -0.5, 3.5, -8, 2, 0, 0, -0.5}
+	wantValues := []float32{7, -1, 0.875, -0.5, 3.5, 7, -2, 0, 0, 0.4375}
 	if diff := cmp.Diff(wantValues, got.Dequantize()); diff != "" {
 		t.Errorf("Dequantize (-want +got):\n%s", diff)
 	}

@@ -27,7 +27,7 @@ func TestWeightOnlyQDQ(t *testing.T) {
 		t.Run(fmt.Sprintf("%d bits %v", tt.bits, tt.dtype), func(t *testing.T) {
 			m := mixedNet(1)
 			q, r, err := Quantize(context.Background(), m, Options{
-				Method: WeightOnly, Bits: tt.bits, Asymmetric: tt.asymmetric, BlockSize: 16, SensitiveLayers: everyWeightAt(tt.bits),
+				Method: WeightOnly, Bits: tt.bits, Symmetric: ptr(!tt.asymmetric), BlockSize: 16, SensitiveLayers: everyWeightAt(tt.bits),
 			}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -90,7 +90,7 @@ func TestWeightOnlyMatMulNBits(t *testing.T) {
 			t.Run(fmt.Sprintf("%d bits symmetric %v", bits, !asym), func(t *testing.T) {
 				m := mixedNet(4)
 				q, r, err := Quantize(context.Background(), m, Options{
-					Method: WeightOnly, Bits: bits, Asymmetric: asym, BlockSize: 16, Format: MatMulNBits, SensitiveLayers: everyWeightAt(bits),
+					Method: WeightOnly, Bits: bits, Symmetric: ptr(!asym), BlockSize: 16, Format: MatMulNBits, SensitiveLayers: everyWeightAt(bits),
 				}, nil)
 				if err != nil {
 					t.Fatal(err)
