@@ -35,7 +35,7 @@ func TestDecodeAppliesCRDDefaults(t *testing.T) {
 	q := job.Spec.Stages[1].Quantize
 	yes := true
 	want := &v1alpha1.QuantizeSpec{
-		Method: v1alpha1.QuantizeStatic, Bits: 8, PerChannel: &yes, Symmetric: &yes,
+		Method: v1alpha1.QuantizeStatic, Bits: 8, PerChannel: &yes, // symmetric: no default, each method has its own
 		ActivationType: v1alpha1.ActivationUInt8, BlockSize: 32, Format: v1alpha1.FormatQDQ, Algorithm: v1alpha1.AlgorithmRTN,
 		Calibration: v1alpha1.Calibration{Method: v1alpha1.CalibrationMinMax, Samples: 256, Percentile: "99.99"},
 		IOType:      v1alpha1.IOFloat32,
