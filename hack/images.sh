@@ -110,7 +110,7 @@ build() {
 		echo "  image:"
 		echo "    repository: $RUNNER_IMAGE"
 		echo "    digest: $(field "$out/runner.json" digest)"
-		echo "  version: $VERSION"
+		echo "  version: \"$VERSION\"" # quoted: a short commit hash may be all digits
 	} >"$out/values.yaml"
 }
 
