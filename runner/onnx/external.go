@@ -223,7 +223,7 @@ func typedBytes(tp *onnxpb.TensorProto) int {
 // tensors are read from (a local folder's only: other sources are not
 // local files).
 func sameFile(target string, m *Model) bool {
-	ds, ok := m.src.(*dirSource)
+	ds, ok := unspilled(m.src).(*dirSource)
 	if !ok {
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/kompress/kompress/hack/modelgen"
@@ -17,17 +18,7 @@ import (
 // the very bytes the model read whole gives.
 func TestHessianStreamsAModelInOneFile(t *testing.T) {
 	orttest.Require(t)
-	cfg := modelgen.SmallDecoder
-	cfg.Hidden = 128 // every linear weight 64 KiB or more: left in the file
-	raw, err := modelgen.Decoder(cfg).Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "model.onnx")
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	calib := &dataset.Dataset{Name: "tokens", Arrays: modelgen.DecoderTokens(cfg, 16, 32, 1)}
+	raw, path, calib := decoderInOneFile(t)
 	spec := Options{Method: Hessian, Sparsity: 0.5, CalibrationSamples: 16}
 	saved := func(m *onnx.Model) []byte {
 		t.Helper()
@@ -59,5 +50,61 @@ func TestHessianStreamsAModelInOneFile(t *testing.T) {
 	}
 	if got := saved(streamed); !bytes.Equal(got, want) {
 		t.Errorf("the streamed model prunes to %d bytes, not the %d bytes of the model read whole", len(got), len(want))
+	}
+}
+
+// decoderInOneFile writes a small decoder in one file whose every linear
+// weight is 64 KiB or more (left in the file by onnx.OpenFile) and
+// returns its bytes, its path and calibration tokens for it.
+func decoderInOneFile(t *testing.T) ([]byte, string, *dataset.Dataset) {
+	t.Helper()
+	cfg := modelgen.SmallDecoder
+	cfg.Hidden = 128
+	raw, err := modelgen.Decoder(cfg).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return raw, path, &dataset.Dataset{Name: "tokens", Arrays: modelgen.DecoderTokens(cfg, 16, 32, 1)}
+}
+
+// Pruned by hessian block by block, a model streamed from its file keeps
+// its pruned weights in its scratch file, each block's written there once
+// the walk is past it (onnx.Model.Spill): the pruned model holds none of
+// them in memory, where the model read whole holds them all.
+func TestHessianSpillsPrunedWeights(t *testing.T) {
+	orttest.Require(t)
+	raw, path, calib := decoderInOneFile(t)
+	spec := Options{Method: Hessian, Sparsity: 0.5, CalibrationSamples: 16}
+	held := func(m *onnx.Model) (int64, int64) {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		p, rep := mustPrune(t, m, spec, calib)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(p)
+		runtime.KeepAlive(m) // the source is not what is measured
+		return int64(after.HeapAlloc) - int64(before.HeapAlloc), 4 * rep.Params
+	}
+	loaded, err := onnx.Load(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, pruned := held(loaded)
+	streamed, err := onnx.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spilled, _ := held(streamed)
+	t.Logf("%d bytes of pruned weights: the pruned model holds %d bytes read whole, %d streamed", pruned, whole, spilled)
+	if whole < pruned {
+		t.Fatalf("the model read whole holds %d bytes, less than its %d bytes of pruned weights: the test measures nothing", whole, pruned)
+	}
+	if spilled > pruned/8 {
+		t.Errorf("the streamed model holds %d bytes after pruning, over %d: its %d bytes of pruned weights are held", spilled, pruned/8, pruned)
 	}
 }
