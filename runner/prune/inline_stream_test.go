@@ -9,22 +9,26 @@ import (
 
 	"github.com/kompress/kompress/hack/modelgen"
 	"github.com/kompress/kompress/runner/dataset"
+	"github.com/kompress/kompress/runner/layerwise"
 	"github.com/kompress/kompress/runner/onnx"
+	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort/orttest"
 )
 
 // A model in one file opened by onnx.OpenFile (its weights left in the
-// file, read tensor by tensor) is pruned by hessian, block by block, to
-// the very bytes the model read whole gives.
+// file, read tensor by tensor) is pruned by hessian to the very bytes the
+// model read whole gives: block by block, and by the whole-model path,
+// whose passes run the model with the weights pruned so far (spilled to
+// the scratch file, read back for ONNX Runtime).
 func TestHessianStreamsAModelInOneFile(t *testing.T) {
 	orttest.Require(t)
 	raw, path, calib := decoderInOneFile(t)
 	spec := Options{Method: Hessian, Sparsity: 0.5, CalibrationSamples: 16}
-	saved := func(m *onnx.Model) []byte {
+	saved := func(m *onnx.Model, blocks bool) []byte {
 		t.Helper()
 		p, rep := mustPrune(t, m, spec, calib)
-		if rep.Hessian.Blocks == 0 {
-			t.Fatalf("not pruned block by block: %q", rep.Hessian.WholeModel)
+		if (rep.Hessian.Blocks > 0) != blocks {
+			t.Fatalf("%d blocks (%q), want block by block: %v", rep.Hessian.Blocks, rep.Hessian.WholeModel, blocks)
 		}
 		out := filepath.Join(t.TempDir(), "out.onnx")
 		if _, err := p.Save(out, onnx.SaveOptions{ExternalData: p.WantsExternalData()}); err != nil {
@@ -36,20 +40,26 @@ func TestHessianStreamsAModelInOneFile(t *testing.T) {
 		}
 		return b
 	}
-	loaded, err := onnx.Load(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := saved(loaded)
-	streamed, err := onnx.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !streamed.Streamed() {
-		t.Fatal("OpenFile read the model whole")
-	}
-	if got := saved(streamed); !bytes.Equal(got, want) {
-		t.Errorf("the streamed model prunes to %d bytes, not the %d bytes of the model read whole", len(got), len(want))
+	for _, blocks := range []bool{true, false} {
+		if !blocks {
+			defer func(c func(*onnxpb.GraphProto, [][]*onnxpb.NodeProto) (*layerwise.Plan, string)) { cutBlocks = c }(cutBlocks)
+			cutBlocks = func(*onnxpb.GraphProto, [][]*onnxpb.NodeProto) (*layerwise.Plan, string) { return nil, "test" }
+		}
+		loaded, err := onnx.Load(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := saved(loaded, blocks)
+		streamed, err := onnx.OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !streamed.Streamed() {
+			t.Fatal("OpenFile read the model whole")
+		}
+		if got := saved(streamed, blocks); !bytes.Equal(got, want) {
+			t.Errorf("block by block %v: the streamed model prunes to %d bytes, not the %d bytes of the model read whole", blocks, len(got), len(want))
+		}
 	}
 }
 
