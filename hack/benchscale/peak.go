@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"runtime/metrics"
 	"runtime/pprof"
-	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -15,8 +14,9 @@ import (
 // heap's live bytes (as of the last collection) reach a new high, writes
 // the heap profile to path: what is held at the peak, by where it was
 // allocated (go tool pprof -sample_index inuse_space). Each new high of
-// the resident set is logged to stderr with the Go runtime's share of
-// it, so memory outside Go (ONNX Runtime's) shows as the difference.
+// the resident set is logged to stderr with the Go runtime's share at
+// that moment, so memory outside Go (ONNX Runtime's) shows as the
+// difference.
 type peakWatch struct {
 	path     string
 	stop     chan struct{}
@@ -51,7 +51,7 @@ func (p *peakWatch) sample() {
 	metrics.Read(p.samples)
 	live := p.samples[0].Value.Uint64()
 	goMapped := p.samples[1].Value.Uint64() - p.samples[2].Value.Uint64()
-	if rss := residentBytes(); rss > p.rss {
+	if rss := peakResidentBytes(); rss > p.rss {
 		p.rss = rss
 		fmt.Fprintf(os.Stderr, "benchscale: rss %.0f MB (go mapped %.0f MB, go live %.0f MB, other %.0f MB)\n",
 			mb(rss), mb(int64(goMapped)), mb(int64(live)), mb(rss-int64(goMapped)))
@@ -80,25 +80,12 @@ func (p *peakWatch) finish() {
 
 func mb(n int64) float64 { return float64(n) / 1e6 }
 
-// residentBytes is VmRSS from /proc/self/status (0 where there is none).
-func residentBytes() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
+// peakResidentBytes is the process's highest resident set so far
+// (getrusage's maxrss, what the step reports as peakRSSBytes).
+func peakResidentBytes() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		line := s.Bytes()
-		if !bytes.HasPrefix(line, []byte("VmRSS:")) {
-			continue
-		}
-		fields := bytes.Fields(line[len("VmRSS:"):])
-		if len(fields) == 0 {
-			return 0
-		}
-		kb, _ := strconv.ParseInt(string(fields[0]), 10, 64)
-		return kb * 1024
-	}
-	return 0
+	return ru.Maxrss * 1024
 }

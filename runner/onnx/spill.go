@@ -151,16 +151,7 @@ func (m *Model) withSpilledInline() (*onnxpb.ModelProto, error) {
 		if firstErr != nil || !c.spilled(tp) {
 			return
 		}
-		loc, offset, length, err := externalRange(tp, c.src)
-		var raw []byte
-		if err == nil {
-			raw, err = readRange(c.src, loc, offset, length)
-		}
-		if err != nil {
-			firstErr = fmt.Errorf("tensor %q: %w", tp.GetName(), err)
-			return
-		}
-		tp.RawData, tp.ExternalData, tp.DataLocation = raw, nil, nil
+		_, firstErr = readIn(tp, c.src)
 	})
 	return c.Proto, firstErr
 }

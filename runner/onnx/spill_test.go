@@ -9,11 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kompress/kompress/hack/modelgen"
-	"github.com/kompress/kompress/runner/dataset"
-	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
-	"github.com/kompress/kompress/runner/ort"
 )
 
 // halve replaces every float weight of m's main graph with half its
@@ -25,19 +21,25 @@ func halve(t *testing.T, m *onnx.Model, set func(w *onnx.Weight, t *onnx.Tensor)
 		if w.Graph.Path != "" || w.DType != onnx.Float {
 			continue
 		}
-		v, err := w.Float32s()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range v {
-			v[i] *= 0.5
-		}
-		if err := set(w, onnx.NewTensor(w.Dims, v)); err != nil {
-			t.Fatal(err)
-		}
+		halveWeight(t, w, set)
 		n++
 	}
 	return n
+}
+
+// halveWeight replaces a float weight with half its values, by set.
+func halveWeight(t *testing.T, w *onnx.Weight, set func(w *onnx.Weight, t *onnx.Tensor) error) {
+	t.Helper()
+	v, err := w.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range v {
+		v[i] *= 0.5
+	}
+	if err := set(w, onnx.NewTensor(w.Dims, v)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // savedFiles saves m into a folder of its own and returns each file's
@@ -128,40 +130,13 @@ func TestSpilledModelRuns(t *testing.T) {
 	}
 	halve(t, m, func(w *onnx.Weight, v *onnx.Tensor) error { return m.Spill(w, v) })
 	halve(t, whole, (*onnx.Weight).Set)
-	data, err := feed.FromDataset(feed.Inputs(whole), &dataset.Dataset{Name: "tokens", Arrays: modelgen.DecoderTokens(modelgen.SmallDecoder, 2, 8, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := data.Tensors([]int{0, 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	header, err := m.HeaderBytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := m.ExternalDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := run(t, session(t, "set", mustBytes(t, whole), ort.Options{}), in)
-	got := run(t, session(t, "spilled", header, ort.Options{ExternalDataDir: dir}), in)
-	sameOutputs(t, "spilled", want, got, 0)
+	sameRun(t, "spilled", m, whole)
 }
 
 // Spilling every weight of a streamed model holds none of them: the
 // heap after is the model's structure, where Set holds every weight.
 func TestSpillHoldsNoWeight(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "model.onnx")
-	b, err := modelgen.Decoder(modelgen.DecoderConfig{Hidden: 256, Heads: 4, Layers: 4, Vocab: 8192, Seed: 5}).Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	size := int64(len(b))
-	b = nil
+	path, size := writeInlineDecoder(t)
 	held := func(set func(m *onnx.Model) func(*onnx.Weight, *onnx.Tensor) error) int64 {
 		runtime.GC()
 		var before, after runtime.MemStats
