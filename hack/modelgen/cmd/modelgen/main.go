@@ -6,6 +6,7 @@
 //	go run ./hack/modelgen/cmd/modelgen -model gru -out controller.onnx -data sequences.npz
 //	go run ./hack/modelgen/cmd/modelgen -model gpt2 -out gpt2.onnx -data tokens.npz -samples 64 -seq 128
 //	go run ./hack/modelgen/cmd/modelgen -model decoder1b -out decoder1b.onnx -data tokens.npz
+//	go run ./hack/modelgen/cmd/modelgen -model llama135m -out llama.onnx -data tokens.npz -samples 64 -seq 128
 //
 // bert is a BERT-style encoder (inputs input_ids, attention_mask,
 // token_type_ids; output last_hidden_state): -size 1 is 2 layers of
@@ -19,6 +20,12 @@
 // as they are drawn; -external does the same for gpt2. decoder is the
 // small decoder of the unit tests. Their datasets hold Zipf-distributed
 // token ids of -seq tokens; without -out only the dataset is written.
+// llama135m is a LLaMA-style decoder of SmolLM-135M's shape exported with
+// its KV cache (inputs input_ids, attention_mask, position_ids and
+// past_key_values.N.key/.value; outputs logits and present.N.key/.value),
+// llama the small one of the unit tests; their datasets hold input_ids
+// and attention_mask only, as a tokenizer gives them (the runner derives
+// position_ids and feeds an empty past).
 package main
 
 import (
@@ -32,7 +39,7 @@ import (
 )
 
 func main() {
-	model := flag.String("model", "bert", "bert, mobilenetv2, gru, lstm, decoder, gpt2 or decoder1b")
+	model := flag.String("model", "bert", "bert, mobilenetv2, gru, lstm, decoder, gpt2, decoder1b, llama or llama135m")
 	out := flag.String("out", "", "the .onnx file to write")
 	data := flag.String("data", "", "also write a dataset (.npz) that feeds the model")
 	samples := flag.Int("samples", 256, "samples in the dataset")
@@ -49,7 +56,9 @@ func main() {
 		*dataSeed = *seed + 1
 	}
 	var err error
-	if d, ok := decoders[*model]; ok {
+	if l, ok := llamas[*model]; ok {
+		err = runLlama(l, *out, *data, *samples, *seed, *dataSeed, *seq)
+	} else if d, ok := decoders[*model]; ok {
 		err = runDecoder(d, *out, *data, *samples, *seed, *dataSeed, *seq, *external || *model == "decoder1b")
 	} else {
 		err = run(*model, *out, *data, *samples, *seed, *dataSeed, *size, *seq, *width, *resolution, *classes)
@@ -84,7 +93,7 @@ func run(model, out, data string, samples int, seed, dataSeed uint64, size, seq 
 		cfg := modelgen.ControllerConfig{Cell: map[string]string{"gru": "GRU", "lstm": "LSTM"}[model], Seed: seed}
 		m, arrays = modelgen.Controller(cfg), modelgen.Sequences(cfg, samples, seq, dataSeed)
 	default:
-		return fmt.Errorf("-model %q: want bert, mobilenetv2, gru, lstm, decoder, gpt2 or decoder1b", model)
+		return fmt.Errorf("-model %q: want bert, mobilenetv2, gru, lstm, decoder, gpt2, decoder1b, llama or llama135m", model)
 	}
 	if err := m.SaveFile(out, onnx.SaveOptions{}); err != nil {
 		return err
@@ -125,4 +134,30 @@ func runDecoder(cfg modelgen.DecoderConfig, out, data string, samples int, seed,
 		return nil
 	}
 	return dataset.WriteNPZFile(data, modelgen.DecoderTokens(cfg, samples, seq, dataSeed)...)
+}
+
+var llamas = map[string]modelgen.LlamaConfig{
+	"llama":     modelgen.SmallLlama,
+	"llama135m": modelgen.Llama135M,
+}
+
+// runLlama writes a LLaMA-style decoder (unless out is empty) and its
+// token dataset.
+func runLlama(cfg modelgen.LlamaConfig, out, data string, samples int, seed, dataSeed uint64, seq int) error {
+	if out == "" && data == "" {
+		return fmt.Errorf("-out or -data is required")
+	}
+	cfg.Seed = seed
+	if seq > cfg.MaxPositions {
+		return fmt.Errorf("-seq %d: the decoder takes at most %d positions", seq, cfg.MaxPositions)
+	}
+	if out != "" {
+		if err := modelgen.Llama(cfg).SaveFile(out, onnx.SaveOptions{}); err != nil {
+			return err
+		}
+	}
+	if data == "" {
+		return nil
+	}
+	return dataset.WriteNPZFile(data, modelgen.LlamaTokens(cfg, samples, seq, dataSeed)...)
 }
