@@ -3,6 +3,7 @@ package modelgen
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/onnx"
@@ -161,4 +162,35 @@ func LlamaTokens(cfg LlamaConfig, n, seq int, seed uint64) []dataset.Array {
 		panic(fmt.Sprintf("modelgen: sequence %d is longer than MaxPositions %d", seq, c.MaxPositions))
 	}
 	return zipfTokens(c.Vocab, n, seq, seed)
+}
+
+// LlamaStep is the inputs of one step of a LLaMA decoder of cfg on one
+// sequence: the token ids at positions start.., an attention mask of
+// ones over past and sequence, and the past keys and values (by their
+// present.* names: the outputs of the step before), or an empty past,
+// zero-sized, when past is nil.
+func LlamaStep(cfg LlamaConfig, ids []int64, start int, past map[string]*onnx.Tensor) map[string]*onnx.Tensor {
+	c := cfg.withDefaults()
+	n := int64(len(ids))
+	mask := make([]int64, start+len(ids))
+	pos := make([]int64, n)
+	for i := range mask {
+		mask[i] = 1
+	}
+	for i := range pos {
+		pos[i] = int64(start + i)
+	}
+	in := map[string]*onnx.Tensor{
+		InputIDs:      onnx.NewTensor([]int64{1, n}, slices.Clone(ids)),
+		AttentionMask: onnx.NewTensor([]int64{1, int64(len(mask))}, mask),
+		PositionIDs:   onnx.NewTensor([]int64{1, n}, pos),
+	}
+	empty := onnx.NewTensor([]int64{1, int64(c.KVHeads), 0, int64(c.headDim())}, []float32{})
+	for i := range c.Layers {
+		in[PastKey(i)], in[PastValue(i)] = empty, empty
+		if past != nil {
+			in[PastKey(i)], in[PastValue(i)] = past[PresentKey(i)], past[PresentValue(i)]
+		}
+	}
+	return in
 }

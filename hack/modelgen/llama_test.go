@@ -42,34 +42,11 @@ func TestLlamaParams(t *testing.T) {
 	}
 }
 
-// llamaStep runs one step of m (batch 1): the token ids at positions
-// start.. after the past (nil: an empty one, zero-sized), attention mask
-// all ones over past and sequence; the exposed tensors are returned too.
+// llamaStep runs one step of m (LlamaStep's inputs) and returns its
+// outputs, with the exposed tensors.
 func llamaStep(t *testing.T, m *onnx.Model, c LlamaConfig, ids []int64, start int, past map[string]*onnx.Tensor, expose ...string) map[string]*onnx.Tensor {
 	t.Helper()
-	c = c.withDefaults()
-	n := int64(len(ids))
-	mask := make([]int64, start+len(ids))
-	pos := make([]int64, n)
-	for i := range mask {
-		mask[i] = 1
-	}
-	for i := range pos {
-		pos[i] = int64(start + i)
-	}
-	in := map[string]*onnx.Tensor{
-		InputIDs:      onnx.NewTensor([]int64{1, n}, slices.Clone(ids)),
-		AttentionMask: onnx.NewTensor([]int64{1, int64(len(mask))}, mask),
-		PositionIDs:   onnx.NewTensor([]int64{1, n}, pos),
-	}
-	for i := range c.Layers {
-		for j, name := range []string{PastKey(i), PastValue(i)} {
-			in[name] = onnx.NewTensor([]int64{1, int64(c.KVHeads), 0, int64(c.headDim())}, []float32{})
-			if past != nil {
-				in[name] = past[[]string{PresentKey(i), PresentValue(i)}[j]]
-			}
-		}
-	}
+	in := LlamaStep(c, ids, start, past)
 	s, err := feed.Open(m, feed.Options{Threads: 1, Expose: expose})
 	if err != nil {
 		t.Fatalf("ONNX Runtime does not load the model: %v", err)
