@@ -51,6 +51,9 @@ type Refused struct {
 	// Reason says why it is not folded, naming the node or input at
 	// fault.
 	Reason string `json:"reason"`
+	// Tied is the initializer it is computed from when that is read by
+	// other nodes too (WeightsKeepingTied).
+	Tied string `json:"tied,omitempty"`
 }
 
 // Report is what Weights did.
@@ -246,7 +249,7 @@ func weights(m *onnx.Model, skip Skip, keepTied bool) (*Report, error) {
 				case c.input != "" || len(c.nodes) == 0:
 				case skip != nil && skip(opsOf(c.nodes)):
 				case keepTied && x.tied(c) != "":
-					r.Refused = append(r.Refused, Refused{Name: name, Node: onnx.Label(n), OpType: n.GetOpType(),
+					r.Refused = append(r.Refused, Refused{Name: name, Node: onnx.Label(n), OpType: n.GetOpType(), Tied: x.tied(c),
 						Reason: fmt.Sprintf("computed from %q, which other nodes read too (tied weights): folding would store it twice", x.tied(c))})
 				default:
 					todo = append(todo, slot{name: name, node: n, layer: l, c: c})

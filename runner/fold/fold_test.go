@@ -268,13 +268,13 @@ func TestWeightsKeepingTied(t *testing.T) {
 			folded = append(folded, x.Name)
 		}
 		for _, x := range r.Refused {
-			refused = append(refused, x.Name+": "+x.Reason)
+			refused = append(refused, x.Name+" (tied to "+x.Tied+"): "+x.Reason)
 		}
 		want := []string{"head", "own_t"}
 		var wantRefused []string
 		if keep {
 			want = []string{"own_t"}
-			wantRefused = []string{`head: computed from "embed", which other nodes read too (tied weights): folding would store it twice`}
+			wantRefused = []string{`head (tied to embed): computed from "embed", which other nodes read too (tied weights): folding would store it twice`}
 		}
 		if diff := cmp.Diff(want, folded); diff != "" {
 			t.Errorf("keep tied %v: folded (-want +got):\n%s", keep, diff)

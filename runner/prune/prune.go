@@ -66,7 +66,11 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 	}
 	targets, skipped := findTargets(out, o)
 	for _, c := range computed.Refused {
-		skipped = append(skipped, Skipped{Name: c.Name, Node: c.Node, OpType: c.OpType, Reason: ReasonComputed, Detail: c.Reason})
+		s := Skipped{Name: c.Name, Node: c.Node, OpType: c.OpType, Reason: ReasonComputed, Detail: c.Reason}
+		if c.Tied != "" {
+			s.Reason, s.Detail = ReasonTied, "reads "+c.Tied
+		}
+		skipped = append(skipped, s)
 	}
 	if o.method == Hessian {
 		targets, skipped = keepCalibratable(out, targets, skipped)
