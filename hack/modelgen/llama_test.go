@@ -2,7 +2,6 @@ package modelgen
 
 import (
 	"math"
-	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -15,15 +14,7 @@ import (
 // The parameter counts: Llama135M is SmolLM-135M's 134,515,008 exactly,
 // and Params counts what Llama builds, tied and untied.
 func TestLlamaParams(t *testing.T) {
-	counted := func(m *onnx.Model) int64 {
-		var n int64
-		for _, w := range m.Weights() {
-			if w.DType == onnx.Float && len(w.Dims) > 0 && !slices.Contains([]string{"cos_cached", "sin_cached"}, w.Name[len(w.Name)-10:]) {
-				n += int64(w.NumElements())
-			}
-		}
-		return n
-	}
+	counted := func(m *onnx.Model) int64 { return countParams(m, "cos_cached", "sin_cached") }
 	untied := SmallLlama
 	untied.Untied = true
 	got := map[string]int64{
@@ -143,18 +134,7 @@ func TestLlamaIsCausal(t *testing.T) {
 	before := floats(t, llamaStep(t, m, SmallLlama, ids, 0, nil)[Logits])
 	ids[10] = (ids[10] + 1) % int64(SmallLlama.Vocab)
 	after := floats(t, llamaStep(t, m, SmallLlama, ids, 0, nil)[Logits])
-	v := SmallLlama.Vocab
-	var changed []bool
-	for p := range 16 {
-		changed = append(changed, !slices.Equal(before[p*v:(p+1)*v], after[p*v:(p+1)*v]))
-	}
-	want := make([]bool, 16)
-	for p := 10; p < 16; p++ {
-		want[p] = true
-	}
-	if diff := cmp.Diff(want, changed); diff != "" {
-		t.Errorf("positions changed by token 10 (-want +got):\n%s", diff)
-	}
+	checkChangedFrom(t, before, after, SmallLlama.Vocab, 10)
 }
 
 // The inputs of the attention and SwiGLU layers carry the same few

@@ -113,13 +113,10 @@ var decoders = map[string]modelgen.DecoderConfig{
 // runDecoder writes a decoder (unless out is empty), with its weights streamed to out+".data"
 // when external, and its token dataset.
 func runDecoder(cfg modelgen.DecoderConfig, out, data string, samples int, seed, dataSeed uint64, seq int, external bool) (err error) {
-	if out == "" && data == "" {
-		return fmt.Errorf("-out or -data is required")
+	if err := checkDecoderFlags(out, data, seq, cfg.MaxPositions); err != nil {
+		return err
 	}
 	cfg.Seed = seed
-	if seq > cfg.MaxPositions {
-		return fmt.Errorf("-seq %d: the decoder takes at most %d positions", seq, cfg.MaxPositions)
-	}
 	if out != "" {
 		if external {
 			err = modelgen.WriteDecoderExternal(cfg, out)
@@ -144,13 +141,10 @@ var llamas = map[string]modelgen.LlamaConfig{
 // runLlama writes a LLaMA-style decoder (unless out is empty) and its
 // token dataset.
 func runLlama(cfg modelgen.LlamaConfig, out, data string, samples int, seed, dataSeed uint64, seq int) error {
-	if out == "" && data == "" {
-		return fmt.Errorf("-out or -data is required")
+	if err := checkDecoderFlags(out, data, seq, cfg.MaxPositions); err != nil {
+		return err
 	}
 	cfg.Seed = seed
-	if seq > cfg.MaxPositions {
-		return fmt.Errorf("-seq %d: the decoder takes at most %d positions", seq, cfg.MaxPositions)
-	}
 	if out != "" {
 		if err := modelgen.Llama(cfg).SaveFile(out, onnx.SaveOptions{}); err != nil {
 			return err
@@ -160,4 +154,16 @@ func runLlama(cfg modelgen.LlamaConfig, out, data string, samples int, seed, dat
 		return nil
 	}
 	return dataset.WriteNPZFile(data, modelgen.LlamaTokens(cfg, samples, seq, dataSeed)...)
+}
+
+// checkDecoderFlags refuses a decoder run with nothing to write or a
+// sequence longer than the decoder's positions.
+func checkDecoderFlags(out, data string, seq, positions int) error {
+	if out == "" && data == "" {
+		return fmt.Errorf("-out or -data is required")
+	}
+	if seq > positions {
+		return fmt.Errorf("-seq %d: the decoder takes at most %d positions", seq, positions)
+	}
+	return nil
 }
