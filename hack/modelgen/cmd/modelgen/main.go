@@ -6,7 +6,7 @@
 //	go run ./hack/modelgen/cmd/modelgen -model gru -out controller.onnx -data sequences.npz
 //	go run ./hack/modelgen/cmd/modelgen -model gpt2 -out gpt2.onnx -data tokens.npz -samples 64 -seq 128
 //	go run ./hack/modelgen/cmd/modelgen -model decoder1b -out decoder1b.onnx -data tokens.npz
-//	go run ./hack/modelgen/cmd/modelgen -model llama135m -out llama.onnx -data tokens.npz -samples 64 -seq 128
+//	go run ./hack/modelgen/cmd/modelgen -model llama135m [-untied] -out llama.onnx -data tokens.npz -samples 64 -seq 128
 //
 // bert is a BERT-style encoder (inputs input_ids, attention_mask,
 // token_type_ids; output last_hidden_state): -size 1 is 2 layers of
@@ -51,12 +51,14 @@ func main() {
 	resolution := flag.Int("resolution", 224, "mobilenetv2: input height and width")
 	classes := flag.Int("classes", 1000, "mobilenetv2: classes")
 	external := flag.Bool("external", false, "decoder, gpt2: stream the weights to an external data file (always for decoder1b)")
+	untied := flag.Bool("untied", false, "llama, llama135m: give the head its own weight (default: tied to the embedding)")
 	flag.Parse()
 	if *dataSeed == 0 {
 		*dataSeed = *seed + 1
 	}
 	var err error
 	if l, ok := llamas[*model]; ok {
+		l.Untied = *untied
 		err = runLlama(l, *out, *data, *samples, *seed, *dataSeed, *seq)
 	} else if d, ok := decoders[*model]; ok {
 		err = runDecoder(d, *out, *data, *samples, *seed, *dataSeed, *seq, *external || *model == "decoder1b")
