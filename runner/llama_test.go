@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -70,8 +71,8 @@ func llamaStages() []struct {
 // published model takes and returns what the source does, keeps its
 // logits close to the source's on held-out tokens, and its cache still
 // works: 24 tokens in one call give the logits of 16 tokens then 8 with
-// the first call's present as the past. Hessian pruning runs block by
-// block, not on the whole model.
+// the first call's present as the past. Hessian pruning and GPTQ run
+// block by block, not on the whole model.
 func TestLlamaEveryMethod(t *testing.T) {
 	orttest.Require(t)
 	dir := t.TempDir()
@@ -127,6 +128,9 @@ func TestLlamaEveryMethod(t *testing.T) {
 			t.Logf("logits cosine %.4f on held-out tokens; warnings %q", c, res.Warnings)
 			if c < tc.minCosine || math.IsNaN(c) {
 				t.Errorf("logits cosine %.4f on held-out tokens, want >= %.2f", c, tc.minCosine)
+			}
+			if w := strings.Join(res.Warnings, "\n"); strings.Contains(w, "not block by block") {
+				t.Errorf("gptq ran on the whole model: %s", w)
 			}
 			if tc.stage.Type == v1alpha1.StageTypePrune && tc.stage.Prune.Method == v1alpha1.PruneHessian {
 				var d struct {
