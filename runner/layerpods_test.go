@@ -19,7 +19,6 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/hack/modelgen"
 	"github.com/kompress/kompress/pipeline"
-	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/ort/orttest"
 	"github.com/kompress/kompress/runner/storage"
 	"github.com/kompress/kompress/runner/storage/storagetest"
@@ -121,15 +120,7 @@ func matchOneWorker(t *testing.T, s3 *storagetest.S3, task pipeline.Task, n int,
 			t.Errorf("layers %d, index %d: %+v, want no output and a message saying index 0 publishes", n, i, r)
 		}
 	}
-	keys, err := s3.Keys("out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		if strings.Contains(k, "/"+shardsDir+"/") {
-			t.Errorf("partial left behind: %s", k)
-		}
-	}
+	noPartialsLeft(t, s3)
 }
 
 // Index 0 refuses a partial whose bytes do not match its committed
@@ -194,18 +185,13 @@ func refuseCorrupt(t *testing.T, task pipeline.Task) {
 // workers (and the data passes to shards), its output under out.
 func gptqLayerTask(t *testing.T, layers, shards int32, out string) pipeline.Task {
 	dir := t.TempDir()
-	cfg := modelgen.SmallDecoder
-	raw, err := modelgen.Decoder(cfg).Bytes()
-	var data bytes.Buffer
-	if err == nil {
-		err = dataset.WriteNPZ(&data, modelgen.DecoderTokens(cfg, 16, 16, 2)...)
-	}
+	raw, data, err := modelgen.DecoderFiles(modelgen.SmallDecoder, 16, 16, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Pinned, as the mnist fixture is: the task is keyed before it runs,
 	// and refuseCorrupt finds the partials under that key.
-	model, tokens := writeFile(t, dir, "model.onnx", raw), writeFile(t, dir, "tokens.npz", data.Bytes())
+	model, tokens := writeFile(t, dir, "model.onnx", raw), writeFile(t, dir, "tokens.npz", data)
 	stage := int4Stage()
 	stage.Name, stage.Quantize.Algorithm, stage.Quantize.Calibration.Samples = "gptq", v1alpha1.AlgorithmGPTQ, 16
 	stage.Quantize.Symmetric = nil // the default: blocks with zero points

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/controllers"
 	"github.com/kompress/kompress/hack/modelgen"
-	"github.com/kompress/kompress/runner/dataset"
 )
 
 // layeredJob prunes with hessian, each block calibrated on the original
@@ -37,18 +35,13 @@ func layeredJob(t *testing.T, ns, name string, layers int32) *v1alpha1.Compressi
 // bucket under decoder/.
 func gptqLayeredJob(t *testing.T, ns, name string, layers int32) *v1alpha1.CompressionJob {
 	t.Helper()
-	cfg := modelgen.SmallDecoder
-	model, err := modelgen.Decoder(cfg).Bytes()
-	var tokens bytes.Buffer
-	if err == nil {
-		err = dataset.WriteNPZ(&tokens, modelgen.DecoderTokens(cfg, 16, 16, 2)...)
-	}
+	model, tokens, err := modelgen.DecoderFiles(modelgen.SmallDecoder, 16, 16, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cpj := quantizeJob(ns, name)
 	cpj.Spec.Source.URI, cpj.Spec.Source.SHA256 = s3URI("decoder/model.onnx"), putObject(t, "decoder/model.onnx", model)
-	cpj.Spec.Dataset.URI, cpj.Spec.Dataset.SHA256 = s3URI("decoder/tokens.npz"), putObject(t, "decoder/tokens.npz", tokens.Bytes())
+	cpj.Spec.Dataset.URI, cpj.Spec.Dataset.SHA256 = s3URI("decoder/tokens.npz"), putObject(t, "decoder/tokens.npz", tokens)
 	cpj.Spec.Parallelism = &v1alpha1.ParallelismSpec{Shards: 2, Layers: layers, LayerInputs: v1alpha1.LayerInputsOriginal}
 	cpj.Spec.Evaluation.Samples = 8
 	cpj.Spec.Stages = []v1alpha1.Stage{{Name: "gptq", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize,
