@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/utils/ptr"
 
@@ -99,14 +100,14 @@ func TestLayerIndexedJob(t *testing.T) {
 		"gptq-one/gptq": `mode Indexed, completions 2, succeeded 2, completed indexes "0,1"`,
 		"gptq-two/gptq": `mode Indexed, completions 3, succeeded 3, completed indexes "0-2"`,
 	}
+	gotJobs := map[string]string{}
 	for _, j := range jobs {
 		for _, job := range jobsOf(t, ns, j.Name) {
-			stage := job.Labels[controllers.LabelStage]
-			got := fmt.Sprintf("mode %s, completions %d, succeeded %d, completed indexes %q",
+			gotJobs[j.Name+"/"+job.Labels[controllers.LabelStage]] = fmt.Sprintf("mode %s, completions %d, succeeded %d, completed indexes %q",
 				ptr.Deref(job.Spec.CompletionMode, batchv1.NonIndexedCompletion), ptr.Deref(job.Spec.Completions, 1), job.Status.Succeeded, job.Status.CompletedIndexes)
-			if want := wantJobs[j.Name+"/"+stage]; got != want {
-				t.Errorf("job %s, stage %s: %s, want %s", j.Name, stage, got, want)
-			}
 		}
+	}
+	if diff := cmp.Diff(wantJobs, gotJobs); diff != "" {
+		t.Errorf("the stage Jobs, by job/stage (-want +got):\n%s", diff)
 	}
 }
