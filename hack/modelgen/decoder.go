@@ -1,6 +1,7 @@
 package modelgen
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -236,4 +237,18 @@ func zipfTokens(vocab, n, seq int, seed uint64) []dataset.Array {
 		{Name: InputIDs, Shape: shape, Data: ids},
 		{Name: AttentionMask, Shape: shape, Data: mask},
 	}
+}
+
+// DecoderFiles is a decoder of cfg as model bytes and n samples of seq
+// token ids (DecoderTokens) as NPZ bytes: a model and a dataset to put
+// where a job reads them.
+func DecoderFiles(cfg DecoderConfig, n, seq int, seed uint64) (model, tokens []byte, err error) {
+	if model, err = Decoder(cfg).Bytes(); err != nil {
+		return nil, nil, err
+	}
+	var b bytes.Buffer
+	if err := dataset.WriteNPZ(&b, DecoderTokens(cfg, n, seq, seed)...); err != nil {
+		return nil, nil, err
+	}
+	return model, b.Bytes(), nil
 }

@@ -20,6 +20,7 @@
 // as they are drawn; -external does the same for gpt2. decoder is the
 // small decoder of the unit tests. Their datasets hold Zipf-distributed
 // token ids of -seq tokens; without -out only the dataset is written.
+// -size n makes the small decoder n times as wide and as deep.
 // llama135m is a LLaMA-style decoder of SmolLM-135M's shape exported with
 // its KV cache (inputs input_ids, attention_mask, position_ids and
 // past_key_values.N.key/.value; outputs logits and present.N.key/.value),
@@ -45,7 +46,7 @@ func main() {
 	samples := flag.Int("samples", 256, "samples in the dataset")
 	seed := flag.Uint64("seed", 1, "seed of the weights")
 	dataSeed := flag.Uint64("data-seed", 0, "seed of the dataset (default seed+1; another one makes held-out data)")
-	size := flag.Int("size", 1, "bert: 1 is 2 layers of hidden 64, n scales width and depth")
+	size := flag.Int("size", 1, "bert, decoder: 1 is 2 layers of hidden 64, n scales width and depth")
 	seq := flag.Int("seq", 32, "bert: tokens per sample; gru, lstm: steps per sample")
 	width := flag.Float64("width", 1, "mobilenetv2: channel multiplier")
 	resolution := flag.Int("resolution", 224, "mobilenetv2: input height and width")
@@ -61,6 +62,9 @@ func main() {
 		l.Untied = *untied
 		err = runLlama(l, *out, *data, *samples, *seed, *dataSeed, *seq)
 	} else if d, ok := decoders[*model]; ok {
+		if *model == "decoder" {
+			d.Hidden, d.Layers = *size*d.Hidden, *size*d.Layers
+		}
 		err = runDecoder(d, *out, *data, *samples, *seed, *dataSeed, *seq, *external || *model == "decoder1b")
 	} else {
 		err = run(*model, *out, *data, *samples, *seed, *dataSeed, *size, *seq, *width, *resolution, *classes)
