@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"math"
@@ -14,12 +15,14 @@ import (
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/hack/modelgen"
+	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/compare"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/feed"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/ort/orttest"
 	"github.com/kompress/kompress/runner/storage"
+	"github.com/kompress/kompress/runner/storage/storagetest"
 )
 
 // llamaStages are the weight methods run on a LLaMA-style decoder, with
@@ -201,4 +204,55 @@ func floatsOf(t *testing.T, v *onnx.Tensor) []float32 {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// llamaLayerTask is stage on SmallLlama (pinned source and dataset of
+// tokenizer arrays) with its blocks dealt to layers workers, its output
+// under out.
+func llamaLayerTask(t *testing.T, stage v1alpha1.Stage, layers int32, out string) pipeline.Task {
+	t.Helper()
+	dir := t.TempDir()
+	raw, err := modelgen.Llama(modelgen.SmallLlama).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var npz bytes.Buffer
+	if err := dataset.WriteNPZ(&npz, modelgen.LlamaTokens(modelgen.SmallLlama, 16, 32, 2)...); err != nil {
+		t.Fatal(err)
+	}
+	model, tokens := writeFile(t, dir, "model.onnx", raw), writeFile(t, dir, "tokens.npz", npz.Bytes())
+	if out == "" {
+		out = storage.FileURI(filepath.Join(dir, "out"))
+	}
+	spec := &v1alpha1.CompressionJobSpec{
+		Source:      v1alpha1.ModelSource{URI: storage.FileURI(filepath.Join(dir, "model.onnx")), SHA256: model},
+		Output:      v1alpha1.OutputSpec{URI: out},
+		Dataset:     &v1alpha1.DatasetSpec{URI: storage.FileURI(filepath.Join(dir, "tokens.npz")), SHA256: tokens, Format: v1alpha1.DatasetFormatNPZ},
+		Evaluation:  v1alpha1.EvaluationSpec{Samples: 8, LatencyBatchSize: 1, LatencyRuns: 2},
+		Parallelism: &v1alpha1.ParallelismSpec{Layers: layers, LayerInputs: v1alpha1.LayerInputsOriginal},
+		Stages:      []v1alpha1.Stage{stage},
+	}
+	task := firstTask(t, spec)
+	task.Indexed = layers > 1
+	return task
+}
+
+// The blocks of a with-past decoder (its present keys and values
+// returned by the block that makes them) run as layer pods too: GPTQ
+// and SparseGPT on 2 indices publish what one worker does.
+func TestLlamaLayerPods(t *testing.T) {
+	orttest.Require(t)
+	s3 := storagetest.StartS3(t, "out")
+	for _, tc := range llamaStages() {
+		if tc.stage.Name != "gptq" && tc.stage.Name != "sparsegpt-50" {
+			continue
+		}
+		t.Run(tc.stage.Name, func(t *testing.T) {
+			want, err := Execute(context.Background(), llamaLayerTask(t, tc.stage, 1, ""), Options{})
+			if err != nil {
+				t.Fatalf("layers 1: %v", err)
+			}
+			matchOneWorker(t, s3, llamaLayerTask(t, tc.stage, 2, s3.URI("out", "llama-"+tc.stage.Name)), 2, want)
+		})
+	}
 }
