@@ -140,7 +140,7 @@ e2e-fixtures: tools data ## Run the e2e suite and record the statuses the Argo C
 ##@ Benchmarks
 
 .PHONY: bench-runner bench-controller bench-scale bench-indexed
-bench-indexed: ort data ## A hessian stage as an Indexed Job of 1 and 2 index processes meeting in storage: wall, calibration, the exchange's cost per round.
+bench-indexed: ort data ## A hessian stage (METHOD=gptq: a GPTQ one) as an Indexed Job of 1 and 2 index processes meeting in storage: wall, calibration, the exchange's cost per round.
 	hack/bench-indexed.sh
 bench-runner: ## Runner steps against plain read+hash+write of the same model: medians, ratios, peak memory.
 	hack/bench-runner.sh

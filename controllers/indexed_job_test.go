@@ -13,7 +13,9 @@ import (
 
 // A stage whose data passes are sharded runs as an Indexed Job of one pod
 // per shard, all at once, each index retried on its own; a distillation
-// stage, or one shard, stays one pod.
+// stage, or one shard, stays one pod. A Hessian stage (hessian pruning,
+// GPTQ) with layers above 1 is an Indexed Job of one pod per layer
+// worker, whatever shards says.
 func TestBuildJobIndexed(t *testing.T) {
 	prune := v1alpha1.Stage{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Sparsity: "0.5"}}}
 	quant := v1alpha1.Stage{Name: "int8", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeStatic}}}
@@ -28,6 +30,7 @@ func TestBuildJobIndexed(t *testing.T) {
 	twoLayers.Completions, twoLayers.Parallelism = ptr.To[int32](2), ptr.To[int32](2)
 	magnitude := v1alpha1.Stage{Name: "prune", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneMagnitude, Sparsity: "0.5"}}}
 	gptq := v1alpha1.Stage{Name: "int4", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Algorithm: v1alpha1.AlgorithmGPTQ}}}
+	rtn := v1alpha1.Stage{Name: "int4", StageBody: v1alpha1.StageBody{Type: v1alpha1.StageTypeQuantize, Quantize: &v1alpha1.QuantizeSpec{Method: v1alpha1.QuantizeWeightOnly, Bits: 4, Algorithm: v1alpha1.AlgorithmRTN}}}
 	tests := []struct {
 		name           string
 		shards, layers int32
@@ -43,7 +46,9 @@ func TestBuildJobIndexed(t *testing.T) {
 		{"magnitude prune, 2 layers", 1, 2, magnitude, onePod},
 		{"magnitude prune, 2 layers, 4 shards", 4, 2, magnitude, indexed},
 		{"static quantize, 2 layers, 4 shards", 4, 2, quant, indexed},
-		{"gptq, 2 layers", 1, 2, gptq, onePod},
+		{"gptq, 2 layers", 1, 2, gptq, twoLayers},
+		{"gptq, 2 layers, 4 shards", 4, 2, gptq, twoLayers},
+		{"rtn int4, 2 layers, 4 shards", 4, 2, rtn, indexed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

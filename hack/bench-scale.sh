@@ -31,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL="rtn-int4-1b rtn-int4-124m gptq-int4-124m sparsegpt-50-124m dynamic-int8-124m static-int8-124m static-int8-sq-124m static-int8-sqauto-124m"
+ALL="rtn-int4-1b rtn-int4-124m gptq-int4-124m sparsegpt-50-124m dynamic-int8-124m static-int8-124m static-int8-sq-124m static-int8-sqauto-124m rtn-int4-llama gptq-int4-llama sparsegpt-50-llama"
 CASES=${CASES:-$ALL}
 LAYER_ERROR=${LAYER_ERROR:-1}
 
@@ -50,6 +50,7 @@ for name in $CASES; do
 	case ${name##*-} in
 	1b) model=decoder1b ;;
 	124m) model=gpt2 ;;
+	llama) model=llama ;;
 	*) echo "unknown case $name" >&2; exit 2 ;;
 	esac
 	src=$dir/$model

@@ -10,6 +10,10 @@
 #   $KOMPRESS_CACHE/scale/v1/decoder1b/model.onnx.data  the external data file (4.46 GB)
 #   $KOMPRESS_CACHE/scale/v1/decoder1b/calib.npz     16 samples of 64 token ids
 #   $KOMPRESS_CACHE/scale/v1/decoder1b/heldout.npz   4 other samples of 64 token ids
+#   $KOMPRESS_CACHE/scale/v1/llama/model.onnx        SmolLM-135M's shape, LLaMA-style, exported
+#                                                    with its KV cache, 135 M parameters (540 MB)
+#   $KOMPRESS_CACHE/scale/v1/llama/calib.npz         64 samples of 128 token ids (input_ids and
+#   $KOMPRESS_CACHE/scale/v1/llama/heldout.npz       attention_mask only), 16 held out
 #
 # The models come from hack/modelgen (deterministic from seed 1; v1 names
 # the generator's version: bump it when the generator changes). Each model
@@ -19,6 +23,7 @@
 #   hack/scale.sh          build what is missing
 #   hack/scale.sh gpt2     only the 124 M model
 #   hack/scale.sh decoder1b only the 1.1 B model
+#   hack/scale.sh llama    only the LLaMA-style 135 M model
 #   hack/scale.sh dir      print the folder
 set -euo pipefail
 
@@ -47,11 +52,13 @@ gen() {
 
 gpt2() { gen gpt2 gpt2 64 16 128; }
 decoder1b() { gen decoder1b decoder1b 16 4 64; }
+llama() { gen llama llama135m 64 16 128; }
 
 case ${1:-all} in
-all) gpt2; decoder1b ;;
+all) gpt2; decoder1b; llama ;;
 gpt2) gpt2 ;;
 decoder1b) decoder1b ;;
+llama) llama ;;
 dir) echo "$dir" ;;
-*) echo "usage: $0 [all|gpt2|decoder1b|dir]" >&2; exit 2 ;;
+*) echo "usage: $0 [all|gpt2|decoder1b|llama|dir]" >&2; exit 2 ;;
 esac

@@ -152,7 +152,7 @@ func (t Task) Validate() error {
 		errs = append(errs, fmt.Errorf("task.shards %d is not a power of two from 1 to %d", t.Shards, shard.Units))
 	}
 	if t.Indexed && t.IndexedPods() < 2 {
-		errs = append(errs, fmt.Errorf("task.indexed is set for a stage that runs as one pod (task.shards %d, type %s): only Prune and Quantize stages with shards above 1, and hessian Prune stages with layers above 1, run as an Indexed Job", t.Shards, t.Stage.Type))
+		errs = append(errs, fmt.Errorf("task.indexed is set for a stage that runs as one pod (task.shards %d, type %s): only Prune and Quantize stages with shards above 1, and hessian Prune and GPTQ Quantize stages with layers above 1, run as an Indexed Job", t.Shards, t.Stage.Type))
 	}
 	if t.Layers < 0 || t.Layers > v1alpha1.MaxLayerWorkers {
 		errs = append(errs, fmt.Errorf("task.layers %d is outside [1, %d]", t.Layers, v1alpha1.MaxLayerWorkers))
@@ -186,14 +186,20 @@ func (t Task) IndexedPods() int {
 // workers, not data shards: index k processes the k-th range of the
 // stage's blocks (and runs the data shards, if any, as workers of its
 // own process), and index 0 assembles the model from every index's
-// partial. It takes a Hessian pruning stage with Layers above 1: a
-// GPTQ stage's layer workers run inside its one pod (its partials are
-// rounded blocks, not tensors; see docs/parallelism.md).
+// partial. It takes the Hessian stages with Layers above 1: hessian
+// pruning and GPTQ (see docs/parallelism.md).
 func (t Task) LayerIndexed() bool { return t.Indexed && t.layerStage() && t.Layers > 1 }
 
-// layerStage reports a stage whose blocks run as layer pods.
+// layerStage reports a stage whose blocks run as layer pods: a hessian
+// Prune stage or a GPTQ Quantize stage.
 func (t Task) layerStage() bool {
-	return t.Stage.Type == v1alpha1.StageTypePrune && t.Stage.Prune != nil && t.Stage.Prune.Method == v1alpha1.PruneHessian
+	switch s := t.Stage; s.Type {
+	case v1alpha1.StageTypePrune:
+		return s.Prune != nil && s.Prune.Method == v1alpha1.PruneHessian
+	case v1alpha1.StageTypeQuantize:
+		return s.Quantize != nil && s.Quantize.Algorithm == v1alpha1.AlgorithmGPTQ
+	}
+	return false
 }
 
 func isHexKey(s string) bool {

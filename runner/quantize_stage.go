@@ -30,6 +30,7 @@ func quantizeStage(ctx context.Context, in *StageInput) (*StageOutput, error) {
 	opts.Calibration.Shards = in.Task.Shards
 	opts.Calibration.Exchange = in.Exchange
 	opts.Calibration.Layers, opts.Calibration.OriginalLayerInputs = in.Task.Layers, in.Task.OriginalLayerInputs
+	opts.Calibration.LayerPod = in.LayerPod
 	var calib quantize.Calibration
 	guarded := opts.Method == quantize.WeightOnly && opts.Bits == 4 && opts.SensitiveLayers != quantize.SensitiveInt4
 	switch {

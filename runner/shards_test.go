@@ -95,15 +95,7 @@ func TestIndexedRunnersMatchOneShard(t *testing.T) {
 					t.Errorf("index %d: %+v, want no output and a message saying index 0 publishes, or the published result", i+1, r)
 				}
 			}
-			keys, err := s3.Keys("out")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, k := range keys {
-				if strings.Contains(k, "/"+shardsDir+"/") {
-					t.Errorf("partial left behind: %s", k)
-				}
-			}
+			noPartialsLeft(t, s3)
 			late, err := Execute(ctx, task, Options{ShardIndex: 3})
 			if err != nil || !late.Cached || late.Output.Digest != got.Digest {
 				t.Errorf("a late index 3: %+v, %v; want the cached result", late, err)
@@ -139,5 +131,20 @@ func TestIndexedRunnerTimesOutRetryably(t *testing.T) {
 	want := "round evaluation: index 1 of 2 did not share its partial statistics within 300ms"
 	if err == nil || !strings.Contains(err.Error(), want) || ExitCode(err) != pipeline.ExitFailure {
 		t.Errorf("err = %v (exit %d, reason %s), want exit %d saying %q", err, ExitCode(err), res.Reason, pipeline.ExitFailure, want)
+	}
+}
+
+// noPartialsLeft checks that the bucket "out" holds no partial: the
+// publishing index deletes them once the result is written.
+func noPartialsLeft(t *testing.T, s3 *storagetest.S3) {
+	t.Helper()
+	keys, err := s3.Keys("out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if strings.Contains(k, "/"+shardsDir+"/") {
+			t.Errorf("partial left behind: %s", k)
+		}
 	}
 }

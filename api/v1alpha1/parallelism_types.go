@@ -49,10 +49,10 @@ type ParallelismSpec struct {
 	// contiguous range of blocks from the captured block inputs and
 	// returning its compressed tensors; an assemble step writes them into
 	// the model in worker order. Needs layerInputs: Original; the model is
-	// the same for every count. On a cluster a hessian Prune stage runs
-	// as an Indexed Job of this many pods (its data shards then run
-	// inside each pod); GPTQ's workers run inside its one pod. Other
-	// stages ignore it. See docs/parallelism.md.
+	// the same for every count. On a cluster a hessian Prune stage or a
+	// GPTQ Quantize stage runs as an Indexed Job of this many pods (its
+	// data shards then run inside each pod); index 0 assembles the model.
+	// Other stages ignore it. See docs/parallelism.md.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1

@@ -1,7 +1,7 @@
 // Command benchindexed prints the task of a job's first stage as a stage
 // pod of the controller would get it: with task.indexed set when the stage
 // runs as an Indexed Job (spec.parallelism.shards above 1, or layers
-// above 1 for a hessian stage), so that
+// above 1 for a hessian or GPTQ stage), so that
 // hack/bench-indexed.sh can run its indices as `kompress stage`
 // processes, one per pod, without a cluster.
 package main

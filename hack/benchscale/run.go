@@ -89,19 +89,24 @@ func openSession(path string) (*session, error) {
 
 func (s *session) close() { s.s.Close() }
 
-// lastHidden runs one batch and returns the last hidden state, checked.
+// lastHidden runs one batch and returns the last hidden state (a LLaMA
+// decoder's logits), checked.
 func (s *session) lastHidden(in map[string]*onnx.Tensor) ([]float32, error) {
 	out, err := s.s.Run(in)
 	if err != nil {
 		return nil, err
 	}
-	y := out[modelgen.LastHiddenState]
+	name := modelgen.LastHiddenState
+	if out[name] == nil {
+		name = modelgen.Logits
+	}
+	y := out[name]
 	if y == nil {
-		return nil, fmt.Errorf("no output %s", modelgen.LastHiddenState)
+		return nil, fmt.Errorf("no output %s or %s", modelgen.LastHiddenState, modelgen.Logits)
 	}
 	ids := in[modelgen.InputIDs].Dims
 	if len(y.Dims) != 3 || y.Dims[0] != ids[0] || y.Dims[1] != ids[1] {
-		return nil, fmt.Errorf("%s is %v for input ids %v", modelgen.LastHiddenState, y.Dims, ids)
+		return nil, fmt.Errorf("%s is %v for input ids %v", name, y.Dims, ids)
 	}
 	v, err := y.Float32s()
 	if err != nil {
@@ -109,7 +114,7 @@ func (s *session) lastHidden(in map[string]*onnx.Tensor) ([]float32, error) {
 	}
 	for _, x := range v {
 		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, fmt.Errorf("%s holds NaN or Inf", modelgen.LastHiddenState)
+			return nil, fmt.Errorf("%s holds NaN or Inf", name)
 		}
 	}
 	return v, nil
@@ -147,12 +152,12 @@ func heldOutBatches(m *onnx.Model, path string, samples, tokens int) ([]map[stri
 }
 
 // cut keeps the first tokens of each row of an int64 [samples, sequence]
-// tensor.
+// tensor (an empty past is left as it is).
 func cut(t *onnx.Tensor, tokens int) *onnx.Tensor {
-	rows, seq := int(t.Dims[0]), int(t.Dims[1])
-	if tokens >= seq {
+	if len(t.Dims) != 2 || tokens >= int(t.Dims[1]) {
 		return t
 	}
+	rows, seq := int(t.Dims[0]), int(t.Dims[1])
 	v := t.Data.([]int64)
 	out := make([]int64, 0, rows*tokens)
 	for r := range rows {

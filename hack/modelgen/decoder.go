@@ -1,6 +1,7 @@
 package modelgen
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -158,17 +159,23 @@ func (b *Builder) DecoderBlock(x, bias string, c DecoderConfig, outliers []int, 
 // 1) of it.
 func (b *Builder) OutlierLayerNorm(x string, hidden int, outliers []int, gain float64, name string) string {
 	s := b.Scope(name)
+	gn := s.Const("weight", onnx.NewTensor([]int64{int64(hidden)}, s.outlierGains(hidden, outliers, gain)))
+	beta := s.Param("bias", Normal(0, 0.05), int64(hidden))
+	return s.Op("LayerNormalization", []string{x, gn, beta}, onnx.AttrInt("axis", -1), onnx.AttrFloat("epsilon", 1e-5))
+}
+
+// outlierGains draws a norm's gains around one, those of the outlier
+// channels gain times larger, each by a factor in [0.5, 1) of it.
+func (b *Builder) outlierGains(hidden int, outliers []int, gain float64) []float32 {
 	g := make([]float32, hidden)
 	d := Normal(1, 0.1)
 	for i := range g {
-		g[i] = d.draw(s.g.rand)
+		g[i] = d.draw(b.g.rand)
 	}
 	for _, c := range outliers {
-		g[c] *= float32(gain * (0.5 + 0.5*s.g.rand.Float64()))
+		g[c] *= float32(gain * (0.5 + 0.5*b.g.rand.Float64()))
 	}
-	gn := s.Const("weight", onnx.NewTensor([]int64{int64(hidden)}, g))
-	beta := s.Param("bias", Normal(0, 0.05), int64(hidden))
-	return s.Op("LayerNormalization", []string{x, gn, beta}, onnx.AttrInt("axis", -1), onnx.AttrFloat("epsilon", 1e-5))
+	return g
 }
 
 // CausalSelfAttention is GPT-2's attention over x [batch, seq, hidden]:
@@ -212,8 +219,14 @@ func DecoderTokens(cfg DecoderConfig, n, seq int, seed uint64) []dataset.Array {
 	if seq > c.MaxPositions {
 		panic(fmt.Sprintf("modelgen: sequence %d is longer than MaxPositions %d", seq, c.MaxPositions))
 	}
+	return zipfTokens(c.Vocab, n, seq, seed)
+}
+
+// zipfTokens is n samples of seq token ids of a vocabulary (Zipf, s =
+// 1.1) and their attention mask of ones, int64 [n, seq].
+func zipfTokens(vocab, n, seq int, seed uint64) []dataset.Array {
 	r := rand.New(rand.NewPCG(seed, 0x67707432))
-	z := rand.NewZipf(r, 1.1, 8, uint64(c.Vocab-1))
+	z := rand.NewZipf(r, 1.1, 8, uint64(vocab-1))
 	ids := make([]int64, n*seq)
 	mask := make([]int64, n*seq)
 	for i := range ids {
@@ -224,4 +237,18 @@ func DecoderTokens(cfg DecoderConfig, n, seq int, seed uint64) []dataset.Array {
 		{Name: InputIDs, Shape: shape, Data: ids},
 		{Name: AttentionMask, Shape: shape, Data: mask},
 	}
+}
+
+// DecoderFiles is a decoder of cfg as model bytes and n samples of seq
+// token ids (DecoderTokens) as NPZ bytes: a model and a dataset to put
+// where a job reads them.
+func DecoderFiles(cfg DecoderConfig, n, seq int, seed uint64) (model, tokens []byte, err error) {
+	if model, err = Decoder(cfg).Bytes(); err != nil {
+		return nil, nil, err
+	}
+	var b bytes.Buffer
+	if err := dataset.WriteNPZ(&b, DecoderTokens(cfg, n, seq, seed)...); err != nil {
+		return nil, nil, err
+	}
+	return model, b.Bytes(), nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,18 +22,9 @@ import (
 // small's 124,439,808 exactly, Decoder1B is past 1.1 B parameters and
 // 4 GB of float32, and Params counts what Decoder builds.
 func TestDecoderParams(t *testing.T) {
-	counted := func(m *onnx.Model) int64 {
-		var n int64
-		for _, w := range m.Weights() {
-			if w.DType == onnx.Float && len(w.Dims) > 0 { // not the scalars of GELU, scaling, masks
-				n += int64(w.NumElements())
-			}
-		}
-		return n
-	}
 	got := map[string]int64{
 		"GPT2Small":           GPT2Small.Params(),
-		"small decoder built": counted(Decoder(SmallDecoder)),
+		"small decoder built": countParams(Decoder(SmallDecoder)),
 		"small decoder":       SmallDecoder.Params(),
 	}
 	want := map[string]int64{"GPT2Small": 124_439_808, "small decoder built": SmallDecoder.Params(), "small decoder": 136_960}
@@ -42,6 +34,18 @@ func TestDecoderParams(t *testing.T) {
 	if p := Decoder1B.Params(); p < 1_100_000_000 || 4*p < 4_000_000_000 || p > 1_150_000_000 {
 		t.Errorf("Decoder1B has %d parameters (%d bytes), want 1.10 to 1.15 B, past 4 GB", p, 4*p)
 	}
+}
+
+// countParams counts the float weights of m that are not scalars (of
+// GELU, scaling, masks), except those whose names end in one of except.
+func countParams(m *onnx.Model, except ...string) int64 {
+	var n int64
+	for _, w := range m.Weights() {
+		if w.DType == onnx.Float && len(w.Dims) > 0 && !slices.ContainsFunc(except, func(e string) bool { return strings.HasSuffix(w.Name, e) }) {
+			n += int64(w.NumElements())
+		}
+	}
+	return n
 }
 
 // runDecoder runs m on the first samples of tokens and returns its
@@ -94,17 +98,25 @@ func TestDecoderIsCausal(t *testing.T) {
 	ids := tokens[0].Data.([]int64)
 	ids[10] = (ids[10] + 1) % int64(SmallDecoder.Vocab)
 	after := floats(t, runDecoder(t, m, tokens, 1)[LastHiddenState])
-	h := SmallDecoder.Hidden
+	checkChangedFrom(t, before, after, SmallDecoder.Hidden, 10)
+}
+
+// checkChangedFrom checks that the outputs (width values per position)
+// after token from changed differ from before from that position on, and
+// only there.
+func checkChangedFrom(t *testing.T, before, after []float32, width, from int) {
+	t.Helper()
+	n := len(before) / width
 	var changed []bool
-	for p := range 16 {
-		changed = append(changed, !slices.Equal(before[p*h:(p+1)*h], after[p*h:(p+1)*h]))
+	for p := range n {
+		changed = append(changed, !slices.Equal(before[p*width:(p+1)*width], after[p*width:(p+1)*width]))
 	}
-	want := make([]bool, 16)
-	for p := 10; p < 16; p++ {
+	want := make([]bool, n)
+	for p := from; p < n; p++ {
 		want[p] = true
 	}
 	if diff := cmp.Diff(want, changed); diff != "" {
-		t.Errorf("positions changed by token 10 (-want +got):\n%s", diff)
+		t.Errorf("positions changed by token %d (-want +got):\n%s", from, diff)
 	}
 }
 
@@ -118,27 +130,39 @@ func TestDecoderOutlierChannels(t *testing.T) {
 	m := Decoder(cfg)
 	inputs := []string{"h.0.ln_1.LayerNormalization_output", "h.0.ln_2.LayerNormalization_output", "h.1.ln_1.LayerNormalization_output"}
 	out := runDecoder(t, m, DecoderTokens(cfg, 4, 32, 5), 4, inputs...)
+	values := make([][]float32, len(inputs))
+	for i, name := range inputs {
+		values[i] = floats(t, out[name])
+	}
+	checkOutlierChannels(t, inputs, values, cfg.Hidden, 3)
+}
+
+// checkOutlierChannels checks that the activations (values of names,
+// hidden channels last) have k channels of mean magnitude at least 8x
+// the median channel's, the next one at most 3x, and the same k in
+// every tensor.
+func checkOutlierChannels(t *testing.T, names []string, values [][]float32, hidden, k int) {
+	t.Helper()
 	var sets [][]int
-	for _, name := range inputs {
-		v := floats(t, out[name])
-		mean := make([]float64, cfg.Hidden)
-		for i, x := range v {
-			mean[i%cfg.Hidden] += math.Abs(float64(x))
+	for i, name := range names {
+		mean := make([]float64, hidden)
+		for j, x := range values[i] {
+			mean[j%hidden] += math.Abs(float64(x))
 		}
-		order := make([]int, cfg.Hidden)
-		for i := range order {
-			order[i] = i
+		order := make([]int, hidden)
+		for j := range order {
+			order[j] = j
 		}
 		sort.Slice(order, func(a, b int) bool { return mean[order[a]] > mean[order[b]] })
-		median := mean[order[cfg.Hidden/2]]
-		top := slices.Clone(order[:3])
+		median := mean[order[hidden/2]]
+		top := slices.Clone(order[:k])
 		slices.Sort(top)
 		sets = append(sets, top)
-		if r := mean[order[2]] / median; r < 8 {
-			t.Errorf("%s: the third largest channel is %.1fx the median, want >= 8x", name, r)
+		if r := mean[order[k-1]] / median; r < 8 {
+			t.Errorf("%s: the largest channel but %d is %.1fx the median, want >= 8x", name, k-1, r)
 		}
-		if r := mean[order[3]] / median; r > 3 {
-			t.Errorf("%s: the fourth largest channel is %.1fx the median, want only 3 outliers", name, r)
+		if r := mean[order[k]] / median; r > 3 {
+			t.Errorf("%s: the channel after the %d largest is %.1fx the median, want only %d outliers", name, k, r, k)
 		}
 	}
 	for _, s := range sets[1:] {

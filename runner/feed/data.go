@@ -82,6 +82,10 @@ func (d *Data) SampleShapes() map[string][]int64 {
 // input's fixed sample dims is reshaped (784 -> 1x28x28, logged at Info);
 // anything else is an error naming the file, the array and both shapes.
 //
+// A decoder exported with its KV cache may be given the tokenizer's
+// arrays only: its past_key_values inputs are fed empty and position_ids
+// derived from the attention mask (derive.go).
+//
 // Arrays that fit their input's whole declared shape when the input fixes
 // dimension 0 (a state [2,1,128]) and scalar inputs are fed whole with
 // every batch, unless the array's first dimension counts the samples (the
@@ -171,6 +175,7 @@ type fitted struct {
 // input's shape.
 func fitArrays(ins []Input, d *dataset.Dataset) ([]fitted, error) {
 	out := make([]fitted, len(ins))
+	missing := make([]bool, len(ins))
 	for i, in := range ins {
 		name := in.Name
 		a, ok := d.Array(name)
@@ -179,6 +184,10 @@ func fitArrays(ins []Input, d *dataset.Dataset) ([]fitted, error) {
 			if a, ok = xArray(d, in); ok {
 				name = a.Name
 			}
+		}
+		if !ok && len(ins) > 1 && derivable(in) {
+			missing[i] = true // an empty past, position_ids: deriveMissing
+			continue
 		}
 		if !ok {
 			if len(ins) == 1 {
@@ -197,6 +206,11 @@ func fitArrays(ins []Input, d *dataset.Dataset) ([]fitted, error) {
 			return nil, err
 		}
 		out[i] = fitted{array: name, t: t}
+	}
+	if slices.Contains(missing, true) {
+		if err := deriveMissing(ins, out, missing); err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Name, err)
+		}
 	}
 	return out, nil
 }

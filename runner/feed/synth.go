@@ -112,6 +112,9 @@ func synthDims(in Input, given []int64, set bool, field string) ([]int64, bool, 
 				dims[i] = DefaultDynamicDim
 			}
 		}
+		if isPast(in) {
+			dims[pastAxis(in)-1] = 0 // the first step: no past (derive.go)
+		}
 		return dims, true, nil
 	}
 	whole := len(given) == len(in.Dims) && in.Dims[0] > 0

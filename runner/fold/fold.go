@@ -51,6 +51,9 @@ type Refused struct {
 	// Reason says why it is not folded, naming the node or input at
 	// fault.
 	Reason string `json:"reason"`
+	// Tied is the initializer it is computed from when that is read by
+	// other nodes too (WeightsKeepingTied).
+	Tied string `json:"tied,omitempty"`
 }
 
 // Report is what Weights did.
@@ -198,6 +201,19 @@ type slot struct {
 // inputs it cannot fold. It runs ONNX Runtime only when there is
 // something to fold.
 func Weights(m *onnx.Model, skip Skip) (*Report, error) {
+	return weights(m, skip, false)
+}
+
+// WeightsKeepingTied is Weights except that a chain reading an
+// initializer other nodes read too (a language-model head reading the
+// token embedding through a Transpose: tied weights) is refused, not
+// folded: folding stores a second copy of the weight, which pruning
+// would then keep dense beside the pruned one.
+func WeightsKeepingTied(m *onnx.Model, skip Skip) (*Report, error) {
+	return weights(m, skip, true)
+}
+
+func weights(m *onnx.Model, skip Skip, keepTied bool) (*Report, error) {
 	x := index(m)
 	r := &Report{}
 	var todo []slot
@@ -232,6 +248,9 @@ func Weights(m *onnx.Model, skip Skip) (*Report, error) {
 						Reason: fmt.Sprintf("computed at run time from the graph input %q", c.input)})
 				case c.input != "" || len(c.nodes) == 0:
 				case skip != nil && skip(opsOf(c.nodes)):
+				case keepTied && x.tied(c) != "":
+					r.Refused = append(r.Refused, Refused{Name: name, Node: onnx.Label(n), OpType: n.GetOpType(), Tied: x.tied(c),
+						Reason: fmt.Sprintf("computed from %q, which other nodes read too (tied weights): folding would store it twice", x.tied(c))})
 				default:
 					todo = append(todo, slot{name: name, node: n, layer: l, c: c})
 				}

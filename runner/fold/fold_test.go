@@ -237,3 +237,50 @@ func TestWeightsSharedAcrossBranches(t *testing.T) {
 		}
 	}
 }
+
+// A head reading the token embedding through a Transpose (tied weights,
+// as exports write them unfolded) is folded into a transposed copy by
+// Weights, and refused by WeightsKeepingTied, which leaves the model as
+// it was; a Transpose of a weight read by nothing else is folded by both.
+func TestWeightsKeepingTied(t *testing.T) {
+	orttest.Require(t)
+	tied := func() *onnx.Model {
+		b := onnxtest.NewBuilder(1)
+		ids := b.InputOf("ids", onnx.Int64, 2)
+		table := b.Init("embed", onnx.NewTensor([]int64{5, 4}, b.Uniform(20)))
+		h := b.Node("Gather", "h", []string{table, ids})
+		head := b.Node("MatMul", "logits", []string{h, b.Node("Transpose", "head", []string{table}, onnx.AttrInts("perm", 1, 0))})
+		own := b.Node("Transpose", "own_t", []string{b.Init("own", onnx.NewTensor([]int64{3, 5}, b.Uniform(15)))}, onnx.AttrInts("perm", 1, 0))
+		return b.Model(13, head, b.Node("MatMul", "out", []string{head, own}))
+	}
+	for _, keep := range []bool{false, true} {
+		m := tied()
+		f := Weights
+		if keep {
+			f = WeightsKeepingTied
+		}
+		r, err := f(m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var folded, refused []string
+		for _, x := range r.Folded {
+			folded = append(folded, x.Name)
+		}
+		for _, x := range r.Refused {
+			refused = append(refused, x.Name+" (tied to "+x.Tied+"): "+x.Reason)
+		}
+		want := []string{"head", "own_t"}
+		var wantRefused []string
+		if keep {
+			want = []string{"own_t"}
+			wantRefused = []string{`head (tied to embed): computed from "embed", which other nodes read too (tied weights): folding would store it twice`}
+		}
+		if diff := cmp.Diff(want, folded); diff != "" {
+			t.Errorf("keep tied %v: folded (-want +got):\n%s", keep, diff)
+		}
+		if diff := cmp.Diff(wantRefused, refused); diff != "" {
+			t.Errorf("keep tied %v: refused (-want +got):\n%s", keep, diff)
+		}
+	}
+}

@@ -43,7 +43,7 @@ type Plan struct {
 // later) go along as they are. It returns a reason instead of a plan when
 // the graph has no such cut between two layers.
 func Cut(g *onnxpb.GraphProto, layers [][]*onnxpb.NodeProto) (*Plan, string) {
-	nodes := g.GetNode()
+	nodes := hoistSinks(g)
 	layerOf := map[*onnxpb.NodeProto]int{}
 	for i, ns := range layers {
 		for _, n := range ns {
@@ -65,8 +65,12 @@ func Cut(g *onnxpb.GraphProto, layers [][]*onnxpb.NodeProto) (*Plan, string) {
 			lastUse[name] = p
 		}
 	}
+	// A graph output is returned by the segment that makes it, not
+	// carried to the end: a decoder's present keys and values would
+	// otherwise be alive across every later block, leaving no cut.
+	graphOut := map[string]bool{}
 	for _, o := range g.GetOutput() {
-		lastUse[o.GetName()] = len(nodes)
+		graphOut[o.GetName()] = true
 	}
 	// dep marks what a layer's weight changes; alive counts those alive.
 	dep := map[string]bool{}
@@ -113,7 +117,7 @@ func Cut(g *onnxpb.GraphProto, layers [][]*onnxpb.NodeProto) (*Plan, string) {
 		}
 	}
 	cut := func(at int) {
-		plan.Segments = append(plan.Segments, segment(nodes[start:at+1], reads[start:at+1], order[:defined[at]], lastUse, constant, at, len(nodes), layerOf))
+		plan.Segments = append(plan.Segments, segment(nodes[start:at+1], reads[start:at+1], order[:defined[at]], lastUse, graphOut, constant, at, layerOf))
 		start = at + 1
 	}
 	for p, n := range nodes {
@@ -157,14 +161,13 @@ func Cut(g *onnxpb.GraphProto, layers [][]*onnxpb.NodeProto) (*Plan, string) {
 	if len(plan.Segments) == 0 {
 		return nil, fmt.Sprintf("no cut between its %d layers: every point between them has several tensors a layer changes alive", len(layers))
 	}
-	plan.Segments = append(plan.Segments, segment(nodes[start:], reads[start:], order, lastUse, constant, len(nodes), len(nodes), layerOf))
+	plan.Segments = append(plan.Segments, segment(nodes[start:], reads[start:], order, lastUse, graphOut, constant, len(nodes), layerOf))
 	return plan, ""
 }
 
 // segment builds the segment of nodes, which end at position end of the
-// graph (graphEnd past its last node, where graph outputs are read);
-// order lists every tensor defined so far, in graph order.
-func segment(nodes []*onnxpb.NodeProto, reads [][]string, order []string, lastUse map[string]int, constant map[string]bool, end, graphEnd int, layerOf map[*onnxpb.NodeProto]int) Segment {
+// graph; order lists every tensor defined so far, in graph order.
+func segment(nodes []*onnxpb.NodeProto, reads [][]string, order []string, lastUse map[string]int, graphOut, constant map[string]bool, end int, layerOf map[*onnxpb.NodeProto]int) Segment {
 	s := Segment{Nodes: nodes, Produced: map[string]bool{}}
 	seenLayer := map[int]bool{}
 	for _, n := range nodes {
@@ -192,7 +195,7 @@ func segment(nodes []*onnxpb.NodeProto, reads [][]string, order []string, lastUs
 		if ok && u > end && !constant[name] {
 			s.Live = append(s.Live, name)
 		}
-		if ok && (u > end || u == end && end == graphEnd) && s.Produced[name] {
+		if (ok && u > end || graphOut[name]) && s.Produced[name] {
 			s.Outputs = append(s.Outputs, name)
 		}
 	}

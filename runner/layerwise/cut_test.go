@@ -22,6 +22,12 @@ func graph(nodes ...*onnxpb.NodeProto) *onnxpb.GraphProto {
 	return g
 }
 
+// withOutput adds the graph output name.
+func withOutput(g *onnxpb.GraphProto, name string) *onnxpb.GraphProto {
+	g.Output = append(g.Output, onnx.ValueInfo(name, onnx.Float, nil))
+	return g
+}
+
 // node makes a node named after its one output.
 func node(op, out string, in ...string) *onnxpb.NodeProto {
 	return onnx.NewNode(op, out, in, []string{out})
@@ -29,8 +35,9 @@ func node(op, out string, in ...string) *onnxpb.NodeProto {
 
 // TestCut cuts small graphs: the cuts fall where one tensor a layer
 // changes is alive, tensors no layer changes are carried (a bias read by
-// every block), a weight read twice keeps its nodes in one segment, and
-// a graph with no such point between two layers has no plan.
+// every block), a weight read twice keeps its nodes in one segment, a
+// graph output is returned by the segment that makes it (not carried),
+// and a graph with no such point between two layers has no plan.
 func TestCut(t *testing.T) {
 	type seg struct {
 		Nodes, Inputs, Live, Outputs []string
@@ -65,6 +72,17 @@ func TestCut(t *testing.T) {
 			{Nodes: []string{"a"}, Inputs: []string{"x"}, Live: []string{"x", "a"}, Outputs: []string{"a"}, Layers: []int{0}},
 			{Nodes: []string{"b", "c"}, Inputs: []string{"x", "a"}, Live: []string{"c"}, Outputs: []string{"c"}, Layers: []int{1}},
 			{Nodes: []string{"y"}, Inputs: []string{"c"}, Outputs: []string{"y"}, Layers: []int{2}},
+		},
+	}, {
+		// A decoder's present keys: a graph output made in the first
+		// block, written (Identity) at the end of the graph.
+		name: "a graph output of an early block",
+		g: withOutput(graph(node("MatMul", "h1", "x", "w1"), node("Add", "x1", "x", "h1"), node("MatMul", "h2", "x1", "w2"),
+			node("Add", "y", "x1", "h2"), node("Identity", "present", "h1")), "present"),
+		layers: [][]string{{"h1"}, {"h2"}},
+		want: []seg{
+			{Nodes: []string{"h1", "present", "x1"}, Inputs: []string{"x"}, Live: []string{"x1"}, Outputs: []string{"present", "x1"}, Layers: []int{0}},
+			{Nodes: []string{"h2", "y"}, Inputs: []string{"x1"}, Outputs: []string{"y"}, Layers: []int{1}},
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,6 +38,11 @@ type Walk struct {
 	// on an aligned range of shard.Units units of batches (a batch's
 	// outputs do not depend on which session ran it).
 	Shards int
+	// Mine, when set, lists the shards whose batches this process runs
+	// (one index of an Indexed Job of data shards: the others' batches
+	// are run by their own pods, and nothing here reads them); the
+	// others' batches carry no segment outputs. Nil is every shard.
+	Mine []int
 	// NoPropagate feeds every segment the inputs the original model gives
 	// it (captured once, before any layer changes), not those of the
 	// processed layers before it: segments are then independent of each
@@ -315,7 +320,7 @@ func (w *Walk) sub(s Segment, state []Batch, values Partial) (*onnx.Model, error
 			inputs = append(inputs, vi)
 			continue
 		}
-		t := state[0][name]
+		t := firstValue(state, name)
 		inputs = append(inputs, onnx.ValueInfo(name, t.DType, make([]onnx.Dim, len(t.Dims))))
 	}
 	sub := w.Model.Extract(s.Nodes, inputs, s.Outputs)
@@ -379,9 +384,9 @@ func (w *Walk) propagate(ctx context.Context, i int, state []Batch, values Parti
 	if err != nil {
 		return nil, err
 	}
-	shards := max(w.Shards, 1)
-	err = feed.Parallel(ctx, shards, shards, func(k int) ([]Batch, error) {
-		lo, hi := shard.Samples(k, shards, len(in))
+	shards, mine := max(w.Shards, 1), w.mine()
+	err = feed.Parallel(ctx, len(mine), len(mine), func(j int) ([]Batch, error) {
+		lo, hi := shard.Samples(mine[j], shards, len(in))
 		if lo == hi {
 			return nil, nil
 		}
@@ -400,8 +405,8 @@ func (w *Walk) propagate(ctx context.Context, i int, state []Batch, values Parti
 			}
 		}
 		return outs, nil
-	}, func(k int, outs []Batch) error {
-		lo, _ := shard.Samples(k, shards, len(in))
+	}, func(j int, outs []Batch) error {
+		lo, _ := shard.Samples(mine[j], shards, len(in))
 		for j, o := range outs {
 			for _, name := range outputs {
 				next[lo+j][name] = o[name]
@@ -410,4 +415,27 @@ func (w *Walk) propagate(ctx context.Context, i int, state []Batch, values Parti
 		return nil
 	})
 	return next, err
+}
+
+// mine is the shards whose batches this process runs.
+func (w *Walk) mine() []int {
+	if w.Mine != nil {
+		return w.Mine
+	}
+	all := make([]int, max(w.Shards, 1))
+	for k := range all {
+		all[k] = k
+	}
+	return all
+}
+
+// firstValue is name's value in the first batch that holds it (a batch
+// of another pod's shard holds no segment outputs).
+func firstValue(state []Batch, name string) *onnx.Tensor {
+	for _, b := range state {
+		if t := b[name]; t != nil {
+			return t
+		}
+	}
+	return nil
 }

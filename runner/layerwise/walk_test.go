@@ -200,3 +200,51 @@ func TestHandOverWaitsForTheLastReader(t *testing.T) {
 		t.Errorf("held after each segment (-want +got):\n%s", d)
 	}
 }
+
+// A process that runs shard 1 of 2 alone (one index of an Indexed Job of
+// data shards) captures segment outputs for its own batches only: the
+// same values the walk of every shard captures, and nothing for the
+// other index's batches, which it would only throw away.
+func TestCaptureOwnShardOnly(t *testing.T) {
+	orttest.Require(t)
+	m, layers := chain(t)
+	plan, _ := Cut(m.Proto.GetGraph(), layers)
+	var batches []Batch
+	for b := range 4 {
+		batches = append(batches, Batch{"x": onnx.NewTensor([]int64{1, 2}, []float32{float32(b + 1), 1})})
+	}
+	values := func(states [][]Batch) [][]map[string][]float32 {
+		out := make([][]map[string][]float32, len(states))
+		for i, st := range states {
+			for _, b := range st {
+				vals := map[string][]float32{}
+				for name, t := range b {
+					vals[name], _ = t.Float32s()
+				}
+				out[i] = append(out[i], vals)
+			}
+		}
+		return out
+	}
+	walk := func(mine []int) [][]map[string][]float32 {
+		w := &Walk{Model: m, Plan: plan, Wave: Waves(m.Proto.GetGraph(), layers), Shards: 2, Mine: mine}
+		states, err := w.Capture(context.Background(), batches)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return values(states)
+	}
+	all, own := walk(nil), walk([]int{1})
+	// Shard 1 of 2 owns batches [2, 4); the first segment's inputs are
+	// the batches themselves, the same in both.
+	for i := 1; i < len(all); i++ {
+		if d := cmp.Diff(all[i][2:], own[i][2:]); d != "" {
+			t.Errorf("segment %d, shard 1's batches (-every shard +shard 1 alone):\n%s", i+1, d)
+		}
+		for b := range 2 {
+			if len(own[i][b]) != 0 {
+				t.Errorf("segment %d, batch %d of shard 0: %v, want nothing captured", i+1, b+1, own[i][b])
+			}
+		}
+	}
+}

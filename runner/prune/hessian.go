@@ -74,7 +74,9 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, o *options
 	wave := layerwise.Waves(out.Proto.GetGraph(), nodes)
 	plan, why := cutBlocks(out.Proto.GetGraph(), nodes)
 	if plan != nil {
-		w := &layerwise.Walk{Model: out, Plan: plan, Wave: wave, Shards: o.shards, NoPropagate: o.originalInputs, Workers: o.layers,
+		// An index of an Indexed Job of data shards propagates only its
+		// own shards' batches: collect reads no other.
+		w := &layerwise.Walk{Model: out, Plan: plan, Wave: wave, Shards: o.shards, Mine: x.Mine(), NoPropagate: o.originalInputs, Workers: o.layers,
 			Done: func(part layerwise.Partial) error { return p.assemble([]layerwise.Partial{part}) }}
 		process := func(ctx context.Context, sub *onnx.Model, batches []layerwise.Batch, ids []int) (map[string]*onnx.Tensor, error) {
 			return p.wave(ctx, sub, &calibSet{batches: batches, samples: set.samples}, ids)

@@ -3,15 +3,10 @@ package prune
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/layerwise"
-	"github.com/kompress/kompress/runner/onnx"
-	"github.com/kompress/kompress/runner/onnx/onnxpb"
 )
 
 // podWalk is hessian pruning on one index of an Indexed Job of layer
@@ -23,28 +18,19 @@ import (
 // the other indices return layerwise.ErrHandedOver. It returns the
 // segment runs of every index (HessianStats.Passes).
 func (p *hessianPass) podWalk(ctx context.Context, w *layerwise.Walk, batches []layerwise.Batch, process layerwise.Process) (int, error) {
-	x := p.o.pod
-	mine, err := p.podPartial(ctx, w, batches, process)
-	if err != nil {
-		return 0, err
-	}
-	all, err := x.Hand(ctx, layerwise.PodRound, mine)
-	if err != nil {
-		return 0, &exchange.Error{Round: layerwise.PodRound, Err: err}
-	}
-	if x.Index != 0 {
-		return 0, layerwise.ErrHandedOver
-	}
 	runs := 0
-	for k, b := range all {
+	err := layerwise.HandOver(ctx, p.o.pod, func() ([]byte, error) {
+		return p.podPartial(ctx, w, batches, process)
+	}, func(b []byte) error {
 		part, r, err := p.decodePod(b)
 		if err != nil {
-			return 0, fmt.Errorf("the partial of layer index %d of %d: %w", k, len(all), err)
-		}
-		if err := p.assemble([]layerwise.Partial{part}); err != nil {
-			return 0, fmt.Errorf("the partial of layer index %d of %d: %w", k, len(all), err)
+			return err
 		}
 		runs += r
+		return p.assemble([]layerwise.Partial{part})
+	})
+	if err != nil {
+		return 0, err
 	}
 	// The other indices' layers were solved elsewhere: every target's
 	// zeros and mask digest are read back from the assembled model, as
@@ -62,18 +48,9 @@ func (p *hessianPass) podWalk(ctx context.Context, w *layerwise.Walk, batches []
 	return runs, nil
 }
 
-// podPartial is this index's encoded partial: the one an earlier attempt
-// committed (a retried index does not prune its blocks again), or a new
-// one.
+// podPartial prunes this index's blocks and encodes its partial.
 func (p *hessianPass) podPartial(ctx context.Context, w *layerwise.Walk, batches []layerwise.Batch, process layerwise.Process) ([]byte, error) {
 	x := p.o.pod
-	shared, err := x.Shared(ctx, layerwise.PodRound)
-	if err != nil {
-		return nil, &exchange.Error{Round: layerwise.PodRound, Err: err}
-	}
-	if b, ok := shared[x.Index]; ok {
-		return b, nil
-	}
 	part, st, err := w.RunWorker(ctx, batches, process, x.Index)
 	if err != nil {
 		return nil, err
@@ -112,19 +89,8 @@ func (p *hessianPass) encodePod(part layerwise.Partial, ids []int, runs int) ([]
 		w.Int(b2i(l.refit))
 		w.String(l.bias)
 	}
-	names := slices.Sorted(maps.Keys(part))
-	w.Int(int64(len(names)))
-	for _, name := range names {
-		tp, err := onnx.TensorToProto(part[name], name)
-		if err != nil {
-			return nil, fmt.Errorf("tensor %q: %w", name, err)
-		}
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(tp)
-		if err != nil {
-			return nil, fmt.Errorf("tensor %q: %w", name, err)
-		}
-		w.String(name)
-		w.String(string(b))
+	if err := layerwise.WriteTensors(&w, part); err != nil {
+		return nil, err
 	}
 	return w.Bytes(), nil
 }
@@ -139,12 +105,8 @@ func (p *hessianPass) decodePod(b []byte) (layerwise.Partial, int, error) {
 		i := int(r.Int())
 		layers[i] = hessianLayer{mask: r.String(), loss: r.Float64(), rows: r.Int(), features: int(r.Int()), refit: r.Int() == 1, bias: r.String()}
 	}
-	raw := map[string]string{}
-	for n := r.Len(8); n > 0; n-- {
-		name := r.String()
-		raw[name] = r.String()
-	}
-	if err := r.Err(); err != nil {
+	part, err := layerwise.ReadTensors(r)
+	if err != nil {
 		return nil, 0, err
 	}
 	for i, l := range layers {
@@ -152,18 +114,6 @@ func (p *hessianPass) decodePod(b []byte) (layerwise.Partial, int, error) {
 			return nil, 0, fmt.Errorf("layer %d: the model has %d weights hessian pruning takes", i, len(p.layers))
 		}
 		p.layers[i] = l
-	}
-	part := layerwise.Partial{}
-	for name, b := range raw {
-		var tp onnxpb.TensorProto
-		if err := proto.Unmarshal([]byte(b), &tp); err != nil {
-			return nil, 0, fmt.Errorf("tensor %q: %w", name, err)
-		}
-		t, err := onnx.TensorFromProto(&tp)
-		if err != nil {
-			return nil, 0, fmt.Errorf("tensor %q: %w", name, err)
-		}
-		part[name] = t
 	}
 	return part, runs, nil
 }

@@ -53,8 +53,10 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 	out := m.Clone()
 	// Weights computed from constants alone are computed once; chains
 	// that only reshape an initializer are followed to it instead
-	// (findTargets), which keeps the model as it was written.
-	computed, err := fold.Weights(out, func(ops []string) bool {
+	// (findTargets), which keeps the model as it was written. A tied
+	// weight (a head reading the embedding through a Transpose) is left
+	// alone: its pruned copy would be stored beside the dense embedding.
+	computed, err := fold.WeightsKeepingTied(out, func(ops []string) bool {
 		return !slices.ContainsFunc(ops, func(op string) bool {
 			return op != "Identity" && op != "Reshape" && op != "Flatten" && op != "Constant"
 		})
@@ -64,7 +66,11 @@ func unstructured(ctx context.Context, m *onnx.Model, o *options, calib Calibrat
 	}
 	targets, skipped := findTargets(out, o)
 	for _, c := range computed.Refused {
-		skipped = append(skipped, Skipped{Name: c.Name, Node: c.Node, OpType: c.OpType, Reason: ReasonComputed, Detail: c.Reason})
+		s := Skipped{Name: c.Name, Node: c.Node, OpType: c.OpType, Reason: ReasonComputed, Detail: c.Reason}
+		if c.Tied != "" {
+			s.Reason, s.Detail = ReasonTied, "reads "+c.Tied
+		}
+		skipped = append(skipped, s)
 	}
 	if o.method == Hessian {
 		targets, skipped = keepCalibratable(out, targets, skipped)

@@ -37,7 +37,7 @@ func shortfall(m *onnx.Model, r *Report, o *options, asked float64) []string {
 				return false // the options left it alone
 			}
 		}
-		if s.Reason == ReasonComputed {
+		if s.Reason == ReasonComputed || s.Reason == ReasonTied {
 			return true
 		}
 		for _, u := range uses[s.Name] {

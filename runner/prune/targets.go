@@ -27,6 +27,7 @@ const (
 	ReasonMinParams      Reason = "fewer elements than prune.minParams"
 	ReasonNoCalibration  Reason = "its layer's inputs cannot be calibrated"
 	ReasonComputed       Reason = "weight computed at run time, not from constants alone"
+	ReasonTied           Reason = "tied to another node's weight (a head reading the embedding): a pruned copy would be stored beside the dense one"
 )
 
 // prunableLayer returns the operator table's layer of a node whose weight

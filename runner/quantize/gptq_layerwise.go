@@ -39,6 +39,10 @@ func gptqHessiansOf(ctx context.Context, m *onnx.Model, ix *index, slots []weigh
 	if err != nil || gq != nil {
 		return gq, err
 	}
+	if x := o.calib.LayerPod; x != nil && x.Index != 0 {
+		// No blocks to deal: index 0 rounds the whole model alone.
+		return nil, layerwise.ErrHandedOver
+	}
 	r.Warnings = append(r.Warnings, "gptq calibrated every layer on the float model in one pass, not block by block: "+why)
 	return collectHessians(ctx, m, ix, slots, o, calib)
 }
@@ -54,7 +58,9 @@ func inputAxis(s weightSlot) int {
 // on the inputs the already rounded layers before them give, as gptq.py
 // quantizes a transformer layer by layer, and the block is run once more
 // with its rounded weights to give the next block its inputs. Only one
-// block's Hessians are held at a time. typeOf is the type a slot is
+// block's Hessians are held at a time; on a layer pod
+// (CalibrationOptions.LayerPod) only the pod's own range of blocks
+// (podWalk). typeOf is the type a slot is
 // rounded to (nil: the slot is not rounded, it stays in float). It
 // returns nil and why when the model has no cut between its layers (the
 // caller calibrates the whole float model once, collectHessians).
@@ -87,10 +93,16 @@ func gptqByBlocks(ctx context.Context, m *onnx.Model, ix *index, slots []weightS
 	gq := &gptqHessians{damp: o.damp, blocks: map[string]*gptqBlocks{}}
 	w := &layerwise.Walk{Model: m, Plan: plan, Wave: layerwise.Waves(g, nodes), Shards: o.calib.Shards,
 		NoPropagate: o.calib.OriginalLayerInputs, Workers: o.calib.Layers, Discard: true}
-	_, _, err = w.Run(ctx, batches, func(ctx context.Context, sub *onnx.Model, batches []layerwise.Batch, ids []int) (map[string]*onnx.Tensor, error) {
+	process := func(ctx context.Context, sub *onnx.Model, batches []layerwise.Batch, ids []int) (map[string]*onnx.Tensor, error) {
 		return gq.roundWave(ctx, sub, batches, layers, ids, o, typeOf)
-	})
-	if err != nil {
+	}
+	if o.calib.LayerPod != nil {
+		if err := gq.podWalk(ctx, w, batches, process, layers, o, typeOf); err != nil {
+			return nil, "", err
+		}
+		return gq, "", nil
+	}
+	if _, _, err = w.Run(ctx, batches, process); err != nil {
 		return nil, "", fmt.Errorf("gptq: %w", err)
 	}
 	return gq, "", nil

@@ -23,6 +23,9 @@ func (gatherQuantizer) weightAxis(ix *index, n *onnxpb.NodeProto, l onnx.Layer, 
 	if len(c.dims()) != 2 || l.Axis != 0 || ix.consts[input(n, l.Data)] != nil {
 		return 0, ReasonShape // a Gather of a constant is left to constant folding
 	}
+	if rotaryCache(c) {
+		return 0, ReasonRotary
+	}
 	return 1, ""
 }
 

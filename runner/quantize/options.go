@@ -119,6 +119,12 @@ type CalibrationOptions struct {
 	// result for every count (spec.parallelism.layers).
 	OriginalLayerInputs bool
 	Layers              int
+	// LayerPod, when set, makes this process one index of an Indexed Job
+	// of Layers pods (its Of) rounding with GPTQ: it rounds only its own
+	// range of blocks and hands them to index 0 (gptq_layerpod.go), which
+	// assembles the model from every index's; the other indices return
+	// layerwise.ErrHandedOver once their partial is committed.
+	LayerPod *exchange.Storage
 }
 
 // Options configure Quantize. Every field but Method has a default, its
@@ -300,6 +306,9 @@ func (opts Options) check() (*options, error) {
 	if o.calib.Layers > 1 && !o.calib.OriginalLayerInputs {
 		return nil, fmt.Errorf("parallelism.layers %d: blocks are independent only with parallelism.layerInputs: Original", o.calib.Layers)
 	}
+	if err := o.checkLayerPod(); err != nil {
+		return nil, err
+	}
 	if o.calib.Samples < 0 {
 		return nil, fmt.Errorf("quantize.calibration.samples %d: want a positive number", o.calib.Samples)
 	}
@@ -340,4 +349,19 @@ func (o *options) excluded(opType, name string) Reason {
 		return ReasonExcludedOpType
 	}
 	return ""
+}
+
+// checkLayerPod refuses a layer pod that is not GPTQ's or whose index is
+// not one of parallelism.layers.
+func (o *options) checkLayerPod() error {
+	x, layers := o.calib.LayerPod, o.calib.Layers
+	switch {
+	case x == nil:
+		return nil
+	case o.algorithm != GPTQ:
+		return fmt.Errorf("parallelism.layers %d: only quantize.algorithm gptq runs as layer pods, not %s", layers, o.algorithm)
+	case x.Of != layers || x.Index < 0 || x.Index >= layers:
+		return fmt.Errorf("parallelism.layers %d: this runner is index %d of an Indexed Job of %d layer pods", layers, x.Index, x.Of)
+	}
+	return nil
 }

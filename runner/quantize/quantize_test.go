@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kompress/kompress/runner/exchange"
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
 	"github.com/kompress/kompress/runner/ort/orttest"
@@ -56,6 +57,10 @@ func TestOptionsErrors(t *testing.T) {
 		{"bad percentile", Options{Method: Static, Calibration: CalibrationOptions{Method: CalibrationPercentile, Percentile: 30}}, "calibration.percentile 30: want a number in [50, 100]"},
 		{"bad calibration", Options{Method: Static, Calibration: CalibrationOptions{Method: "kl"}}, `calibration.method "kl": want minmax, percentile or entropy`},
 		{"negative samples", Options{Method: Static, Calibration: CalibrationOptions{Samples: -1}}, "quantize.calibration.samples -1: want a positive number"},
+		{"layer pod rtn", Options{Method: WeightOnly, Calibration: CalibrationOptions{OriginalLayerInputs: true, Layers: 2, LayerPod: &exchange.Storage{Index: 1, Of: 2}}},
+			"parallelism.layers 2: only quantize.algorithm gptq runs as layer pods, not rtn"},
+		{"layer pod index 2 of 2", Options{Method: WeightOnly, Algorithm: GPTQ, Calibration: CalibrationOptions{OriginalLayerInputs: true, Layers: 2, LayerPod: &exchange.Storage{Index: 2, Of: 2}}},
+			"parallelism.layers 2: this runner is index 2 of an Indexed Job of 2 layer pods"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

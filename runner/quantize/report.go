@@ -32,6 +32,7 @@ const (
 	ReasonSensitive       Reason = "activation kept in float: quantizing it cost the most output fidelity"
 	ReasonComputed        Reason = "weight computed at run time, not from constants alone"
 	ReasonSensitiveWeight Reason = "kept in float: its 4-bit error cost the most output fidelity"
+	ReasonRotary          Reason = "a rotary position cache (cos or sin of the positions), not a learned weight"
 )
 
 // Report says what Quantize did.

@@ -10,9 +10,9 @@ import (
 )
 
 // Why a layer weight may stay in float without a warning: the options
-// asked for it, or it is no matrix of weights (a bias).
+// asked for it, or it is no matrix of weights (a bias, a rotary cache).
 var requestedFloat = map[Reason]bool{
-	ReasonExcludedNode: true, ReasonExcludedOpType: true, ReasonBias: true,
+	ReasonExcludedNode: true, ReasonExcludedOpType: true, ReasonBias: true, ReasonRotary: true,
 }
 
 // shortfallShare is the share of the layer weights' elements left in
