@@ -4,7 +4,7 @@
 // (the model and its external data). hack/bench-scale.sh runs the cases
 // side by side and writes out/bench-scale.json.
 //
-//	benchscale [-calib NPZ] [-cpuprofile F] [-memprofile F] MODE IN OUT     one step, timed: IN's weights are streamed (onnx.OpenFile)
+//	benchscale [-calib NPZ] [-cpuprofile F] [-memprofile F] [-peakprofile F] MODE IN OUT     one step, timed: IN's weights are streamed (onnx.OpenFile)
 //	benchscale -heldout NPZ [-calib NPZ -smooth] layererror FLOAT QUANTIZED
 //	benchscale -heldout NPZ [-float FLOAT] [-samples N -tokens N] run MODEL
 //
@@ -72,6 +72,7 @@ func main() {
 	tokens := flag.Int("tokens", 0, "run: only the first tokens of each sample (0: all)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the step")
 	memprofile := flag.String("memprofile", "", "write a heap profile of the step (what it allocated, and what is live at its end)")
+	peakprofile := flag.String("peakprofile", "", "write the heap profile at the step's highest live heap, and log each new high of the resident set to stderr")
 	flag.IntVar(&layerWorkers, "layers", 0, "gptq-int4 and sparsegpt-50: calibrate every block on the source's block inputs and deal the blocks to this many workers (spec.parallelism.layers); 0 propagates")
 	flag.Parse()
 	if flag.NArg() == 2 && flag.Arg(0) == "run" {
@@ -106,10 +107,17 @@ func main() {
 		check(err)
 		check(pprof.StartCPUProfile(f))
 	}
+	var watch *peakWatch
+	if *peakprofile != "" {
+		watch = startPeakWatch(*peakprofile, 100*time.Millisecond)
+	}
 	start := time.Now()
 	files, err := step(in, out, *calib)
 	check(err)
 	d := time.Since(start)
+	if watch != nil {
+		watch.finish()
+	}
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}

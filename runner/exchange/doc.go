@@ -9,5 +9,7 @@
 // is one index of an Indexed Job of pods, which meet in object storage: a
 // bulk-synchronous round per data pass, each index writing its partial
 // once and waiting for the others'. Both go through the same encoding, so
-// the in-process path exercises the bytes the pods exchange.
+// the in-process path with several shards exercises the bytes the pods
+// exchange; one shard in this process skips it (its partial is the
+// result).
 package exchange

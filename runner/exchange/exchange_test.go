@@ -101,6 +101,51 @@ func TestStorageReduceMatchesOneProcess(t *testing.T) {
 	}
 }
 
+// One local shard's partial is the result as its part computed it: not
+// encoded and decoded (a copy of it); several local shards go through
+// the encoding the pods exchange, once per shard.
+func TestLocalReduceEncodesOnlyToMeet(t *testing.T) {
+	for _, tc := range []struct {
+		shards        int
+		wantEncodes   int
+		wantSamePoint bool
+	}{
+		{shards: 1, wantEncodes: 0, wantSamePoint: true},
+		{shards: 2, wantEncodes: 2},
+		{shards: 16, wantEncodes: 16},
+	} {
+		var mu sync.Mutex
+		encodes := 0
+		counting := exchange.Codec[*float64]{
+			Encode: func(p *float64) []byte {
+				mu.Lock()
+				encodes++
+				mu.Unlock()
+				return sumCodec.Encode(p)
+			},
+			Decode: sumCodec.Decode,
+		}
+		var first *float64
+		got, err := exchange.Reduce(context.Background(), exchange.Local(tc.shards), "r", counting, func(s int) (*float64, error) {
+			p, err := unitSum(s, tc.shards)
+			if s == 0 {
+				first = p
+			}
+			return p, err
+		}, add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := unitSum(0, 1)
+		if diff := cmp.Diff(*want, *got); diff != "" {
+			t.Errorf("%d shards: sum (-one unit tree +got):\n%s", tc.shards, diff)
+		}
+		if encodes != tc.wantEncodes || (got == first) != tc.wantSamePoint {
+			t.Errorf("%d shards: %d partials encoded, result is the part's own: %v; want %d, %v", tc.shards, encodes, got == first, tc.wantEncodes, tc.wantSamePoint)
+		}
+	}
+}
+
 // An index that never comes fails the others' round at the deadline,
 // naming it.
 func TestStorageMissingIndexTimesOut(t *testing.T) {

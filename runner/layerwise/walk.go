@@ -55,6 +55,14 @@ type Walk struct {
 	// Discard drops the values Process returns once their segment has
 	// run (a method whose result is not those values: GPTQ's blocks).
 	Discard bool
+	// Done, when set, takes the values of a propagated walk (not
+	// NoPropagate) as soon as no later segment reads them: after their
+	// segment's last run. The walk then holds only the values of the
+	// segment at hand (a model's pruned weights are written out as they
+	// come, not held to the end) and returns the values Done did not
+	// take. Done runs on the walk's goroutine between segments, so it
+	// may write the values into the model walked.
+	Done func(Partial) error
 }
 
 // Partial is what one worker changed: the new values of initializers, by
@@ -177,6 +185,7 @@ func (w *Walk) sequential(ctx context.Context, batches []Batch, process Process)
 			lastWithLayers = i
 		}
 	}
+	lastRead := w.lastReads()
 	part, runs, secs := Partial{}, 0, 0.0
 	state := batches
 	for i := range w.Plan.Segments {
@@ -185,20 +194,58 @@ func (w *Walk) sequential(ctx context.Context, batches []Batch, process Process)
 		if err != nil {
 			return nil, runs, secs, err
 		}
+		if i < lastWithLayers {
+			t0 := time.Now()
+			if state, err = w.propagate(ctx, i, state, part); err != nil {
+				return nil, runs, secs, err
+			}
+			secs += time.Since(t0).Seconds()
+			runs++
+		}
+		if err := w.handOver(part, lastRead, i); err != nil {
+			return nil, runs, secs, err
+		}
 		if i == lastWithLayers {
 			break
 		}
-		t0 := time.Now()
-		if state, err = w.propagate(ctx, i, state, part); err != nil {
-			return nil, runs, secs, err
-		}
-		secs += time.Since(t0).Seconds()
-		runs++
 		if w.Discard {
 			clear(part)
 		}
 	}
 	return part, runs, secs, nil
+}
+
+// lastReads maps each name the segments' nodes read to the last segment
+// that reads it.
+func (w *Walk) lastReads() map[string]int {
+	last := map[string]int{}
+	for i, s := range w.Plan.Segments {
+		for _, n := range s.Nodes {
+			for _, name := range onnx.Reads(n) {
+				last[name] = i
+			}
+		}
+	}
+	return last
+}
+
+// handOver gives Done the values of part no segment after i reads,
+// removing them from part.
+func (w *Walk) handOver(part Partial, lastRead map[string]int, i int) error {
+	if w.Done == nil {
+		return nil
+	}
+	done := Partial{}
+	for name, t := range part {
+		if last, ok := lastRead[name]; !ok || last <= i {
+			done[name] = t
+			delete(part, name)
+		}
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	return w.Done(done)
 }
 
 // Capture runs the model segment by segment without processing any

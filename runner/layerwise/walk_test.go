@@ -2,6 +2,8 @@ package layerwise
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 
@@ -54,17 +56,27 @@ func TestWalk(t *testing.T) {
 	for _, tc := range []struct {
 		noPropagate bool
 		workers     int
+		done        bool
 		seen        []float32
 		parts       []int // weights per partial
+		handed      [][]string
 	}{
-		{false, 1, []float32{1, 0.5, 0.25}, []int{3}},
-		{true, 1, []float32{1, 1, 1}, []int{3}},
-		{true, 2, []float32{1, 1, 1}, []int{1, 2}},
-		{true, 3, []float32{1, 1, 1}, []int{1, 1, 1}},
+		{false, 1, false, []float32{1, 0.5, 0.25}, []int{3}, nil},
+		{false, 1, true, []float32{1, 0.5, 0.25}, []int{0}, [][]string{{"w1"}, {"w2"}, {"w3"}}},
+		{true, 1, false, []float32{1, 1, 1}, []int{3}, nil},
+		{true, 2, false, []float32{1, 1, 1}, []int{1, 2}, nil},
+		{true, 3, false, []float32{1, 1, 1}, []int{1, 1, 1}, nil},
 	} {
 		var mu sync.Mutex
 		seen := make([]float32, 3)
 		w := &Walk{Model: m, Plan: plan, Wave: Waves(m.Proto.GetGraph(), layers), NoPropagate: tc.noPropagate, Workers: tc.workers}
+		var handed [][]string
+		if tc.done {
+			w.Done = func(p Partial) error {
+				handed = append(handed, slices.Sorted(maps.Keys(p)))
+				return nil
+			}
+		}
 		parts, st, err := w.Run(context.Background(), batches, func(_ context.Context, sub *onnx.Model, in []Batch, ids []int) (map[string]*onnx.Tensor, error) {
 			s := ids[0]
 			var sum float32
@@ -96,6 +108,9 @@ func TestWalk(t *testing.T) {
 		}
 		if d := cmp.Diff(tc.parts, sizes); d != "" {
 			t.Errorf("propagate %v, %d workers: weights per partial (-want +got):\n%s", !tc.noPropagate, tc.workers, d)
+		}
+		if d := cmp.Diff(tc.handed, handed); d != "" {
+			t.Errorf("propagate %v, Done %v: weights handed over, segment by segment (-want +got):\n%s", !tc.noPropagate, tc.done, d)
 		}
 		if st.Segments != 3 || st.Runs != 5 {
 			t.Errorf("propagate %v: %+v, want 3 segments, 5 runs", !tc.noPropagate, st)
@@ -150,6 +165,39 @@ func TestRunWorker(t *testing.T) {
 	w := &Walk{Model: m, Plan: plan, Wave: Waves(m.Proto.GetGraph(), layers), Workers: 2}
 	if _, _, err := w.RunWorker(context.Background(), batches, process, 0); err == nil {
 		t.Error("a worker alone with propagated inputs: no error")
+	}
+}
+
+// A value is handed to Done after the last segment that reads it: a
+// weight the next segment also reads (shared) waits for it.
+func TestHandOverWaitsForTheLastReader(t *testing.T) {
+	plan := &Plan{Segments: []Segment{
+		{Nodes: []*onnxpb.NodeProto{node("MatMul", "h1", "x", "a")}},
+		{Nodes: []*onnxpb.NodeProto{node("MatMul", "h2", "h1", "b"), node("Add", "h3", "h2", "a")}},
+		{Nodes: []*onnxpb.NodeProto{node("MatMul", "y", "h3", "c")}},
+	}}
+	var handed [][]string
+	w := &Walk{Plan: plan, Done: func(p Partial) error {
+		handed = append(handed, slices.Sorted(maps.Keys(p)))
+		return nil
+	}}
+	last := w.lastReads()
+	part := Partial{}
+	var left [][]string
+	for i, names := range [][]string{{"a"}, {"b"}, {"c"}} {
+		for _, name := range names {
+			part[name] = onnx.NewTensor([]int64{1}, []float32{1})
+		}
+		if err := w.handOver(part, last, i); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, slices.Sorted(maps.Keys(part)))
+	}
+	if d := cmp.Diff([][]string{{"a", "b"}, {"c"}}, handed); d != "" {
+		t.Errorf("handed over (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([][]string{{"a"}, nil, nil}, left); d != "" {
+		t.Errorf("held after each segment (-want +got):\n%s", d)
 	}
 }
 

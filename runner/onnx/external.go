@@ -20,20 +20,29 @@ func (m *Model) readExternal(src Source) error {
 		if firstErr != nil || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
 			return
 		}
-		loc, offset, length, err := externalRange(tp, src)
-		var raw []byte
-		if err == nil {
-			raw, err = readRange(src, loc, offset, length)
-		}
+		loc, err := readIn(tp, src)
 		if err != nil {
-			firstErr = fmt.Errorf("tensor %q: %w", tp.GetName(), err)
+			firstErr = err
 			return
 		}
-		tp.RawData = raw
-		tp.ExternalData, tp.DataLocation = nil, nil
 		m.markExternal(tp, loc)
 	})
 	return firstErr
+}
+
+// readIn moves an external tensor's bytes from its file into raw_data
+// and returns the file's location.
+func readIn(tp *onnxpb.TensorProto, src Source) (string, error) {
+	loc, offset, length, err := externalRange(tp, src)
+	var raw []byte
+	if err == nil {
+		raw, err = readRange(src, loc, offset, length)
+	}
+	if err != nil {
+		return loc, fmt.Errorf("tensor %q: %w", tp.GetName(), err)
+	}
+	tp.RawData, tp.ExternalData, tp.DataLocation = raw, nil, nil
+	return loc, nil
 }
 
 func (m *Model) markExternal(tp *onnxpb.TensorProto, loc string) {
@@ -223,7 +232,7 @@ func typedBytes(tp *onnxpb.TensorProto) int {
 // tensors are read from (a local folder's only: other sources are not
 // local files).
 func sameFile(target string, m *Model) bool {
-	ds, ok := m.src.(*dirSource)
+	ds, ok := unspilled(m.src).(*dirSource)
 	if !ok {
 		return false
 	}

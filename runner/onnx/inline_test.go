@@ -104,17 +104,7 @@ func TestOpenFileInlineSavesTheSameBytes(t *testing.T) {
 				return // every weight in subgraphs
 			}
 			for _, mm := range []*onnx.Model{m, whole} {
-				w := mm.Weight(big)
-				v, err := w.Float32s()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i := range v {
-					v[i] *= 0.5
-				}
-				if err := w.Set(onnx.NewTensor(w.Dims, v)); err != nil {
-					t.Fatal(err)
-				}
+				halveWeight(t, mm.Weight(big), (*onnx.Weight).Set)
 			}
 			want, err = whole.Bytes()
 			if err != nil {
@@ -181,18 +171,8 @@ func TestOpenFileInlineRefusesToOverwriteItself(t *testing.T) {
 // before), the same took three times the model's bytes (the file read,
 // the parsed copy, the serialized output).
 func TestOpenFileInlineAllocatesTheStructureOnly(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "model.onnx")
-	cfg := modelgen.DecoderConfig{Hidden: 256, Heads: 4, Layers: 4, Vocab: 8192, Seed: 5}
-	b, err := modelgen.Decoder(cfg).Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	size := int64(len(b))
-	b = nil
+	path, size := writeInlineDecoder(t)
+	dir := filepath.Dir(path)
 	allocated := func(f func()) int64 {
 		runtime.GC()
 		var before, after runtime.MemStats
@@ -216,6 +196,21 @@ func TestOpenFileInlineAllocatesTheStructureOnly(t *testing.T) {
 		t.Errorf("opening and saving a %d-byte model allocated %d bytes, over %d: its weights are held", size, got, limit)
 	}
 	t.Logf("opening and saving a %d-byte model allocated %d bytes (%.3fx)", size, got, float64(got)/float64(size))
+}
+
+// writeInlineDecoder writes a decoder of 20 MB in one file and returns
+// its path and size.
+func writeInlineDecoder(t *testing.T) (string, int64) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	b, err := modelgen.Decoder(modelgen.DecoderConfig{Hidden: 256, Heads: 4, Layers: 4, Vocab: 8192, Seed: 5}).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, int64(len(b))
 }
 
 func sha256Hex(b []byte) string {

@@ -209,16 +209,7 @@ func (m *Model) settleStrays() error {
 		if firstErr != nil || main[tp] || !m.lazyInline(tp) {
 			return
 		}
-		loc, offset, length, err := externalRange(tp, m.src)
-		var raw []byte
-		if err == nil {
-			raw, err = readRange(m.src, loc, offset, length)
-		}
-		if err != nil {
-			firstErr = fmt.Errorf("tensor %q: %w", tp.GetName(), err)
-			return
-		}
-		tp.RawData, tp.ExternalData, tp.DataLocation = raw, nil, nil
+		_, firstErr = readIn(tp, m.src)
 	})
 	return firstErr
 }

@@ -62,7 +62,7 @@ func OpenSource(data []byte, name string, src Source) (*Model, error) {
 // reading in those under streamMin bytes.
 func (m *Model) attach(src Source) error {
 	name := m.Name
-	m.src = src
+	m.src = &spillSource{Source: src}
 	var firstErr error
 	m.everyTensor(func(tp *onnxpb.TensorProto) {
 		if firstErr != nil || tp.GetDataLocation() != onnxpb.TensorProto_EXTERNAL || m.inline[tp] {
@@ -127,11 +127,16 @@ func (m *Model) ExternalDir() (string, error) {
 // HeaderBytes serializes the model with its streamed tensors left as
 // references to the files of ExternalDir: what ONNX Runtime loads with
 // that directory as its external data folder (ort.Options.ExternalDataDir).
+// Spilled tensors (Spill) are not there: they are read back inline.
 func (m *Model) HeaderBytes() ([]byte, error) {
-	if n := proto.Size(m.Proto); n > maxProtoSize {
+	mp, err := m.withSpilledInline()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.label(), err)
+	}
+	if n := proto.Size(mp); n > maxProtoSize {
 		return nil, fmt.Errorf("%s: model is %d bytes without its external data, past protobuf's 2 GiB limit", m.label(), n)
 	}
-	return proto.Marshal(m.Proto)
+	return proto.Marshal(mp)
 }
 
 // copyStreamed appends a streamed tensor's bytes, copied from its source

@@ -62,13 +62,14 @@ func NewSession(name string, model []byte, opts Options) (*Session, error) {
 	return &Session{name: name, sess: sess, Inputs: ins, Outputs: outs, casts: casts}, nil
 }
 
-// Close releases the session.
+// Close releases the session, and the memory it freed to the system.
 func (s *Session) Close() error {
 	if s.sess == nil {
 		return nil
 	}
 	err := s.sess.Destroy()
 	s.sess = nil
+	trimCHeap()
 	return err
 }
 

@@ -49,8 +49,9 @@ func calibratable(t *target, main *onnx.GraphIndex) string {
 // whole model over the calibration set with the wave's inputs exposed as
 // outputs. out is the model being pruned. Each target's values are read
 // when its wave solves it and held once, until they are written into the
-// model (assemble), so a model streamed from its file holds its pruned
-// weights, not every weight twice.
+// model (assemble): block by block, once the last block that reads them
+// is done, and in a streamed model into its scratch file, so the model's
+// weights are held a block at a time.
 func hessian(ctx context.Context, out *onnx.Model, targets []*target, o *options, calib Calibration, progress func(done int)) ([]hessianLayer, *HessianStats, error) {
 	start := time.Now()
 	set, err := readCalibration(out, calib, o.samples)
@@ -75,7 +76,8 @@ func hessian(ctx context.Context, out *onnx.Model, targets []*target, o *options
 	if plan != nil {
 		// An index of an Indexed Job of data shards propagates only its
 		// own shards' batches: collect reads no other.
-		w := &layerwise.Walk{Model: out, Plan: plan, Wave: wave, Shards: o.shards, Mine: x.Mine(), NoPropagate: o.originalInputs, Workers: o.layers}
+		w := &layerwise.Walk{Model: out, Plan: plan, Wave: wave, Shards: o.shards, Mine: x.Mine(), NoPropagate: o.originalInputs, Workers: o.layers,
+			Done: func(part layerwise.Partial) error { return p.assemble([]layerwise.Partial{part}) }}
 		process := func(ctx context.Context, sub *onnx.Model, batches []layerwise.Batch, ids []int) (map[string]*onnx.Tensor, error) {
 			return p.wave(ctx, sub, &calibSet{batches: batches, samples: set.samples}, ids)
 		}
@@ -230,7 +232,10 @@ func weightTensor(w *onnx.Weight, vals []float32) (*onnx.Tensor, error) {
 
 // assemble writes the pruned weights and biases into the model, part by
 // part in order, each part's names sorted. Each value is dropped from
-// its part once written: the model holds it now.
+// its part once written: the model holds it now, in its scratch file
+// when it is streamed (onnx.Model.Spill), so a walk that hands each
+// block's weights over as they are final (layerwise.Walk.Done) does not
+// hold them all until the model is written.
 func (p *hessianPass) assemble(parts []layerwise.Partial) error {
 	weights := map[string]*onnx.Weight{}
 	for i, t := range p.targets {
@@ -245,7 +250,7 @@ func (p *hessianPass) assemble(parts []layerwise.Partial) error {
 			if w == nil {
 				return fmt.Errorf("hessian pruning changed %q, which is no weight it prunes", name)
 			}
-			if err := w.Set(part[name]); err != nil {
+			if err := p.out.Spill(w, part[name]); err != nil {
 				return err
 			}
 			delete(part, name)

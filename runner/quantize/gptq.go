@@ -20,12 +20,21 @@ type gptqMatrix struct {
 
 // gptqBlocks is a weight GPTQ rounded: codes of type t for every weight
 // (row-major rows×cols, as gptqMatrix), and the parameters of every block
-// of blockSize features of every row.
+// of blockSize features of every row. Every rounded weight of a model is
+// held until the model is rewritten, so a code takes one byte, its
+// offset from the type's lowest (every type GPTQ rounds to has at most
+// 256 codes), not the int32 it is computed in.
 type gptqBlocks struct {
 	rows, cols, blockSize, nb int
 	t                         QType
-	codes                     []int32
+	codes                     []byte   // code - qmin
 	params                    []Params // rows×nb
+}
+
+// code is the code of weight i (row-major rows×cols).
+func (g *gptqBlocks) code(i int) int32 {
+	qmin, _ := g.t.Range()
+	return int32(g.codes[i]) + qmin
 }
 
 // gptq rounds m's weights to blocks of blockSize input features of type
@@ -54,7 +63,7 @@ func gptq(m gptqMatrix, h []float64, damp float64, blockSize int, t QType, symme
 	nb := (cols + blockSize - 1) / blockSize
 	out := &gptqBlocks{
 		rows: rows, cols: cols, blockSize: blockSize, nb: nb, t: t,
-		codes: make([]int32, rows*cols), params: make([]Params, rows*nb),
+		codes: make([]byte, rows*cols), params: make([]Params, rows*nb),
 	}
 	qmin, qmax := t.Range()
 	lazy := max(gptqLazy, blockSize) // a multiple of blockSize: blocks never straddle batches
@@ -79,7 +88,7 @@ func gptq(m gptqMatrix, h []float64, damp float64, blockSize int, t QType, symme
 				}
 				p := out.params[r*nb+col/blockSize]
 				c := quantizeValue(float32(row[j]), p.Scale, p.ZeroPoint, qmin, qmax)
-				out.codes[r*cols+col] = c
+				out.codes[r*cols+col] = byte(c - qmin)
 				e := (row[j] - float64(p.Dequantize(c))) / u[col*cols+col]
 				errs[r*count+j] = e
 				urow := u[col*cols+i1 : col*cols+i2]
@@ -131,7 +140,7 @@ func (g *gptqBlocks) quantized(dims []int64, in int) *Quantized {
 			if in == 0 {
 				i = c*g.rows + r // [K, N]
 			}
-			q.Data[i] = byte(g.codes[r*g.cols+c])
+			q.Data[i] = byte(g.code(r*g.cols + c))
 		}
 		for b := range g.nb {
 			i := r*g.nb + b // scales [N, nb]
@@ -170,7 +179,7 @@ func (g *gptqBlocks) nbits(bits int, symmetric bool) *NBits {
 			}
 			first, last := b*g.blockSize, min((b+1)*g.blockSize, g.cols)
 			for k := first; k < last; k++ {
-				codes[k-first] = byte(g.codes[n*g.cols+k] + shift)
+				codes[k-first] = byte(g.code(n*g.cols+k) + shift)
 			}
 			blob := out.B[(n*g.nb+b)*out.BlobSize : (n*g.nb+b+1)*out.BlobSize]
 			if bits == 4 {

@@ -153,7 +153,12 @@ func blocksOf(codes, scales, zeros *onnx.Tensor, blockSize int) (*gptqBlocks, er
 	for i := range params {
 		params[i] = Params{Scale: sv[i], ZeroPoint: zs[i]}
 	}
-	return &gptqBlocks{rows: rows, cols: cols, blockSize: blockSize, nb: nb, t: t, codes: cs, params: params}, nil
+	qmin, _ := t.Range()
+	offsets := make([]byte, len(cs))
+	for i, c := range cs {
+		offsets[i] = byte(c - qmin) // as gptq keeps them
+	}
+	return &gptqBlocks{rows: rows, cols: cols, blockSize: blockSize, nb: nb, t: t, codes: offsets, params: params}, nil
 }
 
 // codesOf reads a tensor of one of the block types as codes.

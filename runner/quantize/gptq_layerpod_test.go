@@ -34,9 +34,9 @@ func podLayers(t *testing.T) (map[string]weightSlot, map[string]*gptqBlocks) {
 		dims := s.weight.dims()
 		_, in, _ := s.layer.WeightAxes(2)
 		rows, cols := int(dims[1-in]), int(dims[in])
-		b := &gptqBlocks{rows: rows, cols: cols, blockSize: 32, nb: (cols + 31) / 32, t: UInt4, codes: make([]int32, rows*cols)}
+		b := &gptqBlocks{rows: rows, cols: cols, blockSize: 32, nb: (cols + 31) / 32, t: UInt4, codes: make([]byte, rows*cols)}
 		for i := range b.codes {
-			b.codes[i] = int32(i*7) % 16
+			b.codes[i] = byte(i*7) % 16 // uint4's lowest code is 0
 		}
 		for i := range rows * b.nb {
 			b.params = append(b.params, Params{Scale: 0.001 * float32(i+1), ZeroPoint: int32(i % 16)})

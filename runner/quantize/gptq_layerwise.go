@@ -237,7 +237,7 @@ func (g *gptqBlocks) dequantized(in int) []float32 {
 	out := make([]float32, g.rows*g.cols)
 	for r := range g.rows {
 		for c := range g.cols {
-			v := g.params[r*g.nb+c/g.blockSize].Dequantize(g.codes[r*g.cols+c])
+			v := g.params[r*g.nb+c/g.blockSize].Dequantize(g.code(r*g.cols + c))
 			if in == 0 {
 				out[c*g.rows+r] = v // [K, N]
 			} else {
