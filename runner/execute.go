@@ -266,12 +266,15 @@ func readInputs(ctx context.Context, task pipeline.Task, o *Options, step func(P
 // own (the input's is changed by the stage) reading the same files.
 func (in *inputs) setSource(sm storedModel) error {
 	in.sourceBytes = sm.size
-	if sm.data == nil {
+	var err error
+	switch {
+	case sm.path != "":
+		in.sourceFiles, err = onnx.OpenFile(sm.path)
+	case sm.data == nil:
 		in.source = sm.raw
-		return nil
+	default:
+		in.sourceFiles, err = onnx.OpenSource(sm.raw, sm.model.Name, sm.data)
 	}
-	m, err := onnx.OpenSource(sm.raw, sm.model.Name, sm.data)
-	in.sourceFiles = m
 	return err
 }
 

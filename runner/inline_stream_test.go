@@ -4,12 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/hack/modelgen"
+	"github.com/kompress/kompress/pipeline"
 	"github.com/kompress/kompress/runner/dataset"
 	"github.com/kompress/kompress/runner/ort/orttest"
 	"github.com/kompress/kompress/runner/storage"
@@ -72,5 +74,43 @@ func TestStageStreamsAModelInOneFile(t *testing.T) {
 				t.Errorf("metrics (-whole +streamed):\n%s", diff)
 			}
 		})
+	}
+}
+
+// Opening a model in one file for a stage that streams it copies the
+// file to the stage's folder and holds its structure only: what it
+// allocates is a small part of the file's bytes (reading the file whole
+// into memory first, as the stage did before, allocates all of them),
+// and the digest is the file's.
+func TestStreamedStageDoesNotHoldTheFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := modelgen.SmallDecoder
+	cfg.Hidden = 256 // the weights outweigh what is read at once (tensors under 64 KiB)
+	raw, err := modelgen.Decoder(cfg).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "model.onnx")
+	if err := os.WriteFile(src, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stage := v1alpha1.StageBody{Type: v1alpha1.StageTypePrune, Prune: &v1alpha1.PruneSpec{Method: v1alpha1.PruneHessian, Sparsity: "0.5"}}
+	ref := pipeline.Ref{URI: storage.FileURI(src)}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	sm, err := openStoredModel(context.Background(), storage.Default, ref, filepath.Join(dir, "scratch"), stage, true)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > uint64(len(raw))/4 {
+		t.Errorf("opening a %d-byte model allocated %d bytes, want under a quarter of the file", len(raw), got)
+	}
+	if want := storage.Digest(raw); sm.digest != want || sm.size != int64(len(raw)) {
+		t.Errorf("digest %s, size %d; want the file's %s, %d", sm.digest, sm.size, want, len(raw))
+	}
+	if sm.raw != nil || sm.model == nil {
+		t.Errorf("stored model holds %d bytes of the file, model %v: want the model, not the file", len(sm.raw), sm.model != nil)
 	}
 }

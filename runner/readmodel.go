@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/kompress/kompress/api/v1alpha1"
 	"github.com/kompress/kompress/pipeline"
@@ -17,7 +19,10 @@ import (
 type storedModel struct {
 	model *onnx.Model
 	raw   []byte // the model file
-	data  *storedData
+	// path is the local copy of a model in one file the stage streams
+	// (raw is then nil).
+	path string
+	data *storedData
 	// digest is the model's: its file's, or its manifest's (files).
 	digest string
 	size   int64
@@ -38,25 +43,18 @@ func openStoredModel(ctx context.Context, st *storage.Client, ref pipeline.Ref, 
 	if err := checkMemory(ref.URI, attrs.Size, keptFraction(stage)); err != nil {
 		return storedModel{}, err
 	}
+	if streamInline(stage) {
+		sm, ok, err := openInlineFile(ctx, st, ref, scratch)
+		if err != nil || ok {
+			return sm, err
+		}
+		// Else its tensors are in external data files: streamed below.
+	}
 	raw, obj, err := st.ReadAll(ctx, ref.URI, "")
 	if err != nil {
 		return storedModel{}, err
 	}
 	sm := storedModel{raw: raw, digest: obj.Digest, size: obj.Size}
-	if streamInline(stage) {
-		m, err := onnx.OpenBytes(raw, ref.URI, scratch)
-		if err == nil {
-			if err := checkPin(ref, sm.digest); err != nil {
-				return sm, err
-			}
-			sm.model = m
-			return sm, nil
-		}
-		if _, lerr := onnx.LoadHeader(raw); lerr != nil {
-			return storedModel{}, BadInputf("%s is not a usable ONNX model: %w", ref.URI, err)
-		}
-		// Else its tensors are in external data files: streamed below.
-	}
 	header, err := onnx.LoadHeader(raw)
 	if err != nil {
 		return storedModel{}, BadInputf("%s is not a usable ONNX model: %w", ref.URI, err)
@@ -85,6 +83,40 @@ func openStoredModel(ctx context.Context, st *storage.Client, ref pipeline.Ref, 
 		sm.size += f.SizeBytes
 	}
 	return sm, checkPin(ref, sm.digest)
+}
+
+// openInlineFile copies a model the stage streams to scratch, hashing
+// it as it goes, and opens it there (onnx.OpenFile): the stage holds the
+// model's structure and the tensors it changes, not the file's bytes. ok
+// is false, and the copy removed, when the file does not open that way:
+// a model whose tensors live in external data files beside it in
+// storage, or no model at all (the caller reads it as such and says
+// which).
+func openInlineFile(ctx context.Context, st *storage.Client, ref pipeline.Ref, scratch string) (storedModel, bool, error) {
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		return storedModel{}, false, fmt.Errorf("making the stage's local folder: %w", err)
+	}
+	path := filepath.Join(scratch, inlineFileName(ref.URI))
+	obj, err := st.Download(ctx, ref.URI, "", path)
+	if err != nil {
+		return storedModel{}, false, err
+	}
+	m, err := onnx.OpenFile(path)
+	if err != nil {
+		os.Remove(path)
+		return storedModel{}, false, nil
+	}
+	sm := storedModel{model: m, path: path, digest: obj.Digest, size: obj.Size}
+	return sm, true, checkPin(ref, sm.digest)
+}
+
+// inlineFileName is the local name of a model file: its name in storage
+// (the location its streamed tensors are read from), or model.onnx.
+func inlineFileName(uri string) string {
+	if b := baseName(uri); b != "" && b != "." && b != "/" {
+		return b
+	}
+	return "model.onnx"
 }
 
 // externalDataError classifies a failure to open a model's external

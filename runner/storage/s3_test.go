@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +109,22 @@ func TestS3TransientFailuresAreRetried(t *testing.T) {
 		}
 		if !bytes.Equal(got, data) {
 			t.Errorf("read %q", got)
+		}
+		if !strings.Contains(log.String(), "retrying") {
+			t.Errorf("no retry was logged; log:\n%s", log)
+		}
+	})
+
+	t.Run("download", func(t *testing.T) {
+		c, log := logCapture(fastRetry)
+		path := filepath.Join(t.TempDir(), "model.onnx")
+		s3.FailNext(4, http.StatusServiceUnavailable)
+		obj, err := c.Download(ctx, s3.URI("models", "w/model.onnx"), storage.Digest(data), path)
+		if err != nil {
+			t.Fatalf("download through 4 failures: %v", err)
+		}
+		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) || obj.Digest != storage.Digest(data) || obj.Size != int64(len(data)) {
+			t.Errorf("downloaded %q (%v), %+v", got, err, obj)
 		}
 		if !strings.Contains(log.String(), "retrying") {
 			t.Errorf("no retry was logged; log:\n%s", log)

@@ -171,6 +171,14 @@ func TestPinnedDigestMismatch(t *testing.T) {
 			_, _, err = storage.ReadAll(ctx, uri, wrong)
 			assertMismatch(t, err, uri, wrong, obj.Digest)
 
+			// A download of other content than pinned leaves no file.
+			path := filepath.Join(t.TempDir(), "model.onnx")
+			_, err = storage.Default.Download(ctx, uri, wrong, path)
+			assertMismatch(t, err, uri, wrong, obj.Digest)
+			if _, serr := os.Stat(path); !os.IsNotExist(serr) {
+				t.Errorf("a download refused by its digest left %s: %v", path, serr)
+			}
+
 			r, err := storage.Read(ctx, uri, wrong)
 			if err != nil {
 				t.Fatal(err)
