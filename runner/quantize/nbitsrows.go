@@ -3,6 +3,7 @@ package quantize
 import (
 	"fmt"
 	"io"
+	"runtime"
 
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/panics"
@@ -10,10 +11,12 @@ import (
 
 // MatMulNBitsRows is MatMulNBitsWeight for a row-major [K, N] weight read
 // from r (its raw little-endian float32 bytes, from its external data
-// file): one block of rows at a time, into two buffers that are reused,
-// the next block read while the cores quantize this one. It holds two
-// blocks of rows instead of the weight, and quantizes each while it is
-// still in the cache the read left it in.
+// file): one block of rows at a time, into a few buffers that are reused.
+// Each core quantizes whole blocks, taking the next one read as soon as
+// it is done with its last, while a reader fills the free buffers: no
+// core waits for another, only, if it comes to that, for the reads. It
+// holds a few blocks of rows instead of the weight, and quantizes each
+// while it is still in the cache the read left it in.
 func MatMulNBitsRows(r io.Reader, K, N, bits, blockSize int, symmetric bool) (*NBits, error) {
 	if bits != 4 && bits != 8 {
 		return nil, fmt.Errorf("MatMulNBits bits must be 4 or 8, got %d", bits)
@@ -25,35 +28,48 @@ func MatMulNBitsRows(r io.Reader, K, N, bits, blockSize int, symmetric bool) (*N
 		return nil, fmt.Errorf("MatMulNBits weight [%d, %d] is empty", K, N)
 	}
 	j := newNBitsJob(K, N, false, bits, blockSize, symmetric)
-	ranges := columnRanges(N)
-	scratch := make([]*nbitsScratch, len(ranges))
-	for i, rg := range ranges {
-		scratch[i] = newNBitsScratch(rg[1]-rg[0], blockSize)
-	}
-	blocks := readBlocks(r, K, N, blockSize)
+	workers := min(runtime.GOMAXPROCS(0), j.out.KBlocks)
+	// Two buffers more than workers: one being read, one read ahead.
+	blocks := readBlocks(r, K, N, blockSize, workers+2)
 	defer blocks.stop()
-	for b := range j.out.KBlocks {
-		blk := blocks.next()
-		if blk.err != nil {
-			return nil, blk.err
+	errs := make([]error, workers)
+	var g panics.Group // a worker's panic is raised again by Wait
+	for w := range workers {
+		g.Go(func() {
+			sc := newNBitsScratch(N, blockSize)
+			for {
+				blk, ok := blocks.next()
+				if !ok || blk.err != nil {
+					errs[w] = blk.err
+					return
+				}
+				j.block(blk.rows, blk.index, 0, N, sc)
+				blk.done()
+			}
+		})
+	}
+	g.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
-		parallelRanges(ranges, func(i int, rg [2]int) { j.block(blk.rows, b, rg[0], rg[1], scratch[i]) })
-		blk.done()
 	}
 	return j.result()
 }
 
-// rowBlock is one block of rows read, or the error reading it; done
+// rowBlock is block index of rows read, or the error reading it; done
 // gives its buffer back for the next read.
 type rowBlock struct {
-	rows []float32
-	err  error
-	done func()
+	index int
+	rows  []float32
+	err   error
+	done  func()
 }
 
 // blockReader reads the blocks of rows of a [K, N] weight on a goroutine
-// of its own, one ahead of the one being quantized. A panic there is
-// raised again by next or stop, on the quantizing goroutine.
+// of its own, into free buffers, ahead of the ones being quantized. A
+// panic there is raised again by next or stop, on the goroutine that
+// calls them.
 type blockReader struct {
 	out    chan rowBlock
 	quit   chan struct{}
@@ -61,10 +77,12 @@ type blockReader struct {
 	g      panics.Group
 }
 
-func readBlocks(r io.Reader, K, N, blockSize int) *blockReader {
-	b := &blockReader{out: make(chan rowBlock, 1), quit: make(chan struct{}), failed: make(chan struct{})}
-	free := make(chan []float32, 2)
-	for range 2 {
+// readBlocks reads r's blocks into buffers buffers, in order; out is
+// closed after the last block, or after a block with an error.
+func readBlocks(r io.Reader, K, N, blockSize, buffers int) *blockReader {
+	b := &blockReader{out: make(chan rowBlock, buffers), quit: make(chan struct{}), failed: make(chan struct{})}
+	free := make(chan []float32, buffers)
+	for range buffers {
 		free <- make([]float32, blockSize*N)
 	}
 	b.g.OnPanic = func() { close(b.failed) }
@@ -79,23 +97,25 @@ func readBlocks(r io.Reader, K, N, blockSize int) *blockReader {
 			rows := buf[:(min(first+blockSize, K)-first)*N]
 			err := onnx.ReadFloat32s(r, rows)
 			select {
-			case b.out <- rowBlock{rows: rows, err: err, done: func() { free <- buf }}:
+			case b.out <- rowBlock{index: first / blockSize, rows: rows, err: err, done: func() { free <- buf }}:
 			case <-b.quit:
 				return
 			}
 			if err != nil {
-				return
+				break
 			}
 		}
+		close(b.out)
 	})
 	return b
 }
 
-// next is the next block; it panics with the reader's panic if it had one.
-func (b *blockReader) next() rowBlock {
+// next is the next block read, or false after the last one; it panics
+// with the reader's panic if it had one.
+func (b *blockReader) next() (rowBlock, bool) {
 	select {
-	case blk := <-b.out:
-		return blk
+	case blk, ok := <-b.out:
+		return blk, ok
 	case <-b.failed:
 		b.g.Wait()
 		panic("unreachable: the block reader failed without a panic")

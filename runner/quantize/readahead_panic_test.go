@@ -24,7 +24,7 @@ func raised(f func()) (p any) {
 func TestReadAheadPanicsReachTheCaller(t *testing.T) {
 	for name, f := range map[string]func(){
 		"rows": func() {
-			b := readBlocks(panickingReader{}, 32, 4, 16)
+			b := readBlocks(panickingReader{}, 32, 4, 16, 2)
 			defer b.stop()
 			b.next()
 		},
