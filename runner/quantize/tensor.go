@@ -165,6 +165,14 @@ func Blocked(data []float32, shape []int64, axis, blockSize int, t QType, symmet
 
 // blockedRange quantizes outer slices [from, to) of data into q.
 func blockedRange(data []float32, q *Quantized, from, to, dim, inner, nb, blockSize int, t QType, symmetric bool, qmin, qmax int32) {
+	if inner == 1 {
+		// Blocks along contiguous rows (an embedding table's): nothing
+		// to gather.
+		for o := from; o < to; o++ {
+			quantizeRow(q, data[o*dim:(o+1)*dim], o, symmetric)
+		}
+		return
+	}
 	vals := make([]float32, inner*blockSize)
 	for o := from; o < to; o++ {
 		for b := range nb {
