@@ -290,17 +290,17 @@ func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, gq *g
 		w.Scales[i] *= alpha
 	}
 	g, base := s.graph, s.weight.name
-	bName, err := e.addInit(g, base+"_quantized", onnx.NewTensor([]int64{int64(nn), int64(w.KBlocks), int64(w.BlobSize)}, w.B))
+	bName, err := e.addShared(g, base+"_quantized", onnx.NewTensor([]int64{int64(nn), int64(w.KBlocks), int64(w.BlobSize)}, w.B))
 	if err != nil {
 		return false, err
 	}
-	sName, err := e.addInit(g, base+"_scale", onnx.NewTensor([]int64{int64(nn), int64(w.KBlocks)}, w.Scales))
+	sName, err := e.addShared(g, base+"_scale", onnx.NewTensor([]int64{int64(nn), int64(w.KBlocks)}, w.Scales))
 	if err != nil {
 		return false, err
 	}
 	inputs := []string{input(n, s.layer.Data), bName, sName}
 	if w.ZeroPoints != nil {
-		zName, err := e.addInit(g, base+"_zero_point", onnx.NewTensor([]int64{int64(nn), int64(w.ZeroPointsPerRow())}, w.ZeroPoints))
+		zName, err := e.addShared(g, base+"_zero_point", onnx.NewTensor([]int64{int64(nn), int64(w.ZeroPointsPerRow())}, w.ZeroPoints))
 		if err != nil {
 			return false, err
 		}
