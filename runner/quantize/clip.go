@@ -25,7 +25,14 @@ var (
 // is [lo, hi]: ComputeParams of the range, at 4 bits with the scale
 // shrunk by the clip ratio that rounds v with the least squared error.
 func blockParams(v []float32, lo, hi float32, t QType, symmetric bool) Params {
-	p := ComputeParams(lo, hi, t, symmetric)
+	return clipped(v, lo, hi, ComputeParams(lo, hi, t, symmetric), t, symmetric)
+}
+
+// clipped is blockParams given p, ComputeParams of the range: a quantizer
+// that has the ranges of many blocks computes their parameters together,
+// where one block's divisions overlap the next's instead of each waiting
+// for its own.
+func clipped(v []float32, lo, hi float32, p Params, t QType, symmetric bool) Params {
 	if t.Bits() != 4 || (lo == 0 && hi == 0) {
 		return p
 	}

@@ -122,7 +122,9 @@ func (j *nbitsJob) result() (*NBits, error) {
 type nbitsScratch struct {
 	vals   []float32 // the tile's values, column by column
 	lo, hi []float32 // and their ranges
+	params []Params  // ComputeParams of the ranges
 	codes  []byte
+	lanes  clipLanes // the AVX2 kernels' (lanes)
 }
 
 // gatherTile is how many columns of a block are gathered and quantized
@@ -133,7 +135,10 @@ const gatherTile = 64
 
 func newNBitsScratch(cols, blockSize int) *nbitsScratch {
 	cols = min(cols, gatherTile)
-	return &nbitsScratch{vals: make([]float32, cols*blockSize), lo: make([]float32, cols), hi: make([]float32, cols), codes: make([]byte, blockSize)}
+	return &nbitsScratch{
+		vals: make([]float32, cols*blockSize), lo: make([]float32, cols), hi: make([]float32, cols),
+		params: make([]Params, cols), codes: make([]byte, blockSize),
+	}
 }
 
 // block quantizes block b of columns [from, to). rows is the block's rows
@@ -147,32 +152,36 @@ func (j *nbitsJob) block(rows []float32, b, from, to int, sc *nbitsScratch) {
 		for n := from; n < to; n++ {
 			v := rows[n*K+first : n*K+last]
 			lo, hi := minMax(v)
-			j.column(v, lo, hi, n, b, sc.codes)
+			j.column(v, lo, hi, ComputeParams(lo, hi, j.t, j.symmetric), n, b, sc.codes)
 		}
 		return
 	}
+	from = j.lanes(rows, b, from, to, last-first, &sc.lanes)
 	for t := from; t < to; t += gatherTile {
 		end := min(t+gatherTile, to)
 		// A column's values are N apart: gather the tile's, row by
 		// row in memory order, so that each column's are contiguous,
 		// taking the columns' ranges on the way.
 		gatherRanges(sc.vals, sc.lo, sc.hi, rows, N, t, end, last-first, blockSize)
+		for c := range end - t {
+			sc.params[c] = ComputeParams(sc.lo[c], sc.hi[c], j.t, j.symmetric)
+		}
 		for n := t; n < end; n++ {
 			c := n - t
-			j.column(sc.vals[c*blockSize:][:last-first], sc.lo[c], sc.hi[c], n, b, sc.codes)
+			j.column(sc.vals[c*blockSize:][:last-first], sc.lo[c], sc.hi[c], sc.params[c], n, b, sc.codes)
 		}
 	}
 }
 
-// column quantizes v, block b of column n whose range is [lo, hi], into
-// its blob, scale and zero point. NaN and Inf carry into the block's
-// range, which is where they are found.
-func (j *nbitsJob) column(v []float32, lo, hi float32, n, b int, codes []byte) {
+// column quantizes v, block b of column n whose range is [lo, hi] and
+// whose range's parameters are p, into its blob, scale and zero point.
+// NaN and Inf carry into the block's range, which is where they are found.
+func (j *nbitsJob) column(v []float32, lo, hi float32, p Params, n, b int, codes []byte) {
 	out := j.out
 	if !isFinite32(lo) || !isFinite32(hi) {
 		j.nonFinite.Store(true)
 	}
-	p := blockParams(v, lo, hi, j.t, j.symmetric)
+	p = clipped(v, lo, hi, p, j.t, j.symmetric)
 	zp := byte(p.ZeroPoint + j.shift)
 	roundCodes(codes, v, p, j.qmin, j.qmax, j.shift)
 	for k := len(v); k < len(codes); k++ {

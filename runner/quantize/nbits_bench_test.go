@@ -1,3 +1,5 @@
+//go:build unix
+
 package quantize
 
 import (
@@ -14,11 +16,17 @@ var scanSink float32
 // BenchmarkNBitsBlock quantizes one block of 32 rows of a [K, 8192]
 // Laplace weight with outliers (the 1.1 B decoder's widest) to 4 bits
 // with zero points and the clip search, on one goroutine, against a plain
-// min/max scan of the same rows. x-scan is the quantizer's time over the
-// scan's and ns/value its time per weight, both in CPU time of the
-// benchmark's thread, which other processes sharing the cores do not
-// inflate as they do the wall time (ns/op).
+// min/max scan of the same rows: with the AVX2 kernels where the machine
+// has them (default), and with the Go code (go). x-scan is the
+// quantizer's time over the scan's and ns/value its time per weight, both
+// in CPU time of the benchmark's thread, which other processes sharing
+// the cores do not inflate as they do the wall time (ns/op).
 func BenchmarkNBitsBlock(b *testing.B) {
+	b.Run("default", benchNBitsBlock)
+	b.Run("go", func(b *testing.B) { withoutAVX2(func() { benchNBitsBlock(b) }) })
+}
+
+func benchNBitsBlock(b *testing.B) {
 	const blockSize, n = 32, 8192
 	rows := outlierWeights(5, blockSize, n)
 	j := newNBitsJob(blockSize, n, false, 4, blockSize, false)
