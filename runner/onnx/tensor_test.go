@@ -186,6 +186,26 @@ func TestTensorErrors(t *testing.T) {
 	}
 }
 
+// PackInt4Into packs every length around the eight values it packs at a
+// time, high nibbles set, as packing pair by pair does.
+func TestPackInt4Into(t *testing.T) {
+	for n := range 41 {
+		vals := make([]byte, n)
+		for i := range vals {
+			vals[i] = byte(i*37 + 11)
+		}
+		want := make([]byte, (n+1)/2)
+		for i, v := range vals {
+			want[i/2] |= (v & 0x0f) << (4 * (i % 2))
+		}
+		got := make([]byte, (n+1)/2)
+		onnx.PackInt4Into(got, vals)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%d values (-want +got):\n%s", n, diff)
+		}
+	}
+}
+
 func TestPackInt4(t *testing.T) {
 	tests := []struct {
 		name   string

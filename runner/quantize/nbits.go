@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
+	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/panics"
 )
 
@@ -191,7 +192,7 @@ func (j *nbitsJob) column(v []float32, lo, hi float32, p Params, n, b int, codes
 	out.Scales[i] = p.Scale
 	blob := out.B[i*out.BlobSize : (i+1)*out.BlobSize]
 	if out.Bits == 4 {
-		packNibblesInto(blob, codes)
+		onnx.PackInt4Into(blob, codes)
 	} else {
 		copy(blob, codes)
 	}

@@ -1,9 +1,10 @@
 package quantize
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/kompress/kompress/runner/onnx"
 )
 
 // Quantized is a quantized tensor with its parameters laid out as
@@ -265,28 +266,6 @@ func minMax(data []float32) (lo, hi float32) {
 // uint4 tensors; an odd count leaves the last high nibble zero.
 func PackNibbles(vals []byte) []byte {
 	out := make([]byte, (len(vals)+1)/2)
-	packNibblesInto(out, vals)
+	onnx.PackInt4Into(out, vals)
 	return out
-}
-
-// packNibblesInto is PackNibbles into out, (len(vals)+1)/2 bytes.
-func packNibblesInto(out, vals []byte) {
-	n := len(vals) / 2
-	out = out[:(len(vals)+1)/2]
-	i := 0
-	// Eight values at a time in a uint64, where byte by byte takes a
-	// load, a shift and a store per value.
-	for ; 2*i+8 <= len(vals); i += 4 {
-		x := binary.LittleEndian.Uint64(vals[2*i:]) & 0x0f0f0f0f0f0f0f0f
-		x = (x | x>>4) & 0x00ff00ff00ff00ff // each pair in the low byte of its 16 bits
-		x = (x | x>>8) & 0x0000ffff0000ffff
-		x = (x | x>>16) & 0xffffffff
-		binary.LittleEndian.PutUint32(out[i:], uint32(x))
-	}
-	for ; i < n; i++ {
-		out[i] = vals[2*i]&0x0f | vals[2*i+1]<<4
-	}
-	if len(vals)%2 == 1 {
-		out[n] = vals[2*n] & 0x0f
-	}
 }
