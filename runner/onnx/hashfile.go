@@ -29,8 +29,25 @@ func createHashed(path string) (*hashedFile, error) {
 	return &hashedFile{f: f, buf: buf, h: h, w: io.MultiWriter(buf, h)}, nil
 }
 
+// parallelHashMin is the size from which a write is hashed on a
+// goroutine of its own while it is written: one after the other, hashing
+// and writing the hundreds of MB of a quantized model's weights cost the
+// sum of the two; side by side, the longer.
+const parallelHashMin = 1 << 20
+
 func (hf *hashedFile) Write(p []byte) (int, error) {
-	n, err := hf.w.Write(p)
+	if len(p) < parallelHashMin {
+		n, err := hf.w.Write(p)
+		hf.size += int64(n)
+		return n, err
+	}
+	hashed := make(chan struct{})
+	go func() {
+		hf.h.Write(p)
+		close(hashed)
+	}()
+	n, err := hf.buf.Write(p)
+	<-hashed // p is not kept past Write
 	hf.size += int64(n)
 	return n, err
 }

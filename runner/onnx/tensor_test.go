@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/x448/float16"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/onnx/onnxpb"
@@ -103,6 +104,56 @@ func TestRawRoundTrip(t *testing.T) {
 	}
 }
 
+// TensorToProtoShared writes what TensorToProto writes, and takes the
+// tensor's memory as raw_data where that is its layout (bytes, float32)
+// instead of copying it: a change to the data after shows in raw_data.
+func TestTensorToProtoShared(t *testing.T) {
+	u8 := []uint8{1, 2, 3, 250}
+	f32 := []float32{1.5, -2, 0, 3e38}
+	i32 := []int32{1, -2}
+	u4 := []uint8{1, 15, 7}
+	for _, tc := range []struct {
+		name   string
+		tensor *onnx.Tensor
+		shared bool
+	}{
+		{"uint8", onnx.NewTensor([]int64{2, 2}, u8), true},
+		{"float32", onnx.NewTensor([]int64{4}, f32), true},
+		{"int32", onnx.NewTensor([]int64{2}, i32), false},
+		{"uint4", &onnx.Tensor{DType: onnx.Uint4, Dims: []int64{3}, Data: u4}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := onnx.TensorToProto(tc.tensor, "w")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := onnx.TensorToProtoShared(tc.tensor, "w")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("(-TensorToProto +TensorToProtoShared):\n%s", diff)
+			}
+			before := string(got.RawData)
+			switch d := tc.tensor.Data.(type) {
+			case []uint8:
+				d[0]++
+			case []float32:
+				d[0]++
+			case []int32:
+				d[0]++
+			}
+			if shared := string(got.RawData) != before; shared != tc.shared {
+				t.Errorf("raw_data shares the tensor's memory: %v, want %v", shared, tc.shared)
+			}
+		})
+	}
+	bad := &onnx.Tensor{DType: onnx.Uint8, Dims: []int64{3}, Data: []uint8{1}}
+	if _, err := onnx.TensorToProtoShared(bad, "b"); err == nil || !strings.Contains(err.Error(), `tensor "b"`) {
+		t.Errorf("1 value for dims [3]: error = %v, want one naming the tensor", err)
+	}
+}
+
 func TestTensorErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -132,6 +183,26 @@ func TestTensorErrors(t *testing.T) {
 	bad := &onnx.Tensor{DType: onnx.Float, Dims: []int64{2}, Data: []float64{1, 2}}
 	if _, err := onnx.TensorToProto(bad, "b"); err == nil || !strings.Contains(err.Error(), "holds []float64, expected []float32") {
 		t.Errorf("mismatched Go type: error = %v", err)
+	}
+}
+
+// PackInt4Into packs every length around the eight values it packs at a
+// time, high nibbles set, as packing pair by pair does.
+func TestPackInt4Into(t *testing.T) {
+	for n := range 41 {
+		vals := make([]byte, n)
+		for i := range vals {
+			vals[i] = byte(i*37 + 11)
+		}
+		want := make([]byte, (n+1)/2)
+		for i, v := range vals {
+			want[i/2] |= (v & 0x0f) << (4 * (i % 2))
+		}
+		got := make([]byte, (n+1)/2)
+		onnx.PackInt4Into(got, vals)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%d values (-want +got):\n%s", n, diff)
+		}
 	}
 }
 

@@ -124,13 +124,9 @@ func typedField(dt DataType, tp *onnxpb.TensorProto, n int) (field string, have,
 // TensorToProto encodes t as a TensorProto named name, data in raw_data
 // (string_data for STRING), the layout ONNX Runtime reads fastest.
 func TensorToProto(t *Tensor, name string) (*onnxpb.TensorProto, error) {
-	if err := t.Validate(); err != nil {
-		return nil, fmt.Errorf("tensor %q: %w", name, err)
-	}
-	tp := &onnxpb.TensorProto{
-		Name:     proto.String(name),
-		DataType: proto.Int32(int32(t.DType)),
-		Dims:     append([]int64{}, t.Dims...),
+	tp, err := protoHeader(t, name)
+	if err != nil {
+		return nil, err
 	}
 	if s, ok := t.Data.([]string); ok {
 		for _, v := range s {
@@ -144,6 +140,47 @@ func TensorToProto(t *Tensor, name string) (*onnxpb.TensorProto, error) {
 	}
 	tp.RawData = raw
 	return tp, nil
+}
+
+// TensorToProtoShared is TensorToProto with t's memory as raw_data, not
+// a copy, where it already is raw_data's layout (bytes of an 8-bit type;
+// float32 on a little-endian machine): for a large tensor made to be
+// stored, whose data the caller does not change after. A quantized
+// weight written this way costs neither a second copy of its bytes in
+// memory nor the time to make it.
+func TensorToProtoShared(t *Tensor, name string) (*onnxpb.TensorProto, error) {
+	var raw []byte
+	switch d := t.Data.(type) {
+	case []uint8:
+		if ElemBits(t.DType) == 8 {
+			raw = d
+		}
+	case []float32:
+		if nativeLE {
+			raw = bytesOf(d)
+		}
+	}
+	if raw == nil {
+		return TensorToProto(t, name)
+	}
+	tp, err := protoHeader(t, name)
+	if err != nil {
+		return nil, err
+	}
+	tp.RawData = raw
+	return tp, nil
+}
+
+// protoHeader is a TensorProto of t's name, type and dims, no data yet.
+func protoHeader(t *Tensor, name string) (*onnxpb.TensorProto, error) {
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", name, err)
+	}
+	return &onnxpb.TensorProto{
+		Name:     proto.String(name),
+		DataType: proto.Int32(int32(t.DType)),
+		Dims:     append([]int64{}, t.Dims...),
+	}, nil
 }
 
 // SetProtoData replaces tp's data, type and dims with t's, clearing every

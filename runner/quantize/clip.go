@@ -1,7 +1,5 @@
 package quantize
 
-import "math"
-
 // At 4 bits a block's range is not the best one to round it to: a block
 // of 32 heavy-tailed weights has one or two values far from the others,
 // and a range that reaches them spends the 16 levels on values that are
@@ -27,7 +25,14 @@ var (
 // is [lo, hi]: ComputeParams of the range, at 4 bits with the scale
 // shrunk by the clip ratio that rounds v with the least squared error.
 func blockParams(v []float32, lo, hi float32, t QType, symmetric bool) Params {
-	p := ComputeParams(lo, hi, t, symmetric)
+	return clipped(v, lo, hi, ComputeParams(lo, hi, t, symmetric), t, symmetric)
+}
+
+// clipped is blockParams given p, ComputeParams of the range: a quantizer
+// that has the ranges of many blocks computes their parameters together,
+// where one block's divisions overlap the next's instead of each waiting
+// for its own.
+func clipped(v []float32, lo, hi float32, p Params, t QType, symmetric bool) Params {
 	if t.Bits() != 4 || (lo == 0 && hi == 0) {
 		return p
 	}
@@ -47,16 +52,6 @@ func blockParams(v []float32, lo, hi float32, t QType, symmetric bool) Params {
 	return p
 }
 
-// roundMagic is 1.5·2^23: a float32 f of magnitude below 2^22 plus it
-// has exponent 23, an ulp of 1, so its low mantissa bits are f rounded
-// half to even, as a two's complement offset from roundMagic's.
-const roundMagic = 12582912
-
-// roundInt is f rounded half to even, for |f| < 2^22, without a call.
-func roundInt(f float32) int32 {
-	return int32(math.Float32bits(f+roundMagic) - math.Float32bits(roundMagic))
-}
-
 // roundingErrors are the squared errors of rounding v to codes in [qmin,
 // qmax] with zero point zp and each scale scale·ratios[i]. They multiply
 // by the inverse scale where quantizeValue divides by it, which can round
@@ -64,11 +59,12 @@ func roundInt(f float32) int32 {
 // candidates, they do not make codes. A NaN in v makes them NaN, which
 // never compares lower (such a weight is refused anyway).
 func roundingErrors(v []float32, scale float32, zp, qmin, qmax int32, ratios [3]float32) [3]float32 {
-	var s, inv, e [3]float32
-	for i, r := range ratios {
-		s[i] = scale * r
-		inv[i] = 1 / s[i]
-	}
+	// One variable per candidate, not arrays: the compiler keeps arrays
+	// indexed in a loop in memory, which chains each sum through a store
+	// and a load.
+	s0, s1, s2 := scale*ratios[0], scale*ratios[1], scale*ratios[2]
+	inv0, inv1, inv2 := 1/s0, 1/s1, 1/s2
+	var e0, e1, e2 float32
 	// Codes less the zero point, clamped in integers: min and max of
 	// integers are branch-free, where saturating floats would branch on
 	// the block's few outliers.
@@ -76,13 +72,13 @@ func roundingErrors(v []float32, scale float32, zp, qmin, qmax int32, ratios [3]
 	for _, x := range v {
 		// The three candidates are independent chains: the loop is
 		// bound by throughput, not by the latency of one sum.
-		q0 := min(max(roundInt(x*inv[0]), lo), hi)
-		q1 := min(max(roundInt(x*inv[1]), lo), hi)
-		q2 := min(max(roundInt(x*inv[2]), lo), hi)
-		d0, d1, d2 := x-float32(q0)*s[0], x-float32(q1)*s[1], x-float32(q2)*s[2]
-		e[0] += d0 * d0
-		e[1] += d1 * d1
-		e[2] += d2 * d2
+		q0 := min(max(roundInt(x*inv0), lo), hi)
+		q1 := min(max(roundInt(x*inv1), lo), hi)
+		q2 := min(max(roundInt(x*inv2), lo), hi)
+		d0, d1, d2 := x-float32(q0)*s0, x-float32(q1)*s1, x-float32(q2)*s2
+		e0 += d0 * d0
+		e1 += d1 * d1
+		e2 += d2 * d2
 	}
-	return e
+	return [3]float32{e0, e1, e2}
 }

@@ -143,13 +143,3 @@ func TestMatMulNBitsZeroPointsInORT(t *testing.T) {
 		})
 	}
 }
-
-// roundInt rounds half to even as math.RoundToEven does, midpoints and
-// negative values included, up to 2^22.
-func TestRoundInt(t *testing.T) {
-	for _, f := range []float32{0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 7.49, 7.5, 8.5, -8.5, 0.49999997, 1 << 21, -(1 << 21) - 0.5, 1<<22 - 0.5} {
-		if got, want := roundInt(f), int32(math.RoundToEven(float64(f))); got != want {
-			t.Errorf("roundInt(%v) = %d, want %d", f, got, want)
-		}
-	}
-}

@@ -37,8 +37,19 @@ func newEditor(ix *index, own map[string]bool) *editor {
 // addInit adds an initializer named after base (made unique) to g and
 // returns its name.
 func (e *editor) addInit(g *onnxpb.GraphProto, base string, t *onnx.Tensor) (string, error) {
+	return e.addProto(g, base, t, onnx.TensorToProto)
+}
+
+// addShared is addInit for a large tensor made for it (a quantized
+// weight), whose memory becomes the initializer's raw_data instead of
+// being copied (onnx.TensorToProtoShared): t's data must not change after.
+func (e *editor) addShared(g *onnxpb.GraphProto, base string, t *onnx.Tensor) (string, error) {
+	return e.addProto(g, base, t, onnx.TensorToProtoShared)
+}
+
+func (e *editor) addProto(g *onnxpb.GraphProto, base string, t *onnx.Tensor, encode func(*onnx.Tensor, string) (*onnxpb.TensorProto, error)) (string, error) {
 	name := e.ix.fresh(base)
-	tp, err := newInitializer(name, t)
+	tp, err := encode(t, name)
 	if err != nil {
 		return "", err
 	}

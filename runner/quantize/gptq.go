@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	hess "github.com/kompress/kompress/runner/hessian"
+	"github.com/kompress/kompress/runner/onnx"
 )
 
 // gptqLazy is the number of input features GPTQ rounds before it updates
@@ -183,7 +184,7 @@ func (g *gptqBlocks) nbits(bits int, symmetric bool) *NBits {
 			}
 			blob := out.B[(n*g.nb+b)*out.BlobSize : (n*g.nb+b+1)*out.BlobSize]
 			if bits == 4 {
-				packNibblesInto(blob, codes)
+				onnx.PackInt4Into(blob, codes)
 			} else {
 				copy(blob, codes)
 			}

@@ -111,11 +111,6 @@ func (ix *index) floatConst(name string) *constant {
 	return c
 }
 
-// newInitializer makes an initializer proto from a tensor.
-func newInitializer(name string, t *onnx.Tensor) (*onnxpb.TensorProto, error) {
-	return onnx.TensorToProto(t, name)
-}
-
 // newNode makes a node; domain "" is ai.onnx.
 func newNode(opType, domain, name string, inputs, outputs []string, attrs ...*onnxpb.AttributeProto) *onnxpb.NodeProto {
 	n := onnx.NewNode(opType, name, inputs, outputs, attrs...)

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
+	"github.com/kompress/kompress/runner/onnx"
 	"github.com/kompress/kompress/runner/panics"
 )
 
@@ -70,6 +71,10 @@ type nbitsJob struct {
 	t                     QType
 	shift, qmin, qmax     int32
 	symmetric, transposed bool
+	// zeroPoints are the blocks' zero points one a byte, [N, KBlocks],
+	// packed into out.ZeroPoints by result: at 4 bits two blocks share a
+	// byte, which two workers quantizing them would both write.
+	zeroPoints []byte
 	// nonFinite: NaN and Inf are found where blocks' ranges are taken
 	// (min and max carry them), not by a pass of their own.
 	nonFinite atomic.Bool
@@ -86,29 +91,55 @@ func newNBitsJob(K, N int, transposed bool, bits, blockSize int, symmetric bool)
 		Scales: make([]float32, N*kb),
 	}
 	out.B = make([]byte, N*kb*out.BlobSize)
+	j := &nbitsJob{out: out, t: t, shift: shift, symmetric: symmetric, transposed: transposed}
+	j.qmin, j.qmax = t.Range()
 	if !symmetric {
 		out.ZeroPoints = make([]byte, N*out.ZeroPointsPerRow())
+		j.zeroPoints = make([]byte, N*kb)
 	}
-	qmin, qmax := t.Range()
-	return &nbitsJob{out: out, t: t, shift: shift, qmin: qmin, qmax: qmax, symmetric: symmetric, transposed: transposed}
+	return j
 }
 
+// result is the quantized weight once every block is.
 func (j *nbitsJob) result() (*NBits, error) {
 	if j.nonFinite.Load() {
 		return nil, errNotFinite
 	}
-	return j.out, nil
+	out, kb := j.out, j.out.KBlocks
+	for n := range out.N {
+		if j.zeroPoints == nil {
+			break
+		}
+		row := out.ZeroPoints[n*out.ZeroPointsPerRow():]
+		for b, zp := range j.zeroPoints[n*kb : (n+1)*kb] {
+			putPacked(row, b, zp, out.Bits)
+		}
+	}
+	return out, nil
 }
 
-// nbitsScratch is a worker's memory for its columns of one block.
+// nbitsScratch is a worker's memory for a tile of its columns of one
+// block.
 type nbitsScratch struct {
-	vals   []float32 // the block's values, column by column
+	vals   []float32 // the tile's values, column by column
 	lo, hi []float32 // and their ranges
+	params []Params  // ComputeParams of the ranges
 	codes  []byte
+	lanes  clipLanes // the AVX2 kernels' (lanes)
 }
+
+// gatherTile is how many columns of a block are gathered and quantized
+// at a time: the tile's 32 rows read and its columns written fit in the
+// L1 cache (2 x 8 KB at blocks of 32), where gathering all of a worker's
+// columns at once wrote them to L2 and read them back from there.
+const gatherTile = 64
 
 func newNBitsScratch(cols, blockSize int) *nbitsScratch {
-	return &nbitsScratch{vals: make([]float32, cols*blockSize), lo: make([]float32, cols), hi: make([]float32, cols), codes: make([]byte, blockSize)}
+	cols = min(cols, gatherTile)
+	return &nbitsScratch{
+		vals: make([]float32, cols*blockSize), lo: make([]float32, cols), hi: make([]float32, cols),
+		params: make([]Params, cols), codes: make([]byte, blockSize),
+	}
 }
 
 // block quantizes block b of columns [from, to). rows is the block's rows
@@ -118,42 +149,42 @@ func (j *nbitsJob) block(rows []float32, b, from, to int, sc *nbitsScratch) {
 	out, blockSize := j.out, j.out.BlockSize
 	K, N := out.K, out.N
 	first, last := b*blockSize, min((b+1)*blockSize, K)
-	if !j.transposed {
-		// A column's values are N apart: gather the block's, row by
+	if j.transposed {
+		for n := from; n < to; n++ {
+			v := rows[n*K+first : n*K+last]
+			lo, hi := minMax(v)
+			j.column(v, lo, hi, ComputeParams(lo, hi, j.t, j.symmetric), n, b, sc.codes)
+		}
+		return
+	}
+	from = j.lanes(rows, b, from, to, last-first, &sc.lanes)
+	for t := from; t < to; t += gatherTile {
+		end := min(t+gatherTile, to)
+		// A column's values are N apart: gather the tile's, row by
 		// row in memory order, so that each column's are contiguous,
 		// taking the columns' ranges on the way.
-		gatherRanges(sc.vals, sc.lo, sc.hi, rows, N, from, to, last-first, blockSize)
-	}
-	for n := from; n < to; n++ {
-		c := n - from
-		v := sc.vals[c*blockSize:][:last-first]
-		lo, hi := sc.lo[c], sc.hi[c]
-		if j.transposed {
-			v = rows[n*K+first : n*K+last]
-			lo, hi = minMax(v)
+		gatherRanges(sc.vals, sc.lo, sc.hi, rows, N, t, end, last-first, blockSize)
+		for c := range end - t {
+			sc.params[c] = ComputeParams(sc.lo[c], sc.hi[c], j.t, j.symmetric)
 		}
-		j.column(v, lo, hi, n, b, sc.codes)
+		for n := t; n < end; n++ {
+			c := n - t
+			j.column(sc.vals[c*blockSize:][:last-first], sc.lo[c], sc.hi[c], sc.params[c], n, b, sc.codes)
+		}
 	}
 }
 
-// column quantizes v, block b of column n whose range is [lo, hi], into
-// its blob, scale and zero point. NaN and Inf carry into the block's
-// range, which is where they are found.
-func (j *nbitsJob) column(v []float32, lo, hi float32, n, b int, codes []byte) {
+// column quantizes v, block b of column n whose range is [lo, hi] and
+// whose range's parameters are p, into its blob, scale and zero point.
+// NaN and Inf carry into the block's range, which is where they are found.
+func (j *nbitsJob) column(v []float32, lo, hi float32, p Params, n, b int, codes []byte) {
 	out := j.out
 	if !isFinite32(lo) || !isFinite32(hi) {
 		j.nonFinite.Store(true)
 	}
-	p := blockParams(v, lo, hi, j.t, j.symmetric)
+	p = clipped(v, lo, hi, p, j.t, j.symmetric)
 	zp := byte(p.ZeroPoint + j.shift)
-	// quantizeValue's codes for finite values (a block with a NaN or an
-	// Inf is refused): the same float32 quotient, rounded half to even
-	// by roundInt (|x/scale| stays far below 2^22), saturated in
-	// integers, without its conversions to float64 and its branches.
-	for k, x := range v {
-		q := min(max(roundInt(x/p.Scale)+p.ZeroPoint, j.qmin), j.qmax)
-		codes[k] = byte(q + j.shift)
-	}
+	roundCodes(codes, v, p, j.qmin, j.qmax, j.shift)
 	for k := len(v); k < len(codes); k++ {
 		codes[k] = zp // padding past K dequantizes to 0
 	}
@@ -161,12 +192,12 @@ func (j *nbitsJob) column(v []float32, lo, hi float32, n, b int, codes []byte) {
 	out.Scales[i] = p.Scale
 	blob := out.B[i*out.BlobSize : (i+1)*out.BlobSize]
 	if out.Bits == 4 {
-		packNibblesInto(blob, codes)
+		onnx.PackInt4Into(blob, codes)
 	} else {
 		copy(blob, codes)
 	}
 	if !j.symmetric {
-		putPacked(out.ZeroPoints[n*out.ZeroPointsPerRow():], b, zp, out.Bits)
+		j.zeroPoints[i] = zp
 	}
 }
 

@@ -35,7 +35,7 @@ func ComputeParams(rmin, rmax float32, t QType, symmetric bool) Params {
 	zp := math.RoundToEven(float64(qmin) - float64(rmin)/scale)
 	// rmin <= 0 <= rmax keeps zp in [qmin, qmax] up to rounding; clamp the
 	// rounding away.
-	zp = math.Min(math.Max(zp, float64(qmin)), float64(qmax))
+	zp = min(max(zp, float64(qmin)), float64(qmax))
 	return Params{Scale: float32(scale), ZeroPoint: int32(zp)}
 }
 

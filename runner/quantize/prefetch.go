@@ -29,7 +29,7 @@ type prefetcher struct {
 	g       panics.Group
 }
 
-// skip says which slots read their weight themselves (rowStreamed).
+// skip says which slots read their weight themselves (streamed).
 func prefetch(slots []weightSlot, skip func(weightSlot) bool) *prefetcher {
 	p := &prefetcher{results: make([]chan fetched, len(slots)), room: make(chan struct{}, prefetchDepth), quit: make(chan struct{}), failed: make(chan struct{})}
 	for i := range p.results {

@@ -18,15 +18,13 @@ func raised(f func()) (p any) {
 	return nil
 }
 
-// A panic on the goroutine that reads rows ahead reaches the quantizing
-// goroutine as a *panics.Panic (which the runner reports as
+// A panic on a goroutine that reads rows (a worker of MatMulNBitsRows) or
+// weights ahead reaches the quantizing goroutine as a *panics.Panic (which the runner reports as
 // InternalError), instead of crashing the process or leaving it waiting.
 func TestReadAheadPanicsReachTheCaller(t *testing.T) {
 	for name, f := range map[string]func(){
 		"rows": func() {
-			b := readBlocks(panickingReader{}, 32, 4, 16)
-			defer b.stop()
-			b.next()
+			_, _ = MatMulNBitsRows(panickingReader{}, 32, 4, 4, 16, false)
 		},
 		"weights": func() {
 			p := prefetch([]weightSlot{{}}, func(weightSlot) bool { panic("bad weight") })

@@ -3,6 +3,8 @@ package quantize
 import (
 	"fmt"
 	"math"
+
+	"github.com/kompress/kompress/runner/onnx"
 )
 
 // Quantized is a quantized tensor with its parameters laid out as
@@ -165,6 +167,14 @@ func Blocked(data []float32, shape []int64, axis, blockSize int, t QType, symmet
 
 // blockedRange quantizes outer slices [from, to) of data into q.
 func blockedRange(data []float32, q *Quantized, from, to, dim, inner, nb, blockSize int, t QType, symmetric bool, qmin, qmax int32) {
+	if inner == 1 {
+		// Blocks along contiguous rows (an embedding table's): nothing
+		// to gather.
+		for o := from; o < to; o++ {
+			quantizeRow(q, data[o*dim:(o+1)*dim], o, symmetric)
+		}
+		return
+	}
 	vals := make([]float32, inner*blockSize)
 	for o := from; o < to; o++ {
 		for b := range nb {
@@ -256,18 +266,6 @@ func minMax(data []float32) (lo, hi float32) {
 // uint4 tensors; an odd count leaves the last high nibble zero.
 func PackNibbles(vals []byte) []byte {
 	out := make([]byte, (len(vals)+1)/2)
-	packNibblesInto(out, vals)
+	onnx.PackInt4Into(out, vals)
 	return out
-}
-
-// packNibblesInto is PackNibbles into out, (len(vals)+1)/2 bytes.
-func packNibblesInto(out, vals []byte) {
-	n := len(vals) / 2
-	out = out[:(len(vals)+1)/2]
-	for i := range n {
-		out[i] = vals[2*i]&0x0f | vals[2*i+1]<<4
-	}
-	if len(vals)%2 == 1 {
-		out[n] = vals[2*n] & 0x0f
-	}
 }

@@ -63,18 +63,15 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Cal
 	done := 0
 	left := pendingReaders(slots)
 	// The next weights are read while this one is quantized.
-	pf := prefetch(slots, func(s weightSlot) bool { return rowStreamed(o, s, gq != nil) })
+	pf := prefetch(slots, func(s weightSlot) bool { return streamed(o, s, gq != nil, slotBits(o, s, kept)) })
 	defer pf.stop()
 	for i, s := range slots {
-		bits := o.bits
+		bits := slotBits(o, s, kept)
 		f := pf.take(i)
-		if kept[s.weight.name] {
-			if o.sensitive == SensitiveFloat {
-				r.addFloat(s.weight.name, &s.use, ReasonSensitiveWeight, fmt.Sprintf("%s weight %v", s.node.GetOpType(), s.weight.dims()))
-				left.done(s, false)
-				continue
-			}
-			bits = 8
+		if kept[s.weight.name] && o.sensitive == SensitiveFloat {
+			r.addFloat(s.weight.name, &s.use, ReasonSensitiveWeight, fmt.Sprintf("%s weight %v", s.node.GetOpType(), s.weight.dims()))
+			left.done(s, false)
+			continue
 		}
 		var ok bool
 		var err error
@@ -108,6 +105,15 @@ func quantizeWeightOnly(ctx context.Context, m *onnx.Model, o *options, data Cal
 	return nil
 }
 
+// slotBits is the bits a slot's weight is quantized to: 8 for the 4-bit
+// weights the guard kept (guardLowBit).
+func slotBits(o *options, s weightSlot, kept map[string]bool) int {
+	if kept[s.weight.name] {
+		return 8
+	}
+	return o.bits
+}
+
 // minBlockRow is the shortest input dimension 4-bit blocks are made for
 // (the smallest block MatMulNBits takes): depthwise and tiny kernels (3x3
 // over one channel is 9 weights) quantized to 16 levels per output channel
@@ -134,13 +140,18 @@ func blockedDQ(e *editor, ix *index, o *options, bits int, s weightSlot, gq *gpt
 		r.addFloat(s.weight.name, &s.use, ReasonUnsupportedOp, "format qdq has no blocked form of "+s.node.GetOpType())
 		return false, nil
 	}
-	data, err := floatData(s.weight)
-	if err == errNotFinite {
-		r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
-		return false, nil
-	}
-	if err != nil {
-		return false, err
+	fromFile := streamed(o, s, gq != nil, bits)
+	var data []float32
+	var err error
+	if !fromFile {
+		data, err = floatData(s.weight)
+		if err == errNotFinite {
+			r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
 	}
 	dims := s.weight.dims()
 	shape, axis := matrixView(s.layer, dims)
@@ -172,15 +183,19 @@ func blockedDQ(e *editor, ix *index, o *options, bits int, s weightSlot, gq *gpt
 		})
 		return true, nil
 	}
-	g, in, err := gq.round(ix, s, data, o.blockSize, o.blockType(bits), o.symmetric)
-	if err != nil {
-		return false, err
-	}
 	var q *Quantized
-	if g != nil {
-		q = g.quantized(dims, in)
-	} else if q, err = Blocked(data, shape, axis, o.blockSize, o.blockType(bits), o.symmetric); err != nil {
-		return false, fmt.Errorf("weight %q: %w", s.weight.name, err)
+	var g *gptqBlocks
+	if fromFile {
+		q, err = blockedFromFile(s, shape, o.blockSize, o.blockType(bits), o.symmetric)
+		if err == errNotFinite {
+			r.addFloat(s.weight.name, &s.use, ReasonNotFinite, "")
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	} else if q, g, err = blockedInMemory(ix, o, bits, s, gq, data, shape, axis); err != nil {
+		return false, err
 	}
 	if embedding(s) {
 		return true, gatherBlocks(e, o, s, q, r)
@@ -206,7 +221,7 @@ func blockedDQ(e *editor, ix *index, o *options, bits int, s weightSlot, gq *gpt
 	}
 	r.Quantized = append(r.Quantized, QuantizedTensor{
 		Name: s.weight.name, Node: onnx.Label(s.node), OpType: s.node.GetOpType(),
-		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(data), Algorithm: algorithmOf(g),
+		Type: q.Type.String(), Granularity: q.granularity(), Elements: len(q.Data), Algorithm: algorithmOf(g),
 	})
 	return true, nil
 }
@@ -259,7 +274,7 @@ func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, gq *g
 	}
 	var w *NBits
 	var gb *gptqBlocks
-	if rowStreamed(o, s, gq != nil) {
+	if streamed(o, s, gq != nil, bits) {
 		w, err = nbitsFromFile(s, k, nn, bits, o)
 	} else {
 		w, gb, err = nbitsInMemory(ix, o, bits, s, gq, k, nn, in == 1)
@@ -275,17 +290,17 @@ func matMulNBits(e *editor, ix *index, o *options, bits int, s weightSlot, gq *g
 		w.Scales[i] *= alpha
 	}
 	g, base := s.graph, s.weight.name
-	bName, err := e.addInit(g, base+"_quantized", onnx.NewTensor([]int64{int64(nn), int64(w.KBlocks), int64(w.BlobSize)}, w.B))
+	bName, err := e.addShared(g, base+"_quantized", onnx.NewTensor([]int64{int64(nn), int64(w.KBlocks), int64(w.BlobSize)}, w.B))
 	if err != nil {
 		return false, err
 	}
-	sName, err := e.addInit(g, base+"_scale", onnx.NewTensor([]int64{int64(nn), int64(w.KBlocks)}, w.Scales))
+	sName, err := e.addShared(g, base+"_scale", onnx.NewTensor([]int64{int64(nn), int64(w.KBlocks)}, w.Scales))
 	if err != nil {
 		return false, err
 	}
 	inputs := []string{input(n, s.layer.Data), bName, sName}
 	if w.ZeroPoints != nil {
-		zName, err := e.addInit(g, base+"_zero_point", onnx.NewTensor([]int64{int64(nn), int64(w.ZeroPointsPerRow())}, w.ZeroPoints))
+		zName, err := e.addShared(g, base+"_zero_point", onnx.NewTensor([]int64{int64(nn), int64(w.ZeroPointsPerRow())}, w.ZeroPoints))
 		if err != nil {
 			return false, err
 		}
@@ -341,17 +356,53 @@ func nbitsBias(e *editor, ix *index, g *onnxpb.GraphProto, n *onnxpb.NodeProto, 
 	return out, err == nil, err
 }
 
-// rowStreamed says a slot's weight is quantized as it is read, a block of
-// rows at a time (MatMulNBitsRows): a float32 [K, N] weight still in its
-// external data file, rounded to nearest (GPTQ's Hessians need the whole
-// weight).
-func rowStreamed(o *options, s weightSlot, hessians bool) bool {
+// streamed says a slot's weight is quantized as it is read, a block of
+// rows at a time: a float32 2-D weight still in its external data file,
+// rounded to nearest (GPTQ's Hessians need the whole weight), either a
+// MatMulNBits [K, N] (MatMulNBitsRows) or an embedding table in 4-bit
+// blocks along its rows (BlockedRows).
+func streamed(o *options, s weightSlot, hessians bool, bits int) bool {
 	dims := s.weight.dims()
-	if o.format != MatMulNBits || embedding(s) || hessians || len(dims) != 2 || !s.weight.w.Streamed() || s.weight.dtype() != onnx.Float {
+	if hessians || len(dims) != 2 || !s.weight.w.Streamed() || s.weight.dtype() != onnx.Float {
 		return false
 	}
+	if embedding(s) {
+		return bits == 4
+	}
 	_, in, _ := s.layer.WeightAxes(2)
-	return in == 0
+	return o.format == MatMulNBits && in == 0
+}
+
+// blockedFromFile quantizes a streamed weight blocked along its rows
+// from its file.
+func blockedFromFile(s weightSlot, shape []int64, blockSize int, t QType, symmetric bool) (*Quantized, error) {
+	rc, err := s.weight.w.OpenRaw()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	q, err := BlockedRows(rc, int(shape[0]), int(shape[1]), blockSize, t, symmetric)
+	if err != nil && err != errNotFinite {
+		return nil, fmt.Errorf("weight %q: %w", s.weight.name, err)
+	}
+	return q, err
+}
+
+// blockedInMemory quantizes a weight read whole in blocks, rounded to
+// nearest or by GPTQ (g, when it has the Hessian of the weight's input).
+func blockedInMemory(ix *index, o *options, bits int, s weightSlot, gq *gptqHessians, data []float32, shape []int64, axis int) (*Quantized, *gptqBlocks, error) {
+	g, in, err := gq.round(ix, s, data, o.blockSize, o.blockType(bits), o.symmetric)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g != nil {
+		return g.quantized(s.weight.dims(), in), g, nil
+	}
+	q, err := Blocked(data, shape, axis, o.blockSize, o.blockType(bits), o.symmetric)
+	if err != nil {
+		return nil, nil, fmt.Errorf("weight %q: %w", s.weight.name, err)
+	}
+	return q, nil, nil
 }
 
 // nbitsFromFile quantizes a row-streamed weight from its file.

@@ -144,11 +144,10 @@ func codesTensor(t QType, dims []int64, codes []byte) *onnx.Tensor {
 		}
 		return &onnx.Tensor{DType: dt, Dims: dims, Data: d}
 	case UInt4:
-		d := make([]uint8, len(codes))
-		for i, c := range codes {
-			d[i] = c & 0x0f
-		}
-		return &onnx.Tensor{DType: onnx.Uint4, Dims: dims, Data: d}
+		// The codes themselves, not a copy: the quantizers' unsigned
+		// 4-bit codes are in [0, 15], and the tensor goes into an
+		// initializer, whose packing takes values modulo 16 anyway.
+		return &onnx.Tensor{DType: onnx.Uint4, Dims: dims, Data: codes}
 	}
 	return &onnx.Tensor{DType: onnx.Uint8, Dims: dims, Data: append([]uint8{}, codes...)}
 }
