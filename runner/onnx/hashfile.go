@@ -7,6 +7,8 @@ import (
 	"hash"
 	"io"
 	"os"
+
+	"github.com/kompress/kompress/runner/panics"
 )
 
 // hashedFile writes a file through a buffer while hashing what it
@@ -41,13 +43,10 @@ func (hf *hashedFile) Write(p []byte) (int, error) {
 		hf.size += int64(n)
 		return n, err
 	}
-	hashed := make(chan struct{})
-	go func() {
-		hf.h.Write(p)
-		close(hashed)
-	}()
+	var hashing panics.Group
+	hashing.Go(func() { hf.h.Write(p) })
 	n, err := hf.buf.Write(p)
-	<-hashed // p is not kept past Write
+	hashing.Wait() // p is not kept past Write
 	hf.size += int64(n)
 	return n, err
 }
