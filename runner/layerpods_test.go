@@ -189,12 +189,20 @@ func gptqLayerTask(t *testing.T, layers, shards int32, out string) pipeline.Task
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Pinned, as the mnist fixture is: the task is keyed before it runs,
-	// and refuseCorrupt finds the partials under that key.
-	model, tokens := writeFile(t, dir, "model.onnx", raw), writeFile(t, dir, "tokens.npz", data)
 	stage := int4Stage()
 	stage.Name, stage.Quantize.Algorithm, stage.Quantize.Calibration.Samples = "gptq", v1alpha1.AlgorithmGPTQ, 16
 	stage.Quantize.Symmetric = nil // the default: blocks with zero points
+	return pinnedLayerTask(t, dir, raw, data, stage, &v1alpha1.ParallelismSpec{Shards: shards, Layers: layers, LayerInputs: v1alpha1.LayerInputsOriginal}, out)
+}
+
+// pinnedLayerTask is the first task of a job that runs stage on the model raw
+// with the tokens npz under dir, split as par says (an Indexed task for
+// layers above 1), publishing to out (dir/out when empty). The model and
+// data are pinned, as the mnist fixture is: the task is keyed before it
+// runs, and the tests find the partials under that key.
+func pinnedLayerTask(t *testing.T, dir string, raw, npz []byte, stage v1alpha1.Stage, par *v1alpha1.ParallelismSpec, out string) pipeline.Task {
+	t.Helper()
+	model, tokens := writeFile(t, dir, "model.onnx", raw), writeFile(t, dir, "tokens.npz", npz)
 	if out == "" {
 		out = storage.FileURI(filepath.Join(dir, "out"))
 	}
@@ -203,11 +211,11 @@ func gptqLayerTask(t *testing.T, layers, shards int32, out string) pipeline.Task
 		Output:      v1alpha1.OutputSpec{URI: out},
 		Dataset:     &v1alpha1.DatasetSpec{URI: storage.FileURI(filepath.Join(dir, "tokens.npz")), SHA256: tokens, Format: v1alpha1.DatasetFormatNPZ},
 		Evaluation:  v1alpha1.EvaluationSpec{Samples: 8, LatencyBatchSize: 1, LatencyRuns: 2},
-		Parallelism: &v1alpha1.ParallelismSpec{Shards: shards, Layers: layers, LayerInputs: v1alpha1.LayerInputsOriginal},
+		Parallelism: par,
 		Stages:      []v1alpha1.Stage{stage},
 	}
 	task := firstTask(t, spec)
-	task.Indexed = layers > 1
+	task.Indexed = par.Layers > 1
 	return task
 }
 

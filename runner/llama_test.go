@@ -220,21 +220,7 @@ func llamaLayerTask(t *testing.T, stage v1alpha1.Stage, layers int32, out string
 	if err := dataset.WriteNPZ(&npz, modelgen.LlamaTokens(modelgen.SmallLlama, 16, 32, 2)...); err != nil {
 		t.Fatal(err)
 	}
-	model, tokens := writeFile(t, dir, "model.onnx", raw), writeFile(t, dir, "tokens.npz", npz.Bytes())
-	if out == "" {
-		out = storage.FileURI(filepath.Join(dir, "out"))
-	}
-	spec := &v1alpha1.CompressionJobSpec{
-		Source:      v1alpha1.ModelSource{URI: storage.FileURI(filepath.Join(dir, "model.onnx")), SHA256: model},
-		Output:      v1alpha1.OutputSpec{URI: out},
-		Dataset:     &v1alpha1.DatasetSpec{URI: storage.FileURI(filepath.Join(dir, "tokens.npz")), SHA256: tokens, Format: v1alpha1.DatasetFormatNPZ},
-		Evaluation:  v1alpha1.EvaluationSpec{Samples: 8, LatencyBatchSize: 1, LatencyRuns: 2},
-		Parallelism: &v1alpha1.ParallelismSpec{Layers: layers, LayerInputs: v1alpha1.LayerInputsOriginal},
-		Stages:      []v1alpha1.Stage{stage},
-	}
-	task := firstTask(t, spec)
-	task.Indexed = layers > 1
-	return task
+	return pinnedLayerTask(t, dir, raw, npz.Bytes(), stage, &v1alpha1.ParallelismSpec{Layers: layers, LayerInputs: v1alpha1.LayerInputsOriginal}, out)
 }
 
 // The blocks of a with-past decoder (its present keys and values
