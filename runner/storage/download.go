@@ -12,13 +12,9 @@ import (
 // to hold in memory. digest, if not empty, pins the content; on any
 // error the file is removed.
 func (c *Client) Download(ctx context.Context, uri, digest, path string) (Object, error) {
-	loc, err := parseURI(uri)
+	loc, want, err := readTarget(uri, digest)
 	if err != nil {
 		return Object{}, err
-	}
-	want, err := NormalizeDigest(digest)
-	if err != nil {
-		return Object{}, invalid("read", uri, err)
 	}
 	var obj Object
 	err = c.do(ctx, "read", uri, func(int) error {

@@ -31,13 +31,9 @@ type Reader struct {
 // (sha256:<hex>, or 64 hex digits). Opening is retried on transient
 // failures; the stream itself is not (ReadAll retries the whole read).
 func (c *Client) Read(ctx context.Context, uri, digest string) (*Reader, error) {
-	loc, err := parseURI(uri)
+	loc, want, err := readTarget(uri, digest)
 	if err != nil {
 		return nil, err
-	}
-	want, err := NormalizeDigest(digest)
-	if err != nil {
-		return nil, invalid("read", uri, err)
 	}
 	var rd *Reader
 	err = c.do(ctx, "read", uri, func(int) error {
@@ -46,6 +42,19 @@ func (c *Client) Read(ctx context.Context, uri, digest string) (*Reader, error) 
 		return err
 	})
 	return rd, err
+}
+
+// readTarget parses the URI and the pinned digest of a read.
+func readTarget(uri, digest string) (location, string, error) {
+	loc, err := parseURI(uri)
+	if err != nil {
+		return location{}, "", err
+	}
+	want, err := NormalizeDigest(digest)
+	if err != nil {
+		return location{}, "", invalid("read", uri, err)
+	}
+	return loc, want, nil
 }
 
 func openReader(ctx context.Context, loc location, want string) (*Reader, error) {
@@ -115,13 +124,9 @@ func (c *Client) ReadAllAtMost(ctx context.Context, uri, digest string, max int6
 }
 
 func (c *Client) readAll(ctx context.Context, uri, digest string, max int64) ([]byte, Object, error) {
-	loc, err := parseURI(uri)
+	loc, want, err := readTarget(uri, digest)
 	if err != nil {
 		return nil, Object{}, err
-	}
-	want, err := NormalizeDigest(digest)
-	if err != nil {
-		return nil, Object{}, invalid("read", uri, err)
 	}
 	tooLarge := func(size int64) error {
 		return invalid("read", uri, &TooLargeError{Size: size, Max: max})
